@@ -1,0 +1,30 @@
+# Every target creates .venv and installs the project first; nothing else needs to be set up.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+INSTANCE ?= instance
+BIND   ?= 127.0.0.1:5000
+WORKERS ?= 2
+
+.PHONY: run test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/uauth --instance $(INSTANCE) init
+	$(BIN)/uauth --instance $(INSTANCE) serve --bind $(BIND) --workers $(WORKERS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite without the slow browser/load tests (CI always runs everything).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,56 @@
+"""uauth instance configuration: uncomment and change what you need.
+
+Loaded after the built-in defaults and before UAUTH_* environment variables.
+Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
+"""
+
+# Issuer identifier: the public base URL of the provider (https except on loopback).
+# UAUTH_ISSUER = 'http://127.0.0.1:5000'
+
+# Storage URL: memory://, sqlite:///path (sqlite:////abs/path) or redis://host:port/db; {instance} is the instance folder.
+# UAUTH_STORAGE = 'sqlite:///{instance}/uauth.db'
+
+# Prefix of every Redis key uauth writes.
+# UAUTH_REDIS_PREFIX = 'uauth:'
+
+# Path under which the provider's endpoints are mounted, e.g. /auth (empty: the root).
+# UAUTH_URL_PREFIX = ''
+
+# Seconds an authorization code stays redeemable.
+# UAUTH_CODE_TTL = 60
+
+# Seconds an access token is valid (expires_in).
+# UAUTH_ACCESS_TOKEN_TTL = 7200
+
+# Seconds an ID token is valid.
+# UAUTH_ID_TOKEN_TTL = 3600
+
+# Absolute lifetime in seconds of a refresh-token family; rotation never extends it.
+# UAUTH_REFRESH_TOKEN_TTL = 2592000
+
+# Seconds a refresh token may go unused before it expires.
+# UAUTH_REFRESH_TOKEN_IDLE_TTL = 1209600
+
+# Seconds in which re-presenting a just-rotated refresh token is tolerated (0: never).
+# UAUTH_REFRESH_REUSE_GRACE = 0
+
+# Require PKCE from every client, confidential ones included.
+# UAUTH_REQUIRE_PKCE = False
+
+# Global switch for PKCE 'plain'; when true, only clients allowed it may use it.
+# UAUTH_ALLOW_PLAIN_PKCE = True
+
+# Default signing algorithm of ID tokens and access tokens.
+# UAUTH_SIGNING_ALG = 'RS256'
+
+# Absolute lifetime in seconds of a login session at the provider.
+# UAUTH_SESSION_TTL = 1209600
+
+# Seconds a remembered consent lasts.
+# UAUTH_CONSENT_TTL = 31536000
+
+# Scopes this provider knows; clients are limited to a subset.
+# UAUTH_SCOPES = ['openid', 'profile', 'email', 'address', 'phone', 'offline_access']
+
+# Cache-Control max-age in seconds for discovery and JWKS documents.
+# UAUTH_DISCOVERY_MAX_AGE = 300

@@ -1,0 +1,78 @@
+"""Shared fixtures: a fake clock, a real redis-server, and a store per backend."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.redis_server import RedisServer
+from tests.redis_server import redis_required
+from uauth.storage import Store
+from uauth.storage.memory import MemoryStore
+from uauth.storage.redis import RedisStore
+from uauth.storage.sqlite import SQLiteStore
+
+BACKENDS = ["memory", "sqlite", "redis"]
+
+
+class FakeClock:
+    """Time that only moves when a test says so; starts at the real time so Redis TTLs agree."""
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session; skipped loudly (or failed in CI) without Redis."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        message = f"REDIS TESTS NOT RUN: cannot start redis-server ({exc})"
+        if redis_required():
+            pytest.fail(message + " and UAUTH_REQUIRE_REDIS=1", pytrace=False)
+        pytest.skip(message)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    if redis_server.process is None:  # a test stopped it and failed before restarting
+        redis_server.start()
+    return redis_server.url
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}:"
+
+
+def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Store:
+    if kind == "sqlite":
+        return SQLiteStore(tmp_path / "t.sqlite3", clock=clock)
+    if kind == "redis":
+        return RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix(), clock=clock)
+    return MemoryStore(clock=clock)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    backend = make_store(request.param, request, tmp_path, clock)
+    yield backend
+    backend.close()

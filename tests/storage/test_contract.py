@@ -1,0 +1,293 @@
+"""The storage contract: every backend passes every test here, or it is not a backend."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FakeClock
+from tests.conftest import unique_prefix
+from tests.redis_server import RedisServer
+from uauth.storage import StorageUnavailable
+from uauth.storage import Store
+from uauth.storage import hash_key
+from uauth.storage import open_store
+from uauth.storage.memory import MemoryStore
+from uauth.storage.redis import RedisStore
+from uauth.storage.sqlite import SQLiteStore
+
+# mypy checks that each backend meets the protocol.
+_memory: Store = MemoryStore()
+_sqlite: Store = SQLiteStore("/nonexistent/never-opened.db")
+_redis: Store = RedisStore("redis://127.0.0.1:1/0")
+
+ROUNDS = 200
+
+
+def test_round_trip(store: Store) -> None:
+    record = {"client_id": "c1", "scope": "openid profile", "n": 3, "nested": {"a": [1, 2]}}
+    store.save("authorization_code", "k1", record, ttl=60)
+    assert store.find("authorization_code", "k1") == record
+    assert store.find("authorization_code", "missing") is None
+    assert store.find("refresh_token", "k1") is None, "kinds are separate namespaces"
+
+
+def test_save_replaces_and_resets_consumed(store: Store) -> None:
+    store.save("code", "k", {"v": 1}, ttl=60)
+    assert store.consume("code", "k") is not None
+    store.save("code", "k", {"v": 2}, ttl=60)
+    assert store.find("code", "k") == {"v": 2}
+    outcome = store.consume("code", "k")
+    assert outcome is not None and outcome.first and outcome.record == {"v": 2}
+
+
+def test_add_only_creates(store: Store, clock: FakeClock) -> None:
+    assert store.add("user_name", "alice", {"id": "u1"}, ttl=None)
+    assert not store.add("user_name", "alice", {"id": "u2"}, ttl=None)
+    assert store.find("user_name", "alice") == {"id": "u1"}
+    assert store.add("throttle", "x", {"n": 1}, ttl=10)
+    clock.advance(11)
+    assert store.add("throttle", "x", {"n": 2}, ttl=10), "an expired record does not block add"
+    assert store.find("throttle", "x") == {"n": 2}
+
+
+def test_expired_records_are_never_returned(store: Store, clock: FakeClock) -> None:
+    store.save("authorization_code", "short", {"v": 1}, ttl=60)
+    store.save("client", "forever", {"v": 2}, ttl=None)
+    clock.advance(59)
+    assert store.find("authorization_code", "short") == {"v": 1}
+    clock.advance(1)
+    assert store.find("authorization_code", "short") is None
+    assert store.consume("authorization_code", "short") is None
+    assert [key for key, _ in store.scan("authorization_code")] == []
+    clock.advance(10 * 365 * 24 * 3600)
+    assert store.find("client", "forever") == {"v": 2}
+
+
+def test_consume_once(store: Store) -> None:
+    store.save("authorization_code", "k", {"client_id": "c"}, ttl=60)
+    first = store.consume("authorization_code", "k")
+    again = store.consume("authorization_code", "k")
+    assert first is not None and first.first and first.record == {"client_id": "c"}
+    assert again is not None and not again.first and again.record == {"client_id": "c"}
+    assert store.find("authorization_code", "k") == {"client_id": "c"}, (
+        "consumed records stay until their TTL so replays are recognised"
+    )
+    assert store.consume("authorization_code", "nope") is None
+
+
+def test_delete(store: Store) -> None:
+    store.save("consent", "k", {"v": 1}, ttl=None)
+    store.delete("consent", "k")
+    store.delete("consent", "never-there")
+    assert store.find("consent", "k") is None
+
+
+def test_revoke_grant_removes_exactly_that_family(store: Store) -> None:
+    store.save("refresh_token", "r1", {"n": 1}, ttl=3600, grant_id="g1")
+    store.save("refresh_token", "r2", {"n": 2}, ttl=3600, grant_id="g1")
+    store.save("authorization_code", "c1", {"n": 3}, ttl=60, grant_id="g1")
+    store.save("refresh_token", "other", {"n": 4}, ttl=3600, grant_id="g2")
+    store.save("client", "c", {"n": 5}, ttl=None)
+    assert store.revoke_grant("g1") == 3
+    assert store.find("refresh_token", "r1") is None
+    assert store.find("refresh_token", "r2") is None
+    assert store.find("authorization_code", "c1") is None
+    assert store.find("refresh_token", "other") == {"n": 4}
+    assert store.find("client", "c") == {"n": 5}
+    assert store.revoke_grant("g1") == 0
+    assert store.revoke_grant("unknown") == 0
+
+
+def test_revoke_grant_spares_a_key_resaved_under_another_grant(store: Store) -> None:
+    store.save("session", "s", {"n": 1}, ttl=3600, grant_id="g1")
+    store.save("session", "s", {"n": 2}, ttl=3600, grant_id="g2")
+    assert store.revoke_grant("g1") == 0
+    assert store.find("session", "s") == {"n": 2}
+
+
+def test_scan_lists_live_records_of_one_kind(store: Store, clock: FakeClock) -> None:
+    store.save("client", "b", {"n": 2}, ttl=None)
+    store.save("client", "a", {"n": 1}, ttl=None)
+    store.save("client", "gone", {"n": 0}, ttl=5)
+    store.save("user", "a", {"n": 9}, ttl=None)
+    clock.advance(6)
+    assert sorted(store.scan("client")) == [("a", {"n": 1}), ("b", {"n": 2})]
+
+
+def test_unicode_and_large_payloads(store: Store) -> None:
+    text = "Zoë Ångström 名前 🔑 \u202e" * 10
+    big = "x" * (64 * 1024)
+    store.save("user", "ünïcødé-ключ", {"name": text, "blob": big}, ttl=None)
+    assert store.find("user", "ünïcødé-ключ") == {"name": text, "blob": big}
+    assert [k for k, _ in store.scan("user")] == ["ünïcødé-ключ"]
+
+
+def test_hash_key_is_a_stable_digest() -> None:
+    assert hash_key("abc") == hash_key("abc") != hash_key("abd")
+    assert len(hash_key("abc")) == 64 and "abc" not in hash_key("abc")
+
+
+def test_thread_race_has_exactly_one_winner_per_round(store: Store) -> None:
+    threads = 16
+    for i in range(ROUNDS):
+        store.save("authorization_code", f"race{i}", {"i": i}, ttl=600)
+    barrier = threading.Barrier(threads)
+    wins: Counter[int] = Counter()
+    replays: Counter[int] = Counter()
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def contender() -> None:
+        try:
+            for i in range(ROUNDS):
+                barrier.wait()
+                outcome = store.consume("authorization_code", f"race{i}")
+                assert outcome is not None
+                with lock:
+                    (wins if outcome.first else replays)[i] += 1
+        except BaseException as exc:  # surfaced below; a dead thread would hang the barrier
+            errors.append(exc)
+            barrier.abort()
+
+    pool = [threading.Thread(target=contender) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+    assert all(wins[i] == 1 for i in range(ROUNDS)), "every round has exactly one winner"
+    assert all(replays[i] == threads - 1 for i in range(ROUNDS))
+
+
+def _process_contender(store: Store, barrier: object, results: object, rounds: int) -> None:
+    for i in range(rounds):
+        barrier.wait()  # type: ignore[attr-defined]
+        outcome = store.consume("authorization_code", f"prace{i}")
+        results.put((i, os.getpid(), outcome is not None and outcome.first))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_process_race_has_exactly_one_winner_per_round(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        store: Store = SQLiteStore(tmp_path / "race.sqlite3")
+    else:
+        store = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix())
+    for i in range(ROUNDS):
+        store.save("authorization_code", f"prace{i}", {"i": i}, ttl=600)
+    store.close()
+    ctx = multiprocessing.get_context("fork")
+    processes = 4
+    barrier = ctx.Barrier(processes)
+    results = ctx.Queue()
+    workers = [ctx.Process(target=_process_contender, args=(store, barrier, results, ROUNDS))
+               for _ in range(processes)]
+    for w in workers:
+        w.start()
+    outcomes = [results.get(timeout=60) for _ in range(processes * ROUNDS)]
+    for w in workers:
+        w.join(timeout=30)
+        assert w.exitcode == 0
+    wins = Counter(i for i, _, first in outcomes if first)
+    assert len({pid for _, pid, _ in outcomes}) == processes
+    assert all(wins[i] == 1 for i in range(ROUNDS)), "every round has exactly one winner"
+
+
+def test_sqlite_records_survive_reopening(tmp_path: Path, clock: FakeClock) -> None:
+    first = SQLiteStore(tmp_path / "keep.sqlite3", clock=clock)
+    first.save("client", "c", {"name": "kept"}, ttl=None)
+    first.save("authorization_code", "k", {"n": 1}, ttl=60)
+    first.consume("authorization_code", "k")
+    first.close()
+    second = SQLiteStore(tmp_path / "keep.sqlite3", clock=clock)
+    assert second.find("client", "c") == {"name": "kept"}
+    outcome = second.consume("authorization_code", "k")
+    assert outcome is not None and not outcome.first, "consumption survives a restart too"
+
+
+def test_redis_records_survive_reopening(redis_url: str, clock: FakeClock) -> None:
+    prefix = unique_prefix()
+    first = RedisStore(redis_url, prefix=prefix, clock=clock)
+    first.save("client", "c", {"name": "kept"}, ttl=None)
+    first.close()
+    second = RedisStore(redis_url, prefix=prefix, clock=clock)
+    assert second.find("client", "c") == {"name": "kept"}
+    assert RedisStore(redis_url, prefix=unique_prefix()).find("client", "c") is None, (
+        "prefixes isolate deployments sharing one Redis"
+    )
+
+
+def test_wrong_port_redis_raises_the_typed_error_without_secrets() -> None:
+    store = RedisStore("redis://:s3cret-pw@127.0.0.1:1/0", timeout=0.5)
+    with pytest.raises(StorageUnavailable) as caught:
+        store.find("client", "c")
+    assert "s3cret-pw" not in str(caught.value)
+    for call in (lambda: store.save("client", "c", {}, ttl=None), store.ping,
+                 lambda: store.consume("code", "k"), lambda: store.revoke_grant("g")):
+        with pytest.raises(StorageUnavailable):
+            call()
+
+
+def test_stopped_redis_raises_then_recovers(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "r")
+    try:
+        server.start()
+    except FileNotFoundError:
+        pytest.skip("REDIS TESTS NOT RUN: no redis-server binary")
+    store = RedisStore(server.url, prefix=unique_prefix(), timeout=0.5)
+    store.save("client", "c", {"n": 1}, ttl=None)
+    server.stop()
+    with pytest.raises(StorageUnavailable):
+        store.find("client", "c")
+    with pytest.raises(StorageUnavailable):
+        store.save("client", "d", {"n": 2}, ttl=None)
+    server.start()  # same port, empty memory: the server lost its data, the client recovers
+    store.save("client", "d", {"n": 2}, ttl=None)
+    assert store.find("client", "d") == {"n": 2}
+    server.stop()
+
+
+def test_unwritable_sqlite_path_raises_the_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageUnavailable):
+        SQLiteStore("/proc/uauth-cannot-write-here/uauth.db").save("c", "k", {}, ttl=None)
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    store = SQLiteStore(readonly / "u.db")
+    store.save("client", "c", {"n": 1}, ttl=None)
+    store.close()
+    (readonly / "u.db").chmod(0o444)
+    readonly.chmod(0o555)
+    try:
+        if os.geteuid() == 0:
+            # root ignores file modes; a locked database is the outage root can still meet
+            import sqlite3
+
+            blocker = sqlite3.connect(readonly / "u.db", isolation_level=None)
+            blocker.execute("BEGIN EXCLUSIVE")
+            locked = SQLiteStore(readonly / "u.db", busy_timeout=0.1)
+            with pytest.raises(StorageUnavailable):
+                locked.save("client", "d", {}, ttl=None)
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            locked.save("client", "d", {"n": 2}, ttl=None)
+            assert locked.find("client", "d") == {"n": 2}, "recovers once the lock is gone"
+        else:
+            with pytest.raises(StorageUnavailable):
+                SQLiteStore(readonly / "u.db").save("client", "d", {}, ttl=None)
+    finally:
+        readonly.chmod(0o755)
+
+
+def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+    sqlite_store = open_store(f"sqlite:///{tmp_path}/x.db")  # four slashes: absolute
+    assert isinstance(sqlite_store, SQLiteStore) and sqlite_store.path == tmp_path / "x.db"
+    redis_store = open_store("redis://127.0.0.1:6379/0", redis_prefix="p:")
+    assert isinstance(redis_store, RedisStore) and redis_store.prefix == "p:"

@@ -1,0 +1,103 @@
+"""Configuration: precedence and validation messages that name the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from uauth import create_app
+from uauth.config import ConfigError
+from uauth.config import DEFAULTS
+from uauth.config import SETTINGS
+from uauth.extension import get_state
+from uauth.instance import example_config
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("UAUTH_ISSUER", "id.example.com", "must be an absolute http(s) URL"),
+        ("UAUTH_ISSUER", "ftp://id.example.com", "must be an absolute http(s) URL"),
+        ("UAUTH_ISSUER", "http://id.example.com", "uses http on the non-loopback host"),
+        ("UAUTH_ISSUER", "https://id.example.com/?x=1", "must not contain a query"),
+        ("UAUTH_STORAGE", "postgres://db/uauth", "unknown storage scheme 'postgres'"),
+        ("UAUTH_STORAGE", "uauth.db", "unknown storage scheme"),
+        ("UAUTH_STORAGE", "sqlite://relative.db", "sqlite:///relative/path.db"),
+        ("UAUTH_CODE_TTL", 0, "UAUTH_CODE_TTL must be a positive whole number"),
+        ("UAUTH_ACCESS_TOKEN_TTL", "-5", "UAUTH_ACCESS_TOKEN_TTL must be a positive whole number"),
+        ("UAUTH_REFRESH_TOKEN_TTL", "soon", "must be a positive whole number"),
+        ("UAUTH_ID_TOKEN_TTL", 1.5, "must be a positive whole number"),
+        ("UAUTH_REQUIRE_PKCE", "maybe", "UAUTH_REQUIRE_PKCE must be true or false"),
+        ("UAUTH_SIGNING_ALG", "HS256", "UAUTH_SIGNING_ALG must be one of RS256"),
+        ("UAUTH_URL_PREFIX", "auth/", "UAUTH_URL_PREFIX must be empty or start with '/'"),
+    ],
+)
+def test_bad_values_fail_with_a_message_naming_the_key(
+    tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        create_app({"UAUTH_STORAGE": "memory://", key: value}, instance_path=tmp_path)
+    assert key in str(caught.value)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://127.0.0.1:5000", "http://localhost:8080", "http://[::1]:5000",
+               "https://id.example.com", "https://example.com/auth"],
+)
+def test_good_issuers_are_accepted(tmp_path: Path, issuer: str) -> None:
+    app = create_app({"UAUTH_STORAGE": "memory://", "UAUTH_ISSUER": issuer + "/"},
+                     instance_path=tmp_path)
+    assert app.config["UAUTH_ISSUER"] == issuer, "a trailing slash is normalised away"
+
+
+def test_precedence_defaults_file_environment_mapping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config.py").write_text(
+        "UAUTH_CODE_TTL = 30\nUAUTH_ACCESS_TOKEN_TTL = 600\nUAUTH_ID_TOKEN_TTL = 900\n"
+    )
+    monkeypatch.setenv("UAUTH_ACCESS_TOKEN_TTL", "700")
+    monkeypatch.setenv("UAUTH_ID_TOKEN_TTL", "800")
+    monkeypatch.setenv("UAUTH_REQUIRE_PKCE", "true")
+    app = create_app({"UAUTH_STORAGE": "memory://", "UAUTH_ID_TOKEN_TTL": 1000},
+                     instance_path=tmp_path)
+    assert app.config["UAUTH_CODE_TTL"] == 30, "instance file beats defaults"
+    assert app.config["UAUTH_ACCESS_TOKEN_TTL"] == 700, "environment beats the file"
+    assert app.config["UAUTH_ID_TOKEN_TTL"] == 1000, "the mapping beats the environment"
+    assert app.config["UAUTH_REQUIRE_PKCE"] is True
+    assert app.config["UAUTH_REFRESH_TOKEN_TTL"] == DEFAULTS["UAUTH_REFRESH_TOKEN_TTL"]
+
+
+def test_instance_folder_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UAUTH_INSTANCE", str(tmp_path / "inst"))
+    app = create_app({"UAUTH_STORAGE": "memory://"})
+    assert Path(app.instance_path) == tmp_path / "inst"
+    assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_default_storage_is_sqlite_in_the_instance_folder(tmp_path: Path) -> None:
+    app = create_app(instance_path=tmp_path)
+    assert app.config["UAUTH_STORAGE"] == f"sqlite:///{tmp_path}/uauth.db"
+    with app.app_context():
+        get_state().store.ping()
+    assert (tmp_path / "uauth.db").exists()
+
+
+def test_every_setting_is_documented_once() -> None:
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
+    assert all(s.doc and s.name.startswith("UAUTH_") for s in SETTINGS)
+
+
+def test_committed_example_config_matches_the_settings() -> None:
+    committed = Path(__file__).parent.parent / "instance" / "config.example.py"
+    assert committed.read_text() == example_config(), "regenerate: uauth config-example"
+
+
+def test_readme_documents_every_setting() -> None:
+    from uauth.config import markdown_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert markdown_table() in readme, "README's table is stale: paste `uauth config-doc`"

@@ -1,0 +1,49 @@
+"""The standalone provider: an instance folder, its config, and :class:`UAuth` on a new app."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from .config import apply_defaults
+from .config import from_environ
+from .extension import UAuth
+from .instance import init_instance
+from .instance import read_secret_key
+from .instance import resolve_instance_path
+from .storage import Clock
+from .storage import Store
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    instance_path: str | os.PathLike[str] | None = None,
+) -> Flask:
+    """Build the standalone provider.
+
+    Settings are layered: defaults, ``<instance>/config.py``, ``UAUTH_*`` environment
+    variables, then ``config``. A missing instance folder is initialised (secret key, signing
+    key, commented config), so the first ``gunicorn wsgi:app`` just works.
+
+    :param config: settings that win over every other source (tests, scripts).
+    :param store: a ready storage backend instead of ``UAUTH_STORAGE``.
+    :param clock: time source for tokens and storage expiry (tests).
+    :param instance_path: the instance folder; default ``$UAUTH_INSTANCE`` or ``./instance``.
+    """
+    path = resolve_instance_path(instance_path)
+    init_instance(path)
+    app = Flask("uauth", instance_path=str(path), instance_relative_config=True)
+    apply_defaults(app.config)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.update(from_environ())
+    app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = read_secret_key(path)
+    UAuth(app, store=store, clock=clock)
+    return app

@@ -1,0 +1,280 @@
+"""Every ``UAUTH_*`` setting, its default, its meaning, and its validation.
+
+One place on purpose: README's configuration table is generated from :data:`SETTINGS`
+(``uauth config-doc``), and start-up fails early with a message that names the key and the fix.
+
+Precedence (lowest first): these defaults, the instance ``config.py``, ``UAUTH_*`` environment
+variables, then a mapping passed to :func:`uauth.create_app`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """A setting has a value uauth cannot run with; the message names the key and the fix."""
+
+
+Validator = Callable[[str, Any, Mapping[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    doc: str
+    validate: Validator | None = None
+
+
+def _positive_int(name: str, value: Any, _: Mapping[str, Any]) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{name} must be a positive whole number of seconds, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a positive whole number of seconds, got {value!r}"
+        ) from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be a positive whole number of seconds, got {value!r}")
+    return number
+
+
+def _non_negative_int(name: str, value: Any, _: Mapping[str, Any]) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be 0 or a positive whole number, got {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be 0 or a positive whole number, got {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must be 0 or a positive whole number, got {value!r}")
+    return number
+
+
+def _boolean(name: str, value: Any, _: Mapping[str, Any]) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for ``localhost`` and loopback IP literals (RFC 8252 §7.3 counts these)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _issuer(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(
+            f"{name} must be an absolute http(s) URL such as https://id.example.com, got {text!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not contain a query or fragment (OIDC Discovery §3)")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigError(
+            f"{name} uses http on the non-loopback host {parts.hostname!r}; "
+            "use https (http is only allowed for 127.0.0.1, [::1] and localhost)"
+        )
+    return text.rstrip("/")
+
+
+STORAGE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
+
+
+def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    text = str(value).strip()
+    scheme = text.split("://", 1)[0] if "://" in text else ""
+    if scheme not in STORAGE_SCHEMES:
+        raise ConfigError(
+            f"{name} has an unknown storage scheme {scheme or text!r}; use memory://, "
+            "sqlite:///path/to/uauth.db or redis://host:6379/0"
+        )
+    if scheme == "sqlite" and (not text.startswith("sqlite:///") or text == "sqlite:///"):
+        raise ConfigError(
+            f"{name} must be sqlite:///relative/path.db or sqlite:////absolute/path.db, "
+            f"got {text!r}"
+        )
+    return text
+
+
+def _url_prefix(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    text = str(value or "").strip()
+    if text and (not text.startswith("/") or text.endswith("/")):
+        raise ConfigError(f"{name} must be empty or start with '/' and not end with one, got {text!r}")
+    return text
+
+
+def _signing_alg(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    from .keys import SUPPORTED_ALGS
+
+    text = str(value).strip()
+    if text not in SUPPORTED_ALGS:
+        raise ConfigError(f"{name} must be one of {', '.join(SUPPORTED_ALGS)}, got {text!r}")
+    return text
+
+
+def _str_list(name: str, value: Any, _: Mapping[str, Any]) -> list[str]:
+    if isinstance(value, str):
+        return [item for item in value.replace(",", " ").split() if item]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ConfigError(f"{name} must be a list of strings or a space-separated string")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "UAUTH_ISSUER",
+        "http://127.0.0.1:5000",
+        "Issuer identifier: the public base URL of the provider (https except on loopback).",
+        _issuer,
+    ),
+    Setting(
+        "UAUTH_STORAGE",
+        "sqlite:///{instance}/uauth.db",
+        "Storage URL: memory://, sqlite:///path (sqlite:////abs/path) or redis://host:port/db; {instance} is the instance folder.",
+        _storage,
+    ),
+    Setting("UAUTH_REDIS_PREFIX", "uauth:", "Prefix of every Redis key uauth writes."),
+    Setting(
+        "UAUTH_URL_PREFIX",
+        "",
+        "Path under which the provider's endpoints are mounted, e.g. /auth (empty: the root).",
+        _url_prefix,
+    ),
+    Setting("UAUTH_CODE_TTL", 60, "Seconds an authorization code stays redeemable.", _positive_int),
+    Setting(
+        "UAUTH_ACCESS_TOKEN_TTL", 7200, "Seconds an access token is valid (expires_in).", _positive_int
+    ),
+    Setting("UAUTH_ID_TOKEN_TTL", 3600, "Seconds an ID token is valid.", _positive_int),
+    Setting(
+        "UAUTH_REFRESH_TOKEN_TTL",
+        30 * 24 * 3600,
+        "Absolute lifetime in seconds of a refresh-token family; rotation never extends it.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_REFRESH_TOKEN_IDLE_TTL",
+        14 * 24 * 3600,
+        "Seconds a refresh token may go unused before it expires.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_REFRESH_REUSE_GRACE",
+        0,
+        "Seconds in which re-presenting a just-rotated refresh token is tolerated (0: never).",
+        _non_negative_int,
+    ),
+    Setting(
+        "UAUTH_REQUIRE_PKCE",
+        False,
+        "Require PKCE from every client, confidential ones included.",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_ALLOW_PLAIN_PKCE",
+        True,
+        "Global switch for PKCE 'plain'; when true, only clients allowed it may use it.",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_SIGNING_ALG",
+        "RS256",
+        "Default signing algorithm of ID tokens and access tokens.",
+        _signing_alg,
+    ),
+    Setting(
+        "UAUTH_SESSION_TTL",
+        14 * 24 * 3600,
+        "Absolute lifetime in seconds of a login session at the provider.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_CONSENT_TTL",
+        365 * 24 * 3600,
+        "Seconds a remembered consent lasts.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_SCOPES",
+        ["openid", "profile", "email", "address", "phone", "offline_access"],
+        "Scopes this provider knows; clients are limited to a subset.",
+        _str_list,
+    ),
+    Setting(
+        "UAUTH_DISCOVERY_MAX_AGE",
+        300,
+        "Cache-Control max-age in seconds for discovery and JWKS documents.",
+        _positive_int,
+    ),
+)
+
+DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def apply_defaults(config: MutableMapping[str, Any]) -> None:
+    """Fill in every missing ``UAUTH_*`` key with its default."""
+    for name, default in DEFAULTS.items():
+        config.setdefault(name, default.copy() if isinstance(default, list) else default)
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``UAUTH_*`` environment variables, JSON-decoded where they parse (like Flask's loader)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("UAUTH_") or name in ENV_ONLY:
+            continue
+        try:
+            values[name] = json.loads(raw)
+        except ValueError:
+            values[name] = raw
+    return values
+
+
+#: Environment variables read by the CLI and test harness, not app settings.
+ENV_ONLY = frozenset({"UAUTH_INSTANCE", "UAUTH_REQUIRE_REDIS", "UAUTH_REQUIRE_BROWSER"})
+
+
+def validate(config: MutableMapping[str, Any], *, instance_path: str) -> None:
+    """Normalise and check every ``UAUTH_*`` key in place.
+
+    :raises ConfigError: naming the first bad key and how to fix it.
+    """
+    config["UAUTH_STORAGE"] = str(config["UAUTH_STORAGE"]).replace("{instance}", instance_path)
+    for name, setting in _BY_NAME.items():
+        if setting.validate is not None:
+            config[name] = setting.validate(name, config[name], config)
+
+
+def markdown_table() -> str:
+    """The README configuration table, so docs never drift from the code."""
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = setting.default
+        shown = " ".join(default) if isinstance(default, list) else json.dumps(default)
+        rows.append(f"| `{setting.name}` | `{shown}` | {setting.doc} |")
+    return "\n".join(rows)

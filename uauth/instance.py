@@ -1,0 +1,90 @@
+"""The instance folder: where a deployment's secrets, keys, config and SQLite file live.
+
+``--instance`` / ``UAUTH_INSTANCE`` name it; otherwise it is ``./instance`` under the current
+directory. That is deliberate: Flask would put an installed package's instance folder under
+``<prefix>/var/uauth-instance``, which is invisible and differs between a checkout and a wheel;
+uauth always uses the folder you can see from where you run it.
+
+Initialisation is idempotent and takes a file lock, so several gunicorn workers starting at once
+create exactly one secret and one key per algorithm, and nothing existing is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .config import SETTINGS
+from .keys import KeySet
+
+SECRET_FILE = "secret_key"
+CONFIG_FILE = "config.py"
+KEYS_DIR = "keys"
+
+
+def resolve_instance_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``explicit``, else ``$UAUTH_INSTANCE``, else ``./instance``; always absolute."""
+    chosen = explicit or os.environ.get("UAUTH_INSTANCE") or "instance"
+    return Path(chosen).expanduser().resolve()
+
+
+def example_config() -> str:
+    """The commented config written on first run (and committed as config.example.py)."""
+    lines = [
+        '"""uauth instance configuration: uncomment and change what you need.',
+        "",
+        "Loaded after the built-in defaults and before UAUTH_* environment variables.",
+        "Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.",
+        '"""',
+        "",
+    ]
+    for setting in SETTINGS:
+        lines.append(f"# {setting.doc}")
+        lines.append(f"# {setting.name} = {setting.default!r}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path / ".init.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def init_instance(path: Path, algs: list[str] | tuple[str, ...] = ("RS256",)) -> list[str]:
+    """Create what is missing in the instance folder; returns what was created."""
+    created: list[str] = []
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        created.append(str(path))
+    with _locked(path):
+        secret = path / SECRET_FILE
+        if not secret.exists():
+            _write_private(secret, secrets.token_urlsafe(48))
+            created.append(str(secret))
+        config = path / CONFIG_FILE
+        if not config.exists():
+            config.write_text(example_config())
+            created.append(str(config))
+        before = KeySet.load(path / KEYS_DIR).algorithms
+        KeySet.ensure(path / KEYS_DIR, algs)
+        created.extend(f"{path / KEYS_DIR}/{alg} signing key" for alg in algs if alg not in before)
+    return created
+
+
+def read_secret_key(path: Path) -> str:
+    return (path / SECRET_FILE).read_text().strip()

@@ -1,0 +1,51 @@
+"""Storage: one protocol (:class:`Store`), three backends, chosen by a URL."""
+
+from __future__ import annotations
+
+from .base import Clock
+from .base import Consumed
+from .base import Kind
+from .base import Record
+from .base import StorageError
+from .base import StorageUnavailable
+from .base import Store
+from .base import hash_key
+from .base import system_clock
+
+__all__ = [
+    "Clock",
+    "Consumed",
+    "Kind",
+    "Record",
+    "StorageError",
+    "StorageUnavailable",
+    "Store",
+    "hash_key",
+    "open_store",
+    "sqlite_path",
+    "system_clock",
+]
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (SQLAlchemy's convention)."""
+    return url[len("sqlite:///"):]
+
+
+def open_store(url: str, *, redis_prefix: str = "uauth:", clock: Clock = system_clock) -> Store:
+    """The backend for a ``UAUTH_STORAGE`` URL (already validated by :mod:`uauth.config`).
+
+    Opening never connects: connections are made on first use, after gunicorn forks.
+    """
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        from .memory import MemoryStore
+
+        return MemoryStore(clock=clock)
+    if scheme == "sqlite":
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url), clock=clock)
+    from .redis import RedisStore
+
+    return RedisStore(url, prefix=redis_prefix, clock=clock)

@@ -1,0 +1,104 @@
+"""The storage protocol every backend implements, and the values it speaks in.
+
+In the spirit of node-oidc-provider's adapter: one small contract for every kind of record
+(clients, users, consents, codes, refresh tokens, revocation markers, sessions), so a new backend
+is a few hundred lines and passes ``tests/storage/test_contract.py`` or is not a backend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from typing import Protocol
+
+#: A record is a JSON object: backends serialise it, nothing else may be stored.
+Record = dict[str, Any]
+
+#: The family a record belongs to, e.g. ``"authorization_code"``; part of its key.
+Kind = str
+
+#: Seconds since the epoch; injected so tests can move time without sleeping.
+Clock = Callable[[], float]
+
+
+def system_clock() -> float:
+    return time.time()
+
+
+def hash_key(raw: str) -> str:
+    """Digest under which a secret value (code, refresh token) is stored.
+
+    Codes and refresh tokens carry at least 256 bits of randomness, so a plain SHA-256 is
+    enough to make a stolen database useless and costs microseconds, not a password hash's
+    100 ms per token request.
+    """
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+class StorageError(Exception):
+    """A backend failed; the message is safe to log and carries no secret."""
+
+
+class StorageUnavailable(StorageError):
+    """The backend cannot be reached right now (stopped Redis, locked or unwritable SQLite).
+
+    Views answer 503 ``temporarily_unavailable``; nothing was half-written.
+    """
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """Outcome of :meth:`Store.consume`."""
+
+    record: Record
+    #: False means someone redeemed it before: the caller must treat this as a replay.
+    first: bool
+
+
+class Store(Protocol):
+    """Persistence for every record uauth keeps.
+
+    ``ttl`` is in seconds; ``None`` means the record never expires (clients, users).
+    Expired records are never returned, whether or not the backend has purged them.
+    Records saved with a ``grant_id`` can all be removed at once by :meth:`revoke_grant`.
+    """
+
+    def save(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> None:
+        """Create or replace a record (a replaced record is no longer consumed)."""
+
+    def add(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> bool:
+        """Create a record only if no live one exists under that key; False if one does."""
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        """The live record, consumed or not; None if missing or expired."""
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        """Mark a record as redeemed, atomically.
+
+        Exactly one caller, across threads, processes and hosts, ever sees ``first=True``
+        (RFC 6749 §4.1.2: codes are single-use). Consumed records stay until their TTL ends
+        so a replay is recognised. None if the record is missing or expired.
+        """
+
+    def delete(self, kind: Kind, key: str) -> None:
+        """Remove a record; missing records are fine."""
+
+    def revoke_grant(self, grant_id: str) -> int:
+        """Delete every record saved under ``grant_id``; returns how many there were."""
+
+    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
+        """Every live record of one kind, in no particular order (admin listings only)."""
+
+    def ping(self) -> None:
+        """Raise :class:`StorageUnavailable` unless the backend answers."""
+
+    def close(self) -> None:
+        """Release connections (they reopen on next use)."""

@@ -1,0 +1,99 @@
+"""In-process storage: tests, development, and a single-process provider that may forget.
+
+Not shared between gunicorn workers, so ``uauth serve`` refuses it with more than one worker.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .base import Clock
+from .base import Consumed
+from .base import Kind
+from .base import Record
+from .base import system_clock
+
+
+@dataclass
+class _Entry:
+    record: Record
+    expires_at: float | None
+    grant_id: str | None
+    consumed: bool = False
+
+
+class MemoryStore:
+    """A dict behind one lock: consume-once is trivially atomic within the process."""
+
+    def __init__(self, *, clock: Clock = system_clock) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[Kind, str], _Entry] = {}
+
+    def _live(self, kind: Kind, key: str) -> _Entry | None:
+        entry = self._entries.get((kind, key))
+        if entry is None:
+            return None
+        if entry.expires_at is not None and entry.expires_at <= self._clock():
+            del self._entries[(kind, key)]
+            return None
+        return entry
+
+    def _expiry(self, ttl: int | None) -> float | None:
+        return None if ttl is None else self._clock() + ttl
+
+    def save(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> None:
+        with self._lock:
+            self._entries[(kind, key)] = _Entry(copy.deepcopy(record), self._expiry(ttl), grant_id)
+
+    def add(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> bool:
+        with self._lock:
+            if self._live(kind, key) is not None:
+                return False
+            self._entries[(kind, key)] = _Entry(copy.deepcopy(record), self._expiry(ttl), grant_id)
+            return True
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        with self._lock:
+            entry = self._live(kind, key)
+            return None if entry is None else copy.deepcopy(entry.record)
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        with self._lock:
+            entry = self._live(kind, key)
+            if entry is None:
+                return None
+            first = not entry.consumed
+            entry.consumed = True
+            return Consumed(copy.deepcopy(entry.record), first)
+
+    def delete(self, kind: Kind, key: str) -> None:
+        with self._lock:
+            self._entries.pop((kind, key), None)
+
+    def revoke_grant(self, grant_id: str) -> int:
+        with self._lock:
+            doomed = [k for k, e in self._entries.items() if e.grant_id == grant_id]
+            for k in doomed:
+                del self._entries[k]
+            return len(doomed)
+
+    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
+        with self._lock:
+            keys = [k for (family, k) in self._entries if family == kind]
+            found = [(k, self._live(kind, k)) for k in keys]
+            items = [(k, copy.deepcopy(e.record)) for k, e in found if e is not None]
+        yield from items
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

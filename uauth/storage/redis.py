@@ -1,0 +1,175 @@
+"""Redis storage: how a deployment grows past one machine.
+
+Each record is a hash ``{prefix}r:{kind}:{key}`` with fields ``v`` (JSON), ``e`` (expiry as Unix
+seconds, empty for never), ``c`` (times consumed) and ``g`` (grant id); Redis TTLs purge it, and
+``e`` is checked on every read so an injected clock and Redis agree on what is expired. A set
+``{prefix}g:{grant}`` indexes the records of one grant. Every multi-step operation is one Lua
+script, so it is atomic across workers and hosts and costs one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .base import Clock
+from .base import Consumed
+from .base import Kind
+from .base import Record
+from .base import StorageError
+from .base import StorageUnavailable
+from .base import system_clock
+
+# KEYS: record, grant index (or a dummy). ARGV: value, expires_at|'', ttl_ms|'', grant|'',
+# now, mode ('save' replaces, 'add' only creates when no live record exists).
+_SAVE = """
+if ARGV[6] == 'add' then
+  local e = redis.call('HGET', KEYS[1], 'e')
+  if e and (e == '' or tonumber(e) > tonumber(ARGV[5])) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2], 'c', 0, 'g', ARGV[4])
+if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+if ARGV[4] ~= '' then
+  local existed = redis.call('EXISTS', KEYS[2])
+  redis.call('SADD', KEYS[2], KEYS[1])
+  if ARGV[3] == '' then
+    redis.call('PERSIST', KEYS[2])
+  else
+    local left = redis.call('PTTL', KEYS[2])
+    if existed == 0 or (left >= 0 and left < tonumber(ARGV[3])) then
+      redis.call('PEXPIRE', KEYS[2], ARGV[3])
+    end
+  end
+end
+return 1
+"""
+
+# KEYS: record. ARGV: now. Returns nil, or {value, times consumed including this one}.
+_CONSUME = """
+local r = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not r[1] then return nil end
+if r[2] ~= '' and tonumber(r[2]) <= tonumber(ARGV[1]) then return nil end
+return {r[1], redis.call('HINCRBY', KEYS[1], 'c', 1)}
+"""
+
+# KEYS: grant index. ARGV: grant id. Deletes only records still saved under that grant.
+_REVOKE = """
+local n = 0
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('HGET', k, 'g') == ARGV[1] then n = n + redis.call('DEL', k) end
+end
+redis.call('DEL', KEYS[1])
+return n
+"""
+
+
+class RedisStore:
+    def __init__(self, url: str, *, prefix: str = "uauth:", clock: Clock = system_clock,
+                 timeout: float = 2.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._clock = clock
+        # One pool per store; redis-py resets it in a forked child, so workers never share
+        # sockets. A single immediate retry survives a server restart without stalling on
+        # an outage, which must answer 503 quickly.
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=30,
+        )
+        self._save = self._client.register_script(_SAVE)
+        self._consume = self._client.register_script(_CONSUME)
+        self._revoke = self._client.register_script(_REVOKE)
+
+    def _key(self, kind: Kind, key: str) -> str:
+        return f"{self.prefix}r:{kind}:{key}"
+
+    def _grant_key(self, grant_id: str) -> str:
+        return f"{self.prefix}g:{grant_id}"
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StorageUnavailable(f"redis unavailable at {self._where()}") from exc
+        except redis.RedisError as exc:
+            raise StorageError(f"redis at {self._where()} failed: {type(exc).__name__}") from exc
+
+    def _where(self) -> str:
+        kwargs = self._client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+
+    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
+               grant_id: str | None) -> bool:
+        now = self._clock()
+        expires = "" if ttl is None else repr(now + ttl)
+        ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
+        grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")
+        result = self._call(
+            self._save,
+            keys=[self._key(kind, key), grant_key],
+            args=[json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode],
+        )
+        return bool(result)
+
+    def save(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> None:
+        self._write("save", kind, key, record, ttl, grant_id)
+
+    def add(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> bool:
+        return self._write("add", kind, key, record, ttl, grant_id)
+
+    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
+        if value is None:
+            return None
+        if expires and float(expires) <= self._clock():
+            return None
+        return dict(json.loads(value))
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        value, expires = self._call(self._client.hmget, self._key(kind, key), "v", "e")
+        return self._decode_live(value, expires)
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        result = self._call(self._consume, keys=[self._key(kind, key)], args=[repr(self._clock())])
+        if result is None:
+            return None
+        value, times = result
+        return Consumed(dict(json.loads(value)), first=int(times) == 1)
+
+    def delete(self, kind: Kind, key: str) -> None:
+        self._call(self._client.delete, self._key(kind, key))
+
+    def revoke_grant(self, grant_id: str) -> int:
+        return int(self._call(self._revoke, keys=[self._grant_key(grant_id)], args=[grant_id]))
+
+    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
+        head = self._key(kind, "")
+        names = self._call(lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*")))
+        for name in sorted(names):
+            value, expires = self._call(self._client.hmget, name, "v", "e")
+            record = self._decode_live(value, expires)
+            if record is not None:
+                yield name.decode("utf-8")[len(head):], record
+
+    def ping(self) -> None:
+        self._call(self._client.ping)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)

@@ -1,0 +1,160 @@
+"""SQLite storage: the default for one machine, safe across gunicorn workers.
+
+One table, WAL journal, a busy timeout so concurrent workers queue instead of failing, and one
+connection per process and thread, opened lazily so nothing crosses a ``fork``. Every operation
+is a single SQL statement, so each is atomic without explicit transactions; consume-once is
+``UPDATE … SET consumed = consumed + 1 … RETURNING``: the caller that sees 1 was first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from .base import Clock
+from .base import Consumed
+from .base import Kind
+from .base import Record
+from .base import StorageError
+from .base import StorageUnavailable
+from .base import system_clock
+
+#: Purge expired rows once every this many writes per connection (cheap, bounded work).
+PURGE_EVERY = 500
+
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
+
+def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
+    if isinstance(exc, sqlite3.OperationalError):
+        return StorageUnavailable(f"sqlite database {path} unavailable: {exc}")
+    return StorageError(f"sqlite database {path} failed: {exc}")
+
+
+class SQLiteStore:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = system_clock,
+                 busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._writes = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        db = sqlite_utils.Database(conn)
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        records = db.table("records")
+        if not records.exists():
+            records.create(
+                {"kind": str, "key": str, "value": str, "grant_id": str,
+                 "expires_at": float, "consumed": int},
+                pk=("kind", "key"),
+                not_null={"kind", "key", "value", "consumed"},
+                defaults={"consumed": 0},
+                if_not_exists=True,
+            )
+            records.create_index(["grant_id"], if_not_exists=True)
+            records.create_index(["expires_at"], if_not_exists=True)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            # A connection inherited through fork must never be used by the child.
+            local.pid, local.conn = os.getpid(), None
+        if local.conn is None:
+            local.conn = self._connect()
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    def _run(self, sql: str, params: tuple[object, ...]) -> sqlite3.Cursor:
+        try:
+            return self._conn().execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    def _expiry(self, ttl: int | None) -> float | None:
+        return None if ttl is None else self._clock() + ttl
+
+    def _after_write(self) -> None:
+        self._writes += 1
+        if self._writes % PURGE_EVERY == 0:
+            self._run("DELETE FROM records WHERE expires_at <= ?", (self._clock(),))
+
+    def save(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> None:
+        self._run(
+            "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "
+            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (kind, key) DO UPDATE SET "
+            "value = excluded.value, grant_id = excluded.grant_id, "
+            "expires_at = excluded.expires_at, consumed = 0",
+            (kind, key, json.dumps(record), grant_id, self._expiry(ttl)),
+        )
+        self._after_write()
+
+    def add(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> bool:
+        cursor = self._run(
+            "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "
+            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (kind, key) DO UPDATE SET "
+            "value = excluded.value, grant_id = excluded.grant_id, "
+            "expires_at = excluded.expires_at, consumed = 0 "
+            "WHERE records.expires_at IS NOT NULL AND records.expires_at <= ?",
+            (kind, key, json.dumps(record), grant_id, self._expiry(ttl), self._clock()),
+        )
+        self._after_write()
+        return cursor.rowcount == 1
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        row = self._run(
+            f"SELECT value FROM records WHERE kind = ? AND key = ? AND {_LIVE}",
+            (kind, key, self._clock()),
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        row = self._run(
+            f"UPDATE records SET consumed = consumed + 1 WHERE kind = ? AND key = ? AND {_LIVE} "
+            "RETURNING value, consumed",
+            (kind, key, self._clock()),
+        ).fetchone()
+        if row is None:
+            return None
+        return Consumed(dict(json.loads(row[0])), first=row[1] == 1)
+
+    def delete(self, kind: Kind, key: str) -> None:
+        self._run("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
+
+    def revoke_grant(self, grant_id: str) -> int:
+        cursor = self._run("DELETE FROM records WHERE grant_id = ?", (grant_id,))
+        return cursor.rowcount
+
+    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
+        rows = self._run(
+            f"SELECT key, value FROM records WHERE kind = ? AND {_LIVE} ORDER BY key",
+            (kind, self._clock()),
+        ).fetchall()
+        for key, value in rows:
+            yield key, dict(json.loads(value))
+
+    def ping(self) -> None:
+        self._run("SELECT 1 FROM records LIMIT 1", ())
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            conn.close()
+        self._local.conn = None

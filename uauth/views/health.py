@@ -1,0 +1,35 @@
+"""Health checks for load balancers: cheap enough to poll every second."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+
+from ..extension import get_state
+from ..storage import StorageError
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """The process answers; says nothing about its dependencies."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Storage answers and signing keys are loaded: safe to route traffic here."""
+    state = get_state()
+    checks = {"keys": "ok" if len(state.keys) else "missing"}
+    try:
+        state.store.ping()
+        checks["storage"] = "ok"
+    except StorageError:
+        checks["storage"] = "unavailable"
+    ready = all(value == "ok" for value in checks.values())
+    response = jsonify(status="ok" if ready else "unavailable", checks=checks)
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
