@@ -122,6 +122,163 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int) -> None:
     _Gunicorn().run()
 
 
+def _state() -> Any:
+    from .extension import get_state
+
+    return get_state()
+
+
+def _in_app(ctx: _Context) -> Any:
+    return ctx.app().app_context()
+
+
+@cli.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--email")
+@click.option("--email-verified", is_flag=True, help="Mark the email address as verified.")
+@click.option("--name")
+@click.option("--given-name")
+@click.option("--family-name")
+@pass_ctx
+def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | None,
+             email_verified: bool, name: str | None, given_name: str | None,
+             family_name: str | None) -> None:
+    """Create a user (password hashed with argon2id)."""
+    from .users import UserExists
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters")
+    profile = {k: v for k, v in {"email": email, "name": name, "given_name": given_name,
+                                 "family_name": family_name}.items() if v}
+    if email and email_verified:
+        profile["email_verified"] = True
+    with _in_app(ctx):
+        try:
+            created = _state().users.create(username, password, profile)
+        except UserExists as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(str(exc))
+    click.echo(f"created user {created.username} ({created.id})")
+
+
+@user.command("list")
+@pass_ctx
+def user_list(ctx: _Context) -> None:
+    """List users."""
+    with _in_app(ctx):
+        for item in sorted(_state().users.list(), key=lambda u: u.username.casefold()):
+            status = "disabled" if item.disabled else "active"
+            email = item.profile.get("email", "")
+            click.echo(f"{item.username}\t{item.id}\t{status}\t{email}")
+
+
+@user.command("disable")
+@click.argument("username")
+@pass_ctx
+def user_disable(ctx: _Context, username: str) -> None:
+    """Disable a user: no new logins, tokens or userinfo for them."""
+    with _in_app(ctx):
+        users = _state().users
+        found = users.find_by_username(username)
+        if found is None:
+            fail(f"no user {username!r}")
+        found.disabled = True
+        users.save(found)
+    click.echo(f"disabled user {username}")
+
+
+@cli.group()
+def client() -> None:
+    """Manage client applications (relying parties)."""
+
+
+@client.command("add")
+@click.option("--name", required=True, help="Shown to users on the consent page.")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="Exact redirect URI (repeat).")
+@click.option("--public", is_flag=True, help="No secret: SPAs and native apps (PKCE required).")
+@click.option("--grant-type", "grant_types", multiple=True,
+              help="authorization_code (default, with refresh_token), refresh_token, "
+              "client_credentials, implicit.")
+@click.option("--response-type", "response_types", multiple=True, help="Default: code.")
+@click.option("--scope", help="Scopes the client may request (space separated).")
+@click.option("--token-endpoint-auth-method",
+              type=click.Choice(["client_secret_basic", "client_secret_post", "none"]))
+@click.option("--allow-origin", "origins", multiple=True, help="Browser origin allowed CORS.")
+@click.option("--first-party", is_flag=True, help="Trusted: users are not asked to consent.")
+@click.option("--allow-plain-pkce", is_flag=True, help="Allow PKCE 'plain' (not recommended).")
+@click.option("--always-refresh-token", is_flag=True,
+              help="Issue refresh tokens even without offline_access.")
+@click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
+@pass_ctx
+def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
+               grant_types: tuple[str, ...], response_types: tuple[str, ...], scope: str | None,
+               token_endpoint_auth_method: str | None, origins: tuple[str, ...],
+               first_party: bool, allow_plain_pkce: bool, always_refresh_token: bool,
+               as_json: bool) -> None:
+    """Register a client; its secret is printed once and stored only as a hash."""
+    import json
+
+    from .clients import RegistrationError
+    from .clients import register_client
+
+    with _in_app(ctx):
+        state = _state()
+        try:
+            created, secret = register_client(
+                state.store, name=name, redirect_uris=redirect_uris, public=public,
+                grant_types=grant_types or None, response_types=response_types or None,
+                scope=scope, token_endpoint_auth_method=token_endpoint_auth_method,
+                allowed_origins=origins, first_party=first_party,
+                allow_plain_pkce=allow_plain_pkce, always_issue_refresh_token=always_refresh_token,
+                known_scopes=state.config["UAUTH_SCOPES"], now=state.now(),
+            )
+        except RegistrationError as exc:
+            fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"client_id": created.client_id, "client_secret": secret}))
+        return
+    click.echo(f"client_id:     {created.client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
+        click.echo("(the secret is shown only now; it is stored hashed)")
+
+
+@client.command("list")
+@pass_ctx
+def client_list(ctx: _Context) -> None:
+    """List clients."""
+    from .clients import list_clients
+
+    with _in_app(ctx):
+        for item in sorted(list_clients(_state().store), key=lambda c: c.name.casefold()):
+            kind = "public" if item.is_public else "confidential"
+            click.echo(f"{item.client_id}\t{item.name}\t{kind}\t{' '.join(item.redirect_uris)}")
+
+
+@client.command("remove")
+@click.argument("client_id")
+@pass_ctx
+def client_remove(ctx: _Context, client_id: str) -> None:
+    """Remove a client; its tokens stop working at the next validation that looks it up."""
+    from .clients import remove_client
+
+    with _in_app(ctx):
+        if not remove_client(_state().store, client_id):
+            fail(f"no client {client_id!r}")
+    click.echo(f"removed client {client_id}")
+
+
 @cli.command("config-doc")
 def config_doc() -> None:
     """Print the Markdown table of every UAUTH_* setting (as in README)."""
@@ -149,6 +306,11 @@ def register(app: Flask) -> None:
 
 
 def _flask_command(command: click.Command) -> click.Command:
+    if isinstance(command, click.Group):
+        group = click.Group(command.name, help=command.help)
+        for name, sub in command.commands.items():
+            group.add_command(_flask_command(sub), name)
+        return group
     callback = command.callback
     assert callback is not None
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from flask import Flask
 from flask import current_app
+from flask_login import LoginManager
 
 from . import config as settings
 from .instance import KEYS_DIR
@@ -21,6 +23,10 @@ from .storage import Clock
 from .storage import Store
 from .storage import open_store
 from .storage import system_clock
+
+if TYPE_CHECKING:
+    from .server import UAuthServer
+    from .users import StoreUsers
 
 
 @dataclass
@@ -34,6 +40,8 @@ class State:
     config: dict[str, Any]
     #: Documents that only change with the key set (discovery, JWKS), built on first use.
     cache: dict[str, Any] = field(default_factory=dict)
+    users: StoreUsers = field(init=False)
+    server: UAuthServer = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -75,11 +83,39 @@ class UAuth:
             config["UAUTH_STORAGE"], redis_prefix=config["UAUTH_REDIS_PREFIX"], clock=self._clock
         )
         keys = KeySet.ensure(Path(app.instance_path) / KEYS_DIR, [config["UAUTH_SIGNING_ALG"]])
-        app.extensions["uauth"] = State(
+        state = State(
             issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config
         )
+        from .server import build_server
+        from .users import StoreUsers
+
+        state.users = StoreUsers(store, self._clock)
+        state.server = build_server(state)
+        app.extensions["uauth"] = state
+        self._init_login(app)
+        self._init_session(app)
         from .cli import register as register_cli
         from .views import register_blueprints
 
         register_blueprints(app, config["UAUTH_URL_PREFIX"])
         register_cli(app)
+
+    @staticmethod
+    def _init_login(app: Flask) -> None:
+        manager = LoginManager(app)
+        manager.login_view = "uauth.ui.login"
+        manager.session_protection = None  # sessions are regenerated at login instead
+
+        @manager.user_loader
+        def load_user(user_id: str) -> Any:
+            user = get_state().users.get(user_id)
+            return user if user is not None and user.is_active else None
+
+    @staticmethod
+    def _init_session(app: Flask) -> None:
+        secure = app.config["UAUTH_ISSUER"].startswith("https://")
+        app.config.setdefault("SESSION_COOKIE_NAME", "uauth_session")
+        app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+        app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+        app.config["SESSION_COOKIE_SECURE"] = app.config.get("SESSION_COOKIE_SECURE") or secure
+        app.config["PERMANENT_SESSION_LIFETIME"] = app.config["UAUTH_SESSION_TTL"]

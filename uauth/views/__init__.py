@@ -1,16 +1,92 @@
-"""Blueprints. All endpoints are namespaced under ``uauth.``, e.g. ``url_for("uauth.ui.login")``."""
+"""Blueprints. All endpoints are namespaced under ``uauth.``, e.g. ``url_for("uauth.ui.login")``.
+
+Cross-cutting behaviour of our blueprints only (never the host app's): CORS for registered
+browser origins on the endpoints SPAs call, baseline security headers on pages, and one answer
+to a storage outage (503, nothing half-done).
+"""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint
 from flask import Flask
+from flask import Response
+from flask import render_template
+from flask import request
+from flask.typing import ResponseReturnValue
 
+from ..clients import origin_allowed
+from ..extension import get_state
+from ..storage import StorageError
+from . import authorize
 from . import discovery
 from . import health
+from . import token
+from . import userinfo
 
-bp = Blueprint("uauth", __name__)
-bp.register_blueprint(discovery.bp)
-bp.register_blueprint(health.bp)
+log = logging.getLogger("uauth")
+
+bp = Blueprint("uauth", __name__, template_folder="../templates",
+               static_folder="../static/uauth", static_url_path="/static/uauth")
+for child in (authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp):
+    bp.register_blueprint(child)
+
+#: Endpoints a browser-based client calls cross-origin (and only these get CORS).
+CORS_ENDPOINTS = {
+    "uauth.token.token", "uauth.userinfo.userinfo", "uauth.discovery.jwks",
+    "uauth.discovery.openid_configuration", "uauth.discovery.oauth_authorization_server",
+}
+#: Blueprints that answer machines: JSON errors, never pages.
+BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health"}
+#: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked.
+PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'none'")
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    """Runs for every request our blueprints answer (Flask walks nested blueprints)."""
+    if request.endpoint in CORS_ENDPOINTS:
+        _cors(response)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _cors(response: Response) -> None:
+    origin = request.headers.get("Origin")
+    response.vary.add("Origin")
+    if not origin:
+        return
+    try:
+        allowed = origin_allowed(get_state().store, origin)
+    except StorageError:
+        return
+    if not allowed:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    else:
+        response.headers["Access-Control-Expose-Headers"] = "WWW-Authenticate"
+
+
+@bp.errorhandler(StorageError)
+def _storage_down(exc: StorageError) -> ResponseReturnValue:
+    log.error("storage failure: %s", exc)
+    if request.blueprint in BACK_CHANNEL:
+        return token.oauth_error("temporarily_unavailable",
+                                 "The service is temporarily unavailable; try again shortly.",
+                                 503, {"Retry-After": "5"})
+    return render_template("uauth/error.html", title="Temporarily unavailable",
+                           message="We cannot reach our storage right now. Please try again in "
+                           "a moment; nothing you did was lost."), 503, {"Retry-After": "5"}
 
 
 def register_blueprints(app: Flask, url_prefix: str) -> None:

@@ -2,29 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import Response
 from flask import json
+from flask import url_for
 from flask.typing import ResponseReturnValue
 
+from ..claims import claims_supported
 from ..extension import State
 from ..extension import get_state
 
 bp = Blueprint("discovery", __name__)
 
 
+def endpoint_url(state: State, endpoint: str) -> str:
+    """Absolute URL of one of our endpoints: the issuer's origin plus the mounted path."""
+    parts = urlsplit(state.issuer)
+    return f"{parts.scheme}://{parts.netloc}{url_for(endpoint)}"
+
+
 def build_metadata(state: State) -> dict[str, Any]:
-    issuer = state.issuer
+    """Advertise exactly what is implemented; grows with the grants registered."""
+    config = state.config
+    grant_types = sorted({g.GRANT_TYPE for g, _ in state.server._token_grants}
+                         | {"implicit" for g, _ in state.server._authorization_grants
+                            if any("token" in rt.split() for rt in g.RESPONSE_TYPES)})
+    response_types = sorted({rt for g, _ in state.server._authorization_grants
+                             for rt in g.RESPONSE_TYPES}, key=lambda rt: (len(rt), rt))
+    pkce = ["S256", "plain"] if config["UAUTH_ALLOW_PLAIN_PKCE"] else ["S256"]
     return {
-        "issuer": issuer,
-        "jwks_uri": f"{issuer}/jwks.json",
+        "issuer": state.issuer,
+        "authorization_endpoint": endpoint_url(state, "uauth.ui.authorize"),
+        "token_endpoint": endpoint_url(state, "uauth.token.token"),
+        "userinfo_endpoint": endpoint_url(state, "uauth.userinfo.userinfo"),
+        "jwks_uri": endpoint_url(state, "uauth.discovery.jwks"),
+        "scopes_supported": list(config["UAUTH_SCOPES"]),
+        "response_types_supported": response_types,
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "grant_types_supported": grant_types,
+        "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": sorted(state.keys.algorithms),
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                  "none"],
+        "claims_supported": claims_supported(),
+        "code_challenge_methods_supported": pkce,
+        "authorization_response_iss_parameter_supported": True,
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "require_request_uri_registration": False,
     }
 
 
-def _cached_json(state: State, name: str, build: Any) -> Response:
+def cached_json(state: State, name: str, build: Callable[[State], Any]) -> Response:
     body = state.cache.get(name)
     if body is None:
         body = state.cache[name] = json.dumps(build(state))
@@ -35,9 +69,14 @@ def _cached_json(state: State, name: str, build: Any) -> Response:
 
 @bp.get("/.well-known/openid-configuration")
 def openid_configuration() -> ResponseReturnValue:
-    return _cached_json(get_state(), "discovery", build_metadata)
+    return cached_json(get_state(), "discovery", build_metadata)
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def oauth_authorization_server() -> ResponseReturnValue:
+    return cached_json(get_state(), "discovery", build_metadata)
 
 
 @bp.get("/jwks.json")
 def jwks() -> ResponseReturnValue:
-    return _cached_json(get_state(), "jwks", lambda state: state.keys.jwks())
+    return cached_json(get_state(), "jwks", lambda state: state.keys.jwks())

@@ -1,0 +1,88 @@
+"""In-process provider for tests that need an injected clock or special settings."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from uauth import create_app
+from uauth.clients import register_client
+from uauth.extension import get_state
+from uauth.models import Client
+from uauth.models import User
+from uauth.storage import Store
+
+REDIRECT = "http://127.0.0.1:8399/cb"
+PASSWORD = "password123"
+
+
+def make_app(tmp_path: Path, store: Store, clock: Any, **config: Any) -> Flask:
+    return create_app({"UAUTH_ISSUER": "http://localhost", "TESTING": True, **config},
+                      store=store, clock=clock, instance_path=tmp_path / "instance")
+
+
+@dataclass
+class Driver:
+    """Runs flows against an in-process app through Flask's test client."""
+
+    app: Flask
+    http: FlaskClient
+
+    @classmethod
+    def of(cls, app: Flask) -> Driver:
+        return cls(app, app.test_client())
+
+    def user(self, username: str = "alice", **profile: Any) -> User:
+        with self.app.app_context():
+            return get_state().users.create(username, PASSWORD, profile)
+
+    def client(self, **kwargs: Any) -> tuple[Client, str | None]:
+        kwargs.setdefault("name", "App")
+        kwargs.setdefault("redirect_uris", [REDIRECT])
+        with self.app.app_context():
+            return register_client(get_state().store, **kwargs)
+
+    def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
+              ) -> Any:
+        page = self.http.get("/login" + (f"?next={next_url}" if next_url else ""))
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+        assert token
+        return self.http.post(page.request.full_path, data={
+            "csrf_token": token.group(1), "username": username, "password": password})
+
+    def authorize(self, **params: str) -> Any:
+        """GET /authorize, answering a consent page with allow."""
+        response = self.http.get("/authorize", query_string=params)
+        if response.status_code == 200 and 'name="consent"' in response.text:
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.text)
+            hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
+                                response.text)
+            assert token
+            data = {**dict(hidden), "csrf_token": token.group(1), "consent": "allow"}
+            response = self.http.post("/authorize", data=data)
+        return response
+
+    def code(self, client_id: str, **params: str) -> str:
+        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+                  "scope": "openid", **params}
+        response = self.authorize(**params)
+        assert response.status_code == 302, response.text
+        return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
+
+    def token(self, client_id: str, secret: str | None, **data: str) -> Any:
+        headers = {}
+        if secret:
+            headers["Authorization"] = "Basic " + base64.b64encode(
+                f"{client_id}:{secret}".encode()).decode()
+        else:
+            data["client_id"] = client_id
+        return self.http.post("/token", data={"grant_type": "authorization_code",
+                                              "redirect_uri": REDIRECT, **data}, headers=headers)

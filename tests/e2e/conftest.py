@@ -1,0 +1,113 @@
+"""A running provider per storage backend, provisioned through the store it serves from.
+
+SQLite and Redis run under real gunicorn (2 workers); memory, which cannot be shared across
+processes, runs under werkzeug's threaded HTTP server inside the test process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import unique_prefix
+from tests.live_server import LiveServer
+from tests.redis_server import RedisServer
+from tests.redis_server import free_port
+from uauth import create_app
+from uauth.clients import register_client
+from uauth.models import Client
+from uauth.models import User
+from uauth.storage import Store
+from uauth.storage.memory import MemoryStore
+from uauth.storage.redis import RedisStore
+from uauth.storage.sqlite import SQLiteStore
+from uauth.users import StoreUsers
+
+PASSWORD = "password123"
+REDIRECT = "http://127.0.0.1:8399/cb"
+
+
+@dataclass
+class Provider:
+    backend: str
+    url: str
+    store: Store
+    instance: Path
+    live: LiveServer | None = None
+    _n: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def users(self) -> StoreUsers:
+        import time
+
+        return StoreUsers(self.store, time.time)
+
+    def add_user(self, username: str | None = None, **profile: Any) -> User:
+        self._n[0] += 1
+        name = username or f"user{self._n[0]}-{unique_prefix()[1:7]}"
+        profile.setdefault("email", f"{name}@example.com")
+        profile.setdefault("name", name.title())
+        return self.users.create(name, PASSWORD, profile)
+
+    def add_client(self, **kwargs: Any) -> tuple[Client, str | None]:
+        kwargs.setdefault("name", "Test App")
+        kwargs.setdefault("redirect_uris", [REDIRECT])
+        return register_client(self.store, **kwargs)
+
+    @property
+    def discovery(self) -> dict[str, Any]:
+        import requests
+
+        data: dict[str, Any] = requests.get(
+            self.url + "/.well-known/openid-configuration", timeout=5).json()
+        return data
+
+
+def _memory_provider(tmp: Path) -> Iterator[Provider]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    store = MemoryStore()
+    app = create_app({"UAUTH_ISSUER": url}, store=store, instance_path=tmp / "instance")
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Provider("memory", url, store, tmp / "instance")
+    server.shutdown()
+    thread.join()
+
+
+def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None) -> Iterator[Provider]:
+    instance = tmp / "instance"
+    if backend == "redis":
+        assert redis is not None
+        prefix = unique_prefix()
+        storage, env = redis.url, {"UAUTH_REDIS_PREFIX": prefix}
+        store: Store = RedisStore(redis.url, prefix=prefix)
+    else:
+        storage, env = f"sqlite:///{instance}/uauth.db", {}
+        store = SQLiteStore(instance / "uauth.db")
+    live = LiveServer(instance, storage=storage, env=env)
+    init = live.cli("init")
+    assert init.returncode == 0, init.stderr
+    live.start()
+    yield Provider(backend, live.url, store, instance, live)
+    live.stop()
+    store.close()
+
+
+@pytest.fixture(scope="session", params=["memory", "sqlite", "redis"])
+def provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Provider]:
+    tmp = tmp_path_factory.mktemp(f"provider-{request.param}")
+    if request.param == "memory":
+        yield from _memory_provider(tmp)
+    else:
+        redis = request.getfixturevalue("redis_server") if request.param == "redis" else None
+        yield from _gunicorn_provider(tmp, request.param, redis)

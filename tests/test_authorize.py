@@ -1,0 +1,150 @@
+"""The authorization endpoint and login page, in process (injected clock, special settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.storage import Store
+
+
+@pytest.fixture
+def driver(tmp_path: Path, store: Store, clock: FakeClock) -> Driver:
+    return Driver.of(make_app(tmp_path, store, clock))
+
+
+def test_codes_expire_after_their_ttl(driver: Driver, clock: FakeClock) -> None:
+    driver.user()
+    client, secret = driver.client()
+    driver.login()
+    code = driver.code(client.client_id)
+    clock.advance(61)
+    response = driver.token(client.client_id, secret, code=code)
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_code_is_bound_to_its_client(driver: Driver) -> None:
+    driver.user()
+    client, _ = driver.client()
+    other, other_secret = driver.client()
+    driver.login()
+    code = driver.code(client.client_id)
+    response = driver.token(other.client_id, other_secret, code=code)
+    assert response.json["error"] == "invalid_grant"
+
+
+def test_require_pkce_applies_to_confidential_clients(tmp_path: Path, store: Store,
+                                                      clock: FakeClock) -> None:
+    driver = Driver.of(make_app(tmp_path, store, clock, UAUTH_REQUIRE_PKCE=True))
+    driver.user()
+    client, _ = driver.client()
+    driver.login()
+    response = driver.authorize(response_type="code", client_id=client.client_id,
+                                redirect_uri="http://127.0.0.1:8399/cb", scope="openid")
+    assert "error=invalid_request" in response.headers["Location"]
+
+
+def test_plain_pkce_can_be_switched_off_globally(tmp_path: Path, store: Store,
+                                                 clock: FakeClock) -> None:
+    app = make_app(tmp_path, store, clock, UAUTH_ALLOW_PLAIN_PKCE=False)
+    driver = Driver.of(app)
+    driver.user()
+    client, _ = driver.client(public=True, allow_plain_pkce=True)
+    driver.login()
+    response = driver.authorize(response_type="code", client_id=client.client_id,
+                                redirect_uri="http://127.0.0.1:8399/cb", scope="openid",
+                                code_challenge="a" * 43, code_challenge_method="plain")
+    assert "error=invalid_request" in response.headers["Location"]
+    assert driver.http.get("/.well-known/openid-configuration").json[
+        "code_challenge_methods_supported"] == ["S256"]
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x",
+                                    "/\\evil.example", "javascript:alert(1)", "http:/x"])
+def test_login_next_never_leaves_the_provider(driver: Driver, target: str) -> None:
+    driver.user()
+    response = driver.login(next_url=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/", target
+
+
+def test_login_next_inside_the_provider_is_followed(driver: Driver) -> None:
+    driver.user()
+    response = driver.login(next_url="/authorize?x=1")
+    assert response.headers["Location"] == "/authorize?x=1"
+
+
+def test_login_form_needs_its_csrf_token(driver: Driver) -> None:
+    driver.user()
+    response = driver.http.post("/login", data={"username": "alice", "password": "password123"})
+    assert response.status_code == 400 and "expired" in response.text
+
+
+def test_consent_decision_needs_its_csrf_token(driver: Driver) -> None:
+    driver.user()
+    client, _ = driver.client()
+    driver.login()
+    response = driver.http.post("/authorize", data={
+        "response_type": "code", "client_id": client.client_id, "consent": "allow",
+        "redirect_uri": "http://127.0.0.1:8399/cb", "scope": "openid"})
+    assert response.status_code == 400 and "Location" not in response.headers
+
+
+def test_sessions_end_after_their_lifetime(driver: Driver, clock: FakeClock) -> None:
+    driver.user()
+    client, _ = driver.client(first_party=True)
+    driver.login()
+    clock.advance(14 * 24 * 3600 + 1)
+    response = driver.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "scope": "openid",
+        "redirect_uri": "http://127.0.0.1:8399/cb"})
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_disabled_users_cannot_log_in(driver: Driver) -> None:
+    user = driver.user()
+    with driver.app.app_context():
+        from uauth.extension import get_state
+
+        user.disabled = True
+        get_state().users.save(user)
+    assert driver.login().status_code == 401
+
+
+def test_pages_carry_security_headers(driver: Driver) -> None:
+    response = driver.http.get("/login")
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "script-src" not in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_logout_clears_the_session(driver: Driver) -> None:
+    driver.user()
+    driver.login()
+    page = driver.http.get("/logout")
+    assert page.status_code == 200 and "Sign out?" in page.text
+    import re
+
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert token
+    done = driver.http.post("/logout", data={"csrf_token": token.group(1)})
+    assert "You are signed out" in done.text
+    assert "Sign in" in driver.http.get("/").text
+
+
+def test_passwords_are_argon2id_hashes(driver: Driver) -> None:
+    user = driver.user()
+    assert user.password_hash is not None and user.password_hash.startswith("$argon2id$")
+    assert "m=19456,t=2,p=1" in user.password_hash
+
+
+def test_client_secrets_are_stored_hashed(driver: Driver) -> None:
+    client, secret = driver.client()
+    assert secret is not None and secret not in str(client.to_record())
+    assert client.check_client_secret(secret) and not client.check_client_secret(secret + "x")

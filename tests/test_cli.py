@@ -1,0 +1,97 @@
+"""The admin CLI, run as an operator runs it (a subprocess), against a real SQLite instance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def uauth(instance: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "uauth", "--instance", str(instance), *args],
+                          input=stdin, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "instance"
+    assert uauth(path, "init").returncode == 0
+    return path
+
+
+def test_user_add_list_disable(instance: Path) -> None:
+    added = uauth(instance, "user", "add", "carol", "--password-stdin", "--email",
+                  "carol@example.com", "--name", "Carol C", "--given-name", "Carol",
+                  stdin="correct horse\n")
+    assert added.returncode == 0 and "created user carol" in added.stdout
+    listed = uauth(instance, "user", "list")
+    assert "carol" in listed.stdout and "active" in listed.stdout
+    dup = uauth(instance, "user", "add", "CAROL", "--password-stdin", stdin="whatever123\n")
+    assert dup.returncode == 1 and dup.stderr.strip() == "error: user 'CAROL' already exists"
+    assert uauth(instance, "user", "disable", "carol").returncode == 0
+    assert "disabled" in uauth(instance, "user", "list").stdout
+    missing = uauth(instance, "user", "disable", "nobody")
+    assert missing.returncode == 1 and "no user 'nobody'" in missing.stderr
+
+
+def test_client_add_json_list_remove(instance: Path) -> None:
+    added = uauth(instance, "client", "add", "--name", "Web", "--redirect-uri",
+                  "https://app.example.com/cb", "--json")
+    assert added.returncode == 0, added.stderr
+    created = json.loads(added.stdout)
+    assert set(created) == {"client_id", "client_secret"} and len(created["client_secret"]) >= 43
+    db = (instance / "uauth.db").read_bytes()
+    assert created["client_secret"].encode() not in db, "secrets are stored hashed"
+    assert created["client_id"] in uauth(instance, "client", "list").stdout
+    public = json.loads(uauth(instance, "client", "add", "--name", "SPA", "--public",
+                              "--redirect-uri", "http://localhost:3000/cb", "--json").stdout)
+    assert public["client_secret"] is None
+    assert uauth(instance, "client", "remove", created["client_id"]).returncode == 0
+    assert created["client_id"] not in uauth(instance, "client", "list").stdout
+
+
+@pytest.mark.parametrize(("uri", "reason"), [
+    ("http://app.example.com/cb", "uses http on a non-loopback host"),
+    ("https://app.example.com/cb#frag", "must not contain a fragment"),
+    ("javascript:alert(1)", "forbidden scheme"),
+    ("myapp:/cb", "reverse domain name"),
+    ("/relative", "must be absolute"),
+])
+def test_client_add_refuses_bad_redirect_uris_with_the_reason(instance: Path, uri: str,
+                                                               reason: str) -> None:
+    result = uauth(instance, "client", "add", "--name", "Bad", "--redirect-uri", uri)
+    assert result.returncode == 1 and reason in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_client_add_accepts_native_and_loopback_uris(instance: Path) -> None:
+    for uri in ("com.example.app:/oauth2redirect", "http://127.0.0.1:8400/cb",
+                "http://[::1]:8400/cb", "http://localhost/cb"):
+        assert uauth(instance, "client", "add", "--name", "N", "--public",
+                     "--redirect-uri", uri).returncode == 0, uri
+
+
+def test_environment_names_the_instance(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "UAUTH_INSTANCE": str(tmp_path / "env-instance")}
+    result = subprocess.run([sys.executable, "-m", "uauth", "init"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and (tmp_path / "env-instance" / "uauth.db").exists()
+
+
+def test_the_same_commands_run_under_flask(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "UAUTH_INSTANCE": str(tmp_path / "i"), "FLASK_APP": "wsgi"}
+    flask = [sys.executable, "-m", "flask", "uauth"]
+    cwd = Path(__file__).parent.parent
+    added = subprocess.run([*flask, "user", "add", "erin", "--password-stdin"], env=env, cwd=cwd,
+                           input="password123\n", capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([sys.executable, "-m", "uauth", "user", "list"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert "erin" in listed.stdout, "flask uauth and uauth share the instance"

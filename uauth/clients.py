@@ -1,0 +1,186 @@
+"""The client registry: registration rules (redirect URIs, auth methods) and lookups."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from authlib.common.security import generate_token
+
+from .config import is_loopback_host
+from .models import AUTH_METHODS
+from .models import Client
+from .storage import Store
+from .storage import hash_key
+
+CLIENT = "client"
+#: ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client.
+ORIGIN = "cors_origin"
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
+RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token",
+                  "code id_token token")
+#: Schemes a redirect URI may never use: they run code or read local files in the browser.
+_FORBIDDEN_SCHEMES = {"javascript", "data", "vbscript", "file", "about", "blob", "filesystem"}
+
+
+class RegistrationError(ValueError):
+    """A client cannot be registered as asked; the message says why."""
+
+
+def check_redirect_uri(uri: str) -> None:
+    """Registration rules (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §2.1).
+
+    https anywhere; http only on loopback; private-use schemes (``com.example.app:/cb``) for
+    native apps; never a fragment, never a scheme that runs code.
+    """
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise RegistrationError(f"redirect URI {uri!r} is not a valid URI") from None
+    scheme = parts.scheme.lower()
+    if not scheme:
+        raise RegistrationError(f"redirect URI {uri!r} must be absolute")
+    if parts.fragment or "#" in uri:
+        raise RegistrationError(f"redirect URI {uri!r} must not contain a fragment")
+    if any(ch.isspace() for ch in uri):
+        raise RegistrationError(f"redirect URI {uri!r} must not contain whitespace")
+    if scheme == "https":
+        if not parts.hostname:
+            raise RegistrationError(f"redirect URI {uri!r} has no host")
+        return
+    if scheme == "http":
+        if not is_loopback_host(parts.hostname):
+            raise RegistrationError(
+                f"redirect URI {uri!r} uses http on a non-loopback host; use https "
+                "(http is only for 127.0.0.1, [::1] and localhost)"
+            )
+        return
+    if scheme in _FORBIDDEN_SCHEMES:
+        raise RegistrationError(f"redirect URI {uri!r} uses the forbidden scheme {scheme}:")
+    if "." not in scheme:
+        raise RegistrationError(
+            f"redirect URI {uri!r}: a private-use scheme must be a reverse domain name such as "
+            "com.example.app: (RFC 8252 §7.1)"
+        )
+
+
+def check_origin(origin: str) -> str:
+    parts = urlsplit(origin)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise RegistrationError(f"origin {origin!r} must look like https://app.example.com")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise RegistrationError(f"origin {origin!r} uses http on a non-loopback host")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def register_client(
+    store: Store,
+    *,
+    name: str,
+    redirect_uris: Iterable[str],
+    public: bool = False,
+    grant_types: Iterable[str] | None = None,
+    response_types: Iterable[str] | None = None,
+    scope: str | None = None,
+    token_endpoint_auth_method: str | None = None,
+    allowed_origins: Iterable[str] = (),
+    first_party: bool = False,
+    allow_plain_pkce: bool = False,
+    always_issue_refresh_token: bool = False,
+    known_scopes: Iterable[str] | None = None,
+    now: int = 0,
+) -> tuple[Client, str | None]:
+    """Validate and store a new client; returns it and its secret (shown once, stored hashed)."""
+    uris = list(dict.fromkeys(redirect_uris))
+    for uri in uris:
+        check_redirect_uri(uri)
+    method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise RegistrationError(f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
+    if public != (method == "none"):
+        raise RegistrationError("public clients use 'none'; confidential clients use a secret")
+    grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise RegistrationError(f"unknown grant type {grant!r}; one of {', '.join(GRANT_TYPES)}")
+    if public and "client_credentials" in grants:
+        raise RegistrationError("public clients cannot use client_credentials (RFC 6749 §4.4)")
+    responses = [" ".join(sorted(rt.split())) for rt in (response_types or ["code"])]
+    for rt in responses:
+        if rt not in {" ".join(sorted(r.split())) for r in RESPONSE_TYPES}:
+            raise RegistrationError(f"unknown response type {rt!r}")
+    needs_redirect = "authorization_code" in grants or "implicit" in grants
+    if needs_redirect and not uris:
+        raise RegistrationError("a client using the authorization endpoint needs a --redirect-uri")
+    scopes = (scope or "openid profile email address phone offline_access").split()
+    if known_scopes is not None:
+        unknown = [s for s in scopes if s not in set(known_scopes)]
+        if unknown:
+            raise RegistrationError(f"unknown scope(s) {' '.join(unknown)}; see UAUTH_SCOPES")
+    origins = list(dict.fromkeys(check_origin(o) for o in allowed_origins))
+    secret = None if public else secrets.token_urlsafe(32)
+    client = Client(
+        client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
+        name=name,
+        redirect_uris=uris,
+        secret_hash=None if secret is None else hash_key(secret),
+        token_endpoint_auth_method=method,
+        grant_types=grants,
+        response_types=responses,
+        scope=" ".join(dict.fromkeys(scopes)),
+        allowed_origins=origins,
+        first_party=first_party,
+        allow_plain_pkce=allow_plain_pkce,
+        always_issue_refresh_token=always_issue_refresh_token,
+        created_at=now,
+    )
+    save_client(store, client)
+    return client, secret
+
+
+def save_client(store: Store, client: Client) -> None:
+    previous = get_client(store, client.client_id)
+    store.save(CLIENT, client.client_id, client.to_record(), ttl=None)
+    old_origins = set(previous.allowed_origins) if previous else set()
+    _index_origins(store, client.client_id, old_origins, set(client.allowed_origins))
+
+
+def get_client(store: Store, client_id: str | None) -> Client | None:
+    if not client_id or len(client_id) > 200:
+        return None
+    record = store.find(CLIENT, client_id)
+    return None if record is None else Client.from_record(record)
+
+
+def list_clients(store: Store) -> Iterator[Client]:
+    for _, record in store.scan(CLIENT):
+        yield Client.from_record(record)
+
+
+def remove_client(store: Store, client_id: str) -> bool:
+    client = get_client(store, client_id)
+    if client is None:
+        return False
+    store.delete(CLIENT, client_id)
+    _index_origins(store, client_id, set(client.allowed_origins), set())
+    return True
+
+
+def origin_allowed(store: Store, origin: str) -> bool:
+    """True when some registered client lists this browser origin (CORS)."""
+    record = store.find(ORIGIN, origin.lower())
+    return bool(record and record.get("clients"))
+
+
+def _index_origins(store: Store, client_id: str, old: set[str], new: set[str]) -> None:
+    for origin in old ^ new:
+        record = store.find(ORIGIN, origin) or {"clients": []}
+        ids = set(record["clients"])
+        ids.add(client_id) if origin in new else ids.discard(client_id)
+        if ids:
+            store.save(ORIGIN, origin, {"clients": sorted(ids)}, ttl=None)
+        else:
+            store.delete(ORIGIN, origin)

@@ -1,0 +1,27 @@
+"""WTForms forms; flask-wtf adds a CSRF token to each one."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField
+from wtforms import StringField
+from wtforms import SubmitField
+from wtforms.validators import DataRequired
+from wtforms.validators import Length
+
+
+class LoginForm(FlaskForm):  # type: ignore[misc]
+    username = StringField("Username", validators=[DataRequired(), Length(max=150)],
+                           render_kw={"autocomplete": "username", "autocapitalize": "none",
+                                      "autofocus": True})
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
+                             render_kw={"autocomplete": "current-password"})
+    submit = SubmitField("Sign in")
+
+
+class ConsentForm(FlaskForm):  # type: ignore[misc]
+    """Two buttons named ``consent``; the one pressed says ``allow`` or ``deny``."""
+
+
+class LogoutForm(FlaskForm):  # type: ignore[misc]
+    submit = SubmitField("Sign out")

@@ -1,0 +1,272 @@
+"""Our subclasses of Authlib's grants: where uauth's protocol rules live.
+
+Authlib runs each flow; these classes supply storage, the scope and redirect-URI rules, PKCE
+policy, and token minting (:func:`issue_tokens`, shared by every grant).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc7636 import CodeChallenge
+
+from .claims import subject
+from .models import AuthorizationCode
+from .models import Client
+from .models import User
+from .responses import authorization_response
+from .storage import hash_key
+from .tokens import Authentication
+from .tokens import mint_access_token
+from .tokens import mint_id_token
+from .tokens import revoke_grant
+from .users import StoreUsers
+
+if TYPE_CHECKING:
+    from .extension import State
+    from .server import UAuthRequest
+    from .server import UAuthServer
+
+log = logging.getLogger("uauth.grants")
+
+CODE = "authorization_code"
+REFRESH = "refresh_token"
+#: Codes and request parameters longer than this are not worth a storage lookup.
+MAX_CODE_LENGTH = 512
+
+
+def is_openid(scope: str | None) -> bool:
+    return "openid" in (scope_to_list(scope) or [])
+
+
+def new_grant_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _state(grant: Any) -> State:
+    state: State = grant.server.state
+    return state
+
+
+# --- token issuance shared by every grant ---------------------------------------------------
+
+
+def wants_refresh_token(client: Client, scope: str) -> bool:
+    """Refresh tokens go to clients allowed the grant that got ``offline_access`` consented
+    (OIDC Core §11), or that are configured to always receive one."""
+    if not client.check_grant_type("refresh_token"):
+        return False
+    return "offline_access" in scope.split() or client.always_issue_refresh_token
+
+
+def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_token: bool,
+                 with_id_token: bool) -> dict[str, Any]:
+    """The token response body for one grant: an RFC 9068 access token, and as due a refresh
+    token (persisted by ``save_token``) and an ID token."""
+    state = _state(grant)
+    request: UAuthRequest = grant.request
+    client: Client = request.client
+    auth: Authentication | None = request.auth
+    sub = subject(user, client) if user is not None else client.client_id
+    access_token, claims = mint_access_token(
+        state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
+        auth_time=auth.auth_time if (user is not None and auth is not None) else None,
+    )
+    token: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.config["UAUTH_ACCESS_TOKEN_TTL"],
+        "scope": scope,
+        "created_at": claims["iat"],
+    }
+    if include_refresh_token and user is not None and wants_refresh_token(client, scope):
+        token["refresh_token"] = prepare_refresh_token(state, request, user, scope)
+    if with_id_token and user is not None and auth is not None and is_openid(scope):
+        token["id_token"] = mint_id_token(
+            state, client_id=client.client_id, sub=sub, auth=auth, nonce=request.nonce,
+            access_token=access_token,
+        )
+    return token
+
+
+def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str) -> str:
+    """Create a refresh token; its record is saved by ``save_token`` after the response is built."""
+    raw = secrets.token_urlsafe(32)
+    auth: Authentication = request.auth
+    now = state.now()
+    family_expires = getattr(request, "family_expires_at", None) or (
+        now + state.config["UAUTH_REFRESH_TOKEN_TTL"])
+    ttl = min(state.config["UAUTH_REFRESH_TOKEN_IDLE_TTL"], family_expires - now)
+    record = {
+        "client_id": request.client.client_id, "user_id": user.id, "scope": scope,
+        "grant_id": request.grant_id, "auth_time": auth.auth_time, "amr": list(auth.amr),
+        "sid": auth.sid, "acr": auth.acr, "issued_at": now, "family_expires_at": family_expires,
+    }
+    request.pending_refresh = (hash_key(raw), record, max(ttl, 1))
+    return raw
+
+
+def persist_refresh_token(state: State, request: UAuthRequest) -> None:
+    if request.pending_refresh is None:
+        return
+    key, record, ttl = request.pending_refresh
+    state.store.save(REFRESH, key, record, ttl=ttl, grant_id=record["grant_id"])
+    request.pending_refresh = None
+
+
+class IssuesTokens:
+    """Routes Authlib's ``generate_token`` to :func:`issue_tokens`."""
+
+    WITH_ID_TOKEN = True
+
+    def generate_token(self, user: User | None = None, scope: str | None = None,
+                       grant_type: str | None = None, expires_in: int | None = None,
+                       include_refresh_token: bool = True) -> dict[str, Any]:
+        return issue_tokens(self, user, scope or "", include_refresh_token=include_refresh_token,
+                            with_id_token=self.WITH_ID_TOKEN)
+
+
+# --- the authorization endpoint --------------------------------------------------------------
+
+
+def check_requested_scope(grant: Any) -> None:
+    """Scope rules at the authorization endpoint.
+
+    A scope is required. Scopes the provider does not know are an error in plain OAuth and
+    ignored in an OpenID request (OIDC Core §3.1.2.1); scopes it knows but the client may not
+    request are always ``invalid_scope``.
+    """
+    requested = scope_to_list(grant.request.payload.scope) or []
+    if not requested:
+        raise InvalidScopeError("A scope is required; OpenID Connect requests need 'openid'.")
+    known = set(_state(grant).config["UAUTH_SCOPES"])
+    unknown = [s for s in requested if s not in known]
+    if unknown and "openid" not in requested:
+        raise InvalidScopeError("The request includes a scope this provider does not know.")
+    client: Client = grant.request.client
+    if any(s in known and s not in client.allowed_scopes for s in requested):
+        raise InvalidScopeError("The requested scope exceeds what this client may request.")
+
+
+def check_redirect_uri(request: UAuthRequest, client: Client) -> str:
+    """Exact match against the registration; required in OpenID requests (OIDC Core §3.1.2.1)
+    and whenever the client registered more than one."""
+    uri = request.payload.redirect_uri
+    if uri:
+        if not client.check_redirect_uri(uri):
+            raise InvalidRequestError("The redirect_uri is not registered for this client.")
+        return str(uri)
+    if is_openid(request.payload.scope):
+        raise InvalidRequestError("redirect_uri is required in an OpenID Connect request.")
+    default = client.get_default_redirect_uri()
+    if not default:
+        raise InvalidRequestError("redirect_uri is required: the client registered several.")
+    return default
+
+
+class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    validate_authorization_redirect_uri = staticmethod(check_redirect_uri)
+    validate_requested_scope = check_requested_scope
+
+    def create_authorization_response(self, redirect_uri: str, grant_user: User | None
+                                      ) -> tuple[int, str, list[tuple[str, str]]]:
+        if not grant_user:
+            raise AccessDeniedError(redirect_uri=redirect_uri)
+        self.request.user = grant_user
+        code = self.generate_authorization_code()
+        self.save_authorization_code(code, self.request)
+        return authorization_response(self, redirect_uri, [("code", code)])
+
+    def save_authorization_code(self, code: str, request: UAuthRequest) -> None:
+        state = _state(self)
+        data = request.payload.data
+        auth: Authentication = request.auth
+        challenge = data.get("code_challenge")
+        record = AuthorizationCode(
+            client_id=request.client.client_id,
+            user_id=request.user.id,
+            scope=request.scope,
+            redirect_uri=request.payload.redirect_uri,
+            grant_id=new_grant_id(),
+            auth_time=auth.auth_time,
+            nonce=data.get("nonce"),
+            code_challenge=challenge,
+            code_challenge_method=(data.get("code_challenge_method") or "plain") if challenge
+            else None,
+            amr=list(auth.amr),
+            acr=auth.acr,
+            sid=auth.sid,
+        )
+        state.store.save(CODE, hash_key(code), record.to_record(),
+                         ttl=state.config["UAUTH_CODE_TTL"], grant_id=record.grant_id)
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        if len(code) > MAX_CODE_LENGTH:
+            return None
+        state = _state(self)
+        outcome = state.store.consume(CODE, hash_key(code))
+        if outcome is None:
+            return None
+        record = AuthorizationCode.from_record(outcome.record)
+        if not outcome.first:
+            # RFC 6749 §4.1.2: a code used twice revokes what the first use obtained.
+            revoke_grant(state, record.grant_id)
+            log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
+            return None
+        if record.client_id != client.client_id:
+            return None
+        self.request.grant_id = record.grant_id
+        self.request.nonce = record.nonce
+        self.request.auth = Authentication(record.auth_time, tuple(record.amr), record.sid,
+                                           record.acr)
+        return record
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Nothing to do: consume() already spent it, and it stays to recognise replays."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = users_of(self).get(authorization_code.user_id)
+        return user if user is not None and user.is_active else None
+
+
+class Pkce(CodeChallenge):  # type: ignore[misc]
+    """PKCE (RFC 7636) with uauth's policy on top of Authlib's checks.
+
+    Public clients must send a challenge at the authorization endpoint (so must everyone under
+    ``UAUTH_REQUIRE_PKCE``); ``plain`` is only for clients allowed it while the global switch
+    is on; a verifier sent for a code issued without a challenge is refused (Authlib).
+    """
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        super().validate_code_challenge(grant, redirect_uri)
+        data = grant.request.payload.data
+        client: Client = grant.request.client
+        config = _state(grant).config
+        if not data.get("code_challenge"):
+            if client.is_public or config["UAUTH_REQUIRE_PKCE"]:
+                raise InvalidRequestError("code_challenge is required (PKCE, RFC 7636).")
+            return
+        method = data.get("code_challenge_method") or "plain"
+        if method == "plain" and not (config["UAUTH_ALLOW_PLAIN_PKCE"] and client.allow_plain_pkce):
+            raise InvalidRequestError(
+                "code_challenge_method 'plain' is not allowed for this client; use S256."
+            )
+
+
+def users_of(grant: Any) -> StoreUsers:
+    users: StoreUsers = _state(grant).users
+    return users
+
+
+def register_grants(server: UAuthServer) -> None:
+    server.register_grant(AuthorizationCodeGrant, [Pkce(required=True)])

@@ -1,0 +1,171 @@
+"""Small dataclasses for what uauth stores, with the Authlib mixin methods they must answer.
+
+Records round-trip through :meth:`Model.to_record` / :meth:`Model.from_record`; unknown fields
+in a stored record are ignored, so a newer uauth can read what an older one wrote and back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import TypeVar
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oidc.core import AuthorizationCodeMixin
+
+from .storage import Record
+from .storage import hash_key
+
+M = TypeVar("M", bound="Model")
+
+
+class Model:
+    def to_record(self) -> Record:
+        return dataclasses.asdict(self)  # type: ignore[call-overload,no-any-return]
+
+    @classmethod
+    def from_record(cls: type[M], record: Record) -> M:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in record.items() if k in names})
+
+
+#: Client authentication methods at the token endpoint, secret-based first.
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = (*SECRET_AUTH_METHODS, "none")
+
+
+@dataclass
+class Client(Model, ClientMixin):  # type: ignore[misc]
+    """A registered relying party.
+
+    ``secret_hash`` is the SHA-256 of a 256-bit random secret: enough to make a stolen
+    database useless, and microseconds to check on every token request.
+    """
+
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    secret_hash: str | None = None
+    token_endpoint_auth_method: str = "client_secret_basic"
+    grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
+    response_types: list[str] = field(default_factory=lambda: ["code"])
+    scope: str = "openid profile email address phone offline_access"
+    allowed_origins: list[str] = field(default_factory=list)
+    first_party: bool = False
+    allow_plain_pkce: bool = False
+    always_issue_refresh_token: bool = False
+    created_at: int = 0
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def allowed_scopes(self) -> set[str]:
+        return set(self.scope.split())
+
+    # --- authlib ClientMixin -------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # RFC 6749 §3.1.2.3: only unambiguous when exactly one is registered.
+        return self.redirect_uris[0] if len(self.redirect_uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return ""
+        allowed = self.allowed_scopes
+        return " ".join(s for s in dict.fromkeys(scope_to_list(scope)) if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        # Exact string match, no normalisation (RFC 9700 §2.1, §4.1.3).
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if self.secret_hash is None:
+            return False
+        return hmac.compare_digest(hash_key(client_secret), self.secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if self.is_public:
+            return method == "none"
+        return method in SECRET_AUTH_METHODS
+
+    def check_response_type(self, response_type: str) -> bool:
+        return " ".join(sorted(response_type.split())) in {
+            " ".join(sorted(rt.split())) for rt in self.response_types
+        }
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+@dataclass
+class User(Model):
+    """A person who logs in. Profile claims live in ``profile`` (OIDC standard claim names)."""
+
+    id: str
+    username: str
+    password_hash: str | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+    disabled: bool = False
+    created_at: int = 0
+    updated_at: int = 0
+
+    # flask-login's user protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return self.id
+
+
+@dataclass
+class AuthorizationCode(Model, AuthorizationCodeMixin):  # type: ignore[misc]
+    """What a code stands for; stored under ``hash_key(code)``, single use."""
+
+    client_id: str
+    user_id: str
+    scope: str
+    redirect_uri: str | None
+    grant_id: str
+    auth_time: int
+    nonce: str | None = None
+    code_challenge: str | None = None
+    code_challenge_method: str | None = None
+    amr: list[str] = field(default_factory=list)
+    acr: str | None = None
+    sid: str | None = None
+    claims: dict[str, Any] | None = None
+
+    def get_redirect_uri(self) -> str | None:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return self.amr

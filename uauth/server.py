@@ -1,0 +1,105 @@
+"""Authlib's AuthorizationServer, bound to one app's state: grants, clients, token persistence."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cached_property
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload
+from flask import Response
+from flask import json
+from werkzeug.datastructures import MultiDict
+
+from .clients import get_client
+from .models import Client
+
+if TYPE_CHECKING:
+    from .extension import State
+
+
+class _Payload(OAuth2Payload):  # type: ignore[misc]
+    def __init__(self, data: MultiDict[str, str]) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> MultiDict[str, str]:
+        return self._data
+
+    @cached_property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        values: defaultdict[str, list[str]] = defaultdict(list)
+        for key in self._data:
+            values[key].extend(self._data.getlist(key))
+        return values
+
+
+class UAuthRequest(OAuth2Request):  # type: ignore[misc]
+    """An OAuth request whose parameters the view chose (query+form, or a JSON body).
+
+    The transport check (``InsecureTransportError``) runs against the configured issuer, which
+    start-up already forced to https or loopback, so TLS terminated at a proxy works.
+    """
+
+    def __init__(self, method: str, path: str, headers: Any, data: MultiDict[str, str],
+                 issuer: str, args: MultiDict[str, str] | None = None) -> None:
+        super().__init__(method=method, uri=issuer + path, headers=headers)
+        self.payload = _Payload(data)
+        self._args = args if args is not None else MultiDict()
+        #: Set by the authorization view: how the user authenticated (tokens.Authentication).
+        self.auth: Any = None
+        #: The grant (token family) the issued tokens belong to.
+        self.grant_id: str | None = None
+        #: Claims context carried from the authorization request (nonce, claims request).
+        self.nonce: str | None = None
+        #: A refresh token record to persist in save_token.
+        self.pending_refresh: tuple[str, dict[str, Any], int] | None = None
+
+    @property
+    def args(self) -> MultiDict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> MultiDict[str, str]:
+        return self.payload.data
+
+
+class UAuthServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, state: State) -> None:
+        super().__init__(scopes_supported=None)
+        self.state = state
+
+    def query_client(self, client_id: str) -> Client | None:
+        return get_client(self.state.store, client_id)
+
+    def save_token(self, token: dict[str, Any], request: UAuthRequest) -> None:
+        from .grants import persist_refresh_token
+
+        persist_refresh_token(self.state, request)
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        raise RuntimeError("uauth views build the OAuth request themselves")
+
+    def create_json_request(self, request: Any) -> Any:
+        raise RuntimeError("uauth views build the OAuth request themselves")
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        return Response(body, status=status, headers=headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def build_server(state: State) -> UAuthServer:
+    from .grants import register_grants
+
+    server = UAuthServer(state)
+    register_grants(server)
+    return server

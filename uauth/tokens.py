@@ -1,0 +1,197 @@
+"""Minting and validating the JWTs uauth issues: ID tokens and access tokens (RFC 9068).
+
+Signing uses key objects parsed once per worker (a PEM per call costs ~100x). The two token
+kinds can never stand in for each other: access tokens carry ``typ: at+jwt`` and the issuer as
+audience, ID tokens ``typ: JWT`` and the client as audience, and validation checks both.
+
+Revocation is a deny list in storage: ``jti:<id>`` for one access token, ``grant:<id>`` for every
+token of a grant (a refresh-token family, or the tokens of a replayed code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from base64 import urlsafe_b64encode
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from .extension import State
+from .storage import Store
+
+REVOKED = "revoked"
+ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
+#: Longest bearer token worth parsing; ours are well under 2 KiB.
+MAX_TOKEN_LENGTH = 8192
+
+#: The hash behind at_hash/c_hash per signing alg (OIDC Core §3.1.3.6; Ed25519 uses SHA-512).
+_HALF_HASH = {"RS256": hashlib.sha256, "PS256": hashlib.sha256, "ES256": hashlib.sha256,
+              "EdDSA": hashlib.sha512}
+
+
+def half_hash(value: str, alg: str) -> str:
+    """``at_hash`` / ``c_hash``: base64url of the left half of the alg's hash of ``value``."""
+    digest = _HALF_HASH[alg](value.encode("ascii")).digest()
+    return urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """When and how the user authenticated; carried from the login into codes and tokens."""
+
+    auth_time: int
+    amr: tuple[str, ...] = ("pwd",)
+    sid: str | None = None
+    acr: str | None = None
+
+
+def sign(state: State, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
+    key = state.keys.signing_key(alg or state.config["UAUTH_SIGNING_ALG"], state.clock())
+    return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
+
+
+def mint_access_token(
+    state: State,
+    *,
+    client_id: str,
+    sub: str,
+    scope: str,
+    grant_id: str | None,
+    audience: list[str] | None = None,
+    auth_time: int | None = None,
+    ttl: int | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """An RFC 9068 JWT access token and its claims."""
+    now = state.now()
+    claims: dict[str, Any] = {
+        "iss": state.issuer,
+        "sub": sub,
+        "aud": audience or state.issuer,
+        "exp": now + (ttl or state.config["UAUTH_ACCESS_TOKEN_TTL"]),
+        "iat": now,
+        "jti": secrets.token_urlsafe(16),
+        "client_id": client_id,
+        "scope": scope,
+    }
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
+    if grant_id is not None:
+        claims["gid"] = grant_id
+    return sign(state, claims, typ="at+jwt"), claims
+
+
+def mint_id_token(
+    state: State,
+    *,
+    client_id: str,
+    sub: str,
+    auth: Authentication,
+    nonce: str | None = None,
+    access_token: str | None = None,
+    code: str | None = None,
+    extra: dict[str, Any] | None = None,
+    alg: str | None = None,
+) -> str:
+    """An ID token (OIDC Core §2) for ``client_id``."""
+    alg = alg or state.config["UAUTH_SIGNING_ALG"]
+    now = state.now()
+    claims: dict[str, Any] = dict(extra or {})
+    claims.update({
+        "iss": state.issuer,
+        "sub": sub,
+        "aud": client_id,
+        "azp": client_id,
+        "exp": now + state.config["UAUTH_ID_TOKEN_TTL"],
+        "iat": now,
+        "auth_time": auth.auth_time,
+        "amr": list(auth.amr),
+    })
+    if nonce:
+        claims["nonce"] = nonce
+    if auth.sid:
+        claims["sid"] = auth.sid
+    if auth.acr:
+        claims["acr"] = auth.acr
+    if access_token:
+        claims["at_hash"] = half_hash(access_token, alg)
+    if code:
+        claims["c_hash"] = half_hash(code, alg)
+    return sign(state, claims, typ="JWT", alg=alg)
+
+
+class InvalidToken(Exception):
+    """A bearer token that must be refused; ``str()`` is a public description."""
+
+
+def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: str | None,
+                  verify_exp: bool = True) -> dict[str, Any]:
+    """Decode one of our own JWTs: our keys only, each with its one algorithm, never ``none``."""
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidToken("the token is malformed")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise InvalidToken("the token is malformed") from None
+    if "crit" in header or "jwk" in header or "jku" in header or "x5u" in header:
+        raise InvalidToken("the token has unsupported header parameters")
+    if typ is not None and str(header.get("typ", "")).lower() not in typ:
+        raise InvalidToken("the token is not an access token")
+    key = state.keys.verification_key(str(header.get("kid", "")))
+    if key is None:
+        raise InvalidToken("the token was not signed by this provider")
+    try:
+        return jwt.decode(
+            token,
+            key.public,
+            algorithms=[key.alg],
+            issuer=state.issuer,
+            audience=audience,
+            options={"require": ["exp", "iat", "iss", "sub"], "verify_exp": verify_exp,
+                     "verify_aud": audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("the token has expired") from None
+    except jwt.InvalidTokenError:
+        raise InvalidToken("the token is invalid") from None
+
+
+def validate_access_token(state: State, token: str, *, audience: str | None = None
+                          ) -> dict[str, Any]:
+    """Claims of a live, unrevoked access token issued by us; raises :class:`InvalidToken`."""
+    claims = decode_signed(state, token, typ=ACCESS_TOKEN_TYPES, audience=audience)
+    if "jti" not in claims or "client_id" not in claims:
+        raise InvalidToken("the token is not an access token")
+    if is_revoked(state.store, claims):
+        raise InvalidToken("the token has been revoked")
+    return claims
+
+
+def is_revoked(store: Store, claims: dict[str, Any]) -> bool:
+    if store.find(REVOKED, f"jti:{claims['jti']}") is not None:
+        return True
+    grant_id = claims.get("gid")
+    return grant_id is not None and store.find(REVOKED, f"grant:{grant_id}") is not None
+
+
+def revoke_access_token(state: State, claims: dict[str, Any]) -> None:
+    """Deny one access token until it would have expired anyway."""
+    ttl = int(claims["exp"]) - state.now()
+    if ttl > 0:
+        state.store.save(REVOKED, f"jti:{claims['jti']}", {"exp": claims["exp"]}, ttl=ttl)
+
+
+def revoke_grant(state: State, grant_id: str) -> int:
+    """Kill every token of a grant: stored ones are deleted, JWTs of it are denied.
+
+    The marker outlives every token the grant could still have, and a refresh token saved by a
+    request racing this one is refused on use because the marker is checked there too.
+    """
+    ttl = max(state.config["UAUTH_ACCESS_TOKEN_TTL"], state.config["UAUTH_REFRESH_TOKEN_TTL"])
+    state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
+    return state.store.revoke_grant(grant_id)
+
+
+def grant_revoked(store: Store, grant_id: str) -> bool:
+    return store.find(REVOKED, f"grant:{grant_id}") is not None

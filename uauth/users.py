@@ -1,0 +1,124 @@
+"""The user directory: uauth's own, kept in the configured storage.
+
+Passwords are hashed with argon2id at OWASP's recommended parameters (19 MiB, 2 iterations,
+1 lane) and rehashed on login when the parameters change. An unknown username costs the same
+hash as a wrong password, so timing does not reveal which accounts exist.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+from typing import Protocol
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError
+from argon2.exceptions import VerificationError
+from argon2.exceptions import VerifyMismatchError
+
+from .models import User
+from .storage import Store
+
+USER = "user"
+USERNAME = "username"
+
+#: argon2id, OWASP Password Storage Cheat Sheet (2023+): m=19 MiB, t=2, p=1.
+HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+
+_dummy_hash: str | None = None
+_dummy_lock = threading.Lock()
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    with _dummy_lock:
+        if _dummy_hash is None:
+            _dummy_hash = HASHER.hash(secrets.token_urlsafe(16))
+        return _dummy_hash
+
+
+class UserExists(ValueError):
+    """The username is taken (case-insensitively)."""
+
+
+class UserDirectory(Protocol):
+    """What uauth needs from wherever users live; a host app may plug its own."""
+
+    def get(self, user_id: str) -> User | None: ...
+
+    def find_by_username(self, username: str) -> User | None: ...
+
+    def authenticate(self, username: str, password: str) -> User | None: ...
+
+
+def canonical_username(username: str) -> str:
+    """Lookup form of a username: NFKC, case-folded, trimmed."""
+    return unicodedata.normalize("NFKC", username).strip().casefold()
+
+
+class StoreUsers:
+    """The default directory: users and a username index in the configured store."""
+
+    def __init__(self, store: Store, clock: Any) -> None:
+        self.store = store
+        self.clock = clock
+
+    def get(self, user_id: str) -> User | None:
+        if not user_id or len(user_id) > 200:
+            return None
+        record = self.store.find(USER, user_id)
+        return None if record is None else User.from_record(record)
+
+    def find_by_username(self, username: str) -> User | None:
+        if not username or len(username) > 200:
+            return None
+        entry = self.store.find(USERNAME, canonical_username(username))
+        return None if entry is None else self.get(entry["id"])
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        user = self.find_by_username(username)
+        stored = user.password_hash if user else None
+        try:
+            HASHER.verify(stored or _dummy(), password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if user is None or stored is None or user.disabled:
+            return None
+        if HASHER.check_needs_rehash(stored):
+            user.password_hash = HASHER.hash(password)
+            self.save(user)
+        return user
+
+    def create(self, username: str, password: str | None, profile: dict[str, Any] | None = None,
+               ) -> User:
+        name = username.strip()
+        if not name or len(name) > 150 or any(ch.isspace() or ord(ch) < 32 for ch in name):
+            raise ValueError("a username is 1-150 characters without spaces or control characters")
+        now = int(self.clock())
+        user = User(
+            id=secrets.token_hex(16),
+            username=name,
+            password_hash=HASHER.hash(password) if password else None,
+            profile=dict(profile or {}),
+            created_at=now,
+            updated_at=now,
+        )
+        if not self.store.add(USERNAME, canonical_username(name), {"id": user.id}, ttl=None):
+            raise UserExists(f"user {name!r} already exists")
+        self.save(user)
+        return user
+
+    def save(self, user: User) -> None:
+        self.store.save(USER, user.id, user.to_record(), ttl=None)
+
+    def set_password(self, user: User, password: str) -> None:
+        user.password_hash = HASHER.hash(password)
+        user.updated_at = int(self.clock())
+        self.save(user)
+
+    def list(self) -> Iterator[User]:
+        for _, record in self.store.scan(USER):
+            yield User.from_record(record)

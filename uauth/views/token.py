@@ -1,0 +1,62 @@
+"""The back channel: /token (form-encoded or JSON bodies). JSON in, JSON out, never a page."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import json
+from flask import request
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from ..extension import get_state
+from ..server import UAuthRequest
+
+bp = Blueprint("token", __name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class BadRequestBody(Exception):
+    """The body is not a form or JSON object of strings; ``str()`` is the public description."""
+
+
+def oauth_error(error: str, description: str, status: int = 400,
+                headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps({"error": error, "error_description": description})
+    return Response(body, status=status, mimetype="application/json",
+                    headers={**NO_STORE, **(headers or {})})
+
+
+def request_body() -> MultiDict[str, str]:
+    """Parameters of a back-channel POST: form-encoded, or a JSON object with string values.
+
+    The JSON form is a compatibility extra for clients that send it; it is read into the
+    same parameters, so it can never change what a form-encoded request means.
+    """
+    mimetype = request.mimetype
+    if mimetype == "application/x-www-form-urlencoded":
+        return MultiDict(request.form)
+    if mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadRequestBody("The JSON body must be an object.")
+        if not all(isinstance(v, str) for v in data.values()):
+            raise BadRequestBody("Every JSON parameter must be a string.")
+        return MultiDict(data)
+    raise BadRequestBody("Content-Type must be application/x-www-form-urlencoded or "
+                         "application/json.")
+
+
+def back_channel_request() -> UAuthRequest:
+    return UAuthRequest("POST", request.full_path, request.headers, request_body(),
+                        get_state().issuer)
+
+
+@bp.post("/token")
+def token() -> ResponseReturnValue:
+    try:
+        oauth_request = back_channel_request()
+    except BadRequestBody as exc:
+        return oauth_error("invalid_request", str(exc))
+    return get_state().server.create_token_response(oauth_request)
