@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from uauth import create_app
-from uauth.config import ConfigError
 from uauth.config import DEFAULTS
 from uauth.config import SETTINGS
+from uauth.config import ConfigError
 from uauth.extension import get_state
 from uauth.instance import example_config
 

@@ -158,8 +158,8 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         fail("the password must have at least 8 characters")
-    profile = {k: v for k, v in {"email": email, "name": name, "given_name": given_name,
-                                 "family_name": family_name}.items() if v}
+    given = {"email": email, "name": name, "given_name": given_name, "family_name": family_name}
+    profile: dict[str, Any] = {k: v for k, v in given.items() if v}
     if email and email_verified:
         profile["email_verified"] = True
     with _in_app(ctx):

@@ -99,13 +99,15 @@ def register_client(
         check_redirect_uri(uri)
     method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS:
-        raise RegistrationError(f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
+        raise RegistrationError(
+            f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
     if public != (method == "none"):
         raise RegistrationError("public clients use 'none'; confidential clients use a secret")
     grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
     for grant in grants:
         if grant not in GRANT_TYPES:
-            raise RegistrationError(f"unknown grant type {grant!r}; one of {', '.join(GRANT_TYPES)}")
+            raise RegistrationError(
+                f"unknown grant type {grant!r}; one of {', '.join(GRANT_TYPES)}")
     if public and "client_credentials" in grants:
         raise RegistrationError("public clients cannot use client_credentials (RFC 6749 §4.4)")
     responses = [" ".join(sorted(rt.split())) for rt in (response_types or ["code"])]

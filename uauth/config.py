@@ -123,7 +123,8 @@ def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
 def _url_prefix(name: str, value: Any, _: Mapping[str, Any]) -> str:
     text = str(value or "").strip()
     if text and (not text.startswith("/") or text.endswith("/")):
-        raise ConfigError(f"{name} must be empty or start with '/' and not end with one, got {text!r}")
+        raise ConfigError(
+            f"{name} must be empty or start with '/' and not end with one, got {text!r}")
     return text
 
 
@@ -154,7 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_STORAGE",
         "sqlite:///{instance}/uauth.db",
-        "Storage URL: memory://, sqlite:///path (sqlite:////abs/path) or redis://host:port/db; {instance} is the instance folder.",
+        "Storage URL: memory://, sqlite:///path (sqlite:////abs/path) or "
+        "redis://host:port/db; {instance} is the instance folder.",
         _storage,
     ),
     Setting("UAUTH_REDIS_PREFIX", "uauth:", "Prefix of every Redis key uauth writes."),
@@ -166,7 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("UAUTH_CODE_TTL", 60, "Seconds an authorization code stays redeemable.", _positive_int),
     Setting(
-        "UAUTH_ACCESS_TOKEN_TTL", 7200, "Seconds an access token is valid (expires_in).", _positive_int
+        "UAUTH_ACCESS_TOKEN_TTL", 7200, "Seconds an access token is valid (expires_in).",
+        _positive_int,
     ),
     Setting("UAUTH_ID_TOKEN_TTL", 3600, "Seconds an ID token is valid.", _positive_int),
     Setting(

@@ -106,7 +106,7 @@ class UAuth:
         manager.login_view = "uauth.ui.login"
         manager.session_protection = None  # sessions are regenerated at login instead
 
-        @manager.user_loader
+        @manager.user_loader  # type: ignore[untyped-decorator]
         def load_user(user_id: str) -> Any:
             user = get_state().users.get(user_id)
             return user if user is not None and user.is_active else None

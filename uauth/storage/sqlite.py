@@ -120,14 +120,14 @@ class SQLiteStore:
 
     def find(self, kind: Kind, key: str) -> Record | None:
         row = self._run(
-            f"SELECT value FROM records WHERE kind = ? AND key = ? AND {_LIVE}",
+            f"SELECT value FROM records WHERE kind = ? AND key = ? AND {_LIVE}",  # noqa: S608
             (kind, key, self._clock()),
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def consume(self, kind: Kind, key: str) -> Consumed | None:
         row = self._run(
-            f"UPDATE records SET consumed = consumed + 1 WHERE kind = ? AND key = ? AND {_LIVE} "
+            f"UPDATE records SET consumed = consumed + 1 WHERE kind = ? AND key = ? AND {_LIVE} "  # noqa: S608
             "RETURNING value, consumed",
             (kind, key, self._clock()),
         ).fetchone()
@@ -144,7 +144,7 @@ class SQLiteStore:
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         rows = self._run(
-            f"SELECT key, value FROM records WHERE kind = ? AND {_LIVE} ORDER BY key",
+            f"SELECT key, value FROM records WHERE kind = ? AND {_LIVE} ORDER BY key",  # noqa: S608
             (kind, self._clock()),
         ).fetchall()
         for key, value in rows:

@@ -55,7 +55,8 @@ def authentication() -> Authentication | None:
         return None
     auth_time = session.get(AUTH_TIME)
     state = get_state()
-    if not isinstance(auth_time, int) or auth_time + state.config["UAUTH_SESSION_TTL"] <= state.now():
+    lifetime = state.config["UAUTH_SESSION_TTL"]
+    if not isinstance(auth_time, int) or auth_time + lifetime <= state.now():
         logout_user()
         session.clear()
         return None

@@ -59,4 +59,5 @@ def token() -> ResponseReturnValue:
         oauth_request = back_channel_request()
     except BadRequestBody as exc:
         return oauth_error("invalid_request", str(exc))
-    return get_state().server.create_token_response(oauth_request)
+    response: Response = get_state().server.create_token_response(oauth_request)
+    return response
