@@ -46,3 +46,17 @@ def test_memory_storage_refuses_several_workers(tmp_path: Path) -> None:
     live = LiveServer(tmp_path / "i", storage="memory://", workers=2)
     result = live.cli("serve", "--workers", "2", "--bind", f"127.0.0.1:{live.port}")
     assert result.returncode == 1 and "memory:// storage is per process" in result.stderr
+
+
+def test_default_issuer_follows_a_loopback_bind(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path / "instance", storage=f"sqlite:///{tmp_path}/u.db", workers=1)
+    env = live.env()
+    del env["UAUTH_ISSUER"]
+    live.env = lambda: env  # type: ignore[method-assign]
+    live.start()
+    try:
+        meta = requests.get(live.url + "/.well-known/openid-configuration", timeout=5).json()
+        assert meta["issuer"] == live.url
+        assert meta["token_endpoint"] == live.url + "/token"
+    finally:
+        live.stop()

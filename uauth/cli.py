@@ -5,6 +5,7 @@ Errors are one clear line on stderr and a non-zero exit; secrets are printed onc
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -24,6 +25,9 @@ class _Context:
     def __init__(self, instance: str | None) -> None:
         self.instance = instance
         self._app: Flask | None = None
+
+    def reset(self) -> None:
+        self._app = None
 
     def app(self) -> Flask:
         """The app under ``flask uauth``; otherwise a standalone one for ``--instance``."""
@@ -89,6 +93,15 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int) -> None:
     """Serve the provider with gunicorn (each worker loads keys and connects once)."""
     from gunicorn.app.base import BaseApplication
 
+    from .config import DEFAULTS
+    from .config import is_loopback_host
+
+    host = bind.rsplit(":", 1)[0]
+    if (os.environ.get("UAUTH_ISSUER") is None and is_loopback_host(host)
+            and ctx.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
+        # Left at its default, the issuer follows a loopback --bind so discovery stays right.
+        os.environ["UAUTH_ISSUER"] = f"http://{bind}"
+        ctx.reset()
     app = ctx.app()
     with app.app_context():
         from .extension import get_state
