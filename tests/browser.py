@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import parse_qsl
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
@@ -91,3 +92,25 @@ def csrf_token(html: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
     assert match, "no CSRF token on the page"
     return match.group(1)
+
+
+def callback(response: requests.Response, redirect_uri: str) -> tuple[str, dict[str, str]]:
+    """The authorization response as the client receives it: its mode and its parameters.
+
+    A redirect carries them in the query or the fragment; a form_post page in hidden fields of
+    a form that posts to the redirect URI (what its script, or a person pressing the button,
+    submits).
+    """
+    if response.is_redirect:
+        target = str(response.headers["Location"])
+        parts = urlsplit(target)
+        assert target.startswith(redirect_uri), target
+        if parts.fragment:
+            assert not parts.query, "parameters in one place only"
+            return "fragment", dict(parse_qsl(parts.fragment, keep_blank_values=True))
+        return "query", dict(parse_qsl(parts.query, keep_blank_values=True))
+    assert response.status_code == 200, (response.status_code, response.text[:500])
+    page = forms(response.text)
+    assert len(page) == 1 and page[0]["action"] == redirect_uri, page
+    assert str(page[0]["method"]).lower() == "post"
+    return "form_post", dict(page[0]["fields"])  # type: ignore[arg-type]

@@ -64,3 +64,15 @@ def claims_for_scopes(user: User, scopes: Iterable[str]) -> dict[str, Any]:
             if name in available:
                 released[name] = available[name]
     return released
+
+
+#: The scope that releases each standard claim: consent for a claim asked for by name (the
+#: ``claims`` parameter, OIDC Core §5.5) is consent for its scope.
+CLAIM_SCOPES: dict[str, str] = {claim: scope for scope, names in SCOPE_CLAIMS.items()
+                                for claim in names}
+
+
+def claims_by_name(user: User, names: Iterable[str]) -> dict[str, Any]:
+    """The named claims the user's profile can answer (absent ones are simply left out)."""
+    available = standard_claims(user)
+    return {name: available[name] for name in names if name in available}

@@ -12,6 +12,7 @@ from authlib.common.security import generate_token
 from .config import is_loopback_host
 from .models import AUTH_METHODS
 from .models import Client
+from .responses import RESPONSE_MODES
 from .storage import Store
 from .storage import hash_key
 
@@ -90,6 +91,7 @@ def register_client(
     first_party: bool = False,
     allow_plain_pkce: bool = False,
     always_issue_refresh_token: bool = False,
+    default_response_mode: str | None = None,
     known_scopes: Iterable[str] | None = None,
     now: int = 0,
 ) -> tuple[Client, str | None]:
@@ -114,6 +116,9 @@ def register_client(
     for rt in responses:
         if rt not in {" ".join(sorted(r.split())) for r in RESPONSE_TYPES}:
             raise RegistrationError(f"unknown response type {rt!r}")
+    if default_response_mode is not None and default_response_mode not in RESPONSE_MODES:
+        raise RegistrationError(
+            f"unknown response mode {default_response_mode!r}; one of {', '.join(RESPONSE_MODES)}")
     needs_redirect = "authorization_code" in grants or "implicit" in grants
     if needs_redirect and not uris:
         raise RegistrationError("a client using the authorization endpoint needs a --redirect-uri")
@@ -137,6 +142,7 @@ def register_client(
         first_party=first_party,
         allow_plain_pkce=allow_plain_pkce,
         always_issue_refresh_token=always_issue_refresh_token,
+        default_response_mode=default_response_mode,
         created_at=now,
     )
     save_client(store, client)

@@ -15,9 +15,14 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.grants.authorization_code import validate_code_authorization_request
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDHybridGrant
+from authlib.oidc.core.grants import OpenIDImplicitGrant
 
+from .claims import claims_by_name
+from .claims import claims_for_scopes
 from .claims import subject
 from .models import AuthorizationCode
 from .models import Client
@@ -41,6 +46,9 @@ CODE = "authorization_code"
 REFRESH = "refresh_token"
 #: Codes and request parameters longer than this are not worth a storage lookup.
 MAX_CODE_LENGTH = 512
+#: Access-token claim listing the claims the ``claims`` parameter asked /userinfo for. The
+#: client can read it, and may: it holds only names the client itself requested.
+USERINFO_CLAIMS = "userinfo_claims"
 
 
 def is_openid(scope: str | None) -> bool:
@@ -76,9 +84,11 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     client: Client = request.client
     auth: Authentication | None = request.auth
     sub = subject(user, client) if user is not None else client.client_id
+    userinfo_claims = requested_claims(request, "userinfo")
     access_token, claims = mint_access_token(
         state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
+        extra={USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else None,
     )
     token: dict[str, Any] = {
         "access_token": access_token,
@@ -93,8 +103,14 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         token["id_token"] = mint_id_token(
             state, client_id=client.client_id, sub=sub, auth=auth, nonce=request.nonce,
             access_token=access_token,
+            extra=claims_by_name(user, requested_claims(request, "id_token")),
         )
     return token
+
+
+def requested_claims(request: UAuthRequest, target: str) -> list[str]:
+    """Claim names the ``claims`` parameter asked for at ``target`` (userinfo or id_token)."""
+    return list((request.requested_claims or {}).get(target, []))
 
 
 def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str) -> str:
@@ -109,6 +125,7 @@ def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope
         "client_id": request.client.client_id, "user_id": user.id, "scope": scope,
         "grant_id": request.grant_id, "auth_time": auth.auth_time, "amr": list(auth.amr),
         "sid": auth.sid, "acr": auth.acr, "issued_at": now, "family_expires_at": family_expires,
+        "claims": request.requested_claims,
     }
     request.pending_refresh = (hash_key(raw), record, max(ttl, 1))
     return raw
@@ -183,32 +200,13 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if not grant_user:
             raise AccessDeniedError(redirect_uri=redirect_uri)
         self.request.user = grant_user
+        self.request.grant_id = new_grant_id()
         code = self.generate_authorization_code()
         self.save_authorization_code(code, self.request)
         return authorization_response(self, redirect_uri, [("code", code)])
 
     def save_authorization_code(self, code: str, request: UAuthRequest) -> None:
-        state = _state(self)
-        data = request.payload.data
-        auth: Authentication = request.auth
-        challenge = data.get("code_challenge")
-        record = AuthorizationCode(
-            client_id=request.client.client_id,
-            user_id=request.user.id,
-            scope=request.scope,
-            redirect_uri=request.payload.redirect_uri,
-            grant_id=new_grant_id(),
-            auth_time=auth.auth_time,
-            nonce=data.get("nonce"),
-            code_challenge=challenge,
-            code_challenge_method=(data.get("code_challenge_method") or "plain") if challenge
-            else None,
-            amr=list(auth.amr),
-            acr=auth.acr,
-            sid=auth.sid,
-        )
-        state.store.save(CODE, hash_key(code), record.to_record(),
-                         ttl=state.config["UAUTH_CODE_TTL"], grant_id=record.grant_id)
+        save_code(_state(self), code, request)
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         if len(code) > MAX_CODE_LENGTH:
@@ -227,6 +225,7 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             return None
         self.request.grant_id = record.grant_id
         self.request.nonce = record.nonce
+        self.request.requested_claims = record.claims
         self.request.auth = Authentication(record.auth_time, tuple(record.amr), record.sid,
                                            record.acr)
         return record
@@ -237,6 +236,126 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = users_of(self).get(authorization_code.user_id)
         return user if user is not None and user.is_active else None
+
+
+def save_code(state: State, code: str, request: UAuthRequest) -> None:
+    """Store what a code stands for, under its digest, in the request's grant."""
+    data = request.payload.data
+    auth: Authentication = request.auth
+    challenge = data.get("code_challenge")
+    assert request.grant_id is not None
+    record = AuthorizationCode(
+        client_id=request.client.client_id,
+        user_id=request.user.id,
+        scope=request.scope,
+        redirect_uri=request.payload.redirect_uri,
+        grant_id=request.grant_id,
+        auth_time=auth.auth_time,
+        nonce=data.get("nonce"),
+        code_challenge=challenge,
+        code_challenge_method=(data.get("code_challenge_method") or "plain") if challenge
+        else None,
+        amr=list(auth.amr),
+        acr=auth.acr,
+        sid=auth.sid,
+        claims=request.requested_claims,
+    )
+    state.store.save(CODE, hash_key(code), record.to_record(),
+                     ttl=state.config["UAUTH_CODE_TTL"], grant_id=record.grant_id)
+
+
+# --- implicit and hybrid: tokens from the authorization endpoint ------------------------------
+
+
+def normalize_response_type(response_type: str | None) -> str:
+    """Multiple Response Types §3: the order of space-separated values does not matter."""
+    return " ".join(sorted((response_type or "").split()))
+
+
+class FrontChannelGrant:
+    """What implicit and hybrid grants share: request rules and the response they build.
+
+    Authlib's OpenID grants supply the response types; the checks are the code flow's (the
+    client is looked up, never authenticated, at the authorization endpoint), plus ``openid``
+    and a ``nonce`` whenever an ID token comes from here (OIDC Core §3.2.2.1, §3.3.2.11).
+    ``prompt`` is the authorization view's, as for every response type.
+    """
+
+    RESPONSE_TYPES: set[str]
+    request: UAuthRequest
+
+    validate_authorization_redirect_uri = staticmethod(check_redirect_uri)
+    validate_requested_scope = check_requested_scope
+
+    @classmethod
+    def check_authorization_endpoint(cls, request: UAuthRequest) -> bool:
+        wanted = normalize_response_type(request.payload.response_type)
+        return wanted in {normalize_response_type(rt) for rt in cls.RESPONSE_TYPES}
+
+    def validate_authorization_request(self) -> str:
+        redirect_uri: str = validate_code_authorization_request(self)
+        if not is_openid(self.request.scope):
+            raise InvalidScopeError("This response type needs the openid scope.",
+                                    redirect_uri=redirect_uri)
+        types = self.request.payload.response_type.split()
+        if "id_token" in types and not self.request.payload.data.get("nonce"):
+            raise InvalidRequestError("nonce is required when the response carries an ID token.",
+                                      redirect_uri=redirect_uri)
+        return redirect_uri
+
+    def validate_consent_request(self) -> str:
+        self.redirect_uri = self.validate_authorization_request()
+        return self.redirect_uri
+
+    def create_authorization_response(self, redirect_uri: str, grant_user: User | None
+                                      ) -> tuple[int, str, list[tuple[str, str]]]:
+        if not grant_user:
+            raise AccessDeniedError(redirect_uri=redirect_uri)
+        request = self.request
+        request.user = grant_user
+        request.grant_id = new_grant_id()
+        types = set(request.payload.response_type.split())
+        params: list[tuple[str, str]] = []
+        code = access_token = None
+        if "code" in types:
+            code = secrets.token_urlsafe(32)
+            save_code(_state(self), code, request)
+            params.append(("code", code))
+        if "token" in types:
+            token = issue_tokens(self, grant_user, request.scope, include_refresh_token=False,
+                                 with_id_token=False)
+            access_token = token["access_token"]
+            params += [(name, str(token[name]))
+                       for name in ("access_token", "token_type", "expires_in", "scope")]
+        if "id_token" in types:
+            params.append(("id_token", self.front_channel_id_token(grant_user, access_token,
+                                                                    code)))
+        return authorization_response(self, redirect_uri, params)
+
+    def front_channel_id_token(self, user: User, access_token: str | None, code: str | None
+                               ) -> str:
+        """An ID token with ``at_hash``/``c_hash`` for what travels with it; with neither an
+        access token nor a code (``response_type=id_token``) the scope claims go in it, since
+        no /userinfo call can fetch them (OIDC Core §5.4)."""
+        request = self.request
+        extra = claims_by_name(user, requested_claims(request, "id_token"))
+        if access_token is None and code is None:
+            extra = {**claims_for_scopes(user, scope_to_list(request.scope) or []), **extra}
+        client: Client = request.client
+        return mint_id_token(
+            _state(self), client_id=client.client_id, sub=subject(user, client),
+            auth=request.auth, nonce=request.payload.data.get("nonce"),
+            access_token=access_token, code=code, extra=extra,
+        )
+
+
+class ImplicitGrant(FrontChannelGrant, OpenIDImplicitGrant):  # type: ignore[misc]
+    """``id_token`` and ``id_token token`` (OIDC Core §3.2), for clients registered for them."""
+
+
+class HybridGrant(FrontChannelGrant, OpenIDHybridGrant):  # type: ignore[misc]
+    """``code id_token``, ``code token``, ``code id_token token`` (OIDC Core §3.3); the code is
+    redeemed at /token like any other (same grant, so a replay revokes these tokens too)."""
 
 
 class Pkce(CodeChallenge):  # type: ignore[misc]
@@ -270,3 +389,5 @@ def users_of(grant: Any) -> StoreUsers:
 
 def register_grants(server: UAuthServer) -> None:
     server.register_grant(AuthorizationCodeGrant, [Pkce(required=True)])
+    server.register_grant(ImplicitGrant)
+    server.register_grant(HybridGrant, [Pkce(required=True)])

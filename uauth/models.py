@@ -59,6 +59,9 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     allow_plain_pkce: bool = False
     always_issue_refresh_token: bool = False
     created_at: int = 0
+    #: ``query``, ``fragment`` or ``form_post`` instead of the response type's default
+    #: (never ``query`` for tokens); None: the default of OAuth 2.0 Multiple Response Types.
+    default_response_mode: str | None = None
 
     @property
     def is_public(self) -> bool:

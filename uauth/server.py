@@ -55,6 +55,9 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
         self.grant_id: str | None = None
         #: Claims context carried from the authorization request (nonce, claims request).
         self.nonce: str | None = None
+        #: Claim names asked for by the ``claims`` parameter: ``{"userinfo": [...],
+        #: "id_token": [...]}`` (see :class:`uauth.authrequest.RequestedClaims`).
+        self.requested_claims: dict[str, list[str]] | None = None
         #: A refresh token record to persist in save_token.
         self.pending_refresh: tuple[str, dict[str, Any], int] | None = None
 

@@ -62,10 +62,12 @@ def mint_access_token(
     audience: list[str] | None = None,
     auth_time: int | None = None,
     ttl: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """An RFC 9068 JWT access token and its claims."""
+    """An RFC 9068 JWT access token and its claims (``extra`` never overrides the standard ones)."""
     now = state.now()
-    claims: dict[str, Any] = {
+    claims: dict[str, Any] = dict(extra or {})
+    claims.update({
         "iss": state.issuer,
         "sub": sub,
         "aud": audience or state.issuer,
@@ -74,7 +76,7 @@ def mint_access_token(
         "jti": secrets.token_urlsafe(16),
         "client_id": client_id,
         "scope": scope,
-    }
+    })
     if auth_time is not None:
         claims["auth_time"] = auth_time
     if grant_id is not None:

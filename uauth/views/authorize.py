@@ -5,14 +5,19 @@ Views parse, call and render; the protocol rules live in ``grants.py``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import LoginRequiredError
 from flask import Blueprint
 from flask import redirect
 from flask import render_template
@@ -25,7 +30,11 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.datastructures import MultiDict
 
+from ..authrequest import AuthParams
+from ..authrequest import login_hint
+from ..authrequest import parse_auth_params
 from ..claims import SCOPE_DESCRIPTIONS
+from ..claims import subject
 from ..clients import get_client
 from ..consents import has_consent
 from ..consents import remember_consent
@@ -47,6 +56,8 @@ bp = Blueprint("ui", __name__)
 _UI_FIELDS = {"csrf_token", "consent"}
 AUTH_TIME = "uauth_auth_time"
 AMR = "uauth_amr"
+#: Digest of the authorization request a login was made for (see :func:`logged_in_for`).
+FRESH_LOGIN = "uauth_fresh_login"
 
 
 def authentication() -> Authentication | None:
@@ -99,6 +110,8 @@ def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = 
         return error_page("This sign-in request cannot be completed",
                           err.description or "The application sent an invalid request.",
                           error=err.error)
+    if client is None:  # for its default response mode; the redirect URI proved it exists
+        client = get_client(get_state().store, params.get("client_id"))
     body = [(k, v) for k, v in err.get_body() if k != "state"]
     if params.get("state"):
         body.append(("state", params["state"]))
@@ -111,6 +124,28 @@ def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
     return redirect(url_for("uauth.ui.login", next=back))
 
 
+def request_digest(params: MultiDict[str, str]) -> str:
+    """Names one authorization request, whatever the order of its parameters."""
+    items = sorted(params.items(multi=True))
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def logged_in_for(params: MultiDict[str, str]) -> bool:
+    """True when this session's login was made for this very request: a login that
+    ``prompt=login`` or ``max_age`` forced then counts once, instead of forcing another."""
+    return session.get(FRESH_LOGIN) == request_digest(params)
+
+
+def next_params(next_url: str | None) -> MultiDict[str, str]:
+    """The authorization request a login page will continue, if that is where it goes."""
+    if not next_url:
+        return MultiDict()
+    parts = urlsplit(next_url)
+    if parts.path != url_for("uauth.ui.authorize"):
+        return MultiDict()
+    return MultiDict(parse_qsl(parts.query, keep_blank_values=True))
+
+
 @dataclass
 class Interaction:
     """One authorization request on its way through the interaction steps."""
@@ -120,45 +155,78 @@ class Interaction:
     client: Client
     user: User | None
     auth: Authentication | None
+    oidc: AuthParams = field(default_factory=AuthParams)
 
     @property
-    def prompts(self) -> set[str]:
-        return set(self.params.get("prompt", "").split())
+    def prompts(self) -> frozenset[str]:
+        return self.oidc.prompts
 
     @property
     def scopes(self) -> list[str]:
         return str(self.grant.request.scope).split()
+
+    @property
+    def consent_scopes(self) -> list[str]:
+        """The granted scopes plus those of claims asked for by name (``claims`` parameter)."""
+        return list(dict.fromkeys([*self.scopes, *sorted(self.oidc.claims.scopes)]))
 
 
 #: A step returns a response to show (a page, a redirect, an error) or None to go on.
 Step = Callable[[Interaction], ResponseReturnValue | None]
 
 
-def require_login(ix: Interaction) -> ResponseReturnValue | None:
-    if ix.user is None:
-        return login_redirect(ix.params)
+def login_needed(ix: Interaction) -> str | None:
+    """Why the user must log in (again) for this request, or None (OIDC Core §3.1.2.1)."""
+    if ix.user is None or ix.auth is None:
+        return "no session"
+    if ix.prompts & {"login", "select_account"}:  # one account per session: select = log in
+        return "prompt"
+    if ix.oidc.max_age is not None and get_state().now() - ix.auth.auth_time > ix.oidc.max_age:
+        return "max_age"
+    if ix.oidc.expected_sub is not None and ix.oidc.expected_sub != subject(ix.user, ix.client):
+        return "another user"
     return None
 
 
+def require_login(ix: Interaction) -> ResponseReturnValue | None:
+    """Log in, or log in again when ``prompt``, ``max_age`` or ``id_token_hint`` say so;
+    under ``prompt=none`` each of those is a ``login_required`` error instead."""
+    reason = login_needed(ix)
+    if reason is None:
+        return None
+    if ix.user is not None and logged_in_for(ix.params):
+        if reason == "another user":
+            raise LoginRequiredError("The signed-in user is not the one the request names.")
+        return None
+    if "none" in ix.prompts:
+        raise LoginRequiredError("The user must sign in, which prompt=none does not allow.")
+    return login_redirect(ix.params)
+
+
 def require_consent(ix: Interaction) -> ResponseReturnValue | None:
-    """Ask unless the client is first-party or the user already allowed these scopes."""
+    """Ask unless the client is first-party or the user already allowed these scopes;
+    ``prompt=consent`` always asks, ``prompt=none`` makes asking a ``consent_required`` error."""
     state = get_state()
     assert ix.user is not None
-    if ix.client.first_party or has_consent(state.store, ix.user.id, ix.client.client_id,
-                                            ix.scopes):
+    scopes = ix.consent_scopes
+    if "consent" not in ix.prompts and (ix.client.first_party or has_consent(
+            state.store, ix.user.id, ix.client.client_id, scopes)):
         return None
+    if "none" in ix.prompts:
+        raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")
     form = ConsentForm()
     decision = request.form.get("consent") if request.method == "POST" else None
     if decision is None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
-                               scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in ix.scopes],
+                               scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scopes],
+                               essential=sorted(ix.oidc.claims.essential),
                                params=list(ix.params.items(multi=True)), user=ix.user)
     if not form.validate_on_submit():
         return error_page("This page has expired",
                           "Go back to the application and sign in again.")
     if decision != "allow":
         return issue(ix.grant, None, ix.params)
-    remember_consent(state.store, ix.user.id, ix.client.client_id, ix.scopes,
+    remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
                      ttl=state.config["UAUTH_CONSENT_TTL"], now=state.now())
     return None
 
@@ -176,9 +244,11 @@ def authorize() -> ResponseReturnValue:
     try:
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
         check_response_mode(params, grant.redirect_uri)
+        oidc = parse_auth_params(state, params, grant.client, grant.redirect_uri)
     except OAuth2Error as err:
         return error_response(err, params)
-    ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth)
+    ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
+                     oidc=oidc)
     try:
         for step in STEPS:
             response = step(ix)
@@ -189,6 +259,9 @@ def authorize() -> ResponseReturnValue:
             err.redirect_uri = grant.redirect_uri
         return error_response(err, params, ix.client)
     grant.request.auth = ix.auth
+    grant.request.requested_claims = ix.oidc.claims.to_record()
+    if FRESH_LOGIN in session:
+        del session[FRESH_LOGIN]
     return issue(grant, ix.user, params)
 
 
@@ -215,17 +288,11 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
-def _client_in(next_url: str | None) -> Any:
-    if not next_url:
-        return None
-    client_ids = parse_qs(urlsplit(next_url).query).get("client_id")
-    return get_client(get_state().store, client_ids[0]) if client_ids else None
-
-
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     state = get_state()
     next_url = safe_next(request.args.get("next"))
+    continues = next_params(next_url)
     form = LoginForm()
     error = None
     status = 200
@@ -233,14 +300,18 @@ def login() -> ResponseReturnValue:
         user = state.users.authenticate(form.username.data, form.password.data)
         if user is not None:
             start_session(user)
+            if continues:
+                session[FRESH_LOGIN] = request_digest(continues)
             return redirect(next_url or url_for("uauth.ui.home"))
         error, status = "Incorrect username or password.", 401
     elif request.method == "POST":
         if form.csrf_token.errors:
             error = "This page expired. Please sign in again."
         status = 400
+    else:
+        form.username.data = login_hint(continues)
     return render_template("uauth/login.html", form=form, error=error,
-                           client=_client_in(next_url)), status
+                           client=get_client(state.store, continues.get("client_id"))), status
 
 
 @bp.route("/logout", methods=["GET", "POST"])

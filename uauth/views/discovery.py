@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from ..claims import claims_supported
 from ..extension import State
 from ..extension import get_state
+from ..responses import RESPONSE_MODES
 
 bp = Blueprint("discovery", __name__)
 
@@ -42,7 +43,7 @@ def build_metadata(state: State) -> dict[str, Any]:
         "jwks_uri": endpoint_url(state, "uauth.discovery.jwks"),
         "scopes_supported": list(config["UAUTH_SCOPES"]),
         "response_types_supported": response_types,
-        "response_modes_supported": ["query", "fragment", "form_post"],
+        "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": sorted(state.keys.algorithms),
@@ -51,7 +52,9 @@ def build_metadata(state: State) -> dict[str, Any]:
         "claims_supported": claims_supported(),
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": True,
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        # Request objects are refused (request_not_supported), never ignored: authrequest.py.
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,

@@ -8,8 +8,10 @@ from flask import json
 from flask import request
 from flask.typing import ResponseReturnValue
 
+from ..claims import claims_by_name
 from ..claims import claims_for_scopes
 from ..extension import get_state
+from ..grants import USERINFO_CLAIMS
 from ..tokens import InvalidToken
 from ..tokens import validate_access_token
 
@@ -74,5 +76,8 @@ def userinfo() -> ResponseReturnValue:
     if user is None or not user.is_active:
         return bearer_challenge(401, "invalid_token", "The token's user no longer exists.")
     body = {"sub": claims["sub"], **claims_for_scopes(user, scopes)}
+    named = claims.get(USERINFO_CLAIMS)  # the claims parameter's userinfo member (OIDC §5.5)
+    if isinstance(named, list):
+        body.update(claims_by_name(user, [str(name) for name in named]))
     return Response(json.dumps(body), mimetype="application/json",
                     headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
