@@ -52,7 +52,12 @@ class Driver:
 
     def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
               ) -> Any:
-        page = self.http.get("/login" + (f"?next={next_url}" if next_url else ""))
+        return self.login_at("/login" + (f"?next={next_url}" if next_url else ""), username,
+                             password)
+
+    def login_at(self, url: str, username: str = "alice", password: str = PASSWORD) -> Any:
+        """Fill in the login page at ``url`` (e.g. where /authorize redirected)."""
+        page = self.http.get(url)
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
         assert token
         return self.http.post(page.request.full_path, data={

@@ -141,14 +141,15 @@ def parse_claims(raw: str | None, allowed_scopes: set[str]) -> RequestedClaims:
         raise InvalidRequestError("The claims parameter is not valid JSON.") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("The claims parameter must be a JSON object.")
-    names: dict[str, list[str]] = {}
+    names: dict[str, list[str]] = {target: [] for target in CLAIM_TARGETS}
     essential: set[str] = set()
     subs: set[str] = set()
     for target in CLAIM_TARGETS:
-        members = data.get(target) or {}
+        members = data.get(target)
+        if members is None:
+            continue
         if not isinstance(members, dict):
             raise InvalidRequestError("Each member of the claims parameter must be an object.")
-        names[target] = []
         for name, spec in members.items():
             if spec is not None and not isinstance(spec, dict):
                 raise InvalidRequestError("Each requested claim must be null or an object.")
