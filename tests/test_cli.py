@@ -95,3 +95,22 @@ def test_the_same_commands_run_under_flask(tmp_path: Path) -> None:
     listed = subprocess.run([sys.executable, "-m", "uauth", "user", "list"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert "erin" in listed.stdout, "flask uauth and uauth share the instance"
+
+
+def test_client_add_response_types_and_default_mode(instance: Path) -> None:
+    from uauth.clients import get_client
+    from uauth.storage.sqlite import SQLiteStore
+
+    added = uauth(instance, "client", "add", "--name", "Hybrid", "--redirect-uri",
+                  "https://app.example.com/cb", "--response-type", "code",
+                  "--response-type", "id_token code", "--default-response-mode", "form_post",
+                  "--json")
+    assert added.returncode == 0, added.stderr
+    store = SQLiteStore(instance / "uauth.db")
+    client = get_client(store, json.loads(added.stdout)["client_id"])
+    store.close()
+    assert client is not None and client.default_response_mode == "form_post"
+    assert client.response_types == ["code", "code id_token"]
+    bad = uauth(instance, "client", "add", "--name", "X", "--redirect-uri",
+                "https://app.example.com/cb", "--default-response-mode", "web_message")
+    assert bad.returncode == 2 and "web_message" in bad.stderr

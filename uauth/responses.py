@@ -34,13 +34,25 @@ def default_response_mode(response_type: str | None, client: Any = None) -> str:
     return "fragment" if returns_token(response_type) else "query"
 
 
-def response_mode(data: Any, client: Any = None) -> str:
-    """The mode to answer in: the requested one when it is valid, else the default."""
+def response_mode(data: Any, client: Any = None, redirect_uri: str | None = None) -> str:
+    """The mode to answer in: the requested one when it is valid, else the default.
+
+    :param redirect_uri: where the response goes; a form cannot post to a native app's URI,
+        so there ``form_post`` (a refused request's, or a client's default) becomes a redirect.
+    """
     response_type = data.get("response_type")
     requested = data.get("response_mode")
     if requested in RESPONSE_MODES and not (requested == "query" and returns_token(response_type)):
-        return str(requested)
-    return default_response_mode(response_type, client)
+        mode = str(requested)
+    else:
+        mode = default_response_mode(response_type, client)
+    if mode == "form_post" and redirect_uri and not is_web_uri(redirect_uri):
+        return "fragment" if returns_token(response_type) else "query"
+    return mode
+
+
+def is_web_uri(uri: str) -> bool:
+    return urlsplit(uri).scheme in ("http", "https")
 
 
 def check_response_mode(data: Any, redirect_uri: str) -> None:
@@ -53,7 +65,7 @@ def check_response_mode(data: Any, redirect_uri: str) -> None:
     if requested == "query" and returns_token(data.get("response_type")):
         raise InvalidRequestError("response_mode=query cannot carry tokens; use fragment or "
                                   "form_post.", redirect_uri=redirect_uri)
-    if requested == "form_post" and urlsplit(redirect_uri).scheme not in ("http", "https"):
+    if requested == "form_post" and not is_web_uri(redirect_uri):
         raise InvalidRequestError("form_post needs an http(s) redirect_uri.",
                                   redirect_uri=redirect_uri)
 
@@ -83,4 +95,4 @@ def authorization_response(grant: Any, redirect_uri: str, params: list[tuple[str
     data = grant.request.payload.data
     if data.get("state"):
         params = [*params, ("state", data["state"])]
-    return render(redirect_uri, params, response_mode(data, grant.request.client))
+    return render(redirect_uri, params, response_mode(data, grant.request.client, redirect_uri))

@@ -245,3 +245,22 @@ def test_discovery_lists_types_and_modes(provider: Provider) -> None:
     assert sorted(meta["response_types_supported"]) == sorted(RESPONSE_TYPES)
     assert meta["response_modes_supported"] == ["query", "fragment", "form_post"]
     assert set(meta["grant_types_supported"]) >= {"authorization_code", "implicit"}
+
+
+def test_form_post_never_targets_a_native_redirect_uri(provider: Provider) -> None:
+    user = provider.add_user()
+    native = "com.example.app:/cb"
+    client, _ = provider.add_client(redirect_uris=[native], public=True, first_party=True,
+                                    default_response_mode="form_post")
+    browser = Browser(provider.url)
+    refused = browser.authorize(authorize_url(
+        provider, response_type="code", response_mode="form_post", client_id=client.client_id,
+        redirect_uri=native, scope="openid", state="f"), username=user.username)
+    mode, params = callback(refused, native)
+    assert mode == "query" and params["error"] == "invalid_request" and params["state"] == "f"
+    answered = browser.authorize(authorize_url(
+        provider, response_type="code", client_id=client.client_id, redirect_uri=native,
+        scope="openid", code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        code_challenge_method="S256"), username=user.username)
+    mode, params = callback(answered, native)
+    assert mode == "query" and "code" in params, "the client's form_post default yields"

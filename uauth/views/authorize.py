@@ -115,8 +115,8 @@ def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = 
     body = [(k, v) for k, v in err.get_body() if k != "state"]
     if params.get("state"):
         body.append(("state", params["state"]))
-    return get_state().server.handle_response(*render(err.redirect_uri, body,
-                                                      response_mode(params, client)))
+    mode = response_mode(params, client, err.redirect_uri)
+    return get_state().server.handle_response(*render(err.redirect_uri, body, mode))
 
 
 def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
