@@ -11,6 +11,7 @@ import secrets
 from typing import TYPE_CHECKING
 from typing import Any
 
+from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
@@ -318,7 +319,7 @@ class FrontChannelGrant:
         params: list[tuple[str, str]] = []
         code = access_token = None
         if "code" in types:
-            code = secrets.token_urlsafe(32)
+            code = generate_token(grants.AuthorizationCodeGrant.AUTHORIZATION_CODE_LENGTH)
             save_code(_state(self), code, request)
             params.append(("code", code))
         if "token" in types:
