@@ -31,7 +31,7 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Seconds a refresh token may go unused before it expires.
 # UAUTH_REFRESH_TOKEN_IDLE_TTL = 1209600
 
-# Seconds in which re-presenting a just-rotated refresh token is tolerated (0: never).
+# Seconds after a rotation in which a retry with the old refresh token gets the same new one back instead of revoking the grant (0: never).
 # UAUTH_REFRESH_REUSE_GRACE = 0
 
 # Require PKCE from every client, confidential ones included.

@@ -74,6 +74,28 @@ def test_client_add_accepts_native_and_loopback_uris(instance: Path) -> None:
                      "--redirect-uri", uri).returncode == 0, uri
 
 
+def test_client_add_machine_client_and_resource_server(instance: Path) -> None:
+    from uauth.clients import get_client
+    from uauth.storage.sqlite import SQLiteStore
+
+    added = uauth(instance, "client", "add", "--name", "Billing job", "--grant-type",
+                  "client_credentials", "--scope", "profile", "--audience",
+                  "https://orders.example.com", "--introspect-any-token", "--json")
+    assert added.returncode == 0, added.stderr
+    client_id = json.loads(added.stdout)["client_id"]
+    store = SQLiteStore(instance / "uauth.db")
+    client = get_client(store, client_id)
+    store.close()
+    assert client is not None and client.grant_types == ["client_credentials"]
+    assert client.audiences == ["https://orders.example.com"] and client.introspect_any_token
+    fragment = uauth(instance, "client", "add", "--name", "M", "--grant-type",
+                     "client_credentials", "--audience", "https://api.example.com/#x")
+    assert fragment.returncode == 1 and "without a fragment" in fragment.stderr
+    public = uauth(instance, "client", "add", "--name", "SPA", "--public", "--redirect-uri",
+                   "http://localhost:3000/cb", "--introspect-any-token")
+    assert public.returncode == 1 and "only confidential clients" in public.stderr
+
+
 def test_environment_names_the_instance(tmp_path: Path) -> None:
     import os
 

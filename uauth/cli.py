@@ -234,13 +234,18 @@ def client() -> None:
               help="Issue refresh tokens even without offline_access.")
 @click.option("--default-response-mode", type=click.Choice(["query", "fragment", "form_post"]),
               help="Response mode when a request names none (tokens never go in a query).")
+@click.option("--audience", "audiences", multiple=True, metavar="URI",
+              help="Resource (RFC 8707) the client may ask tokens for with resource= (repeat).")
+@click.option("--introspect-any-token", is_flag=True,
+              help="Resource server: may introspect access tokens issued to any client.")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
                grant_types: tuple[str, ...], response_types: tuple[str, ...], scope: str | None,
                token_endpoint_auth_method: str | None, origins: tuple[str, ...],
                first_party: bool, allow_plain_pkce: bool, always_refresh_token: bool,
-               default_response_mode: str | None, as_json: bool) -> None:
+               default_response_mode: str | None, audiences: tuple[str, ...],
+               introspect_any_token: bool, as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
@@ -257,6 +262,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 allowed_origins=origins, first_party=first_party,
                 allow_plain_pkce=allow_plain_pkce, always_issue_refresh_token=always_refresh_token,
                 default_response_mode=default_response_mode,
+                audiences=audiences, introspect_any_token=introspect_any_token,
                 known_scopes=state.config["UAUTH_SCOPES"], now=state.now(),
             )
         except RegistrationError as exc:

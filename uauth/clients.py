@@ -68,6 +68,16 @@ def check_redirect_uri(uri: str) -> None:
         )
 
 
+def check_audience(uri: str) -> str:
+    """A resource indicator is an absolute URI without a fragment (RFC 8707 §2)."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not (parts.netloc or parts.path) or parts.fragment or "#" in uri:
+        raise RegistrationError(
+            f"audience {uri!r} must be an absolute URI without a fragment, such as "
+            "https://api.example.com (RFC 8707)")
+    return uri
+
+
 def check_origin(origin: str) -> str:
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
@@ -92,6 +102,8 @@ def register_client(
     allow_plain_pkce: bool = False,
     always_issue_refresh_token: bool = False,
     default_response_mode: str | None = None,
+    audiences: Iterable[str] = (),
+    introspect_any_token: bool = False,
     known_scopes: Iterable[str] | None = None,
     now: int = 0,
 ) -> tuple[Client, str | None]:
@@ -128,6 +140,9 @@ def register_client(
         if unknown:
             raise RegistrationError(f"unknown scope(s) {' '.join(unknown)}; see UAUTH_SCOPES")
     origins = list(dict.fromkeys(check_origin(o) for o in allowed_origins))
+    resources = list(dict.fromkeys(check_audience(a) for a in audiences))
+    if public and introspect_any_token:
+        raise RegistrationError("only confidential clients may introspect tokens")
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
@@ -144,6 +159,8 @@ def register_client(
         always_issue_refresh_token=always_issue_refresh_token,
         default_response_mode=default_response_mode,
         created_at=now,
+        audiences=resources,
+        introspect_any_token=introspect_any_token,
     )
     save_client(store, client)
     return client, secret

@@ -187,7 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_REFRESH_REUSE_GRACE",
         0,
-        "Seconds in which re-presenting a just-rotated refresh token is tolerated (0: never).",
+        "Seconds after a rotation in which a retry with the old refresh token gets the same "
+        "new one back instead of revoking the grant (0: never).",
         _non_negative_int,
     ),
     Setting(

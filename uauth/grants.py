@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from authlib.common.security import generate_token
+from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.grants.authorization_code import validate_code_authorization_request
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDHybridGrant
@@ -27,7 +30,12 @@ from .claims import claims_for_scopes
 from .claims import subject
 from .models import AuthorizationCode
 from .models import Client
+from .models import RefreshToken
 from .models import User
+from .refresh import REFRESH
+from .refresh import find_refresh_token
+from .refresh import record_rotation
+from .refresh import retried_successor
 from .responses import authorization_response
 from .storage import hash_key
 from .tokens import Authentication
@@ -44,7 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("uauth.grants")
 
 CODE = "authorization_code"
-REFRESH = "refresh_token"
 #: Codes and request parameters longer than this are not worth a storage lookup.
 MAX_CODE_LENGTH = 512
 #: Access-token claim listing the claims the ``claims`` parameter asked /userinfo for. The
@@ -84,10 +91,15 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     request: UAuthRequest = grant.request
     client: Client = request.client
     auth: Authentication | None = request.auth
-    sub = subject(user, client) if user is not None else client.client_id
+    rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
+    if user is None:
+        sub = client.client_id
+    else:
+        sub = rotated.sub if rotated is not None else subject(user, client)
     userinfo_claims = requested_claims(request, "userinfo")
     access_token, claims = mint_access_token(
         state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
+        audience=request.audience,
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
         extra={USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else None,
     )
@@ -98,8 +110,11 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         "scope": scope,
         "created_at": claims["iat"],
     }
-    if include_refresh_token and user is not None and wants_refresh_token(client, scope):
-        token["refresh_token"] = prepare_refresh_token(state, request, user, scope)
+    # RFC 6749 §6: a new refresh token keeps the scope of the one it replaces, even when the
+    # client narrowed the scope of this access token.
+    granted = rotated.scope if rotated is not None else scope
+    if include_refresh_token and user is not None and wants_refresh_token(client, granted):
+        token["refresh_token"] = prepare_refresh_token(state, request, user, granted, sub)
     if with_id_token and user is not None and auth is not None and is_openid(scope):
         token["id_token"] = mint_id_token(
             state, client_id=client.client_id, sub=sub, auth=auth, nonce=request.nonce,
@@ -114,21 +129,27 @@ def requested_claims(request: UAuthRequest, target: str) -> list[str]:
     return list((request.requested_claims or {}).get(target, []))
 
 
-def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str) -> str:
-    """Create a refresh token; its record is saved by ``save_token`` after the response is built."""
-    raw = secrets.token_urlsafe(32)
+def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str,
+                          sub: str) -> str:
+    """Create a refresh token; its record is saved by ``save_token`` after the response is built.
+
+    A rotation's successor keeps its family's absolute end, so it lives for the idle TTL or what
+    is left of the family, whichever is shorter.
+    """
+    raw = request.next_refresh_token or secrets.token_urlsafe(32)
     auth: Authentication = request.auth
     now = state.now()
-    family_expires = getattr(request, "family_expires_at", None) or (
+    rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
+    family_expires = rotated.family_expires_at if rotated is not None else (
         now + state.config["UAUTH_REFRESH_TOKEN_TTL"])
-    ttl = min(state.config["UAUTH_REFRESH_TOKEN_IDLE_TTL"], family_expires - now)
-    record = {
-        "client_id": request.client.client_id, "user_id": user.id, "scope": scope,
-        "grant_id": request.grant_id, "auth_time": auth.auth_time, "amr": list(auth.amr),
-        "sid": auth.sid, "acr": auth.acr, "issued_at": now, "family_expires_at": family_expires,
-        "claims": request.requested_claims,
-    }
-    request.pending_refresh = (hash_key(raw), record, max(ttl, 1))
+    ttl = max(min(state.config["UAUTH_REFRESH_TOKEN_IDLE_TTL"], family_expires - now), 1)
+    record = RefreshToken(
+        client_id=request.client.client_id, user_id=user.id, sub=sub, scope=scope,
+        grant_id=str(request.grant_id), auth_time=auth.auth_time, issued_at=now,
+        expires_at=now + ttl, family_expires_at=family_expires, amr=list(auth.amr),
+        acr=auth.acr, sid=auth.sid, claims=request.requested_claims,
+    )
+    request.pending_refresh = (hash_key(raw), record.to_record(), ttl)
     return raw
 
 
@@ -383,6 +404,134 @@ class Pkce(CodeChallenge):  # type: ignore[misc]
             )
 
 
+# --- refresh tokens: rotation and reuse detection ------------------------------------------
+
+
+class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh with rotation on every use and reuse detection (RFC 9700 §4.14.2).
+
+    Authlib checks the client, that the token is this client's (``invalid_grant``) and that the
+    scope is only narrowed (``invalid_scope``) before anything is spent; then the token is
+    consumed. The one caller that consumes it first gets a successor; anyone presenting it again
+    is a replay, which revokes the whole family, unless it is the client's retry within the
+    grace window (see :func:`~uauth.refresh.retried_successor`).
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        return find_refresh_token(_state(self), refresh_token)
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        user = users_of(self).get(refresh_token.user_id)
+        return user if user is not None and user.is_active else None
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Nothing to do: consume() spent it, and it stays to recognise reuse."""
+
+    @hooked  # type: ignore[untyped-decorator]
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        state = _state(self)
+        request: UAuthRequest = self.request
+        presented = str(request.form["refresh_token"])
+        token: RefreshToken = request.refresh_token
+        outcome = state.store.consume(REFRESH, hash_key(presented))
+        if outcome is None:
+            raise InvalidGrantError("The refresh token is invalid or has expired.")
+        retried = None
+        if outcome.first:
+            request.next_refresh_token = record_rotation(state, presented, token)
+        else:
+            retried = retried_successor(state, presented)
+            if retried is None:
+                revoke_grant(state, token.grant_id)
+                log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
+                raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
+            request.next_refresh_token = retried
+        # The first caller always gets its answer. Should the family be revoked meanwhile (by
+        # a replay racing this request, or /revoke), the grant's deny-list marker refuses the
+        # tokens minted here wherever they are used.
+        user = self.authenticate_user(token)
+        if user is None:
+            raise InvalidGrantError("The user of this grant is no longer active.")
+        request.user = user
+        request.grant_id = token.grant_id
+        request.auth = Authentication(token.auth_time, tuple(token.amr), token.sid, token.acr)
+        request.requested_claims = token.claims
+        body: dict[str, Any] = self.issue_token(user, token)
+        if retried is not None:
+            request.pending_refresh = None  # the first answer stored it already
+        self.save_token(body)
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
+# --- client credentials (machine to machine) -------------------------------------------------
+
+#: Scopes that only mean something for a user.
+USER_ONLY_SCOPES = frozenset({"openid", "offline_access"})
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 §2: a resource the client may not obtain tokens for."""
+
+    error = "invalid_target"
+
+
+def requested_audience(request: UAuthRequest, client: Client) -> list[str] | None:
+    """Resource indicators (RFC 8707 ``resource``, or the common ``audience``) of a request.
+
+    Each must be registered for the client (``--audience``); none means the issuer.
+    """
+    wanted = [*request.payload.datalist.get("resource", []),
+              *request.payload.datalist.get("audience", [])]
+    if not wanted:
+        return None
+    if any(uri not in client.audiences for uri in wanted):
+        raise InvalidTargetError("The requested resource is not registered for this client.")
+    return list(dict.fromkeys(wanted))
+
+
+class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # type: ignore[misc]
+    """A confidential client acting for itself (RFC 6749 §4.4).
+
+    The access token's ``sub`` is the client id; there is no ID token and no refresh token. The
+    scope is limited to what the client may request, never ``openid`` or ``offline_access``, and
+    defaults to all of that when omitted (RFC 6749 §3.3).
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    WITH_ID_TOKEN = False
+
+    def validate_requested_scope(self) -> None:
+        request: UAuthRequest = self.request
+        client: Client = request.client
+        requested = scope_to_list(request.payload.scope) or []
+        if USER_ONLY_SCOPES.intersection(requested):
+            raise InvalidScopeError("openid and offline_access need a user; this grant has none.")
+        known = set(_state(self).config["UAUTH_SCOPES"])
+        if any(s not in known or s not in client.allowed_scopes for s in requested):
+            raise InvalidScopeError("The requested scope exceeds what this client may request.")
+        request.audience = requested_audience(request, client)
+
+    def granted_scope(self) -> str:
+        request: UAuthRequest = self.request
+        client: Client = request.client
+        requested = scope_to_list(request.payload.scope)
+        if requested:
+            return " ".join(dict.fromkeys(requested))
+        known = set(_state(self).config["UAUTH_SCOPES"])
+        return " ".join(s for s in client.scope.split()
+                        if s in known and s not in USER_ONLY_SCOPES)
+
+    @hooked  # type: ignore[untyped-decorator]
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        body: dict[str, Any] = self.generate_token(scope=self.granted_scope(),
+                                                   include_refresh_token=False)
+        self.save_token(body)
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
 def users_of(grant: Any) -> StoreUsers:
     users: StoreUsers = _state(grant).users
     return users
@@ -392,3 +541,5 @@ def register_grants(server: UAuthServer) -> None:
     server.register_grant(AuthorizationCodeGrant, [Pkce(required=True)])
     server.register_grant(ImplicitGrant)
     server.register_grant(HybridGrant, [Pkce(required=True)])
+    server.register_grant(RefreshTokenGrant)
+    server.register_grant(ClientCredentialsGrant)

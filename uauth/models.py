@@ -14,6 +14,7 @@ from typing import Any
 from typing import TypeVar
 
 from authlib.oauth2.rfc6749 import ClientMixin
+from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core import AuthorizationCodeMixin
 
@@ -62,6 +63,10 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     #: ``query``, ``fragment`` or ``form_post`` instead of the response type's default
     #: (never ``query`` for tokens); None: the default of OAuth 2.0 Multiple Response Types.
     default_response_mode: str | None = None
+    #: Resource indicators (RFC 8707) this client may name as the audience of its tokens.
+    audiences: list[str] = field(default_factory=list)
+    #: A resource server: may introspect access tokens issued to any client (RFC 7662 §4).
+    introspect_any_token: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -172,3 +177,37 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):  # type: ignore[misc]
 
     def get_amr(self) -> list[str]:
         return self.amr
+
+
+@dataclass
+class RefreshToken(Model, TokenMixin):  # type: ignore[misc]
+    """What a refresh token stands for; stored under ``hash_key(token)``, used once (rotation).
+
+    It carries what the original authentication established, so tokens minted from it keep
+    ``sub``, ``auth_time``, ``amr``, ``acr`` and ``sid`` (OIDC Core §12.2).
+    """
+
+    client_id: str
+    user_id: str
+    sub: str
+    scope: str
+    grant_id: str
+    auth_time: int
+    issued_at: int
+    expires_at: int
+    #: The family's absolute end (``UAUTH_REFRESH_TOKEN_TTL`` after the first token).
+    family_expires_at: int
+    amr: list[str] = field(default_factory=list)
+    acr: str | None = None
+    sid: str | None = None
+    #: Claim names the ``claims`` request parameter asked for, kept for every refresh.
+    claims: dict[str, Any] | None = None
+
+    def check_client(self, client: ClientMixin) -> bool:
+        return bool(self.client_id == client.get_client_id())
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return self.expires_at - self.issued_at

@@ -60,6 +60,10 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
         self.requested_claims: dict[str, list[str]] | None = None
         #: A refresh token record to persist in save_token.
         self.pending_refresh: tuple[str, dict[str, Any], int] | None = None
+        #: Set by the refresh grant: the value of the token that replaces the one presented.
+        self.next_refresh_token: str | None = None
+        #: Audiences (RFC 8707 resource indicators) the access token is for; None: the issuer.
+        self.audience: list[str] | None = None
 
     @property
     def args(self) -> MultiDict[str, str]:
@@ -101,8 +105,10 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
 
 
 def build_server(state: State) -> UAuthServer:
+    from .endpoints import register_endpoints
     from .grants import register_grants
 
     server = UAuthServer(state)
     register_grants(server)
+    register_endpoints(server)
     return server

@@ -70,7 +70,7 @@ def mint_access_token(
     claims.update({
         "iss": state.issuer,
         "sub": sub,
-        "aud": audience or state.issuer,
+        "aud": (audience[0] if len(audience) == 1 else audience) if audience else state.issuer,
         "exp": now + (ttl or state.config["UAUTH_ACCESS_TOKEN_TTL"]),
         "iat": now,
         "jti": secrets.token_urlsafe(16),

@@ -70,11 +70,12 @@ class Provider:
         return data
 
 
-def _memory_provider(tmp: Path) -> Iterator[Provider]:
+def _memory_provider(tmp: Path, config: dict[str, Any] | None = None) -> Iterator[Provider]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     store = MemoryStore()
-    app = create_app({"UAUTH_ISSUER": url}, store=store, instance_path=tmp / "instance")
+    app = create_app({"UAUTH_ISSUER": url, **(config or {})}, store=store,
+                     instance_path=tmp / "instance")
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -83,15 +84,18 @@ def _memory_provider(tmp: Path) -> Iterator[Provider]:
     thread.join()
 
 
-def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None) -> Iterator[Provider]:
+def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None,
+                       config: dict[str, Any] | None = None) -> Iterator[Provider]:
     instance = tmp / "instance"
+    env = {k: str(v) for k, v in (config or {}).items()}
     if backend == "redis":
         assert redis is not None
         prefix = unique_prefix()
-        storage, env = redis.url, {"UAUTH_REDIS_PREFIX": prefix}
+        storage = redis.url
+        env["UAUTH_REDIS_PREFIX"] = prefix
         store: Store = RedisStore(redis.url, prefix=prefix)
     else:
-        storage, env = f"sqlite:///{instance}/uauth.db", {}
+        storage = f"sqlite:///{instance}/uauth.db"
         store = SQLiteStore(instance / "uauth.db")
     live = LiveServer(instance, storage=storage, env=env)
     init = live.cli("init")
@@ -102,12 +106,18 @@ def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None) -> It
     store.close()
 
 
+def start_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                   backend: str, config: dict[str, Any] | None = None) -> Iterator[Provider]:
+    """A provider on ``backend`` with extra settings (environment variables under gunicorn)."""
+    tmp = tmp_path_factory.mktemp(f"provider-{backend}")
+    if backend == "memory":
+        yield from _memory_provider(tmp, config)
+    else:
+        redis = request.getfixturevalue("redis_server") if backend == "redis" else None
+        yield from _gunicorn_provider(tmp, backend, redis, config)
+
+
 @pytest.fixture(scope="session", params=["memory", "sqlite", "redis"])
 def provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Provider]:
-    tmp = tmp_path_factory.mktemp(f"provider-{request.param}")
-    if request.param == "memory":
-        yield from _memory_provider(tmp)
-    else:
-        redis = request.getfixturevalue("redis_server") if request.param == "redis" else None
-        yield from _gunicorn_provider(tmp, request.param, redis)
+    yield from start_provider(request, tmp_path_factory, request.param)

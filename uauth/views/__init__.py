@@ -34,7 +34,7 @@ for child in (authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp):
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
 CORS_ENDPOINTS = {
-    "uauth.token.token", "uauth.userinfo.userinfo", "uauth.discovery.jwks",
+    "uauth.token.token", "uauth.token.revoke", "uauth.userinfo.userinfo", "uauth.discovery.jwks",
     "uauth.discovery.openid_configuration", "uauth.discovery.oauth_authorization_server",
 }
 #: Blueprints that answer machines: JSON errors, never pages.

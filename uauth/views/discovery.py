@@ -13,6 +13,8 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 
 from ..claims import claims_supported
+from ..endpoints import INTROSPECTION_AUTH_METHODS
+from ..endpoints import REVOCATION_AUTH_METHODS
 from ..extension import State
 from ..extension import get_state
 from ..responses import RESPONSE_MODES
@@ -49,6 +51,10 @@ def build_metadata(state: State) -> dict[str, Any]:
         "id_token_signing_alg_values_supported": sorted(state.keys.algorithms),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none"],
+        "revocation_endpoint": endpoint_url(state, "uauth.token.revoke"),
+        "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
+        "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
+        "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
         "claims_supported": claims_supported(),
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": True,

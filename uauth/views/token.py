@@ -1,4 +1,7 @@
-"""The back channel: /token (form-encoded or JSON bodies). JSON in, JSON out, never a page."""
+"""The back channel: /token, /revoke, /introspect (form-encoded or JSON bodies).
+
+JSON in, JSON out, never a page.
+"""
 
 from __future__ import annotations
 
@@ -61,3 +64,25 @@ def token() -> ResponseReturnValue:
         return oauth_error("invalid_request", str(exc))
     response: Response = get_state().server.create_token_response(oauth_request)
     return response
+
+
+def endpoint_response(name: str) -> ResponseReturnValue:
+    """Run one of Authlib's endpoints (revocation, introspection) on a back-channel POST."""
+    try:
+        oauth_request = back_channel_request()
+    except BadRequestBody as exc:
+        return oauth_error("invalid_request", str(exc))
+    response: Response = get_state().server.create_endpoint_response(name, oauth_request)
+    return response
+
+
+@bp.post("/revoke")
+def revoke() -> ResponseReturnValue:
+    """RFC 7009 token revocation."""
+    return endpoint_response("revocation")
+
+
+@bp.post("/introspect")
+def introspect() -> ResponseReturnValue:
+    """RFC 7662 token introspection."""
+    return endpoint_response("introspection")

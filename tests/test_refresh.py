@@ -1,0 +1,178 @@
+"""Token lifetimes and the grace window, in process with the fake clock, on every backend."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.extension import get_state
+from uauth.refresh import REFRESH
+from uauth.storage import Store
+from uauth.storage import hash_key
+from uauth.tokens import revoke_grant
+
+OFFLINE = "openid offline_access"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One instance folder for the module: its signing key is generated once, not per test."""
+    return tmp_path_factory.mktemp("refresh")
+
+
+def app_driver(shared: Path, store: Store, clock: FakeClock, **config: Any) -> Driver:
+    return Driver.of(make_app(shared, store, clock, **config))
+
+
+def start(driver: Driver) -> tuple[str, str | None, dict[str, Any]]:
+    """A user, a client and the token response of an offline_access code flow."""
+    driver.user()
+    client, secret = driver.client()
+    driver.login()
+    code = driver.code(client.client_id, scope=OFFLINE)
+    response = driver.token(client.client_id, secret, code=code)
+    assert response.status_code == 200, response.text
+    return client.client_id, secret, response.json
+
+
+def refresh(driver: Driver, client_id: str, secret: str | None, token: str, **data: str) -> Any:
+    return driver.http.post("/token", data={"grant_type": "refresh_token",
+                                            "refresh_token": token, **data},
+                            headers=basic(client_id, secret))
+
+
+def basic(client_id: str, secret: str | None) -> dict[str, str]:
+    pair = f"{client_id}:{secret}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+
+def unverified(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+def test_idle_refresh_tokens_expire(shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock, UAUTH_REFRESH_TOKEN_IDLE_TTL=100)
+    client_id, secret, token = start(driver)
+    r0 = token["refresh_token"]
+    clock.advance(90)
+    r1 = refresh(driver, client_id, secret, r0).json["refresh_token"]
+    clock.advance(90)
+    r2 = refresh(driver, client_id, secret, r1).json["refresh_token"]
+    clock.advance(101)
+    response = refresh(driver, client_id, secret, r2)
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_rotation_never_extends_the_family_lifetime(shared: Path, store: Store,
+                                                    clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock, UAUTH_REFRESH_TOKEN_TTL=250,
+                        UAUTH_REFRESH_TOKEN_IDLE_TTL=100)
+    client_id, secret, token = start(driver)
+    family_end = int(clock()) + 250
+    current = token["refresh_token"]
+    for _ in range(2):
+        clock.advance(90)
+        response = refresh(driver, client_id, secret, current)
+        assert response.status_code == 200
+        current = response.json["refresh_token"]
+    info = driver.http.post("/introspect", data={"token": current},
+                            headers=basic(client_id, secret)).json
+    assert info["exp"] == family_end, "the successor got only what is left of the family"
+    clock.advance(71)  # 80 s after the last use (under the idle limit), 251 s after login
+    response = refresh(driver, client_id, secret, current)
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_refreshed_id_token_keeps_the_original_authentication(
+        shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock)
+    client_id, secret, token = start(driver)
+    original = unverified(token["id_token"])
+    clock.advance(600)
+    refreshed = unverified(refresh(driver, client_id, secret, token["refresh_token"])
+                           .json["id_token"])
+    for claim in ("iss", "sub", "aud", "azp", "auth_time", "amr"):
+        assert refreshed[claim] == original[claim], claim
+    assert refreshed["iat"] == original["iat"] + 600 and "nonce" not in refreshed
+
+
+def test_retry_within_the_grace_window(shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock, UAUTH_REFRESH_REUSE_GRACE=10)
+    client_id, secret, token = start(driver)
+    first = refresh(driver, client_id, secret, token["refresh_token"]).json
+    clock.advance(10)  # the window includes its last second
+    retry = refresh(driver, client_id, secret, token["refresh_token"])
+    assert retry.status_code == 200
+    assert retry.json["refresh_token"] == first["refresh_token"]
+    assert refresh(driver, client_id, secret, first["refresh_token"]).status_code == 200
+
+
+def test_retry_after_the_grace_window_is_reuse(shared: Path, store: Store,
+                                               clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock, UAUTH_REFRESH_REUSE_GRACE=10)
+    client_id, secret, token = start(driver)
+    first = refresh(driver, client_id, secret, token["refresh_token"]).json
+    clock.advance(11)
+    late = refresh(driver, client_id, secret, token["refresh_token"])
+    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
+    assert refresh(driver, client_id, secret, first["refresh_token"]).json["error"] == \
+        "invalid_grant", "the family was revoked"
+    userinfo = driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {first['access_token']}"})
+    assert userinfo.status_code == 401
+
+
+def test_token_saved_by_a_request_racing_revocation_is_refused(
+        shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock)
+    client_id, secret, token = start(driver)
+    key = hash_key(token["refresh_token"])
+    record = store.find(REFRESH, key)
+    assert record is not None
+    with driver.app.app_context():
+        revoke_grant(get_state(), record["grant_id"])
+    # A rotation that read the family before the revocation saves its token afterwards.
+    store.save(REFRESH, key, record, ttl=600, grant_id=record["grant_id"])
+    response = refresh(driver, client_id, secret, token["refresh_token"])
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_disabled_user_cannot_refresh(shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock)
+    client_id, secret, token = start(driver)
+    with driver.app.app_context():
+        users = get_state().users
+        user = users.find_by_username("alice")
+        assert user is not None
+        user.disabled = True
+        users.save(user)
+    response = refresh(driver, client_id, secret, token["refresh_token"])
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_expired_access_tokens_introspect_inactive_and_revoke_quietly(
+        shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock, UAUTH_ACCESS_TOKEN_TTL=60)
+    client_id, secret, token = start(driver)
+    headers = basic(client_id, secret)
+    live = driver.http.post("/introspect", data={"token": token["access_token"]}, headers=headers)
+    assert live.json["active"] is True and live.json["exp"] == int(clock()) + 60
+    jti = unverified(token["access_token"])["jti"]
+    driver.http.post("/revoke", data={"token": token["access_token"]}, headers=headers)
+    assert store.find("revoked", f"jti:{jti}") is not None
+    clock.advance(61)
+    assert store.find("revoked", f"jti:{jti}") is None, "the deny list forgets expired tokens"
+    expired = driver.http.post("/introspect", data={"token": token["access_token"]},
+                               headers=headers)
+    assert expired.json == {"active": False}
+    revoked = driver.http.post("/revoke", data={"token": token["access_token"]}, headers=headers)
+    assert revoked.status_code == 200
+    assert store.find("revoked", f"jti:{jti}") is None, "nothing to deny once it has expired"
