@@ -47,7 +47,8 @@ class LiveServer:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a worker still booting on a loaded machine.
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"uauth serve did not answer: {self.log_path.read_text()[-2000:]}")
