@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,8 @@ class Driver:
             hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
                                 response.text)
             assert token
-            data = {**dict(hidden), "csrf_token": token.group(1), "consent": "allow"}
+            data = {**{k: html.unescape(v) for k, v in hidden}, "csrf_token": token.group(1),
+                    "consent": "allow"}
             response = self.http.post("/authorize", data=data)
         return response
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,22 @@ def test_refreshed_id_token_keeps_the_original_authentication(
     for claim in ("iss", "sub", "aud", "azp", "auth_time", "amr"):
         assert refreshed[claim] == original[claim], claim
     assert refreshed["iat"] == original["iat"] + 600 and "nonce" not in refreshed
+
+
+def test_claims_request_carries_over_to_refreshed_tokens(
+        shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock)
+    driver.user(email="alice@example.com", name="Alice")
+    client, secret = driver.client()
+    driver.login()
+    asked = json.dumps({"id_token": {"name": None}, "userinfo": {"email": None}})
+    code = driver.code(client.client_id, scope=OFFLINE, claims=asked)
+    token = driver.token(client.client_id, secret, code=code).json
+    rotated = refresh(driver, client.client_id, secret, token["refresh_token"]).json
+    assert unverified(rotated["id_token"])["name"] == "Alice"
+    info = driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {rotated['access_token']}"}).json
+    assert info["email"] == "alice@example.com"
 
 
 def test_retry_within_the_grace_window(shared: Path, store: Store, clock: FakeClock) -> None:
