@@ -111,6 +111,26 @@ def test_revoke_grant_spares_a_key_resaved_under_another_grant(store: Store) -> 
     assert store.find("session", "s") == {"n": 2}
 
 
+def test_grant_records_lists_the_live_records_of_one_grant(store: Store,
+                                                          clock: FakeClock) -> None:
+    store.save("session", "s1", {"n": 1}, ttl=3600, grant_id="sessions-of:u1")
+    store.save("session_grant", "sid:g:1", {"n": 2}, ttl=3600, grant_id="sessions-of:u1")
+    store.save("session", "short", {"n": 3}, ttl=5, grant_id="sessions-of:u1")
+    store.save("session", "moved", {"n": 4}, ttl=3600, grant_id="sessions-of:u1")
+    store.save("session", "moved", {"n": 5}, ttl=3600, grant_id="sessions-of:u2")
+    store.save("session", "other", {"n": 6}, ttl=3600, grant_id="sessions-of:u2")
+    clock.advance(6)
+    assert sorted(store.grant_records("sessions-of:u1")) == [
+        ("session", "s1", {"n": 1}), ("session_grant", "sid:g:1", {"n": 2})]
+    assert sorted(store.grant_records("sessions-of:u2")) == [
+        ("session", "moved", {"n": 5}), ("session", "other", {"n": 6})]
+    store.delete("session", "s1")
+    assert store.grant_records("sessions-of:u1") == [("session_grant", "sid:g:1", {"n": 2})]
+    store.revoke_grant("sessions-of:u1")
+    assert store.grant_records("sessions-of:u1") == []
+    assert store.grant_records("nothing") == []
+
+
 def test_scan_lists_live_records_of_one_kind(store: Store, clock: FakeClock) -> None:
     store.save("client", "b", {"n": 2}, ttl=None)
     store.save("client", "a", {"n": 1}, ttl=None)

@@ -94,6 +94,13 @@ class Store(Protocol):
     def revoke_grant(self, grant_id: str) -> int:
         """Delete every record saved under ``grant_id``; returns how many there were."""
 
+    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
+        """Every live record saved under ``grant_id``, as ``(kind, key, record)``.
+
+        A grant id groups records so they can be listed and removed together: a token family,
+        or a user's login sessions (:mod:`uauth.sessions`). Kinds never contain ``:``.
+        """
+
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         """Every live record of one kind, in no particular order (admin listings only)."""
 

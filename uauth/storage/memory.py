@@ -85,6 +85,13 @@ class MemoryStore:
                 del self._entries[k]
             return len(doomed)
 
+    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
+        with self._lock:
+            found = [(kind, key) for (kind, key), e in self._entries.items()
+                     if e.grant_id == grant_id]
+            live = [(kind, key, self._live(kind, key)) for kind, key in found]
+            return [(kind, key, copy.deepcopy(e.record)) for kind, key, e in live if e is not None]
+
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         with self._lock:
             keys = [k for (family, k) in self._entries if family == kind]

@@ -69,6 +69,20 @@ redis.call('DEL', KEYS[1])
 return n
 """
 
+# KEYS: grant index. ARGV: grant id, now. Returns {key, value, key, value, ...} of the live
+# records still saved under that grant.
+_GRANT_RECORDS = """
+local out = {}
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local r = redis.call('HMGET', k, 'v', 'e', 'g')
+  if r[1] and r[3] == ARGV[1] and (r[2] == '' or tonumber(r[2]) > tonumber(ARGV[2])) then
+    out[#out + 1] = k
+    out[#out + 1] = r[1]
+  end
+end
+return out
+"""
+
 
 class RedisStore:
     def __init__(self, url: str, *, prefix: str = "uauth:", clock: Clock = system_clock,
@@ -89,6 +103,7 @@ class RedisStore:
         self._save = self._client.register_script(_SAVE)
         self._consume = self._client.register_script(_CONSUME)
         self._revoke = self._client.register_script(_REVOKE)
+        self._grant_records = self._client.register_script(_GRANT_RECORDS)
 
     def _key(self, kind: Kind, key: str) -> str:
         return f"{self.prefix}r:{kind}:{key}"
@@ -154,6 +169,16 @@ class RedisStore:
 
     def revoke_grant(self, grant_id: str) -> int:
         return int(self._call(self._revoke, keys=[self._grant_key(grant_id)], args=[grant_id]))
+
+    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
+        flat = self._call(self._grant_records, keys=[self._grant_key(grant_id)],
+                          args=[grant_id, repr(self._clock())])
+        head = f"{self.prefix}r:"
+        found = []
+        for name, value in zip(flat[::2], flat[1::2], strict=True):
+            kind, _, key = name.decode("utf-8")[len(head):].partition(":")
+            found.append((kind, key, dict(json.loads(value))))
+        return found
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         head = self._key(kind, "")

@@ -142,6 +142,13 @@ class SQLiteStore:
         cursor = self._run("DELETE FROM records WHERE grant_id = ?", (grant_id,))
         return cursor.rowcount
 
+    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
+        rows = self._run(
+            f"SELECT kind, key, value FROM records WHERE grant_id = ? AND {_LIVE}",  # noqa: S608
+            (grant_id, self._clock()),
+        ).fetchall()
+        return [(kind, key, dict(json.loads(value))) for kind, key, value in rows]
+
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         rows = self._run(
             f"SELECT key, value FROM records WHERE kind = ? AND {_LIVE} ORDER BY key",  # noqa: S608
