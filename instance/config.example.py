@@ -46,6 +46,15 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Absolute lifetime in seconds of a login session at the provider.
 # UAUTH_SESSION_TTL = 1209600
 
+# Seconds a login session may go unused before it ends (checked on the next visit).
+# UAUTH_SESSION_IDLE_TTL = 604800
+
+# Seconds to wait for a client's back-channel logout endpoint to answer, per attempt.
+# UAUTH_BACKCHANNEL_TIMEOUT = 5
+
+# Extra attempts (with backoff) at a back-channel logout that failed with a network or 5xx error.
+# UAUTH_BACKCHANNEL_RETRIES = 2
+
 # Seconds a remembered consent lasts.
 # UAUTH_CONSENT_TTL = 31536000
 

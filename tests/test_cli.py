@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,6 +96,46 @@ def test_client_add_machine_client_and_resource_server(instance: Path) -> None:
     public = uauth(instance, "client", "add", "--name", "SPA", "--public", "--redirect-uri",
                    "http://localhost:3000/cb", "--introspect-any-token")
     assert public.returncode == 1 and "only confidential clients" in public.stderr
+
+
+def test_client_add_registers_for_logout(instance: Path) -> None:
+    from uauth.clients import get_client
+    from uauth.storage.sqlite import SQLiteStore
+
+    added = uauth(instance, "client", "add", "--name", "RP", "--redirect-uri",
+                  "https://rp.example.com/cb", "--post-logout-redirect-uri",
+                  "https://rp.example.com/bye", "--post-logout-redirect-uri",
+                  "com.example.app:/bye", "--backchannel-logout-uri",
+                  "https://rp.example.com/logout?x=1", "--backchannel-logout-session-required",
+                  "--json")
+    assert added.returncode == 0, added.stderr
+    store = SQLiteStore(instance / "uauth.db")
+    client = get_client(store, json.loads(added.stdout)["client_id"])
+    store.close()
+    assert client is not None
+    assert client.post_logout_redirect_uris == ["https://rp.example.com/bye",
+                                                "com.example.app:/bye"]
+    assert client.backchannel_logout_uri == "https://rp.example.com/logout?x=1"
+    assert client.backchannel_logout_session_required is True
+
+
+@pytest.mark.parametrize(("settings", "reason"), [
+    ({"post_logout_redirect_uris": ["https://rp.example.com/bye#x"]},
+     "post-logout redirect URI 'https://rp.example.com/bye#x' must not contain a fragment"),
+    ({"post_logout_redirect_uris": ["http://rp.example.com/bye"]}, "non-loopback host"),
+    ({"backchannel_logout_uri": "http://rp.example.com/logout"}, "must use https"),
+    ({"backchannel_logout_uri": "https://rp.example.com/logout#f"}, "without a fragment"),
+    ({"backchannel_logout_uri": "/logout"}, "must be an absolute URL"),
+    ({"backchannel_logout_session_required": True}, "needs a --backchannel-logout-uri"),
+])
+def test_client_add_refuses_bad_logout_settings(settings: dict[str, Any], reason: str) -> None:
+    from uauth.clients import RegistrationError
+    from uauth.clients import register_client
+    from uauth.storage.memory import MemoryStore
+
+    with pytest.raises(RegistrationError, match=re.escape(reason)):
+        register_client(MemoryStore(), name="Bad", redirect_uris=["https://rp.example.com/cb"],
+                        **settings)
 
 
 def test_environment_names_the_instance(tmp_path: Path) -> None:

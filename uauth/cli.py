@@ -208,7 +208,33 @@ def user_disable(ctx: _Context, username: str) -> None:
             fail(f"no user {username!r}")
         found.disabled = True
         users.save(found)
-    click.echo(f"disabled user {username}")
+        ended = _end_sessions(found.id)
+    click.echo(f"disabled user {username}; ended {ended} session(s)")
+
+
+def _end_sessions(user_id: str) -> int:
+    """End a user's sessions and wait (boundedly) for their back-channel logouts to go out."""
+    from .sessions import end_all
+
+    state = _state()
+    ended = end_all(state, user_id)
+    if not state.backchannel.drain(state.backchannel.deadline()):
+        click.echo("warning: some back-channel logouts were still pending", err=True)
+    return ended
+
+
+@user.command("logout")
+@click.argument("username")
+@pass_ctx
+def user_logout(ctx: _Context, username: str) -> None:
+    """End every session of a user: every browser is signed out, and every application that
+    registered a back-channel logout URI is told."""
+    with _in_app(ctx):
+        found = _state().users.find_by_username(username)
+        if found is None:
+            fail(f"no user {username!r}")
+        ended = _end_sessions(found.id)
+    click.echo(f"ended {ended} session(s) of {username}")
 
 
 @cli.group()
@@ -238,6 +264,11 @@ def client() -> None:
               help="Resource (RFC 8707) the client may ask tokens for with resource= (repeat).")
 @click.option("--introspect-any-token", is_flag=True,
               help="Resource server: may introspect access tokens issued to any client.")
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True,
+              help="Exact URI RP-initiated logout may return to (repeat).")
+@click.option("--backchannel-logout-uri", help="Where logout tokens are POSTed (https).")
+@click.option("--backchannel-logout-session-required", is_flag=True,
+              help="The client needs sid in logout tokens (uauth always sends it).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -245,7 +276,9 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                token_endpoint_auth_method: str | None, origins: tuple[str, ...],
                first_party: bool, allow_plain_pkce: bool, always_refresh_token: bool,
                default_response_mode: str | None, audiences: tuple[str, ...],
-               introspect_any_token: bool, as_json: bool) -> None:
+               introspect_any_token: bool, post_logout_redirect_uris: tuple[str, ...],
+               backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
+               as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
@@ -264,6 +297,9 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 default_response_mode=default_response_mode,
                 audiences=audiences, introspect_any_token=introspect_any_token,
                 known_scopes=state.config["UAUTH_SCOPES"], now=state.now(),
+                post_logout_redirect_uris=post_logout_redirect_uris,
+                backchannel_logout_uri=backchannel_logout_uri,
+                backchannel_logout_session_required=backchannel_logout_session_required,
             )
         except RegistrationError as exc:
             fail(str(exc))

@@ -78,6 +78,31 @@ def check_audience(uri: str) -> str:
     return uri
 
 
+def check_post_logout_redirect_uri(uri: str) -> None:
+    """The redirect URI rules apply (RP-Initiated Logout §3.1 asks for https; loopback http and
+    private-use schemes for native apps as for redirect URIs)."""
+    try:
+        check_redirect_uri(uri)
+    except RegistrationError as exc:
+        raise RegistrationError(f"post-logout {exc}") from None
+
+
+def check_backchannel_logout_uri(uri: str) -> None:
+    """Back-Channel Logout §2.2: an absolute URI without a fragment; https, or http on
+    loopback, since the logout token travels in it."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        raise RegistrationError(f"back-channel logout URI {uri!r} is not a valid URI") from None
+    if parts.fragment or "#" in uri or any(ch.isspace() for ch in uri) or not parts.hostname:
+        raise RegistrationError(f"back-channel logout URI {uri!r} must be an absolute URL "
+                                "without a fragment")
+    if parts.scheme != "https" and not (parts.scheme == "http"
+                                        and is_loopback_host(parts.hostname)):
+        raise RegistrationError(f"back-channel logout URI {uri!r} must use https (http only "
+                                "on loopback)")
+
+
 def check_origin(origin: str) -> str:
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
@@ -106,11 +131,22 @@ def register_client(
     introspect_any_token: bool = False,
     known_scopes: Iterable[str] | None = None,
     now: int = 0,
+    post_logout_redirect_uris: Iterable[str] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it and its secret (shown once, stored hashed)."""
     uris = list(dict.fromkeys(redirect_uris))
     for uri in uris:
         check_redirect_uri(uri)
+    logout_uris = list(dict.fromkeys(post_logout_redirect_uris))
+    for uri in logout_uris:
+        check_post_logout_redirect_uri(uri)
+    if backchannel_logout_uri is not None:
+        check_backchannel_logout_uri(backchannel_logout_uri)
+    elif backchannel_logout_session_required:
+        raise RegistrationError("--backchannel-logout-session-required needs a "
+                                "--backchannel-logout-uri")
     method = token_endpoint_auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS:
         raise RegistrationError(
@@ -161,6 +197,9 @@ def register_client(
         created_at=now,
         audiences=resources,
         introspect_any_token=introspect_any_token,
+        post_logout_redirect_uris=logout_uris,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     save_client(store, client)
     return client, secret

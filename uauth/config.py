@@ -216,6 +216,25 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "UAUTH_SESSION_IDLE_TTL",
+        7 * 24 * 3600,
+        "Seconds a login session may go unused before it ends (checked on the next visit).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_BACKCHANNEL_TIMEOUT",
+        5,
+        "Seconds to wait for a client's back-channel logout endpoint to answer, per attempt.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_BACKCHANNEL_RETRIES",
+        2,
+        "Extra attempts (with backoff) at a back-channel logout that failed with a network or "
+        "5xx error.",
+        _non_negative_int,
+    ),
+    Setting(
         "UAUTH_CONSENT_TTL",
         365 * 24 * 3600,
         "Seconds a remembered consent lasts.",

@@ -25,6 +25,7 @@ from .storage import open_store
 from .storage import system_clock
 
 if TYPE_CHECKING:
+    from .backchannel import Backchannel
     from .server import UAuthServer
     from .users import StoreUsers
 
@@ -42,6 +43,7 @@ class State:
     cache: dict[str, Any] = field(default_factory=dict)
     users: StoreUsers = field(init=False)
     server: UAuthServer = field(init=False)
+    backchannel: Backchannel = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -86,11 +88,13 @@ class UAuth:
         state = State(
             issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config
         )
+        from .backchannel import Backchannel
         from .server import build_server
         from .users import StoreUsers
 
         state.users = StoreUsers(store, self._clock)
         state.server = build_server(state)
+        state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state
         self._init_login(app)
         self._init_session(app)
@@ -108,6 +112,13 @@ class UAuth:
 
         @manager.user_loader  # type: ignore[untyped-decorator]
         def load_user(user_id: str) -> Any:
+            from .sessions import current_session
+
+            # The signed cookie alone is not enough: its session must be live in storage, so
+            # a logout anywhere (another worker, host, or the CLI) logs this browser out.
+            login = current_session()
+            if login is None or login.user_id != user_id:
+                return None
             user = get_state().users.get(user_id)
             return user if user is not None and user.is_active else None
 
@@ -116,6 +127,7 @@ class UAuth:
         secure = app.config["UAUTH_ISSUER"].startswith("https://")
         app.config.setdefault("SESSION_COOKIE_NAME", "uauth_session")
         app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-        app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+        # Flask's own default is None (no attribute), so setdefault would never apply.
+        app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
         app.config["SESSION_COOKIE_SECURE"] = app.config.get("SESSION_COOKIE_SECURE") or secure
         app.config["PERMANENT_SESSION_LIFETIME"] = app.config["UAUTH_SESSION_TTL"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from wtforms import HiddenField
 from wtforms import PasswordField
 from wtforms import StringField
 from wtforms import SubmitField
 from wtforms.validators import DataRequired
 from wtforms.validators import Length
+from wtforms.validators import Optional
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
@@ -25,3 +27,10 @@ class ConsentForm(FlaskForm):  # type: ignore[misc]
 
 class LogoutForm(FlaskForm):  # type: ignore[misc]
     submit = SubmitField("Sign out")
+
+
+class SessionsForm(FlaskForm):  # type: ignore[misc]
+    """A button per session, named ``sid`` with the session's public id, or ``everywhere``."""
+
+    sid = HiddenField(validators=[Optional(), Length(max=64)])
+    everywhere = SubmitField("Sign out everywhere")

@@ -67,6 +67,11 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     audiences: list[str] = field(default_factory=list)
     #: A resource server: may introspect access tokens issued to any client (RFC 7662 §4).
     introspect_any_token: bool = False
+    #: Where RP-initiated logout may send the browser afterwards (exact match).
+    post_logout_redirect_uris: list[str] = field(default_factory=list)
+    #: OpenID Connect Back-Channel Logout 1.0: where logout tokens are POSTed.
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def is_public(self) -> bool:
@@ -211,3 +216,26 @@ class RefreshToken(Model, TokenMixin):  # type: ignore[misc]
 
     def get_expires_in(self) -> int:
         return self.expires_at - self.issued_at
+
+
+@dataclass
+class LoginSession(Model):
+    """One browser's single sign-on session at the provider (see :mod:`uauth.sessions`).
+
+    Stored under ``key``, the digest of the random handle in the browser's cookie; ``sid`` is
+    the public id sent to clients in ID tokens and logout tokens, never a way in.
+    """
+
+    key: str
+    sid: str
+    user_id: str
+    auth_time: int
+    expires_at: int
+    last_seen: int
+    amr: list[str] = field(default_factory=lambda: ["pwd"])
+    created_at: int = 0
+    user_agent: str = ""
+
+    def ttl(self, now: int) -> int:
+        """Seconds left before the absolute end of the session (never below 1)."""
+        return max(self.expires_at - now, 1)

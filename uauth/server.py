@@ -105,10 +105,12 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
 
 
 def build_server(state: State) -> UAuthServer:
+    from .end_session import EndSession
     from .endpoints import register_endpoints
     from .grants import register_grants
 
     server = UAuthServer(state)
     register_grants(server)
     register_endpoints(server)
+    server.register_endpoint(EndSession)
     return server

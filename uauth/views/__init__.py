@@ -22,6 +22,8 @@ from ..storage import StorageError
 from . import authorize
 from . import discovery
 from . import health
+from . import logout
+from . import sessions
 from . import token
 from . import userinfo
 
@@ -29,7 +31,8 @@ log = logging.getLogger("uauth")
 
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
-for child in (authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp):
+for child in (authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp, logout.bp,
+              sessions.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).

@@ -1,4 +1,4 @@
-"""The front channel: /authorize, /login, /logout and the pages a person sees.
+"""The front channel: /authorize, /login and the pages a person sees.
 
 Views parse, call and render; the protocol rules live in ``grants.py``.
 """
@@ -26,8 +26,6 @@ from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from flask_login import login_user
-from flask_login import logout_user
 from werkzeug.datastructures import MultiDict
 
 from ..authrequest import AuthParams
@@ -48,39 +46,33 @@ from ..responses import check_response_mode
 from ..responses import render
 from ..responses import response_mode
 from ..server import UAuthRequest
+from ..sessions import begin_browser_session
+from ..sessions import current_session
+from ..sessions import note_grant
 from ..tokens import Authentication
 
 bp = Blueprint("ui", __name__)
 
 #: Form fields of our own pages that are not part of an authorization request.
 _UI_FIELDS = {"csrf_token", "consent"}
-AUTH_TIME = "uauth_auth_time"
-AMR = "uauth_amr"
 #: Digest of the authorization request a login was made for (see :func:`logged_in_for`).
 FRESH_LOGIN = "uauth_fresh_login"
 
 
 def authentication() -> Authentication | None:
-    """How the current browser session authenticated, or None (logged out or too old)."""
+    """How the current browser session authenticated, or None (logged out, ended or expired;
+    the session's lifetimes are enforced by :mod:`uauth.sessions`)."""
     if not current_user.is_authenticated:
         return None
-    auth_time = session.get(AUTH_TIME)
-    state = get_state()
-    lifetime = state.config["UAUTH_SESSION_TTL"]
-    if not isinstance(auth_time, int) or auth_time + lifetime <= state.now():
-        logout_user()
-        session.clear()
+    login = current_session()
+    if login is None:
         return None
-    return Authentication(auth_time=auth_time, amr=tuple(session.get(AMR, ["pwd"])))
+    return Authentication(auth_time=login.auth_time, amr=tuple(login.amr), sid=login.sid)
 
 
 def start_session(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
     """Log in with a fresh session: nothing from before the login survives (no fixation)."""
-    session.clear()
-    login_user(user)
-    session.permanent = True
-    session[AUTH_TIME] = get_state().now()
-    session[AMR] = list(amr)
+    begin_browser_session(user, amr)
 
 
 def authorization_params() -> MultiDict[str, str]:
@@ -262,7 +254,19 @@ def authorize() -> ResponseReturnValue:
     grant.request.requested_claims = ix.oidc.claims.to_record()
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
-    return issue(grant, ix.user, params)
+    response = issue(grant, ix.user, params)
+    join_session(ix)
+    return response
+
+
+def join_session(ix: Interaction) -> None:
+    """Record in the login session that this client got a code or tokens (for back-channel
+    logout) and the grant to revoke when the session ends (never an ``offline_access`` one)."""
+    grant_id = ix.grant.request.grant_id
+    login = current_session()
+    if grant_id is not None and login is not None:
+        note_grant(get_state(), login, ix.client.client_id, grant_id,
+                   revoke="offline_access" not in ix.scopes)
 
 
 def issue(grant: Any, user: User | None, params: MultiDict[str, str]) -> ResponseReturnValue:
@@ -312,18 +316,6 @@ def login() -> ResponseReturnValue:
         form.username.data = login_hint(continues)
     return render_template("uauth/login.html", form=form, error=error,
                            client=get_client(state.store, continues.get("client_id"))), status
-
-
-@bp.route("/logout", methods=["GET", "POST"])
-def logout() -> ResponseReturnValue:
-    form = LogoutForm()
-    if form.validate_on_submit():
-        logout_user()
-        session.clear()
-        return render_template("uauth/logged_out.html")
-    if not current_user.is_authenticated:
-        return render_template("uauth/logged_out.html")
-    return render_template("uauth/logout.html", form=form, user=current_user)
 
 
 @bp.get("/")

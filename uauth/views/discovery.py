@@ -64,6 +64,9 @@ def build_metadata(state: State) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
+        "end_session_endpoint": endpoint_url(state, "uauth.logout.end_session"),
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 

@@ -1,0 +1,266 @@
+"""Login sessions in process, per storage backend: lifetimes on the injected clock, the cookie,
+and the races a shared store must survive."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import jwt
+import pytest
+from flask import Flask
+from flask_login import current_user
+
+from tests.app_driver import REDIRECT
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from tests.logout_receiver import receiver
+from uauth.extension import get_state
+from uauth.models import LoginSession
+from uauth.sessions import ENDED
+from uauth.sessions import HANDLE
+from uauth.sessions import SESSION
+from uauth.sessions import end
+from uauth.storage import Store
+from uauth.storage import hash_key
+from uauth.storage.memory import MemoryStore
+
+AFTER_LOGOUT = "http://127.0.0.1:8399/bye"
+HOUR = 3600
+DAY = 24 * HOUR
+
+
+def whoami_app(tmp_path: Path, store: Store, clock: FakeClock, **config: Any) -> Flask:
+    """A provider with one host-app view that only asks flask-login who is there."""
+    app = make_app(tmp_path, store, clock, **config)
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        return current_user.username if current_user.is_authenticated else "anonymous"
+
+    return app
+
+
+@pytest.fixture
+def driver(tmp_path: Path, store: Store, clock: FakeClock) -> Driver:
+    return Driver.of(whoami_app(tmp_path, store, clock))
+
+
+def handle(driver: Driver) -> str:
+    """The session handle inside the browser's signed cookie."""
+    cookie = driver.http.get_cookie(driver.app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    data = driver.app.session_interface.get_signing_serializer(driver.app).loads(  # type: ignore[attr-defined]
+        cookie.value)
+    value: str = data[HANDLE]
+    return value
+
+
+def stored(driver: Driver, session_handle: str) -> LoginSession | None:
+    with driver.app.app_context():
+        record = get_state().store.find(SESSION, hash_key(session_handle))
+    return None if record is None else LoginSession.from_record(record)
+
+
+def id_token(driver: Driver, client_id: str, secret: str | None) -> str:
+    token = driver.token(client_id, secret, code=driver.code(client_id)).json
+    value: str = token["id_token"]
+    return value
+
+
+def whoami(driver: Driver) -> str:
+    return driver.http.get("/whoami").text
+
+
+def test_session_cookie_is_httponly_lax_and_secure_for_https(tmp_path: Path,
+                                                            clock: FakeClock) -> None:
+    for issuer, secure in (("https://id.example.com", True), ("http://localhost", False)):
+        driver = Driver.of(make_app(tmp_path / issuer[:5], MemoryStore(clock=clock), clock,
+                                    UAUTH_ISSUER=issuer))
+        driver.user(f"u-{secure}")
+        response = driver.login(f"u-{secure}")
+        name = driver.app.config["SESSION_COOKIE_NAME"]
+        cookie = next(c for c in response.headers.getlist("Set-Cookie")
+                      if c.startswith(name + "="))
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert ("Secure" in cookie) is secure, issuer
+
+
+def test_storage_keeps_a_digest_and_the_sid_is_not_the_handle(driver: Driver) -> None:
+    driver.user()
+    client, secret = driver.client(first_party=True)
+    driver.login()
+    raw = handle(driver)
+    login = stored(driver, raw)
+    assert login is not None and login.key == hash_key(raw)
+    with driver.app.app_context():
+        assert get_state().store.find(SESSION, raw) is None
+    claims = jwt.decode(id_token(driver, client.client_id, secret),
+                        options={"verify_signature": False})
+    assert claims["sid"] == login.sid != raw
+    assert claims["auth_time"] == login.auth_time
+
+
+def test_an_ended_session_logs_the_browser_out_of_every_view(driver: Driver) -> None:
+    driver.user()
+    driver.login()
+    assert whoami(driver) == "alice"
+    login = stored(driver, handle(driver))
+    assert login is not None
+    with driver.app.app_context():
+        end(get_state(), login)  # as another worker or the CLI would
+    assert whoami(driver) == "anonymous", "the signed cookie alone is not enough"
+
+
+def test_idle_sessions_end_revoke_their_grants_and_tell_clients(tmp_path: Path, store: Store,
+                                                               clock: FakeClock) -> None:
+    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_SESSION_IDLE_TTL=HOUR))
+    driver.user()
+    with receiver() as rp:
+        client, secret = driver.client(first_party=True, always_issue_refresh_token=True,
+                                       backchannel_logout_uri=rp.url + "/ok")
+        driver.login()
+        tokens = driver.token(client.client_id, secret, code=driver.code(client.client_id)).json
+        clock.advance(HOUR - 1)
+        assert whoami(driver) == "alice"
+        clock.advance(HOUR - 1)
+        assert whoami(driver) == "alice", "the visit before kept it alive"
+        clock.advance(HOUR)
+        assert whoami(driver) == "anonymous"
+        logout_token = rp.wait_for("/ok")[0].logout_token
+    claims = jwt.decode(logout_token, options={"verify_signature": False})
+    assert claims["sid"] == jwt.decode(tokens["id_token"], options={"verify_signature": False})[
+        "sid"]
+    with driver.app.app_context():
+        assert get_state().store.find("refresh_token", hash_key(tokens["refresh_token"])) is None
+
+
+def test_activity_never_extends_the_absolute_lifetime(tmp_path: Path, store: Store,
+                                                      clock: FakeClock) -> None:
+    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_SESSION_IDLE_TTL=1000,
+                                  UAUTH_SESSION_TTL=5000))
+    driver.user()
+    driver.login()
+    for _ in range(5):
+        clock.advance(900)
+        assert whoami(driver) == "alice"
+    clock.advance(501)
+    assert whoami(driver) == "anonymous"
+
+
+def test_last_seen_is_written_at_most_every_five_minutes(driver: Driver,
+                                                         clock: FakeClock) -> None:
+    driver.user()
+    driver.login()
+    raw = handle(driver)
+    first = stored(driver, raw)
+    assert first is not None
+    clock.advance(299)
+    whoami(driver)
+    assert stored(driver, raw) == first, "no write for a visit inside the interval"
+    clock.advance(1)
+    whoami(driver)
+    later = stored(driver, raw)
+    assert later is not None and later.last_seen == first.last_seen + 300
+
+
+def test_a_late_idle_write_cannot_bring_an_ended_session_back(driver: Driver,
+                                                              clock: FakeClock) -> None:
+    driver.user()
+    driver.login()
+    raw = handle(driver)
+    login = stored(driver, raw)
+    assert login is not None
+    with driver.app.app_context():
+        state = get_state()
+        end(state, login)
+        assert state.store.find(ENDED, login.key) is not None
+        # A worker that read the session just before it ended writes its last_seen back:
+        state.store.save(SESSION, login.key, login.to_record(), ttl=DAY)
+    clock.advance(300)
+    assert whoami(driver) == "anonymous"
+    assert stored(driver, raw) is None, "the tombstone made the writer delete it again"
+
+
+def test_signing_in_again_keeps_the_sid_but_not_the_cookie(driver: Driver,
+                                                           clock: FakeClock) -> None:
+    driver.user()
+    driver.user("bob")
+    driver.login()
+    first_handle = handle(driver)
+    first = stored(driver, first_handle)
+    stolen = driver.http.get_cookie(driver.app.config["SESSION_COOKIE_NAME"])
+    assert first is not None and stolen is not None
+    clock.advance(60)
+    driver.login()
+    second = stored(driver, handle(driver))
+    assert second is not None and second.sid == first.sid and second.auth_time == first.auth_time + 60
+    assert stored(driver, first_handle) is None
+    thief = driver.app.test_client()
+    thief.set_cookie(driver.app.config["SESSION_COOKIE_NAME"], stolen.value)
+    assert thief.get("/whoami").text == "anonymous", "the pre-login cookie is worthless"
+    driver.login("bob")
+    bobs = stored(driver, handle(driver))
+    assert bobs is not None and bobs.sid != first.sid and whoami(driver) == "bob"
+    assert stored(driver, handle(driver)) is not None
+    with driver.app.app_context():
+        from uauth.sessions import of_user
+
+        assert of_user(get_state(), first.user_id) == [], "alice's session ended"
+
+
+def test_an_expired_id_token_is_still_a_good_hint(driver: Driver, clock: FakeClock) -> None:
+    driver.user()
+    client, secret = driver.client(first_party=True, post_logout_redirect_uris=[AFTER_LOGOUT])
+    driver.login()
+    hint = id_token(driver, client.client_id, secret)
+    clock.advance(2 * HOUR)
+    response = driver.http.get("/logout", query_string={
+        "id_token_hint": hint, "post_logout_redirect_uri": AFTER_LOGOUT, "state": "xyz"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == AFTER_LOGOUT + "?state=xyz"
+    assert whoami(driver) == "anonymous"
+
+
+def test_a_hint_from_an_earlier_session_of_the_same_user_needs_no_confirmation(
+        driver: Driver) -> None:
+    driver.user()
+    client, secret = driver.client(first_party=True)
+    driver.login()
+    old_hint = id_token(driver, client.client_id, secret)
+    driver.http.post("/logout", data={"csrf_token": csrf(driver.http.get("/logout").text)})
+    driver.login()
+    new_sid = jwt.decode(id_token(driver, client.client_id, secret),
+                         options={"verify_signature": False})["sid"]
+    assert new_sid != jwt.decode(old_hint, options={"verify_signature": False})["sid"]
+    response = driver.http.get("/logout", query_string={"id_token_hint": old_hint})
+    assert "You are signed out" in response.text and whoami(driver) == "anonymous"
+
+
+def csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
+    driver.user()
+    client, _ = driver.client(first_party=True)
+    driver.login()
+    codes = [driver.code(client.client_id) for _ in range(2)]
+    login = stored(driver, handle(driver))
+    assert login is not None and len(set(codes)) == 2
+    with driver.app.app_context():
+        from uauth.sessions import client_ids
+        from uauth.sessions import session_group
+
+        records = get_state().store.grant_records(session_group(login.sid))
+        assert client_ids(get_state(), login.sid) == [client.client_id]
+    assert len(records) == 2 and all(r["revoke"] for _, _, r in records)
+    location = driver.authorize(response_type="code", client_id=client.client_id,
+                                redirect_uri=REDIRECT, scope="openid").headers["Location"]
+    assert parse_qs(urlsplit(location).query)["code"]

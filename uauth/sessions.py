@@ -1,0 +1,216 @@
+"""Single sign-on sessions, kept in storage so every worker and host agrees on who is logged in.
+
+A browser's (signed) cookie holds a random handle; storage keeps the :class:`LoginSession` under
+the handle's digest, grouped per user (``sessions-of:<user id>``) so a user's sessions can be
+listed and ended together. The session's public ``sid`` goes into ID tokens and logout tokens;
+knowing it logs nobody in. Each client that gets tokens in a session is recorded under the
+session's own group (``session:<sid>``) with the grant to revoke when the session ends: a
+separate record per issuance, so concurrent requests never overwrite each other's entries.
+
+Lifetime: absolute (``UAUTH_SESSION_TTL`` from login) and idle (``UAUTH_SESSION_IDLE_TTL``);
+``last_seen`` is written at most every :func:`touch_interval` seconds, not on every request.
+Ending a session deletes it, revokes the grants issued in it without ``offline_access``
+(OIDC Core §11: offline access outlives the login) and sends back-channel logout tokens.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from flask import g
+from flask import request
+from flask import session
+from flask_login import login_user
+from flask_login import logout_user
+
+from .extension import get_state
+from .models import LoginSession
+from .storage import hash_key
+from .tokens import revoke_grant
+
+if TYPE_CHECKING:
+    from .extension import State
+    from .models import User
+
+SESSION = "session"
+#: A tombstone per ended session: a late idle-time write cannot bring the session back.
+ENDED = "session_ended"
+#: One record per authorization issued in a session: the client, and the grant to revoke.
+SESSION_GRANT = "session_grant"
+#: Key of the session handle inside the browser's (signed) session cookie.
+HANDLE = "uauth_handle"
+_CACHE = "_uauth_login_session"
+MAX_HANDLE_LENGTH = 100
+
+
+def user_group(user_id: str) -> str:
+    return f"sessions-of:{user_id}"
+
+
+def session_group(sid: str) -> str:
+    return f"session:{sid}"
+
+
+def touch_interval(state: State) -> int:
+    """How stale ``last_seen`` may get: a write every 5 minutes at most, finer for short idle
+    lifetimes."""
+    return max(1, min(300, int(state.config["UAUTH_SESSION_IDLE_TTL"]) // 10))
+
+
+# --- sessions in storage ---------------------------------------------------------------------
+
+
+def create(state: State, user_id: str, amr: Iterable[str], *, user_agent: str = "",
+           sid: str | None = None) -> tuple[str, LoginSession]:
+    """A new session and the handle for the browser's cookie (shown once, stored hashed).
+
+    :param sid: keep this public id (a re-authentication of the same user in the same
+        browser, so clients keep recognising the session); a fresh one otherwise.
+    """
+    handle = secrets.token_urlsafe(32)
+    now = state.now()
+    login = LoginSession(
+        key=hash_key(handle), sid=sid or secrets.token_urlsafe(16), user_id=user_id,
+        auth_time=now, expires_at=now + state.config["UAUTH_SESSION_TTL"], last_seen=now,
+        amr=list(amr), created_at=now, user_agent=user_agent[:200],
+    )
+    _save(state, login)
+    return handle, login
+
+
+def _save(state: State, login: LoginSession) -> None:
+    state.store.save(SESSION, login.key, login.to_record(), ttl=login.ttl(state.now()),
+                     grant_id=user_group(login.user_id))
+
+
+def is_idle(state: State, login: LoginSession) -> bool:
+    return state.now() - login.last_seen >= int(state.config["UAUTH_SESSION_IDLE_TTL"])
+
+
+def find(state: State, handle: str) -> LoginSession | None:
+    """The live session behind a cookie handle; an idle one found here is ended properly."""
+    record = state.store.find(SESSION, hash_key(handle))
+    if record is None:
+        return None
+    login = LoginSession.from_record(record)
+    if is_idle(state, login):
+        end(state, login)
+        return None
+    if state.now() - login.last_seen >= touch_interval(state):
+        login.last_seen = state.now()
+        _save(state, login)
+        if state.store.find(ENDED, login.key) is not None:
+            state.store.delete(SESSION, login.key)  # ended while we were writing
+            return None
+    return login
+
+
+def note_grant(state: State, login: LoginSession, client_id: str, grant_id: str, *,
+               revoke: bool) -> None:
+    """Record that ``client_id`` gets tokens of ``grant_id`` in this session.
+
+    :param revoke: revoke the grant when the session ends (not for ``offline_access``).
+    """
+    state.store.save(SESSION_GRANT, f"{login.sid}:{grant_id}",
+                     {"client_id": client_id, "grant_id": grant_id, "revoke": revoke},
+                     ttl=login.ttl(state.now()), grant_id=session_group(login.sid))
+
+
+def client_ids(state: State, sid: str) -> list[str]:
+    """The clients that got tokens in a session, in the order they first did."""
+    records = state.store.grant_records(session_group(sid))
+    return list(dict.fromkeys(r["client_id"] for kind, _, r in records if kind == SESSION_GRANT))
+
+
+def _retire(state: State, login: LoginSession) -> None:
+    state.store.save(ENDED, login.key, {"at": state.now()}, ttl=login.ttl(state.now()))
+    state.store.delete(SESSION, login.key)
+
+
+def end(state: State, login: LoginSession) -> None:
+    """End a session: gone at once for every worker, its grants revoked, its clients told."""
+    from .backchannel import deliveries
+
+    _retire(state, login)
+    group = session_group(login.sid)
+    notes = [r for kind, _, r in state.store.grant_records(group) if kind == SESSION_GRANT]
+    for note in notes:
+        if note.get("revoke"):
+            revoke_grant(state, note["grant_id"])
+    state.store.revoke_grant(group)
+    clients = dict.fromkeys(note["client_id"] for note in notes)
+    state.backchannel.send(deliveries(state, login, clients))
+
+
+def of_user(state: State, user_id: str) -> list[LoginSession]:
+    """A user's live sessions, most recently used first."""
+    found = [LoginSession.from_record(r)
+             for kind, _, r in state.store.grant_records(user_group(user_id)) if kind == SESSION]
+    live = [s for s in found if not is_idle(state, s)]
+    return sorted(live, key=lambda s: (s.last_seen, s.created_at), reverse=True)
+
+
+def end_all(state: State, user_id: str) -> int:
+    """Log a user out everywhere; returns how many sessions ended (idle ones included)."""
+    found = [LoginSession.from_record(r)
+             for kind, _, r in state.store.grant_records(user_group(user_id)) if kind == SESSION]
+    for login in found:
+        end(state, login)
+    return len(found)
+
+
+# --- the browser's session -------------------------------------------------------------------
+
+
+def current_session() -> LoginSession | None:
+    """The session of the browser making this request, looked up once per request.
+
+    A cookie whose session has ended (here, in another worker, or from the CLI) is forgotten.
+    """
+    if _CACHE in g:
+        cached: LoginSession | None = g.get(_CACHE)
+        return cached
+    handle = session.get(HANDLE)
+    login = None
+    if isinstance(handle, str) and len(handle) <= MAX_HANDLE_LENGTH:
+        login = find(get_state(), handle)
+    if login is None and handle is not None:
+        session.pop(HANDLE, None)
+    setattr(g, _CACHE, login)
+    return login
+
+
+def begin_browser_session(user: User, amr: Iterable[str]) -> LoginSession:
+    """Log ``user`` in on this browser with a fresh cookie handle (no fixation).
+
+    Signing in again as the same user keeps the session's ``sid`` (clients that know it keep
+    recognising it); signing in as someone else ends the previous user's session first.
+    """
+    state = get_state()
+    previous = current_session()
+    sid = None
+    if previous is not None and previous.user_id == user.id:
+        _retire(state, previous)
+        sid = previous.sid
+    elif previous is not None:
+        end(state, previous)
+    handle, login = create(state, user.id, amr, user_agent=request.user_agent.string, sid=sid)
+    session.clear()
+    login_user(user)
+    session.permanent = True
+    session[HANDLE] = handle
+    setattr(g, _CACHE, login)
+    return login
+
+
+def end_browser_session() -> bool:
+    """Log this browser out; True if it had a live session."""
+    login = current_session()
+    if login is not None:
+        end(get_state(), login)
+    logout_user()
+    session.clear()
+    setattr(g, _CACHE, None)
+    return login is not None
