@@ -66,6 +66,16 @@ def stored(driver: Driver, session_handle: str) -> LoginSession | None:
     return None if record is None else LoginSession.from_record(record)
 
 
+def sign_in(driver: Driver, username: str = "alice") -> tuple[str, LoginSession]:
+    """Create the user, sign in; the cookie's handle and the stored session."""
+    driver.user(username)
+    driver.login(username)
+    raw = handle(driver)
+    login = stored(driver, raw)
+    assert login is not None
+    return raw, login
+
+
 def id_token(driver: Driver, client_id: str, secret: str | None) -> str:
     token = driver.token(client_id, secret, code=driver.code(client_id)).json
     value: str = token["id_token"]
@@ -106,11 +116,8 @@ def test_storage_keeps_a_digest_and_the_sid_is_not_the_handle(driver: Driver) ->
 
 
 def test_an_ended_session_logs_the_browser_out_of_every_view(driver: Driver) -> None:
-    driver.user()
-    driver.login()
+    _, login = sign_in(driver)
     assert whoami(driver) == "alice"
-    login = stored(driver, handle(driver))
-    assert login is not None
     with driver.app.app_context():
         end(get_state(), login)  # as another worker or the CLI would
     assert whoami(driver) == "anonymous", "the signed cookie alone is not enough"
@@ -154,11 +161,7 @@ def test_activity_never_extends_the_absolute_lifetime(tmp_path: Path, store: Sto
 
 def test_last_seen_is_written_at_most_every_five_minutes(driver: Driver,
                                                          clock: FakeClock) -> None:
-    driver.user()
-    driver.login()
-    raw = handle(driver)
-    first = stored(driver, raw)
-    assert first is not None
+    raw, first = sign_in(driver)
     clock.advance(299)
     whoami(driver)
     assert stored(driver, raw) == first, "no write for a visit inside the interval"
@@ -170,11 +173,7 @@ def test_last_seen_is_written_at_most_every_five_minutes(driver: Driver,
 
 def test_a_late_idle_write_cannot_bring_an_ended_session_back(driver: Driver,
                                                               clock: FakeClock) -> None:
-    driver.user()
-    driver.login()
-    raw = handle(driver)
-    login = stored(driver, raw)
-    assert login is not None
+    raw, login = sign_in(driver)
     with driver.app.app_context():
         state = get_state()
         end(state, login)
