@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from flask import Config
 from flask import Flask
 
 from .config import apply_defaults
@@ -46,4 +47,20 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
+    standalone_session(app.config)
     return app
+
+
+def standalone_session(config: Config) -> None:
+    """Session cookie settings of the standalone provider, which owns its app.
+
+    Only here: an app that embeds uauth keeps its own session settings, and uauth bounds its
+    logins by ``UAUTH_SESSION_TTL`` from the recorded login time instead. Runs after
+    :class:`UAuth` has validated the ``UAUTH_*`` values it reads.
+    """
+    config.setdefault("SESSION_COOKIE_NAME", "uauth_session")
+    config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    secure = config["UAUTH_ISSUER"].startswith("https://")
+    config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE") or secure
+    config["PERMANENT_SESSION_LIFETIME"] = config["UAUTH_SESSION_TTL"]

@@ -19,6 +19,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
 from flask import Blueprint
+from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -26,6 +27,7 @@ from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from flask_login import login_url
 from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.datastructures import MultiDict
@@ -72,6 +74,32 @@ def authentication() -> Authentication | None:
         session.clear()
         return None
     return Authentication(auth_time=auth_time, amr=tuple(session.get(AMR, ["pwd"])))
+
+
+def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
+    """flask-login signal receiver: a login happened here, whoever's page it was (uauth's,
+    the host app's, a remember-me cookie), so it is when the person authenticated."""
+    session[AUTH_TIME] = get_state().now()
+    session.pop(AMR, None)
+
+
+def session_user() -> User | None:
+    """The directory's user behind the logged-in session (the host's user object when its
+    login manager is in charge), or None when logged out or unknown to the directory."""
+    if not current_user.is_authenticated:
+        return None
+    logged_in = current_user._get_current_object()
+    user = logged_in if isinstance(logged_in, User) else get_state().users.get(
+        str(logged_in.get_id()))
+    return user if user is not None and user.is_active else None
+
+
+def login_view() -> str:
+    """Where people log in: ``UAUTH_LOGIN_VIEW``, else the app's ``LoginManager.login_view``
+    (the host's, when it has one), else uauth's own page."""
+    configured: str = get_state().config["UAUTH_LOGIN_VIEW"]
+    manager = getattr(current_app, "login_manager", None)
+    return configured or getattr(manager, "login_view", None) or "uauth.ui.login"
 
 
 def start_session(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
@@ -121,7 +149,7 @@ def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = 
 
 def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
     back = url_for("uauth.ui.authorize") + "?" + urlencode(list(params.items(multi=True)))
-    return redirect(url_for("uauth.ui.login", next=back))
+    return redirect(login_url(login_view(), back))
 
 
 def request_digest(params: MultiDict[str, str]) -> str:
@@ -240,7 +268,11 @@ def authorize() -> ResponseReturnValue:
     state = get_state()
     params = authorization_params()
     auth = authentication()
-    user = current_user._get_current_object() if auth else None
+    user = session_user() if auth else None
+    if auth and user is None:
+        return error_page("This account cannot sign in to applications",
+                          "You are signed in, but not with an account this provider knows.",
+                          403)
     try:
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
         check_response_mode(params, grant.redirect_uri)
@@ -292,6 +324,8 @@ def safe_next(target: str | None) -> str | None:
 def login() -> ResponseReturnValue:
     state = get_state()
     next_url = safe_next(request.args.get("next"))
+    if login_view() != "uauth.ui.login":
+        return redirect(login_url(login_view(), next_url or url_for("uauth.ui.home")))
     continues = next_params(next_url)
     form = LoginForm()
     error = None
@@ -323,10 +357,10 @@ def logout() -> ResponseReturnValue:
         return render_template("uauth/logged_out.html")
     if not current_user.is_authenticated:
         return render_template("uauth/logged_out.html")
-    return render_template("uauth/logout.html", form=form, user=current_user)
+    return render_template("uauth/logout.html", form=form, user=session_user())
 
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    user = current_user if authentication() else None
+    user = session_user() if authentication() else None
     return render_template("uauth/home.html", user=user, form=LogoutForm())
