@@ -17,6 +17,7 @@ from flask_wtf import CSRFProtect
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.conftest import FakeClock
 from uauth import UAuth
 from uauth.models import User
 
@@ -73,7 +74,8 @@ def test_without_a_host_login_manager_uauth_brings_its_own(tmp_path: Path) -> No
                          "email_verified": False, "preferred_username": "carol"}
 
 
-def _host_with_login(tmp_path: Path, users: DictUsers, **config: Any) -> Flask:
+def _host_with_login(tmp_path: Path, users: DictUsers, clock: Any = None, **config: Any
+                     ) -> Flask:
     app = host_app(tmp_path, **config)
     manager = LoginManager(app)
     manager.login_view = "host_login"
@@ -86,7 +88,7 @@ def _host_with_login(tmp_path: Path, users: DictUsers, **config: Any) -> Flask:
             login_user(users.get(user_id) or Ghost(user_id), remember=True)
         return "the host's login page"
 
-    UAuth(app, users=users)
+    UAuth(app, users=users, clock=clock)
     return app
 
 
@@ -120,6 +122,22 @@ def test_a_host_login_and_its_remember_cookie_count_as_authentication(tmp_path: 
     driver.http.delete_cookie("session")  # the browser restarts; only remember_token is left
     response = driver.http.get("/authorize", query_string=authorize_query(client.client_id))
     assert response.status_code == 302 and "code=" in response.headers["Location"]
+
+
+def test_an_expired_login_is_made_again_and_the_host_session_data_stays(
+        tmp_path: Path, clock: FakeClock) -> None:
+    driver = Driver.of(_host_with_login(tmp_path, DictUsers((CAROL, "pw")), clock))
+    client, _ = driver.client()
+    driver.http.post("/host-login", data={"user_id": "u-carol"})
+    with driver.http.session_transaction() as session:
+        session["cart"] = ["apples"]
+    clock.advance(14 * 24 * 3600 + 1)  # UAUTH_SESSION_TTL
+    driver.http.delete_cookie("remember_token")
+    response = driver.http.get("/authorize", query_string=authorize_query(client.client_id))
+    assert urlsplit(response.headers["Location"]).path == "/host-login"
+    with driver.http.session_transaction() as session:
+        assert session["cart"] == ["apples"] and "_user_id" not in session
+        assert not [key for key in session if key.startswith("uauth_")]
 
 
 def test_a_host_user_unknown_to_the_directory_gets_a_page_not_a_loop(tmp_path: Path) -> None:

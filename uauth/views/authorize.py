@@ -71,7 +71,8 @@ def authentication() -> Authentication | None:
     lifetime = state.config["UAUTH_SESSION_TTL"]
     if not isinstance(auth_time, int) or auth_time + lifetime <= state.now():
         logout_user()
-        session.clear()
+        for key in [k for k in session if k.startswith("uauth_")]:
+            session.pop(key)  # only our keys: a host app's session data is not ours to drop
         return None
     return Authentication(auth_time=auth_time, amr=tuple(session.get(AMR, ["pwd"])))
 
