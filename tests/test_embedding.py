@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -205,3 +206,17 @@ def test_embedding_needs_a_secret_key(tmp_path: Path) -> None:
     app = Flask("bare", instance_path=str(tmp_path / "bare"))
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         UAuth(app)
+
+
+def test_prompt_login_sends_a_logged_in_person_through_the_host_login_once(host: Host) -> None:
+    host.add_user()
+    client, secret = host.add_client()
+    host.tokens(client, secret, "openid notes")  # logged in at Notes, consent remembered
+    again = host.get("/auth/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "prompt": "login",
+        "redirect_uri": "http://127.0.0.1:8399/cb", "scope": "openid notes"})
+    assert urlsplit(again.headers["Location"]).path == "/login"
+    back = host.login(again.headers["Location"])  # Notes shows its form: the visitor logged out
+    assert back.status_code == 302
+    done = host.get(back.headers["Location"])
+    assert done.status_code == 302 and "code=" in done.headers["Location"]

@@ -70,18 +70,27 @@ def authentication() -> Authentication | None:
     state = get_state()
     lifetime = state.config["UAUTH_SESSION_TTL"]
     if not isinstance(auth_time, int) or auth_time + lifetime <= state.now():
-        logout_user()
-        for key in [k for k in session if k.startswith("uauth_")]:
-            session.pop(key)  # only our keys: a host app's session data is not ours to drop
+        forget_login()
         return None
     return Authentication(auth_time=auth_time, amr=tuple(session.get(AMR, ["pwd"])))
 
 
+def forget_login() -> None:
+    """Log out, dropping only uauth's session keys: a host app's session data is not ours."""
+    logout_user()
+    for key in [k for k in session if k.startswith("uauth_")]:
+        del session[key]
+
+
 def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
     """flask-login signal receiver: a login happened here, whoever's page it was (uauth's,
-    the host app's, a remember-me cookie), so it is when the person authenticated."""
+    the host app's, a remember-me cookie), so it is when the person authenticated; and when
+    the login page continues an authorization request, the login was made for that request."""
     session[AUTH_TIME] = get_state().now()
     session.pop(AMR, None)
+    continues = next_params(safe_next(request.args.get("next")))
+    if continues:
+        session[FRESH_LOGIN] = request_digest(continues)
 
 
 def session_user() -> User | None:
@@ -149,8 +158,13 @@ def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = 
 
 
 def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
+    """To the login page, which comes back here. A host app's login page must see a visitor,
+    not someone logged in it would wave through, when a request asks for a new login."""
     back = url_for("uauth.ui.authorize") + "?" + urlencode(list(params.items(multi=True)))
-    return redirect(login_url(login_view(), back))
+    view = login_view()
+    if view != "uauth.ui.login" and current_user.is_authenticated:
+        forget_login()
+    return redirect(login_url(view, back))
 
 
 def request_digest(params: MultiDict[str, str]) -> str:
@@ -334,9 +348,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = state.users.authenticate(form.username.data, form.password.data)
         if user is not None:
-            start_session(user)
-            if continues:
-                session[FRESH_LOGIN] = request_digest(continues)
+            start_session(user)  # record_login notes the request it continues
             return redirect(next_url or url_for("uauth.ui.home"))
         error, status = "Incorrect username or password.", 401
     elif request.method == "POST":
