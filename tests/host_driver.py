@@ -94,6 +94,12 @@ class Host:
         body: dict[str, Any] = token.json
         return body
 
+    def alice_tokens(self, scope: str = "openid profile notes") -> dict[str, Any]:
+        """A fresh user and client, and the tokens the user grants the client."""
+        self.add_user()
+        client, secret = self.add_client()
+        return self.tokens(client, secret, scope)
+
     @property
     def issuer(self) -> str:
         return str(self.app.config["UAUTH_ISSUER"])

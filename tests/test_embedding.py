@@ -54,9 +54,7 @@ def test_api_refuses_a_request_without_a_token(host: Host) -> None:
 
 
 def test_api_refuses_an_id_token(host: Host) -> None:
-    host.add_user()
-    client, secret = host.add_client()
-    token = host.tokens(client, secret, "openid profile notes")
+    token = host.alice_tokens()
     response = host.api(token["id_token"])
     assert response.status_code == 401
     assert 'error="invalid_token"' in challenge(response)
@@ -64,9 +62,7 @@ def test_api_refuses_an_id_token(host: Host) -> None:
 
 
 def test_api_refuses_a_token_without_its_scope(host: Host) -> None:
-    host.add_user()
-    client, secret = host.add_client()
-    token = host.tokens(client, secret, "openid profile")
+    token = host.alice_tokens("openid profile")
     response = host.api(token["access_token"])
     assert response.status_code == 403
     assert 'error="insufficient_scope"' in challenge(response)
@@ -74,9 +70,7 @@ def test_api_refuses_a_token_without_its_scope(host: Host) -> None:
 
 
 def test_api_refuses_a_revoked_token(host: Host) -> None:
-    host.add_user()
-    client, secret = host.add_client()
-    token = host.tokens(client, secret, "openid profile notes")["access_token"]
+    token = host.alice_tokens()["access_token"]
     assert host.api(token).status_code == 200
     with host.app.app_context():
         revoke_access_token(get_state(), jwt.decode(token, options={"verify_signature": False}))
