@@ -3,6 +3,7 @@ session and templates keep working, and the host's own API accepts uauth's acces
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from tests.host_driver import ISSUER
 from tests.host_driver import PASSWORD
 from tests.host_driver import Host
 from tests.host_driver import make_notes
+from uauth import current_token
+from uauth.clients import register_client
 from uauth.extension import get_state
 from uauth.tokens import revoke_access_token
 
@@ -214,3 +217,30 @@ def test_prompt_login_sends_a_logged_in_person_through_the_host_login_once(host:
     assert back.status_code == 302
     done = host.get(back.headers["Location"])
     assert done.status_code == 302 and "code=" in done.headers["Location"]
+
+
+def test_require_token_can_name_a_resource_audience(host: Host) -> None:
+    """A client's own token for a registered resource (RFC 8707): its ``aud`` is the resource."""
+    from examples.embedded.notes.views import uauth
+
+    resource = "https://notes.example/reports"
+
+    @uauth.require_token(scope="notes", audience=resource)
+    def reports() -> dict[str, object]:
+        return {"client_id": current_token.client_id, "user": current_token.user}
+
+    host.app.add_url_rule("/api/reports", view_func=reports)
+    with host.app.app_context():
+        client, secret = register_client(
+            get_state().store, name="Reports", redirect_uris=[], scope="notes",
+            grant_types=["client_credentials"], audiences=[resource])
+    basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
+    token = host.post("/auth/token", headers={"Authorization": f"Basic {basic}"}, data={
+        "grant_type": "client_credentials", "scope": "notes", "resource": resource})
+    assert token.status_code == 200, token.text
+    bearer = {"Authorization": f"Bearer {token.json['access_token']}"}
+    answer = host.app.test_client().get("/api/reports", headers=bearer)
+    assert answer.status_code == 200
+    assert answer.json == {"client_id": client.client_id, "user": None}
+    elsewhere = host.api(token.json["access_token"])  # /api/notes wants the issuer as audience
+    assert elsewhere.status_code == 401 and 'error="invalid_token"' in challenge(elsewhere)

@@ -6,6 +6,7 @@ or in module globals, so two apps in one process never share anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,15 +118,25 @@ class UAuth:
         _exempt_from_csrf(app)
         register_cli(app)
 
-    def require_token(self, scope: str | Iterable[str] | None = None) -> Callable[[F], F]:
+    def require_token(self, scope: str | Iterable[str] | None = None, *,
+                      audience: str | None = None) -> Callable[[F], F]:
         """Protect a view of the host app with the access tokens this provider issues.
 
         The view runs only for a valid, unrevoked access token (``typ: at+jwt``, our keys,
         ``iss``, ``aud``, ``exp``) granted every scope in ``scope`` (space-separated); it finds
         the token and its user in :data:`uauth.current_token`. Otherwise the answer is 401 or
         403 with an RFC 6750 ``WWW-Authenticate`` challenge.
+
+        :param audience: require this ``aud`` (a resource registered with ``--audience`` and
+            asked for with ``resource=``) instead of the issuer.
         """
-        return self._protector.require_token(scope)
+        if audience is None:
+            return self._protector.require_token(scope)
+        from .resource import ResourceProtector
+        from .resource import local_access_token
+
+        return ResourceProtector(functools.partial(local_access_token, audience=audience),
+                                 realm=self._protector.realm).require_token(scope)
 
     @staticmethod
     def _init_login(app: Flask) -> None:

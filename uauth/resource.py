@@ -150,10 +150,14 @@ def token_user(state: State, claims: Mapping[str, Any]) -> Any:
     return user
 
 
-def local_access_token(token: str) -> AccessToken:
-    """Validate against the current app's provider: its keys, deny list and user directory."""
+def local_access_token(token: str, audience: str | None = None) -> AccessToken:
+    """Validate against the current app's provider: its keys, deny list and user directory.
+
+    :param audience: the ``aud`` to require (a ``resource`` the token was asked for, RFC 8707);
+        default the issuer, which tokens carry when no resource was named.
+    """
     state = get_state()
-    claims = validate_access_token(state, token, audience=state.issuer)
+    claims = validate_access_token(state, token, audience=audience or state.issuer)
     return AccessToken(claims, token_user(state, claims))
 
 
