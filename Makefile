@@ -7,7 +7,7 @@ INSTANCE ?= instance
 BIND   ?= 127.0.0.1:5000
 WORKERS ?= 2
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast bench clean example
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Notes, a Flask app with its own users and login page that embeds uauth (README: Embedding).
+example: $(STAMP)
+	$(BIN)/flask --app examples/embedded/notes demo
+	$(BIN)/flask --app examples/embedded/notes run --port 5001
 
 # The same suite without the slow browser/load tests (CI always runs everything).
 test-fast: $(STAMP)

@@ -63,3 +63,6 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 
 # Cache-Control max-age in seconds for discovery and JWKS documents.
 # UAUTH_DISCOVERY_MAX_AGE = 300
+
+# Endpoint or URL of the login page uauth sends people to (gets ?next=); empty: the app's LoginManager.login_view (a host app's own page), else uauth's.
+# UAUTH_LOGIN_VIEW = ''

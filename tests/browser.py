@@ -55,7 +55,8 @@ class Browser:
         return self.http.post(action, data=data, allow_redirects=False, timeout=10)
 
     def authorize(self, url: str, *, username: str = "alice", password: str = "password123",
-                  consent: str = "allow", max_steps: int = 12) -> requests.Response:
+                  consent: str = "allow", max_steps: int = 12,
+                  login_fields: tuple[str, str] = ("username", "password")) -> requests.Response:
         """Drive an authorization request to the response that leaves the provider.
 
         Returns the final response: a redirect to the client (``Location``), a form_post page,
@@ -72,7 +73,8 @@ class Browser:
                 continue
             path = urlsplit(response.url).path
             if response.status_code in (200, 401) and path.endswith("/login"):
-                response = self.submit(response, {"username": username, "password": password})
+                name_field, password_field = login_fields
+                response = self.submit(response, {name_field: username, password_field: password})
                 if response.status_code == 401:
                     return response
                 continue

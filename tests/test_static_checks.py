@@ -10,7 +10,8 @@ ROOT = Path(__file__).parent.parent
 
 
 def test_ruff_is_clean() -> None:
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "uauth", "tests", "bench"],
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "uauth", "tests", "bench",
+                             "examples"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 

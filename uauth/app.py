@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from flask import Config
 from flask import Flask
 
 from .config import apply_defaults
@@ -46,4 +47,23 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
+    standalone_session(app.config)
     return app
+
+
+def standalone_session(config: Config) -> None:
+    """Session cookie settings of the standalone provider, which owns its app.
+
+    Only here: an app that embeds uauth keeps its own session settings, and uauth bounds its
+    logins by ``UAUTH_SESSION_TTL`` from the recorded login time instead. Runs after
+    :class:`UAuth` has validated the ``UAUTH_*`` values it reads.
+    """
+    # Flask predefines these keys (name "session", SameSite None), so setdefault would never
+    # apply: replace Flask's own defaults, keep anything an operator configured.
+    if config.get("SESSION_COOKIE_NAME") in (None, "session"):
+        config["SESSION_COOKIE_NAME"] = "uauth_session"
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    secure = config["UAUTH_ISSUER"].startswith("https://")
+    config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE") or secure
+    config["PERMANENT_SESSION_LIFETIME"] = config["UAUTH_SESSION_TTL"]

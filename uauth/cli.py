@@ -145,6 +145,16 @@ def _in_app(ctx: _Context) -> Any:
     return ctx.app().app_context()
 
 
+def _own_users() -> Any:
+    """uauth's own user directory; a host app that plugged in its own manages users itself."""
+    from .users import StoreUsers
+
+    users = _state().users
+    if not isinstance(users, StoreUsers):
+        fail("this app keeps its users in its own directory; manage them there")
+    return users
+
+
 @cli.group()
 def user() -> None:
     """Manage users."""
@@ -177,7 +187,7 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
         profile["email_verified"] = True
     with _in_app(ctx):
         try:
-            created = _state().users.create(username, password, profile)
+            created = _own_users().create(username, password, profile)
         except UserExists as exc:
             fail(str(exc))
         except ValueError as exc:
@@ -190,7 +200,7 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
 def user_list(ctx: _Context) -> None:
     """List users."""
     with _in_app(ctx):
-        for item in sorted(_state().users.list(), key=lambda u: u.username.casefold()):
+        for item in sorted(_own_users().list(), key=lambda u: u.username.casefold()):
             status = "disabled" if item.disabled else "active"
             email = item.profile.get("email", "")
             click.echo(f"{item.username}\t{item.id}\t{status}\t{email}")
@@ -202,7 +212,7 @@ def user_list(ctx: _Context) -> None:
 def user_disable(ctx: _Context, username: str) -> None:
     """Disable a user: no new logins, tokens or userinfo for them."""
     with _in_app(ctx):
-        users = _state().users
+        users = _own_users()
         found = users.find_by_username(username)
         if found is None:
             fail(f"no user {username!r}")

@@ -128,6 +128,13 @@ def _url_prefix(name: str, value: Any, _: Mapping[str, Any]) -> str:
     return text
 
 
+def _login_view(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    text = str(value or "").strip()
+    if text and any(ch.isspace() for ch in text):
+        raise ConfigError(f"{name} must be an endpoint such as auth.login or a URL, got {text!r}")
+    return text
+
+
 def _signing_alg(name: str, value: Any, _: Mapping[str, Any]) -> str:
     from .keys import SUPPORTED_ALGS
 
@@ -251,6 +258,13 @@ SETTINGS: tuple[Setting, ...] = (
         300,
         "Cache-Control max-age in seconds for discovery and JWKS documents.",
         _positive_int,
+    ),
+    Setting(
+        "UAUTH_LOGIN_VIEW",
+        "",
+        "Endpoint or URL of the login page uauth sends people to (gets ?next=); empty: the "
+        "app's LoginManager.login_view (a host app's own page), else uauth's.",
+        _login_view,
     ),
 )
 

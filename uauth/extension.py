@@ -6,18 +6,24 @@ or in module globals, so two apps in one process never share anything.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import TypeVar
 
 from flask import Flask
 from flask import current_app
 from flask_login import LoginManager
+from flask_login import user_loaded_from_cookie
+from flask_login import user_logged_in
 
 from . import config as settings
-from .instance import KEYS_DIR
+from .instance import ensure_keys
 from .keys import KeySet
 from .storage import Clock
 from .storage import Store
@@ -27,7 +33,9 @@ from .storage import system_clock
 if TYPE_CHECKING:
     from .backchannel import Backchannel
     from .server import UAuthServer
-    from .users import StoreUsers
+    from .users import UserDirectory
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -41,7 +49,7 @@ class State:
     config: dict[str, Any]
     #: Documents that only change with the key set (discovery, JWKS), built on first use.
     cache: dict[str, Any] = field(default_factory=dict)
-    users: StoreUsers = field(init=False)
+    users: UserDirectory = field(init=False)
     server: UAuthServer = field(init=False)
     backchannel: Backchannel = field(init=False)
 
@@ -64,27 +72,37 @@ class UAuth:
     """The provider as a Flask extension.
 
     :param app: initialise immediately on this app.
+    :param users: where users live (:class:`~uauth.users.UserDirectory`); default: uauth's own
+        directory in its storage.
     :param store: use this storage instead of opening ``UAUTH_STORAGE`` (tests, embedding).
     :param clock: time source; tests inject one to expire things without sleeping.
     """
 
-    def __init__(self, app: Flask | None = None, *, store: Store | None = None,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, app: Flask | None = None, *, users: UserDirectory | None = None,
+                 store: Store | None = None, clock: Clock | None = None) -> None:
+        from .resource import ResourceProtector
+        from .resource import local_access_token
+
+        self._users = users
         self._store_override = store
         self._clock = clock or system_clock
+        self._protector = ResourceProtector(local_access_token)
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         if "uauth" in app.extensions:
             raise RuntimeError("uauth is already set up on this app; reuse that UAuth instance")
+        if not app.config.get("SECRET_KEY"):
+            raise settings.ConfigError("SECRET_KEY is not set; uauth signs its login session and "
+                                       "form CSRF tokens with it")
         settings.apply_defaults(app.config)
         settings.validate(app.config, instance_path=app.instance_path)
         config = {k: v for k, v in app.config.items() if k.startswith("UAUTH_")}
         store = self._store_override or open_store(
             config["UAUTH_STORAGE"], redis_prefix=config["UAUTH_REDIS_PREFIX"], clock=self._clock
         )
-        keys = KeySet.ensure(Path(app.instance_path) / KEYS_DIR, [config["UAUTH_SIGNING_ALG"]])
+        keys = ensure_keys(Path(app.instance_path), [config["UAUTH_SIGNING_ALG"]])
         state = State(
             issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config
         )
@@ -92,20 +110,51 @@ class UAuth:
         from .server import build_server
         from .users import StoreUsers
 
-        state.users = StoreUsers(store, self._clock)
+        state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.server = build_server(state)
         state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state
         self._init_login(app)
-        self._init_session(app)
         from .cli import register as register_cli
         from .views import register_blueprints
 
         register_blueprints(app, config["UAUTH_URL_PREFIX"])
+        _exempt_from_csrf(app)
         register_cli(app)
+
+    def require_token(self, scope: str | Iterable[str] | None = None, *,
+                      audience: str | None = None) -> Callable[[F], F]:
+        """Protect a view of the host app with the access tokens this provider issues.
+
+        The view runs only for a valid, unrevoked access token (``typ: at+jwt``, our keys,
+        ``iss``, ``aud``, ``exp``) granted every scope in ``scope`` (space-separated); it finds
+        the token and its user in :data:`uauth.current_token`. Otherwise the answer is 401 or
+        403 with an RFC 6750 ``WWW-Authenticate`` challenge.
+
+        :param audience: require this ``aud`` (a resource registered with ``--audience`` and
+            asked for with ``resource=``) instead of the issuer.
+        """
+        if audience is None:
+            return self._protector.require_token(scope)
+        from .resource import ResourceProtector
+        from .resource import local_access_token
+
+        return ResourceProtector(functools.partial(local_access_token, audience=audience),
+                                 realm=self._protector.realm).require_token(scope)
 
     @staticmethod
     def _init_login(app: Flask) -> None:
+        """Use the host's flask-login ``LoginManager`` when it has one, else install ours.
+
+        Either way every login (ours, the host's, a remember-me cookie) records the login time
+        in the session: it becomes ``auth_time`` and bounds the session (``UAUTH_SESSION_TTL``).
+        """
+        from .views.authorize import record_login
+
+        user_logged_in.connect(record_login, app)
+        user_loaded_from_cookie.connect(record_login, app)
+        if getattr(app, "login_manager", None) is not None:
+            return
         manager = LoginManager(app)
         manager.login_view = "uauth.ui.login"
         manager.session_protection = None  # sessions are regenerated at login instead
@@ -122,12 +171,25 @@ class UAuth:
             user = get_state().users.get(user_id)
             return user if user is not None and user.is_active else None
 
-    @staticmethod
-    def _init_session(app: Flask) -> None:
-        secure = app.config["UAUTH_ISSUER"].startswith("https://")
-        app.config.setdefault("SESSION_COOKIE_NAME", "uauth_session")
-        app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-        # Flask's own default is None (no attribute), so setdefault would never apply.
-        app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
-        app.config["SESSION_COOKIE_SECURE"] = app.config.get("SESSION_COOKIE_SECURE") or secure
-        app.config["PERMANENT_SESSION_LIFETIME"] = app.config["UAUTH_SESSION_TTL"]
+
+def _exempt_from_csrf(app: Flask) -> None:
+    """Keep the host's ``CSRFProtect`` off uauth's endpoints, whenever it is set up.
+
+    Relying parties POST authorization requests and clients call the back channel without any
+    cookie, so a global CSRF check would break both; uauth's own page forms are FlaskForms that
+    check their CSRF token themselves, so nothing loses protection. ``CSRFProtect`` may be set
+    up after uauth in a factory: the hook catches that before its first check runs.
+    """
+    done: list[object] = []
+
+    def exempt() -> None:
+        csrf = app.extensions.get("csrf")
+        if csrf is None or csrf in done:
+            return
+        for name, blueprint in app.blueprints.items():
+            if name.split(".", 1)[0] == "uauth":
+                csrf.exempt(blueprint)
+        done.append(csrf)
+
+    exempt()
+    app.before_request(exempt)

@@ -42,7 +42,7 @@ from .tokens import Authentication
 from .tokens import mint_access_token
 from .tokens import mint_id_token
 from .tokens import revoke_grant
-from .users import StoreUsers
+from .users import UserDirectory
 
 if TYPE_CHECKING:
     from .extension import State
@@ -532,9 +532,8 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         return 200, body, self.TOKEN_RESPONSE_HEADER
 
 
-def users_of(grant: Any) -> StoreUsers:
-    users: StoreUsers = _state(grant).users
-    return users
+def users_of(grant: Any) -> UserDirectory:
+    return _state(grant).users
 
 
 def register_grants(server: UAuthServer) -> None:

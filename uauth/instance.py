@@ -86,5 +86,17 @@ def init_instance(path: Path, algs: list[str] | tuple[str, ...] = ("RS256",)) ->
     return created
 
 
+def ensure_keys(path: Path, algs: list[str] | tuple[str, ...]) -> KeySet:
+    """The instance's signing keys, generating missing ones under the instance lock.
+
+    An app that embeds uauth has no ``uauth init`` step: its workers start at once, and
+    without the lock each could generate its own first key and sign with a key the others
+    do not know.
+    """
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _locked(path):
+        return KeySet.ensure(path / KEYS_DIR, algs)
+
+
 def read_secret_key(path: Path) -> str:
     return (path / SECRET_FILE).read_text().strip()

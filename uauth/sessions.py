@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from flask import g
 from flask import request
 from flask import session
-from flask_login import login_user
 from flask_login import logout_user
 
 from .extension import get_state
@@ -32,7 +31,6 @@ from .tokens import revoke_grant
 
 if TYPE_CHECKING:
     from .extension import State
-    from .models import User
 
 SESSION = "session"
 #: A tombstone per ended session: a late idle-time write cannot bring the session back.
@@ -182,35 +180,38 @@ def current_session() -> LoginSession | None:
     return login
 
 
-def begin_browser_session(user: User, amr: Iterable[str]) -> LoginSession:
-    """Log ``user`` in on this browser with a fresh cookie handle (no fixation).
+def begin_browser_session(user_id: str, amr: Iterable[str]) -> LoginSession:
+    """Start ``user_id``'s session on this browser with a fresh cookie handle (no fixation).
 
-    Signing in again as the same user keeps the session's ``sid`` (clients that know it keep
-    recognising it); signing in as someone else ends the previous user's session first.
+    Called for every flask-login login (``views.authorize.record_login``). Signing in again
+    as the same user keeps the session's ``sid`` (clients that know it keep recognising it);
+    signing in as someone else ends the previous user's session first.
     """
     state = get_state()
     previous = current_session()
     sid = None
-    if previous is not None and previous.user_id == user.id:
+    if previous is not None and previous.user_id == user_id:
         _retire(state, previous)
         sid = previous.sid
     elif previous is not None:
         end(state, previous)
-    handle, login = create(state, user.id, amr, user_agent=request.user_agent.string, sid=sid)
-    session.clear()
-    login_user(user)
-    session.permanent = True
+    handle, login = create(state, user_id, amr, user_agent=request.user_agent.string, sid=sid)
     session[HANDLE] = handle
     setattr(g, _CACHE, login)
     return login
 
 
 def end_browser_session() -> bool:
-    """Log this browser out; True if it had a live session."""
+    """Log this browser out; True if it had a live session.
+
+    Only uauth's and flask-login's keys leave the cookie session: an embedding host's own
+    session data is not ours to clear.
+    """
     login = current_session()
     if login is not None:
         end(get_state(), login)
     logout_user()
-    session.clear()
+    for key in [k for k in session if k.startswith("uauth_")]:
+        del session[key]
     setattr(g, _CACHE, None)
     return login is not None

@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from base64 import urlsafe_b64encode
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from typing import Protocol
 
 import jwt
 
@@ -108,8 +110,9 @@ def mint_id_token(
         "exp": now + state.config["UAUTH_ID_TOKEN_TTL"],
         "iat": now,
         "auth_time": auth.auth_time,
-        "amr": list(auth.amr),
     })
+    if auth.amr:  # unknown when a host app's own login page authenticated the user
+        claims["amr"] = list(auth.amr)
     if nonce:
         claims["nonce"] = nonce
     if auth.sid:
@@ -127,9 +130,28 @@ class InvalidToken(Exception):
     """A bearer token that must be refused; ``str()`` is a public description."""
 
 
-def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: str | None,
-                  verify_exp: bool = True) -> dict[str, Any]:
-    """Decode one of our own JWTs: our keys only, each with its one algorithm, never ``none``."""
+class VerificationKey(Protocol):
+    """A public key and the one algorithm it verifies (our :class:`SigningKey`, or a JWK)."""
+
+    @property
+    def alg(self) -> str: ...
+
+    @property
+    def public(self) -> Any: ...
+
+
+#: Finds the key a token's ``kid`` names; None when the issuer has no such key.
+KeyLookup = Callable[[str], VerificationKey | None]
+
+#: Claims every access token carries (RFC 9068 §2.2).
+ACCESS_TOKEN_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+
+
+def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None,
+               audience: str | None, require: tuple[str, ...] = ("exp", "iat", "iss", "sub"),
+               verify_exp: bool = True, leeway: float = 0) -> dict[str, Any]:
+    """Decode a JWT from ``issuer``: the key its ``kid`` names, with that key's one algorithm
+    (never ``none``, never one the token picks), then ``typ``, ``iss``, ``aud`` and ``exp``."""
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
         raise InvalidToken("the token is malformed")
     try:
@@ -140,7 +162,7 @@ def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: s
         raise InvalidToken("the token has unsupported header parameters")
     if typ is not None and str(header.get("typ", "")).lower() not in typ:
         raise InvalidToken("the token is not an access token")
-    key = state.keys.verification_key(str(header.get("kid", "")))
+    key = keys(str(header.get("kid", "")))
     if key is None:
         raise InvalidToken("the token was not signed by this provider")
     try:
@@ -148,23 +170,40 @@ def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: s
             token,
             key.public,
             algorithms=[key.alg],
-            issuer=state.issuer,
+            issuer=issuer,
             audience=audience,
-            options={"require": ["exp", "iat", "iss", "sub"], "verify_exp": verify_exp,
+            leeway=leeway,
+            options={"require": list(require), "verify_exp": verify_exp,
                      "verify_aud": audience is not None},
         )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("the token has expired") from None
+    except jwt.MissingRequiredClaimError:
+        raise InvalidToken("the token lacks a required claim") from None
     except jwt.InvalidTokenError:
         raise InvalidToken("the token is invalid") from None
+
+
+def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: str | None,
+                  verify_exp: bool = True) -> dict[str, Any]:
+    """Decode one of our own JWTs: our keys only, each with its one algorithm, never ``none``."""
+    return decode_jwt(token, keys=state.keys.verification_key, issuer=state.issuer, typ=typ,
+                      audience=audience, verify_exp=verify_exp)
+
+
+def decode_access_token(token: str, *, keys: KeyLookup, issuer: str, audience: str | None,
+                        leeway: float = 0) -> dict[str, Any]:
+    """An RFC 9068 access token's claims, validated per §4 (``typ``, keys, ``iss``, ``aud``,
+    ``exp``); an ID token or any other JWT of the issuer is refused."""
+    return decode_jwt(token, keys=keys, issuer=issuer, typ=ACCESS_TOKEN_TYPES,
+                      audience=audience, require=ACCESS_TOKEN_CLAIMS, leeway=leeway)
 
 
 def validate_access_token(state: State, token: str, *, audience: str | None = None
                           ) -> dict[str, Any]:
     """Claims of a live, unrevoked access token issued by us; raises :class:`InvalidToken`."""
-    claims = decode_signed(state, token, typ=ACCESS_TOKEN_TYPES, audience=audience)
-    if "jti" not in claims or "client_id" not in claims:
-        raise InvalidToken("the token is not an access token")
+    claims = decode_access_token(token, keys=state.keys.verification_key, issuer=state.issuer,
+                                 audience=audience)
     if is_revoked(state.store, claims):
         raise InvalidToken("the token has been revoked")
     return claims

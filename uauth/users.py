@@ -45,13 +45,36 @@ class UserExists(ValueError):
 
 
 class UserDirectory(Protocol):
-    """What uauth needs from wherever users live; a host app may plug its own."""
+    """What uauth needs from wherever users live: ``UAuth(app, users=MyDirectory())``.
 
-    def get(self, user_id: str) -> User | None: ...
+    The default is :class:`StoreUsers` (uauth's own storage). A host app answers from its own
+    users table with :class:`~uauth.models.User` values built from its records:
 
-    def find_by_username(self, username: str) -> User | None: ...
+    - ``id``: the stable identifier; it becomes ``sub`` in tokens, so never reuse or change
+      one. When the host's flask-login manager is used, it must equal the host user's
+      ``get_id()`` (uauth looks the logged-in person up with ``get(current_user.get_id())``).
+    - ``username``: what the person types on uauth's login page and sees on its pages.
+    - ``profile``: the profile claims by their OIDC names (``name``, ``email``,
+      ``email_verified``, ``picture``, ...), released per granted scope (OIDC Core §5.4);
+      ``updated_at`` (Unix seconds) too.
+    - ``disabled``: True refuses logins, tokens and userinfo for them from then on.
 
-    def authenticate(self, username: str, password: str) -> User | None: ...
+    Each method is called per request that needs it, so make them cheap (an indexed lookup).
+    """
+
+    def get(self, user_id: str) -> User | None:
+        """The user with this id, or None."""
+
+    def find_by_username(self, username: str) -> User | None:
+        """The user who logs in with this name (compare as the host's login does), or None."""
+
+    def authenticate(self, username: str, password: str) -> User | None:
+        """The user if the password is theirs and they may log in, else None.
+
+        Only uauth's own login page calls this; a host that logs people in on its own page
+        (its ``LoginManager.login_view``, or ``UAUTH_LOGIN_VIEW``) may return None always.
+        Verify in constant time, and spend the same time on an unknown name.
+        """
 
 
 def canonical_username(username: str) -> str:

@@ -19,6 +19,8 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
 from flask import Blueprint
+from flask import current_app
+from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -26,6 +28,9 @@ from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from flask_login import login_url
+from flask_login import login_user
+from flask_login import logout_user
 from werkzeug.datastructures import MultiDict
 
 from ..authrequest import AuthParams
@@ -46,6 +51,7 @@ from ..responses import check_response_mode
 from ..responses import render
 from ..responses import response_mode
 from ..server import UAuthRequest
+from ..sessions import HANDLE
 from ..sessions import begin_browser_session
 from ..sessions import current_session
 from ..sessions import note_grant
@@ -65,14 +71,73 @@ def authentication() -> Authentication | None:
     if not current_user.is_authenticated:
         return None
     login = current_session()
-    if login is None:
+    if login is None or login.user_id != str(current_user.get_id()):
+        # Logged in to flask-login (a host app's loader, say) but the session ended here,
+        # elsewhere or by the CLI: log out, or a host login page would wave the person back.
+        forget_login()
         return None
     return Authentication(auth_time=login.auth_time, amr=tuple(login.amr), sid=login.sid)
 
 
+def forget_login() -> None:
+    """Log out of flask-login, dropping only uauth's session keys: a host's data is not ours."""
+    logout_user()
+    for key in [k for k in session if k.startswith("uauth_")]:
+        del session[key]
+
+
+#: ``g`` key carrying the authentication methods of a login uauth's own page makes.
+_AMR = "_uauth_amr"
+
+
+def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
+    """flask-login signal receiver, the one place a login becomes a uauth session.
+
+    Whoever's page it was (uauth's, the host app's, a remember-me cookie), it is when the
+    person authenticated: a session is created in storage (:mod:`uauth.sessions`), with a
+    fresh cookie handle. When the login page continues an authorization request, the login
+    was made for that request (see :func:`logged_in_for`).
+    """
+    amr = tuple(g.pop(_AMR, ()))
+    for key in [k for k in session if k.startswith("uauth_") and k != HANDLE]:
+        del session[key]  # nothing of uauth's from before the login survives it
+    if user is None or get_state().users.get(str(user.get_id())) is None:
+        return  # unknown to the directory: session_user() shows a page, never a loop
+    begin_browser_session(str(user.get_id()), amr)
+    continues = next_params(safe_next(request.args.get("next")))
+    if continues:
+        session[FRESH_LOGIN] = request_digest(continues)
+
+
+def session_user() -> User | None:
+    """The directory's user behind the logged-in session (the host's user object when its
+    login manager is in charge), or None when logged out or unknown to the directory."""
+    if not current_user.is_authenticated:
+        return None
+    logged_in = current_user._get_current_object()
+    user = logged_in if isinstance(logged_in, User) else get_state().users.get(
+        str(logged_in.get_id()))
+    return user if user is not None and user.is_active else None
+
+
+def login_view() -> str:
+    """Where people log in: ``UAUTH_LOGIN_VIEW``, else the app's ``LoginManager.login_view``
+    (the host's, when it has one), else uauth's own page."""
+    configured: str = get_state().config["UAUTH_LOGIN_VIEW"]
+    manager = getattr(current_app, "login_manager", None)
+    return configured or getattr(manager, "login_view", None) or "uauth.ui.login"
+
+
 def start_session(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
-    """Log in with a fresh session: nothing from before the login survives (no fixation)."""
-    begin_browser_session(user, amr)
+    """Log in on uauth's own page (:func:`record_login` creates the session).
+
+    No fixation: the storage session gets a fresh handle, flask-login a fresh identity and
+    the form CSRF token is renewed; a host app's other session data is left alone.
+    """
+    session.pop("csrf_token", None)
+    setattr(g, _AMR, amr)
+    login_user(user)
+    session.permanent = True
 
 
 def authorization_params() -> MultiDict[str, str]:
@@ -112,8 +177,13 @@ def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = 
 
 
 def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
+    """To the login page, which comes back here. A host app's login page must see a visitor,
+    not someone logged in it would wave through, when a request asks for a new login."""
     back = url_for("uauth.ui.authorize") + "?" + urlencode(list(params.items(multi=True)))
-    return redirect(url_for("uauth.ui.login", next=back))
+    view = login_view()
+    if view != "uauth.ui.login" and current_user.is_authenticated:
+        forget_login()
+    return redirect(login_url(view, back))
 
 
 def request_digest(params: MultiDict[str, str]) -> str:
@@ -231,8 +301,12 @@ STEPS: list[Step] = [require_login, require_consent]
 def authorize() -> ResponseReturnValue:
     state = get_state()
     params = authorization_params()
+    if current_user.is_authenticated and session_user() is None:
+        return error_page("This account cannot sign in to applications",
+                          "You are signed in, but not with an account this provider knows.",
+                          403)
     auth = authentication()
-    user = current_user._get_current_object() if auth else None
+    user = session_user() if auth else None
     try:
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
         check_response_mode(params, grant.redirect_uri)
@@ -296,6 +370,8 @@ def safe_next(target: str | None) -> str | None:
 def login() -> ResponseReturnValue:
     state = get_state()
     next_url = safe_next(request.args.get("next"))
+    if login_view() != "uauth.ui.login":
+        return redirect(login_url(login_view(), next_url or url_for("uauth.ui.home")))
     continues = next_params(next_url)
     form = LoginForm()
     error = None
@@ -303,9 +379,7 @@ def login() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = state.users.authenticate(form.username.data, form.password.data)
         if user is not None:
-            start_session(user)
-            if continues:
-                session[FRESH_LOGIN] = request_digest(continues)
+            start_session(user)  # record_login notes the request it continues
             return redirect(next_url or url_for("uauth.ui.home"))
         error, status = "Incorrect username or password.", 401
     elif request.method == "POST":
@@ -320,5 +394,5 @@ def login() -> ResponseReturnValue:
 
 @bp.get("/")
 def home() -> ResponseReturnValue:
-    user = current_user if authentication() else None
+    user = session_user() if authentication() else None
     return render_template("uauth/home.html", user=user, form=LogoutForm())

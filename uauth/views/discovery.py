@@ -10,6 +10,7 @@ from flask import Blueprint
 from flask import Response
 from flask import json
 from flask import url_for
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from ..claims import claims_supported
@@ -79,14 +80,42 @@ def cached_json(state: State, name: str, build: Callable[[State], Any]) -> Respo
     return response
 
 
-@bp.get("/.well-known/openid-configuration")
 def openid_configuration() -> ResponseReturnValue:
     return cached_json(get_state(), "discovery", build_metadata)
 
 
-@bp.get("/.well-known/oauth-authorization-server")
 def oauth_authorization_server() -> ResponseReturnValue:
     return cached_json(get_state(), "discovery", build_metadata)
+
+
+def well_known_paths(issuer: str) -> list[tuple[str, str]]:
+    """Where the metadata lives for this issuer, as (path, endpoint) pairs.
+
+    For an issuer with a path (``https://example.com/auth``): OIDC Discovery §4 appends
+    ``/.well-known/openid-configuration`` to the issuer (``/auth/.well-known/…``); RFC 8414 §3
+    inserts ``/.well-known/oauth-authorization-server`` between host and path
+    (``/.well-known/oauth-authorization-server/auth``). The OpenID document is also served at
+    the inserted form (``/.well-known/openid-configuration/auth``; RFC 8414 §5 discusses both
+    forms), which some clients try first. Without a path these are the plain root locations.
+    """
+    path = urlsplit(issuer).path.rstrip("/")
+    paths = [(f"{path}/.well-known/openid-configuration", "openid_configuration"),
+             (f"/.well-known/oauth-authorization-server{path}", "oauth_authorization_server")]
+    if path:
+        paths.append((f"/.well-known/openid-configuration{path}", "openid_configuration"))
+    return paths
+
+
+@bp.record
+def _register_well_known(setup: BlueprintSetupState) -> None:
+    """Mount the metadata where the specs put it for the issuer, outside ``UAUTH_URL_PREFIX``
+    (Flask's own setup state, without the prefix, names the endpoints)."""
+    at_root = BlueprintSetupState(setup.blueprint, setup.app, {**setup.options, "url_prefix": None},
+                                  setup.first_registration)
+    views = {"openid_configuration": openid_configuration,
+             "oauth_authorization_server": oauth_authorization_server}
+    for rule, endpoint in well_known_paths(setup.app.config["UAUTH_ISSUER"]):
+        at_root.add_url_rule(rule, endpoint, views[endpoint], methods=["GET"])
 
 
 @bp.get("/jwks.json")
