@@ -66,3 +66,15 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 
 # Endpoint or URL of the login page uauth sends people to (gets ?next=); empty: the app's LoginManager.login_view (a host app's own page), else uauth's.
 # UAUTH_LOGIN_VIEW = ''
+
+# Profile attributes beyond the built-in standard ones: a list of {name, label, type (text, email, phone, date, choice), choices, pattern, max_length, help, editable}.
+# UAUTH_ATTRIBUTES = []
+
+# Attribute names every user must fill in before returning to any app (clients can require more with --require-attribute).
+# UAUTH_REQUIRED_ATTRIBUTES = []
+
+# Profile attributes released as claims: {scope: {description, claims: {claim: attribute} or [claim, ...]}}; new scopes join UAUTH_SCOPES and discovery.
+# UAUTH_CUSTOM_SCOPES = {}
+
+# Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) or public (the same sub everywhere).
+# UAUTH_DEFAULT_SUBJECT_TYPE = 'pairwise'

@@ -178,3 +178,52 @@ def test_client_add_response_types_and_default_mode(instance: Path) -> None:
     bad = uauth(instance, "client", "add", "--name", "X", "--redirect-uri",
                 "https://app.example.com/cb", "--default-response-mode", "web_message")
     assert bad.returncode == 2 and "web_message" in bad.stderr
+
+
+def test_client_add_subject_types_and_required_attributes(instance: Path) -> None:
+    pairwise = json.loads(uauth(instance, "client", "add", "--name", "P", "--redirect-uri",
+                                "https://p.example.com/cb", "--require-attribute", "birthdate",
+                                "--json").stdout)
+    public = json.loads(uauth(instance, "client", "add", "--name", "Q", "--redirect-uri",
+                              "https://q.example.com/cb", "--subject-type", "public",
+                              "--json").stdout)
+    listed = uauth(instance, "client", "list").stdout
+    assert f"{pairwise['client_id']}\tP\tconfidential\thttps://p.example.com/cb\tsub:pairwise" in listed
+    assert f"{public['client_id']}\tQ\tconfidential\thttps://q.example.com/cb\tsub:public" in listed
+    unknown = uauth(instance, "client", "add", "--name", "U", "--redirect-uri",
+                    "https://u.example.com/cb", "--require-attribute", "shoe_size")
+    assert unknown.returncode == 1 and "unknown attribute(s) shoe_size" in unknown.stderr
+    hosts = uauth(instance, "client", "add", "--name", "H", "--redirect-uri",
+                  "https://a.example.com/cb", "--redirect-uri", "https://b.example.com/cb")
+    assert hosts.returncode == 1 and "--sector-identifier-uri" in hosts.stderr
+    unreachable = uauth(instance, "client", "add", "--name", "S", "--redirect-uri",
+                        "https://a.example.com/cb", "--sector-identifier-uri",
+                        "http://127.0.0.1:9/sector.json")
+    assert unreachable.returncode == 1 and "cannot fetch sector_identifier_uri" in unreachable.stderr
+
+
+def test_user_set_writes_operator_attributes_and_verification(instance: Path) -> None:
+    from uauth.storage.sqlite import SQLiteStore
+
+    added = uauth(instance, "user", "add", "dora", "--password-stdin", "--email",
+                  "dora@example.com", "--email-verified", stdin="password123\n")
+    user_id = added.stdout.strip().split("(")[1].rstrip(")")
+    store = SQLiteStore(instance / "uauth.db")
+    assert store.find("user", user_id)["profile"]["email_verified"] is True  # type: ignore[index]
+    changed = uauth(instance, "user", "set", "dora", 'groups=["staff", "admins"]',
+                    "email=dora@new.example", "phone_number=+44 20 7946 0958")
+    assert changed.returncode == 0, changed.stderr
+    assert changed.stdout.strip() == ("updated user dora: groups, email, phone_number, "
+                                      "email_verified")
+    profile = store.find("user", user_id)["profile"]  # type: ignore[index]
+    assert profile["groups"] == ["staff", "admins"] and "email_verified" not in profile
+    assert profile["phone_number"] == "+44 20 7946 0958", "text stays text"
+    assert uauth(instance, "user", "set", "dora", "phone_number_verified=true").returncode == 0
+    assert store.find("user", user_id)["profile"]["phone_number_verified"] is True  # type: ignore[index]
+    for bad, message in (("sub=x", "'sub' is not a profile attribute"),
+                         ("email_verified=yes", "email_verified is true or false"),
+                         ("Groups=x", "lower-case attribute name"),
+                         ("groups=[x", "does not parse")):
+        result = uauth(instance, "user", "set", "dora", bad)
+        assert result.returncode == 1 and message in result.stderr, bad
+    store.close()

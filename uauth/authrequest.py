@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 
-from .claims import CLAIM_SCOPES
+from .claims import claim_scopes
 from .extension import State
 from .models import Client
 from .tokens import InvalidToken
@@ -35,7 +35,7 @@ CLAIM_TARGETS = ("userinfo", "id_token")
 
 @dataclass(frozen=True)
 class RequestedClaims:
-    """The ``claims`` parameter, reduced to standard claims this client may be given.
+    """The ``claims`` parameter, reduced to claims this client may be given.
 
     A claim survives only when the client may request the scope that releases it, so consent
     for those scopes (:attr:`scopes`) covers it; anything else is dropped, which §5.5 allows.
@@ -49,7 +49,8 @@ class RequestedClaims:
 
     @property
     def scopes(self) -> set[str]:
-        return {CLAIM_SCOPES[name] for name in (*self.userinfo, *self.id_token)}
+        scope_of = claim_scopes()
+        return {scope_of[name] for name in (*self.userinfo, *self.id_token)}
 
     def to_record(self) -> dict[str, list[str]] | None:
         """What a code or token carries onward: claim names per target, or None."""
@@ -141,6 +142,7 @@ def parse_claims(raw: str | None, allowed_scopes: set[str]) -> RequestedClaims:
         raise InvalidRequestError("The claims parameter is not valid JSON.") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("The claims parameter must be a JSON object.")
+    scope_of = claim_scopes()
     names: dict[str, list[str]] = {target: [] for target in CLAIM_TARGETS}
     essential: set[str] = set()
     subs: set[str] = set()
@@ -156,7 +158,7 @@ def parse_claims(raw: str | None, allowed_scopes: set[str]) -> RequestedClaims:
             spec = spec or {}
             if name == "sub" and isinstance(spec.get("value"), str):
                 subs.add(spec["value"])
-            if CLAIM_SCOPES.get(name) not in allowed_scopes or name in names[target]:
+            if scope_of.get(name) not in allowed_scopes or name in names[target]:
                 continue
             names[target].append(name)
             if spec.get("essential") is True:

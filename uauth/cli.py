@@ -6,6 +6,7 @@ Errors are one clear line on stderr and a non-zero exit; secrets are printed onc
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -247,6 +248,52 @@ def user_logout(ctx: _Context, username: str) -> None:
     click.echo(f"ended {ended} session(s) of {username}")
 
 
+def _attribute_value(raw: str) -> Any:
+    """``KEY=VALUE`` values are text, except JSON lists, objects, true, false and null."""
+    import json
+
+    text = raw.strip()
+    if text[:1] in ("[", "{") or text in ("true", "false", "null"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            fail(f"{raw!r} looks like JSON but does not parse")
+    return raw
+
+
+@user.command("set")
+@click.argument("username")
+@click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
+@pass_ctx
+def user_set(ctx: _Context, username: str, assignments: tuple[str, ...]) -> None:
+    """Set profile attributes, e.g. groups='["staff"]' email_verified=true (empty removes).
+
+    A changed email or phone_number is no longer verified unless this command says so too.
+    """
+    from .attributes import RESERVED
+    from .users import VERIFIED_BY
+
+    flags = set(VERIFIED_BY.values())
+    values: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
+            fail(f"{item!r} is not NAME=VALUE with a lower-case attribute name")
+        if name in RESERVED and name not in flags:
+            fail(f"{name!r} is not a profile attribute")
+        values[name] = _attribute_value(raw)
+        if name in flags and not isinstance(values[name], bool):
+            fail(f"{name} is true or false")
+    with _in_app(ctx):
+        users = _own_users()
+        found = users.find_by_username(username)
+        if found is None:
+            fail(f"no user {username!r}")
+        changed = users.update_profile(found, values)
+    click.echo(f"updated user {username}: {', '.join(changed) or 'nothing changed'}")
+
+
 @cli.group()
 def client() -> None:
     """Manage client applications (relying parties)."""
@@ -279,6 +326,15 @@ def client() -> None:
 @click.option("--backchannel-logout-uri", help="Where logout tokens are POSTed (https).")
 @click.option("--backchannel-logout-session-required", is_flag=True,
               help="The client needs sid in logout tokens (uauth always sends it).")
+@click.option("--require-attribute", "required_attributes", multiple=True, metavar="NAME",
+              help="Profile attribute users must fill in before returning to this client "
+              "(repeat; standard names or UAUTH_ATTRIBUTES).")
+@click.option("--subject-type", type=click.Choice(["pairwise", "public"]),
+              help="sub the client sees: pairwise per sector, or public "
+              "(default: UAUTH_DEFAULT_SUBJECT_TYPE).")
+@click.option("--sector-identifier-uri", metavar="URL",
+              help="https URL of a JSON array of all redirect URIs; its host is the pairwise "
+              "sector (needed when redirect URIs span several hosts).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -288,10 +344,13 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                default_response_mode: str | None, audiences: tuple[str, ...],
                introspect_any_token: bool, post_logout_redirect_uris: tuple[str, ...],
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
+               required_attributes: tuple[str, ...],
+               subject_type: str | None, sector_identifier_uri: str | None,
                as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
+    from .attributes import catalogue
     from .clients import RegistrationError
     from .clients import register_client
 
@@ -310,6 +369,10 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 post_logout_redirect_uris=post_logout_redirect_uris,
                 backchannel_logout_uri=backchannel_logout_uri,
                 backchannel_logout_session_required=backchannel_logout_session_required,
+                required_attributes=required_attributes,
+                known_attributes=catalogue(state.config["UAUTH_ATTRIBUTES"]),
+                subject_type=subject_type or state.config["UAUTH_DEFAULT_SUBJECT_TYPE"],
+                sector_identifier_uri=sector_identifier_uri,
             )
         except RegistrationError as exc:
             fail(str(exc))
@@ -331,7 +394,8 @@ def client_list(ctx: _Context) -> None:
     with _in_app(ctx):
         for item in sorted(list_clients(_state().store), key=lambda c: c.name.casefold()):
             kind = "public" if item.is_public else "confidential"
-            click.echo(f"{item.client_id}\t{item.name}\t{kind}\t{' '.join(item.redirect_uris)}")
+            click.echo(f"{item.client_id}\t{item.name}\t{kind}\t{' '.join(item.redirect_uris)}"
+                       f"\tsub:{item.subject_type}")
 
 
 @client.command("remove")

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import urllib.request
 from collections.abc import Iterable
 from collections.abc import Iterator
+from urllib.error import URLError
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
+from flask import current_app
+from flask import has_app_context
 
+from .config import DEFAULTS
+from .config import SUBJECT_TYPES
 from .config import is_loopback_host
 from .models import AUTH_METHODS
 from .models import Client
@@ -103,6 +110,63 @@ def check_backchannel_logout_uri(uri: str) -> None:
                                 "on loopback)")
 
 
+#: Largest sector identifier document worth reading (a JSON array of redirect URIs).
+MAX_SECTOR_DOCUMENT = 64 * 1024
+
+
+def fetch_sector_redirect_uris(uri: str, timeout: float = 10.0) -> list[str]:
+    """The JSON array of redirect URIs published at a sector_identifier_uri."""
+    # the caller checked the scheme is https (or http on loopback)
+    request = urllib.request.Request(uri, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            body = response.read(MAX_SECTOR_DOCUMENT + 1)
+    except (URLError, OSError, ValueError) as exc:
+        raise RegistrationError(f"cannot fetch sector_identifier_uri {uri!r}: {exc}") from None
+    if len(body) > MAX_SECTOR_DOCUMENT:
+        raise RegistrationError(f"sector_identifier_uri {uri!r} is larger than 64 KiB")
+    try:
+        uris = json.loads(body)
+    except ValueError:
+        uris = None
+    if not isinstance(uris, list) or not all(isinstance(item, str) for item in uris):
+        raise RegistrationError(
+            f"sector_identifier_uri {uri!r} must return a JSON array of redirect URIs")
+    return uris
+
+
+def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | None) -> str | None:
+    """The sector pairwise subjects are computed for (OIDC Core §8.1).
+
+    The host of a validated ``sector_identifier_uri`` whose document lists every redirect URI;
+    else the one host the redirect URIs share (a native app's private scheme counts as its host).
+    """
+    if sector_identifier_uri:
+        parts = urlsplit(sector_identifier_uri)
+        if not parts.hostname or not (parts.scheme == "https" or (
+                parts.scheme == "http" and is_loopback_host(parts.hostname))):
+            raise RegistrationError("sector_identifier_uri must be an https URL")
+        listed = set(fetch_sector_redirect_uris(sector_identifier_uri))
+        absent = [uri for uri in redirect_uris if uri not in listed]
+        if absent:
+            raise RegistrationError(
+                f"sector_identifier_uri does not list the redirect URI(s) {' '.join(absent)}")
+        return parts.hostname
+    hosts = {urlsplit(uri).hostname or urlsplit(uri).scheme for uri in redirect_uris}
+    if len(hosts) > 1:
+        raise RegistrationError(
+            "pairwise subjects need redirect URIs on one host, or a --sector-identifier-uri "
+            f"listing them all (OIDC Core 8.1); got hosts {', '.join(sorted(hosts))}")
+    return hosts.pop() if hosts else None
+
+
+def default_subject_type() -> str:
+    """``UAUTH_DEFAULT_SUBJECT_TYPE`` of the current app, else the documented default."""
+    if has_app_context() and "UAUTH_DEFAULT_SUBJECT_TYPE" in current_app.config:
+        return str(current_app.config["UAUTH_DEFAULT_SUBJECT_TYPE"])
+    return str(DEFAULTS["UAUTH_DEFAULT_SUBJECT_TYPE"])
+
+
 def check_origin(origin: str) -> str:
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
@@ -130,12 +194,20 @@ def register_client(
     audiences: Iterable[str] = (),
     introspect_any_token: bool = False,
     known_scopes: Iterable[str] | None = None,
+    required_attributes: Iterable[str] = (),
+    known_attributes: Iterable[str] | None = None,
+    subject_type: str | None = None,
+    sector_identifier_uri: str | None = None,
     now: int = 0,
     post_logout_redirect_uris: Iterable[str] = (),
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
 ) -> tuple[Client, str | None]:
-    """Validate and store a new client; returns it and its secret (shown once, stored hashed)."""
+    """Validate and store a new client; returns it and its secret (shown once, stored hashed).
+
+    :param subject_type: ``public`` or ``pairwise``; default ``UAUTH_DEFAULT_SUBJECT_TYPE``.
+    :param known_attributes: attribute names ``required_attributes`` may use (the catalogue).
+    """
     uris = list(dict.fromkeys(redirect_uris))
     for uri in uris:
         check_redirect_uri(uri)
@@ -179,6 +251,19 @@ def register_client(
     resources = list(dict.fromkeys(check_audience(a) for a in audiences))
     if public and introspect_any_token:
         raise RegistrationError("only confidential clients may introspect tokens")
+    required = list(dict.fromkeys(required_attributes))
+    if known_attributes is not None:
+        unknown = [a for a in required if a not in set(known_attributes)]
+        if unknown:
+            raise RegistrationError(
+                f"unknown attribute(s) {' '.join(unknown)}; see UAUTH_ATTRIBUTES")
+    subject_type = subject_type or default_subject_type()
+    if subject_type not in SUBJECT_TYPES:
+        raise RegistrationError("subject type must be pairwise or public")
+    if sector_identifier_uri and subject_type != "pairwise":
+        raise RegistrationError("a sector_identifier_uri is only for pairwise subjects")
+    sector = (sector_identifier(uris, sector_identifier_uri) if subject_type == "pairwise"
+              else None)
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
@@ -200,6 +285,10 @@ def register_client(
         post_logout_redirect_uris=logout_uris,
         backchannel_logout_uri=backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
+        required_attributes=required,
+        subject_type=subject_type,
+        sector_identifier_uri=sector_identifier_uri or None,
+        sector_identifier=sector,
     )
     save_client(store, client)
     return client, secret

@@ -152,6 +152,59 @@ def _str_list(name: str, value: Any, _: Mapping[str, Any]) -> list[str]:
     raise ConfigError(f"{name} must be a list of strings or a space-separated string")
 
 
+def _attributes(name: str, value: Any, _: Mapping[str, Any]) -> tuple[Any, ...]:
+    from .attributes import DefinitionError
+    from .attributes import parse_definition
+
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name} must be a list of attribute definitions (mappings)")
+    try:
+        parsed = tuple(parse_definition(item) for item in value)
+    except DefinitionError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    names = [a.name for a in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{name} defines an attribute twice")
+    return parsed
+
+
+def _required_attributes(name: str, value: Any, config: Mapping[str, Any]) -> tuple[str, ...]:
+    from .attributes import catalogue
+
+    names = _str_list(name, value, config)
+    known = catalogue(config["UAUTH_ATTRIBUTES"])
+    for item in names:
+        if item not in known:
+            raise ConfigError(
+                f"{name} names the unknown attribute {item!r}; use one of "
+                f"{', '.join(known)} or define it in UAUTH_ATTRIBUTES")
+        if not known[item].editable:
+            raise ConfigError(f"{name}: {item!r} is not editable, so people could never fill it")
+    return tuple(dict.fromkeys(names))
+
+
+def _custom_scopes(name: str, value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    from .claims import parse_custom_scopes
+
+    try:
+        parsed = parse_custom_scopes(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    scopes = config["UAUTH_SCOPES"]
+    scopes.extend(scope for scope in parsed if scope not in scopes)  # they are known scopes now
+    return parsed
+
+
+SUBJECT_TYPES = ("pairwise", "public")
+
+
+def _subject_type(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    text = str(value).strip()
+    if text not in SUBJECT_TYPES:
+        raise ConfigError(f"{name} must be pairwise or public, got {text!r}")
+    return text
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_ISSUER",
@@ -266,6 +319,34 @@ SETTINGS: tuple[Setting, ...] = (
         "app's LoginManager.login_view (a host app's own page), else uauth's.",
         _login_view,
     ),
+    Setting(
+        "UAUTH_ATTRIBUTES",
+        [],
+        "Profile attributes beyond the built-in standard ones: a list of {name, label, type "
+        "(text, email, phone, date, choice), choices, pattern, max_length, help, editable}.",
+        _attributes,
+    ),
+    Setting(
+        "UAUTH_REQUIRED_ATTRIBUTES",
+        [],
+        "Attribute names every user must fill in before returning to any app (clients can "
+        "require more with --require-attribute).",
+        _required_attributes,
+    ),
+    Setting(
+        "UAUTH_CUSTOM_SCOPES",
+        {},
+        "Profile attributes released as claims: {scope: {description, claims: {claim: "
+        "attribute} or [claim, ...]}}; new scopes join UAUTH_SCOPES and discovery.",
+        _custom_scopes,
+    ),
+    Setting(
+        "UAUTH_DEFAULT_SUBJECT_TYPE",
+        "pairwise",
+        "Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) "
+        "or public (the same sub everywhere).",
+        _subject_type,
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {setting.name: setting.default for setting in SETTINGS}
@@ -275,7 +356,7 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 def apply_defaults(config: MutableMapping[str, Any]) -> None:
     """Fill in every missing ``UAUTH_*`` key with its default."""
     for name, default in DEFAULTS.items():
-        config.setdefault(name, default.copy() if isinstance(default, list) else default)
+        config.setdefault(name, default.copy() if isinstance(default, (list, dict)) else default)
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -312,6 +393,6 @@ def markdown_table() -> str:
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
     for setting in SETTINGS:
         default = setting.default
-        shown = " ".join(default) if isinstance(default, list) else json.dumps(default)
+        shown = " ".join(default) if isinstance(default, list) and default else json.dumps(default)
         rows.append(f"| `{setting.name}` | `{shown}` | {setting.doc} |")
     return "\n".join(rows)

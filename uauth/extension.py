@@ -24,6 +24,7 @@ from flask_login import user_logged_in
 
 from . import config as settings
 from .instance import ensure_keys
+from .instance import pairwise_salt
 from .keys import KeySet
 from .storage import Clock
 from .storage import Store
@@ -32,6 +33,7 @@ from .storage import system_clock
 
 if TYPE_CHECKING:
     from .backchannel import Backchannel
+    from .claims import SubjectIndex
     from .server import UAuthServer
     from .users import UserDirectory
 
@@ -52,6 +54,8 @@ class State:
     users: UserDirectory = field(init=False)
     server: UAuthServer = field(init=False)
     backchannel: Backchannel = field(init=False)
+    #: Pairwise subjects: the instance salt and the sub -> user index cache (claims.py).
+    subjects: SubjectIndex = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -107,10 +111,12 @@ class UAuth:
             issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config
         )
         from .backchannel import Backchannel
+        from .claims import SubjectIndex
         from .server import build_server
         from .users import StoreUsers
 
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
+        state.subjects = SubjectIndex(store, pairwise_salt(Path(app.instance_path)))
         state.server = build_server(state)
         state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state

@@ -72,6 +72,14 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     #: OpenID Connect Back-Channel Logout 1.0: where logout tokens are POSTed.
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
+    #: Attribute names a user must have before returning to this client (beyond the global ones).
+    required_attributes: list[str] = field(default_factory=list)
+    #: ``public`` or ``pairwise`` (OIDC Core §8). Records from before pairwise existed are public.
+    subject_type: str = "public"
+    #: Registered https URL of a JSON array listing every redirect URI (OIDC Registration §5).
+    sector_identifier_uri: str | None = None
+    #: The host pairwise subjects are computed for; fixed at registration.
+    sector_identifier: str | None = None
 
     @property
     def is_public(self) -> bool:

@@ -37,6 +37,7 @@ from flask import g
 from flask import request
 from werkzeug.local import LocalProxy
 
+from .claims import user_for_subject
 from .extension import State
 from .extension import get_state
 from .storage import StorageError
@@ -142,7 +143,7 @@ def token_user(state: State, claims: Mapping[str, Any]) -> Any:
     :raises InvalidToken: the user is gone or disabled, so the token no longer speaks for them.
     """
     sub = str(claims["sub"])
-    user = state.users.get(sub)
+    user = user_for_subject(state, sub)  # public or pairwise
     if user is None and sub == claims.get("client_id"):
         return None  # RFC 9068 §2.2: no resource owner, ``sub`` names the client
     if user is None or not user.is_active:

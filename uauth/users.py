@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 from typing import Protocol
+from typing import runtime_checkable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
@@ -24,6 +25,8 @@ from .storage import Store
 
 USER = "user"
 USERNAME = "username"
+#: Verification flags (OIDC Core §5.1) and the attribute whose value each vouches for.
+VERIFIED_BY = {"email": "email_verified", "phone_number": "phone_number_verified"}
 
 #: argon2id, OWASP Password Storage Cheat Sheet (2023+): m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -75,6 +78,27 @@ class UserDirectory(Protocol):
         (its ``LoginManager.login_view``, or ``UAUTH_LOGIN_VIEW``) may return None always.
         Verify in constant time, and spend the same time on an unknown name.
         """
+
+
+@runtime_checkable
+class EditableDirectory(Protocol):
+    """Optional, beyond :class:`UserDirectory`: people may fill in required attributes and edit
+    their profile and password on uauth's pages (:class:`StoreUsers` does). With a directory
+    that lacks these, the required-attributes step is skipped and /account shows the profile
+    read-only: the host app owns its users' data."""
+
+    def update_profile(self, user: User, values: dict[str, Any]) -> list[str]:
+        """Set attributes (None removes one), clear the verified flag of a changed email or
+        phone number, save; return the names that changed."""
+
+    def check_password(self, user: User, password: str) -> bool: ...
+
+    def set_password(self, user: User, password: str) -> None: ...
+
+
+def editable(users: object) -> EditableDirectory | None:
+    """``users`` when people may edit their own data through it, else None."""
+    return users if isinstance(users, EditableDirectory) else None
 
 
 def canonical_username(username: str) -> str:
@@ -136,6 +160,38 @@ class StoreUsers:
 
     def save(self, user: User) -> None:
         self.store.save(USER, user.id, user.to_record(), ttl=None)
+
+    def update_profile(self, user: User, values: dict[str, Any]) -> list[str]:
+        """Set profile attributes (None or "" removes one) and save; returns what changed.
+
+        A changed ``email`` or ``phone_number`` is no longer verified, unless ``values`` says
+        so itself (an operator, or a verification step).
+        """
+        profile = dict(user.profile)
+        changed = []
+        for name, value in values.items():
+            if value in (None, "", [], {}):
+                if name in profile:
+                    del profile[name]
+                    changed.append(name)
+            elif profile.get(name) != value:
+                profile[name] = value
+                changed.append(name)
+        for name, flag in VERIFIED_BY.items():
+            if name in changed and flag not in values and profile.pop(flag, None) is not None:
+                changed.append(flag)
+        if changed:
+            user.profile = profile
+            user.updated_at = int(self.clock())
+            self.save(user)
+        return changed
+
+    def check_password(self, user: User, password: str) -> bool:
+        """True when ``password`` is this user's (argon2id verify, constant time)."""
+        try:
+            return user.password_hash is not None and HASHER.verify(user.password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
     def set_password(self, user: User, password: str) -> None:
         user.password_hash = HASHER.hash(password)

@@ -21,7 +21,10 @@ from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
 from uauth import create_app
+from uauth.claims import pairwise_subject
+from uauth.claims import sector_of
 from uauth.clients import register_client
+from uauth.instance import SALT_FILE
 from uauth.models import Client
 from uauth.models import User
 from uauth.storage import Store
@@ -60,6 +63,14 @@ class Provider:
         kwargs.setdefault("name", "Test App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
         return register_client(self.store, **kwargs)
+
+    def sub(self, user: User, client: Client) -> str:
+        """The ``sub`` the client should see, computed as a relying party never could: from the
+        instance's secret pairwise salt."""
+        if client.subject_type == "public":
+            return user.id
+        salt = (self.instance / SALT_FILE).read_text().strip().encode()
+        return pairwise_subject(salt, sector_of(client), user.id)
 
     @property
     def discovery(self) -> dict[str, Any]:

@@ -86,12 +86,13 @@ def test_confidential_client_logs_a_user_in(provider: Provider, auth_method: str
     assert isinstance(token["created_at"], int) and token["scope"] == "openid profile email"
     assert "refresh_token" not in token, "no offline_access, no refresh token"
     claims = verify_id_token(provider, token, client.client_id, nonce)
-    assert claims["sub"] == user.id and claims["azp"] == client.client_id
+    assert claims["sub"] == provider.sub(user, client) != user.id, "pairwise by default"
+    assert claims["azp"] == client.client_id
     assert "email" not in claims, "scope claims come from userinfo when an access token exists"
     info = requests.get(provider.discovery["userinfo_endpoint"], timeout=5,
                         headers={"Authorization": f"Bearer {token['access_token']}"})
     assert info.status_code == 200
-    assert info.json() == {"sub": user.id, "email": user.profile["email"],
+    assert info.json() == {"sub": claims["sub"], "email": user.profile["email"],
                            "email_verified": False, "name": user.profile["name"],
                            "given_name": "Ada", "family_name": "Lovelace",
                            "preferred_username": user.username, "updated_at": user.updated_at}
@@ -109,7 +110,7 @@ def test_public_client_with_s256(provider: Provider) -> None:
     access = jwt.decode(token["access_token"], options={"verify_signature": False})
     assert jwt.get_unverified_header(token["access_token"])["typ"] == "at+jwt"
     assert {"iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope"} <= set(access)
-    assert access["client_id"] == client.client_id and access["sub"] == user.id
+    assert access["client_id"] == client.client_id and access["sub"] == provider.sub(user, client)
 
 
 def test_json_token_request(provider: Provider) -> None:
@@ -315,7 +316,7 @@ def test_userinfo_accepts_post_with_form_token(provider: Provider) -> None:
     code = get_code(provider, client.client_id, user.username)
     access = token_request(provider, client.client_id, secret, code=code).json()["access_token"]
     response = requests.post(provider.url + "/userinfo", data={"access_token": access}, timeout=5)
-    assert response.status_code == 200 and response.json()["sub"] == user.id
+    assert response.status_code == 200 and response.json()["sub"] == provider.sub(user, client)
 
 
 def test_cors_only_for_registered_origins(provider: Provider) -> None:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
 from flask import Blueprint
 from flask import current_app
@@ -33,10 +34,15 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.datastructures import MultiDict
 
+from ..attributes import FORM_PREFIX
+from ..attributes import catalogue
+from ..attributes import make_form
+from ..attributes import missing
+from ..attributes import submitted
 from ..authrequest import AuthParams
 from ..authrequest import login_hint
 from ..authrequest import parse_auth_params
-from ..claims import SCOPE_DESCRIPTIONS
+from ..claims import describe_scope
 from ..claims import subject
 from ..clients import get_client
 from ..consents import has_consent
@@ -56,6 +62,7 @@ from ..sessions import begin_browser_session
 from ..sessions import current_session
 from ..sessions import note_grant
 from ..tokens import Authentication
+from ..users import editable
 
 bp = Blueprint("ui", __name__)
 
@@ -145,7 +152,7 @@ def authorization_params() -> MultiDict[str, str]:
     params: MultiDict[str, str] = MultiDict()
     for source in (request.args, request.form if request.method == "POST" else MultiDict()):
         for key, value in source.items(multi=True):
-            if key not in _UI_FIELDS:
+            if key not in _UI_FIELDS and not key.startswith(FORM_PREFIX + "-"):
                 params.add(key, value)
     return params
 
@@ -265,6 +272,35 @@ def require_login(ix: Interaction) -> ResponseReturnValue | None:
     return login_redirect(ix.params)
 
 
+def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
+    """Ask, on one form, for every required attribute the user has no value for (the global
+    ones and the client's), then let the flow go on where it was."""
+    assert ix.user is not None
+    state = get_state()
+    editor = editable(state.users)
+    known = catalogue(state.config["UAUTH_ATTRIBUTES"])
+    needed = [name for name in missing(ix.user.profile, [
+        *state.config["UAUTH_REQUIRED_ATTRIBUTES"], *ix.client.required_attributes])
+              if name in known]
+    if not needed or editor is None:  # a host app's own directory keeps its own profiles
+        return None
+    if "none" in ix.prompts:
+        raise InteractionRequiredError("The user must complete their profile first.")
+    asked = tuple(known[name] for name in needed)
+    answered = request.method == "POST" and any(
+        key.startswith(FORM_PREFIX + "-") for key in request.form)
+    form = make_form(asked, ix.user.profile, required=needed, submitted=answered)
+    if answered and form.validate():
+        editor.update_profile(ix.user, submitted(form, asked, ix.user.profile))
+        return None
+    if answered and form.csrf_token.errors:
+        return error_page("This page has expired", "Go back to the application and sign in again.")
+    page = render_template("uauth/attributes.html", form=form, client=ix.client, user=ix.user,
+                           fields=[form[a.name] for a in asked],
+                           params=list(ix.params.items(multi=True)))
+    return page, 400 if answered else 200
+
+
 def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     """Ask unless the client is first-party or the user already allowed these scopes;
     ``prompt=consent`` always asks, ``prompt=none`` makes asking a ``consent_required`` error."""
@@ -280,7 +316,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     decision = request.form.get("consent") if request.method == "POST" else None
     if decision is None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
-                               scopes=[(s, SCOPE_DESCRIPTIONS.get(s, s)) for s in scopes],
+                               scopes=[(s, describe_scope(s)) for s in scopes],
                                essential=sorted(ix.oidc.claims.essential),
                                params=list(ix.params.items(multi=True)), user=ix.user)
     if not form.validate_on_submit():
@@ -294,7 +330,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
 
 
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.
-STEPS: list[Step] = [require_login, require_consent]
+STEPS: list[Step] = [require_login, require_attributes, require_consent]
 
 
 @bp.route("/authorize", methods=["GET", "POST"])

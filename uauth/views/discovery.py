@@ -48,7 +48,7 @@ def build_metadata(state: State) -> dict[str, Any]:
         "response_types_supported": response_types,
         "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": grant_types,
-        "subject_types_supported": ["public"],
+        "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": sorted(state.keys.algorithms),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none"],

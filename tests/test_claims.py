@@ -1,0 +1,248 @@
+"""Claims from the profile, operator-defined claims and scopes, and pairwise subjects."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.app_driver import REDIRECT
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth import create_app
+from uauth.claims import SUBJECT
+from uauth.clients import RegistrationError
+from uauth.config import ConfigError
+from uauth.extension import get_state
+from uauth.instance import SALT_FILE
+from uauth.storage import Store
+from uauth.storage.memory import MemoryStore
+
+GROUPS = {"groups": {"description": "The groups you belong to", "claims": ["groups"]},
+          "profile": {"claims": {"department": "dept"}}}
+
+
+def tokens(driver: Driver, client_id: str, secret: str | None, scope: str = "openid",
+           redirect_uri: str = REDIRECT) -> Any:
+    code = driver.code(client_id, scope=scope, redirect_uri=redirect_uri)
+    response = driver.token(client_id, secret, code=code, redirect_uri=redirect_uri)
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def userinfo(driver: Driver, access_token: str) -> Any:
+    return driver.http.get("/userinfo", headers={"Authorization": f"Bearer {access_token}"})
+
+
+def sub_of(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+# --- operator-defined claims -------------------------------------------------------------------
+
+
+@pytest.fixture
+def custom(shared_instance: Path, clock: FakeClock) -> Driver:
+    return Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock,
+                              UAUTH_CUSTOM_SCOPES=GROUPS))
+
+
+def test_custom_scopes_and_claims_are_advertised(custom: Driver) -> None:
+    meta = custom.http.get("/.well-known/openid-configuration").json
+    assert "groups" in meta["scopes_supported"]
+    assert {"groups", "department", "email_verified"} <= set(meta["claims_supported"])
+    assert meta["subject_types_supported"] == ["public", "pairwise"]
+
+
+def test_a_custom_scope_releases_its_claims_and_only_when_granted(custom: Driver) -> None:
+    custom.user(groups=["staff", "admins"], dept="R&D", email="a@example.com")
+    client, secret = custom.client(scope="openid profile groups")
+    custom.login()
+    page = custom.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid groups"})
+    assert "The groups you belong to" in page.text, "the consent page describes the scope"
+    granted = userinfo(custom, tokens(custom, client.client_id, secret,
+                                      "openid groups profile")["access_token"]).json
+    assert granted["groups"] == ["staff", "admins"] and granted["department"] == "R&D"
+    assert "email" not in granted and "dept" not in granted
+    plain = userinfo(custom, tokens(custom, client.client_id, secret)["access_token"]).json
+    assert "groups" not in plain and "department" not in plain
+
+
+def test_clients_may_not_ask_for_custom_scopes_they_were_not_given(custom: Driver) -> None:
+    custom.user()
+    client, _ = custom.client(scope="openid profile")
+    custom.login()
+    response = custom.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid groups"})
+    assert "error=invalid_scope" in response.headers["Location"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"groups": {"claims": ["sub"]}}, "'sub' cannot be a custom claim name"),
+    ({"groups": {"claims": "groups"}}, "needs 'claims'"),
+    ({"bad scope": {"claims": ["x"]}}, "not a valid scope name"),
+    ({"openid": {"claims": ["x"]}}, "cannot carry claims"),
+    ({"groups": {"claims": ["groups"], "colour": 1}}, "must be a mapping with 'claims'"),
+    (["groups"], "must be a mapping"),
+])
+def test_bad_custom_scopes_fail_at_start(shared_instance: Path, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        create_app({"UAUTH_STORAGE": "memory://", "UAUTH_CUSTOM_SCOPES": value},
+                   instance_path=shared_instance / "instance")
+    assert str(caught.value).startswith("UAUTH_CUSTOM_SCOPES") and message in str(caught.value)
+
+
+def test_email_is_verified_only_when_someone_verified_it(custom: Driver) -> None:
+    custom.user("ann", email="ann@example.com", phone_number="+44 20 7946 0958")
+    custom.user("bob", email="bob@example.com", email_verified=True)
+    client, secret = custom.client(first_party=True)
+    for name, verified in (("ann", False), ("bob", True)):
+        browser = Driver.of(custom.app)  # its own cookies
+        browser.login(name)
+        info = userinfo(browser, tokens(browser, client.client_id, secret,
+                                        "openid email phone")["access_token"]).json
+        assert info["email"] == f"{name}@example.com" and info["email_verified"] is verified
+        assert info.get("phone_number_verified") in (None, False)
+
+
+def test_changing_a_verified_value_resets_its_flag(custom: Driver) -> None:
+    user = custom.user(email="a@example.com", email_verified=True, phone_number="+15551234567",
+                       phone_number_verified=True)
+    with custom.app.app_context():
+        users = get_state().users
+        assert users.update_profile(user, {"email": "a@example.com"}) == [], "unchanged: kept"
+        changed = users.update_profile(user, {"email": "new@example.com"})
+        assert changed == ["email", "email_verified"]
+        assert "email_verified" not in user.profile and user.profile["phone_number_verified"]
+        users.update_profile(user, {"phone_number": "+15557654321",
+                                    "phone_number_verified": True})
+        assert user.profile["phone_number_verified"] is True, "an operator may set both at once"
+
+
+# --- pairwise subjects -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def driver(shared_instance: Path, store: Store, clock: FakeClock) -> Driver:
+    return Driver.of(make_app(shared_instance, store, clock))
+
+
+def test_pairwise_subjects_differ_per_sector_and_resolve_at_userinfo(
+        driver: Driver, shared_instance: Path, store: Store, clock: FakeClock) -> None:
+    user = driver.user()
+    same_a, secret_a = driver.client(redirect_uris=[REDIRECT])
+    same_b, secret_b = driver.client(redirect_uris=[REDIRECT])  # same host: same sector
+    other, secret_o = driver.client(redirect_uris=[REDIRECT.replace("127.0.0.1", "localhost")])
+    public, secret_p = driver.client(subject_type="public")
+    assert same_a.subject_type == "pairwise" and same_a.sector_identifier == "127.0.0.1"
+    driver.login()
+    got = {}
+    for client, secret in ((same_a, secret_a), (same_b, secret_b), (other, secret_o),
+                           (public, secret_p)):
+        token = tokens(driver, client.client_id, secret, redirect_uri=client.redirect_uris[0])
+        got[client.client_id] = sub_of(token["id_token"])
+        assert sub_of(token["access_token"]) == got[client.client_id]
+        info = userinfo(driver, token["access_token"])
+        assert info.status_code == 200 and info.json["sub"] == got[client.client_id]
+    assert got[same_a.client_id] == got[same_b.client_id], "one sector, one sub"
+    assert got[same_a.client_id] != got[other.client_id], "another sector, another sub"
+    assert got[public.client_id] == user.id
+    assert user.id not in got[same_a.client_id] and len(got[same_a.client_id]) == 43
+    again = tokens(driver, same_a.client_id, secret_a)
+    assert sub_of(again["id_token"]) == got[same_a.client_id], "stable across tokens"
+    # another worker (empty cache) over the same storage resolves it through the index
+    fresh = Driver.of(make_app(shared_instance, store, clock))
+    assert userinfo(fresh, again["access_token"]).json["sub"] == got[same_a.client_id]
+    index = store.find(SUBJECT, got[same_a.client_id])
+    assert index == {"user_id": user.id, "sector": "127.0.0.1"}
+
+
+def test_the_pairwise_salt_is_private_and_survives_restarts(tmp_path: Path, clock: FakeClock
+                                                           ) -> None:
+    store = MemoryStore(clock=clock)
+    first = Driver.of(make_app(tmp_path, store, clock))
+    user = first.user()
+    client, secret = first.client()
+    first.login()
+    sub = sub_of(tokens(first, client.client_id, secret)["id_token"])
+    salt = tmp_path / "instance" / SALT_FILE
+    assert oct(os.stat(salt).st_mode & 0o777) == "0o600" and len(salt.read_text()) >= 43
+    second = Driver.of(make_app(tmp_path, store, clock))
+    second.login()
+    assert sub_of(tokens(second, client.client_id, secret)["id_token"]) == sub
+    assert sub != user.id
+
+
+def test_default_subject_type_follows_the_config(shared_instance: Path, clock: FakeClock) -> None:
+    driver = Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock,
+                                UAUTH_DEFAULT_SUBJECT_TYPE="public"))
+    client, _ = driver.client()
+    assert client.subject_type == "public" and client.sector_identifier is None
+    with pytest.raises(ConfigError, match="UAUTH_DEFAULT_SUBJECT_TYPE must be pairwise or public"):
+        make_app(shared_instance, MemoryStore(), clock, UAUTH_DEFAULT_SUBJECT_TYPE="private")
+
+
+def test_pairwise_needs_one_host_or_a_sector_identifier_uri(driver: Driver) -> None:
+    with pytest.raises(RegistrationError, match="OIDC Core 8.1"):
+        driver.client(redirect_uris=["https://a.example.com/cb", "https://b.example.com/cb"])
+    public, _ = driver.client(redirect_uris=["https://a.example.com/cb",
+                                             "https://b.example.com/cb"], subject_type="public")
+    assert public.sector_identifier is None
+    native, _ = driver.client(redirect_uris=["com.example.app:/cb"], public=True)
+    assert native.sector_identifier == "com.example.app"
+
+
+class _Sector(BaseHTTPRequestHandler):
+    documents: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802
+        body = self.documents.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def sector_host() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sector)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_sector_identifier_uri_groups_hosts_into_one_sector(driver: Driver, sector_host: str
+                                                              ) -> None:
+    uris = ["http://localhost:8399/cb", "http://[::1]:8399/cb"]
+    _Sector.documents = {"/sector.json": json.dumps([*uris, "http://localhost:9/x"]).encode(),
+                         "/short.json": json.dumps(uris[:1]).encode(),
+                         "/object.json": b'{"redirect_uris": []}'}
+    client, _ = driver.client(redirect_uris=uris, sector_identifier_uri=sector_host +
+                              "/sector.json")
+    assert client.sector_identifier == "127.0.0.1"
+    with pytest.raises(RegistrationError, match=r"does not list the redirect URI\(s\) http://\[::1\]"):
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/short.json")
+    with pytest.raises(RegistrationError, match="must return a JSON array"):
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/object.json")
+    with pytest.raises(RegistrationError, match="cannot fetch"):
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/missing.json")
+    with pytest.raises(RegistrationError, match="must be an https URL"):
+        driver.client(redirect_uris=uris, sector_identifier_uri="http://example.com/s.json")
