@@ -8,6 +8,7 @@ from wtforms import PasswordField
 from wtforms import StringField
 from wtforms import SubmitField
 from wtforms.validators import DataRequired
+from wtforms.validators import EqualTo
 from wtforms.validators import Length
 from wtforms.validators import Optional
 
@@ -34,3 +35,25 @@ class SessionsForm(FlaskForm):  # type: ignore[misc]
 
     sid = HiddenField(validators=[Optional(), Length(max=64)])
     everywhere = SubmitField("Sign out everywhere")
+
+
+class PasswordForm(FlaskForm):  # type: ignore[misc]
+    """Changing a password needs the current one: a session left open is not enough."""
+
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password."),
+                                        Length(max=1024)],
+        render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(
+        "New password", validators=[DataRequired("Choose a new password."),
+                                    Length(min=8, max=1024, message="Use 8 to 1024 characters.")],
+        render_kw={"autocomplete": "new-password"}, description="At least 8 characters.")
+    confirm = PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired("Repeat the new password."),
+                    EqualTo("new_password", message="The two new passwords differ.")],
+        render_kw={"autocomplete": "new-password"})
+
+
+class RevokeForm(FlaskForm):  # type: ignore[misc]
+    """One button per app, named ``client_id``; the one pressed names the app to revoke."""

@@ -28,6 +28,8 @@ from authlib.oidc.core.grants import OpenIDImplicitGrant
 from .claims import claims_by_name
 from .claims import claims_for_scopes
 from .claims import subject
+from .consents import grant_lifetime
+from .consents import remember_grant
 from .models import AuthorizationCode
 from .models import Client
 from .models import RefreshToken
@@ -222,7 +224,7 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if not grant_user:
             raise AccessDeniedError(redirect_uri=redirect_uri)
         self.request.user = grant_user
-        self.request.grant_id = new_grant_id()
+        begin_grant(_state(self), self.request)
         code = self.generate_authorization_code()
         self.save_authorization_code(code, self.request)
         return authorization_response(self, redirect_uri, [("code", code)])
@@ -258,6 +260,14 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
         user = users_of(self).get(authorization_code.user_id)
         return user if user is not None and user.is_active else None
+
+
+def begin_grant(state: State, request: UAuthRequest) -> None:
+    """A new grant for ``request.user``: its id, remembered per user and client so the person
+    can revoke its tokens from /account."""
+    request.grant_id = new_grant_id()
+    remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
+                   ttl=grant_lifetime(state.config), now=state.now())
 
 
 def save_code(state: State, code: str, request: UAuthRequest) -> None:
@@ -335,7 +345,7 @@ class FrontChannelGrant:
             raise AccessDeniedError(redirect_uri=redirect_uri)
         request = self.request
         request.user = grant_user
-        request.grant_id = new_grant_id()
+        begin_grant(_state(self), request)
         types = set(request.payload.response_type.split())
         params: list[tuple[str, str]] = []
         code = access_token = None

@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 from ..clients import origin_allowed
 from ..extension import get_state
 from ..storage import StorageError
+from . import account
 from . import authorize
 from . import discovery
 from . import health
@@ -31,7 +32,7 @@ log = logging.getLogger("uauth")
 
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
-for child in (authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp, logout.bp,
+for child in (account.bp, authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp, logout.bp,
               sessions.bp):
     bp.register_blueprint(child)
 

@@ -1,0 +1,180 @@
+"""/account: profile, password and the apps a person let in, in process."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.app_driver import PASSWORD
+from tests.app_driver import REDIRECT
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.extension import get_state
+from uauth.grants import REFRESH
+from uauth.models import User
+from uauth.storage import Store
+from uauth.storage import hash_key
+from uauth.storage.memory import MemoryStore
+
+
+@pytest.fixture
+def driver(shared_instance: Path, clock: FakeClock) -> Driver:
+    return Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock,
+                              UAUTH_REQUIRED_ATTRIBUTES=["given_name"],
+                              UAUTH_ATTRIBUTES=[{"name": "groups", "editable": False}],
+                              UAUTH_CUSTOM_SCOPES={"groups": {"claims": ["groups"]}}))
+
+
+def form_post(driver: Driver, page: Any, action: str, prefix: str, **values: str) -> Any:
+    token = re.search(rf'name="{prefix}-csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert token, f"no {prefix} form on the page"
+    data = {f"{prefix}-csrf_token": token.group(1),
+            **{(k if k == "client_id" else f"{prefix}-{k}"): v for k, v in values.items()}}
+    return driver.http.post(action, data=data)
+
+
+def reload_user(driver: Driver, username: str = "alice") -> User:
+    with driver.app.app_context():
+        user = get_state().users.find_by_username(username)
+    assert user is not None
+    return user
+
+
+def test_the_account_page_needs_a_signed_in_user(driver: Driver) -> None:
+    response = driver.http.get("/account")
+    assert response.status_code == 302 and response.headers["Location"] == "/login?next=/account"
+    driver.user()
+    assert driver.login(next_url="/account").headers["Location"] == "/account"
+    for path in ("/account/profile", "/account/password", "/account/apps"):
+        assert Driver.of(driver.app).http.post(path).status_code == 302, path
+
+
+def test_profile_is_shown_and_edited_with_inline_errors(driver: Driver) -> None:
+    driver.user(given_name="Ada", email="ada@example.com", email_verified=True,
+                groups=["staff", "admins"])
+    driver.login()
+    page = driver.http.get("/account")
+    assert page.status_code == 200 and 'value="Ada"' in page.text
+    assert "verified" in page.text and "staff, admins" in page.text, "read-only shown"
+    assert 'name="attr-groups"' not in page.text, "operator-managed: not editable"
+
+    bad = form_post(driver, page, "/account/profile", "attr", given_name="", email="nope",
+                    family_name="Lovelace")
+    assert bad.status_code == 400
+    assert "Enter your first name." in bad.text, "a globally required attribute stays required"
+    assert "Enter an email address" in bad.text and 'value="Lovelace"' in bad.text
+
+    saved = form_post(driver, page, "/account/profile", "attr", given_name="Ada",
+                      email="ada@new.example", family_name="Lovelace", birthdate="1985-12-10")
+    assert saved.status_code == 302 and saved.headers["Location"] == "/account"
+    assert "Your profile was saved." in driver.http.get("/account").text
+    profile = reload_user(driver).profile
+    assert profile["family_name"] == "Lovelace" and profile["email"] == "ada@new.example"
+    assert "email_verified" not in profile, "a changed email is no longer verified"
+    assert profile["groups"] == ["staff", "admins"], "operator attributes are untouched"
+
+
+def test_the_profile_form_needs_its_csrf_token(driver: Driver) -> None:
+    driver.user(given_name="Ada")
+    driver.login()
+    response = driver.http.post("/account/profile", data={"attr-given_name": "Eve"})
+    assert response.status_code == 400 and "expired" in response.text
+    assert reload_user(driver).profile["given_name"] == "Ada"
+
+
+def test_changing_the_password_needs_the_current_one(driver: Driver) -> None:
+    driver.user(given_name="Ada")
+    driver.login()
+    page = driver.http.get("/account")
+    wrong = form_post(driver, page, "/account/password", "pw", current_password="guess-1234",
+                      new_password="a new secret", confirm="a new secret")
+    assert wrong.status_code == 400 and "That is not your current password." in wrong.text
+    differ = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
+                       new_password="a new secret", confirm="another one")
+    assert differ.status_code == 400 and "The two new passwords differ." in differ.text
+    short = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
+                      new_password="short", confirm="short")
+    assert short.status_code == 400 and "Use 8 to 1024 characters." in short.text
+    done = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
+                     new_password="a new secret", confirm="a new secret")
+    assert done.status_code == 302
+    assert reload_user(driver).password_hash.startswith("$argon2id$")  # type: ignore[union-attr]
+    assert Driver.of(driver.app).login(password=PASSWORD).status_code == 401
+    assert Driver.of(driver.app).login(password="a new secret").status_code == 302
+
+
+def test_revoking_an_app_revokes_its_refresh_tokens_and_consent(shared_instance: Path, store: Store,
+                                                                 clock: FakeClock) -> None:
+    driver = Driver.of(make_app(shared_instance, store, clock))
+    driver.user()
+    client, secret = driver.client(name="Photo App")
+    other, other_secret = driver.client(name="Other App")
+    driver.login()
+    code = driver.code(client.client_id, scope="openid offline_access profile")
+    token = driver.token(client.client_id, secret, code=code).json
+    kept = driver.token(other.client_id, other_secret,
+                        code=driver.code(other.client_id, scope="openid offline_access")).json
+    assert store.find(REFRESH, hash_key(token["refresh_token"])) is not None
+    page = driver.http.get("/account")
+    assert "Photo App" in page.text and "Other App" in page.text
+    assert "Your name, username, picture" in page.text, "what the app can see"
+
+    response = form_post(driver, page, "/account/apps", "app", client_id=client.client_id)
+    assert response.status_code == 302
+    assert "Photo App no longer has access" in driver.http.get("/account").text
+    assert store.find(REFRESH, hash_key(token["refresh_token"])) is None
+    info = driver.http.get("/userinfo",
+                           headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert info.status_code == 401, "the grant's access tokens are denied too"
+    assert store.find(REFRESH, hash_key(kept["refresh_token"])) is not None, "others untouched"
+    after = driver.http.get("/account").text  # the notice was shown once, above
+    assert "Photo App" not in after and "Other App" in after
+    ask = driver.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid"})
+    assert 'name="consent"' in ask.text, "consent was withdrawn: asked again"
+
+
+def test_revoking_needs_its_csrf_token(driver: Driver) -> None:
+    driver.user(given_name="Ada")
+    client, _ = driver.client(name="Photo App")
+    driver.login()
+    driver.code(client.client_id)
+    response = driver.http.post("/account/apps", data={"client_id": client.client_id})
+    assert response.status_code == 302
+    assert "Photo App" in driver.http.get("/account").text.split("Apps with access")[1]
+
+
+def test_sessions_are_linked_only_when_that_page_exists(driver: Driver, shared_instance: Path,
+                                                        clock: FakeClock) -> None:
+    driver.user(given_name="Ada")
+    driver.login()
+    assert "/account/sessions" not in driver.http.get("/account").text
+    app: Flask = make_app(shared_instance, MemoryStore(clock=clock), clock)
+    app.add_url_rule("/account/sessions", "sessions", lambda: "sessions")
+    other = Driver.of(app)
+    other.user(given_name="Ada")
+    other.login()
+    assert 'href="/account/sessions"' in other.http.get("/account").text
+
+
+def test_saving_the_profile_leaves_untouched_fields_as_they_were(driver: Driver) -> None:
+    address = {"street_address": "1 Main St", "locality": "Springfield", "country": "US"}
+    driver.user(given_name="Ada", address=address, birthdate="1990-04-23")
+    driver.login()
+    page = driver.http.get("/account")
+    assert "1 Main St, Springfield, US" in page.text
+    values = dict(re.findall(r'name="attr-([a-z_]+)"[^>]*value="([^"]*)"', page.text))
+    values.pop("csrf_token")
+    values["address"] = "1 Main St, Springfield, US"
+    saved = form_post(driver, page, "/account/profile", "attr", **{**values,
+                                                                   "family_name": "Lovelace"})
+    assert saved.status_code == 302
+    profile = reload_user(driver).profile
+    assert profile["address"] == address, "a structured address is not flattened"
+    assert profile["birthdate"] == "1990-04-23" and profile["family_name"] == "Lovelace"

@@ -1,0 +1,183 @@
+"""/account: a signed-in person's own page: profile, password, and the apps they let in.
+
+Every change is a POST with its own CSRF-protected form, answered by a redirect back to the
+page (so a reload never resubmits); a form with errors is shown again with them, inline.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from flask import Blueprint
+from flask import current_app
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+
+from ..attributes import Attribute
+from ..attributes import catalogue
+from ..attributes import display
+from ..attributes import make_form
+from ..attributes import submitted
+from ..claims import describe_scope
+from ..clients import get_client
+from ..consents import apps_of
+from ..consents import revoke_app
+from ..extension import get_state
+from ..forms import LogoutForm
+from ..forms import PasswordForm
+from ..forms import RevokeForm
+from ..models import User
+from ..users import VERIFIED_BY
+from .authorize import authentication
+
+bp = Blueprint("account", __name__)
+
+PASSWORD_PREFIX = "pw"
+REVOKE_PREFIX = "app"
+
+
+def _signed_in() -> User | None:
+    if authentication() is None:
+        return None
+    user: User = current_user._get_current_object()
+    return user
+
+
+def _to_login() -> ResponseReturnValue:
+    return redirect(url_for("uauth.ui.login", next=url_for("uauth.account.account")))
+
+
+def _editable() -> tuple[Attribute, ...]:
+    known = catalogue(get_state().config["UAUTH_ATTRIBUTES"])
+    return tuple(a for a in known.values() if a.editable)
+
+
+def _profile_form(user: User, *, submitted: bool) -> FlaskForm:
+    return make_form(_editable(), user.profile, submitted=submitted,
+                     required=get_state().config["UAUTH_REQUIRED_ATTRIBUTES"])
+
+
+def _read_only(user: User) -> list[tuple[str, str]]:
+    """What the operator keeps in the profile (not editable here, but shared with apps)."""
+    config = get_state().config
+    known = catalogue(config["UAUTH_ATTRIBUTES"])
+    names = [a.name for a in known.values() if not a.editable]
+    for scope in config["UAUTH_CUSTOM_SCOPES"].values():
+        names.extend(n for n in scope["claims"].values() if n not in known)
+    shown = []
+    for name in dict.fromkeys(names):
+        attribute = known.get(name) or Attribute(name, name.replace("_", " ").capitalize())
+        value = display(user.profile, attribute)
+        if value:
+            shown.append((attribute.label, value))
+    return shown
+
+
+def _badges(user: User) -> dict[str, tuple[str, str]]:
+    return {name: (("ok", "verified") if user.profile.get(flag) is True
+                   else ("muted", "not verified"))
+            for name, flag in VERIFIED_BY.items() if user.profile.get(name)}
+
+
+def _date(timestamp: int | None) -> str:
+    if not timestamp:
+        return ""
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%-d %b %Y")
+
+
+def _apps(user: User) -> list[dict[str, Any]]:
+    store = get_state().store
+    shown = []
+    for app in apps_of(store, user.id):
+        client = get_client(store, app.client_id)
+        if client is None:
+            continue
+        shown.append({
+            "client_id": app.client_id, "name": client.name, "first_party": client.first_party,
+            "scopes": [describe_scope(s) for s in app.scopes if s != "openid"],
+            "since": _date(app.granted_at), "used": _date(app.last_authorized),
+        })
+    return shown
+
+
+def sessions_url() -> str | None:
+    """The active-sessions page, when this provider has one (it is a separate feature)."""
+    path = get_state().config["UAUTH_URL_PREFIX"] + "/account/sessions"
+    try:
+        endpoint, _ = current_app.url_map.bind("localhost").match(path, method="GET")
+    except (HTTPException, RequestRedirect):
+        return None
+    return url_for(endpoint)
+
+
+def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm | None = None,
+          status: int = 200) -> ResponseReturnValue:
+    profile = profile or _profile_form(user, submitted=False)
+    password = password or PasswordForm(prefix=PASSWORD_PREFIX, formdata=None)
+    return render_template(
+        "uauth/account.html", user=user, profile=profile,
+        profile_fields=[profile[a.name] for a in _editable()], badges=_badges(user),
+        read_only=_read_only(user), password=password,
+        revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
+        sessions_url=sessions_url(), logout=LogoutForm(formdata=None),
+    ), status
+
+
+@bp.get("/account")
+def account() -> ResponseReturnValue:
+    user = _signed_in()
+    return _to_login() if user is None else _page(user)
+
+
+@bp.post("/account/profile")
+def profile() -> ResponseReturnValue:
+    user = _signed_in()
+    if user is None:
+        return _to_login()
+    form = _profile_form(user, submitted=True)
+    if not form.validate_on_submit():
+        return _page(user, profile=form, status=400)
+    changed = get_state().users.update_profile(user, submitted(form, _editable(), user.profile))
+    flash("Your profile was saved." if changed else "Nothing to save: your profile is unchanged.")
+    return redirect(url_for(".account"))
+
+
+@bp.post("/account/password")
+def password() -> ResponseReturnValue:
+    user = _signed_in()
+    if user is None:
+        return _to_login()
+    users = get_state().users
+    form = PasswordForm(prefix=PASSWORD_PREFIX)
+    if form.validate_on_submit():
+        if users.check_password(user, form.current_password.data):
+            users.set_password(user, form.new_password.data)
+            flash("Your password was changed.")
+            return redirect(url_for(".account"))
+        form.current_password.errors.append("That is not your current password.")
+    return _page(user, password=form, status=400)
+
+
+@bp.post("/account/apps")
+def revoke() -> ResponseReturnValue:
+    user = _signed_in()
+    if user is None:
+        return _to_login()
+    form = RevokeForm(prefix=REVOKE_PREFIX)
+    client_id = request.form.get("client_id", "")
+    client = get_client(get_state().store, client_id)
+    if not form.validate_on_submit() or client is None:
+        flash("That did not work: the page had expired. Please try again.", "error")
+        return redirect(url_for(".account"))
+    revoke_app(get_state(), user.id, client.client_id)
+    flash(f"{client.name} no longer has access to your account.")
+    return redirect(url_for(".account"))
