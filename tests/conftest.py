@@ -6,9 +6,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.chromium import browser_required
+from tests.chromium import launch
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_required
 from uauth.storage import Store
@@ -76,3 +79,37 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> I
     backend = make_store(request.param, request, tmp_path, clock)
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def shared_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose ``instance/`` (keys, salt, secret key) in-process apps may share when the
+    test is not about the instance itself: a new RSA key per app costs ~0.1 s."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Headless Debian Chromium under Playwright; skipped loudly (or failed in CI) without it."""
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        problem: Exception | None = exc
+    else:
+        problem = None
+    if problem is None:
+        manager = sync_playwright().start()
+        try:
+            browser = launch(manager)
+        except (FileNotFoundError, PlaywrightError) as exc:
+            manager.stop()
+            problem = exc
+    if problem is not None:
+        message = f"BROWSER TESTS NOT RUN: cannot start headless Chromium ({problem})"
+        if browser_required():
+            pytest.fail(message + " and UAUTH_REQUIRE_BROWSER=1", pytrace=False)
+        pytest.skip(message)
+    yield browser
+    browser.close()
+    manager.stop()

@@ -1,0 +1,275 @@
+"""Every page in a real browser: headless Debian Chromium, driven by Playwright.
+
+The provider runs under gunicorn (SQLite) and is configured the way an operator would, through
+the environment: required attributes, a custom attribute and a custom scope. The relying party is
+a small HTTP server the browser really lands on. Screenshots go to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import jwt
+import pytest
+import requests
+
+from tests.chromium import overflows
+from tests.e2e.conftest import PASSWORD
+from tests.e2e.conftest import Provider
+from tests.e2e.conftest import _gunicorn_provider
+
+pytestmark = pytest.mark.slow
+
+CONFIG = {
+    "UAUTH_ATTRIBUTES": json.dumps([{"name": "department", "label": "Department",
+                                     "type": "choice",
+                                     "choices": ["Engineering", "Sales", "Support"]}]),
+    "UAUTH_REQUIRED_ATTRIBUTES": json.dumps(["given_name", "family_name"]),
+    "UAUTH_CUSTOM_SCOPES": json.dumps({"groups": {"description": "The groups you belong to",
+                                                  "claims": ["groups"]}}),
+}
+PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2, "is_mobile": True,
+         "has_touch": True}
+
+
+class _Callback(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        body = b"<!doctype html><title>Example App</title><h1>Signed in to Example App</h1>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
+    yield from _gunicorn_provider(tmp_path_factory.mktemp("browser"), "sqlite", None, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    """The relying party's redirect URI: a real page on loopback."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/callback"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def shot(page: Any, shots: Path, name: str) -> None:
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def authorize_url(site: Provider, client_id: str, redirect_uri: str, verifier: str,
+                  scope: str = "openid profile") -> str:
+    return site.url + "/authorize?" + urlencode({
+        "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+        "scope": scope, "state": "st-42", "nonce": "n-42", "code_challenge": s256(verifier),
+        "code_challenge_method": "S256"})
+
+
+def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def text(page: Any, selector: str) -> str:
+    return str(page.locator(selector).inner_text())
+
+
+def test_login_attributes_consent_and_back_to_the_app(site: Provider, app_url: str, page: Any,
+                                                      shots: Path) -> None:
+    user = site.add_user()
+    client, secret = site.add_client(name="Example App", redirect_uris=[app_url],
+                                     required_attributes=["department"],
+                                     scope="openid profile email groups")
+    verifier = secrets.token_urlsafe(48)
+    page.goto(authorize_url(site, client.client_id, app_url, verifier, "openid profile groups"))
+    assert text(page, "h1") == "Sign in" and "Example App" in text(page, ".lead")
+    shot(page, shots, "01-login")
+
+    sign_in(page, user.username, "not-the-password")
+    assert text(page, ".alert") == "Incorrect username or password."
+    assert page.input_value("#username") == user.username, "the username is kept"
+    shot(page, shots, "02-login-wrong-password")
+
+    sign_in(page, user.username)
+    assert text(page, "h1") == "Complete your profile"
+    labels = page.locator("form label").all_inner_texts()
+    assert labels == ["First name", "Last name", "Department"]
+    page.fill("#attr-given_name", "Ada")
+    page.get_by_role("button", name="Continue").click()
+    assert text(page, "#attr-family_name-error") == "Enter your last name."
+    assert text(page, "#attr-department-error") == "Enter your department."
+    assert page.input_value("#attr-given_name") == "Ada", "values are kept on error"
+    assert page.get_attribute("#attr-family_name", "aria-invalid") == "true"
+    shot(page, shots, "03-attributes-errors")
+
+    page.fill("#attr-family_name", "Lovelace")
+    page.select_option("#attr-department", "Engineering")
+    page.get_by_role("button", name="Continue").click()
+    assert text(page, "h1") == "Allow Example App?"
+    assert "The groups you belong to" in page.locator(".scopes").all_inner_texts()[0]
+    shot(page, shots, "04-consent")
+
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(app_url + "?**")
+    assert text(page, "h1") == "Signed in to Example App"
+    got = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+    assert got["state"] == "st-42" and got["iss"] == site.url
+
+    token = requests.post(site.url + "/token", auth=(client.client_id, secret or ""), timeout=10,
+                          data={"grant_type": "authorization_code", "code": got["code"],
+                                "redirect_uri": app_url, "code_verifier": verifier}).json()
+    key = jwt.PyJWKClient(site.url + "/jwks.json").get_signing_key_from_jwt(token["id_token"])
+    claims = jwt.decode(token["id_token"], key.key, algorithms=["RS256"],
+                        audience=client.client_id, issuer=site.url)
+    assert claims["sub"] == site.sub(user, client) != user.id and claims["nonce"] == "n-42"
+    info = requests.get(site.url + "/userinfo", timeout=10,
+                        headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    assert info["sub"] == claims["sub"]
+    assert info["given_name"] == "Ada" and info["family_name"] == "Lovelace"
+
+
+def test_account_page_profile_password_and_apps(site: Provider, app_url: str, page: Any,
+                                                shots: Path) -> None:
+    user = site.add_user(given_name="Grace", family_name="Hopper")
+    client, _ = site.add_client(name="Photo App", redirect_uris=[app_url])
+    page.goto(authorize_url(site, client.client_id, app_url, secrets.token_urlsafe(48)))
+    sign_in(page, user.username)
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(app_url + "?**")
+
+    page.goto(site.url + "/account")
+    assert text(page, "h1") == "Your account"
+    assert "Photo App" in text(page, ".apps")
+    assert page.input_value("#attr-given_name") == "Grace"
+    shot(page, shots, "05-account")
+
+    page.fill("#attr-email", "not-an-email")
+    page.fill("#attr-phone_number", "555-1234")
+    page.get_by_role("button", name="Save profile").click()
+    assert "Enter an email address" in text(page, "#attr-email-error")
+    assert "international format" in text(page, "#attr-phone_number-error")
+    assert page.input_value("#attr-email") == "not-an-email"
+    shot(page, shots, "06-account-errors")
+    page.fill("#attr-email", "grace@example.org")
+    page.fill("#attr-phone_number", "+1 202 555 0143")
+    page.get_by_role("button", name="Save profile").click()
+    assert text(page, ".notice") == "Your profile was saved."
+    assert "not verified" in text(page, "label[for=attr-email]")
+
+    page.fill("#pw-current_password", "wrong-password")
+    page.fill("#pw-new_password", "a much better secret")
+    page.fill("#pw-confirm", "a much better secret")
+    page.get_by_role("button", name="Change password").click()
+    assert text(page, "#pw-current_password-error") == "That is not your current password."
+    page.fill("#pw-current_password", PASSWORD)
+    page.fill("#pw-new_password", "a much better secret")
+    page.fill("#pw-confirm", "a much better secret")
+    page.get_by_role("button", name="Change password").click()
+    assert text(page, ".notice") == "Your password was changed."
+
+    page.get_by_role("button", name="Remove access").click()
+    assert text(page, ".notice") == "Photo App no longer has access to your account."
+    assert page.get_by_text("No apps have access to your account.").is_visible()
+    shot(page, shots, "07-account-revoked")
+
+
+def test_logout_and_error_pages(site: Provider, page: Any, shots: Path) -> None:
+    user = site.add_user(given_name="Alan", family_name="Turing")
+    page.goto(site.url + "/login")
+    sign_in(page, user.username)
+    assert "Alan" in text(page, "h1")
+    page.goto(site.url + "/logout")
+    assert text(page, "h1") == "Sign out?"
+    shot(page, shots, "08-logout")
+    page.get_by_role("button", name="Sign out").click()
+    assert text(page, "h1") == "You are signed out"
+    shot(page, shots, "09-logged-out")
+    page.goto(site.url + "/account")
+    assert text(page, "h1") == "Sign in", "signed out: the account page asks to sign in"
+
+    response = page.goto(site.url + "/authorize?response_type=code&client_id=nope&scope=openid")
+    assert response.status == 400
+    assert text(page, "h1") == "This sign-in request cannot be completed"
+    shot(page, shots, "10-error")
+
+
+def test_every_page_fits_a_375px_phone(site: Provider, app_url: str, chromium: Any,
+                                       shots: Path) -> None:
+    user = site.add_user(name="Maximiliane Wolkenstein-Oberhausen")
+    client, _ = site.add_client(name="A Rather Long Application Name For Small Screens",
+                                redirect_uris=[app_url], required_attributes=["department"])
+    context = chromium.new_context(**PHONE)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    seen = []
+
+    def check(name: str) -> None:
+        shot(page, shots, f"phone-{name}")
+        seen.append(name)
+        assert not overflows(page), f"{name} scrolls sideways at 375 px"
+
+    page.goto(authorize_url(site, client.client_id, app_url, secrets.token_urlsafe(48)))
+    check("login")
+    sign_in(page, user.username, "wrong password")
+    check("login-error")
+    sign_in(page, user.username)
+    page.get_by_role("button", name="Continue").click()
+    assert page.locator(".error").count() == 3
+    check("attributes-errors")
+    page.fill("#attr-given_name", "Maximiliane")
+    page.fill("#attr-family_name", "Wolkenstein-Oberhausen")
+    page.select_option("#attr-department", "Support")
+    page.get_by_role("button", name="Continue").click()
+    check("consent")
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(app_url + "?**")
+    page.goto(site.url + "/account")
+    check("account")
+    page.goto(site.url + "/")
+    check("home")
+    page.goto(site.url + "/logout")
+    check("logout")
+    page.get_by_role("button", name="Sign out").click()
+    check("logged-out")
+    page.goto(site.url + "/authorize?client_id=nope")
+    check("error")
+    context.close()
+    assert len(seen) == 9
