@@ -16,15 +16,31 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+class BrowserUnavailable(Exception):
+    """Playwright or Chromium is missing or would not start; the message says which."""
+
+
 def browser_required() -> bool:
     return os.environ.get("UAUTH_REQUIRE_BROWSER") == "1"
 
 
-def launch(playwright: Any) -> Any:
-    """Start headless Chromium; raises FileNotFoundError when it is not installed."""
+def start() -> tuple[Any, Any]:
+    """Playwright and a headless Chromium it drives: ``(playwright, browser)``."""
+    try:
+        from playwright.sync_api import Error
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise BrowserUnavailable(f"the playwright package is missing ({exc})") from None
     if not os.access(CHROMIUM, os.X_OK):
-        raise FileNotFoundError(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, timeout=60_000)
+        raise BrowserUnavailable(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS,
+                                             timeout=60_000)
+    except Error as exc:
+        playwright.stop()
+        raise BrowserUnavailable(f"{CHROMIUM} did not start ({exc})") from None
+    return playwright, browser
 
 
 def overflows(page: Any) -> bool:

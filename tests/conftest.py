@@ -7,11 +7,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from typing import NoReturn
 
 import pytest
 
+from tests.chromium import BrowserUnavailable
 from tests.chromium import browser_required
-from tests.chromium import launch
+from tests.chromium import start as start_chromium
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_required
 from uauth.storage import Store
@@ -40,6 +42,15 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+def not_here(what: str, reason: str, *, required: bool, flag: str) -> NoReturn:
+    """A real service the tests need is missing: skip loudly, or fail where ``flag`` says it
+    must be there (CI)."""
+    message = f"{what} TESTS NOT RUN: {reason}"
+    if required:
+        pytest.fail(f"{message} and {flag}=1", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the whole session; skipped loudly (or failed in CI) without Redis."""
@@ -47,10 +58,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     try:
         server.start()
     except (FileNotFoundError, RuntimeError) as exc:
-        message = f"REDIS TESTS NOT RUN: cannot start redis-server ({exc})"
-        if redis_required():
-            pytest.fail(message + " and UAUTH_REQUIRE_REDIS=1", pytrace=False)
-        pytest.skip(message)
+        not_here("REDIS", f"cannot start redis-server ({exc})", required=redis_required(),
+                 flag="UAUTH_REQUIRE_REDIS")
     yield server
     server.stop()
 
@@ -92,24 +101,9 @@ def shared_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def chromium() -> Iterator[Any]:
     """Headless Debian Chromium under Playwright; skipped loudly (or failed in CI) without it."""
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        problem: Exception | None = exc
-    else:
-        problem = None
-    if problem is None:
-        manager = sync_playwright().start()
-        try:
-            browser = launch(manager)
-        except (FileNotFoundError, PlaywrightError) as exc:
-            manager.stop()
-            problem = exc
-    if problem is not None:
-        message = f"BROWSER TESTS NOT RUN: cannot start headless Chromium ({problem})"
-        if browser_required():
-            pytest.fail(message + " and UAUTH_REQUIRE_BROWSER=1", pytrace=False)
-        pytest.skip(message)
+        playwright, browser = start_chromium()
+    except BrowserUnavailable as exc:
+        not_here("BROWSER", str(exc), required=browser_required(), flag="UAUTH_REQUIRE_BROWSER")
     yield browser
     browser.close()
-    manager.stop()
+    playwright.stop()

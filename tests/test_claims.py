@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
+from tests.http_stub import serve
 from uauth import create_app
 from uauth.claims import SUBJECT
 from uauth.clients import RegistrationError
@@ -204,37 +202,20 @@ def test_pairwise_needs_one_host_or_a_sector_identifier_uri(driver: Driver) -> N
     assert native.sector_identifier == "com.example.app"
 
 
-class _Sector(BaseHTTPRequestHandler):
-    documents: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:  # noqa: N802
-        body = self.documents.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture
-def sector_host() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Sector)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def sector_site() -> Iterator[tuple[str, dict[str, bytes]]]:
+    documents: dict[str, bytes] = {}
+    with serve(documents, "application/json") as url:
+        yield url, documents
 
 
-def test_a_sector_identifier_uri_groups_hosts_into_one_sector(driver: Driver, sector_host: str
-                                                              ) -> None:
+def test_a_sector_identifier_uri_groups_hosts_into_one_sector(
+        driver: Driver, sector_site: tuple[str, dict[str, bytes]]) -> None:
+    sector_host, documents = sector_site
     uris = ["http://localhost:8399/cb", "http://[::1]:8399/cb"]
-    _Sector.documents = {"/sector.json": json.dumps([*uris, "http://localhost:9/x"]).encode(),
-                         "/short.json": json.dumps(uris[:1]).encode(),
-                         "/object.json": b'{"redirect_uris": []}'}
+    documents.update({"/sector.json": json.dumps([*uris, "http://localhost:9/x"]).encode(),
+                      "/short.json": json.dumps(uris[:1]).encode(),
+                      "/object.json": b'{"redirect_uris": []}'})
     client, _ = driver.client(redirect_uris=uris, sector_identifier_uri=sector_host +
                               "/sector.json")
     assert client.sector_identifier == "127.0.0.1"

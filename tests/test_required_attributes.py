@@ -47,6 +47,16 @@ def answer(driver: Driver, page: Any, **values: str) -> Any:
     return driver.http.post("/authorize", data=data)
 
 
+def asked_for(shared_instance: Path, clock: FakeClock, attribute: str) -> tuple[Driver, Any]:
+    """A signed-in user on the form asking for the one required ``attribute``."""
+    driver = Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock,
+                                UAUTH_REQUIRED_ATTRIBUTES=[attribute]))
+    driver.user()
+    client, _ = driver.client(first_party=True)
+    driver.login()
+    return driver, driver.http.get("/authorize", query_string=params(client.client_id))
+
+
 def params(client_id: str, **extra: str) -> dict[str, str]:
     return {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
             "scope": "openid profile", "state": "s1", **extra}
@@ -125,12 +135,7 @@ def test_the_attribute_form_needs_its_csrf_token(driver: Driver) -> None:
 ])
 def test_typed_attributes_are_validated(shared_instance: Path, clock: FakeClock, attribute: str,
                                         value: str, message: str) -> None:
-    driver = Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock,
-                                UAUTH_REQUIRED_ATTRIBUTES=[attribute]))
-    driver.user()
-    client, _ = driver.client(first_party=True)
-    driver.login()
-    page = driver.http.get("/authorize", query_string=params(client.client_id))
+    driver, page = asked_for(shared_instance, clock, attribute)
     response = answer(driver, page, **{attribute: value})
     assert response.status_code == 400 and message in response.text
     assert f'value="{value}"' in response.text
@@ -145,12 +150,7 @@ def test_typed_attributes_are_validated(shared_instance: Path, clock: FakeClock,
 def test_valid_typed_attributes_are_stored_as_claims_expect(shared_instance: Path, clock: FakeClock,
                                                             attribute: str, value: str,
                                                             stored: Any) -> None:
-    driver = Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock,
-                                UAUTH_REQUIRED_ATTRIBUTES=[attribute]))
-    driver.user()
-    client, _ = driver.client(first_party=True)
-    driver.login()
-    page = driver.http.get("/authorize", query_string=params(client.client_id))
+    driver, page = asked_for(shared_instance, clock, attribute)
     response = answer(driver, page, **{attribute: value})
     assert response.status_code == 302 and "code=" in response.headers["Location"]
     with driver.app.app_context():
