@@ -178,3 +178,20 @@ def test_saving_the_profile_leaves_untouched_fields_as_they_were(driver: Driver)
     profile = reload_user(driver).profile
     assert profile["address"] == address, "a structured address is not flattened"
     assert profile["birthdate"] == "1990-04-23" and profile["family_name"] == "Lovelace"
+
+
+def test_only_grants_that_may_still_hold_tokens_are_remembered(driver: Driver,
+                                                               clock: FakeClock) -> None:
+    from uauth.consents import apps_of
+
+    user = driver.user(given_name="Ada")
+    client, _ = driver.client(first_party=True)
+    driver.login()
+    driver.code(client.client_id, scope="openid offline_access")
+    driver.code(client.client_id, scope="openid")
+    clock.advance(60 + 7200 + 1)  # the code and access token of the second grant are over
+    driver.code(client.client_id, scope="openid")
+    with driver.app.app_context():
+        apps = apps_of(get_state().store, user.id)
+    assert len(apps) == 1 and len(apps[0].grant_ids) == 2, "the refresh family stays listed"
+    assert apps[0].last_authorized == int(clock.now)

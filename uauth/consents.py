@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .extension import State
 
 CONSENT = "consent"
-#: ``user:client -> {"grants": {grant_id: issued_at}}``
+#: ``user:client -> {"grants": {grant_id: live_until}, "last_authorized": time}``
 APP_GRANTS = "app_grants"
 #: ``user -> {"clients": [...]}``: the apps listed on the account page.
 USER_APPS = "user_apps"
@@ -49,19 +49,24 @@ def forget_consent(store: Store, user_id: str, client_id: str) -> None:
     store.delete(CONSENT, _key(user_id, client_id))
 
 
-def grant_lifetime(config: dict[str, Any]) -> int:
-    """How long any token of a grant can live: after that its id is not worth keeping."""
-    return max(int(config["UAUTH_ACCESS_TOKEN_TTL"]), int(config["UAUTH_REFRESH_TOKEN_TTL"]))
+def grant_lifetime(config: dict[str, Any], *, offline: bool) -> int:
+    """How long any token of a new grant can live: its code, then its access tokens, or, for a
+    grant with refresh tokens, the whole refresh family and a last access token."""
+    lives = int(config["UAUTH_CODE_TTL"]) + int(config["UAUTH_ACCESS_TOKEN_TTL"])
+    return lives + int(config["UAUTH_REFRESH_TOKEN_TTL"]) if offline else lives
 
 
-def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, ttl: int,
+def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,
                    now: int) -> None:
-    """Note that ``grant_id`` was issued to this client for this user (ids past ``ttl`` drop)."""
+    """Note that ``grant_id`` was issued to this client for this user and may have live tokens
+    for ``lives`` seconds; grants past that are dropped, so the record stays small."""
     key = _key(user_id, client_id)
     record = store.find(APP_GRANTS, key)
-    grants = {gid: at for gid, at in (record or {"grants": {}})["grants"].items() if at + ttl > now}
-    grants[grant_id] = now
-    store.save(APP_GRANTS, key, {"grants": grants}, ttl=ttl)
+    grants = {gid: until for gid, until in (record or {"grants": {}})["grants"].items()
+              if until > now}
+    grants[grant_id] = now + lives
+    store.save(APP_GRANTS, key, {"grants": grants, "last_authorized": now},
+               ttl=max(grants.values()) - now)
     if record is None:
         _list_app(store, user_id, client_id)
 
@@ -90,15 +95,15 @@ def apps_of(store: Store, user_id: str) -> list[App]:
     apps = []
     for client_id in listed["clients"]:
         consent = store.find(CONSENT, _key(user_id, client_id))
-        grants = (store.find(APP_GRANTS, _key(user_id, client_id)) or {"grants": {}})["grants"]
-        if consent is None and not grants:
+        grants = store.find(APP_GRANTS, _key(user_id, client_id))
+        if consent is None and grants is None:
             continue
         apps.append(App(
             client_id=client_id,
             scopes=tuple(consent["scopes"]) if consent else (),
             granted_at=consent["granted_at"] if consent else None,
-            last_authorized=max(grants.values()) if grants else None,
-            grant_ids=tuple(grants),
+            last_authorized=grants["last_authorized"] if grants else None,
+            grant_ids=tuple(grants["grants"]) if grants else (),
         ))
     return sorted(apps, key=lambda a: -(a.last_authorized or a.granted_at or 0))
 

@@ -263,11 +263,14 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
 
 
 def begin_grant(state: State, request: UAuthRequest) -> None:
-    """A new grant for ``request.user``: its id, remembered per user and client so the person
-    can revoke its tokens from /account."""
+    """A new grant for ``request.user``: its id, remembered per user and client for as long as
+    its tokens can live (refresh tokens only come with a code), so the person can revoke them
+    from /account."""
     request.grant_id = new_grant_id()
+    offline = ("code" in str(request.payload.response_type).split()
+               and wants_refresh_token(request.client, request.scope))
     remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
-                   ttl=grant_lifetime(state.config), now=state.now())
+                   lives=grant_lifetime(state.config, offline=offline), now=state.now())
 
 
 def save_code(state: State, code: str, request: UAuthRequest) -> None:
