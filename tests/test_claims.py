@@ -77,6 +77,18 @@ def test_a_custom_scope_releases_its_claims_and_only_when_granted(custom: Driver
     assert "groups" not in plain and "department" not in plain
 
 
+def test_custom_claims_can_be_asked_for_by_name(custom: Driver) -> None:
+    custom.user(groups=["staff"], dept="R&D")
+    client, secret = custom.client(scope="openid profile groups")
+    custom.login()
+    asked = json.dumps({"userinfo": {"groups": None}, "id_token": {"department": None}})
+    code = custom.code(client.client_id, scope="openid", claims=asked)
+    token = custom.token(client.client_id, secret, code=code).json
+    assert userinfo(custom, token["access_token"]).json["groups"] == ["staff"]
+    id_token = jwt.decode(token["id_token"], options={"verify_signature": False})
+    assert id_token["department"] == "R&D" and "groups" not in id_token
+
+
 def test_clients_may_not_ask_for_custom_scopes_they_were_not_given(custom: Driver) -> None:
     custom.user()
     client, _ = custom.client(scope="openid profile")

@@ -66,7 +66,7 @@ def test_prompt_none_answers_without_any_page(provider: Provider) -> None:
     browser.pages.clear()
     silent = browser.authorize(url(provider, client, prompt="none"))
     assert len(browser.pages) == 1
-    assert tokens(provider, client, secret, silent)["claims"]["sub"] == user.id
+    assert tokens(provider, client, secret, silent)["claims"]["sub"] == provider.sub(user, client)
     wider = browser.authorize(url(provider, client, prompt="none", scope="openid email"))
     assert error_of(wider) == "consent_required"
 
@@ -145,7 +145,7 @@ def test_id_token_hint(provider: Provider) -> None:
     switched = elsewhere.authorize(url(provider, client, id_token_hint=hint),
                                    username=user.username)
     assert saw_login(elsewhere), "the hinted user must sign in"
-    assert tokens(provider, client, secret, switched)["claims"]["sub"] == user.id
+    assert tokens(provider, client, secret, switched)["claims"]["sub"] == provider.sub(user, client)
     wrong_user = Browser(provider.url)
     refused = wrong_user.authorize(url(provider, client, id_token_hint=hint),
                                    username=other.username)
@@ -184,7 +184,7 @@ def test_claims_parameter_with_essential_claims(provider: Provider) -> None:
     assert body["claims"]["name"] == user.profile["name"] and "email" not in body["claims"]
     assert body["scope"] == "openid", "the claims parameter does not widen the scope"
     info = userinfo(provider, body["access_token"]).json()
-    assert info == {"sub": user.id, "email": user.profile["email"]}, "what was asked, no more"
+    assert info == {"sub": provider.sub(user, client), "email": user.profile["email"]}, "what was asked, no more"
 
     for bad in ("{not json", "[]", json.dumps({"userinfo": []}),
                 json.dumps({"id_token": {"name": True}})):
