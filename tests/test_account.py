@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 
 from tests.app_driver import PASSWORD
 from tests.app_driver import REDIRECT
@@ -100,9 +99,13 @@ def test_changing_the_password_needs_the_current_one(driver: Driver) -> None:
     short = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
                       new_password="short", confirm="short")
     assert short.status_code == 400 and "Use 8 to 1024 characters." in short.text
+    elsewhere = Driver.of(driver.app)
+    assert elsewhere.login().status_code == 302
     done = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
                      new_password="a new secret", confirm="a new secret")
     assert done.status_code == 302
+    assert "your other sessions were signed out" in driver.http.get("/account").text
+    assert elsewhere.http.get("/account").status_code == 302, "the other browser is signed out"
     assert reload_user(driver).password_hash.startswith("$argon2id$")  # type: ignore[union-attr]
     assert Driver.of(driver.app).login(password=PASSWORD).status_code == 401
     assert Driver.of(driver.app).login(password="a new secret").status_code == 302
@@ -150,17 +153,14 @@ def test_revoking_needs_its_csrf_token(driver: Driver) -> None:
     assert "Photo App" in driver.http.get("/account").text.split("Apps with access")[1]
 
 
-def test_sessions_are_linked_only_when_that_page_exists(driver: Driver, shared_instance: Path,
-                                                        clock: FakeClock) -> None:
+def test_the_account_page_links_to_the_sessions_page(driver: Driver) -> None:
     driver.user(given_name="Ada")
     driver.login()
-    assert "/account/sessions" not in driver.http.get("/account").text
-    app: Flask = make_app(shared_instance, MemoryStore(clock=clock), clock)
-    app.add_url_rule("/account/sessions", "sessions", lambda: "sessions")
-    other = Driver.of(app)
-    other.user(given_name="Ada")
-    other.login()
-    assert 'href="/account/sessions"' in other.http.get("/account").text
+    page = driver.http.get("/account").text
+    assert 'href="/account/sessions"' in page
+    sessions = driver.http.get("/account/sessions")
+    assert sessions.status_code == 200 and "(this browser)" in sessions.text
+    assert 'href="/account"' in sessions.text, "and back"
 
 
 def test_saving_the_profile_leaves_untouched_fields_as_they_were(driver: Driver) -> None:

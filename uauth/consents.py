@@ -1,8 +1,9 @@
 """Remembered consent, and the apps a person has let in (for the account page).
 
 Consent is kept per user, client and scope set for ``UAUTH_CONSENT_TTL`` seconds. Every grant
-(one authorization, the family its refresh tokens belong to) is also remembered per user and
-client, so revoking an app from ``/account`` can revoke exactly the tokens it holds.
+(one authorization, the family its refresh tokens belong to) is also noted per user and client for
+as long as its tokens can live, so revoking an app from ``/account`` revokes exactly the tokens it
+holds. Both live in one storage group per user, so the account page lists them in one query.
 """
 
 from __future__ import annotations
@@ -12,20 +13,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .storage import Record
 from .storage import Store
 
 if TYPE_CHECKING:
     from .extension import State
 
 CONSENT = "consent"
-#: ``user:client -> {"grants": {grant_id: live_until}, "last_authorized": time}``
-APP_GRANTS = "app_grants"
-#: ``user -> {"clients": [...]}``: the apps listed on the account page.
-USER_APPS = "user_apps"
+#: One record per grant a client got for a user, kept as long as the grant's tokens can live.
+APP_GRANT = "app_grant"
 
 
 def _key(user_id: str, client_id: str) -> str:
     return f"{user_id}:{client_id}"
+
+
+def apps_group(user_id: str) -> str:
+    """The storage group (:meth:`Store.grant_records`) of a user's consents and app grants:
+    listing them is one query, and no record is ever read, changed and written back."""
+    return f"apps-of:{user_id}"
 
 
 def has_consent(store: Store, user_id: str, client_id: str, scopes: Iterable[str]) -> bool:
@@ -41,8 +47,7 @@ def remember_consent(store: Store, user_id: str, client_id: str, scopes: Iterabl
     merged = sorted(set(record["scopes"]) | set(scopes))
     store.save(CONSENT, _key(user_id, client_id),
                {"user_id": user_id, "client_id": client_id, "scopes": merged, "granted_at": now},
-               ttl=ttl)
-    _list_app(store, user_id, client_id)
+               ttl=ttl, grant_id=apps_group(user_id))
 
 
 def forget_consent(store: Store, user_id: str, client_id: str) -> None:
@@ -59,23 +64,10 @@ def grant_lifetime(config: dict[str, Any], *, offline: bool) -> int:
 def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,
                    now: int) -> None:
     """Note that ``grant_id`` was issued to this client for this user and may have live tokens
-    for ``lives`` seconds; grants past that are dropped, so the record stays small."""
-    key = _key(user_id, client_id)
-    record = store.find(APP_GRANTS, key)
-    grants = {gid: until for gid, until in (record or {"grants": {}})["grants"].items()
-              if until > now}
-    grants[grant_id] = now + lives
-    store.save(APP_GRANTS, key, {"grants": grants, "last_authorized": now},
-               ttl=max(grants.values()) - now)
-    if record is None:
-        _list_app(store, user_id, client_id)
-
-
-def _list_app(store: Store, user_id: str, client_id: str) -> None:
-    record = store.find(USER_APPS, user_id) or {"clients": []}
-    if client_id not in record["clients"]:
-        store.save(USER_APPS, user_id, {"clients": sorted({*record["clients"], client_id})},
-                   ttl=None)
+    for ``lives`` seconds (the note expires with them)."""
+    store.save(APP_GRANT, f"{_key(user_id, client_id)}:{grant_id}",
+               {"client_id": client_id, "grant_id": grant_id, "issued_at": now},
+               ttl=lives, grant_id=apps_group(user_id))
 
 
 @dataclass(frozen=True)
@@ -91,19 +83,22 @@ class App:
 
 def apps_of(store: Store, user_id: str) -> list[App]:
     """Apps holding consent or live grants for this user, most recently used first."""
-    listed = store.find(USER_APPS, user_id) or {"clients": []}
+    consents: dict[str, Record] = {}
+    grants: dict[str, list[Record]] = {}
+    for kind, _, record in store.grant_records(apps_group(user_id)):
+        if kind == CONSENT:
+            consents[record["client_id"]] = record
+        elif kind == APP_GRANT:
+            grants.setdefault(record["client_id"], []).append(record)
     apps = []
-    for client_id in listed["clients"]:
-        consent = store.find(CONSENT, _key(user_id, client_id))
-        grants = store.find(APP_GRANTS, _key(user_id, client_id))
-        if consent is None and grants is None:
-            continue
+    for client_id in {*consents, *grants}:
+        consent, issued = consents.get(client_id), grants.get(client_id, [])
         apps.append(App(
             client_id=client_id,
             scopes=tuple(consent["scopes"]) if consent else (),
             granted_at=consent["granted_at"] if consent else None,
-            last_authorized=grants["last_authorized"] if grants else None,
-            grant_ids=tuple(grants["grants"]) if grants else (),
+            last_authorized=max((g["issued_at"] for g in issued), default=None),
+            grant_ids=tuple(g["grant_id"] for g in issued),
         ))
     return sorted(apps, key=lambda a: -(a.last_authorized or a.granted_at or 0))
 
@@ -113,17 +108,11 @@ def revoke_app(state: State, user_id: str, client_id: str) -> int:
     tokens are deleted and its access tokens denied). Returns the number of grants revoked."""
     from .tokens import revoke_grant
 
-    store = state.store
-    key = _key(user_id, client_id)
-    grants = (store.find(APP_GRANTS, key) or {"grants": {}})["grants"]
-    for grant_id in grants:
-        revoke_grant(state, grant_id)
-    store.delete(APP_GRANTS, key)
-    forget_consent(store, user_id, client_id)
-    listed = store.find(USER_APPS, user_id) or {"clients": []}
-    remaining = [c for c in listed["clients"] if c != client_id]
-    if remaining:
-        store.save(USER_APPS, user_id, {"clients": remaining}, ttl=None)
-    else:
-        store.delete(USER_APPS, user_id)
-    return len(grants)
+    revoked = 0
+    for kind, key, record in state.store.grant_records(apps_group(user_id)):
+        if kind == APP_GRANT and record["client_id"] == client_id:
+            revoke_grant(state, record["grant_id"])
+            state.store.delete(APP_GRANT, key)
+            revoked += 1
+    forget_consent(state.store, user_id, client_id)
+    return revoked

@@ -249,7 +249,8 @@ def test_backchannel_logout_reaches_every_client_of_the_session(provider: Provid
         by_client[audience] = claims
         assert claims["events"] == {EVENT: {}}
         assert "nonce" not in claims
-        assert claims["sid"] == sid and claims["sub"] == user.id
+        client = one if audience == one.client_id else two
+        assert claims["sid"] == sid and claims["sub"] == provider.sub(user, client)
         assert claims["exp"] - claims["iat"] <= 120 and claims["jti"]
     assert set(by_client) == {one.client_id, two.client_id}
     assert by_client[one.client_id]["jti"] != by_client[two.client_id]["jti"]

@@ -36,6 +36,9 @@ from ..forms import LogoutForm
 from ..forms import PasswordForm
 from ..forms import RevokeForm
 from ..models import User
+from ..sessions import current_session
+from ..sessions import end
+from ..sessions import of_user
 from ..users import VERIFIED_BY
 from .authorize import authentication
 
@@ -161,7 +164,13 @@ def password() -> ResponseReturnValue:
     if form.validate_on_submit():
         if users.check_password(user, form.current_password.data):
             users.set_password(user, form.new_password.data)
-            flash("Your password was changed.")
+            # whoever else holds a session of this account (maybe why it changes) is signed out
+            here = current_session()
+            others = [s for s in of_user(get_state(), user.id) if here is None or s.key != here.key]
+            for login in others:
+                end(get_state(), login)
+            flash("Your password was changed" + (
+                "; your other sessions were signed out." if others else "."))
             return redirect(url_for(".account"))
         form.current_password.errors.append("That is not your current password.")
     return _page(user, password=form, status=400)
