@@ -47,3 +47,14 @@ def overflows(page: Any) -> bool:
     """True when the page scrolls sideways (wider than the viewport)."""
     return bool(page.evaluate(
         "() => document.documentElement.scrollWidth > document.documentElement.clientWidth"))
+
+
+def squashed_buttons(page: Any) -> list[str]:
+    """Buttons squeezed out of shape (taller than three lines of text, or narrower than 4em)."""
+    found: list[str] = page.evaluate("""() => [...document.querySelectorAll('button, .button')]
+        .filter(b => b.offsetParent !== null)
+        .filter(b => { const r = b.getBoundingClientRect();
+                       const em = parseFloat(getComputedStyle(b).fontSize);
+                       return r.height > 6 * em || r.width < 4 * em; })
+        .map(b => b.textContent.trim())""")
+    return found

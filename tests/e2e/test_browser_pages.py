@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from tests.chromium import overflows
+from tests.chromium import squashed_buttons
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.conftest import Provider
 from tests.e2e.conftest import _gunicorn_provider
@@ -69,7 +70,9 @@ def page(chromium: Any) -> Iterator[Any]:
 
 
 def shot(page: Any, shots: Path, name: str) -> None:
+    """Keep a screenshot to look at, and check no button is squeezed out of shape."""
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    assert squashed_buttons(page) == [], f"{name}: buttons out of shape"
 
 
 def s256(verifier: str) -> str:
@@ -243,6 +246,8 @@ def test_every_page_fits_a_375px_phone(site: Provider, app_url: str, chromium: A
     page.wait_for_url(app_url + "?**")
     page.goto(site.url + "/account")
     check("account")
+    page.get_by_role("link", name="See where you are signed in").click()
+    check("sessions")
     page.goto(site.url + "/")
     check("home")
     page.goto(site.url + "/logout")
@@ -252,4 +257,4 @@ def test_every_page_fits_a_375px_phone(site: Provider, app_url: str, chromium: A
     page.goto(site.url + "/authorize?client_id=nope")
     check("error")
     context.close()
-    assert len(seen) == 9
+    assert len(seen) == 10
