@@ -195,3 +195,24 @@ def test_only_grants_that_may_still_hold_tokens_are_remembered(driver: Driver,
         apps = apps_of(get_state().store, user.id)
     assert len(apps) == 1 and len(apps[0].grant_ids) == 2, "the refresh family stays listed"
     assert apps[0].last_authorized == int(clock.now)
+
+
+def test_a_host_apps_own_directory_keeps_its_profiles(tmp_path: Path) -> None:
+    from tests.test_embedding_wiring import CAROL
+    from tests.test_embedding_wiring import DictUsers
+    from tests.test_embedding_wiring import host_app
+    from uauth import UAuth
+
+    app = host_app(tmp_path, UAUTH_REQUIRED_ATTRIBUTES=["birthdate"])
+    UAuth(app, users=DictUsers((CAROL, "carol-password")))
+    driver = Driver.of(app)
+    client, _ = driver.client(first_party=True)
+    assert driver.login("carol", "carol-password").status_code == 302
+    response = driver.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid"})
+    assert "code=" in response.headers["Location"], "no form: uauth cannot save to the host"
+    page = driver.http.get("/account").text
+    assert "Carol" in page and "c@example.com" in page and 'name="attr-' not in page
+    assert "managed where you signed up" in page and 'name="pw-' not in page
+    assert driver.http.post("/account/profile").headers["Location"] == "/account"

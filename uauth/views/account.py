@@ -40,6 +40,8 @@ from ..sessions import current_session
 from ..sessions import end
 from ..sessions import of_user
 from ..users import VERIFIED_BY
+from ..users import EditableDirectory
+from ..users import editable
 from .authorize import authentication
 
 bp = Blueprint("account", __name__)
@@ -69,11 +71,16 @@ def _profile_form(user: User, *, submitted: bool) -> FlaskForm:
                      required=get_state().config["UAUTH_REQUIRED_ATTRIBUTES"])
 
 
-def _read_only(user: User) -> list[tuple[str, str]]:
-    """What the operator keeps in the profile (not editable here, but shared with apps)."""
+def _editor() -> EditableDirectory | None:
+    return editable(get_state().users)
+
+
+def _read_only(user: User, *, everything: bool) -> list[tuple[str, str]]:
+    """What the operator keeps in the profile (not editable here, but shared with apps), or
+    ``everything`` when the user directory is a host app's that keeps its own profiles."""
     config = get_state().config
     known = catalogue(config["UAUTH_ATTRIBUTES"])
-    names = [a.name for a in known.values() if not a.editable]
+    names = [a.name for a in known.values() if everything or not a.editable]
     for scope in config["UAUTH_CUSTOM_SCOPES"].values():
         names.extend(n for n in scope["claims"].values() if n not in known)
     shown = []
@@ -124,12 +131,15 @@ def sessions_url() -> str | None:
 
 def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm | None = None,
           status: int = 200) -> ResponseReturnValue:
-    profile = profile or _profile_form(user, submitted=False)
-    password = password or PasswordForm(prefix=PASSWORD_PREFIX, formdata=None)
+    editing = _editor() is not None
+    if editing:
+        profile = profile or _profile_form(user, submitted=False)
+        password = password or PasswordForm(prefix=PASSWORD_PREFIX, formdata=None)
     return render_template(
-        "uauth/account.html", user=user, profile=profile,
-        profile_fields=[profile[a.name] for a in _editable()], badges=_badges(user),
-        read_only=_read_only(user), password=password,
+        "uauth/account.html", user=user, editable=editing, profile=profile,
+        profile_fields=[profile[a.name] for a in _editable()] if profile else [],
+        badges=_badges(user), read_only=_read_only(user, everything=not editing),
+        password=password,
         revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
         sessions_url=sessions_url(), logout=LogoutForm(formdata=None),
     ), status
@@ -143,23 +153,22 @@ def account() -> ResponseReturnValue:
 
 @bp.post("/account/profile")
 def profile() -> ResponseReturnValue:
-    user = _signed_in()
-    if user is None:
-        return _to_login()
+    user, editor = _signed_in(), _editor()
+    if user is None or editor is None:
+        return _to_login() if user is None else redirect(url_for(".account"))
     form = _profile_form(user, submitted=True)
     if not form.validate_on_submit():
         return _page(user, profile=form, status=400)
-    changed = get_state().users.update_profile(user, submitted(form, _editable(), user.profile))
+    changed = editor.update_profile(user, submitted(form, _editable(), user.profile))
     flash("Your profile was saved." if changed else "Nothing to save: your profile is unchanged.")
     return redirect(url_for(".account"))
 
 
 @bp.post("/account/password")
 def password() -> ResponseReturnValue:
-    user = _signed_in()
-    if user is None:
-        return _to_login()
-    users = get_state().users
+    user, users = _signed_in(), _editor()
+    if user is None or users is None:
+        return _to_login() if user is None else redirect(url_for(".account"))
     form = PasswordForm(prefix=PASSWORD_PREFIX)
     if form.validate_on_submit():
         if users.check_password(user, form.current_password.data):
