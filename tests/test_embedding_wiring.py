@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 import pytest
 from flask import Flask
 from flask import request
@@ -70,7 +71,9 @@ def test_without_a_host_login_manager_uauth_brings_its_own(tmp_path: Path) -> No
     assert token.status_code == 200
     info = driver.http.get("/userinfo",
                            headers={"Authorization": f"Bearer {token.json['access_token']}"})
-    assert info.json == {"sub": "u-carol", "name": "Carol", "email": "c@example.com",
+    sub = jwt.decode(token.json["id_token"], options={"verify_signature": False})["sub"]
+    assert sub != "u-carol", "pairwise by default, with a host's directory too"
+    assert info.json == {"sub": sub, "name": "Carol", "email": "c@example.com",
                          "email_verified": False, "preferred_username": "carol"}
 
 

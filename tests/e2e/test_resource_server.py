@@ -68,7 +68,7 @@ def test_a_resource_server_validates_tokens_knowing_only_the_issuer(provider: Pr
 
     ok = api.get("/profile", headers=bearer(token["access_token"]))
     assert ok.status_code == 200, ok.text
-    assert ok.json == {"sub": user.id, "client_id": client.client_id,
+    assert ok.json == {"sub": provider.sub(user, client), "client_id": client.client_id,
                        "scopes": ["openid", "profile"], "user": None}
     scope = api.get("/phone", headers=bearer(token["access_token"]))
     assert scope.status_code == 403
