@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .base import Clock
 from .base import Consumed
+from .base import Entry
 from .base import Kind
 from .base import Record
 from .base import StorageError
@@ -15,6 +16,7 @@ from .base import system_clock
 __all__ = [
     "Clock",
     "Consumed",
+    "Entry",
     "Kind",
     "Record",
     "StorageError",

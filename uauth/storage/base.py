@@ -59,6 +59,20 @@ class Consumed:
     first: bool
 
 
+@dataclass(frozen=True)
+class Entry:
+    """A stored record with its bookkeeping, as :meth:`Store.dump` yields it (migrations)."""
+
+    kind: Kind
+    key: str
+    record: Record
+    #: Unix seconds; None for records that never expire.
+    expires_at: float | None
+    grant_id: str | None
+    #: Times consumed; a copy must keep a consumed record consumed (replay detection).
+    consumed: int
+
+
 class Store(Protocol):
     """Persistence for every record uauth keeps.
 
@@ -103,6 +117,10 @@ class Store(Protocol):
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         """Every live record of one kind, in no particular order (admin listings only)."""
+
+    def dump(self) -> Iterator[Entry]:
+        """Every live record of every kind with its expiry, grant and consumed count
+        (``uauth migrate``). Kinds never contain ``:``."""
 
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .base import Clock
 from .base import Consumed
+from .base import Entry
 from .base import Kind
 from .base import Record
 from .base import system_clock
@@ -97,6 +98,13 @@ class MemoryStore:
             keys = [k for (family, k) in self._entries if family == kind]
             found = [(k, self._live(kind, k)) for k in keys]
             items = [(k, copy.deepcopy(e.record)) for k, e in found if e is not None]
+        yield from items
+
+    def dump(self) -> Iterator[Entry]:
+        with self._lock:
+            found = [(kind, key, self._live(kind, key)) for kind, key in list(self._entries)]
+            items = [Entry(kind, key, copy.deepcopy(e.record), e.expires_at, e.grant_id,
+                           int(e.consumed)) for kind, key, e in found if e is not None]
         yield from items
 
     def ping(self) -> None:

@@ -5,6 +5,11 @@ seconds, empty for never), ``c`` (times consumed) and ``g`` (grant id); Redis TT
 ``e`` is checked on every read so an injected clock and Redis agree on what is expired. A set
 ``{prefix}g:{grant}`` indexes the records of one grant. Every multi-step operation is one Lua
 script, so it is atomic across workers and hosts and costs one round trip.
+
+High availability: ``redis+sentinel://host:26379,host2:26379/<service>/<db>`` asks the Sentinels
+for the current master and follows a failover (redis-py's Sentinel support; redis-py has no URL
+form for it, so uauth parses this one). Redis Cluster is not supported: the scripts touch a record
+and its grant index, which Cluster would place in different slots.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import json
 import math
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -20,6 +28,7 @@ from redis.retry import Retry
 
 from .base import Clock
 from .base import Consumed
+from .base import Entry
 from .base import Kind
 from .base import Record
 from .base import StorageError
@@ -93,13 +102,12 @@ class RedisStore:
         # One pool per store; redis-py resets it in a forked child, so workers never share
         # sockets. A single immediate retry survives a server restart without stalling on
         # an outage, which must answer 503 quickly.
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-            health_check_interval=30,
-        )
+        options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                                   "retry": Retry(NoBackoff(), 1), "health_check_interval": 30}
+        if url.startswith(SENTINEL_SCHEME + "://"):
+            self._client = sentinel_client(url, options)
+        else:
+            self._client = redis.Redis.from_url(url, **options)
         self._save = self._client.register_script(_SAVE)
         self._consume = self._client.register_script(_CONSUME)
         self._revoke = self._client.register_script(_REVOKE)
@@ -189,11 +197,75 @@ class RedisStore:
             if record is not None:
                 yield name.decode("utf-8")[len(head):], record
 
+    def dump(self) -> Iterator[Entry]:
+        head = f"{self.prefix}r:"
+        names = self._call(lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*")))
+        for start in range(0, len(names), 500):
+            batch = sorted(names)[start:start + 500]
+            pipe = self._client.pipeline(transaction=False)
+            for name in batch:
+                pipe.hmget(name, "v", "e", "g", "c")
+            for name, (value, expires, grant, consumed) in zip(
+                    batch, self._call(pipe.execute), strict=True):
+                record = self._decode_live(value, expires)
+                if record is None:
+                    continue
+                kind, _, key = name.decode("utf-8")[len(head):].partition(":")
+                yield Entry(kind, key, record, float(expires) if expires else None,
+                            grant.decode("utf-8") if grant else None, int(consumed or 0))
+
     def ping(self) -> None:
         self._call(self._client.ping)
 
     def close(self) -> None:
         self._client.close()
+
+
+SENTINEL_SCHEME = "redis+sentinel"
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[str, Any]]:
+    """``redis+sentinel://[:password@]host:port[,host:port…]/service[/db][?sentinel_password=…]``
+
+    Returns the Sentinel addresses, the service (master) name, the database number and the
+    connection options for the master (its password). Raises ValueError with the reason.
+    """
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    addresses = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"sentinel address {item!r} must be host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    segments = [seg for seg in parts.path.split("/") if seg]
+    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise ValueError("the path must be /<service name>[/<db number>]")
+    options: dict[str, Any] = {}
+    username, _, password = userinfo.partition(":")
+    if password:
+        options["password"] = unquote(password)
+    if username:
+        options["username"] = unquote(username)
+    query = parse_qs(parts.query)
+    if "sentinel_password" in query:
+        options["sentinel_password"] = query["sentinel_password"][0]
+    return addresses, segments[0], int(segments[1]) if len(segments) == 2 else 0, options
+
+
+def sentinel_client(url: str, options: dict[str, Any]) -> redis.Redis:
+    """A client for the master a set of Sentinels names; it re-asks them after a failover."""
+    from redis.sentinel import Sentinel
+
+    addresses, service, db, auth = parse_sentinel_url(url)
+    sentinel_password = auth.pop("sentinel_password", None)
+    sentinel_kwargs = {"socket_timeout": options["socket_timeout"],
+                       "socket_connect_timeout": options["socket_connect_timeout"]}
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    sentinel = Sentinel(addresses, sentinel_kwargs=sentinel_kwargs, **options)  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(service, db=db, **auth)  # type: ignore[no-untyped-call]
+    return client
 
 
 def _glob_escape(text: str) -> str:

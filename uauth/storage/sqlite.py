@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import sqlite_utils
 
 from .base import Clock
 from .base import Consumed
+from .base import Entry
 from .base import Kind
 from .base import Record
 from .base import StorageError
@@ -50,6 +52,22 @@ class SQLiteStore:
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
+        # Several workers opening a new database at once: switching to WAL and creating the
+        # schema can fail with "locked" at once (SQLite skips the busy timeout where waiting
+        # could deadlock), so the setup is retried for as long as the busy timeout allows.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                self._set_up(conn)
+                return conn
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    raise
+                time.sleep(0.02)
+
+    @staticmethod
+    def _set_up(conn: sqlite3.Connection) -> None:
         db = sqlite_utils.Database(conn)
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             db.execute("PRAGMA journal_mode=WAL")
@@ -66,7 +84,6 @@ class SQLiteStore:
             )
             records.create_index(["grant_id"], if_not_exists=True)
             records.create_index(["expires_at"], if_not_exists=True)
-        return conn
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
@@ -156,6 +173,22 @@ class SQLiteStore:
         ).fetchall()
         for key, value in rows:
             yield key, dict(json.loads(value))
+
+    def dump(self) -> Iterator[Entry]:
+        rows = self._run(
+            "SELECT kind, key, value, expires_at, grant_id, consumed FROM records "  # noqa: S608
+            f"WHERE {_LIVE} ORDER BY kind, key", (self._clock(),),
+        ).fetchall()
+        for kind, key, value, expires_at, grant_id, consumed in rows:
+            yield Entry(kind, key, dict(json.loads(value)), expires_at, grant_id, consumed)
+
+    def backup(self, target: sqlite3.Connection) -> None:
+        """Copy the live database into ``target`` with SQLite's online backup API: one read
+        transaction, so in WAL mode writers go on while it runs."""
+        try:
+            self._conn().backup(target)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
 
     def ping(self) -> None:
         self._run("SELECT 1 FROM records LIMIT 1", ())
