@@ -7,7 +7,7 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Issuer identifier: the public base URL of the provider (https except on loopback).
 # UAUTH_ISSUER = 'http://127.0.0.1:5000'
 
-# Storage URL: memory://, sqlite:///path (sqlite:////abs/path) or redis://host:port/db; {instance} is the instance folder.
+# Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or redis+sentinel://host:port,host:port/service/db; {instance} is the instance folder.
 # UAUTH_STORAGE = 'sqlite:///{instance}/uauth.db'
 
 # Prefix of every Redis key uauth writes.
@@ -40,8 +40,23 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Global switch for PKCE 'plain'; when true, only clients allowed it may use it.
 # UAUTH_ALLOW_PLAIN_PKCE = True
 
-# Default signing algorithm of ID tokens and access tokens.
+# Default signing algorithm of ID tokens; a client may register another (id_token_signed_response_alg).
 # UAUTH_SIGNING_ALG = 'RS256'
+
+# Signing algorithm of access tokens (RFC 9068 JWTs), for every client.
+# UAUTH_ACCESS_TOKEN_ALG = 'RS256'
+
+# Algorithms with a signing key (published in the JWKS, listed in discovery) out of RS256 PS256 ES256 EdDSA; RS256 and the two defaults above are always included.
+# UAUTH_SIGNING_ALGS = ['RS256']
+
+# Days a signing key signs before a new one takes over automatically (0: never).
+# UAUTH_KEY_ROTATION_DAYS = 30
+
+# Seconds a new signing key is published in the JWKS before it signs anything.
+# UAUTH_KEY_PREPUBLISH = 86400
+
+# Seconds between a worker's checks for keys rotated by another process or host.
+# UAUTH_KEY_CHECK_INTERVAL = 5
 
 # Absolute lifetime in seconds of a login session at the provider.
 # UAUTH_SESSION_TTL = 1209600
@@ -78,3 +93,18 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 
 # Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) or public (the same sub everywhere).
 # UAUTH_DEFAULT_SUBJECT_TYPE = 'pairwise'
+
+# Number of reverse proxies in front of uauth whose X-Forwarded-For/-Proto/-Host and X-Request-ID headers are trusted (0: none).
+# UAUTH_TRUSTED_PROXIES = 0
+
+# Serve Prometheus metrics at /metrics.
+# UAUTH_METRICS = False
+
+# If set, /metrics requires 'Authorization: Bearer <this token>'.
+# UAUTH_METRICS_TOKEN = ''
+
+# Log lines as JSON objects (json) or plain text (text); set up by uauth serve and wsgi.py.
+# UAUTH_LOG_FORMAT = 'json'
+
+# Lowest level logged: DEBUG, INFO, WARNING or ERROR (INFO logs one line per request).
+# UAUTH_LOG_LEVEL = 'INFO'

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from urllib.parse import parse_qsl
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
 
 import requests
 
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[dict[str, object]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": a.get("action", ""), "method": a.get("method", "get"),
-                               "fields": [], "buttons": []})
-        elif self.forms and tag == "input" and a.get("name"):
-            self.forms[-1]["fields"].append((a["name"], a.get("value", "")))  # type: ignore[union-attr]
-        elif self.forms and tag == "button" and a.get("name"):
-            self.forms[-1]["buttons"].append((a["name"], a.get("value", "")))  # type: ignore[union-attr]
-
-
-def forms(html: str) -> list[dict[str, object]]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
+from uauth.selfcheck import forms
 
 
 class Browser:

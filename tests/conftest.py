@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import uuid
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,17 @@ def redis_url(redis_server: RedisServer) -> str:
     if redis_server.process is None:  # a test stopped it and failed before restarting
         redis_server.start()
     return redis_server.url
+
+
+def run_in_processes(target: Callable[..., object], *args: object, n: int = 6) -> None:
+    """Start ``n`` forked processes on ``target`` at once (start-up races); all must succeed."""
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=target, args=args) for _ in range(n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
 
 
 def unique_prefix() -> str:

@@ -52,6 +52,8 @@ class Delivery:
     uri: str
     sid: str
     sub: str | None
+    #: The client's ID token algorithm: logout tokens are signed like its ID tokens.
+    alg: str | None = None
 
 
 def logout_token(state: State, delivery: Delivery) -> str:
@@ -70,7 +72,8 @@ def logout_token(state: State, delivery: Delivery) -> str:
         claims["sub"] = delivery.sub
     from .tokens import sign
 
-    return sign(state, claims, typ="logout+jwt")
+    alg = delivery.alg if delivery.alg in state.config["UAUTH_SIGNING_ALGS"] else None
+    return sign(state, claims, typ="logout+jwt", alg=alg)
 
 
 def deliveries(state: State, login: LoginSession, client_ids: Iterable[str]) -> list[Delivery]:
@@ -82,7 +85,8 @@ def deliveries(state: State, login: LoginSession, client_ids: Iterable[str]) -> 
         if client is None or not client.backchannel_logout_uri:
             continue
         sub = subject(user, client) if user is not None else None
-        found.append(Delivery(client_id, client.backchannel_logout_uri, login.sid, sub))
+        found.append(Delivery(client_id, client.backchannel_logout_uri, login.sid, sub,
+                              client.id_token_signed_response_alg))
     return found
 
 

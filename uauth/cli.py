@@ -78,7 +78,9 @@ def init(ctx: _Context) -> None:
     from .extension import get_state
 
     with app.app_context():
-        get_state().store.ping()  # creates the SQLite schema now, not on the first request
+        state = get_state()
+        state.store.ping()  # creates the SQLite schema now, not on the first request
+        created.extend(f"{key.alg} signing key {key.kid} (in storage)" for key in state.keys.added)
     for item in created:
         click.echo(f"created {item}")
     if not created:
@@ -89,14 +91,23 @@ def init(ctx: _Context) -> None:
 @click.option("--bind", default="127.0.0.1:5000", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--timeout", default=30, show_default=True, type=click.IntRange(5, 3600),
+              help="Seconds a request may take before its worker is restarted.")
 @pass_ctx
-def serve(ctx: _Context, bind: str, workers: int, threads: int) -> None:
+def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) -> None:
     """Serve the provider with gunicorn (each worker loads keys and connects once)."""
+    import shutil
+
     from gunicorn.app.base import BaseApplication
 
     from .config import DEFAULTS
     from .config import is_loopback_host
+    from .logs import configure_logging
+    from .metrics import prepare_multiprocess_dir
+    from .metrics import worker_exited
 
+    # Before anything imports prometheus-client: it picks multi-process mode at import time.
+    metrics_dir, made_dir = prepare_multiprocess_dir()
     host = bind.rsplit(":", 1)[0]
     if (os.environ.get("UAUTH_ISSUER") is None and is_loopback_host(host)
             and ctx.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
@@ -113,6 +124,7 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int) -> None:
         state.store.ping()
         state.store.close()
         issuer = state.issuer
+        configure_logging(state.config["UAUTH_LOG_FORMAT"], state.config["UAUTH_LOG_LEVEL"])
     path = resolve_instance_path(ctx.instance)
     click.echo(f"uauth issuer:    {issuer}")
     click.echo(f"discovery:       {issuer}/.well-known/openid-configuration")
@@ -123,8 +135,12 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int) -> None:
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", timeout)
+            self.cfg.set("accesslog", None)  # uauth logs each request itself, with its id
             self.cfg.set("proc_name", "uauth")
+            self.cfg.set("child_exit", lambda _arbiter, worker: worker_exited(worker.pid))
+            if made_dir:  # the master's last act; workers leave through here too, so not finally
+                self.cfg.set("on_exit", lambda _arbiter: shutil.rmtree(metrics_dir, True))
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
                 self.cfg.set("control_socket_disable", True)
 
@@ -335,6 +351,9 @@ def client() -> None:
 @click.option("--sector-identifier-uri", metavar="URL",
               help="https URL of a JSON array of all redirect URIs; its host is the pairwise "
               "sector (needed when redirect URIs span several hosts).")
+@click.option("--id-token-signed-response-alg", "id_token_alg",
+              type=click.Choice(["RS256", "PS256", "ES256", "EdDSA"]),
+              help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -346,7 +365,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               as_json: bool) -> None:
+               id_token_alg: str | None, as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
@@ -373,6 +392,8 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 known_attributes=catalogue(state.config["UAUTH_ATTRIBUTES"]),
                 subject_type=subject_type or state.config["UAUTH_DEFAULT_SUBJECT_TYPE"],
                 sector_identifier_uri=sector_identifier_uri,
+                id_token_signed_response_alg=id_token_alg,
+                enabled_algs=state.config["UAUTH_SIGNING_ALGS"],
             )
         except RegistrationError as exc:
             fail(str(exc))
@@ -423,6 +444,16 @@ def config_example() -> None:
     from .instance import example_config
 
     click.echo(example_config(), nl=False)
+
+
+def _add_operations() -> None:
+    from .opscli import OPERATIONS
+
+    for command in OPERATIONS:
+        cli.add_command(command)
+
+
+_add_operations()
 
 
 def main() -> None:

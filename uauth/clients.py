@@ -17,6 +17,7 @@ from flask import has_app_context
 from .config import DEFAULTS
 from .config import SUBJECT_TYPES
 from .config import is_loopback_host
+from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
 from .models import Client
 from .responses import RESPONSE_MODES
@@ -202,6 +203,8 @@ def register_client(
     post_logout_redirect_uris: Iterable[str] = (),
     backchannel_logout_uri: str | None = None,
     backchannel_logout_session_required: bool = False,
+    id_token_signed_response_alg: str | None = None,
+    enabled_algs: Iterable[str] | None = None,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it and its secret (shown once, stored hashed).
 
@@ -264,6 +267,11 @@ def register_client(
         raise RegistrationError("a sector_identifier_uri is only for pairwise subjects")
     sector = (sector_identifier(uris, sector_identifier_uri) if subject_type == "pairwise"
               else None)
+    alg = id_token_signed_response_alg
+    if alg is not None and alg not in set(enabled_algs if enabled_algs is not None else
+                                          SUPPORTED_ALGS):
+        raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
+                                "add it to UAUTH_SIGNING_ALGS")
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
@@ -289,6 +297,7 @@ def register_client(
         subject_type=subject_type,
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
+        id_token_signed_response_alg=alg,
     )
     save_client(store, client)
     return client, secret

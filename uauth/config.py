@@ -101,7 +101,7 @@ def _issuer(name: str, value: Any, _: Mapping[str, Any]) -> str:
     return text.rstrip("/")
 
 
-STORAGE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix")
+STORAGE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix", "redis+sentinel")
 
 
 def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
@@ -110,14 +110,29 @@ def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
     if scheme not in STORAGE_SCHEMES:
         raise ConfigError(
             f"{name} has an unknown storage scheme {scheme or text!r}; use memory://, "
-            "sqlite:///path/to/uauth.db or redis://host:6379/0"
+            "sqlite:///path/to/uauth.db, redis://host:6379/0 or "
+            "redis+sentinel://host:26379,host2:26379/service/0"
         )
+    if scheme == "redis+sentinel":
+        from .storage.redis import parse_sentinel_url
+
+        try:
+            parse_sentinel_url(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name}: {exc}; e.g. redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0"
+            ) from None
     if scheme == "sqlite" and (not text.startswith("sqlite:///") or text == "sqlite:///"):
         raise ConfigError(
             f"{name} must be sqlite:///relative/path.db or sqlite:////absolute/path.db, "
             f"got {text!r}"
         )
     return text
+
+
+def validate_storage_url(url: str, instance_path: str, name: str = "--to") -> str:
+    """A storage URL given outside the config (``uauth migrate --to``), checked the same way."""
+    return _storage(name, url.replace("{instance}", instance_path), {})
 
 
 def _url_prefix(name: str, value: Any, _: Mapping[str, Any]) -> str:
@@ -142,6 +157,44 @@ def _signing_alg(name: str, value: Any, _: Mapping[str, Any]) -> str:
     if text not in SUPPORTED_ALGS:
         raise ConfigError(f"{name} must be one of {', '.join(SUPPORTED_ALGS)}, got {text!r}")
     return text
+
+
+def _signing_algs(name: str, value: Any, config: Mapping[str, Any]) -> list[str]:
+    """The enabled algorithms: those listed, the two defaults, and always RS256 (OIDC Core
+    §15.1, Discovery §3), in the order of :data:`uauth.keys.SUPPORTED_ALGS`."""
+    from .keys import SUPPORTED_ALGS
+
+    listed = set(_str_list(name, value, config))
+    unknown = sorted(listed - set(SUPPORTED_ALGS))
+    if unknown:
+        raise ConfigError(f"{name} may list {', '.join(SUPPORTED_ALGS)}; unknown: "
+                          f"{', '.join(unknown)}")
+    enabled = listed | {"RS256", config["UAUTH_SIGNING_ALG"], config["UAUTH_ACCESS_TOKEN_ALG"]}
+    return [alg for alg in SUPPORTED_ALGS if alg in enabled]
+
+
+def _prepublish(name: str, value: Any, config: Mapping[str, Any]) -> int:
+    seconds = _non_negative_int(name, value, config)
+    days = config["UAUTH_KEY_ROTATION_DAYS"]
+    if days and seconds >= days * 86400:
+        raise ConfigError(f"{name} ({seconds} s) must be shorter than UAUTH_KEY_ROTATION_DAYS "
+                          f"({days} days): a key is published before it signs, not after")
+    return seconds
+
+
+_LOG_FORMATS = ("json", "text")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _choice(choices: tuple[str, ...]) -> Validator:
+    def check(name: str, value: Any, _: Mapping[str, Any]) -> str:
+        text = str(value).strip()
+        for choice in choices:
+            if text.lower() == choice.lower():
+                return choice
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {text!r}")
+
+    return check
 
 
 def _str_list(name: str, value: Any, _: Mapping[str, Any]) -> list[str]:
@@ -215,8 +268,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_STORAGE",
         "sqlite:///{instance}/uauth.db",
-        "Storage URL: memory://, sqlite:///path (sqlite:////abs/path) or "
-        "redis://host:port/db; {instance} is the instance folder.",
+        "Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or "
+        "redis+sentinel://host:port,host:port/service/db; {instance} is the instance folder.",
         _storage,
     ),
     Setting("UAUTH_REDIS_PREFIX", "uauth:", "Prefix of every Redis key uauth writes."),
@@ -266,8 +319,40 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_SIGNING_ALG",
         "RS256",
-        "Default signing algorithm of ID tokens and access tokens.",
+        "Default signing algorithm of ID tokens; a client may register another "
+        "(id_token_signed_response_alg).",
         _signing_alg,
+    ),
+    Setting(
+        "UAUTH_ACCESS_TOKEN_ALG",
+        "RS256",
+        "Signing algorithm of access tokens (RFC 9068 JWTs), for every client.",
+        _signing_alg,
+    ),
+    Setting(
+        "UAUTH_SIGNING_ALGS",
+        ["RS256"],
+        "Algorithms with a signing key (published in the JWKS, listed in discovery) out of "
+        "RS256 PS256 ES256 EdDSA; RS256 and the two defaults above are always included.",
+        _signing_algs,
+    ),
+    Setting(
+        "UAUTH_KEY_ROTATION_DAYS",
+        30,
+        "Days a signing key signs before a new one takes over automatically (0: never).",
+        _non_negative_int,
+    ),
+    Setting(
+        "UAUTH_KEY_PREPUBLISH",
+        86400,
+        "Seconds a new signing key is published in the JWKS before it signs anything.",
+        _prepublish,
+    ),
+    Setting(
+        "UAUTH_KEY_CHECK_INTERVAL",
+        5,
+        "Seconds between a worker's checks for keys rotated by another process or host.",
+        _positive_int,
     ),
     Setting(
         "UAUTH_SESSION_TTL",
@@ -346,6 +431,37 @@ SETTINGS: tuple[Setting, ...] = (
         "Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) "
         "or public (the same sub everywhere).",
         _subject_type,
+    ),
+    Setting(
+        "UAUTH_TRUSTED_PROXIES",
+        0,
+        "Number of reverse proxies in front of uauth whose X-Forwarded-For/-Proto/-Host and "
+        "X-Request-ID headers are trusted (0: none).",
+        _non_negative_int,
+    ),
+    Setting(
+        "UAUTH_METRICS",
+        False,
+        "Serve Prometheus metrics at /metrics.",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_METRICS_TOKEN",
+        "",
+        "If set, /metrics requires 'Authorization: Bearer <this token>'.",
+        lambda name, value, _: "" if value is None else str(value),
+    ),
+    Setting(
+        "UAUTH_LOG_FORMAT",
+        "json",
+        "Log lines as JSON objects (json) or plain text (text); set up by uauth serve and wsgi.py.",
+        _choice(_LOG_FORMATS),
+    ),
+    Setting(
+        "UAUTH_LOG_LEVEL",
+        "INFO",
+        "Lowest level logged: DEBUG, INFO, WARNING or ERROR (INFO logs one line per request).",
+        _choice(_LOG_LEVELS),
     ),
 )
 

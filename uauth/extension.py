@@ -23,9 +23,14 @@ from flask_login import user_loaded_from_cookie
 from flask_login import user_logged_in
 
 from . import config as settings
-from .instance import ensure_keys
+from .instance import KEYS_DIR
 from .instance import pairwise_salt
-from .keys import KeySet
+from .keyring import KeyRing
+from .keyring import Policy
+from .keys import KeySealError
+from .keys import sealer
+from .metrics import NullMetrics
+from .metrics import build_metrics
 from .storage import Clock
 from .storage import Store
 from .storage import open_store
@@ -46,11 +51,14 @@ class State:
 
     issuer: str
     store: Store
-    keys: KeySet
+    #: The shared signing keys; a :class:`~uauth.keys.KeySet` kept fresh from storage.
+    keys: KeyRing
     clock: Clock
     config: dict[str, Any]
     #: Documents that only change with the key set (discovery, JWKS), built on first use.
     cache: dict[str, Any] = field(default_factory=dict)
+    #: Prometheus counters, or a stand-in that does nothing when ``UAUTH_METRICS`` is off.
+    metrics: NullMetrics = field(default_factory=NullMetrics)
     users: UserDirectory = field(init=False)
     server: UAuthServer = field(init=False)
     backchannel: Backchannel = field(init=False)
@@ -106,12 +114,14 @@ class UAuth:
         store = self._store_override or open_store(
             config["UAUTH_STORAGE"], redis_prefix=config["UAUTH_REDIS_PREFIX"], clock=self._clock
         )
-        keys = ensure_keys(Path(app.instance_path), [config["UAUTH_SIGNING_ALG"]])
+        keys = self._keyring(app, store, config)
         state = State(
-            issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config
+            issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config,
+            metrics=build_metrics(config["UAUTH_METRICS"]),
         )
         from .backchannel import Backchannel
         from .claims import SubjectIndex
+        keys.listeners.append(state.cache.clear)
         from .server import build_server
         from .users import StoreUsers
 
@@ -127,6 +137,29 @@ class UAuth:
         register_blueprints(app, config["UAUTH_URL_PREFIX"])
         _exempt_from_csrf(app)
         register_cli(app)
+        proxies = config["UAUTH_TRUSTED_PROXIES"]
+        if proxies:
+            from werkzeug.middleware.proxy_fix import ProxyFix
+
+            app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+                app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
+
+    def _keyring(self, app: Flask, store: Store, config: dict[str, Any]) -> KeyRing:
+        secret = app.config.get("SECRET_KEY")
+        if not secret:
+            raise settings.ConfigError(
+                "SECRET_KEY is required: uauth signs sessions and seals its signing keys with it")
+        ring = KeyRing(
+            store, sealer([secret, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]),
+            Policy.from_config(config), self._clock,
+            check_interval=config["UAUTH_KEY_CHECK_INTERVAL"],
+            legacy_dir=Path(app.instance_path) / KEYS_DIR,
+        )
+        try:
+            ring.start()
+        except KeySealError as exc:
+            raise settings.ConfigError(str(exc)) from None
+        return ring
 
     def require_token(self, scope: str | Iterable[str] | None = None, *,
                       audience: str | None = None) -> Callable[[F], F]:

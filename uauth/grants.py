@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc6749.grants.authorization_code import validate_code_authorization_request
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
@@ -85,6 +86,17 @@ def wants_refresh_token(client: Client, scope: str) -> bool:
     return "offline_access" in scope.split() or client.always_issue_refresh_token
 
 
+def id_token_alg(state: State, client: Client) -> str:
+    """The client's registered ``id_token_signed_response_alg``, else ``UAUTH_SIGNING_ALG``."""
+    alg = client.id_token_signed_response_alg or state.config["UAUTH_SIGNING_ALG"]
+    if alg not in state.config["UAUTH_SIGNING_ALGS"]:
+        log.error("client %s registered id_token_signed_response_alg %s, which "
+                  "UAUTH_SIGNING_ALGS does not enable", client.client_id, alg)
+        raise UnauthorizedClientError(
+            description="The client's ID token signing algorithm is not enabled here.")
+    return str(alg)
+
+
 def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_token: bool,
                  with_id_token: bool) -> dict[str, Any]:
     """The token response body for one grant: an RFC 9068 access token, and as due a refresh
@@ -120,9 +132,10 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     if with_id_token and user is not None and auth is not None and is_openid(scope):
         token["id_token"] = mint_id_token(
             state, client_id=client.client_id, sub=sub, auth=auth, nonce=request.nonce,
-            access_token=access_token,
+            access_token=access_token, alg=id_token_alg(state, client),
             extra=claims_by_name(user, requested_claims(request, "id_token")),
         )
+    state.metrics.token_issued(getattr(grant, "GRANT_TYPE", None) or "unknown")
     return token
 
 
@@ -243,6 +256,7 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if not outcome.first:
             # RFC 6749 §4.1.2: a code used twice revokes what the first use obtained.
             revoke_grant(state, record.grant_id)
+            state.metrics.replay(CODE)
             log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
             return None
         if record.client_id != client.client_id:
@@ -377,10 +391,11 @@ class FrontChannelGrant:
         if access_token is None and code is None:
             extra = {**claims_for_scopes(user, scope_to_list(request.scope) or []), **extra}
         client: Client = request.client
+        state = _state(self)
         return mint_id_token(
-            _state(self), client_id=client.client_id, sub=subject(user, client),
+            state, client_id=client.client_id, sub=subject(user, client),
             auth=request.auth, nonce=request.payload.data.get("nonce"),
-            access_token=access_token, code=code, extra=extra,
+            access_token=access_token, code=code, extra=extra, alg=id_token_alg(state, client),
         )
 
 
@@ -459,6 +474,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             retried = retried_successor(state, presented)
             if retried is None:
                 revoke_grant(state, token.grant_id)
+                state.metrics.replay(REFRESH)
                 log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
                 raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
             request.next_refresh_token = retried

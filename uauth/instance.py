@@ -6,7 +6,8 @@ directory. That is deliberate: Flask would put an installed package's instance f
 uauth always uses the folder you can see from where you run it.
 
 Initialisation is idempotent and takes a file lock, so several gunicorn workers starting at once
-create exactly one secret and one key per algorithm, and nothing existing is ever overwritten.
+create exactly one secret, and nothing existing is ever overwritten. Signing keys live in the
+configured storage (:mod:`uauth.keyring`); ``keys/`` is only read to import keys from before.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .config import SETTINGS
-from .keys import KeySet
 
 SECRET_FILE = "secret_key"
 #: Secret salt of pairwise subjects (OIDC Core §8.1): losing or changing it changes every
@@ -68,7 +68,7 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def init_instance(path: Path, algs: list[str] | tuple[str, ...] = ("RS256",)) -> list[str]:
+def init_instance(path: Path) -> list[str]:
     """Create what is missing in the instance folder; returns what was created."""
     created: list[str] = []
     if not path.exists():
@@ -86,22 +86,7 @@ def init_instance(path: Path, algs: list[str] | tuple[str, ...] = ("RS256",)) ->
         if not (path / SALT_FILE).exists():
             pairwise_salt(path)
             created.append(str(path / SALT_FILE))
-        before = KeySet.load(path / KEYS_DIR).algorithms
-        KeySet.ensure(path / KEYS_DIR, algs)
-        created.extend(f"{path / KEYS_DIR}/{alg} signing key" for alg in algs if alg not in before)
     return created
-
-
-def ensure_keys(path: Path, algs: list[str] | tuple[str, ...]) -> KeySet:
-    """The instance's signing keys, generating missing ones under the instance lock.
-
-    An app that embeds uauth has no ``uauth init`` step: its workers start at once, and
-    without the lock each could generate its own first key and sign with a key the others
-    do not know.
-    """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with _locked(path):
-        return KeySet.ensure(path / KEYS_DIR, algs)
 
 
 def pairwise_salt(path: Path) -> bytes:

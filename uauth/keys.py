@@ -1,29 +1,38 @@
-"""Signing keys: generated on first run, parsed once per worker, published as a JWKS.
+"""Signing key material: generation, JWKs, sealing for storage, and the immutable :class:`KeySet`.
 
-Keys live in ``<instance>/keys/`` as PKCS#8 PEM files (mode 0600) named ``<alg>-<created>.pem``;
-the file name is the whole manifest, so a shared instance folder is all several hosts need to
-agree. The ``kid`` is the RFC 7638 thumbprint of the public key. The newest key of an algorithm
-whose creation time has passed signs; every loaded key stays in the JWKS so tokens it signed keep
-validating until the key file is retired.
+Keys are kept in the configured storage (see :mod:`uauth.keyring`), as PKCS#8 PEM sealed with a
+key derived from the app's ``SECRET_KEY`` (Fernet: AES-CBC + HMAC), so a database dump or backup
+alone cannot forge tokens. The ``kid`` is the RFC 7638 thumbprint of the public key. A key's
+``created`` time is when it starts signing: the newest key of an algorithm whose time has come
+signs, and every key in the set is in the JWKS, so a pre-published key (future ``created``) is
+known to relying parties before its first token.
+
+PEM files named ``<alg>-<created>.pem`` (the layout of ``<instance>/keys/`` before keys moved
+into storage) can still be read, to import them once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 from base64 import urlsafe_b64encode
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+from cryptography.fernet import InvalidToken
+from cryptography.fernet import MultiFernet
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm
 from jwt.algorithms import OKPAlgorithm
 from jwt.algorithms import RSAAlgorithm
@@ -39,6 +48,10 @@ _NAME = re.compile(r"^(?P<alg>RS256|PS256|ES256|EdDSA)-(?P<created>\d+)\.pem$")
 
 class KeyFileError(Exception):
     """A key file is unreadable or of the wrong type; the message names the file."""
+
+
+class KeySealError(Exception):
+    """A stored key cannot be opened: SECRET_KEY changed, or the record was tampered with."""
 
 
 @dataclass(frozen=True)
@@ -114,19 +127,55 @@ def load_key_file(path: Path) -> SigningKey:
     return make_signing_key(alg, int(match["created"]), private, path)  # type: ignore[arg-type]
 
 
-def write_key_file(directory: Path, alg: str, created: int | None = None) -> SigningKey:
-    """Generate a key and write it with mode 0600 (never readable by others, even briefly)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    created = int(time.time()) if created is None else created
-    private = generate_private_key(alg)
-    pem = private.private_bytes(
+def pem_of(key: SigningKey) -> bytes:
+    return key.private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    path = directory / f"{alg}-{created}.pem"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    return make_signing_key(alg, created, private, path)
+
+
+def new_signing_key(alg: str, created: int) -> SigningKey:
+    return make_signing_key(alg, created, generate_private_key(alg))
+
+
+def sealer(secrets: Iterable[str | bytes]) -> MultiFernet:
+    """Seals with the first secret (``SECRET_KEY``), opens with any (``SECRET_KEY_FALLBACKS``).
+
+    Each Fernet key is HKDF-SHA256 of the secret, so the secret itself never touches the keys.
+    """
+    fernets = []
+    for secret in secrets:
+        raw = secret.encode("utf-8") if isinstance(secret, str) else secret
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                       info=b"uauth signing keys v1").derive(raw)
+        fernets.append(Fernet(urlsafe_b64encode(derived)))
+    if not fernets:
+        raise ValueError("SECRET_KEY is required to seal signing keys")
+    return MultiFernet(fernets)
+
+
+def seal(key: SigningKey, box: MultiFernet) -> dict[str, Any]:
+    """The storage form of a key: public facts in clear, the private key sealed."""
+    return {"kid": key.kid, "alg": key.alg, "created": key.created,
+            "sealed": box.encrypt(pem_of(key)).decode("ascii")}
+
+
+def unseal(entry: dict[str, Any], box: MultiFernet) -> SigningKey:
+    """Open a stored key; the kid must match the key inside, so entries cannot be swapped."""
+    try:
+        pem = box.decrypt(str(entry["sealed"]).encode("ascii"))
+    except InvalidToken:
+        raise KeySealError(
+            f"signing key {entry.get('kid')} cannot be opened with this SECRET_KEY; restore the "
+            "SECRET_KEY it was sealed with (or list the old one in SECRET_KEY_FALLBACKS)"
+        ) from None
+    private = serialization.load_pem_private_key(pem, password=None)
+    alg = str(entry["alg"])
+    if not _matches(alg, private):
+        raise KeySealError(f"signing key {entry.get('kid')}: the key type does not fit {alg}")
+    key = make_signing_key(alg, int(entry["created"]), private)  # type: ignore[arg-type]
+    if key.kid != entry["kid"]:
+        raise KeySealError(f"signing key {entry.get('kid')}: kid does not match the key")
+    return key
 
 
 class KeySet:
@@ -143,14 +192,10 @@ class KeySet:
             return cls([])
         return cls([load_key_file(p) for p in sorted(directory.glob("*.pem"))])
 
-    @classmethod
-    def ensure(cls, directory: Path, algs: list[str] | tuple[str, ...]) -> KeySet:
-        """Load the keys, first generating one for every algorithm that has none."""
-        keyset = cls.load(directory)
-        missing = [alg for alg in algs if alg not in keyset.algorithms]
-        for alg in missing:
-            write_key_file(directory, alg)
-        return cls.load(directory) if missing else keyset
+    @property
+    def keys(self) -> list[SigningKey]:
+        """Every key, oldest first."""
+        return list(self._keys)
 
     @property
     def algorithms(self) -> set[str]:

@@ -80,6 +80,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     sector_identifier_uri: str | None = None
     #: The host pairwise subjects are computed for; fixed at registration.
     sector_identifier: str | None = None
+    #: Algorithm of this client's ID tokens (OIDC Dynamic Registration §2); None: the default.
+    id_token_signed_response_alg: str | None = None
 
     @property
     def is_public(self) -> bool:

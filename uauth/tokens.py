@@ -83,7 +83,7 @@ def mint_access_token(
         claims["auth_time"] = auth_time
     if grant_id is not None:
         claims["gid"] = grant_id
-    return sign(state, claims, typ="at+jwt"), claims
+    return sign(state, claims, typ="at+jwt", alg=state.config["UAUTH_ACCESS_TOKEN_ALG"]), claims
 
 
 def mint_id_token(
@@ -149,9 +149,13 @@ ACCESS_TOKEN_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
 
 def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None,
                audience: str | None, require: tuple[str, ...] = ("exp", "iat", "iss", "sub"),
-               verify_exp: bool = True, leeway: float = 0) -> dict[str, Any]:
+               verify_exp: bool = True, leeway: float = 0, now: float | None = None
+               ) -> dict[str, Any]:
     """Decode a JWT from ``issuer``: the key its ``kid`` names, with that key's one algorithm
-    (never ``none``, never one the token picks), then ``typ``, ``iss``, ``aud`` and ``exp``."""
+    (never ``none``, never one the token picks), then ``typ``, ``iss``, ``aud`` and ``exp``.
+
+    :param now: the provider's own clock (injected in tests); without it, the wall clock.
+    """
     if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
         raise InvalidToken("the token is malformed")
     try:
@@ -165,15 +169,17 @@ def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None
     key = keys(str(header.get("kid", "")))
     if key is None:
         raise InvalidToken("the token was not signed by this provider")
+    wall_clock = now is None
     try:
-        return jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key.public,
             algorithms=[key.alg],
             issuer=issuer,
             audience=audience,
             leeway=leeway,
-            options={"require": list(require), "verify_exp": verify_exp,
+            options={"require": list(require), "verify_exp": verify_exp and wall_clock,
+                     "verify_iat": wall_clock, "verify_nbf": wall_clock,
                      "verify_aud": audience is not None},
         )
     except jwt.ExpiredSignatureError:
@@ -182,28 +188,33 @@ def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None
         raise InvalidToken("the token lacks a required claim") from None
     except jwt.InvalidTokenError:
         raise InvalidToken("the token is invalid") from None
+    exp = claims.get("exp")
+    if now is not None and verify_exp and exp is not None and not (
+            isinstance(exp, int) and exp + leeway > now):
+        raise InvalidToken("the token has expired")
+    return claims
 
 
 def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: str | None,
                   verify_exp: bool = True) -> dict[str, Any]:
     """Decode one of our own JWTs: our keys only, each with its one algorithm, never ``none``."""
     return decode_jwt(token, keys=state.keys.verification_key, issuer=state.issuer, typ=typ,
-                      audience=audience, verify_exp=verify_exp)
+                      audience=audience, verify_exp=verify_exp, now=state.clock())
 
 
 def decode_access_token(token: str, *, keys: KeyLookup, issuer: str, audience: str | None,
-                        leeway: float = 0) -> dict[str, Any]:
+                        leeway: float = 0, now: float | None = None) -> dict[str, Any]:
     """An RFC 9068 access token's claims, validated per §4 (``typ``, keys, ``iss``, ``aud``,
     ``exp``); an ID token or any other JWT of the issuer is refused."""
     return decode_jwt(token, keys=keys, issuer=issuer, typ=ACCESS_TOKEN_TYPES,
-                      audience=audience, require=ACCESS_TOKEN_CLAIMS, leeway=leeway)
+                      audience=audience, require=ACCESS_TOKEN_CLAIMS, leeway=leeway, now=now)
 
 
 def validate_access_token(state: State, token: str, *, audience: str | None = None
                           ) -> dict[str, Any]:
     """Claims of a live, unrevoked access token issued by us; raises :class:`InvalidToken`."""
     claims = decode_access_token(token, keys=state.keys.verification_key, issuer=state.issuer,
-                                 audience=audience)
+                                 audience=audience, now=state.clock())
     if is_revoked(state.store, claims):
         raise InvalidToken("the token has been revoked")
     return claims

@@ -1,8 +1,8 @@
 """Blueprints. All endpoints are namespaced under ``uauth.``, e.g. ``url_for("uauth.ui.login")``.
 
-Cross-cutting behaviour of our blueprints only (never the host app's): CORS for registered
-browser origins on the endpoints SPAs call, baseline security headers on pages, and one answer
-to a storage outage (503, nothing half-done).
+Cross-cutting behaviour of our blueprints only (never the host app's): a request id, an access
+log line and metrics per request, CORS for registered browser origins on the endpoints SPAs call,
+baseline security headers on pages, and one answer to a storage outage (503, nothing half-done).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
 
+from .. import logs
 from ..clients import origin_allowed
 from ..extension import get_state
 from ..storage import StorageError
@@ -24,6 +25,7 @@ from . import authorize
 from . import discovery
 from . import health
 from . import logout
+from . import metrics
 from . import sessions
 from . import token
 from . import userinfo
@@ -32,8 +34,8 @@ log = logging.getLogger("uauth")
 
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
-for child in (account.bp, authorize.bp, discovery.bp, health.bp, token.bp, userinfo.bp, logout.bp,
-              sessions.bp):
+for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
+              userinfo.bp, logout.bp, sessions.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -42,10 +44,25 @@ CORS_ENDPOINTS = {
     "uauth.discovery.openid_configuration", "uauth.discovery.oauth_authorization_server",
 }
 #: Blueprints that answer machines: JSON errors, never pages.
-BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health"}
+BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
+                "uauth.metrics"}
 #: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked.
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; base-uri 'none'")
+
+
+@bp.before_request
+def _start() -> None:
+    logs.start_request(bool(get_state().config["UAUTH_TRUSTED_PROXIES"]))
+
+
+@bp.after_request
+def _finish(response: Response) -> Response:
+    """Registered first, so it runs last (after every other after-request hook)."""
+    elapsed = logs.finish_request(response)
+    get_state().metrics.request(request.endpoint or "-", request.method, response.status_code,
+                                elapsed)
+    return response
 
 
 @bp.after_request
@@ -84,6 +101,7 @@ def _cors(response: Response) -> None:
 @bp.errorhandler(StorageError)
 def _storage_down(exc: StorageError) -> ResponseReturnValue:
     log.error("storage failure: %s", exc)
+    get_state().metrics.storage_error()
     if request.blueprint in BACK_CHANNEL:
         return token.oauth_error("temporarily_unavailable",
                                  "The service is temporarily unavailable; try again shortly.",

@@ -417,6 +417,7 @@ def login() -> ResponseReturnValue:
         if user is not None:
             start_session(user)  # record_login notes the request it continues
             return redirect(next_url or url_for("uauth.ui.home"))
+        state.metrics.login_failed()
         error, status = "Incorrect username or password.", 401
     elif request.method == "POST":
         if form.csrf_token.errors:

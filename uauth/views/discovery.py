@@ -49,7 +49,7 @@ def build_metadata(state: State) -> dict[str, Any]:
         "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": grant_types,
         "subject_types_supported": ["public", "pairwise"],
-        "id_token_signing_alg_values_supported": sorted(state.keys.algorithms),
+        "id_token_signing_alg_values_supported": list(config["UAUTH_SIGNING_ALGS"]),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none"],
         "revocation_endpoint": endpoint_url(state, "uauth.token.revoke"),
@@ -120,4 +120,6 @@ def _register_well_known(setup: BlueprintSetupState) -> None:
 
 @bp.get("/jwks.json")
 def jwks() -> ResponseReturnValue:
-    return cached_json(get_state(), "jwks", lambda state: state.keys.jwks())
+    state = get_state()
+    state.keys.current()  # notices a rotation elsewhere (and drops the cached document)
+    return cached_json(state, "jwks", lambda state: state.keys.jwks())

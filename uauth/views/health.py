@@ -1,4 +1,8 @@
-"""Health checks for load balancers: cheap enough to poll every second."""
+"""Health checks for load balancers: cheap enough to poll every second.
+
+``/healthz`` touches nothing; ``/readyz`` is one storage round trip (``ping``) plus an in-memory
+look at the key set, which is re-read from storage at most every ``UAUTH_KEY_CHECK_INTERVAL``.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +24,15 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    """Storage answers and signing keys are loaded: safe to route traffic here."""
+    """Storage answers and every enabled algorithm has a key that signs: route traffic here."""
     state = get_state()
-    checks = {"keys": "ok" if len(state.keys) else "missing"}
+    checks = {"keys": "ok" if state.keys.ready() else "missing"}
     try:
         state.store.ping()
         checks["storage"] = "ok"
     except StorageError:
         checks["storage"] = "unavailable"
+        state.metrics.storage_error()
     ready = all(value == "ok" for value in checks.values())
     response = jsonify(status="ok" if ready else "unavailable", checks=checks)
     response.status_code = 200 if ready else 503

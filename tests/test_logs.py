@@ -1,0 +1,82 @@
+"""Structured logs: every request gets an id (the proxy's, when trusted), echoed and logged."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.logs import JsonFormatter
+from uauth.logs import RequestIdFilter
+from uauth.storage.memory import MemoryStore
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """uauth's loggers into a buffer, formatted as ``uauth serve`` formats them."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("uauth")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield buffer
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+def records(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_each_request_has_an_id_in_the_response_and_the_log(
+        tmp_path: Path, clock: FakeClock, log_lines: io.StringIO) -> None:
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    first = driver.http.get("/healthz")
+    second = driver.http.get("/authorize?client_id=nobody", headers={"X-Request-ID": "spoofed"})
+    ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
+    assert len(set(ids)) == 2 and "spoofed" not in ids, "a client cannot choose its request id"
+    lines = [r for r in records(log_lines) if r["logger"] == "uauth.request"]
+    assert [(r["request_id"], r["path"], r["status"]) for r in lines] == [
+        (ids[0], "/healthz", 200), (ids[1], "/authorize", 400)]
+    assert all(r["msg"].startswith("GET /") and "client_id" not in r["msg"] for r in lines), \
+        "never the query string"
+    assert all(isinstance(r["duration_ms"], float) and r["pid"] for r in lines)
+
+
+def test_a_trusted_proxy_sets_the_request_id_and_client_address(
+        tmp_path: Path, clock: FakeClock, log_lines: io.StringIO) -> None:
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock,
+                                UAUTH_TRUSTED_PROXIES=1))
+    response = driver.http.get("/healthz", headers={"X-Request-ID": "nginx-4f2a",
+                                                   "X-Forwarded-For": "203.0.113.9"})
+    assert response.headers["X-Request-ID"] == "nginx-4f2a"
+    bogus = driver.http.get("/healthz", headers={"X-Request-ID": "bad id; with spaces"})
+    assert bogus.headers["X-Request-ID"] != "bad id; with spaces"
+    line = next(r for r in records(log_lines) if r["request_id"] == "nginx-4f2a")
+    assert line["remote_addr"] == "203.0.113.9"
+
+
+def test_warnings_inside_a_request_carry_its_id(tmp_path: Path, clock: FakeClock,
+                                                log_lines: io.StringIO) -> None:
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    driver.user()
+    client, secret = driver.client()
+    driver.login()
+    code = driver.code(client.client_id)
+    driver.token(client.client_id, secret, code=code)
+    replay = driver.token(client.client_id, secret, code=code)
+    warning = next(r for r in records(log_lines) if r["level"] == "WARNING")
+    assert "replayed" in str(warning["msg"])
+    assert warning["request_id"] == replay.headers["X-Request-ID"]
