@@ -27,6 +27,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Flask
 
+from . import sessions
 from .clients import list_clients
 from .clients import register_client
 from .clients import remove_client
@@ -287,13 +288,16 @@ class Checker:
             remove_client(store, client_id)
             if user:
                 forget_consent(store, user.id, client_id)
-        if user:
-            store.delete(USER, user.id)
-            store.delete(USERNAME, canonical_username(user.username))
         if self.created.get("grant"):
             store.revoke_grant(self.created["grant"])
+        if user:
+            sessions.end_all(self.state, user.id)
+            store.revoke_grant(sessions.user_group(user.id))
+            store.delete(USER, user.id)
+            store.delete(USERNAME, canonical_username(user.username))
         if self.created:
-            self.report.ok("cleanup", "removed the throwaway client, user, consent and grant")
+            self.report.ok("cleanup", "removed the throwaway client, user, login session, "
+                           "consent and grant")
 
 
 def _outcome(response: requests.Response) -> str:
