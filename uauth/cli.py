@@ -108,23 +108,28 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
 
     # Before anything imports prometheus-client: it picks multi-process mode at import time.
     metrics_dir, made_dir = prepare_multiprocess_dir()
-    host = bind.rsplit(":", 1)[0]
-    if (os.environ.get("UAUTH_ISSUER") is None and is_loopback_host(host)
-            and ctx.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
-        # Left at its default, the issuer follows a loopback --bind so discovery stays right.
-        os.environ["UAUTH_ISSUER"] = f"http://{bind}"
-        ctx.reset()
-    app = ctx.app()
-    with app.app_context():
-        from .extension import get_state
+    try:
+        host = bind.rsplit(":", 1)[0]
+        if (os.environ.get("UAUTH_ISSUER") is None and is_loopback_host(host)
+                and ctx.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
+            # Left at its default, the issuer follows a loopback --bind so discovery stays right.
+            os.environ["UAUTH_ISSUER"] = f"http://{bind}"
+            ctx.reset()
+        app = ctx.app()
+        with app.app_context():
+            from .extension import get_state
 
-        state = get_state()
-        if state.config["UAUTH_STORAGE"].startswith("memory") and workers > 1:
-            fail("memory:// storage is per process; use --workers 1 or sqlite/redis storage")
-        state.store.ping()
-        state.store.close()
-        issuer = state.issuer
-        configure_logging(state.config["UAUTH_LOG_FORMAT"], state.config["UAUTH_LOG_LEVEL"])
+            state = get_state()
+            if state.config["UAUTH_STORAGE"].startswith("memory") and workers > 1:
+                fail("memory:// storage is per process; use --workers 1 or sqlite/redis storage")
+            state.store.ping()
+            state.store.close()
+            issuer = state.issuer
+            configure_logging(state.config["UAUTH_LOG_FORMAT"], state.config["UAUTH_LOG_LEVEL"])
+    except BaseException:  # a refusal or a bad config: leave no directory behind
+        if made_dir:
+            shutil.rmtree(metrics_dir, True)
+        raise
     path = resolve_instance_path(ctx.instance)
     click.echo(f"uauth issuer:    {issuer}")
     click.echo(f"discovery:       {issuer}/.well-known/openid-configuration")
