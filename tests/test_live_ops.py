@@ -41,7 +41,12 @@ def serve(tmp_path: Path, backend: str, redis_url: str | None, **env: str
         live = LiveServer(instance, storage=f"sqlite:///{instance}/uauth.db", env=env)
         store = SQLiteStore(instance / "uauth.db")
     assert live.cli("init").returncode == 0
-    return live.start(), store
+    live.start()
+    deadline = time.monotonic() + 30
+    while len(pids_answering(live, "/healthz")) < live.workers:  # every worker has booted
+        assert time.monotonic() < deadline, "a worker did not boot"
+        fetch_all(live.url + "/healthz", 8)
+    return live, store
 
 
 @pytest.fixture(params=["sqlite", "redis"])
