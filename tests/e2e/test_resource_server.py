@@ -31,8 +31,8 @@ from uauth import create_app
 from uauth import current_token
 from uauth.extension import get_state
 from uauth.instance import KEYS_DIR
-from uauth.keys import KeySet
-from uauth.keys import write_key_file
+from uauth.keys import new_signing_key
+from uauth.keys import pem_of
 from uauth.storage.memory import MemoryStore
 from uauth.tokens import mint_access_token
 
@@ -100,13 +100,9 @@ class LiveProvider:
         return raw
 
     def rotate(self) -> str:
-        """Add a newer signing key, the way ``uauth keys rotate`` leaves the instance."""
-        key = write_key_file(self.instance / KEYS_DIR, "RS256", int(time.time()))
+        """Add a newer signing key that signs at once, as ``uauth keys rotate --now`` does."""
         with self.app.app_context():
-            state = get_state()
-            state.keys = KeySet.load(self.instance / KEYS_DIR)
-            state.cache.clear()
-        return key.kid
+            return get_state().keys.rotate(["RS256"], immediately=True)[0].kid
 
     def fetches(self, path: str) -> int:
         return sum(1 for hit in self.hits if hit == path)
@@ -115,7 +111,9 @@ class LiveProvider:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveProvider]:
     instance = tmp_path / "instance"
-    write_key_file(instance / KEYS_DIR, "RS256", int(time.time()) - 100)  # the older key
+    older = new_signing_key("RS256", int(time.time()) - 100)  # imported as the first key
+    (instance / KEYS_DIR).mkdir(parents=True)
+    (instance / KEYS_DIR / f"RS256-{older.created}.pem").write_bytes(pem_of(older))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = create_app({"UAUTH_ISSUER": url}, store=MemoryStore(), instance_path=instance)
