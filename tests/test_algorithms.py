@@ -103,3 +103,27 @@ def test_a_client_whose_algorithm_was_disabled_gets_a_clear_error(tmp_path: Path
     assert response.status_code == 400
     assert response.json["error"] == "unauthorized_client"
     assert "signing algorithm is not enabled" in response.json["error_description"]
+
+
+def test_logout_tokens_are_signed_like_the_clients_id_tokens(tmp_path: Path,
+                                                             clock: FakeClock) -> None:
+    from tests.logout_receiver import receiver
+    from uauth.extension import get_state
+    from uauth.sessions import end_all
+
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock, SECRET_KEY=SECRET,
+                                UAUTH_SIGNING_ALGS=["EdDSA"]))
+    user = driver.user()
+    with receiver() as rp:
+        client, secret = driver.client(id_token_signed_response_alg="EdDSA", enabled_algs=ALGS,
+                                       first_party=True, backchannel_logout_uri=rp.url + "/ok")
+        assert flow(driver, client.client_id, secret).status_code == 200
+        with driver.app.app_context():
+            end_all(get_state(), user.id)
+        logout_token = rp.wait_for("/ok")[0].logout_token
+    header = jwt.get_unverified_header(logout_token)
+    assert header["alg"] == "EdDSA" and header["typ"] == "logout+jwt"
+    key = jwt.PyJWKSet.from_dict(driver.http.get("/jwks.json").json)[header["kid"]]
+    claims = jwt.decode(logout_token, key.key, algorithms=["EdDSA"], audience=client.client_id,
+                        issuer="http://localhost")
+    assert "events" in claims
