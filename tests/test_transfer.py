@@ -150,7 +150,8 @@ def test_cli_backup_and_migrate_then_serve_from_redis(tmp_path: Path, redis_url:
     assert "dora" in uauth(instance, "user", "list", env=on_redis).stdout
     refused = uauth(instance, "backup", str(tmp_path / "c.db"), env=on_redis)
     assert refused.exit_code == 1 and "SQLite" in refused.stderr
-    checked = uauth(instance, "check", env=on_redis)
+    checked = uauth(instance, "check", env={
+        **on_redis, "UAUTH_REQUIRED_ATTRIBUTES": '["birthdate", "phone_number", "zoneinfo", "address"]'})
     assert checked.exit_code == 0, checked.output
 
 

@@ -100,6 +100,27 @@ class Report:
         self.echo(f"[FAIL] {step:<10} {detail}")
 
 
+#: Stand-in values by attribute type, so the throwaway user has every required attribute.
+_SAMPLES = {"text": "uauth check", "email": "check@example.invalid", "phone": "+15555550100",
+            "date": "2000-01-01"}
+
+
+def throwaway_profile(state: State, username: str) -> dict[str, Any]:
+    """An email address, and a value for each attribute ``UAUTH_REQUIRED_ATTRIBUTES`` asks of
+    every user, so the flow is not stopped by the required-attributes page."""
+    from .attributes import catalogue
+
+    known = catalogue(state.config["UAUTH_ATTRIBUTES"])
+    profile: dict[str, Any] = {"email": f"{username}@example.invalid"}
+    for name in state.config["UAUTH_REQUIRED_ATTRIBUTES"]:
+        attribute = known[name]
+        if attribute.type == "choice" and attribute.choices:
+            profile.setdefault(name, attribute.choices[0][0])
+        else:
+            profile.setdefault(name, _SAMPLES.get(attribute.type, "uauth check"))
+    return profile
+
+
 class Checker:
     """One run of the check against ``state`` (this deployment's config and storage)."""
 
@@ -188,7 +209,7 @@ class Checker:
         assert isinstance(state.users, StoreUsers)
         username = f"uauth-check-{secrets.token_hex(4)}"
         password = secrets.token_urlsafe(24)
-        user = state.users.create(username, password, {"email": f"{username}@example.invalid"})
+        user = state.users.create(username, password, throwaway_profile(state, username))
         self.created["user"] = user
         client, secret = register_client(
             state.store, name="uauth check", redirect_uris=[CALLBACK], scope="openid email",
@@ -222,7 +243,8 @@ class Checker:
                 response = self.submit(response, page[0], {}, ("consent", "allow"))
                 self.report.ok("flow", f"POST consent (allow) -> {_outcome(response)}")
                 continue
-            raise StepFailed(f"unexpected page {response.url} ({response.status_code})")
+            raise StepFailed(f"unexpected page {urlsplit(response.url).path} "
+                             f"({response.status_code})")
         raise StepFailed("too many redirects and pages before the client's callback")
 
     def submit(self, page: requests.Response, form: dict[str, Any], values: dict[str, str],
