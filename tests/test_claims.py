@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,10 @@ from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.http_stub import serve
 from uauth import create_app
+from uauth.claims import SALT
+from uauth.claims import SETTING
 from uauth.claims import SUBJECT
+from uauth.claims import shared_salt
 from uauth.clients import RegistrationError
 from uauth.config import ConfigError
 from uauth.extension import get_state
@@ -179,20 +181,30 @@ def test_pairwise_subjects_differ_per_sector_and_resolve_at_userinfo(
     assert index == {"user_id": user.id, "sector": "127.0.0.1"}
 
 
-def test_the_pairwise_salt_is_private_and_survives_restarts(tmp_path: Path, clock: FakeClock
-                                                           ) -> None:
+def test_the_pairwise_salt_is_shared_through_storage(tmp_path: Path, clock: FakeClock) -> None:
     store = MemoryStore(clock=clock)
-    first = Driver.of(make_app(tmp_path, store, clock))
+    first = Driver.of(make_app(tmp_path / "a", store, clock))
     user = first.user()
     client, secret = first.client()
     first.login()
     sub = sub_of(tokens(first, client.client_id, secret)["id_token"])
-    salt = tmp_path / "instance" / SALT_FILE
-    assert oct(os.stat(salt).st_mode & 0o777) == "0o600" and len(salt.read_text()) >= 43
-    second = Driver.of(make_app(tmp_path, store, clock))
-    second.login()
-    assert sub_of(tokens(second, client.client_id, secret)["id_token"]) == sub
     assert sub != user.id
+    assert len(store.find(SETTING, SALT)["salt"]) >= 43  # type: ignore[index]
+    assert not (tmp_path / "a" / "instance" / SALT_FILE).exists(), "nothing to copy between hosts"
+    shared_secret = (tmp_path / "a" / "instance" / "secret_key").read_text()  # as the guide says
+    other_host = Driver.of(make_app(tmp_path / "b", store, clock, SECRET_KEY=shared_secret))
+    other_host.login()
+    assert sub_of(tokens(other_host, client.client_id, secret)["id_token"]) == sub
+
+
+def test_a_legacy_salt_file_is_imported_so_subjects_do_not_change(tmp_path: Path,
+                                                                  clock: FakeClock) -> None:
+    legacy = tmp_path / "instance"
+    legacy.mkdir()
+    (legacy / SALT_FILE).write_text("an-older-uauth-wrote-this-salt-0123456789abcdef\n")
+    store = MemoryStore(clock=clock)
+    assert shared_salt(store, legacy / SALT_FILE) == b"an-older-uauth-wrote-this-salt-0123456789abcdef"
+    assert shared_salt(store) == shared_salt(store, legacy / SALT_FILE), "stored once, then kept"
 
 
 def test_default_subject_type_follows_the_config(shared_instance: Path, clock: FakeClock) -> None:

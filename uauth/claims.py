@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 import threading
 from base64 import urlsafe_b64encode
 from collections.abc import Iterable
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .attributes import RESERVED
@@ -22,6 +24,7 @@ from .extension import State
 from .extension import get_state
 from .models import Client
 from .models import User
+from .storage import StorageError
 from .storage import Store
 
 #: Standard claims released by each standard scope (OIDC Core §5.4).
@@ -188,23 +191,55 @@ def pairwise_subject(salt: bytes, sector: str, local_id: str) -> str:
     return urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
+#: Provider-wide values every worker and host must share, kept in storage.
+SETTING = "setting"
+SALT = "pairwise_salt"
+
+
+def shared_salt(store: Store, legacy: Path | None = None) -> bytes:
+    """The pairwise salt, in storage so every host computes the same subjects.
+
+    Created once (an ``add`` race has one winner) and never rotated: a new salt would change
+    every pairwise ``sub``. A ``pairwise_salt`` file an older uauth left in the instance folder
+    is imported on first use, so the subjects it produced stay the same.
+    """
+    record = store.find(SETTING, SALT)
+    if record is None:
+        value = (legacy.read_text().strip() if legacy is not None and legacy.exists()
+                 else secrets.token_urlsafe(32))
+        store.add(SETTING, SALT, {"salt": value}, ttl=None)
+        record = store.find(SETTING, SALT)
+        if record is None:
+            raise StorageError("the pairwise salt could not be stored")
+    return str(record["salt"]).encode("ascii")
+
+
 class SubjectIndex:
-    """Pairwise subjects of one worker: computed with the instance salt, and indexed in storage
+    """Pairwise subjects of one worker: computed with the shared salt, and indexed in storage
     (written once per subject) so /userinfo can find the user again.
 
     The mapping never changes, so each worker keeps what it has seen in a bounded memory cache:
-    issuing and resolving a known subject costs no storage round trip.
+    issuing and resolving a known subject costs no storage round trip. The salt is read on
+    first use, so a worker that starts while storage is down still boots (and answers 503).
     """
 
-    def __init__(self, store: Store, salt: bytes, *, cache_size: int = 50_000) -> None:
+    def __init__(self, store: Store, legacy_salt_file: Path | None = None, *,
+                 cache_size: int = 50_000) -> None:
         self._store = store
-        self._salt = salt
+        self._legacy = legacy_salt_file
+        self._salt: bytes | None = None
         self._size = cache_size
         self._known: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    @property
+    def salt(self) -> bytes:
+        if self._salt is None:
+            self._salt = shared_salt(self._store, self._legacy)
+        return self._salt
+
     def pairwise(self, sector: str, user_id: str) -> str:
-        sub = pairwise_subject(self._salt, sector, user_id)
+        sub = pairwise_subject(self.salt, sector, user_id)
         if self._cached(sub) != user_id:
             self._store.add(SUBJECT, sub, {"user_id": user_id, "sector": sector}, ttl=None)
             self._remember(sub, user_id)

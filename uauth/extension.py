@@ -24,7 +24,7 @@ from flask_login import user_logged_in
 
 from . import config as settings
 from .instance import KEYS_DIR
-from .instance import pairwise_salt
+from .instance import SALT_FILE
 from .keyring import KeyRing
 from .keyring import Policy
 from .keys import KeySealError
@@ -126,7 +126,7 @@ class UAuth:
         from .users import StoreUsers
 
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
-        state.subjects = SubjectIndex(store, pairwise_salt(Path(app.instance_path)))
+        state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
         state.server = build_server(state)
         state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state

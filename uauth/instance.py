@@ -22,8 +22,8 @@ from pathlib import Path
 from .config import SETTINGS
 
 SECRET_FILE = "secret_key"
-#: Secret salt of pairwise subjects (OIDC Core §8.1): losing or changing it changes every
-#: pairwise ``sub``, so it is created once and never rotated.
+#: Where uauth before 0.2 kept the pairwise salt; it now lives in storage
+#: (:func:`uauth.claims.shared_salt`), which imports this file once if it exists.
 SALT_FILE = "pairwise_salt"
 CONFIG_FILE = "config.py"
 KEYS_DIR = "keys"
@@ -83,30 +83,7 @@ def init_instance(path: Path) -> list[str]:
         if not config.exists():
             config.write_text(example_config())
             created.append(str(config))
-        if not (path / SALT_FILE).exists():
-            pairwise_salt(path)
-            created.append(str(path / SALT_FILE))
     return created
-
-
-def pairwise_salt(path: Path) -> bytes:
-    """The instance's pairwise salt, created on first use.
-
-    Written to a private temporary file and linked into place, so workers racing here all end up
-    reading the one salt that won, never a half-written file.
-    """
-    target = path / SALT_FILE
-    if not target.exists():
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = path / f".{SALT_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        _write_private(temporary, secrets.token_urlsafe(32))
-        try:
-            os.link(temporary, target)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return target.read_text().strip().encode("ascii")
 
 
 def read_secret_key(path: Path) -> str:

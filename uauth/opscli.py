@@ -133,8 +133,7 @@ def backup(ctx: _Context, dest: Path, force: bool) -> None:
             fail(str(exc))
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()))
     click.echo(f"backed up {store.path} to {dest} ({summary or 'empty'})")
-    click.echo("keep instance/secret_key (it opens the signing keys in the copy) and "
-               "instance/pairwise_salt with it")
+    click.echo("keep instance/secret_key with it: it opens the signing keys in the copy")
 
 
 @click.command()

@@ -23,8 +23,8 @@ from tests.redis_server import free_port
 from uauth import create_app
 from uauth.claims import pairwise_subject
 from uauth.claims import sector_of
+from uauth.claims import shared_salt
 from uauth.clients import register_client
-from uauth.instance import SALT_FILE
 from uauth.models import Client
 from uauth.models import User
 from uauth.storage import Store
@@ -66,11 +66,10 @@ class Provider:
 
     def sub(self, user: User, client: Client) -> str:
         """The ``sub`` the client should see, computed as a relying party never could: from the
-        instance's secret pairwise salt."""
+        provider's secret pairwise salt in storage."""
         if client.subject_type == "public":
             return user.id
-        salt = (self.instance / SALT_FILE).read_text().strip().encode()
-        return pairwise_subject(salt, sector_of(client), user.id)
+        return pairwise_subject(shared_salt(self.store), sector_of(client), user.id)
 
     @property
     def discovery(self) -> dict[str, Any]:

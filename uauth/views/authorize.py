@@ -1,6 +1,6 @@
 """The front channel: /authorize, /login and the pages a person sees.
 
-Views parse, call and render; the protocol rules live in ``grants.py``.
+Views parse, call and render; the protocol rules live in ``uauth.grants``.
 """
 
 from __future__ import annotations
