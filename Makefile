@@ -31,5 +31,10 @@ example: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
+# Benchmarks (bench/, see README "Performance"): starts its own servers, prints tables; a couple
+# of minutes. BENCH_ARGS="--help" lists the options, e.g. --memory 10000 for the leak check.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

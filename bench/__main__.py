@@ -1,0 +1,88 @@
+"""``python -m bench`` (``make bench``): start the servers, drive them, print the tables.
+
+Figures are server CPU per operation (the steady one on a shared machine), operations per
+second and latency from separate client processes, and peak RSS per worker; each is also given
+as a ratio to a bare Flask endpoint served the same way, and CPU as a ratio to the reference
+provider measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from . import report
+from .passwords import password_costs
+from .run import ALG_ENV
+from .run import UAUTH_OPS
+from .run import Settings
+from .run import run_bench
+from .run import run_memory
+
+
+def _csv(kind: type, choices: tuple[str, ...] | None = None):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> tuple[object, ...]:
+        values = tuple(kind(v) for v in text.split(",") if v)
+        if choices is not None and not set(values) <= set(choices):
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}")
+        return values
+    return parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stores", type=_csv(str, ("sqlite", "redis")), default=("sqlite", "redis"))
+    ap.add_argument("--workers", type=_csv(int), default=(1, 2), help="gunicorn worker counts")
+    ap.add_argument("--ops", type=_csv(str, UAUTH_OPS), default=UAUTH_OPS)
+    ap.add_argument("--algs", type=_csv(str, tuple(ALG_ENV)), default=tuple(ALG_ENV))
+    ap.add_argument("--threads", type=int, default=1,
+                    help="gunicorn threads per worker (uauth serve --threads; >1 is gthread)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="timed seconds per measurement")
+    ap.add_argument("--warmup", type=float, default=0.3, help="untimed seconds per measurement")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="measure everything this many times; figures are medians")
+    ap.add_argument("--clients-per-worker", type=int, default=2,
+                    help="client processes per server worker (one connection each)")
+    ap.add_argument("--no-reference", action="store_true", help="skip the reference provider")
+    ap.add_argument("--memory", type=int, metavar="N", default=0,
+                    help="instead: RSS per worker after N and 2N flows (e.g. 10000)")
+    ap.add_argument("--memory-workers", type=int, default=1)
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--workdir", type=Path, help="keep instances and logs here (default: a "
+                    "temporary folder)")
+    args = ap.parse_args(argv)
+    settings = Settings(stores=args.stores, workers=args.workers, ops=args.ops, algs=args.algs,
+                        threads=args.threads, seconds=args.seconds, warmup=args.warmup,
+                        rounds=args.rounds,
+                        clients_per_worker=args.clients_per_worker,
+                        reference=not args.no_reference, workdir=args.workdir)
+    if args.memory:
+        rows = run_memory(settings, args.memory, args.memory_workers)
+        print(report.memory_table(rows).replace("N flows", f"{args.memory:,} flows")
+              .replace("2N", f"{2 * args.memory:,}"))
+        _dump(args.json, {"memory": [asdict(r) for r in rows]})
+        return 0
+    run = run_bench(settings)
+    costs = password_costs()
+    print()
+    print(report.results_table(run))
+    print()
+    print(report.passwords_table(costs))
+    print()
+    print(report.targets_table(run, costs))
+    _dump(args.json, {"rows": [asdict(r) for r in run.rows],
+                      "passwords": [asdict(c) for c in costs]})
+    return 0
+
+
+def _dump(path: Path | None, data: object) -> None:
+    if path is not None:
+        path.write_text(json.dumps(data, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""The baseline: the cheapest Flask endpoint, served by gunicorn exactly as ``uauth serve`` is.
+
+Every figure of the bench is also given as a ratio to this one, so a reader sees how much of a
+provider's cost is the web stack itself (HTTP parsing, WSGI, Flask routing, access log).
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def hello() -> str:
+    return "ok"

@@ -1,0 +1,151 @@
+"""Where uauth's CPU goes per operation: the bench's own agent, in-process, under cProfile.
+
+``python -m bench.profile --store sqlite --op flow`` runs the same operations as the load bench
+against the WSGI app through Werkzeug's test client (no sockets, no gunicorn: what remains is
+uauth, Flask, Authlib, the JOSE library and storage), then prints the functions that cost the most
+per operation. Provisioning uses uauth's own API, so the figures match ``uauth serve``'s app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from tests.redis_server import RedisServer
+from uauth import create_app
+from uauth.clients import register_client
+from uauth.extension import get_state
+
+from .driver import Connection
+from .driver import Reply
+from .driver import Target
+from .driver import prepare
+from .servers import PASSWORD
+from .servers import REDIRECT_URI
+from .servers import USERNAME
+
+ISSUER = "http://127.0.0.1:5000"
+
+
+class InProcess(Connection):
+    """The driver's connection, answered by the WSGI app directly (cookies kept the same way)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(ISSUER)
+        self._client = app.test_client(use_cookies=False)
+
+    def _exchange(self, method: str, target: str, body: str | None, head: dict[str, str]
+                  ) -> tuple[Reply, list[str]]:
+        response = self._client.open(target, method=method, data=body, headers=head)
+        reply = Reply(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                      response.get_data())
+        return reply, response.headers.getlist("Set-Cookie")
+
+
+def build(store: str, workdir: Path, redis_url: str | None,
+          config: dict[str, Any] | None = None) -> tuple[Flask, Target]:
+    storage = redis_url or f"sqlite:///{workdir}/uauth.db"
+    if store == "memory":
+        storage = "memory://"
+    app = create_app({"UAUTH_ISSUER": ISSUER, "UAUTH_STORAGE": storage, **(config or {})},
+                     instance_path=workdir / "instance")
+    with app.app_context():
+        state = get_state()
+        spa, _ = register_client(state.store, name="bench-spa", redirect_uris=[REDIRECT_URI],
+                                 public=True, first_party=True)
+        service, secret = register_client(state.store, name="bench-service", redirect_uris=[],
+                                          grant_types=["client_credentials"])
+        state.users.create(USERNAME, PASSWORD, {"email": "bench@example.com", "name": "Bench"})
+    target = Target(issuer=ISSUER, spa_client=spa.client_id, redirect_uri=REDIRECT_URI,
+                    service_client=(service.client_id, secret or ""),
+                    login=(USERNAME, PASSWORD))
+    return app, target.discover(InProcess(app))
+
+
+class Meter:
+    """Wraps the WSGI app: CPU time (and, optionally, a profile) of the server side only, so the
+    agent's own work and the test client's are not charged to uauth."""
+
+    def __init__(self, app: Flask, profiler: cProfile.Profile | None = None) -> None:
+        self.inner = app.wsgi_app
+        self.profiler = profiler
+        self.cpu = 0.0
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        started = time.process_time()
+        if self.profiler is not None:
+            self.profiler.enable()
+        try:
+            return self.inner(environ, start_response)
+        finally:
+            if self.profiler is not None:
+                self.profiler.disable()
+            self.cpu += time.process_time() - started
+
+
+def profile(app: Flask, target: Target, op: str, count: int, *, with_profiler: bool
+            ) -> tuple[cProfile.Profile, float]:
+    """Run ``op`` ``count`` times; the profile and the app's CPU ms per operation."""
+    agent, run = prepare(target, op, lambda _: InProcess(app))
+    for _ in range(min(200, count)):  # warm: templates compiled, caches filled, connections open
+        run()
+    profiler = cProfile.Profile()
+    meter = Meter(app, profiler if with_profiler else None)
+    app.wsgi_app = meter  # type: ignore[method-assign]
+    try:
+        for _ in range(count):
+            run()
+    finally:
+        app.wsgi_app = meter.inner  # type: ignore[method-assign]
+    return profiler, meter.cpu * 1e3 / count
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    ap.add_argument("--store", choices=["sqlite", "redis", "memory"], default="sqlite")
+    ap.add_argument("--op", choices=["flow", "refresh", "cc", "userinfo", "login"],
+                    default="flow")
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
+    ap.add_argument("--output", type=Path, help="also save the raw profile (for snakeviz etc.)")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON",
+                    help="app setting to try, e.g. UAUTH_SIGNING_ALG='\"ES256\"' (repeatable)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="uauth-profile-") as tmp:
+        redis = None
+        if args.store == "redis":
+            redis = RedisServer(Path(tmp) / "redis")
+            redis.start()
+        try:
+            config = {k: json.loads(v) for k, _, v in (c.partition("=") for c in args.config)}
+            app, target = build(args.store, Path(tmp), redis.url if redis else None, config)
+            # Timed once without the profiler: the profiler itself roughly doubles the cost.
+            _, plain_ms = profile(app, target, args.op, args.count, with_profiler=False)
+            profiler, _ = profile(app, target, args.op, args.count, with_profiler=True)
+        finally:
+            if redis is not None:
+                redis.stop()
+    if args.output:
+        profiler.dump_stats(str(args.output))
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
+    print(f"{args.op} on {args.store}: {plain_ms:.2f} CPU ms per operation in-process (the "
+          f"WSGI app only: no HTTP server, no access log), {args.count} operations; profile "
+          "follows (per-call times are inflated by the profiler, proportions hold)")
+    print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

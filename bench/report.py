@@ -1,0 +1,180 @@
+"""Tables (Markdown, so one run pastes into README) and the issue's targets, checked."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from .passwords import Cost
+from .run import MemoryRow
+from .run import Row
+from .run import Run
+
+MB = 1024 * 1024
+LABELS = {
+    "bare": "bare Flask GET / (baseline)",
+    "flow": "SSO code+PKCE flow",
+    "login": "code+PKCE flow, new session (password login)",
+    "refresh": "rotating refresh_token grant",
+    "cc": "client_credentials (JWT access token)",
+    "userinfo": "userinfo (GET, Bearer JWT)",
+}
+ORDER = ["bare", "flow", "refresh", "cc", "userinfo", "login"]
+PROVIDERS = {"bare": 0, "reference": 1, "uauth": 2}
+
+
+def label(row: Row) -> str:
+    text = LABELS[row.op]
+    return f"{text} {row.alg}" if row.op in ("flow", "login") else text
+
+
+def _ratio(value: float, base: float | None) -> str:
+    if base is None or not base or math.isnan(value) or math.isnan(base):
+        return ""
+    return f" ({value / base:.2f}×)"
+
+
+def table(lines: list[list[str]]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
+                   + " |")
+        if n == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def find(rows: Iterable[Row], provider: str, op: str, store: str | None = None,
+         workers: int | None = None, alg: str = "RS256") -> Row | None:
+    for row in rows:
+        if (row.provider == provider and row.op == op and row.alg == alg and row.result
+                and (store is None or row.store == store)
+                and (workers is None or row.workers == workers)):
+            return row
+    return None
+
+
+def results_table(run: Run) -> str:
+    """One line per (operation, provider, store, workers); ratios to the bare endpoint served
+    with the same worker count, and CPU also to the reference provider."""
+    rows = sorted(run.rows, key=lambda r: (ORDER.index(r.op), r.alg != "RS256", r.alg,
+                                           PROVIDERS[r.provider], r.store, r.workers))
+    lines = [["operation", "provider", "store", "w", "ops/s (×bare)", "p50 ms (×bare)",
+              "p99 ms (×bare)", "CPU ms/op (×bare)", "CPU ×ref", "RSS MB/worker (×bare)",
+              "server cores", "req/op"]]
+    for row in rows:
+        head = [label(row), row.provider, row.store, str(row.workers or "")]
+        r = row.result
+        if r is None or r.cpu_ms_per_op is None:
+            lines.append(head + [row.note, "", "", "", "", "", "", ""])
+            continue
+        bare_row = find(run.rows, "bare", "bare", workers=row.workers)
+        bare = bare_row.result if bare_row else None
+        ref_row = find(run.rows, "reference", row.op, alg=row.alg)
+        ref = ref_row.result if ref_row and row.provider != "reference" else None
+        lines.append(head + [
+            f"{r.ops_per_s:,.0f}" + _ratio(r.ops_per_s, bare.ops_per_s if bare else None),
+            f"{r.p50_ms:.2f}" + _ratio(r.p50_ms, bare.p50_ms if bare else None),
+            f"{r.p99_ms:.2f}" + _ratio(r.p99_ms, bare.p99_ms if bare else None),
+            f"{r.cpu_ms_per_op:.2f}"
+            + _ratio(r.cpu_ms_per_op, bare.cpu_ms_per_op if bare else None),
+            f"{r.cpu_ms_per_op / ref.cpu_ms_per_op:.2f}×" if ref and ref.cpu_ms_per_op else "",
+            f"{r.peak_rss / MB:.0f}" + _ratio(r.peak_rss, bare.peak_rss if bare else None),
+            f"{r.server_cores:.2f}",
+            f"{r.http_requests / r.ops:.1f}"
+            + (f"; {r.errors} errors, first: {r.first_error[:80]}" if r.errors else ""),
+        ])
+    return table(lines)
+
+
+def _cpu(row: Row | None) -> float | None:
+    return row.result.cpu_ms_per_op if row and row.result else None
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def targets_table(run: Run, passwords: list[Cost]) -> str:
+    """The issue's targets against this run's figures (1-worker servers for CPU per op)."""
+    rows = run.rows
+    lines = [["target", "measured", "verdict"]]
+
+    def vs_reference(op: str, limit: float, what: str) -> None:
+        ref = _cpu(find(rows, "reference", op))
+        for store in run.settings.stores:
+            ours = _cpu(find(rows, "uauth", op, store, min(run.settings.workers)))
+            ok = None if ours is None or ref is None else ours <= limit * ref
+            shown = (f"{ours:.2f} vs {ref:.2f} ms = {ours / ref:.2f}×" if ours and ref
+                     else _missing(rows, op, store))
+            lines.append([f"{what} ({store}): CPU ≤ {limit:.1f}× reference", shown, _verdict(ok)])
+
+    vs_reference("flow", 1.0, "SSO code+PKCE flow, RS256 ID token")
+    vs_reference("refresh", 1.0, "rotating refresh")
+    vs_reference("cc", 1.3, "client_credentials, RS256 JWT AT")
+    kdf = next((c for c in passwords if c.name.startswith("PBKDF2")), None)
+    cc = _cpu(find(rows, "uauth", "cc", workers=min(run.settings.workers)))
+    if kdf:
+        ok = None if cc is None else kdf.cpu_ms + cc >= 100 * cc
+        lines.append(["client_credentials ≥ 100× cheaper than a KDF-checked secret",
+                      f"{(kdf.cpu_ms + cc) / cc:,.0f}× ({kdf.cpu_ms:.0f} ms KDF)" if cc
+                      else f"cc not measured ({kdf.cpu_ms:.0f} ms per KDF check)", _verdict(ok)])
+    sqlite, redis = (_cpu(find(rows, "uauth", "flow", s, min(run.settings.workers)))
+                     for s in ("sqlite", "redis"))
+    lines.append(["Redis CPU per flow within 20% of SQLite",
+                  f"{redis / sqlite:.2f}×" if sqlite and redis else "not measured",
+                  _verdict(None if not (sqlite and redis) else redis <= 1.2 * sqlite)])
+    for store in run.settings.stores:
+        lines.append(_scaling(rows, store))
+    peak = max((r.result.peak_rss for r in rows if r.provider == "uauth" and r.result),
+               default=0)
+    lines.append(["≤ 100 MB RSS per worker (peak, this run)", f"{peak / MB:.0f} MB",
+                  _verdict(peak <= 100 * MB if peak else None)])
+    return table(lines)
+
+
+def _missing(rows: list[Row], op: str, store: str) -> str:
+    note = next((r.note for r in rows if r.provider == "uauth" and r.op == op
+                 and r.store == store and r.note), "")
+    return note or "not measured"
+
+
+def _scaling(rows: list[Row], store: str) -> list[str]:
+    """Token-endpoint throughput, 2 workers over 1: client_credentials, else refresh, else the
+    whole flow (a stand-in until those grants exist)."""
+    for op in ("cc", "refresh", "flow"):
+        one, two = (find(rows, "uauth", op, store, w) for w in (1, 2))
+        if one and two and one.result and two.result:
+            ratio = two.result.ops_per_s / one.result.ops_per_s
+            return [f"2 workers ≥ 1.7× one worker's token-endpoint throughput ({store})",
+                    f"{ratio:.2f}× ({LABELS[op].split(' (')[0]})", _verdict(ratio >= 1.7)]
+    return [f"2 workers ≥ 1.7× one worker's throughput ({store})", "not measured", "n/a"]
+
+
+def passwords_table(costs: list[Cost]) -> str:
+    lines = [["password/secret check (in-process, one core)", "CPU ms", "wall ms"]]
+    for cost in costs:
+        lines.append([cost.name, f"{cost.cpu_ms:.3f}" if cost.cpu_ms < 1 else f"{cost.cpu_ms:.1f}",
+                      f"{cost.wall_ms:.3f}" if cost.wall_ms < 1 else f"{cost.wall_ms:.1f}"])
+    return table(lines)
+
+
+def memory_table(rows: list[MemoryRow]) -> str:
+    lines = [["store", "workers", "RSS MB/worker after N flows", "after 2N", "growth MB",
+              "peak MB", "CPU ms/flow", "N"]]
+    for row in rows:
+        if row.note:
+            lines.append([row.store, str(row.workers), row.note, "", "", "", "", ""])
+            continue
+        growth = [b - a for a, b in zip(row.rss_first, row.rss_second, strict=False)]
+        lines.append([
+            row.store, str(row.workers),
+            " / ".join(f"{v / MB:.1f}" for v in row.rss_first),
+            " / ".join(f"{v / MB:.1f}" for v in row.rss_second),
+            " / ".join(f"{v / MB:+.1f}" for v in growth),
+            " / ".join(f"{v / MB:.1f}" for v in row.peak),
+            f"{row.cpu_ms_per_flow:.2f}" if row.cpu_ms_per_flow else "",
+            f"{row.flows:,}",
+        ])
+    return table(lines)

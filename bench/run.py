@@ -1,0 +1,242 @@
+"""One bench run: every server is started first and kept up, then each operation is measured
+against each server in turn, round after round, so the noise of a shared machine falls on all
+of them alike; each figure is the median over the rounds."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import ExitStack
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+from tests.redis_server import RedisServer
+
+from . import procstat
+from .load import NotMeasured
+from .load import Result
+from .load import run_load
+from .servers import Server
+from .servers import Uauth
+from .servers import reference_problem
+from .servers import serve_bare
+from .servers import serve_reference
+
+#: Operations measured on uauth, in table order (see bench.driver.OPERATIONS).
+UAUTH_OPS = ("flow", "refresh", "cc", "userinfo", "login")
+
+#: How a uauth server is made to sign with each algorithm. ES256 is global for now
+#: (``UAUTH_SIGNING_ALG``: ID tokens and access tokens); when per-client algorithm choice lands
+#: (issue 11), register a client with ES256 ID tokens instead and keep one server.
+ALG_ENV: dict[str, dict[str, str]] = {"RS256": {}, "ES256": {"UAUTH_SIGNING_ALG": "ES256"}}
+
+
+@dataclass
+class Settings:
+    stores: tuple[str, ...] = ("sqlite", "redis")
+    workers: tuple[int, ...] = (1, 2)
+    threads: int = 1
+    ops: tuple[str, ...] = UAUTH_OPS
+    algs: tuple[str, ...] = ("RS256", "ES256")
+    seconds: float = 2.0
+    warmup: float = 0.3
+    rounds: int = 1
+    clients_per_worker: int = 2
+    reference: bool = True
+    workdir: Path | None = None
+
+
+@dataclass
+class Row:
+    provider: str  #: "bare", "reference" or "uauth"
+    store: str
+    workers: int
+    op: str
+    alg: str = "RS256"
+    result: Result | None = None
+    note: str = ""
+    samples: list[Result] = field(default_factory=list)
+
+
+class Log:
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Run:
+    settings: Settings
+    rows: list[Row] = field(default_factory=list)
+    log: Log = field(default_factory=Log)
+
+
+def median_result(samples: list[Result]) -> Result:
+    """Each figure's median over the rounds; peak memory is the maximum."""
+    if len(samples) == 1:
+        return samples[0]
+
+    def med(name: str) -> float:
+        return float(statistics.median(getattr(s, name) for s in samples))
+
+    return Result(
+        ops=sum(s.ops for s in samples), errors=sum(s.errors for s in samples),
+        first_error=next((s.first_error for s in samples if s.first_error), ""),
+        # so that ops_per_s (ops / seconds) is the median rate
+        seconds=sum(s.ops for s in samples) / med("ops_per_s"),
+        p50_ms=med("p50_ms"), p99_ms=med("p99_ms"), cpu_ms_per_op=med("cpu_ms_per_op"),
+        peak_rss=max(s.peak_rss for s in samples), rss=samples[-1].rss,
+        http_requests=sum(s.http_requests for s in samples),
+        server_cores=med("server_cores"),
+    )
+
+
+def run_bench(settings: Settings) -> Run:
+    run = Run(settings)
+    with ExitStack() as stack:
+        workdir = settings.workdir or Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="uauth-bench-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        servers = _start_all(run, workdir, stack)
+        rows = {(id(server), op): Row(server.provider, server.store, server.workers, op,
+                                      server.alg or "RS256")
+                for server in servers for op in server.ops}
+        for n in range(settings.rounds):
+            run.log(f"round {n + 1} of {settings.rounds}")
+            for op in ("bare", *settings.ops):
+                for server in servers:
+                    if op in server.ops and not rows[id(server), op].note:
+                        _measure(run, server, rows[id(server), op])
+        for row in rows.values():
+            if row.samples:
+                row.result = median_result(row.samples)
+        run.rows = list(rows.values())
+    return run
+
+
+def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
+    s = run.settings
+    servers: list[Server] = []
+
+    def keep(server: Server) -> None:
+        stack.callback(server.stop)
+        servers.append(server)
+
+    for workers in s.workers:
+        keep(serve_bare(workdir, workers, s.threads))
+    problem = reference_problem() if s.reference else "not asked for"
+    if problem:
+        run.log(f"reference provider skipped: {problem}")
+    else:
+        keep(serve_reference(workdir, tuple(op for op in s.ops if op != "cc")))
+        if "cc" in s.ops:  # its client_credentials tokens are RS256 JWTs, like uauth's
+            keep(serve_reference(workdir, ("cc",), at_format="jwt"))
+        for alg in s.algs:
+            if alg != "RS256" and "flow" in s.ops:
+                keep(serve_reference(workdir, ("flow",), alg=alg))
+    for store in s.stores:
+        uauth = stack.enter_context(_deployment(run, workdir, store))
+        if uauth is None:
+            continue
+        for workers in s.workers:
+            keep(uauth.serve(workers, s.threads, s.ops))
+        for alg in s.algs:
+            if alg != "RS256" and "flow" in s.ops:
+                keep(uauth.serve(s.workers[0], s.threads, ("flow",), alg, ALG_ENV[alg]))
+    run.log(f"{len(servers)} servers up")
+    return servers
+
+
+@contextmanager
+def _deployment(run: Run, workdir: Path, store: str) -> Iterator[Uauth | None]:
+    """A provisioned uauth deployment on ``store``; Redis gets its own redis-server."""
+    redis = None
+    if store == "redis":
+        redis = RedisServer(workdir / "redis")
+        try:
+            redis.start()
+        except (FileNotFoundError, RuntimeError) as exc:
+            run.log(f"redis skipped: {exc}")
+            yield None
+            return
+    try:
+        uauth = Uauth(workdir, store, redis)
+        uauth.provision()
+        yield uauth
+    finally:
+        if redis is not None:
+            redis.stop()
+
+
+def _measure(run: Run, server: Server, row: Row) -> None:
+    s = run.settings
+    clients = s.clients_per_worker * server.workers
+    try:
+        result = run_load(server.target, row.op, server_pid=server.pid, clients=clients,
+                          seconds=s.seconds, warmup=s.warmup)
+    except NotMeasured as exc:
+        row.note = ("not supported yet: " if exc.unsupported else "failed: ") + str(exc)
+        run.log(f"{row.provider:9} {row.store:6} {row.workers}w {row.op:8} {row.alg}: {row.note}")
+        return
+    row.samples.append(result)
+    run.log(f"{row.provider:9} {row.store:6} {row.workers}w {row.op:8} {row.alg}: "
+            f"{result.ops_per_s:7.1f} op/s, {result.cpu_ms_per_op:.2f} CPU ms/op")
+
+
+@dataclass
+class MemoryRow:
+    store: str
+    workers: int
+    flows: int
+    rss_first: list[int]
+    rss_second: list[int]
+    peak: list[int]
+    cpu_ms_per_flow: float | None
+    note: str = ""
+
+
+def run_memory(settings: Settings, flows: int, workers: int) -> list[MemoryRow]:
+    """RSS per worker after ``flows`` SSO flows and after twice as many (a leak shows as growth)."""
+    run = Run(settings)
+    rows: list[MemoryRow] = []
+    with ExitStack() as stack:
+        workdir = settings.workdir or Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="uauth-bench-mem-")))
+        for store in settings.stores:
+            with _deployment(run, workdir, store) as uauth:
+                if uauth is None:
+                    continue
+                server = uauth.serve(workers, settings.threads, ("flow",))
+                try:
+                    rows.append(_soak(server, flows, settings, run.log))
+                finally:
+                    server.stop()
+    return rows
+
+
+def _soak(server: Server, flows: int, settings: Settings, log: Callable[[str], None]
+          ) -> MemoryRow:
+    clients = settings.clients_per_worker * server.workers
+    halves: list[list[procstat.Memory]] = []
+    cpu: list[float] = []
+    for half in (1, 2):
+        log(f"memory: {server.store} {server.workers}w, flows {flows * (half - 1):,} to "
+            f"{flows * half:,}")
+        try:
+            result = run_load(server.target, "flow", server_pid=server.pid, clients=clients,
+                              seconds=3600, warmup=0.0, count=flows)
+        except NotMeasured as exc:
+            return MemoryRow(server.store, server.workers, flows, [], [], [], None, str(exc))
+        cpu.append(result.cpu_ms_per_op or 0.0)
+        halves.append(procstat.worker_memory(server.pid))
+    return MemoryRow(server.store, server.workers, flows, [m.rss for m in halves[0]],
+                     [m.rss for m in halves[1]], [m.peak for m in halves[1]],
+                     sum(cpu) / len(cpu))

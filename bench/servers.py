@@ -1,0 +1,192 @@
+"""The servers a bench run starts: uauth under gunicorn, the bare Flask baseline under the same
+gunicorn settings, a private redis-server, and (when installed) the reference provider.
+
+uauth is started and provisioned the way an operator does it: ``uauth init``, ``uauth client add
+--json``, ``uauth user add --password-stdin``, ``uauth serve --workers N``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from typing import Any
+from typing import cast
+from urllib.error import URLError
+from urllib.request import urlopen
+
+from tests.live_server import LiveServer
+from tests.redis_server import RedisServer
+from tests.redis_server import free_port
+
+from .driver import Target
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIRECT_URI = "http://127.0.0.1:8399/cb"
+USERNAME = "bench"
+PASSWORD = "bench-password-1"  # noqa: S105 - a throwaway user in a throwaway instance
+
+#: Where the reference provider is installed (outside the project; see README "Performance").
+REFERENCE_DIR = Path(os.environ.get("UAUTH_BENCH_REFERENCE", "/tmp/node-op"))  # noqa: S108
+#: The shared bench anchor holding the reference's start script (never copied into the project).
+ANCHOR_DIR = Path(os.environ.get("UAUTH_BENCH_ANCHOR",
+                                 str(ROOT.parent / "shared" / "bench-anchor")))
+#: The reference's fixed clients (its provider.mjs); the secret is its published bench secret.
+REFERENCE_SPA = "pub"
+REFERENCE_SERVICE = ("conf", "conf-secret-0123456789abcdef0123456789abcdef")
+
+
+def wait_until_up(url: str, process: subprocess.Popen[Any], log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited: {log.read_text()[-1500:]}")
+        try:
+            with urlopen(url, timeout=1) as response:  # noqa: S310 - loopback only
+                if response.status == 200:
+                    return
+        except (URLError, OSError):
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def stop(process: subprocess.Popen[Any] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Server:
+    """One running server process to measure: what it is, where, and its master's pid."""
+
+    provider: str  #: "bare", "reference" or "uauth"
+    store: str
+    workers: int
+    alg: str
+    ops: tuple[str, ...]
+    target: Target
+    process: subprocess.Popen[Any]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+class _Serve(LiveServer):
+    """``uauth serve`` as the tests start it, plus the gunicorn thread count."""
+
+    def __init__(self, instance: Path, *, storage: str, workers: int, threads: int,
+                 env: dict[str, str]) -> None:
+        super().__init__(instance, storage=storage, workers=workers, env=env)
+        self.threads = threads
+
+    def _spawn(self, log: object) -> subprocess.Popen[str]:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "uauth", "serve", "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(self.workers), "--threads", str(self.threads)],
+            env=self.env(), stdout=cast(IO[str], log), stderr=subprocess.STDOUT, text=True,
+        )
+
+
+class Uauth:
+    """One uauth deployment (instance folder + storage), provisioned once, served by any number
+    of ``uauth serve`` processes at once."""
+
+    def __init__(self, workdir: Path, store: str, redis: RedisServer | None = None) -> None:
+        self.store = store
+        self.instance = workdir / f"instance-{store}"
+        self.storage = redis.url if redis else f"sqlite:///{self.instance}/uauth.db"
+        self.spa_client = ""
+        self.service_client: tuple[str, str] | None = None
+
+    def _cli(self, *args: str, stdin: str | None = None) -> str:
+        done = LiveServer(self.instance, storage=self.storage).cli(*args, stdin=stdin)
+        if done.returncode != 0:
+            raise RuntimeError(f"uauth {' '.join(args[:2])} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def provision(self) -> None:
+        """``uauth init``, a first-party public client (PKCE, no consent page), a confidential
+        client allowed client_credentials, and a user with a password."""
+        self._cli("init")
+        spa = json.loads(self._cli("client", "add", "--name", "bench-spa", "--public",
+                                   "--first-party", "--redirect-uri", REDIRECT_URI, "--json"))
+        self.spa_client = spa["client_id"]
+        service = json.loads(self._cli("client", "add", "--name", "bench-service",
+                                       "--grant-type", "client_credentials", "--json"))
+        self.service_client = (service["client_id"], service["client_secret"])
+        self._cli("user", "add", USERNAME, "--password-stdin", "--email", "bench@example.com",
+                  "--email-verified", "--name", "Bench User", stdin=PASSWORD + "\n")
+
+    def serve(self, workers: int, threads: int, ops: tuple[str, ...], alg: str = "RS256",
+              env: dict[str, str] | None = None) -> Server:
+        live = _Serve(self.instance, storage=self.storage, workers=workers, threads=threads,
+                      env=env or {})
+        live.start()
+        assert live.process is not None
+        target = Target(issuer=live.url, spa_client=self.spa_client, redirect_uri=REDIRECT_URI,
+                        service_client=self.service_client, login=(USERNAME, PASSWORD))
+        return Server("uauth", self.store, workers, alg, ops, target.discover(), live.process)
+
+
+def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
+    """A one-route Flask app under ``gunicorn`` with the settings ``uauth serve`` uses."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"bare-{port}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "--threads", str(threads), "--access-logfile", "-",
+             "--name", "uauth-bench-bare", "bench.bare:app"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )
+    wait_until_up(url + "/", process, log)
+    return Server("bare", "-", workers, "", ("bare",), Target(url, "", ""), process)
+
+
+def reference_problem() -> str | None:
+    """Why the reference provider cannot run here, or None when it can."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not (REFERENCE_DIR / "node_modules" / "oidc-provider").is_dir():
+        return f"oidc-provider is not installed in {REFERENCE_DIR} (see README, Performance)"
+    if not (REFERENCE_DIR / "provider.mjs").exists() and not (ANCHOR_DIR / "provider.mjs").exists():
+        return f"no provider.mjs in {REFERENCE_DIR} or {ANCHOR_DIR}"
+    return None
+
+
+def serve_reference(workdir: Path, ops: tuple[str, ...], alg: str = "RS256",
+                    at_format: str = "opaque") -> Server:
+    """panva's oidc-provider (one Node process, in-memory storage) from the bench anchor's
+    ``provider.mjs``; ``at_format="jwt"`` makes it issue JWT access tokens signed with ``alg``."""
+    script = REFERENCE_DIR / "provider.mjs"
+    if not script.exists():  # ES modules resolve imports from their own folder
+        shutil.copy(ANCHOR_DIR / "provider.mjs", script)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"reference-{port}.log"
+    env = {**os.environ, "OP_PORT": str(port), "OP_ALG": alg, "OP_AT_FORMAT": at_format,
+           "OP_ROTATE_RT": "always", "OP_REDIRECT": REDIRECT_URI}
+    with open(log, "w") as out:
+        process = subprocess.Popen(["node", str(script)],  # noqa: S603,S607 - node from PATH
+                                   cwd=REFERENCE_DIR, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    wait_until_up(url + "/.well-known/openid-configuration", process, log)
+    target = Target(issuer=url, spa_client=REFERENCE_SPA, redirect_uri=REDIRECT_URI,
+                    service_client=REFERENCE_SERVICE)
+    return Server("reference", "memory", 1, alg, ops, target.discover(), process)
