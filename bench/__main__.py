@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="gunicorn threads per worker (uauth serve --threads; >1 is gthread)")
     ap.add_argument("--seconds", type=float, default=2.0, help="timed seconds per measurement")
     ap.add_argument("--warmup", type=float, default=0.3, help="untimed seconds per measurement")
+    ap.add_argument("--prewarm", type=float, default=1.0,
+                    help="untimed seconds before the first measurement of each operation")
+    ap.add_argument("--reference-prewarm", type=float, default=8.0,
+                    help="the same for the reference provider (V8 needs longer to settle)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="measure everything this many times; figures are medians")
     ap.add_argument("--clients-per-worker", type=int, default=2,
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     settings = Settings(stores=args.stores, workers=args.workers, ops=args.ops, algs=args.algs,
                         threads=args.threads, seconds=args.seconds, warmup=args.warmup,
+                        prewarm=args.prewarm, reference_prewarm=args.reference_prewarm,
                         rounds=args.rounds,
                         clients_per_worker=args.clients_per_worker,
                         reference=not args.no_reference, workdir=args.workdir)

@@ -1,0 +1,98 @@
+"""The bench's own parts still fit uauth: its agent completes a real flow, /proc accounting and
+the report work. Nothing here is timed; ``make bench`` does the measuring."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import procstat
+from bench.driver import Unsupported
+from bench.driver import pkce_pair
+from bench.driver import prepare
+from bench.driver import read_form
+from bench.load import Result
+from bench.profile import InProcess
+from bench.profile import build
+from bench.report import results_table
+from bench.run import Row
+from bench.run import Run
+from bench.run import Settings
+from bench.run import median_result
+
+
+def test_agent_logs_in_once_then_runs_sso_flows(tmp_path: Path) -> None:
+    app, target = build("memory", tmp_path, None)
+    agent, run = prepare(target, "flow", lambda _: InProcess(app))
+    first_token = agent.access_token
+    sent = agent.requests
+    run()
+    assert agent.access_token and agent.access_token != first_token
+    assert agent.refresh_token
+    # authorize (straight to the code: the session is kept), token, userinfo
+    assert agent.requests - sent == 3
+    assert "uauth_session" not in agent.backend.cookies
+
+
+@pytest.mark.parametrize("operation", ["refresh", "cc"])
+def test_token_grants_are_measured_or_reported_as_not_supported(tmp_path: Path,
+                                                                operation: str) -> None:
+    app, target = build("memory", tmp_path, None)
+    try:
+        agent, run = prepare(target, operation, lambda _: InProcess(app))
+    except Unsupported as exc:
+        assert "unsupported_grant_type" in str(exc)
+        return
+    sent = agent.requests
+    run()
+    assert agent.requests - sent == 1
+
+
+def test_login_form_is_read_with_its_csrf_token() -> None:
+    page = (b'<html><form method="post" novalidate><input id="csrf_token" name="csrf_token" '
+            b'type="hidden" value="abc"><input name="username"></form><form action="/x">'
+            b'<input name="other" value="1"></form>')
+    assert read_form(page) == ("", {"csrf_token": "abc", "username": ""})
+
+
+def test_pkce_pair_is_s256() -> None:
+    import base64
+    import hashlib
+
+    verifier, challenge = pkce_pair()
+    digest = hashlib.sha256(verifier.encode()).digest()
+    assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert 43 <= len(verifier) <= 128
+
+
+def test_cpu_of_a_process_tree_is_read_from_proc() -> None:
+    before = procstat.cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert procstat.cpu_seconds(os.getpid()) - before >= 0.03
+    memory = procstat.memory(os.getpid())
+    assert memory is not None and memory.peak >= memory.rss > 0
+
+
+def _result(cpu: float, ops_per_s: float) -> Result:
+    return Result(ops=100, errors=0, first_error="", seconds=100 / ops_per_s, p50_ms=1.0,
+                  p99_ms=2.0, cpu_ms_per_op=cpu, peak_rss=50 << 20, rss=50 << 20,
+                  http_requests=300, server_cores=0.5)
+
+
+def test_figures_are_medians_and_ratios_to_bare_and_reference() -> None:
+    merged = median_result([_result(1.0, 100), _result(3.0, 300), _result(2.0, 200)])
+    assert merged.cpu_ms_per_op == 2.0 and merged.ops_per_s == pytest.approx(200)
+    run = Run(Settings())
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.5, 1000)),
+                Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                Row("uauth", "sqlite", 1, "flow", result=_result(3.0, 200)),
+                Row("uauth", "sqlite", 1, "cc", note="not supported yet: cc")]
+    table = results_table(run)
+    line = next(line for line in table.splitlines() if "uauth" in line and "flow" in line)
+    assert "3.00 (6.00×)" in line and "1.50×" in line and "200 (0.20×)" in line
+    assert "not supported yet: cc" in table
