@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory", type=int, metavar="N", default=0,
                     help="instead: RSS per worker after N and 2N flows (e.g. 10000)")
     ap.add_argument("--memory-workers", type=int, default=1)
+    ap.add_argument("--memory-steps", type=int, default=2,
+                    help="how many times to run N flows (RSS is read after each)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--workdir", type=Path, help="keep instances and logs here (default: a "
                     "temporary folder)")
@@ -66,9 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                         clients_per_worker=args.clients_per_worker,
                         reference=not args.no_reference, workdir=args.workdir)
     if args.memory:
-        rows = run_memory(settings, args.memory, args.memory_workers)
-        print(report.memory_table(rows).replace("N flows", f"{args.memory:,} flows")
-              .replace("2N", f"{2 * args.memory:,}"))
+        rows = run_memory(settings, args.memory, args.memory_workers, args.memory_steps)
+        print(report.memory_table(rows))
         _dump(args.json, {"memory": [asdict(r) for r in rows]})
         return 0
     run = run_bench(settings)

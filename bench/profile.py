@@ -25,6 +25,7 @@ from tests.redis_server import RedisServer
 from uauth import create_app
 from uauth.clients import register_client
 from uauth.extension import get_state
+from uauth.users import StoreUsers
 
 from .driver import Connection
 from .driver import Reply
@@ -65,7 +66,8 @@ def build(store: str, workdir: Path, redis_url: str | None,
                                  public=True, first_party=True)
         service, secret = register_client(state.store, name="bench-service", redirect_uris=[],
                                           grant_types=["client_credentials"])
-        state.users.create(USERNAME, PASSWORD, {"email": "bench@example.com", "name": "Bench"})
+        StoreUsers(state.store, state.clock).create(
+            USERNAME, PASSWORD, {"email": "bench@example.com", "name": "Bench"})
     target = Target(issuer=ISSUER, spa_client=spa.client_id, redirect_uri=REDIRECT_URI,
                     service_client=(service.client_id, secret or ""),
                     login=(USERNAME, PASSWORD))

@@ -207,16 +207,17 @@ def _measure(run: Run, server: Server, row: Row, warmup: float) -> None:
 class MemoryRow:
     store: str
     workers: int
-    flows: int
-    rss_first: list[int]
-    rss_second: list[int]
+    flows: int  #: flows per step
+    #: RSS of each worker after each step (``steps`` lists of per-worker bytes).
+    rss: list[list[int]]
     peak: list[int]
     cpu_ms_per_flow: float | None
     note: str = ""
 
 
-def run_memory(settings: Settings, flows: int, workers: int) -> list[MemoryRow]:
-    """RSS per worker after ``flows`` SSO flows and after twice as many (a leak shows as growth)."""
+def run_memory(settings: Settings, flows: int, workers: int, steps: int = 2) -> list[MemoryRow]:
+    """RSS per worker after every ``flows`` SSO flows, ``steps`` times (a leak shows as growth
+    that does not level off)."""
     run = Run(settings)
     rows: list[MemoryRow] = []
     with ExitStack() as stack:
@@ -228,27 +229,26 @@ def run_memory(settings: Settings, flows: int, workers: int) -> list[MemoryRow]:
                     continue
                 server = uauth.serve(workers, settings.threads, ("flow",))
                 try:
-                    rows.append(_soak(server, flows, settings, run.log))
+                    rows.append(_soak(server, flows, steps, settings, run.log))
                 finally:
                     server.stop()
     return rows
 
 
-def _soak(server: Server, flows: int, settings: Settings, log: Callable[[str], None]
-          ) -> MemoryRow:
+def _soak(server: Server, flows: int, steps: int, settings: Settings,
+          log: Callable[[str], None]) -> MemoryRow:
     clients = settings.clients_per_worker * server.workers
-    halves: list[list[procstat.Memory]] = []
+    rss: list[list[int]] = []
     cpu: list[float] = []
-    for half in (1, 2):
-        log(f"memory: {server.store} {server.workers}w, flows {flows * (half - 1):,} to "
-            f"{flows * half:,}")
+    for step in range(steps):
+        log(f"memory: {server.store} {server.workers}w, flows {flows * step:,} to "
+            f"{flows * (step + 1):,}")
         try:
             result = run_load(server.target, "flow", server_pid=server.pid, clients=clients,
                               seconds=3600, warmup=0.0, count=flows)
         except NotMeasured as exc:
-            return MemoryRow(server.store, server.workers, flows, [], [], [], None, str(exc))
+            return MemoryRow(server.store, server.workers, flows, rss, [], None, str(exc))
         cpu.append(result.cpu_ms_per_op or 0.0)
-        halves.append(procstat.worker_memory(server.pid))
-    return MemoryRow(server.store, server.workers, flows, [m.rss for m in halves[0]],
-                     [m.rss for m in halves[1]], [m.peak for m in halves[1]],
-                     sum(cpu) / len(cpu))
+        rss.append([m.rss for m in procstat.worker_memory(server.pid)])
+    peak = [m.peak for m in procstat.worker_memory(server.pid)]
+    return MemoryRow(server.store, server.workers, flows, rss, peak, sum(cpu) / len(cpu))
