@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import report
 from .passwords import password_costs
-from .run import ALG_ENV
+from .run import ALGS
 from .run import UAUTH_OPS
 from .run import Settings
 from .run import run_bench
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stores", type=_csv(str, ("sqlite", "redis")), default=("sqlite", "redis"))
     ap.add_argument("--workers", type=_csv(int), default=(1, 2), help="gunicorn worker counts")
     ap.add_argument("--ops", type=_csv(str, UAUTH_OPS), default=UAUTH_OPS)
-    ap.add_argument("--algs", type=_csv(str, tuple(ALG_ENV)), default=tuple(ALG_ENV))
+    ap.add_argument("--algs", type=_csv(str, ALGS), default=ALGS,
+                    help="ID-token algorithms of the SSO flow")
     ap.add_argument("--threads", type=int, default=1,
                     help="gunicorn threads per worker (uauth serve --threads; >1 is gthread)")
     ap.add_argument("--seconds", type=float, default=2.0, help="timed seconds per measurement")

@@ -22,6 +22,7 @@ from . import procstat
 from .load import NotMeasured
 from .load import Result
 from .load import run_load
+from .servers import Op
 from .servers import Server
 from .servers import Uauth
 from .servers import reference_problem
@@ -31,10 +32,10 @@ from .servers import serve_reference
 #: Operations measured on uauth, in table order (see bench.driver.OPERATIONS).
 UAUTH_OPS = ("flow", "refresh", "cc", "userinfo", "login")
 
-#: How a uauth server is made to sign with each algorithm. ES256 is global for now
-#: (``UAUTH_SIGNING_ALG``: ID tokens and access tokens); when per-client algorithm choice lands
-#: (issue 11), register a client with ES256 ID tokens instead and keep one server.
-ALG_ENV: dict[str, dict[str, str]] = {"RS256": {}, "ES256": {"UAUTH_SIGNING_ALG": "ES256"}}
+#: ID-token algorithms the flow is measured with: uauth registers one client per algorithm
+#: (``--id-token-signed-response-alg``; access tokens stay RS256), the reference provider runs
+#: once per algorithm (its ``OP_ALG`` is global).
+ALGS = ("RS256", "ES256")
 
 
 @dataclass
@@ -43,7 +44,7 @@ class Settings:
     workers: tuple[int, ...] = (1, 2)
     threads: int = 1
     ops: tuple[str, ...] = UAUTH_OPS
-    algs: tuple[str, ...] = ("RS256", "ES256")
+    algs: tuple[str, ...] = ALGS
     seconds: float = 2.0
     warmup: float = 0.3
     #: Untimed seconds before the first measurement of each operation on each server, so every
@@ -112,15 +113,17 @@ def run_bench(settings: Settings) -> Run:
             tempfile.TemporaryDirectory(prefix="uauth-bench-")))
         workdir.mkdir(parents=True, exist_ok=True)
         servers = _start_all(run, workdir, stack)
-        rows = {(id(server), op): Row(server.provider, server.store, server.workers, op,
-                                      server.alg or "RS256")
+        rows = {(id(server), op): Row(server.provider, server.store, server.workers, op[0],
+                                      op[1] if op[1] != "-" else "RS256")
                 for server in servers for op in server.ops}
         for n in range(settings.rounds):
             run.log(f"round {n + 1} of {settings.rounds}")
-            for op in ("bare", *settings.ops):
+            for name in ("bare", *settings.ops):
                 for server in servers:
-                    if op in server.ops and not rows[id(server), op].note:
-                        _measure(run, server, rows[id(server), op], _warmup(settings, server, n))
+                    for op in server.ops:
+                        if op[0] == name and not rows[id(server), op].note:
+                            _measure(run, server, op, rows[id(server), op],
+                                     _warmup(settings, server, n))
         for row in rows.values():
             if row.samples:
                 row.result = median_result(row.samples)
@@ -148,21 +151,21 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
         for alg in s.algs:
             if alg != "RS256" and "flow" in s.ops:
                 keep(serve_reference(workdir, ("flow",), alg=alg))
+    ops = tuple((op, "RS256") for op in s.ops)
+    ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     for store in s.stores:
-        uauth = stack.enter_context(_deployment(run, workdir, store))
+        uauth = stack.enter_context(_deployment(run, workdir, store, s.algs))
         if uauth is None:
             continue
         for workers in s.workers:
-            keep(uauth.serve(workers, s.threads, s.ops))
-        for alg in s.algs:
-            if alg != "RS256" and "flow" in s.ops:
-                keep(uauth.serve(s.workers[0], s.threads, ("flow",), alg, ALG_ENV[alg]))
+            keep(uauth.serve(workers, s.threads, ops))
     run.log(f"{len(servers)} servers up")
     return servers
 
 
 @contextmanager
-def _deployment(run: Run, workdir: Path, store: str) -> Iterator[Uauth | None]:
+def _deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("RS256",)
+                ) -> Iterator[Uauth | None]:
     """A provisioned uauth deployment on ``store``; Redis gets its own redis-server."""
     redis = None
     if store == "redis":
@@ -174,7 +177,7 @@ def _deployment(run: Run, workdir: Path, store: str) -> Iterator[Uauth | None]:
             yield None
             return
     try:
-        uauth = Uauth(workdir, store, redis)
+        uauth = Uauth(workdir, store, redis, algs)
         uauth.provision()
         yield uauth
     finally:
@@ -188,11 +191,11 @@ def _warmup(settings: Settings, server: Server, round_index: int) -> float:
     return settings.reference_prewarm if server.provider == "reference" else settings.prewarm
 
 
-def _measure(run: Run, server: Server, row: Row, warmup: float) -> None:
+def _measure(run: Run, server: Server, op: Op, row: Row, warmup: float) -> None:
     s = run.settings
     clients = s.clients_per_worker * server.workers
     try:
-        result = run_load(server.target, row.op, server_pid=server.pid, clients=clients,
+        result = run_load(server.targets[op[1]], row.op, server_pid=server.pid, clients=clients,
                           seconds=s.seconds, warmup=warmup)
     except NotMeasured as exc:
         row.note = ("not supported yet: " if exc.unsupported else "failed: ") + str(exc)
@@ -227,7 +230,7 @@ def run_memory(settings: Settings, flows: int, workers: int, steps: int = 2) -> 
             with _deployment(run, workdir, store) as uauth:
                 if uauth is None:
                     continue
-                server = uauth.serve(workers, settings.threads, ("flow",))
+                server = uauth.serve(workers, settings.threads, (("flow", "RS256"),))
                 try:
                     rows.append(_soak(server, flows, steps, settings, run.log))
                 finally:
@@ -244,8 +247,8 @@ def _soak(server: Server, flows: int, steps: int, settings: Settings,
         log(f"memory: {server.store} {server.workers}w, flows {flows * step:,} to "
             f"{flows * (step + 1):,}")
         try:
-            result = run_load(server.target, "flow", server_pid=server.pid, clients=clients,
-                              seconds=3600, warmup=0.0, count=flows)
+            result = run_load(server.targets["RS256"], "flow", server_pid=server.pid,
+                              clients=clients, seconds=3600, warmup=0.0, count=flows)
         except NotMeasured as exc:
             return MemoryRow(server.store, server.workers, flows, rss, [], None, str(exc))
         cpu.append(result.cpu_ms_per_op or 0.0)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 from typing import Any
@@ -66,6 +67,10 @@ def stop(process: subprocess.Popen[Any] | None) -> None:
             process.wait()
 
 
+#: An operation and the algorithm of the ID tokens it gets, e.g. ("flow", "ES256").
+Op = tuple[str, str]
+
+
 @dataclass
 class Server:
     """One running server process to measure: what it is, where, and its master's pid."""
@@ -73,9 +78,9 @@ class Server:
     provider: str  #: "bare", "reference" or "uauth"
     store: str
     workers: int
-    alg: str
-    ops: tuple[str, ...]
-    target: Target
+    ops: tuple[Op, ...]
+    #: Who to drive per ID-token algorithm (a different client, or a different server).
+    targets: dict[str, Target]
     process: subprocess.Popen[Any]
 
     @property
@@ -104,17 +109,22 @@ class _Serve(LiveServer):
 
 class Uauth:
     """One uauth deployment (instance folder + storage), provisioned once, served by any number
-    of ``uauth serve`` processes at once."""
+    of ``uauth serve`` processes at once. It has a signing key for every algorithm in ``algs``
+    and one browser-app client per algorithm for its ID tokens (access tokens stay RS256)."""
 
-    def __init__(self, workdir: Path, store: str, redis: RedisServer | None = None) -> None:
+    def __init__(self, workdir: Path, store: str, redis: RedisServer | None = None,
+                 algs: tuple[str, ...] = ("RS256",)) -> None:
         self.store = store
         self.instance = workdir / f"instance-{store}"
         self.storage = redis.url if redis else f"sqlite:///{self.instance}/uauth.db"
-        self.spa_client = ""
+        self.algs = tuple(dict.fromkeys(("RS256", *algs)))
+        self.env = {"UAUTH_SIGNING_ALGS": json.dumps(list(self.algs))}
+        self.spa_clients: dict[str, str] = {}
         self.service_client: tuple[str, str] | None = None
 
     def _cli(self, *args: str, stdin: str | None = None) -> str:
-        done = LiveServer(self.instance, storage=self.storage).cli(*args, stdin=stdin)
+        live = LiveServer(self.instance, storage=self.storage, env=self.env)
+        done = live.cli(*args, stdin=stdin)
         if done.returncode != 0:
             raise RuntimeError(f"uauth {' '.join(args[:2])} failed: {done.stderr.strip()}")
         return done.stdout
@@ -123,24 +133,28 @@ class Uauth:
         """``uauth init``, a first-party public client (PKCE, no consent page), a confidential
         client allowed client_credentials, and a user with a password."""
         self._cli("init")
-        spa = json.loads(self._cli("client", "add", "--name", "bench-spa", "--public",
-                                   "--first-party", "--redirect-uri", REDIRECT_URI, "--json"))
-        self.spa_client = spa["client_id"]
+        for alg in self.algs:
+            spa = json.loads(self._cli(
+                "client", "add", "--name", f"bench-spa-{alg}", "--public", "--first-party",
+                "--redirect-uri", REDIRECT_URI, "--id-token-signed-response-alg", alg, "--json"))
+            self.spa_clients[alg] = spa["client_id"]
         service = json.loads(self._cli("client", "add", "--name", "bench-service",
                                        "--grant-type", "client_credentials", "--json"))
         self.service_client = (service["client_id"], service["client_secret"])
         self._cli("user", "add", USERNAME, "--password-stdin", "--email", "bench@example.com",
                   "--email-verified", "--name", "Bench User", stdin=PASSWORD + "\n")
 
-    def serve(self, workers: int, threads: int, ops: tuple[str, ...], alg: str = "RS256",
-              env: dict[str, str] | None = None) -> Server:
+    def serve(self, workers: int, threads: int, ops: tuple[Op, ...]) -> Server:
         live = _Serve(self.instance, storage=self.storage, workers=workers, threads=threads,
-                      env=env or {})
+                      env=self.env)
         live.start()
         assert live.process is not None
-        target = Target(issuer=live.url, spa_client=self.spa_client, redirect_uri=REDIRECT_URI,
-                        service_client=self.service_client, login=(USERNAME, PASSWORD))
-        return Server("uauth", self.store, workers, alg, ops, target.discover(), live.process)
+        first = Target(issuer=live.url, spa_client=self.spa_clients["RS256"],
+                       redirect_uri=REDIRECT_URI, service_client=self.service_client,
+                       login=(USERNAME, PASSWORD)).discover()
+        targets = {alg: replace(first, spa_client=client)
+                   for alg, client in self.spa_clients.items()}
+        return Server("uauth", self.store, workers, ops, targets, live.process)
 
 
 def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
@@ -156,7 +170,7 @@ def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )
     wait_until_up(url + "/", process, log)
-    return Server("bare", "-", workers, "", ("bare",), Target(url, "", ""), process)
+    return Server("bare", "-", workers, (("bare", "-"),), {"-": Target(url, "", "")}, process)
 
 
 def reference_problem() -> str | None:
@@ -189,4 +203,5 @@ def serve_reference(workdir: Path, ops: tuple[str, ...], alg: str = "RS256",
     wait_until_up(url + "/.well-known/openid-configuration", process, log)
     target = Target(issuer=url, spa_client=REFERENCE_SPA, redirect_uri=REDIRECT_URI,
                     service_client=REFERENCE_SERVICE)
-    return Server("reference", "memory", 1, alg, ops, target.discover(), process)
+    return Server("reference", "memory", 1, tuple((op, alg) for op in ops),
+                  {alg: target.discover()}, process)
