@@ -1,7 +1,7 @@
 """The baseline: the cheapest Flask endpoint, served by gunicorn exactly as ``uauth serve`` is.
 
 Every figure of the bench is also given as a ratio to this one, so a reader sees how much of a
-provider's cost is the web stack itself (HTTP parsing, WSGI, Flask routing, access log).
+provider's cost is the web stack itself (gunicorn, HTTP parsing, WSGI, Flask routing).
 """
 
 from __future__ import annotations

@@ -158,14 +158,16 @@ class Uauth:
 
 
 def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
-    """A one-route Flask app under ``gunicorn`` with the settings ``uauth serve`` uses."""
+    """A one-route Flask app under ``gunicorn`` with the settings ``uauth serve`` uses (sync
+    worker, gunicorn's access log off: uauth writes its own request log line, which is part of
+    what it costs)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"bare-{port}.log"
     with open(log, "w") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "--threads", str(threads), "--access-logfile", "-",
+             "--workers", str(workers), "--threads", str(threads),
              "--name", "uauth-bench-bare", "bench.bare:app"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
         )
