@@ -154,7 +154,7 @@ def _scaling(rows: list[Row], store: str) -> list[str]:
         a, b = one.result, two.result
         ratio = b.ops_per_s / a.ops_per_s
         shown = f"{ratio:.2f}× ({LABELS[op].split(' (')[0]})"
-        if b.server_cores >= 1.7 or not (a.cpu_ms_per_op and b.cpu_ms_per_op):
+        if ratio >= 1.7 or b.server_cores >= 1.7 or not (a.cpu_ms_per_op and b.cpu_ms_per_op):
             return [title, shown, _verdict(ratio >= 1.7)]
         projected = 2 * a.cpu_ms_per_op / b.cpu_ms_per_op
         return [title, f"{shown}; server had {b.server_cores:.2f} cores; projected "
