@@ -153,6 +153,66 @@ def test_hash_key_is_a_stable_digest() -> None:
     assert len(hash_key("abc")) == 64 and "abc" not in hash_key("abc")
 
 
+def test_incr_counts_within_a_window_that_never_extends(store: Store, clock: FakeClock) -> None:
+    assert [store.incr("throttle", "k", ttl=10) for _ in range(3)] == [1, 2, 3]
+    assert store.incr("throttle", "other", ttl=10) == 1, "each key counts on its own"
+    assert store.find("throttle", "k") == {"count": 3}
+    clock.advance(9)
+    assert store.incr("throttle", "k", ttl=10) == 4, "incrementing does not restart the window"
+    clock.advance(1)
+    assert store.find("throttle", "k") is None, "the window ends ttl seconds after the first"
+    assert store.incr("throttle", "k", ttl=10) == 1, "an expired counter starts again"
+    store.delete("throttle", "k")
+    assert store.incr("throttle", "k", ttl=10) == 1
+    assert [e.record for e in store.dump() if e.kind == "throttle" and e.key == "k"] == [
+        {"count": 1}]
+
+
+def test_incr_thread_race_loses_no_count(store: Store) -> None:
+    threads, each = 8, 50
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def bump() -> None:
+        mine = [store.incr("throttle", "race", ttl=600) for _ in range(each)]
+        with lock:
+            seen.extend(mine)
+
+    pool = [threading.Thread(target=bump) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert sorted(seen) == list(range(1, threads * each + 1)), "every value seen exactly once"
+
+
+def _process_incr(store: Store, results: object, n: int) -> None:
+    results.put([store.incr("throttle", "prace", ttl=600) for _ in range(n)])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_incr_process_race_loses_no_count(backend: str, request: pytest.FixtureRequest,
+                                          tmp_path: Path) -> None:
+    if backend == "sqlite":
+        store: Store = SQLiteStore(tmp_path / "incr.sqlite3")
+    else:
+        store = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix())
+    store.ping()
+    store.close()
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    processes, each = 4, 100
+    workers = [ctx.Process(target=_process_incr, args=(store, results, each))
+               for _ in range(processes)]
+    for w in workers:
+        w.start()
+    seen = [n for _ in range(processes) for n in results.get(timeout=60)]
+    for w in workers:
+        w.join(timeout=30)
+        assert w.exitcode == 0
+    assert sorted(seen) == list(range(1, processes * each + 1))
+
+
 def test_thread_race_has_exactly_one_winner_per_round(store: Store) -> None:
     threads = 16
     for i in range(ROUNDS):

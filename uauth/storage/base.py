@@ -102,6 +102,15 @@ class Store(Protocol):
         so a replay is recognised. None if the record is missing or expired.
         """
 
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        """Add one to a counter record ``{"count": n}`` atomically and return the new count.
+
+        A missing or expired counter starts at 1 and lives ``ttl`` seconds from then; later
+        increments never extend it, so a window counted from its first event always ends.
+        Exactly one caller, across threads, processes and hosts, sees each value (throttling,
+        :mod:`uauth.throttle`). Counters are records like any other (``find``, ``delete``).
+        """
+
     def delete(self, kind: Kind, key: str) -> None:
         """Remove a record; missing records are fine."""
 

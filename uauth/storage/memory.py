@@ -75,6 +75,16 @@ class MemoryStore:
             entry.consumed = True
             return Consumed(copy.deepcopy(entry.record), first)
 
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        with self._lock:
+            entry = self._live(kind, key)
+            if entry is None:
+                entry = _Entry({"count": 0}, self._expiry(ttl), None)
+                self._entries[(kind, key)] = entry
+            count = int(entry.record.get("count", 0)) + 1
+            entry.record = {"count": count}
+            return count
+
     def delete(self, kind: Kind, key: str) -> None:
         with self._lock:
             self._entries.pop((kind, key), None)

@@ -68,6 +68,22 @@ if r[2] ~= '' and tonumber(r[2]) <= tonumber(ARGV[1]) then return nil end
 return {r[1], redis.call('HINCRBY', KEYS[1], 'c', 1)}
 """
 
+# KEYS: record. ARGV: ttl_ms, expires_at of a new counter, now. Returns the new count; a new
+# (or expired) counter starts at 1 with the TTL, later increments keep its expiry.
+_INCR = """
+local r = redis.call('HMGET', KEYS[1], 'v', 'e')
+local n = 1
+if r[1] and (r[2] == '' or tonumber(r[2]) > tonumber(ARGV[3])) then
+  n = (cjson.decode(r[1])['count'] or 0) + 1
+  redis.call('HSET', KEYS[1], 'v', cjson.encode({count = n}))
+  return n
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', '{"count": 1}', 'e', ARGV[2], 'c', 0, 'g', '')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return n
+"""
+
 # KEYS: grant index. ARGV: grant id. Deletes only records still saved under that grant.
 _REVOKE = """
 local n = 0
@@ -112,6 +128,7 @@ class RedisStore:
         self._consume = self._client.register_script(_CONSUME)
         self._revoke = self._client.register_script(_REVOKE)
         self._grant_records = self._client.register_script(_GRANT_RECORDS)
+        self._incr = self._client.register_script(_INCR)
 
     def _key(self, kind: Kind, key: str) -> str:
         return f"{self.prefix}r:{kind}:{key}"
@@ -171,6 +188,11 @@ class RedisStore:
             return None
         value, times = result
         return Consumed(dict(json.loads(value)), first=int(times) == 1)
+
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        now = self._clock()
+        return int(self._call(self._incr, keys=[self._key(kind, key)],
+                              args=[str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now)]))
 
     def delete(self, kind: Kind, key: str) -> None:
         self._call(self._client.delete, self._key(kind, key))

@@ -152,6 +152,22 @@ class SQLiteStore:
             return None
         return Consumed(dict(json.loads(row[0])), first=row[1] == 1)
 
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        now = self._clock()
+        row = self._run(
+            "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "
+            "VALUES (?, ?, '{\"count\": 1}', NULL, ?, 0) ON CONFLICT (kind, key) DO UPDATE SET "
+            "value = CASE WHEN records.expires_at IS NULL OR records.expires_at > ? "
+            "THEN json_object('count', coalesce(json_extract(records.value, '$.count'), 0) + 1) "
+            "ELSE excluded.value END, "
+            "expires_at = CASE WHEN records.expires_at IS NULL OR records.expires_at > ? "
+            "THEN records.expires_at ELSE excluded.expires_at END, grant_id = NULL, consumed = 0 "
+            "RETURNING json_extract(value, '$.count')",
+            (kind, key, now + ttl, now, now),
+        ).fetchone()
+        self._after_write()
+        return int(row[0])
+
     def delete(self, kind: Kind, key: str) -> None:
         self._run("DELETE FROM records WHERE kind = ? AND key = ?", (kind, key))
 
