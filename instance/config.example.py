@@ -97,6 +97,33 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Number of reverse proxies in front of uauth whose X-Forwarded-For/-Proto/-Host and X-Request-ID headers are trusted (0: none).
 # UAUTH_TRUSTED_PROXIES = 0
 
+# Largest request body uauth's endpoints read (larger: 413 invalid_request).
+# UAUTH_MAX_BODY_BYTES = 65536
+
+# Longest value, in characters, of any one request parameter (longer: invalid_request).
+# UAUTH_MAX_PARAM_LENGTH = 8192
+
+# Throttle failed logins (per account and per IP address) and failed client authentication (per client and IP address, and per IP address).
+# UAUTH_THROTTLE = True
+
+# Seconds over which failures are counted, from the first one; also the longest a lock lasts.
+# UAUTH_THROTTLE_WINDOW = 900
+
+# Failures per account (or client) in a window before each further attempt must wait.
+# UAUTH_THROTTLE_FREE_FAILURES = 5
+
+# Failures per account (or client) in a window that lock it until the window ends.
+# UAUTH_THROTTLE_LOCK_FAILURES = 20
+
+# Failures from one IP address in a window before each further attempt must wait.
+# UAUTH_THROTTLE_IP_FREE_FAILURES = 20
+
+# Failures from one IP address in a window that lock it until the window ends.
+# UAUTH_THROTTLE_IP_LOCK_FAILURES = 100
+
+# Longest wait in seconds between attempts before a lock (it doubles from 1 s).
+# UAUTH_THROTTLE_MAX_DELAY = 60
+
 # Serve Prometheus metrics at /metrics.
 # UAUTH_METRICS = False
 

@@ -462,6 +462,9 @@ _add_operations()
 
 
 def main() -> None:
+    from .logs import configure_audit_logging
+
+    configure_audit_logging(os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower())
     cli(prog_name="uauth")
 
 

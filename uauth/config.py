@@ -440,6 +440,62 @@ SETTINGS: tuple[Setting, ...] = (
         _non_negative_int,
     ),
     Setting(
+        "UAUTH_MAX_BODY_BYTES",
+        65536,
+        "Largest request body uauth's endpoints read (larger: 413 invalid_request).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_MAX_PARAM_LENGTH",
+        8192,
+        "Longest value, in characters, of any one request parameter (longer: invalid_request).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_THROTTLE",
+        True,
+        "Throttle failed logins (per account and per IP address) and failed client "
+        "authentication (per client and IP address, and per IP address).",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_THROTTLE_WINDOW",
+        900,
+        "Seconds over which failures are counted, from the first one; also the longest a "
+        "lock lasts.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_THROTTLE_FREE_FAILURES",
+        5,
+        "Failures per account (or client) in a window before each further attempt must wait.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_THROTTLE_LOCK_FAILURES",
+        20,
+        "Failures per account (or client) in a window that lock it until the window ends.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_THROTTLE_IP_FREE_FAILURES",
+        20,
+        "Failures from one IP address in a window before each further attempt must wait.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_THROTTLE_IP_LOCK_FAILURES",
+        100,
+        "Failures from one IP address in a window that lock it until the window ends.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_THROTTLE_MAX_DELAY",
+        60,
+        "Longest wait in seconds between attempts before a lock (it doubles from 1 s).",
+        _positive_int,
+    ),
+    Setting(
         "UAUTH_METRICS",
         False,
         "Serve Prometheus metrics at /metrics.",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .backchannel import Backchannel
     from .claims import SubjectIndex
     from .server import UAuthServer
+    from .throttle import Throttle
     from .users import UserDirectory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,6 +65,8 @@ class State:
     backchannel: Backchannel = field(init=False)
     #: Pairwise subjects: the instance salt and the sub -> user index cache (claims.py).
     subjects: SubjectIndex = field(init=False)
+    #: Failure counters for logins and client authentication (throttle.py).
+    throttle: Throttle = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -128,6 +131,9 @@ class UAuth:
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
         state.server = build_server(state)
+        from .throttle import Throttle
+
+        state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state
         self._init_login(app)

@@ -79,9 +79,10 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "pid": record.process,
         }
-        http = getattr(record, "http", None)
-        if isinstance(http, dict):
-            doc.update(http)
+        for extra in ("http", "audit"):  # the access line's and audit events' own fields
+            fields = getattr(record, extra, None)
+            if isinstance(fields, dict):
+                doc.update(fields)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
@@ -92,11 +93,28 @@ JsonFormatter.converter = time.gmtime  # type: ignore[assignment]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+def configure_audit_logging(fmt: str = "json") -> None:
+    """The admin CLI's audit events (``uauth user add`` …) to stderr, unless an embedding app
+    or :func:`configure_logging` already gave ``uauth.audit`` somewhere to go."""
+    logger = logging.getLogger("uauth.audit")
+    if logger.handlers or logging.getLogger("uauth").handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     """Send uauth's loggers to stderr in ``fmt`` (``json`` or ``text``) from ``level`` up."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    audit = logging.getLogger("uauth.audit")  # the CLI's own audit handler, if any: ours now
+    audit.handlers.clear()
+    audit.propagate = True
     logger = logging.getLogger("uauth")
     logger.handlers[:] = [handler]
     logger.setLevel(level)

@@ -8,12 +8,19 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Payload
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Response
 from flask import json
+from flask import request as http_request
 from werkzeug.datastructures import MultiDict
 
+from .audit import CLIENT_AUTH_FAILED
+from .audit import CLIENT_AUTH_THROTTLED
+from .audit import audit
 from .clients import get_client
 from .models import Client
 
@@ -74,6 +81,26 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
         return self.payload.data
 
 
+class ClientThrottled(OAuth2Error):  # type: ignore[misc]
+    """Too many failed client authentications from here: 429 with ``Retry-After``."""
+
+    error = "invalid_client"
+    status_code = 429
+
+    def __init__(self, wait: int) -> None:
+        super().__init__("Too many failed client authentications; retry later.")
+        self.wait = wait
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.wait))]
+
+
+def claimed_client_id(request: OAuth2Request) -> str:
+    """The client id a request claims (Basic header, else the body), before authentication."""
+    basic_id, _ = extract_basic_authorization(request.headers)
+    return str(basic_id or request.payload.data.get("client_id") or "-")
+
+
 class UAuthServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, state: State) -> None:
         super().__init__(scopes_supported=None)
@@ -81,6 +108,28 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> Client | None:
         return get_client(self.state.store, client_id)
+
+    def authenticate_client(self, request: OAuth2Request, methods: list[str],
+                            endpoint: str = "token") -> Client:
+        """Authlib's client authentication, throttled per client and address (throttle.py):
+        storage is touched only when authentication fails."""
+        throttle = self.state.throttle
+        claimed = claimed_client_id(request)
+        keys = throttle.client_keys(claimed, http_request.remote_addr)
+        wait = throttle.locally_blocked(keys)
+        if wait:
+            audit(CLIENT_AUTH_THROTTLED, client_id=claimed, endpoint=endpoint, retry_after=wait)
+            raise ClientThrottled(wait)
+        try:
+            client: Client = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            wait = throttle.failed(keys, shared=False)
+            audit(CLIENT_AUTH_FAILED, client_id=claimed, endpoint=endpoint,
+                  retry_after=wait or None)
+            if wait:
+                raise ClientThrottled(wait) from None
+            raise
+        return client
 
     def save_token(self, token: dict[str, Any], request: UAuthRequest) -> None:
         from .grants import persist_refresh_token

@@ -1,8 +1,10 @@
 """Blueprints. All endpoints are namespaced under ``uauth.``, e.g. ``url_for("uauth.ui.login")``.
 
 Cross-cutting behaviour of our blueprints only (never the host app's): a request id, an access
-log line and metrics per request, CORS for registered browser origins on the endpoints SPAs call,
-baseline security headers on pages, and one answer to a storage outage (503, nothing half-done).
+log line and metrics per request, input limits (:mod:`.inputs`), CORS for registered browser
+origins on the endpoints SPAs call, security headers, one answer to a storage outage (503,
+nothing half-done), and one to anything unexpected (500 without a stack trace, logged with the
+request id).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from flask import Response
 from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from .. import logs
 from ..clients import origin_allowed
@@ -24,6 +27,7 @@ from . import account
 from . import authorize
 from . import discovery
 from . import health
+from . import inputs
 from . import logout
 from . import metrics
 from . import sessions
@@ -46,14 +50,25 @@ CORS_ENDPOINTS = {
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
                 "uauth.metrics"}
-#: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked.
+#: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
+STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
+#: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No
+#: ``form-action``: Chrome applies it to the redirect that follows a form POST, which would
+#: block the login and consent pages' redirects back to the client.
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; base-uri 'none'")
+HSTS = "max-age=31536000"
 
 
 @bp.before_request
 def _start() -> None:
-    logs.start_request(bool(get_state().config["UAUTH_TRUSTED_PROXIES"]))
+    config = get_state().config
+    logs.start_request(bool(config["UAUTH_TRUSTED_PROXIES"]))
+    request.max_content_length = config["UAUTH_MAX_BODY_BYTES"]
+    request.max_form_parts = inputs.MAX_PARAMS
+    inputs.check_request(config["UAUTH_MAX_PARAM_LENGTH"],
+                         unique=request.blueprint in STRICT_PARAMS,
+                         basic=request.blueprint == "uauth.token")
 
 
 @bp.after_request
@@ -71,6 +86,8 @@ def _headers(response: Response) -> Response:
     if request.endpoint in CORS_ENDPOINTS:
         _cors(response)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if get_state().issuer.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -109,6 +126,40 @@ def _storage_down(exc: StorageError) -> ResponseReturnValue:
     return render_template("uauth/error.html", title="Temporarily unavailable",
                            message="We cannot reach our storage right now. Please try again in "
                            "a moment; nothing you did was lost."), 503, {"Retry-After": "5"}
+
+
+def _failure(status: int, error: str, title: str, message: str,
+             headers: dict[str, str] | None = None) -> ResponseReturnValue:
+    """JSON on the back channel, a page on pages."""
+    if request.blueprint in BACK_CHANNEL:
+        return token.oauth_error(error, message, status, headers)
+    return render_template("uauth/error.html", title=title, message=message,
+                           error=error), status, headers or {}
+
+
+@bp.errorhandler(inputs.BadInput)
+def _bad_input(exc: inputs.BadInput) -> ResponseReturnValue:
+    headers = {"WWW-Authenticate": 'Basic realm="uauth"'} if exc.status == 401 else None
+    return _failure(exc.status, exc.error, "This request cannot be read", str(exc), headers)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> ResponseReturnValue:
+    """HTTP errors keep their status, in our format; anything else is our bug: logged with
+    the request id and answered 500 ``server_error``, never with a stack trace."""
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        if status < 400:
+            return exc
+        if status == 413:
+            return _failure(413, "invalid_request", "This request is too large",
+                            "The request body is too large.")
+        if status < 500:
+            return _failure(status, "invalid_request", exc.name,
+                            "The request could not be handled.")
+    log.exception("unexpected error answering %s %s", request.method, request.path)
+    return _failure(500, "server_error", "Something went wrong",
+                    "An unexpected error occurred; it has been logged. Please try again.")
 
 
 def register_blueprints(app: Flask, url_prefix: str) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
@@ -39,6 +40,10 @@ from ..attributes import catalogue
 from ..attributes import make_form
 from ..attributes import missing
 from ..attributes import submitted
+from ..audit import LOGIN_FAILED
+from ..audit import LOGIN_SUCCEEDED
+from ..audit import LOGIN_THROTTLED
+from ..audit import audit
 from ..authrequest import AuthParams
 from ..authrequest import login_hint
 from ..authrequest import parse_auth_params
@@ -61,6 +66,9 @@ from ..sessions import HANDLE
 from ..sessions import begin_browser_session
 from ..sessions import current_session
 from ..sessions import note_grant
+from ..throttle import DEVICE_COOKIE
+from ..throttle import device_for
+from ..throttle import set_device_cookie
 from ..tokens import Authentication
 from ..users import editable
 
@@ -344,7 +352,13 @@ def authorize() -> ResponseReturnValue:
     auth = authentication()
     user = session_user() if auth else None
     try:
+        repeated = [name for name in params if len(params.getlist(name)) > 1]
+        if {"client_id", "redirect_uri"} & set(repeated):
+            raise InvalidRequestError("client_id and redirect_uri may appear only once.")
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
+        if repeated:  # RFC 6749 §3.1; the redirect URI is trusted now, so the error goes there
+            raise InvalidRequestError("A request parameter is repeated.",
+                                      redirect_uri=grant.redirect_uri)
         check_response_mode(params, grant.redirect_uri)
         oidc = parse_auth_params(state, params, grant.client, grant.redirect_uri)
     except OAuth2Error as err:
@@ -412,13 +426,35 @@ def login() -> ResponseReturnValue:
     form = LoginForm()
     error = None
     status = 200
+    headers: dict[str, str] = {}
     if form.validate_on_submit():
-        user = state.users.authenticate(form.username.data, form.password.data)
+        username = form.username.data
+        keys = state.throttle.login_keys(username, request.remote_addr, device_for(
+            request.cookies.get(DEVICE_COOKIE), username, current_app.secret_key or ""))
+        wait = state.throttle.wait(keys)
+        user = None if wait else state.users.authenticate(username, form.password.data)
         if user is not None:
             start_session(user)  # record_login notes the request it continues
-            return redirect(next_url or url_for("uauth.ui.home"))
-        state.metrics.login_failed()
-        error, status = "Incorrect username or password.", 401
+            audit(LOGIN_SUCCEEDED, user_id=user.id, client_id=continues.get("client_id"))
+            response = redirect(next_url or url_for("uauth.ui.home"))
+            set_device_cookie(response, username, current_app.secret_key or "",
+                              secure=state.issuer.startswith("https://"),
+                              path=state.config["UAUTH_URL_PREFIX"] or "/")
+            return response
+        if not wait:
+            state.metrics.login_failed()
+            wait = state.throttle.failed(keys)
+            known = state.users.find_by_username(username)  # for the log only, never shown
+            audit(LOGIN_FAILED, user_id=known.id if known else None,
+                  client_id=continues.get("client_id"), retry_after=wait or None)
+            error, status = "Incorrect username or password.", 401
+        else:
+            audit(LOGIN_THROTTLED, client_id=continues.get("client_id"), retry_after=wait)
+        if wait:
+            # The same words whether or not the account exists, or the password was right.
+            error = (f"{error + ' ' if error else ''}Too many failed attempts: please wait "
+                     f"{wait} second{'s' if wait != 1 else ''} before trying again.")
+            status, headers = 429, {"Retry-After": str(wait)}
     elif request.method == "POST":
         if form.csrf_token.errors:
             error = "This page expired. Please sign in again."
@@ -426,7 +462,8 @@ def login() -> ResponseReturnValue:
     else:
         form.username.data = login_hint(continues)
     return render_template("uauth/login.html", form=form, error=error,
-                           client=get_client(state.store, continues.get("client_id"))), status
+                           client=get_client(state.store, continues.get("client_id"))), status, \
+        headers
 
 
 @bp.get("/")

@@ -14,6 +14,8 @@ from werkzeug.datastructures import MultiDict
 
 from ..extension import get_state
 from ..server import UAuthRequest
+from .inputs import BadInput
+from .inputs import check_params
 
 bp = Blueprint("token", __name__)
 
@@ -46,6 +48,11 @@ def request_body() -> MultiDict[str, str]:
             raise BadRequestBody("The JSON body must be an object.")
         if not all(isinstance(v, str) for v in data.values()):
             raise BadRequestBody("Every JSON parameter must be a string.")
+        try:
+            check_params(data.items(), get_state().config["UAUTH_MAX_PARAM_LENGTH"],
+                         unique=True)
+        except BadInput as exc:
+            raise BadRequestBody(str(exc)) from None
         return MultiDict(data)
     raise BadRequestBody("Content-Type must be application/x-www-form-urlencoded or "
                          "application/json.")
