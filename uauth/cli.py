@@ -41,6 +41,20 @@ class _Context:
         return self._app
 
 
+def admin_action(action: str, **fields: Any) -> None:
+    """An audit event for a change made with the CLI, naming the OS account that made it."""
+    import getpass
+
+    from .audit import ADMIN
+    from .audit import audit
+
+    try:
+        actor = getpass.getuser()
+    except (KeyError, OSError):
+        actor = str(os.getuid())
+    audit(ADMIN, action=action, actor=actor, **fields)
+
+
 def fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
@@ -214,6 +228,7 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
             fail(str(exc))
         except ValueError as exc:
             fail(str(exc))
+    admin_action("user.add", user_id=created.id)
     click.echo(f"created user {created.username} ({created.id})")
 
 
@@ -241,6 +256,7 @@ def user_disable(ctx: _Context, username: str) -> None:
         found.disabled = True
         users.save(found)
         ended = _end_sessions(found.id)
+    admin_action("user.disable", user_id=found.id, sessions=ended)
     click.echo(f"disabled user {username}; ended {ended} session(s)")
 
 
@@ -266,6 +282,7 @@ def user_logout(ctx: _Context, username: str) -> None:
         if found is None:
             fail(f"no user {username!r}")
         ended = _end_sessions(found.id)
+    admin_action("user.logout", user_id=found.id, sessions=ended)
     click.echo(f"ended {ended} session(s) of {username}")
 
 
@@ -312,6 +329,7 @@ def user_set(ctx: _Context, username: str, assignments: tuple[str, ...]) -> None
         if found is None:
             fail(f"no user {username!r}")
         changed = users.update_profile(found, values)
+    admin_action("user.set", user_id=found.id, attributes=" ".join(changed))
     click.echo(f"updated user {username}: {', '.join(changed) or 'nothing changed'}")
 
 
@@ -402,6 +420,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
             )
         except RegistrationError as exc:
             fail(str(exc))
+    admin_action("client.add", client_id=created.client_id)
     if as_json:
         click.echo(json.dumps({"client_id": created.client_id, "client_secret": secret}))
         return
@@ -434,6 +453,7 @@ def client_remove(ctx: _Context, client_id: str) -> None:
     with _in_app(ctx):
         if not remove_client(_state().store, client_id):
             fail(f"no client {client_id!r}")
+    admin_action("client.remove", client_id=client_id)
     click.echo(f"removed client {client_id}")
 
 

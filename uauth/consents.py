@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from .audit import CONSENT_REVOKED
+from .audit import audit
 from .storage import Record
 from .storage import Store
 
@@ -115,4 +117,5 @@ def revoke_app(state: State, user_id: str, client_id: str) -> int:
             state.store.delete(APP_GRANT, key)
             revoked += 1
     forget_consent(state.store, user_id, client_id)
+    audit(CONSENT_REVOKED, client_id=client_id, user_id=user_id, grants=revoked)
     return revoked

@@ -17,6 +17,8 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
+from .audit import TOKEN_REVOKED
+from .audit import audit
 from .models import Client
 from .refresh import find_refresh_token
 from .refresh import is_rotated
@@ -118,6 +120,8 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         if token.kind == ACCESS_TOKEN:
             revoke_access_token(state, token.data)
         else:
+            audit(TOKEN_REVOKED, client_id=token.client_id, user_id=token.data.get("user_id"),
+                  kind=REFRESH_TOKEN, grant=str(token.data["grant_id"])[:8])
             revoke_grant(state, str(token.data["grant_id"]))
 
 

@@ -11,6 +11,7 @@ import click
 
 from .cli import _Context
 from .cli import _state
+from .cli import admin_action
 from .cli import fail
 from .cli import pass_ctx
 from .keys import SUPPORTED_ALGS
@@ -54,6 +55,7 @@ def keys_rotate(ctx: _Context, algs: tuple[str, ...], immediately: bool) -> None
             if alg not in enabled:
                 fail(f"{alg} is not enabled; add it to UAUTH_SIGNING_ALGS first")
         added = state.keys.rotate(list(algs or enabled), immediately=immediately)
+    admin_action("keys.rotate", kids=" ".join(key.kid for key in added))
     for key in added:
         click.echo(f"added {key.alg} key {key.kid}; published now, signs from {_when(key.created)}")
 
@@ -68,6 +70,7 @@ def keys_retire(ctx: _Context, kid: str) -> None:
             replacement = _state().keys.retire(kid)
         except LookupError as exc:
             fail(str(exc.args[0]))
+    admin_action("keys.retire", kid=kid)
     click.echo(f"retired key {kid}")
     if replacement is not None:
         click.echo(f"it was signing: {replacement.alg} key {replacement.kid} signs from now on")
@@ -173,6 +176,7 @@ def migrate(ctx: _Context, target_url: str, prefix: str | None, overwrite: bool)
         click.echo(f"copied {n:6d} {kind}")
     if problems:
         fail(f"{len(problems)} records differ after the copy, e.g. {problems[0]}")
+    admin_action("migrate", records=sum(counts.values()))
     click.echo(f"verified: the target holds every record. Now set UAUTH_STORAGE={target_url}"
                + (f" and UAUTH_REDIS_PREFIX={prefix}" if url.startswith("redis") else "")
                + " on every host and restart uauth.")

@@ -24,6 +24,8 @@ from flask import request
 from flask import session
 from flask_login import logout_user
 
+from .audit import LOGOUT
+from .audit import audit
 from .extension import get_state
 from .models import LoginSession
 from .storage import hash_key
@@ -132,6 +134,7 @@ def end(state: State, login: LoginSession) -> None:
     from .backchannel import deliveries
 
     _retire(state, login)
+    audit(LOGOUT, user_id=login.user_id, session=login.sid[:8])
     group = session_group(login.sid)
     notes = [r for kind, _, r in state.store.grant_records(group) if kind == SESSION_GRANT]
     for note in notes:

@@ -20,6 +20,9 @@ from typing import Protocol
 
 import jwt
 
+from .audit import FAMILY_REVOKED
+from .audit import TOKEN_REVOKED
+from .audit import audit
 from .extension import State
 from .storage import Store
 
@@ -229,6 +232,8 @@ def is_revoked(store: Store, claims: dict[str, Any]) -> bool:
 
 def revoke_access_token(state: State, claims: dict[str, Any]) -> None:
     """Deny one access token until it would have expired anyway."""
+    audit(TOKEN_REVOKED, client_id=str(claims.get("client_id")), kind="access_token",
+          grant=str(claims.get("gid", ""))[:8] or None)
     ttl = int(claims["exp"]) - state.now()
     if ttl > 0:
         state.store.save(REVOKED, f"jti:{claims['jti']}", {"exp": claims["exp"]}, ttl=ttl)
@@ -242,7 +247,9 @@ def revoke_grant(state: State, grant_id: str) -> int:
     """
     ttl = max(state.config["UAUTH_ACCESS_TOKEN_TTL"], state.config["UAUTH_REFRESH_TOKEN_TTL"])
     state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
-    return state.store.revoke_grant(grant_id)
+    removed = state.store.revoke_grant(grant_id)
+    audit(FAMILY_REVOKED, grant=grant_id[:8], records=removed)
+    return removed
 
 
 def grant_revoked(store: Store, grant_id: str) -> bool:

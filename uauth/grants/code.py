@@ -11,6 +11,8 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 
+from ..audit import REPLAY_DETECTED
+from ..audit import audit
 from ..consents import grant_lifetime
 from ..consents import remember_grant
 from ..models import AuthorizationCode
@@ -69,6 +71,8 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             revoke_grant(state, record.grant_id)
             state.metrics.replay(CODE)
             log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
+            audit(REPLAY_DETECTED, client_id=record.client_id, user_id=record.user_id,
+                  kind=CODE, grant=record.grant_id[:8])
             return None
         if record.client_id != client.client_id:
             return None

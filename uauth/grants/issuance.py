@@ -9,6 +9,9 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 
+from ..audit import TOKEN_ISSUED
+from ..audit import TOKEN_REFRESHED
+from ..audit import audit
 from ..claims import claims_by_name
 from ..claims import subject
 from ..models import Client
@@ -87,7 +90,13 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
             access_token=access_token, alg=id_token_alg(state, client),
             extra=claims_by_name(user, requested_claims(request, "id_token")),
         )
-    state.metrics.token_issued(getattr(grant, "GRANT_TYPE", None) or "unknown")
+    grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
+    state.metrics.token_issued(grant_type)
+    audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,
+          client_id=client.client_id, user_id=user.id if user is not None else None,
+          grant_type=grant_type, grant=(request.grant_id or "")[:8] or None, scope=scope,
+          tokens=" ".join(k for k in ("access_token", "refresh_token", "id_token")
+                          if k in token))
     return token
 
 

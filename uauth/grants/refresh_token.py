@@ -10,6 +10,8 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.hooks import hooked
 
+from ..audit import REPLAY_DETECTED
+from ..audit import audit
 from ..models import RefreshToken
 from ..models import User
 from ..refresh import REFRESH
@@ -70,6 +72,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
                 revoke_grant(state, token.grant_id)
                 state.metrics.replay(REFRESH)
                 log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
+                audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
+                      kind=REFRESH, grant=token.grant_id[:8])
                 raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
             request.next_refresh_token = retried
         # The first caller always gets its answer. Should the family be revoked meanwhile (by

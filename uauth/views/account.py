@@ -27,6 +27,8 @@ from ..attributes import catalogue
 from ..attributes import display
 from ..attributes import make_form
 from ..attributes import submitted
+from ..audit import PASSWORD_CHANGED
+from ..audit import audit
 from ..claims import describe_scope
 from ..clients import get_client
 from ..consents import apps_of
@@ -173,6 +175,7 @@ def password() -> ResponseReturnValue:
     if form.validate_on_submit():
         if users.check_password(user, form.current_password.data):
             users.set_password(user, form.new_password.data)
+            audit(PASSWORD_CHANGED, user_id=user.id)
             # whoever else holds a session of this account (maybe why it changes) is signed out
             here = current_session()
             others = [s for s in of_user(get_state(), user.id) if here is None or s.key != here.key]

@@ -40,6 +40,8 @@ from ..attributes import catalogue
 from ..attributes import make_form
 from ..attributes import missing
 from ..attributes import submitted
+from ..audit import CONSENT_DENIED
+from ..audit import CONSENT_GIVEN
 from ..audit import LOGIN_FAILED
 from ..audit import LOGIN_SUCCEEDED
 from ..audit import LOGIN_THROTTLED
@@ -331,9 +333,12 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         return error_page("This page has expired",
                           "Go back to the application and sign in again.")
     if decision != "allow":
+        audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
         return issue(ix.grant, None, ix.params)
     remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
                      ttl=state.config["UAUTH_CONSENT_TTL"], now=state.now())
+    audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
+          scope=" ".join(scopes))
     return None
 
 
