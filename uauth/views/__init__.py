@@ -17,6 +17,7 @@ from flask import Response
 from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from .. import logs
@@ -123,9 +124,9 @@ def _storage_down(exc: StorageError) -> ResponseReturnValue:
         return token.oauth_error("temporarily_unavailable",
                                  "The service is temporarily unavailable; try again shortly.",
                                  503, {"Retry-After": "5"})
-    return render_template("uauth/error.html", title="Temporarily unavailable",
-                           message="We cannot reach our storage right now. Please try again in "
-                           "a moment; nothing you did was lost."), 503, {"Retry-After": "5"}
+    return error_page(503, "Temporarily unavailable", "We cannot reach our storage right now. "
+                      "Please try again in a moment; nothing you did was lost.",
+                      "temporarily_unavailable", {"Retry-After": "5"})
 
 
 def _failure(status: int, error: str, title: str, message: str,
@@ -133,8 +134,19 @@ def _failure(status: int, error: str, title: str, message: str,
     """JSON on the back channel, a page on pages."""
     if request.blueprint in BACK_CHANNEL:
         return token.oauth_error(error, message, status, headers)
-    return render_template("uauth/error.html", title=title, message=message,
-                           error=error), status, headers or {}
+    return error_page(status, title, message, error, headers)
+
+
+def error_page(status: int, title: str, message: str, error: str,
+               headers: dict[str, str] | None = None) -> ResponseReturnValue:
+    """Our error page; should rendering fail too (the layout asks storage who is signed in,
+    and storage may be what failed), the same words on a bare page."""
+    try:
+        body = render_template("uauth/error.html", title=title, message=message, error=error)
+    except Exception:
+        body = (f"<!doctype html><html lang=\"en\"><title>{escape(title)}</title>"
+                f"<h1>{escape(title)}</h1><p>{escape(message)}</p></html>")
+    return body, status, headers or {}
 
 
 @bp.errorhandler(inputs.BadInput)
