@@ -25,9 +25,13 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` in a temporary folder; ``stop()``/``start()`` simulate an outage."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, persist: bool = False
+                 ) -> None:
         self.directory = directory
         self.port = port or free_port()
+        #: Keep data across stop()/start() (an append-only file, fsynced per write), as a
+        #: production Redis does; the session's shared server keeps nothing on disk.
+        self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,7 +45,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no",
+             "--appendonly", "yes" if self.persist else "no", "--appendfsync", "always",
+             "--dir", str(self.directory), "--daemonize", "no",
              "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
