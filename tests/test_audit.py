@@ -1,0 +1,102 @@
+"""The audit trail: a JSON event per security-relevant action, never a secret in it."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.app_driver import PASSWORD
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.logs import JsonFormatter
+from uauth.logs import RequestIdFilter
+from uauth.storage.memory import MemoryStore
+
+
+@pytest.fixture
+def audit_log() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("uauth")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield buffer
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def events(buffer: io.StringIO) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    return [line for line in lines if line["logger"] == "uauth.audit"]
+
+
+def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: FakeClock,
+                                                       audit_log: io.StringIO) -> None:
+    d = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    alice = d.user()
+    client, secret = d.client(always_issue_refresh_token=True)
+    assert secret
+    d.login(password="wrong-password-1")
+    d.login()
+    code = d.code(client.client_id, state="st")
+    tokens = d.token(client.client_id, secret, code=code).json
+    replay = d.token(client.client_id, secret, code=code)
+    assert replay.json["error"] == "invalid_grant"
+    code2 = d.code(client.client_id)
+    second = d.token(client.client_id, secret, code=code2).json
+    refreshed = d.http.post("/token", data={"grant_type": "refresh_token",
+                                            "refresh_token": second["refresh_token"]},
+                            headers={"Authorization": "Basic " + base64.b64encode(
+                                f"{client.client_id}:{secret}".encode()).decode()})
+    assert refreshed.status_code == 200
+    revoked = d.http.post("/revoke", data={"token": refreshed.json["refresh_token"],
+                                           "client_id": client.client_id,
+                                           "client_secret": secret})
+    assert revoked.status_code == 200
+    d.http.post("/token", data={"grant_type": "client_credentials", "client_id": client.client_id,
+                                "client_secret": "not-the-secret"})
+    trail = events(audit_log)
+    names = [e["event"] for e in trail]
+    for expected in ("login.failed", "login.succeeded", "consent.given", "token.issued",
+                     "replay.detected", "family.revoked", "token.refreshed", "token.revoked",
+                     "client_auth.failed"):
+        assert expected in names, (expected, names)
+    given = next(e for e in trail if e["event"] == "consent.given")
+    assert given["client_id"] == client.client_id and given["user_id"] == alice.id
+    assert given["ip"] == "127.0.0.1" and given["request_id"] not in ("-", None)
+    issued = next(e for e in trail if e["event"] == "token.issued")
+    assert issued["grant_type"] == "authorization_code" and issued["user_id"] == alice.id
+    text = audit_log.getvalue()
+    secrets = [PASSWORD, "wrong-password-1", secret, code, code2, tokens["access_token"],
+               tokens["refresh_token"], tokens["id_token"], second["refresh_token"],
+               second["access_token"], refreshed.json["refresh_token"],
+               refreshed.json["access_token"], "not-the-secret"]
+    for value in secrets:
+        assert value not in text
+    assert all(parse_qs(urlsplit(str(e.get("msg"))).query) == {} for e in trail)
+
+
+def test_cli_changes_are_audited(tmp_path: Path) -> None:
+    env = {"UAUTH_INSTANCE": str(tmp_path / "instance"), "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "uauth", "user", "add", "carol",
+                          "--password-stdin"], input="a-long-password\n", capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert run.returncode == 0, run.stderr
+    event = json.loads(run.stderr.strip().splitlines()[-1])
+    assert event["event"] == "admin" and event["action"] == "user.add"
+    assert event["user_id"] in run.stdout and event["actor"]
+    assert "a-long-password" not in run.stderr
