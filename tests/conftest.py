@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import multiprocessing
 import time
 import uuid
@@ -18,6 +20,8 @@ from tests.chromium import browser_required
 from tests.chromium import start as start_chromium
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_required
+from uauth.logs import JsonFormatter
+from uauth.logs import RequestIdFilter
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 from uauth.storage.redis import RedisStore
@@ -120,3 +124,21 @@ def chromium() -> Iterator[Any]:
     yield browser
     browser.close()
     playwright.stop()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """uauth's loggers into a buffer, formatted as ``uauth serve`` formats them."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("uauth")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    yield buffer
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = propagate

@@ -5,38 +5,17 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
-
-import pytest
 
 from tests.app_driver import PASSWORD
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
-from uauth.logs import JsonFormatter
-from uauth.logs import RequestIdFilter
 from uauth.storage.memory import MemoryStore
-
-
-@pytest.fixture
-def audit_log() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("uauth")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield buffer
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def events(buffer: io.StringIO) -> list[dict[str, object]]:
@@ -45,7 +24,7 @@ def events(buffer: io.StringIO) -> list[dict[str, object]]:
 
 
 def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: FakeClock,
-                                                       audit_log: io.StringIO) -> None:
+                                                       log_lines: io.StringIO) -> None:
     d = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
     alice = d.user()
     client, secret = d.client(always_issue_refresh_token=True)
@@ -69,7 +48,7 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
     assert revoked.status_code == 200
     d.http.post("/token", data={"grant_type": "client_credentials", "client_id": client.client_id,
                                 "client_secret": "not-the-secret"})
-    trail = events(audit_log)
+    trail = events(log_lines)
     names = [e["event"] for e in trail]
     for expected in ("login.failed", "login.succeeded", "consent.given", "token.issued",
                      "replay.detected", "family.revoked", "token.refreshed", "token.revoked",
@@ -80,7 +59,7 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
     assert given["ip"] == "127.0.0.1" and given["request_id"] not in ("-", None)
     issued = next(e for e in trail if e["event"] == "token.issued")
     assert issued["grant_type"] == "authorization_code" and issued["user_id"] == alice.id
-    text = audit_log.getvalue()
+    text = log_lines.getvalue()
     secrets = [PASSWORD, "wrong-password-1", secret, code, code2, tokens["access_token"],
                tokens["refresh_token"], tokens["id_token"], second["refresh_token"],
                second["access_token"], refreshed.json["refresh_token"],

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,6 @@ from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.extension import get_state
-from uauth.logs import JsonFormatter
-from uauth.logs import RequestIdFilter
 from uauth.storage.memory import MemoryStore
 
 
@@ -162,6 +158,19 @@ def test_pages_refuse_control_characters_with_a_page(
         assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize("value", ["\u00e9", 'code"', "code\\"])
+def test_protocol_parameters_outside_their_ascii_grammar_are_refused_unread(
+        setup: tuple[Driver, MemoryStore, str, str], value: str) -> None:
+    """Found by the fuzzer: Authlib echoes response_type into an error description, which
+    must be ASCII without quotes, and raised ValueError (a 500) for anything else."""
+    d, _, client_id, secret = setup
+    page = d.http.get("/authorize", query_string={"client_id": client_id,
+                                                  "response_type": value})
+    assert page.status_code == 400 and "printable ASCII" in page.text
+    token = d.http.post("/token", data={"grant_type": value}, headers=basic(client_id, secret))
+    oauth_error(token, 400, "invalid_request")
+
+
 def test_the_authorization_endpoint_refuses_repeated_parameters_without_redirecting(
         setup: tuple[Driver, MemoryStore, str, str]) -> None:
     d, _, client_id, _ = setup
@@ -258,20 +267,8 @@ class BrokenDirectory:
         raise RuntimeError("secret-internal-detail")
 
 
-@pytest.fixture
-def log_buffer() -> Iterator[io.StringIO]:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("uauth")
-    logger.addHandler(handler)
-    yield buffer
-    logger.removeHandler(handler)
-
-
 def test_an_unexpected_error_is_a_500_without_a_trace_and_logged_with_the_request_id(
-        setup: tuple[Driver, MemoryStore, str, str], log_buffer: io.StringIO) -> None:
+        setup: tuple[Driver, MemoryStore, str, str], log_lines: io.StringIO) -> None:
     d, _, client_id, secret = setup
     d.login()
     code = d.code(client_id)
@@ -284,7 +281,7 @@ def test_an_unexpected_error_is_a_500_without_a_trace_and_logged_with_the_reques
     assert page.status_code == 500 and page.mimetype == "text/html"
     for response in (api, page):
         assert "secret-internal-detail" not in response.text and "Traceback" not in response.text
-    logged = [json.loads(line) for line in log_buffer.getvalue().splitlines()]
+    logged = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     errors = [r for r in logged if r["level"] == "ERROR"]
     assert {r["request_id"] for r in errors} >= {api.headers["X-Request-ID"],
                                                 page.headers["X-Request-ID"]}

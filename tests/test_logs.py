@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
-from uauth.logs import JsonFormatter
-from uauth.logs import RequestIdFilter
 from uauth.storage.memory import MemoryStore
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """uauth's loggers into a buffer, formatted as ``uauth serve`` formats them."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("uauth")
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    yield buffer
-    logger.removeHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = propagate
 
 
 def records(buffer: io.StringIO) -> list[dict[str, object]]:

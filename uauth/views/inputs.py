@@ -3,7 +3,8 @@
 Every request to a uauth endpoint is checked once, up front, so no view can meet input that makes
 it fail: a body over ``UAUTH_MAX_BODY_BYTES`` (werkzeug refuses it unread, 413), more than
 :data:`MAX_PARAMS` parameters, a value over ``UAUTH_MAX_PARAM_LENGTH`` characters, a NUL or
-other C0 control character (tab, CR and LF aside), bytes that are not UTF-8, and, at the back
+other C0 control character (tab, CR and LF aside), bytes that are not UTF-8, a protocol
+parameter (``response_type``, ``scope``, …) outside its ASCII grammar, and, at the back
 channel, a parameter sent twice (RFC 6749 §3.1, §3.2) or a malformed ``Authorization: Basic``
 header. Each is ``invalid_request`` (``invalid_client`` for Basic): JSON on the back channel, a
 400 page on pages. The limits apply to uauth's blueprints only, never to a host app's views.
@@ -23,6 +24,13 @@ from werkzeug.datastructures import MultiDict
 MAX_PARAMS = 100
 #: Back-channel parameters that may repeat: RFC 8707 resource indicators (and ``audience``).
 REPEATABLE = frozenset({"resource", "audience"})
+#: Parameters whose grammar is printable ASCII without ``"`` or ``\\`` (RFC 6749 Appendix A,
+#: NQSCHAR; RFC 7636 §4.1-4.2). Authlib echoes some of them into error descriptions, which
+#: must be such text, so anything else must never reach it.
+NQSCHAR_PARAMS = frozenset({"response_type", "grant_type", "scope", "response_mode",
+                            "token_type_hint", "code_challenge_method", "code_challenge",
+                            "code_verifier"})
+_NQSCHAR = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 #: C0 controls but tab, LF and CR (which a ``claims`` JSON or an address may hold), DEL,
 #: lone surrogates (from JSON ``\ud800``), and U+FFFD, which stands for bytes that were not UTF-8.
 _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffd]")
@@ -57,6 +65,9 @@ def check_params(params: Iterable[tuple[str, str]], max_length: int, *, unique: 
         if n >= MAX_PARAMS:
             raise BadInput("The request has too many parameters.")
         check_text(name, value, max_length)
+        if name in NQSCHAR_PARAMS and not _NQSCHAR.fullmatch(value):
+            raise BadInput(f"The parameter {name} must be printable ASCII without quotes or "
+                           "backslashes.")
         if unique and name in seen and name not in REPEATABLE:
             raise BadInput(f"The parameter {_safe(name)} is repeated.")
         seen.add(name)
