@@ -14,7 +14,6 @@ from flask import Response
 from flask import json
 from werkzeug.datastructures import MultiDict
 
-from .clients import get_client
 from .models import Client
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.state = state
 
     def query_client(self, client_id: str) -> Client | None:
-        return get_client(self.state.store, client_id)
+        return self.state.clients.get(client_id)
 
     def save_token(self, token: dict[str, Any], request: UAuthRequest) -> None:
         from .grants import persist_refresh_token
