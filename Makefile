@@ -33,8 +33,16 @@ test-fast: $(STAMP)
 
 # Benchmarks (bench/, see README "Performance"): starts its own servers, prints tables; a couple
 # of minutes. BENCH_ARGS="--help" lists the options, e.g. --memory 10000 for the leak check.
-bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+# The reference provider (panva's oidc-provider) is installed outside the project, under
+# /tmp/node-op, when npm is available; without it the bench still measures uauth.
+REFERENCE_DIR ?= /tmp/node-op
+$(REFERENCE_DIR)/node_modules/oidc-provider:
+	@command -v npm >/dev/null 2>&1 && { mkdir -p $(REFERENCE_DIR) && cd $(REFERENCE_DIR) && \
+	  npm init -y >/dev/null && npm install --silent oidc-provider@9 jose; } || \
+	  echo "npm not found: the bench runs without the reference provider"
+
+bench: $(STAMP) $(REFERENCE_DIR)/node_modules/oidc-provider
+	UAUTH_BENCH_REFERENCE=$(REFERENCE_DIR) $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

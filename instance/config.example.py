@@ -55,6 +55,9 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Seconds a new signing key is published in the JWKS before it signs anything.
 # UAUTH_KEY_PREPUBLISH = 86400
 
+# Seconds a worker reuses a client it looked up; a removed client stops working on every worker within this time (0: look it up on every request).
+# UAUTH_CLIENT_CACHE_TTL = 5
+
 # Seconds between a worker's checks for keys rotated by another process or host.
 # UAUTH_KEY_CHECK_INTERVAL = 5
 

@@ -192,7 +192,7 @@ def test_only_grants_that_may_still_hold_tokens_are_remembered(driver: Driver,
     clock.advance(60 + 7200 + 1)  # the code and access token of the second grant are over
     driver.code(client.client_id, scope="openid")
     with driver.app.app_context():
-        apps = apps_of(get_state().store, user.id)
+        apps = apps_of(get_state().store, user.id, get_state().now())
     assert len(apps) == 1 and len(apps[0].grant_ids) == 2, "the refresh family stays listed"
     assert apps[0].last_authorized == int(clock.now)
 

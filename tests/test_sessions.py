@@ -255,11 +255,12 @@ def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
     assert login is not None and len(set(codes)) == 2
     with driver.app.app_context():
         from uauth.sessions import client_ids
-        from uauth.sessions import session_group
+        from uauth.sessions import grants_in
 
-        records = get_state().store.grant_records(session_group(login.sid))
-        assert client_ids(get_state(), login.sid) == [client.client_id]
-    assert len(records) == 2 and all(r["revoke"] for _, _, r in records)
+        records = grants_in(get_state(), login)
+        assert client_ids(get_state(), login) == [client.client_id]
+    assert len(records) == 2 and all(r["revoke_at_logout"] for r in records)
+    assert {r["sid"] for r in records} == {login.sid}
     location = driver.authorize(response_type="code", client_id=client.client_id,
                                 redirect_uri=REDIRECT, scope="openid").headers["Location"]
     assert parse_qs(urlsplit(location).query)["code"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Config
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from .config import apply_defaults
 from .config import from_environ
@@ -48,6 +49,7 @@ def create_app(
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
     standalone_session(app.config)
+    app.session_interface = CookieSessions()
     return app
 
 
@@ -67,3 +69,21 @@ def standalone_session(config: Config) -> None:
     secure = config["UAUTH_ISSUER"].startswith("https://")
     config["SESSION_COOKIE_SECURE"] = config.get("SESSION_COOKIE_SECURE") or secure
     config["PERMANENT_SESSION_LIFETIME"] = config["UAUTH_SESSION_TTL"]
+    # The cookie lives as long as the login may (UAUTH_SESSION_TTL, absolute); re-signing it on
+    # every request would only cost CPU, since idle expiry is kept in storage (sessions.py).
+    config["SESSION_REFRESH_EACH_REQUEST"] = False
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signing serializer built once, not for every
+    request (Flask builds a new one each time it opens or saves a session)."""
+
+    def __init__(self) -> None:
+        self._built: tuple[tuple[object, ...], Any] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> Any:
+        keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        built = self._built
+        if built is None or built[0] != keys:
+            built = self._built = (keys, super().get_signing_serializer(app))
+        return built[1]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 import urllib.request
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from urllib.error import URLError
@@ -308,6 +310,43 @@ def save_client(store: Store, client: Client) -> None:
     store.save(CLIENT, client.client_id, client.to_record(), ttl=None)
     old_origins = set(previous.allowed_origins) if previous else set()
     _index_origins(store, client.client_id, old_origins, set(client.allowed_origins))
+
+
+class ClientCache:
+    """Clients one worker looked up in the last ``ttl`` seconds.
+
+    Every authorization and token request needs its client; clients never change after
+    registration, so each worker keeps them briefly instead of reading storage every time.
+    Only found clients are kept (a new one works at once); a removed one stops working on
+    every worker within ``ttl`` seconds. Callers must not modify the clients they get.
+    """
+
+    def __init__(self, store: Store, ttl: float, *, size: int = 1000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: dict[str, tuple[Client, float]] = {}
+
+    def get(self, client_id: str | None) -> Client | None:
+        if not client_id or self._ttl <= 0:
+            return get_client(self._store, client_id)
+        now = self._clock()
+        hit = self._entries.get(client_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        client = get_client(self._store, client_id)
+        if client is not None:
+            if len(self._entries) >= self._size:
+                self._entries.clear()  # rare (more live clients than size): start over
+            self._entries[client_id] = (client, now + self._ttl)
+        else:
+            self._entries.pop(client_id, None)
+        return client
+
+    def forget(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
 
 
 def get_client(store: Store, client_id: str | None) -> Client | None:

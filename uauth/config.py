@@ -349,6 +349,13 @@ SETTINGS: tuple[Setting, ...] = (
         _prepublish,
     ),
     Setting(
+        "UAUTH_CLIENT_CACHE_TTL",
+        5,
+        "Seconds a worker reuses a client it looked up; a removed client stops working on "
+        "every worker within this time (0: look it up on every request).",
+        _non_negative_int,
+    ),
+    Setting(
         "UAUTH_KEY_CHECK_INTERVAL",
         5,
         "Seconds between a worker's checks for keys rotated by another process or host.",

@@ -64,12 +64,21 @@ def grant_lifetime(config: dict[str, Any], *, offline: bool) -> int:
 
 
 def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,
-                   now: int) -> None:
+                   now: int, sid: str | None = None, revoke_at_logout: bool = False,
+                   keep: int | None = None) -> None:
     """Note that ``grant_id`` was issued to this client for this user and may have live tokens
-    for ``lives`` seconds (the note expires with them)."""
+    for ``lives`` seconds (the note expires with them).
+
+    The same note serves the login session it was issued in (:mod:`uauth.sessions`): ``sid``
+    names it, so logout finds the clients to notify and the grants to revoke
+    (``revoke_at_logout``: every grant but ``offline_access`` ones) with one write per
+    authorization, not two. ``keep`` (at least ``lives``) is how long the note must stay for
+    that: as long as the session may last.
+    """
     store.save(APP_GRANT, f"{_key(user_id, client_id)}:{grant_id}",
-               {"client_id": client_id, "grant_id": grant_id, "issued_at": now},
-               ttl=lives, grant_id=apps_group(user_id))
+               {"client_id": client_id, "grant_id": grant_id, "issued_at": now, "sid": sid,
+                "revoke_at_logout": revoke_at_logout, "tokens_until": now + lives},
+               ttl=max(lives, keep or 0), grant_id=apps_group(user_id))
 
 
 @dataclass(frozen=True)
@@ -83,14 +92,14 @@ class App:
     grant_ids: tuple[str, ...]
 
 
-def apps_of(store: Store, user_id: str) -> list[App]:
-    """Apps holding consent or live grants for this user, most recently used first."""
+def apps_of(store: Store, user_id: str, now: int) -> list[App]:
+    """Apps holding consent or grants that may still have tokens, most recently used first."""
     consents: dict[str, Record] = {}
     grants: dict[str, list[Record]] = {}
     for kind, _, record in store.grant_records(apps_group(user_id)):
         if kind == CONSENT:
             consents[record["client_id"]] = record
-        elif kind == APP_GRANT:
+        elif kind == APP_GRANT and record.get("tokens_until", now + 1) > now:
             grants.setdefault(record["client_id"], []).append(record)
     apps = []
     for client_id in {*consents, *grants}:

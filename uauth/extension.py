@@ -39,6 +39,7 @@ from .storage import system_clock
 if TYPE_CHECKING:
     from .backchannel import Backchannel
     from .claims import SubjectIndex
+    from .clients import ClientCache
     from .server import UAuthServer
     from .throttle import Throttle
     from .users import UserDirectory
@@ -67,6 +68,8 @@ class State:
     subjects: SubjectIndex = field(init=False)
     #: Failure counters for logins and client authentication (throttle.py).
     throttle: Throttle = field(init=False)
+    #: Clients this worker looked up recently (clients.ClientCache).
+    clients: ClientCache = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -124,12 +127,14 @@ class UAuth:
         )
         from .backchannel import Backchannel
         from .claims import SubjectIndex
+        from .clients import ClientCache
         keys.listeners.append(state.cache.clear)
         from .server import build_server
         from .users import StoreUsers
 
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
+        state.clients = ClientCache(store, config["UAUTH_CLIENT_CACHE_TTL"])
         state.server = build_server(state)
         from .throttle import Throttle
 

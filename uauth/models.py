@@ -25,12 +25,23 @@ M = TypeVar("M", bound="Model")
 
 
 class Model:
+    """Fields hold JSON values only (no nested models), so a shallow dict is the record; the
+    field names are computed once per class, not on every load (this runs on every request)."""
+
+    @classmethod
+    def field_names(cls) -> frozenset[str]:
+        names: frozenset[str] | None = cls.__dict__.get("_field_names")
+        if names is None:
+            names = frozenset(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+            cls._field_names = names  # type: ignore[attr-defined]
+        return names
+
     def to_record(self) -> Record:
-        return dataclasses.asdict(self)  # type: ignore[call-overload,no-any-return]
+        return {name: getattr(self, name) for name in self.field_names()}
 
     @classmethod
     def from_record(cls: type[M], record: Record) -> M:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        names = cls.field_names()
         return cls(**{k: v for k, v in record.items() if k in names})
 
 

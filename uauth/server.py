@@ -21,7 +21,6 @@ from werkzeug.datastructures import MultiDict
 from .audit import CLIENT_AUTH_FAILED
 from .audit import CLIENT_AUTH_THROTTLED
 from .audit import audit
-from .clients import get_client
 from .models import Client
 
 if TYPE_CHECKING:
@@ -107,7 +106,7 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.state = state
 
     def query_client(self, client_id: str) -> Client | None:
-        return get_client(self.state.store, client_id)
+        return self.state.clients.get(client_id)
 
     def authenticate_client(self, request: OAuth2Request, methods: list[str],
                             endpoint: str = "token") -> Client:

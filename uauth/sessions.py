@@ -3,9 +3,10 @@
 A browser's (signed) cookie holds a random handle; storage keeps the :class:`LoginSession` under
 the handle's digest, grouped per user (``sessions-of:<user id>``) so a user's sessions can be
 listed and ended together. The session's public ``sid`` goes into ID tokens and logout tokens;
-knowing it logs nobody in. Each client that gets tokens in a session is recorded under the
-session's own group (``session:<sid>``) with the grant to revoke when the session ends: a
-separate record per issuance, so concurrent requests never overwrite each other's entries.
+knowing it logs nobody in. The grant note every authorization writes for the account page
+(:func:`uauth.consents.remember_grant`) names the session's ``sid``, so ending a session finds
+the clients to notify and the grants to revoke: a separate record per issuance, so concurrent
+requests never overwrite each other's entries, and no second write per authorization.
 
 Lifetime: absolute (``UAUTH_SESSION_TTL`` from login) and idle (``UAUTH_SESSION_IDLE_TTL``);
 ``last_seen`` is written at most every :func:`touch_interval` seconds, not on every request.
@@ -26,8 +27,11 @@ from flask_login import logout_user
 
 from .audit import LOGOUT
 from .audit import audit
+from .consents import APP_GRANT
+from .consents import apps_group
 from .extension import get_state
 from .models import LoginSession
+from .storage import Record
 from .storage import hash_key
 from .tokens import revoke_grant
 
@@ -37,8 +41,6 @@ if TYPE_CHECKING:
 SESSION = "session"
 #: A tombstone per ended session: a late idle-time write cannot bring the session back.
 ENDED = "session_ended"
-#: One record per authorization issued in a session: the client, and the grant to revoke.
-SESSION_GRANT = "session_grant"
 #: Key of the session handle inside the browser's (signed) session cookie.
 HANDLE = "uauth_handle"
 _CACHE = "_uauth_login_session"
@@ -48,9 +50,6 @@ MAX_HANDLE_LENGTH = 100
 def user_group(user_id: str) -> str:
     return f"sessions-of:{user_id}"
 
-
-def session_group(sid: str) -> str:
-    return f"session:{sid}"
 
 
 def touch_interval(state: State) -> int:
@@ -107,21 +106,17 @@ def find(state: State, handle: str) -> LoginSession | None:
     return login
 
 
-def note_grant(state: State, login: LoginSession, client_id: str, grant_id: str, *,
-               revoke: bool) -> None:
-    """Record that ``client_id`` gets tokens of ``grant_id`` in this session.
-
-    :param revoke: revoke the grant when the session ends (not for ``offline_access``).
-    """
-    state.store.save(SESSION_GRANT, f"{login.sid}:{grant_id}",
-                     {"client_id": client_id, "grant_id": grant_id, "revoke": revoke},
-                     ttl=login.ttl(state.now()), grant_id=session_group(login.sid))
+def grants_in(state: State, login: LoginSession) -> list[Record]:
+    """The grants issued in a session: the user's app grants (:mod:`uauth.consents`, noted
+    once per authorization) that name its ``sid``, oldest first."""
+    notes = [record for kind, _, record in state.store.grant_records(apps_group(login.user_id))
+             if kind == APP_GRANT and record.get("sid") == login.sid]
+    return sorted(notes, key=lambda note: note["issued_at"])
 
 
-def client_ids(state: State, sid: str) -> list[str]:
+def client_ids(state: State, login: LoginSession) -> list[str]:
     """The clients that got tokens in a session, in the order they first did."""
-    records = state.store.grant_records(session_group(sid))
-    return list(dict.fromkeys(r["client_id"] for kind, _, r in records if kind == SESSION_GRANT))
+    return list(dict.fromkeys(note["client_id"] for note in grants_in(state, login)))
 
 
 def _retire(state: State, login: LoginSession) -> None:
@@ -135,12 +130,10 @@ def end(state: State, login: LoginSession) -> None:
 
     _retire(state, login)
     audit(LOGOUT, user_id=login.user_id, session=login.sid[:8])
-    group = session_group(login.sid)
-    notes = [r for kind, _, r in state.store.grant_records(group) if kind == SESSION_GRANT]
+    notes = grants_in(state, login)
     for note in notes:
-        if note.get("revoke"):
+        if note.get("revoke_at_logout"):
             revoke_grant(state, note["grant_id"])
-    state.store.revoke_grant(group)
     clients = dict.fromkeys(note["client_id"] for note in notes)
     state.backchannel.send(deliveries(state, login, clients))
 

@@ -371,3 +371,13 @@ def test_open_store_picks_the_backend_from_the_url(tmp_path: Path) -> None:
     assert isinstance(sqlite_store, SQLiteStore) and sqlite_store.path == tmp_path / "x.db"
     redis_store = open_store("redis://127.0.0.1:6379/0", redis_prefix="p:")
     assert isinstance(redis_store, RedisStore) and redis_store.prefix == "p:"
+
+
+def test_find_many_answers_like_find_in_one_call(store: Store, clock: FakeClock) -> None:
+    store.save("revoked", "a", {"n": 1}, ttl=60)
+    store.save("revoked", "b", {"n": 2}, ttl=5)
+    store.save("other", "c", {"n": 3}, ttl=60)
+    clock.advance(6)
+    assert store.find_many("revoked", ["a", "b", "c", "zz", "a"]) == [
+        {"n": 1}, None, None, None, {"n": 1}], "expired, other kinds and missing are None"
+    assert store.find_many("revoked", []) == []

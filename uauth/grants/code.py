@@ -26,6 +26,7 @@ from .common import CODE
 from .common import MAX_CODE_LENGTH
 from .common import check_redirect_uri
 from .common import check_requested_scope
+from .common import new_code
 from .common import new_grant_id
 from .common import state_of
 from .common import users_of
@@ -44,6 +45,9 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
 
     validate_authorization_redirect_uri = staticmethod(check_redirect_uri)
     validate_requested_scope = check_requested_scope
+
+    def generate_authorization_code(self) -> str:
+        return new_code()
 
     def create_authorization_response(self, redirect_uri: str, grant_user: User | None
                                       ) -> tuple[int, str, list[tuple[str, str]]]:
@@ -94,12 +98,15 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
 def begin_grant(state: State, request: UAuthRequest) -> None:
     """A new grant for ``request.user``: its id, remembered per user and client for as long as
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
-    from /account."""
+    from /account, and in its login session, so logout revokes it and notifies the client."""
     request.grant_id = new_grant_id()
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
+    sid = request.auth.sid if request.auth is not None else None
     remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
-                   lives=grant_lifetime(state.config, offline=offline), now=state.now())
+                   lives=grant_lifetime(state.config, offline=offline), now=state.now(),
+                   sid=sid, revoke_at_logout="offline_access" not in str(request.scope).split(),
+                   keep=int(state.config["UAUTH_SESSION_TTL"]) if sid else None)
 
 
 def save_code(state: State, code: str, request: UAuthRequest) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
@@ -26,6 +24,7 @@ from .code import save_code
 from .common import check_redirect_uri
 from .common import check_requested_scope
 from .common import is_openid
+from .common import new_code
 from .common import normalize_response_type
 from .common import state_of
 from .issuance import id_token_alg
@@ -82,7 +81,7 @@ class FrontChannelGrant:
         params: list[tuple[str, str]] = []
         code = access_token = None
         if "code" in types:
-            code = generate_token(grants.AuthorizationCodeGrant.AUTHORIZATION_CODE_LENGTH)
+            code = new_code()
             save_code(state_of(self), code, request)
             params.append(("code", code))
         if "token" in types:

@@ -94,6 +94,10 @@ class Store(Protocol):
     def find(self, kind: Kind, key: str) -> Record | None:
         """The live record, consumed or not; None if missing or expired."""
 
+    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+        """:meth:`find` for several keys of one kind, in one query or round trip (hot paths
+        that must check more than one record, such as the revocation deny list)."""
+
     def consume(self, kind: Kind, key: str) -> Consumed | None:
         """Mark a record as redeemed, atomically.
 

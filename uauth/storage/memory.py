@@ -66,6 +66,9 @@ class MemoryStore:
             entry = self._live(kind, key)
             return None if entry is None else copy.deepcopy(entry.record)
 
+    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+        return [self.find(kind, key) for key in keys]
+
     def consume(self, kind: Kind, key: str) -> Consumed | None:
         with self._lock:
             entry = self._live(kind, key)

@@ -179,8 +179,17 @@ class RedisStore:
         return dict(json.loads(value))
 
     def find(self, kind: Kind, key: str) -> Record | None:
-        value, expires = self._call(self._client.hmget, self._key(kind, key), "v", "e")
+        value, expires = self._call(self._client.hmget, self._key(kind, key), ["v", "e"])
         return self._decode_live(value, expires)
+
+    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+        def fetch() -> Any:
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(self._key(kind, key), ["v", "e"])
+            return pipe.execute()
+
+        return [self._decode_live(value, expires) for value, expires in self._call(fetch)]
 
     def consume(self, kind: Kind, key: str) -> Consumed | None:
         result = self._call(self._consume, keys=[self._key(kind, key)], args=[repr(self._clock())])
@@ -214,7 +223,7 @@ class RedisStore:
         head = self._key(kind, "")
         names = self._call(lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*")))
         for name in sorted(names):
-            value, expires = self._call(self._client.hmget, name, "v", "e")
+            value, expires = self._call(self._client.hmget, name, ["v", "e"])
             record = self._decode_live(value, expires)
             if record is not None:
                 yield name.decode("utf-8")[len(head):], record
@@ -226,7 +235,7 @@ class RedisStore:
             batch = sorted(names)[start:start + 500]
             pipe = self._client.pipeline(transaction=False)
             for name in batch:
-                pipe.hmget(name, "v", "e", "g", "c")
+                pipe.hmget(name, ["v", "e", "g", "c"])
             for name, (value, expires, grant, consumed) in zip(
                     batch, self._call(pipe.execute), strict=True):
                 record = self._decode_live(value, expires)

@@ -142,6 +142,15 @@ class SQLiteStore:
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
+    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+        marks = ", ".join("?" * len(keys))
+        rows = self._run(
+            f"SELECT key, value FROM records WHERE kind = ? AND key IN ({marks}) AND {_LIVE}",  # noqa: S608
+            (kind, *keys, self._clock()),
+        ).fetchall() if keys else []
+        found = {key: dict(json.loads(value)) for key, value in rows}
+        return [found.get(key) for key in keys]
+
     def consume(self, kind: Kind, key: str) -> Consumed | None:
         row = self._run(
             f"UPDATE records SET consumed = consumed + 1 WHERE kind = ? AND key = ? AND {_LIVE} "  # noqa: S608

@@ -107,9 +107,10 @@ def _date(timestamp: int | None) -> str:
 
 
 def _apps(user: User) -> list[dict[str, Any]]:
-    store = get_state().store
+    state = get_state()
+    store = state.store
     shown = []
-    for app in apps_of(store, user.id):
+    for app in apps_of(store, user.id, state.now()):
         client = get_client(store, app.client_id)
         if client is None:
             continue

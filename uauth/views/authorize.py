@@ -66,7 +66,6 @@ from ..server import UAuthRequest
 from ..sessions import HANDLE
 from ..sessions import begin_browser_session
 from ..sessions import current_session
-from ..sessions import note_grant
 from ..throttle import DEVICE_COOKIE
 from ..throttle import device_for
 from ..throttle import set_device_cookie
@@ -377,19 +376,7 @@ def authorize() -> ResponseReturnValue:
     grant.request.requested_claims = ix.oidc.claims.to_record()
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
-    response = issue(grant, ix.user, params)
-    join_session(ix)
-    return response
-
-
-def join_session(ix: Interaction) -> None:
-    """Record in the login session that this client got a code or tokens (for back-channel
-    logout) and the grant to revoke when the session ends (never an ``offline_access`` one)."""
-    grant_id = ix.grant.request.grant_id
-    login = current_session()
-    if grant_id is not None and login is not None:
-        note_grant(get_state(), login, ix.client.client_id, grant_id,
-                   revoke="offline_access" not in ix.scopes)
+    return issue(grant, ix.user, params)
 
 
 def issue(grant: Any, user: User | None, params: MultiDict[str, str]) -> ResponseReturnValue:

@@ -56,7 +56,7 @@ def account_sessions() -> ResponseReturnValue:
         return error_page("This page has expired", "Reload the page and try again.")
     rows: list[dict[str, Any]] = []
     for item in of_user(state, current_user.id):
-        clients = [get_client(state.store, cid) for cid in client_ids(state, item.sid)]
+        clients = [get_client(state.store, cid) for cid in client_ids(state, item)]
         rows.append({"sid": item.sid, "current": item.key == login.key,
                      "started": when(item.auth_time), "last_seen": when(item.last_seen),
                      "user_agent": item.user_agent or "Unknown browser",

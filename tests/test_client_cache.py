@@ -1,0 +1,39 @@
+"""The per-worker client cache: no storage read per request, removals reach every worker."""
+
+from __future__ import annotations
+
+from uauth.clients import ClientCache
+from uauth.clients import register_client
+from uauth.clients import remove_client
+from uauth.storage import Store
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_removed_client_stops_working_within_the_ttl(store: Store) -> None:
+    ticks = Ticks()
+    cache = ClientCache(store, ttl=5, clock=ticks)
+    client, _ = register_client(store, name="App", redirect_uris=["https://app.example/cb"])
+    assert cache.get(client.client_id) == client
+    remove_client(store, client.client_id)  # e.g. the CLI, talking to storage, not this worker
+    assert cache.get(client.client_id) == client, "cached within the ttl"
+    ticks.now += 5
+    assert cache.get(client.client_id) is None, "gone once the ttl has passed"
+
+
+def test_new_clients_are_found_at_once_and_ttl_zero_never_caches(store: Store) -> None:
+    cache = ClientCache(store, ttl=5, clock=Ticks())
+    assert cache.get("not-yet") is None
+    client, _ = register_client(store, name="App", redirect_uris=["https://app.example/cb"])
+    assert cache.get(client.client_id) == client, "a miss is never remembered"
+    uncached = ClientCache(store, ttl=0)
+    assert uncached.get(client.client_id) == client
+    remove_client(store, client.client_id)
+    assert uncached.get(client.client_id) is None
+    assert cache.get("") is None and cache.get(None) is None
