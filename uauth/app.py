@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Config
 from flask import Flask
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 
 from .config import apply_defaults
@@ -74,9 +76,23 @@ def standalone_session(config: Config) -> None:
     config["SESSION_REFRESH_EACH_REQUEST"] = False
 
 
+class _PlainJSON(TaggedJSONSerializer):
+    """The session's values are strings, booleans and numbers (flask-login's, flask-wtf's and
+    uauth's), so plain JSON will do; Flask's tagged JSON checks every value against every tag
+    type on every request. Untagged values read the same in both, so cookies stay valid."""
+
+    def dumps(self, value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    def loads(self, value: str | bytes) -> Any:
+        return json.loads(value)
+
+
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once, not for every
     request (Flask builds a new one each time it opens or saves a session)."""
+
+    serializer = _PlainJSON()
 
     def __init__(self) -> None:
         self._built: tuple[tuple[object, ...], Any] | None = None
