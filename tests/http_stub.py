@@ -14,11 +14,19 @@ from urllib.parse import urlsplit
 
 
 @contextmanager
-def serve(documents: Mapping[str, bytes], content_type: str) -> Iterator[str]:
+def serve(documents: Mapping[str, bytes], content_type: str,
+          posted: list[bytes] | None = None) -> Iterator[str]:
     """Serve ``documents`` by path (read at request time, so a test may change them); 404
-    otherwise. Yields the base URL."""
+    otherwise. POSTs are answered the same way, their bodies appended to ``posted`` (a form_post
+    response arriving at a relying party). Yields the base URL."""
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if posted is not None:
+                posted.append(body)
+            self.do_GET()
+
         def do_GET(self) -> None:  # noqa: N802
             body = documents.get(urlsplit(self.path).path)
             self.send_response(404 if body is None else 200)

@@ -258,3 +258,37 @@ def test_every_page_fits_a_375px_phone(site: Provider, app_url: str, chromium: A
     check("error")
     context.close()
     assert len(seen) == 10
+
+
+@pytest.mark.parametrize("javascript", [True, False])
+def test_form_post_submits_itself_under_its_csp(site: Provider, chromium: Any, shots: Path,
+                                                javascript: bool) -> None:
+    """OAuth 2.0 Form Post Response Mode in a real browser: the page's nonce'd script submits the
+    form despite the strict CSP, and without scripts a visible button does."""
+    posted: list[bytes] = []
+    landing = b"<!doctype html><title>Form App</title><h1>Posted to Form App</h1>"
+    with serve({"/cb": landing}, "text/html; charset=utf-8", posted) as base:
+        redirect_uri = base + "/cb"
+        user = site.add_user(given_name="Ada", family_name="Lovelace")  # the site requires them
+        client, _ = site.add_client(name="Form App", redirect_uris=[redirect_uri],
+                                    first_party=True)
+        context = chromium.new_context(java_script_enabled=javascript)
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        violations: list[str] = []
+        page.on("console", lambda message: violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        page.goto(authorize_url(site, client.client_id, redirect_uri, secrets.token_urlsafe(48))
+                  + "&response_mode=form_post")
+        sign_in(page, user.username)
+        if not javascript:
+            button = page.get_by_role("button", name="Continue")
+            button.wait_for(state="visible")
+            shot(page, shots, "form-post-no-script")
+            button.click()
+        page.wait_for_selector("text=Posted to Form App")
+        context.close()
+    assert violations == []
+    assert len(posted) == 1
+    got = {k: v[0] for k, v in parse_qs(posted[0].decode()).items()}
+    assert got["state"] == "st-42" and got["iss"] == site.url and got["code"]
