@@ -216,3 +216,25 @@ def test_a_host_apps_own_directory_keeps_its_profiles(tmp_path: Path) -> None:
     assert "Carol" in page and "c@example.com" in page and 'name="attr-' not in page
     assert "managed where you signed up" in page and 'name="pw-' not in page
     assert driver.http.post("/account/profile").headers["Location"] == "/account"
+
+
+def test_guessing_the_current_password_is_throttled_without_locking_the_login(
+        driver: Driver, clock: FakeClock) -> None:
+    driver.user(given_name="Ada")
+    driver.login()
+    page = driver.http.get("/account")
+    for n in range(5):  # UAUTH_THROTTLE_FREE_FAILURES
+        guess = form_post(driver, page, "/account/password", "pw", current_password=f"guess-{n}",
+                          new_password="a new secret", confirm="a new secret")
+        assert guess.status_code == 400, n
+    slowed = form_post(driver, page, "/account/password", "pw", current_password="guess-5",
+                       new_password="a new secret", confirm="a new secret")
+    assert slowed.status_code == 429 and slowed.headers["Retry-After"] == "1"
+    right = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
+                      new_password="a new secret", confirm="a new secret")
+    assert right.status_code == 429, "the right password waits too, or the wait would leak it"
+    assert Driver.of(driver.app).login().status_code == 302, "the owner can still sign in"
+    clock.advance(2)
+    done = form_post(driver, page, "/account/password", "pw", current_password=PASSWORD,
+                     new_password="a new secret", confirm="a new secret")
+    assert done.status_code == 302

@@ -162,6 +162,13 @@ class Throttle:
             account += ":" + device
         return {account: self.policy.key_limit, "login-ip:" + (ip or "-"): self.policy.ip_limit}
 
+    def reauth_keys(self, user_id: str, ip: str | None) -> dict[str, Limit]:
+        """Re-entering the current password (changing it on /account): its own per-account
+        count, so someone holding a stolen session who guesses it cannot lock the owner out of
+        signing in, and the shared per-IP budget."""
+        return {"reauth:" + digest(user_id): self.policy.key_limit,
+                "login-ip:" + (ip or "-"): self.policy.ip_limit}
+
     def client_keys(self, client_id: str, ip: str | None) -> dict[str, Limit]:
         return {"client:" + digest(client_id) + ":" + (ip or "-"): self.policy.key_limit,
                 "client-ip:" + (ip or "-"): self.policy.ip_limit}

@@ -133,7 +133,7 @@ def sessions_url() -> str | None:
 
 
 def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm | None = None,
-          status: int = 200) -> ResponseReturnValue:
+          status: int = 200, headers: dict[str, str] | None = None) -> ResponseReturnValue:
     editing = _editor() is not None
     if editing:
         profile = profile or _profile_form(user, submitted=False)
@@ -145,7 +145,7 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
         password=password,
         revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
         sessions_url=sessions_url(), logout=LogoutForm(formdata=None),
-    ), status
+    ), status, headers or {}
 
 
 @bp.get("/account")
@@ -174,7 +174,10 @@ def password() -> ResponseReturnValue:
         return _to_login() if user is None else redirect(url_for(".account"))
     form = PasswordForm(prefix=PASSWORD_PREFIX)
     if form.validate_on_submit():
-        if users.check_password(user, form.current_password.data):
+        throttle = get_state().throttle
+        keys = throttle.reauth_keys(user.id, request.remote_addr)
+        wait = throttle.wait(keys)
+        if not wait and users.check_password(user, form.current_password.data):
             users.set_password(user, form.new_password.data)
             audit(PASSWORD_CHANGED, user_id=user.id)
             # whoever else holds a session of this account (maybe why it changes) is signed out
@@ -185,7 +188,14 @@ def password() -> ResponseReturnValue:
             flash("Your password was changed" + (
                 "; your other sessions were signed out." if others else "."))
             return redirect(url_for(".account"))
-        form.current_password.errors.append("That is not your current password.")
+        if not wait:
+            wait = throttle.failed(keys)
+            form.current_password.errors.append("That is not your current password.")
+        if wait:
+            form.current_password.errors.append(
+                f"Too many failed attempts: please wait {wait} second{'s' if wait != 1 else ''} "
+                "before trying again.")
+            return _page(user, password=form, status=429, headers={"Retry-After": str(wait)})
     return _page(user, password=form, status=400)
 
 
