@@ -58,5 +58,8 @@ def test_default_issuer_follows_a_loopback_bind(tmp_path: Path) -> None:
         meta = requests.get(live.url + "/.well-known/openid-configuration", timeout=5).json()
         assert meta["issuer"] == live.url
         assert meta["token_endpoint"] == live.url + "/token"
+        check = live.cli("check", "--url", live.url)  # the same rule: no issuer to configure
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert "deployment works" in check.stdout
     finally:
         live.stop()

@@ -9,6 +9,7 @@ import os
 import re
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -29,6 +30,19 @@ class _Context:
 
     def reset(self) -> None:
         self._app = None
+
+    def follow_loopback(self, origin: str) -> None:
+        """Left at its default, the issuer follows a loopback address uauth serves on (``serve
+        --bind``, ``check --url``), so ``make run BIND=127.0.0.1:5055`` and its discovery,
+        tokens and self-check agree without configuring anything."""
+        from .config import DEFAULTS
+        from .config import is_loopback_host
+
+        if (os.environ.get("UAUTH_ISSUER") is None
+                and is_loopback_host(urlsplit(origin).hostname)
+                and self.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
+            os.environ["UAUTH_ISSUER"] = origin
+            self.reset()
 
     def app(self) -> Flask:
         """The app under ``flask uauth``; otherwise a standalone one for ``--instance``."""
@@ -114,8 +128,6 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
 
     from gunicorn.app.base import BaseApplication
 
-    from .config import DEFAULTS
-    from .config import is_loopback_host
     from .logs import configure_logging
     from .metrics import prepare_multiprocess_dir
     from .metrics import worker_exited
@@ -123,12 +135,7 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
     # Before anything imports prometheus-client: it picks multi-process mode at import time.
     metrics_dir, made_dir = prepare_multiprocess_dir()
     try:
-        host = bind.rsplit(":", 1)[0]
-        if (os.environ.get("UAUTH_ISSUER") is None and is_loopback_host(host)
-                and ctx.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
-            # Left at its default, the issuer follows a loopback --bind so discovery stays right.
-            os.environ["UAUTH_ISSUER"] = f"http://{bind}"
-            ctx.reset()
+        ctx.follow_loopback(f"http://{bind}")
         app = ctx.app()
         with app.app_context():
             from .extension import get_state

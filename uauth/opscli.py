@@ -88,6 +88,9 @@ def check(ctx: _Context, url: str | None) -> None:
     from .selfcheck import serve_in_process
 
     report = Report(click.echo)
+    if url:
+        parts = urlsplit(url)
+        ctx.follow_loopback(f"{parts.scheme}://{parts.netloc}")
     app = ctx.app()  # a bad config stops here, with the key and the fix
     with app.app_context():
         state = _state()
