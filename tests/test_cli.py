@@ -227,3 +227,15 @@ def test_user_set_writes_operator_attributes_and_verification(instance: Path) ->
         result = uauth(instance, "user", "set", "dora", bad)
         assert result.returncode == 1 and message in result.stderr, bad
     store.close()
+
+
+def test_flask_uauth_errors_are_one_line_too(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "UAUTH_INSTANCE": str(tmp_path / "i"), "FLASK_APP": "wsgi",
+           "UAUTH_STORAGE": "redis://127.0.0.1:1/0"}
+    result = subprocess.run([sys.executable, "-m", "flask", "uauth", "client", "list"], env=env,
+                            cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: redis unavailable")

@@ -101,3 +101,25 @@ def test_readme_documents_every_setting() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert markdown_table() in readme, "README's table is stale: paste `uauth config-doc`"
+
+
+def test_an_unknown_setting_is_refused_with_the_nearest_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UAUTH_ACESS_TOKEN_TTL", "60")
+    with pytest.raises(ConfigError) as caught:
+        create_app({"UAUTH_STORAGE": "memory://"}, instance_path=tmp_path)
+    assert str(caught.value) == ("UAUTH_ACESS_TOKEN_TTL is not a uauth setting; did you mean "
+                                 "UAUTH_ACCESS_TOKEN_TTL?")
+    monkeypatch.delenv("UAUTH_ACESS_TOKEN_TTL")
+    monkeypatch.setenv("UAUTH_REQUIRE_REDIS", "1")  # harness variables are not settings
+    assert "UAUTH_REQUIRE_REDIS" not in create_app({"UAUTH_STORAGE": "memory://"},
+                                                   instance_path=tmp_path).config
+
+
+def test_default_instance_folder_is_instance_under_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("UAUTH_INSTANCE", raising=False)
+    app = create_app({"UAUTH_STORAGE": "memory://"})
+    assert Path(app.instance_path) == tmp_path / "instance"
+    assert (tmp_path / "instance" / "secret_key").exists()

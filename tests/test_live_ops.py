@@ -132,7 +132,10 @@ def test_check_passes_against_the_running_server_and_leaves_nothing(tmp_path: Pa
         assert result.returncode == 0, result.stdout + result.stderr
         assert "ID token (ES256) and access token verified" in result.stdout
         assert result.stdout.rstrip().endswith("deployment works")
-        assert [list(store.scan(kind)) for kind in ("user", "client", "consent")] == [[], [], []]
+        # What may stay: the provider's own (keys, the pairwise salt) and short-lived markers
+        # that expire by themselves (the deny list of the revoked grant, the ended session).
+        left = {entry.kind for entry in store.dump()}
+        assert left <= {"keyset", "setting", "revoked", "session_ended"}, left
     finally:
         live.stop()
         store.close()

@@ -12,7 +12,6 @@ from flask import Flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 
-from .config import apply_defaults
 from .config import from_environ
 from .extension import UAuth
 from .instance import init_instance
@@ -43,7 +42,6 @@ def create_app(
     path = resolve_instance_path(instance_path)
     init_instance(path)
     app = Flask("uauth", instance_path=str(path), instance_relative_config=True)
-    apply_defaults(app.config)
     app.config.from_pyfile("config.py", silent=True)
     app.config.update(from_environ())
     app.config.update(config or {})

@@ -20,6 +20,7 @@ from typing import Any
 
 from .attributes import RESERVED
 from .attributes import is_present
+from .consents import apps_group
 from .extension import State
 from .extension import get_state
 from .models import Client
@@ -241,7 +242,9 @@ class SubjectIndex:
     def pairwise(self, sector: str, user_id: str) -> str:
         sub = pairwise_subject(self.salt, sector, user_id)
         if self._cached(sub) != user_id:
-            self._store.add(SUBJECT, sub, {"user_id": user_id, "sector": sector}, ttl=None)
+            # In the user's group (consents.apps_group), so removing a user removes its subjects.
+            self._store.add(SUBJECT, sub, {"user_id": user_id, "sector": sector}, ttl=None,
+                            grant_id=apps_group(user_id))
             self._remember(sub, user_id)
         return sub
 

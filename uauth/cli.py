@@ -16,10 +16,14 @@ from flask import Flask
 from flask import current_app
 from flask.cli import with_appcontext
 
+from .config import SUBJECT_TYPES
 from .config import ConfigError
 from .config import markdown_table
 from .instance import init_instance
 from .instance import resolve_instance_path
+from .keys import SUPPORTED_ALGS
+from .models import AUTH_METHODS
+from .responses import RESPONSE_MODES
 from .storage import StorageError
 
 
@@ -216,7 +220,6 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
              email_verified: bool, name: str | None, given_name: str | None,
              family_name: str | None) -> None:
     """Create a user (password hashed with argon2id)."""
-    from .users import UserExists
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -231,9 +234,7 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
     with _in_app(ctx):
         try:
             created = _own_users().create(username, password, profile)
-        except UserExists as exc:
-            fail(str(exc))
-        except ValueError as exc:
+        except ValueError as exc:  # UserExists too: one line, the reason
             fail(str(exc))
     admin_action("user.add", user_id=created.id)
     click.echo(f"created user {created.username} ({created.id})")
@@ -355,13 +356,13 @@ def client() -> None:
 @click.option("--response-type", "response_types", multiple=True, help="Default: code.")
 @click.option("--scope", help="Scopes the client may request (space separated).")
 @click.option("--token-endpoint-auth-method",
-              type=click.Choice(["client_secret_basic", "client_secret_post", "none"]))
+              type=click.Choice(AUTH_METHODS))
 @click.option("--allow-origin", "origins", multiple=True, help="Browser origin allowed CORS.")
 @click.option("--first-party", is_flag=True, help="Trusted: users are not asked to consent.")
 @click.option("--allow-plain-pkce", is_flag=True, help="Allow PKCE 'plain' (not recommended).")
 @click.option("--always-refresh-token", is_flag=True,
               help="Issue refresh tokens even without offline_access.")
-@click.option("--default-response-mode", type=click.Choice(["query", "fragment", "form_post"]),
+@click.option("--default-response-mode", type=click.Choice(RESPONSE_MODES),
               help="Response mode when a request names none (tokens never go in a query).")
 @click.option("--audience", "audiences", multiple=True, metavar="URI",
               help="Resource (RFC 8707) the client may ask tokens for with resource= (repeat).")
@@ -375,14 +376,14 @@ def client() -> None:
 @click.option("--require-attribute", "required_attributes", multiple=True, metavar="NAME",
               help="Profile attribute users must fill in before returning to this client "
               "(repeat; standard names or UAUTH_ATTRIBUTES).")
-@click.option("--subject-type", type=click.Choice(["pairwise", "public"]),
+@click.option("--subject-type", type=click.Choice(SUBJECT_TYPES),
               help="sub the client sees: pairwise per sector, or public "
               "(default: UAUTH_DEFAULT_SUBJECT_TYPE).")
 @click.option("--sector-identifier-uri", metavar="URL",
               help="https URL of a JSON array of all redirect URIs; its host is the pairwise "
               "sector (needed when redirect URIs span several hosts).")
 @click.option("--id-token-signed-response-alg", "id_token_alg",
-              type=click.Choice(["RS256", "PS256", "ES256", "EdDSA"]),
+              type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
@@ -497,7 +498,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Expose the same commands as ``flask uauth …``."""
-    group = click.Group("uauth", help=cli.help)
+    group = _Group("uauth", help=cli.help)
     for name, command in cli.commands.items():
         group.add_command(_flask_command(command), name)
     app.cli.add_command(group)
@@ -505,7 +506,7 @@ def register(app: Flask) -> None:
 
 def _flask_command(command: click.Command) -> click.Command:
     if isinstance(command, click.Group):
-        group = click.Group(command.name, help=command.help)
+        group = _Group(command.name, help=command.help)
         for name, sub in command.commands.items():
             group.add_command(_flask_command(sub), name)
         return group

@@ -9,6 +9,7 @@ variables, then a mapping passed to :func:`uauth.create_app`.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -35,30 +36,26 @@ class Setting:
     validate: Validator | None = None
 
 
-def _positive_int(name: str, value: Any, _: Mapping[str, Any]) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(f"{name} must be a positive whole number of seconds, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(
-            f"{name} must be a positive whole number of seconds, got {value!r}"
-        ) from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be a positive whole number of seconds, got {value!r}")
-    return number
+def _whole_number(minimum: int) -> Validator:
+    """A whole number >= ``minimum``: an int, or text that is one (environment variables)."""
+    wanted = "a positive whole number" if minimum > 0 else "0 or a positive whole number"
+
+    def check(name: str, value: Any, _: Mapping[str, Any]) -> int:
+        number = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            number = int(value)
+        if number is None or number < minimum:
+            raise ConfigError(f"{name} must be {wanted} (seconds where it is a time), "
+                              f"got {value!r}")
+        return number
+
+    return check
 
 
-def _non_negative_int(name: str, value: Any, _: Mapping[str, Any]) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be 0 or a positive whole number, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be 0 or a positive whole number, got {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"{name} must be 0 or a positive whole number, got {value!r}")
-    return number
+_positive_int = _whole_number(1)
+_non_negative_int = _whole_number(0)
 
 
 def _boolean(name: str, value: Any, _: Mapping[str, Any]) -> bool:
@@ -174,7 +171,7 @@ def _signing_algs(name: str, value: Any, config: Mapping[str, Any]) -> list[str]
 
 
 def _prepublish(name: str, value: Any, config: Mapping[str, Any]) -> int:
-    seconds = _non_negative_int(name, value, config)
+    seconds: int = _non_negative_int(name, value, config)
     days = config["UAUTH_KEY_ROTATION_DAYS"]
     if days and seconds >= days * 86400:
         raise ConfigError(f"{name} ({seconds} s) must be shorter than UAUTH_KEY_ROTATION_DAYS "
@@ -553,7 +550,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 #: Environment variables read by the CLI and test harness, not app settings.
-ENV_ONLY = frozenset({"UAUTH_INSTANCE", "UAUTH_REQUIRE_REDIS", "UAUTH_REQUIRE_BROWSER"})
+ENV_ONLY = frozenset({"UAUTH_INSTANCE", "UAUTH_REQUIRE_REDIS", "UAUTH_REQUIRE_BROWSER",
+                      "UAUTH_BENCH_REFERENCE", "UAUTH_BENCH_ANCHOR", "UAUTH_FUZZ_EXAMPLES"})
 
 
 def validate(config: MutableMapping[str, Any], *, instance_path: str) -> None:
@@ -561,6 +559,11 @@ def validate(config: MutableMapping[str, Any], *, instance_path: str) -> None:
 
     :raises ConfigError: naming the first bad key and how to fix it.
     """
+    unknown = sorted(k for k in config if k.startswith("UAUTH_") and k not in _BY_NAME)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(_BY_NAME), n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; see `uauth config-doc`"
+        raise ConfigError(f"{unknown[0]} is not a uauth setting{hint}")
     config["UAUTH_STORAGE"] = str(config["UAUTH_STORAGE"]).replace("{instance}", instance_path)
     for name, setting in _BY_NAME.items():
         if setting.validate is not None:

@@ -156,10 +156,7 @@ class UAuth:
                 app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     def _keyring(self, app: Flask, store: Store, config: dict[str, Any]) -> KeyRing:
-        secret = app.config.get("SECRET_KEY")
-        if not secret:
-            raise settings.ConfigError(
-                "SECRET_KEY is required: uauth signs sessions and seals its signing keys with it")
+        secret = app.config["SECRET_KEY"]  # init_app refused to start without one
         ring = KeyRing(
             store, sealer([secret, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]),
             Policy.from_config(config), self._clock,

@@ -72,7 +72,8 @@ def init_instance(path: Path) -> list[str]:
     """Create what is missing in the instance folder; returns what was created."""
     created: list[str] = []
     if not path.exists():
-        path.mkdir(parents=True, mode=0o700)
+        # Workers starting together on a fresh instance race here: exist_ok, then the lock.
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
         created.append(str(path))
     with _locked(path):
         secret = path / SECRET_FILE

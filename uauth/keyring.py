@@ -194,13 +194,6 @@ class KeyRing:
     def jwks(self) -> dict[str, Any]:
         return self.current().jwks()
 
-    @property
-    def algorithms(self) -> set[str]:
-        return self.current().algorithms
-
-    def __len__(self) -> int:
-        return len(self.current())
-
     def ready(self) -> bool:
         """Every enabled algorithm has a key that signs now."""
         keys = self.current().keys

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from base64 import urlsafe_b64encode
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,7 +60,6 @@ class SigningKey:
     created: int
     private: PrivateKey
     public: PublicKey
-    path: Path | None = None
     jwk: dict[str, Any] = field(default_factory=dict)
 
 
@@ -104,13 +102,12 @@ def _matches(alg: str, private: Any) -> bool:
     return isinstance(private, ed25519.Ed25519PrivateKey)
 
 
-def make_signing_key(alg: str, created: int, private: PrivateKey,
-                     path: Path | None = None) -> SigningKey:
+def make_signing_key(alg: str, created: int, private: PrivateKey) -> SigningKey:
     public = private.public_key()
     jwk = public_jwk(public)
     kid = thumbprint(jwk)
     jwk.update({"kid": kid, "use": "sig", "alg": alg})
-    return SigningKey(kid, alg, created, private, public, path, jwk)
+    return SigningKey(kid, alg, created, private, public, jwk)
 
 
 def load_key_file(path: Path) -> SigningKey:
@@ -124,7 +121,7 @@ def load_key_file(path: Path) -> SigningKey:
     alg = match["alg"]
     if not _matches(alg, private):
         raise KeyFileError(f"{path}: the key type does not fit {alg}")
-    return make_signing_key(alg, int(match["created"]), private, path)  # type: ignore[arg-type]
+    return make_signing_key(alg, int(match["created"]), private)  # type: ignore[arg-type]
 
 
 def pem_of(key: SigningKey) -> bytes:
@@ -197,16 +194,11 @@ class KeySet:
         """Every key, oldest first."""
         return list(self._keys)
 
-    @property
-    def algorithms(self) -> set[str]:
-        return {k.alg for k in self._keys}
-
     def __len__(self) -> int:
         return len(self._keys)
 
-    def signing_key(self, alg: str, now: float | None = None) -> SigningKey:
+    def signing_key(self, alg: str, now: float) -> SigningKey:
         """The newest key for ``alg`` that is already due (pre-published keys wait)."""
-        now = time.time() if now is None else now
         due = [k for k in self._keys if k.alg == alg and k.created <= now]
         if not due:
             raise LookupError(f"no signing key for {alg}; run `uauth keys rotate --alg {alg}`")

@@ -93,29 +93,31 @@ JsonFormatter.converter = time.gmtime  # type: ignore[assignment]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+def _stderr_handler(fmt: str) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    return handler
+
+
 def configure_audit_logging(fmt: str = "json") -> None:
     """The admin CLI's audit events (``uauth user add`` …) to stderr, unless an embedding app
     or :func:`configure_logging` already gave ``uauth.audit`` somewhere to go."""
     logger = logging.getLogger("uauth.audit")
     if logger.handlers or logging.getLogger("uauth").handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    logger.addHandler(handler)
+    logger.addHandler(_stderr_handler(fmt))
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
 
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     """Send uauth's loggers to stderr in ``fmt`` (``json`` or ``text``) from ``level`` up."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     audit = logging.getLogger("uauth.audit")  # the CLI's own audit handler, if any: ours now
     audit.handlers.clear()
+    audit.setLevel(logging.NOTSET)  # follow ``level`` like every other uauth logger
     audit.propagate = True
     logger = logging.getLogger("uauth")
-    logger.handlers[:] = [handler]
+    logger.handlers[:] = [_stderr_handler(fmt)]
     logger.setLevel(level)
     logger.propagate = False

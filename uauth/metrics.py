@@ -24,7 +24,6 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 class NullMetrics:
     """Metrics switched off."""
 
-    enabled = False
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """One request answered by a uauth endpoint."""
@@ -46,7 +45,6 @@ class Metrics(NullMetrics):
     """The counters and histogram, registered on a registry of this app's own (never the
     process-global one, so several apps in one process never clash)."""
 
-    enabled = True
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry

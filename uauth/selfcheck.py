@@ -31,16 +31,14 @@ from . import sessions
 from .clients import list_clients
 from .clients import register_client
 from .clients import remove_client
-from .consents import forget_consent
+from .consents import apps_group
+from .consents import revoke_app
 from .extension import State
 from .models import User
 from .tokens import decode_signed
 from .tokens import half_hash
 from .tokens import sign
-from .users import USER
-from .users import USERNAME
 from .users import StoreUsers
-from .users import canonical_username
 
 #: Never contacted: the check reads the code from the redirect instead of following it.
 CALLBACK = "http://127.0.0.1:9/uauth-check/callback"
@@ -294,7 +292,6 @@ class Checker:
             results.append(jwt.decode(token[name], key.key, algorithms=[header["alg"]],
                                       audience=audience, issuer=self.issuer))
         claims, access = results
-        self.created["grant"] = access.get("gid")
         alg = jwt.get_unverified_header(token["id_token"])["alg"]
         if claims.get("nonce") != nonce or claims.get("at_hash") != half_hash(
                 token["access_token"], alg):
@@ -307,16 +304,13 @@ class Checker:
         user: User | None = self.created.get("user")
         client_id = self.created.get("client")
         if client_id:
+            if user:  # consent, grant notes, and the grants' tokens
+                revoke_app(self.state, user.id, client_id)
             remove_client(store, client_id)
-            if user:
-                forget_consent(store, user.id, client_id)
-        if self.created.get("grant"):
-            store.revoke_grant(self.created["grant"])
         if user:
             sessions.end_all(self.state, user.id)
-            store.revoke_grant(sessions.user_group(user.id))
-            store.delete(USER, user.id)
-            store.delete(USERNAME, canonical_username(user.username))
+            store.revoke_grant(apps_group(user.id))  # what is left of the user's: subjects
+            StoreUsers(store, self.state.clock).delete(user)
         if self.created:
             self.report.ok("cleanup", "removed the throwaway client, user, login session, "
                            "consent and grant")

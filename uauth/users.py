@@ -161,6 +161,11 @@ class StoreUsers:
     def save(self, user: User) -> None:
         self.store.save(USER, user.id, user.to_record(), ttl=None)
 
+    def delete(self, user: User) -> None:
+        """Remove the user and its username (``uauth check``'s throwaway user)."""
+        self.store.delete(USER, user.id)
+        self.store.delete(USERNAME, canonical_username(user.username))
+
     def update_profile(self, user: User, values: dict[str, Any]) -> list[str]:
         """Set profile attributes (None or "" removes one) and save; returns what changed.
 

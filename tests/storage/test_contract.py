@@ -381,3 +381,16 @@ def test_find_many_answers_like_find_in_one_call(store: Store, clock: FakeClock)
     assert store.find_many("revoked", ["a", "b", "c", "zz", "a"]) == [
         {"n": 1}, None, None, None, {"n": 1}], "expired, other kinds and missing are None"
     assert store.find_many("revoked", []) == []
+
+
+def test_memory_store_drops_expired_records_nobody_reads_again(clock: FakeClock) -> None:
+    from uauth.storage.base import PURGE_EVERY
+
+    store = MemoryStore(clock=clock)
+    for i in range(PURGE_EVERY):
+        store.save("authorization_code", f"spent{i}", {"i": i}, ttl=60)
+        store.consume("authorization_code", f"spent{i}")
+    clock.advance(61)
+    for i in range(PURGE_EVERY):
+        store.save("authorization_code", f"new{i}", {"i": i}, ttl=60)
+    assert len(store._entries) <= PURGE_EVERY, "the spent, expired codes are gone"

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
+#: Backends drop expired records once every this many writes (cheap, bounded work): spent
+#: codes, revocation markers and counters are never read again, so nothing else would.
+PURGE_EVERY = 500
+
 #: A record is a JSON object: backends serialise it, nothing else may be stored.
 Record = dict[str, Any]
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
 from .base import Entry
@@ -33,6 +34,7 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[Kind, str], _Entry] = {}
+        self._writes = 0
 
     def _live(self, kind: Kind, key: str) -> _Entry | None:
         entry = self._entries.get((kind, key))
@@ -44,6 +46,13 @@ class MemoryStore:
         return entry
 
     def _expiry(self, ttl: int | None) -> float | None:
+        """The expiry of a record written now; every ``PURGE_EVERY`` writes also drops the
+        expired ones (spent codes and markers are never read again). Called under the lock."""
+        self._writes += 1
+        if self._writes % PURGE_EVERY == 0:
+            now = self._clock()
+            self._entries = {k: e for k, e in self._entries.items()
+                             if e.expires_at is None or e.expires_at > now}
         return None if ttl is None else self._clock() + ttl
 
     def save(

@@ -219,31 +219,34 @@ class RedisStore:
             found.append((kind, key, dict(json.loads(value))))
         return found
 
+    def _bulk(self, head: str) -> Iterator[tuple[bytes, list[bytes | None]]]:
+        """Every record whose key starts with ``head``, in key order, with its ``v e g c``
+        fields: names found by SCAN, fields read in pipelined batches of 500."""
+        names = sorted(self._call(
+            lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
+        for start in range(0, len(names), 500):
+            batch = names[start:start + 500]
+            pipe = self._client.pipeline(transaction=False)
+            for name in batch:
+                pipe.hmget(name, ["v", "e", "g", "c"])
+            yield from zip(batch, self._call(pipe.execute), strict=True)
+
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         head = self._key(kind, "")
-        names = self._call(lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*")))
-        for name in sorted(names):
-            value, expires = self._call(self._client.hmget, name, ["v", "e"])
+        for name, (value, expires, _, _) in self._bulk(head):
             record = self._decode_live(value, expires)
             if record is not None:
                 yield name.decode("utf-8")[len(head):], record
 
     def dump(self) -> Iterator[Entry]:
         head = f"{self.prefix}r:"
-        names = self._call(lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*")))
-        for start in range(0, len(names), 500):
-            batch = sorted(names)[start:start + 500]
-            pipe = self._client.pipeline(transaction=False)
-            for name in batch:
-                pipe.hmget(name, ["v", "e", "g", "c"])
-            for name, (value, expires, grant, consumed) in zip(
-                    batch, self._call(pipe.execute), strict=True):
-                record = self._decode_live(value, expires)
-                if record is None:
-                    continue
-                kind, _, key = name.decode("utf-8")[len(head):].partition(":")
-                yield Entry(kind, key, record, float(expires) if expires else None,
-                            grant.decode("utf-8") if grant else None, int(consumed or 0))
+        for name, (value, expires, grant, consumed) in self._bulk(head):
+            record = self._decode_live(value, expires)
+            if record is None:
+                continue
+            kind, _, key = name.decode("utf-8")[len(head):].partition(":")
+            yield Entry(kind, key, record, float(expires) if expires else None,
+                        grant.decode("utf-8") if grant else None, int(consumed or 0))
 
     def ping(self) -> None:
         self._call(self._client.ping)

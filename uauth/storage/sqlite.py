@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
 from .base import Entry
@@ -26,9 +27,6 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
-
-#: Purge expired rows once every this many writes per connection (cheap, bounded work).
-PURGE_EVERY = 500
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
