@@ -79,3 +79,13 @@ def test_cli_changes_are_audited(tmp_path: Path) -> None:
     assert event["event"] == "admin" and event["action"] == "user.add"
     assert event["user_id"] in run.stdout and event["actor"]
     assert "a-long-password" not in run.stderr
+
+
+def test_a_callers_text_cannot_forge_fields_in_the_text_line(tmp_path: Path, clock: FakeClock,
+                                                             log_lines: io.StringIO) -> None:
+    d = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    d.http.post("/token", data={"grant_type": "client_credentials",
+                                "client_id": "evil user_id=alice", "client_secret": "x"})
+    failed = next(e for e in events(log_lines) if e["event"] == "client_auth.failed")
+    assert failed["client_id"] == "evil user_id=alice" and "user_id" not in failed
+    assert 'client_id="evil user_id=alice"' in str(failed["msg"]), failed["msg"]

@@ -148,3 +148,14 @@ def test_client_secrets_are_stored_hashed(driver: Driver) -> None:
     client, secret = driver.client()
     assert secret is not None and secret not in str(client.to_record())
     assert client.check_client_secret(secret) and not client.check_client_secret(secret + "x")
+
+
+def test_an_empty_login_form_says_what_is_missing(driver: Driver) -> None:
+    import re
+
+    page = driver.http.get("/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert token
+    response = driver.http.post("/login", data={"csrf_token": token.group(1), "username": "",
+                                                "password": ""})
+    assert response.status_code == 400 and "Enter your username and password." in response.text

@@ -13,11 +13,14 @@ import jwt
 import pytest
 from flask import Flask
 
+from tests.browser import csrf_token
 from tests.host_driver import ISSUER
 from tests.host_driver import PASSWORD
+from tests.host_driver import REDIRECT
 from tests.host_driver import Host
 from tests.host_driver import make_notes
 from uauth import current_token
+from uauth.claims import user_for_subject
 from uauth.clients import register_client
 from uauth.extension import get_state
 from uauth.tokens import revoke_access_token
@@ -244,3 +247,57 @@ def test_require_token_can_name_a_resource_audience(host: Host) -> None:
     assert answer.json == {"client_id": client.client_id, "user": None}
     elsewhere = host.api(token.json["access_token"])  # /api/notes wants the issuer as audience
     assert elsewhere.status_code == 401 and 'error="invalid_token"' in challenge(elsewhere)
+
+
+def test_form_post_submits_itself_under_a_host_layout(host: Host) -> None:
+    """Notes overrides uauth/base.html; the form_post page must not depend on that layout."""
+    host.add_user()
+    client, _ = host.add_client()
+    host.authorize(client.client_id, "openid")  # signs in and consents once
+    page = host.get("/auth/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid", "state": "s-2", "response_mode": "form_post"})
+    assert page.status_code == 200 and f'action="{REDIRECT}"' in page.text
+    nonce = page.headers["Content-Security-Policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">document.forms[0].submit();</script>' in page.text
+
+
+def test_account_and_sessions_pages_serve_a_host_login(host: Host) -> None:
+    host.alice_tokens()  # signed in through Notes' own login page
+    account = host.get("/auth/account")
+    assert account.status_code == 200 and "Alice" in account.text
+    sessions = host.get("/auth/account/sessions")
+    assert sessions.status_code == 200 and "Signed in as ." not in sessions.text
+
+
+def test_logout_with_a_hint_from_another_browser_keeps_subjects_working(host: Host) -> None:
+    host.add_user()
+    client, secret = host.add_client("openid profile notes")
+    first = host.tokens(client, secret, "openid profile notes")
+    other = Host.of(host.app)  # the same person in a second browser
+    other.tokens(client, secret, "openid profile notes")
+    page = other.get("/auth/logout", query_string={"id_token_hint": first["id_token"],
+                                                    "client_id": client.client_id})
+    assert page.status_code == 200, page.text
+    # the first browser's session and tokens live on; its subject must still resolve
+    info = host.get("/auth/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"})
+    assert info.status_code == 200 and info.json["sub"] == jwt.decode(
+        first["id_token"], options={"verify_signature": False})["sub"]
+    assert host.api(first["access_token"]).status_code == 200
+
+
+def test_signing_out_of_the_host_ends_the_uauth_session(host: Host) -> None:
+    from uauth.sessions import of_user
+
+    token = host.alice_tokens()
+    user_id = jwt.decode(token["id_token"], options={"verify_signature": False})["sub"]
+    with host.app.app_context():
+        user = user_for_subject(get_state(), user_id)
+        assert user is not None and len(of_user(get_state(), user.id)) == 1
+    page = host.get("/")
+    assert host.post("/logout", data={"csrf_token": csrf_token(page.text)}).status_code == 302
+    with host.app.app_context():
+        assert of_user(get_state(), user.id) == [], "the host's logout ended uauth's session"
+    assert host.get("/auth/userinfo", headers={
+        "Authorization": f"Bearer {token['access_token']}"}).status_code == 401, (
+        "and revoked the grant issued in it (no offline_access)")

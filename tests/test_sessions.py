@@ -254,11 +254,11 @@ def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
     login = stored(driver, handle(driver))
     assert login is not None and len(set(codes)) == 2
     with driver.app.app_context():
-        from uauth.sessions import client_ids
+        from uauth.sessions import clients_by_session
         from uauth.sessions import grants_in
 
         records = grants_in(get_state(), login)
-        assert client_ids(get_state(), login) == [client.client_id]
+        assert clients_by_session(get_state(), login.user_id) == {login.sid: [client.client_id]}
     assert len(records) == 2 and all(r["revoke_at_logout"] for r in records)
     assert {r["sid"] for r in records} == {login.sid}
     location = driver.authorize(response_type="code", client_id=client.client_id,

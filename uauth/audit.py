@@ -9,6 +9,7 @@ ids appear shortened, as in the other logs).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -51,5 +52,8 @@ def audit(event: str, *, client_id: str | None = None, user_id: str | None = Non
     for name, value in fields.items():
         if isinstance(value, str):  # a claimed client id is the caller's text: keep it tame
             fields[name] = "".join(ch for ch in value[:128] if ch.isprintable())
-    text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "event")
+    # Text values are quoted (JSON strings), so a caller's text can never look like another
+    # field in the plain-text log: client_id="evil user_id=alice" stays one value.
+    text = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
+                    for k, v in fields.items() if k != "event")
     log.info("%s %s", event, text, extra={"audit": fields})

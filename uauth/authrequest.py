@@ -22,6 +22,7 @@ from authlib.oidc.core.errors import RequestURINotSupportedError
 from .claims import claim_scopes
 from .extension import State
 from .models import Client
+from .tokens import ID_TOKEN_TYPES
 from .tokens import InvalidToken
 from .tokens import decode_signed
 
@@ -121,7 +122,7 @@ def hint_subject(state: State, raw: str | None, client: Client) -> str | None:
     if not raw:
         return None
     try:
-        claims = decode_signed(state, raw, typ={"jwt"}, audience=client.client_id,
+        claims = decode_signed(state, raw, typ=ID_TOKEN_TYPES, audience=client.client_id,
                                verify_exp=False)
     except InvalidToken:
         raise InvalidRequestError(

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from .claims import subject
-from .clients import get_client
 
 if TYPE_CHECKING:
     from .extension import State
@@ -81,7 +80,7 @@ def deliveries(state: State, login: LoginSession, client_ids: Iterable[str]) -> 
     user = state.users.get(login.user_id)
     found = []
     for client_id in sorted(set(client_ids)):
-        client = get_client(state.store, client_id)
+        client = state.clients.get(client_id)
         if client is None or not client.backchannel_logout_uri:
             continue
         sub = subject(user, client) if user is not None else None

@@ -328,6 +328,7 @@ class ClientCache:
         self._size = size
         self._clock = clock
         self._entries: dict[str, tuple[Client, float]] = {}
+        self._origins: dict[str, float] = {}
 
     def get(self, client_id: str | None) -> Client | None:
         if not client_id or self._ttl <= 0:
@@ -345,8 +346,20 @@ class ClientCache:
             self._entries.pop(client_id, None)
         return client
 
-    def forget(self, client_id: str) -> None:
-        self._entries.pop(client_id, None)
+    def origin_allowed(self, origin: str) -> bool:
+        """:func:`origin_allowed` with the same per-worker reuse: a browser app's every
+        cross-origin call would otherwise cost a storage read (allowed origins are kept)."""
+        if self._ttl <= 0:
+            return origin_allowed(self._store, origin)
+        now = self._clock()
+        if self._origins.get(origin, 0.0) > now:
+            return True
+        allowed = origin_allowed(self._store, origin)
+        if allowed:
+            if len(self._origins) >= self._size:
+                self._origins.clear()
+            self._origins[origin] = now + self._ttl
+        return allowed
 
 
 def get_client(store: Store, client_id: str | None) -> Client | None:

@@ -24,10 +24,9 @@ from .claims import subject
 from .models import Client
 from .models import LoginSession
 from .models import User
+from .tokens import ID_TOKEN_TYPES
 from .tokens import InvalidToken
 from .tokens import decode_signed
-
-ID_TOKEN_TYPES = {"jwt"}
 
 
 class EndSession(EndSessionEndpoint):  # type: ignore[misc]

@@ -21,6 +21,7 @@ from flask import current_app
 from flask_login import LoginManager
 from flask_login import user_loaded_from_cookie
 from flask_login import user_logged_in
+from flask_login import user_logged_out
 
 from . import config as settings
 from .instance import KEYS_DIR
@@ -196,10 +197,12 @@ class UAuth:
         Either way every login (ours, the host's, a remember-me cookie) records the login time
         in the session: it becomes ``auth_time`` and bounds the session (``UAUTH_SESSION_TTL``).
         """
+        from .sessions import record_logout
         from .views.authorize import record_login
 
         user_logged_in.connect(record_login, app)
         user_loaded_from_cookie.connect(record_login, app)
+        user_logged_out.connect(record_logout, app)
         if getattr(app, "login_manager", None) is not None:
             return
         manager = LoginManager(app)

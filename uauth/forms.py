@@ -19,7 +19,6 @@ class LoginForm(FlaskForm):  # type: ignore[misc]
                                       "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
                              render_kw={"autocomplete": "current-password"})
-    submit = SubmitField("Sign in")
 
 
 class ConsentForm(FlaskForm):  # type: ignore[misc]
@@ -27,7 +26,7 @@ class ConsentForm(FlaskForm):  # type: ignore[misc]
 
 
 class LogoutForm(FlaskForm):  # type: ignore[misc]
-    submit = SubmitField("Sign out")
+    """Only its CSRF token: the page's own button confirms the sign-out."""
 
 
 class SessionsForm(FlaskForm):  # type: ignore[misc]

@@ -143,9 +143,9 @@ def token_user(state: State, claims: Mapping[str, Any]) -> Any:
     :raises InvalidToken: the user is gone or disabled, so the token no longer speaks for them.
     """
     sub = str(claims["sub"])
-    user = user_for_subject(state, sub)  # public or pairwise
-    if user is None and sub == claims.get("client_id"):
+    if sub == claims.get("client_id") and "gid" not in claims:
         return None  # RFC 9068 §2.2: no resource owner, ``sub`` names the client
+    user = user_for_subject(state, sub)  # public or pairwise
     if user is None or not user.is_active:
         raise InvalidToken("the token's user no longer exists")
     return user

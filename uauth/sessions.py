@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from typing import Any
 
 from flask import g
 from flask import request
@@ -114,9 +115,16 @@ def grants_in(state: State, login: LoginSession) -> list[Record]:
     return sorted(notes, key=lambda note: note["issued_at"])
 
 
-def client_ids(state: State, login: LoginSession) -> list[str]:
-    """The clients that got tokens in a session, in the order they first did."""
-    return list(dict.fromkeys(note["client_id"] for note in grants_in(state, login)))
+def clients_by_session(state: State, user_id: str) -> dict[str, list[str]]:
+    """For each of a user's sessions (by ``sid``), the clients that got tokens in it, in the
+    order they first did: one read of the user's group for every session at once."""
+    notes = sorted((record for kind, _, record in state.store.grant_records(apps_group(user_id))
+                    if kind == APP_GRANT and record.get("sid")),
+                   key=lambda note: note["issued_at"])
+    found: dict[str, dict[str, None]] = {}
+    for note in notes:
+        found.setdefault(note["sid"], {})[note["client_id"]] = None
+    return {sid: list(clients) for sid, clients in found.items()}
 
 
 def _retire(state: State, login: LoginSession) -> None:
@@ -197,17 +205,36 @@ def begin_browser_session(user_id: str, amr: Iterable[str]) -> LoginSession:
     return login
 
 
-def end_browser_session() -> bool:
-    """Log this browser out; True if it had a live session.
+def drop_uauth_keys(*, keep: str | None = None) -> None:
+    """Remove uauth's keys from the (cookie) session, and forget this request's login; an
+    embedding host's own session data is not ours to clear."""
+    for key in [k for k in session if k.startswith("uauth_") and k != keep]:
+        del session[key]
+    if keep != HANDLE:
+        setattr(g, _CACHE, None)
 
-    Only uauth's and flask-login's keys leave the cookie session: an embedding host's own
-    session data is not ours to clear.
-    """
+
+def end_browser_session() -> bool:
+    """Log this browser out; True if it had a live session."""
     login = current_session()
     if login is not None:
         end(get_state(), login)
-    logout_user()
-    for key in [k for k in session if k.startswith("uauth_")]:
-        del session[key]
-    setattr(g, _CACHE, None)
+    drop_uauth_keys()
+    logout_user()  # record_logout then finds no session left to end
     return login is not None
+
+
+#: ``g`` flag: this flask-login logout is uauth's own re-authentication, not a sign-out.
+KEEP_SESSION = "_uauth_keep_session"
+
+
+def record_logout(sender: Any, user: Any = None, **extra: Any) -> None:
+    """flask-login signal receiver: a sign-out anywhere (a host app's logout view calling
+    ``logout_user()`` too) ends this browser's uauth session, with its grants and back-channel
+    logout, as uauth's own /logout does."""
+    if g.pop(KEEP_SESSION, False):
+        return
+    login = current_session()
+    if login is not None:
+        end(get_state(), login)
+    drop_uauth_keys()

@@ -108,12 +108,9 @@ class Throttle:
         if not self.policy.enabled:
             return 0
         now = self.state.clock()
-        left = 0
-        for key in keys:
-            block = self.state.store.find(BLOCK, key)
-            if block is not None:
-                left = max(left, math.ceil(float(block["until"]) - now))
-        return left
+        blocks = self.state.store.find_many(BLOCK, list(keys))
+        return max((math.ceil(float(b["until"]) - now) for b in blocks if b is not None),
+                   default=0)
 
     def failed(self, keys: dict[str, Limit], *, shared: bool = True) -> int:
         """Count a failure under each key; returns the seconds the next attempt must wait.

@@ -30,6 +30,8 @@ from .extension import State
 from .storage import Store
 
 REVOKED = "revoked"
+#: ``typ`` values of our ID tokens (and what an ``id_token_hint`` must carry).
+ID_TOKEN_TYPES = {"jwt"}
 ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
 #: Longest bearer token worth parsing; ours are well under 2 KiB.
 MAX_TOKEN_LENGTH = 8192

@@ -14,14 +14,11 @@ import logging
 from flask import Blueprint
 from flask import Flask
 from flask import Response
-from flask import render_template
 from flask import request
 from flask.typing import ResponseReturnValue
-from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from .. import logs
-from ..clients import origin_allowed
 from ..extension import get_state
 from ..storage import StorageError
 from . import account
@@ -102,7 +99,7 @@ def _cors(response: Response) -> None:
     if not origin:
         return
     try:
-        allowed = origin_allowed(get_state().store, origin)
+        allowed = get_state().clients.origin_allowed(origin)
     except StorageError:
         return
     if not allowed:
@@ -124,9 +121,9 @@ def _storage_down(exc: StorageError) -> ResponseReturnValue:
         return token.oauth_error("temporarily_unavailable",
                                  "The service is temporarily unavailable; try again shortly.",
                                  503, {"Retry-After": "5"})
-    return error_page(503, "Temporarily unavailable", "We cannot reach our storage right now. "
-                      "Please try again in a moment; nothing you did was lost.",
-                      "temporarily_unavailable", {"Retry-After": "5"})
+    return authorize.error_page("Temporarily unavailable", "We cannot reach our storage right "
+                                "now. Please try again in a moment; nothing you did was lost.",
+                                503, "temporarily_unavailable", {"Retry-After": "5"})
 
 
 def _failure(status: int, error: str, title: str, message: str,
@@ -134,19 +131,7 @@ def _failure(status: int, error: str, title: str, message: str,
     """JSON on the back channel, a page on pages."""
     if request.blueprint in BACK_CHANNEL:
         return token.oauth_error(error, message, status, headers)
-    return error_page(status, title, message, error, headers)
-
-
-def error_page(status: int, title: str, message: str, error: str,
-               headers: dict[str, str] | None = None) -> ResponseReturnValue:
-    """Our error page; should rendering fail too (the layout asks storage who is signed in,
-    and storage may be what failed), the same words on a bare page."""
-    try:
-        body = render_template("uauth/error.html", title=title, message=message, error=error)
-    except Exception:
-        body = (f"<!doctype html><html lang=\"en\"><title>{escape(title)}</title>"
-                f"<h1>{escape(title)}</h1><p>{escape(message)}</p></html>")
-    return body, status, headers or {}
+    return authorize.error_page(title, message, status, error, headers)
 
 
 @bp.errorhandler(inputs.BadInput)

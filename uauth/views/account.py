@@ -10,17 +10,13 @@ import datetime
 from typing import Any
 
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import RequestRedirect
 
 from ..attributes import Attribute
 from ..attributes import catalogue
@@ -30,7 +26,6 @@ from ..attributes import submitted
 from ..audit import PASSWORD_CHANGED
 from ..audit import audit
 from ..claims import describe_scope
-from ..clients import get_client
 from ..consents import apps_of
 from ..consents import revoke_app
 from ..extension import get_state
@@ -45,6 +40,7 @@ from ..users import VERIFIED_BY
 from ..users import EditableDirectory
 from ..users import editable
 from .authorize import authentication
+from .authorize import session_user
 
 bp = Blueprint("account", __name__)
 
@@ -53,10 +49,8 @@ REVOKE_PREFIX = "app"
 
 
 def _signed_in() -> User | None:
-    if authentication() is None:
-        return None
-    user: User = current_user._get_current_object()
-    return user
+    """The directory's user (not a host app's own user object) of a live login."""
+    return session_user() if authentication() is not None else None
 
 
 def _to_login() -> ResponseReturnValue:
@@ -111,7 +105,7 @@ def _apps(user: User) -> list[dict[str, Any]]:
     store = state.store
     shown = []
     for app in apps_of(store, user.id, state.now()):
-        client = get_client(store, app.client_id)
+        client = get_state().clients.get(app.client_id)
         if client is None:
             continue
         shown.append({
@@ -120,16 +114,6 @@ def _apps(user: User) -> list[dict[str, Any]]:
             "since": _date(app.granted_at), "used": _date(app.last_authorized),
         })
     return shown
-
-
-def sessions_url() -> str | None:
-    """The active-sessions page, when this provider has one (it is a separate feature)."""
-    path = get_state().config["UAUTH_URL_PREFIX"] + "/account/sessions"
-    try:
-        endpoint, _ = current_app.url_map.bind("localhost").match(path, method="GET")
-    except (HTTPException, RequestRedirect):
-        return None
-    return url_for(endpoint)
 
 
 def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm | None = None,
@@ -144,7 +128,7 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
         badges=_badges(user), read_only=_read_only(user, everything=not editing),
         password=password,
         revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
-        sessions_url=sessions_url(), logout=LogoutForm(formdata=None),
+        sessions_url=url_for("uauth.sessions.account_sessions"), logout=LogoutForm(formdata=None),
     ), status, headers or {}
 
 
@@ -206,7 +190,7 @@ def revoke() -> ResponseReturnValue:
         return _to_login()
     form = RevokeForm(prefix=REVOKE_PREFIX)
     client_id = request.form.get("client_id", "")
-    client = get_client(get_state().store, client_id)
+    client = get_state().clients.get(client_id)
     if not form.validate_on_submit() or client is None:
         flash("That did not work: the page had expired. Please try again.", "error")
         return redirect(url_for(".account"))

@@ -32,6 +32,7 @@ from flask_login import current_user
 from flask_login import login_url
 from flask_login import login_user
 from flask_login import logout_user
+from markupsafe import escape
 from werkzeug.datastructures import MultiDict
 
 from ..attributes import FORM_PREFIX
@@ -50,7 +51,6 @@ from ..authrequest import login_hint
 from ..authrequest import parse_auth_params
 from ..claims import describe_scope
 from ..claims import subject
-from ..clients import get_client
 from ..consents import has_consent
 from ..consents import remember_consent
 from ..extension import get_state
@@ -64,8 +64,10 @@ from ..responses import render
 from ..responses import response_mode
 from ..server import UAuthRequest
 from ..sessions import HANDLE
+from ..sessions import KEEP_SESSION
 from ..sessions import begin_browser_session
 from ..sessions import current_session
+from ..sessions import drop_uauth_keys
 from ..throttle import DEVICE_COOKIE
 from ..throttle import device_for
 from ..throttle import set_device_cookie
@@ -95,10 +97,12 @@ def authentication() -> Authentication | None:
 
 
 def forget_login() -> None:
-    """Log out of flask-login, dropping only uauth's session keys: a host's data is not ours."""
+    """Log out of flask-login so the person signs in again (``prompt=login``, ``max_age``, an
+    ended session): a re-authentication, so the stored session is not ended here."""
+    setattr(g, KEEP_SESSION, True)
     logout_user()
-    for key in [k for k in session if k.startswith("uauth_")]:
-        del session[key]
+    g.pop(KEEP_SESSION, None)
+    drop_uauth_keys()
 
 
 #: ``g`` key carrying the authentication methods of a login uauth's own page makes.
@@ -114,8 +118,7 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
     was made for that request (see :func:`logged_in_for`).
     """
     amr = tuple(g.pop(_AMR, ()))
-    for key in [k for k in session if k.startswith("uauth_") and k != HANDLE]:
-        del session[key]  # nothing of uauth's from before the login survives it
+    drop_uauth_keys(keep=HANDLE)  # nothing of uauth's from before the login survives it
     if user is None or get_state().users.get(str(user.get_id())) is None:
         return  # unknown to the directory: session_user() shows a page, never a loop
     begin_browser_session(str(user.get_id()), amr)
@@ -170,9 +173,16 @@ def oauth_request(params: MultiDict[str, str]) -> UAuthRequest:
                         get_state().issuer, args=request.args)
 
 
-def error_page(title: str, message: str, status: int = 400, error: str | None = None
-               ) -> ResponseReturnValue:
-    return render_template("uauth/error.html", title=title, message=message, error=error), status
+def error_page(title: str, message: str, status: int = 400, error: str | None = None,
+               headers: dict[str, str] | None = None) -> ResponseReturnValue:
+    """Our error page; should rendering fail too (the layout asks storage who is signed in,
+    and storage may be what failed), the same words on a bare page."""
+    try:
+        body = render_template("uauth/error.html", title=title, message=message, error=error)
+    except Exception:
+        body = (f"<!doctype html><html lang=\"en\"><title>{escape(title)}</title>"
+                f"<h1>{escape(title)}</h1><p>{escape(message)}</p></html>")
+    return body, status, headers or {}
 
 
 def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = None
@@ -183,7 +193,7 @@ def error_response(err: OAuth2Error, params: MultiDict[str, str], client: Any = 
                           err.description or "The application sent an invalid request.",
                           error=err.error)
     if client is None:  # for its default response mode; the redirect URI proved it exists
-        client = get_client(get_state().store, params.get("client_id"))
+        client = get_state().clients.get(params.get("client_id"))
     body = [(k, v) for k, v in err.get_body() if k != "state"]
     if params.get("state"):
         body.append(("state", params["state"]))
@@ -348,12 +358,13 @@ STEPS: list[Step] = [require_login, require_attributes, require_consent]
 def authorize() -> ResponseReturnValue:
     state = get_state()
     params = authorization_params()
-    if current_user.is_authenticated and session_user() is None:
+    known = session_user() if current_user.is_authenticated else None
+    if current_user.is_authenticated and known is None:
         return error_page("This account cannot sign in to applications",
                           "You are signed in, but not with an account this provider knows.",
                           403)
     auth = authentication()
-    user = session_user() if auth else None
+    user = known if auth else None
     try:
         # Authlib refuses repeated parameters here (RFC 6749 §3.1) with an error page.
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
@@ -442,13 +453,13 @@ def login() -> ResponseReturnValue:
                      f"{wait} second{'s' if wait != 1 else ''} before trying again.")
             status, headers = 429, {"Retry-After": str(wait)}
     elif request.method == "POST":
-        if form.csrf_token.errors:
-            error = "This page expired. Please sign in again."
+        error = ("This page expired. Please sign in again." if form.csrf_token.errors
+                 else "Enter your username and password.")
         status = 400
     else:
         form.username.data = login_hint(continues)
     return render_template("uauth/login.html", form=form, error=error,
-                           client=get_client(state.store, continues.get("client_id"))), status, \
+                           client=state.clients.get(continues.get("client_id"))), status, \
         headers
 
 

@@ -80,11 +80,8 @@ def cached_json(state: State, name: str, build: Callable[[State], Any]) -> Respo
     return response
 
 
-def openid_configuration() -> ResponseReturnValue:
-    return cached_json(get_state(), "discovery", build_metadata)
-
-
-def oauth_authorization_server() -> ResponseReturnValue:
+def metadata() -> ResponseReturnValue:
+    """The one metadata document, served as OIDC Discovery and as RFC 8414 metadata."""
     return cached_json(get_state(), "discovery", build_metadata)
 
 
@@ -112,8 +109,7 @@ def _register_well_known(setup: BlueprintSetupState) -> None:
     (Flask's own setup state, without the prefix, names the endpoints)."""
     at_root = BlueprintSetupState(setup.blueprint, setup.app, {**setup.options, "url_prefix": None},
                                   setup.first_registration)
-    views = {"openid_configuration": openid_configuration,
-             "oauth_authorization_server": oauth_authorization_server}
+    views = {"openid_configuration": metadata, "oauth_authorization_server": metadata}
     for rule, endpoint in well_known_paths(setup.app.config["UAUTH_ISSUER"]):
         at_root.add_url_rule(rule, endpoint, views[endpoint], methods=["GET"])
 

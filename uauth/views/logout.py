@@ -21,6 +21,7 @@ from ..sessions import current_session
 from .authorize import authorization_params
 from .authorize import error_page
 from .authorize import oauth_request
+from .authorize import session_user
 
 bp = Blueprint("logout", __name__)
 
@@ -33,16 +34,19 @@ def end_session() -> ResponseReturnValue:
         validated = state.server.validate_endpoint_request("end_session", oauth_request(params))
     except OAuth2Error as err:
         # §4: an erroneous request never redirects; the person may still sign out here.
-        user = current_user if current_user.is_authenticated else None
-        return render_template("uauth/logout.html", form=LogoutForm(), user=user, params=[],
+        return render_template("uauth/logout.html", form=LogoutForm(), user=session_user(),
+                               params=[],
                                error=err.description, client=None), 400
     login = current_session() if current_user.is_authenticated else None
     if login is not None:
+        # The directory's user, not the host's object (an embedding app's login manager may be
+        # in charge): its id is what subjects are computed from.
+        user = session_user()
         if "csrf_token" in request.form:
             if not LogoutForm().validate_on_submit():
                 return error_page("This page has expired", "Go back and sign out again.")
-        elif needs_confirmation(validated, login, current_user):
-            return render_template("uauth/logout.html", form=LogoutForm(), user=current_user,
+        elif user is None or needs_confirmation(validated, login, user):
+            return render_template("uauth/logout.html", form=LogoutForm(), user=user,
                                    client=validated.client, error=None,
                                    params=list(params.items(multi=True)))
     response = state.server.create_endpoint_response("end_session", validated)

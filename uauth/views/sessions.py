@@ -13,16 +13,16 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from ..clients import get_client
 from ..extension import get_state
 from ..forms import SessionsForm
-from ..sessions import client_ids
+from ..sessions import clients_by_session
 from ..sessions import current_session
 from ..sessions import end
 from ..sessions import end_all
 from ..sessions import end_browser_session
 from ..sessions import of_user
 from .authorize import error_page
+from .authorize import session_user
 
 bp = Blueprint("sessions", __name__)
 
@@ -35,16 +35,17 @@ def when(timestamp: int) -> str:
 def account_sessions() -> ResponseReturnValue:
     here = url_for("uauth.sessions.account_sessions")
     login = current_session() if current_user.is_authenticated else None
-    if login is None:
+    user = session_user() if login is not None else None
+    if login is None or user is None:
         return redirect(url_for("uauth.ui.login", next=here))
     state = get_state()
     form = SessionsForm()
     if form.validate_on_submit():
         if form.everywhere.data:
-            end_all(state, current_user.id)
+            end_all(state, login.user_id)
             end_browser_session()
             return render_template("uauth/logged_out.html", client=None)
-        target = next((s for s in of_user(state, current_user.id) if s.sid == form.sid.data),
+        target = next((s for s in of_user(state, login.user_id) if s.sid == form.sid.data),
                       None)
         if target is not None and target.key == login.key:
             end_browser_session()
@@ -55,10 +56,11 @@ def account_sessions() -> ResponseReturnValue:
     if form.is_submitted():
         return error_page("This page has expired", "Reload the page and try again.")
     rows: list[dict[str, Any]] = []
-    for item in of_user(state, current_user.id):
-        clients = [get_client(state.store, cid) for cid in client_ids(state, item)]
+    by_session = clients_by_session(state, login.user_id)
+    for item in of_user(state, login.user_id):
+        clients = [state.clients.get(cid) for cid in by_session.get(item.sid, [])]
         rows.append({"sid": item.sid, "current": item.key == login.key,
                      "started": when(item.auth_time), "last_seen": when(item.last_seen),
                      "user_agent": item.user_agent or "Unknown browser",
                      "clients": [c.name for c in clients if c is not None]})
-    return render_template("uauth/sessions.html", form=form, rows=rows, user=current_user)
+    return render_template("uauth/sessions.html", form=form, rows=rows, user=user)

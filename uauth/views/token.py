@@ -22,10 +22,6 @@ bp = Blueprint("token", __name__)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-class BadRequestBody(Exception):
-    """The body is not a form or JSON object of strings; ``str()`` is the public description."""
-
-
 def oauth_error(error: str, description: str, status: int = 400,
                 headers: dict[str, str] | None = None) -> Response:
     body = json.dumps({"error": error, "error_description": description})
@@ -45,17 +41,13 @@ def request_body() -> MultiDict[str, str]:
     if mimetype == "application/json":
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            raise BadRequestBody("The JSON body must be an object.")
+            raise BadInput("The JSON body must be an object.")
         if not all(isinstance(v, str) for v in data.values()):
-            raise BadRequestBody("Every JSON parameter must be a string.")
-        try:
-            check_params(data.items(), get_state().config["UAUTH_MAX_PARAM_LENGTH"],
-                         unique=True)
-        except BadInput as exc:
-            raise BadRequestBody(str(exc)) from None
+            raise BadInput("Every JSON parameter must be a string.")
+        check_params(data.items(), get_state().config["UAUTH_MAX_PARAM_LENGTH"], unique=True)
         return MultiDict(data)
-    raise BadRequestBody("Content-Type must be application/x-www-form-urlencoded or "
-                         "application/json.")
+    raise BadInput("Content-Type must be application/x-www-form-urlencoded or "
+                   "application/json.")
 
 
 def back_channel_request() -> UAuthRequest:
@@ -65,21 +57,14 @@ def back_channel_request() -> UAuthRequest:
 
 @bp.post("/token")
 def token() -> ResponseReturnValue:
-    try:
-        oauth_request = back_channel_request()
-    except BadRequestBody as exc:
-        return oauth_error("invalid_request", str(exc))
-    response: Response = get_state().server.create_token_response(oauth_request)
+    response: Response = get_state().server.create_token_response(back_channel_request())
     return response
 
 
 def endpoint_response(name: str) -> ResponseReturnValue:
     """Run one of Authlib's endpoints (revocation, introspection) on a back-channel POST."""
-    try:
-        oauth_request = back_channel_request()
-    except BadRequestBody as exc:
-        return oauth_error("invalid_request", str(exc))
-    response: Response = get_state().server.create_endpoint_response(name, oauth_request)
+    response: Response = get_state().server.create_endpoint_response(name,
+                                                                        back_channel_request())
     return response
 
 

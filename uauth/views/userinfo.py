@@ -9,41 +9,29 @@ from flask.typing import ResponseReturnValue
 
 from ..claims import claims_by_name
 from ..claims import claims_for_scopes
-from ..extension import get_state
 from ..grants import USERINFO_CLAIMS
-from ..resource import BearerRequestError
+from ..resource import ResourceProtector
 from ..resource import bearer_challenge
-from ..resource import bearer_token
-from ..resource import token_user
-from ..tokens import InvalidToken
-from ..tokens import validate_access_token
+from ..resource import local_access_token
+from .token import NO_STORE
 
 bp = Blueprint("userinfo", __name__)
+#: The same bearer-token checks as a host app's ``require_token`` (RFC 6750 challenges, the
+#: provider's keys, deny list and user directory), with ``openid`` required.
+protector = ResourceProtector(local_access_token)
 
 
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> ResponseReturnValue:
-    state = get_state()
-    try:
-        token = bearer_token()
-    except BearerRequestError as exc:
-        return bearer_challenge(exc.status, exc.error, exc.description)
-    if not token:
-        return bearer_challenge(401)
-    try:
-        claims = validate_access_token(state, token, audience=state.issuer)
-        user = token_user(state, claims)
-    except InvalidToken as exc:
-        return bearer_challenge(401, "invalid_token", str(exc))
+    outcome = protector.authenticate("openid")
+    if isinstance(outcome, Response):
+        return outcome
+    user = outcome.user
     if user is None:
         return bearer_challenge(401, "invalid_token", "The token is not a user's.")
-    scopes = str(claims.get("scope", "")).split()
-    if "openid" not in scopes:
-        return bearer_challenge(403, "insufficient_scope", "The token lacks the openid scope.",
-                                scope="openid")
-    body = {"sub": claims["sub"], **claims_for_scopes(user, scopes)}
+    claims = outcome.claims
+    body = {"sub": claims["sub"], **claims_for_scopes(user, outcome.scopes)}
     named = claims.get(USERINFO_CLAIMS)  # the claims parameter's userinfo member (OIDC §5.5)
     if isinstance(named, list):
         body.update(claims_by_name(user, [str(name) for name in named]))
-    return Response(json.dumps(body), mimetype="application/json",
-                    headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return Response(json.dumps(body), mimetype="application/json", headers=NO_STORE)
