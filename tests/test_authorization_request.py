@@ -100,3 +100,50 @@ def test_prompt_none_with_an_old_session_and_max_age(driver: Driver, clock: Fake
                                          state="s"))
     assert "error=login_required" in response.headers["Location"]
     assert "state=s" in response.headers["Location"]
+
+
+def fragment(response: Any) -> dict[str, str]:
+    from urllib.parse import parse_qs
+    from urllib.parse import urlsplit
+
+    assert response.status_code == 302, response.text
+    return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).fragment).items()}
+
+
+def test_front_channel_tokens_need_the_implicit_grant(driver: Driver) -> None:
+    from uauth.clients import RegistrationError
+    from uauth.clients import register_client
+    from uauth.clients import save_client
+    from uauth.extension import get_state
+
+    driver.user()
+    client, _ = driver.client(first_party=True, response_types=["id_token token"])
+    assert client.grant_types == ["implicit", "refresh_token"], "derived from the response types"
+    with driver.app.app_context(), pytest.raises(RegistrationError) as refused:
+        register_client(get_state().store, name="X", redirect_uris=[REDIRECT],
+                        response_types=["id_token"], grant_types=["authorization_code"])
+    assert str(refused.value) == "the response types need --grant-type implicit too"
+    client.grant_types = ["authorization_code"]  # a record stored before that rule
+    with driver.app.app_context():
+        save_client(get_state().store, client)
+    driver.login()
+    got = fragment(driver.authorize(**params(client.client_id, response_type="id_token token")))
+    assert got["error"] == "unauthorized_client" and "access_token" not in got
+
+
+def test_offline_access_is_ignored_without_a_code_and_logout_revokes(driver: Driver) -> None:
+    import re
+
+    driver.user()
+    client, _ = driver.client(first_party=True, response_types=["id_token token"])
+    driver.login()
+    got = fragment(driver.authorize(**params(client.client_id, response_type="id_token token",
+                                             scope="openid offline_access")))
+    assert got["scope"] == "openid", "OIDC Core §11: no code, no offline access"
+    bearer = {"Authorization": f"Bearer {got['access_token']}"}
+    assert driver.http.get("/userinfo", headers=bearer).status_code == 200
+    page = driver.http.get("/logout")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
+    assert token
+    driver.http.post("/logout", data={"csrf_token": token.group(1)})
+    assert driver.http.get("/userinfo", headers=bearer).status_code == 401

@@ -187,9 +187,94 @@ def test_expired_access_tokens_introspect_inactive_and_revoke_quietly(
     assert store.find("revoked", f"jti:{jti}") is not None
     clock.advance(61)
     assert store.find("revoked", f"jti:{jti}") is None, "the deny list forgets expired tokens"
+    fresh = driver.token(client_id, secret, code=driver.code(client_id, scope=OFFLINE)).json
+    clock.advance(61)
+    late = driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {fresh['access_token']}"})
+    assert late.status_code == 401 and 'error_description="the token has expired"' in \
+        late.headers["WWW-Authenticate"]
     expired = driver.http.post("/introspect", data={"token": token["access_token"]},
                                headers=headers)
     assert expired.json == {"active": False}
     revoked = driver.http.post("/revoke", data={"token": token["access_token"]}, headers=headers)
     assert revoked.status_code == 200
     assert store.find("revoked", f"jti:{jti}") is None, "nothing to deny once it has expired"
+
+
+def test_a_disabled_users_tokens_introspect_inactive(shared: Path, store: Store,
+                                                     clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock)
+    client_id, secret, token = start(driver)
+    headers = basic(client_id, secret)
+    with driver.app.app_context():
+        users = get_state().users
+        user = users.find_by_username("alice")
+        assert user is not None
+        user.disabled = True
+        users.save(user)
+    for kind in ("access_token", "refresh_token"):
+        answer = driver.http.post("/introspect", data={"token": token[kind]}, headers=headers)
+        assert answer.json == {"active": False}, kind
+    bearer = {"Authorization": f"Bearer {token['access_token']}"}
+    assert driver.http.get("/userinfo", headers=bearer).status_code == 401, "the same verdict"
+
+
+def test_a_retry_after_a_failed_save_gets_a_successor_that_works(shared: Path,
+                                                                 clock: FakeClock) -> None:
+    """The old token was spent and the successor derived, then storage failed before the
+    successor was saved (503): the client's retry within the grace window must get a working
+    token, not one that was never stored (issue 9: a storage outage loses nothing)."""
+    from uauth.storage import StorageUnavailable
+    from uauth.storage.memory import MemoryStore
+
+    class FailsOnce(MemoryStore):
+        """Memory storage whose next refresh-token write (save or add) fails."""
+
+        armed = False
+
+        def _fail(self, kind: str) -> None:
+            if self.armed and kind == REFRESH:
+                self.armed = False
+                raise StorageUnavailable("storage down for one write")
+
+        def save(self, kind: str, key: str, record: Any, ttl: int | None, *,
+                 grant_id: str | None = None) -> None:
+            self._fail(kind)
+            super().save(kind, key, record, ttl, grant_id=grant_id)
+
+        def add(self, kind: str, key: str, record: Any, ttl: int | None, *,
+                grant_id: str | None = None) -> bool:
+            self._fail(kind)
+            return super().add(kind, key, record, ttl, grant_id=grant_id)
+
+    store = FailsOnce(clock=clock)
+    driver = app_driver(shared, store, clock, UAUTH_REFRESH_REUSE_GRACE=30)
+    client_id, secret, token = start(driver)
+    store.armed = True
+    failed = refresh(driver, client_id, secret, token["refresh_token"])
+    assert failed.status_code == 503 and failed.json["error"] == "temporarily_unavailable"
+    retried = refresh(driver, client_id, secret, token["refresh_token"])
+    assert retried.status_code == 200
+    onward = refresh(driver, client_id, secret, retried.json["refresh_token"])
+    assert onward.status_code == 200, onward.json
+
+
+def test_narrowing_the_scope_on_refresh_drops_the_claims_of_the_scopes_left_out(
+        shared: Path, store: Store, clock: FakeClock) -> None:
+    driver = app_driver(shared, store, clock)
+    driver.user(email="alice@example.com", phone_number="+44 20 7946 0958", name="Alice")
+    client, secret = driver.client()
+    driver.login()
+    asked = json.dumps({"id_token": {"phone_number": None}, "userinfo": {"email": None}})
+    code = driver.code(client.client_id, scope="openid email phone offline_access", claims=asked)
+    token = driver.token(client.client_id, secret, code=code).json
+    narrowed = refresh(driver, client.client_id, secret, token["refresh_token"],
+                       scope="openid offline_access").json
+    assert narrowed["scope"] == "openid offline_access"
+    assert "phone_number" not in unverified(narrowed["id_token"])
+    info = driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {narrowed['access_token']}"}).json
+    assert "email" not in info, info
+    wide = refresh(driver, client.client_id, secret, narrowed["refresh_token"]).json
+    assert unverified(wide["id_token"])["phone_number"] == "+44 20 7946 0958", (
+        "the refresh token keeps the grant's scope, so a later refresh may ask for it again")

@@ -175,7 +175,6 @@ def claims_by_name(user: User, names: Iterable[str]) -> dict[str, Any]:
 
 # --- subjects (OIDC Core §8) -------------------------------------------------------------------
 
-PUBLIC = "public"
 PAIRWISE = "pairwise"
 #: Pairwise sub -> local user id, so a pairwise sub can be resolved without ever being reversible.
 SUBJECT = "subject"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from urllib.error import URLError
+from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
@@ -41,6 +42,13 @@ class RegistrationError(ValueError):
     """A client cannot be registered as asked; the message says why."""
 
 
+def secure_web_url(parts: SplitResult) -> bool:
+    """https anywhere, or http on a loopback host (RFC 8252 §7.3): the one rule for every URL
+    uauth sends people or tokens to."""
+    return parts.scheme == "https" or (parts.scheme == "http"
+                                       and is_loopback_host(parts.hostname))
+
+
 def check_redirect_uri(uri: str) -> None:
     """Registration rules (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §2.1).
 
@@ -63,7 +71,7 @@ def check_redirect_uri(uri: str) -> None:
             raise RegistrationError(f"redirect URI {uri!r} has no host")
         return
     if scheme == "http":
-        if not is_loopback_host(parts.hostname):
+        if not secure_web_url(parts):
             raise RegistrationError(
                 f"redirect URI {uri!r} uses http on a non-loopback host; use https "
                 "(http is only for 127.0.0.1, [::1] and localhost)"
@@ -107,8 +115,7 @@ def check_backchannel_logout_uri(uri: str) -> None:
     if parts.fragment or "#" in uri or any(ch.isspace() for ch in uri) or not parts.hostname:
         raise RegistrationError(f"back-channel logout URI {uri!r} must be an absolute URL "
                                 "without a fragment")
-    if parts.scheme != "https" and not (parts.scheme == "http"
-                                        and is_loopback_host(parts.hostname)):
+    if not secure_web_url(parts):
         raise RegistrationError(f"back-channel logout URI {uri!r} must use https (http only "
                                 "on loopback)")
 
@@ -146,8 +153,7 @@ def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | Non
     """
     if sector_identifier_uri:
         parts = urlsplit(sector_identifier_uri)
-        if not parts.hostname or not (parts.scheme == "https" or (
-                parts.scheme == "http" and is_loopback_host(parts.hostname))):
+        if not parts.hostname or not secure_web_url(parts):
             raise RegistrationError("sector_identifier_uri must be an https URL")
         listed = set(fetch_sector_redirect_uris(sector_identifier_uri))
         absent = [uri for uri in redirect_uris if uri not in listed]
@@ -174,9 +180,23 @@ def check_origin(origin: str) -> str:
     parts = urlsplit(origin)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
         raise RegistrationError(f"origin {origin!r} must look like https://app.example.com")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    if not secure_web_url(parts):
         raise RegistrationError(f"origin {origin!r} uses http on a non-loopback host")
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def grants_for(response_types: Iterable[str]) -> list[str]:
+    """The grant types response types imply (OIDC Registration §2): ``code`` needs
+    ``authorization_code``; ``token`` or ``id_token`` from the authorization endpoint,
+    ``implicit``."""
+    found: dict[str, None] = {}
+    for rt in response_types:
+        parts = set(rt.split())
+        if "code" in parts:
+            found["authorization_code"] = None
+        if parts & {"token", "id_token"}:
+            found["implicit"] = None
+    return list(found)
 
 
 def register_client(
@@ -230,17 +250,21 @@ def register_client(
             f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
     if public != (method == "none"):
         raise RegistrationError("public clients use 'none'; confidential clients use a secret")
-    grants = list(dict.fromkeys(grant_types or ["authorization_code", "refresh_token"]))
-    for grant in grants:
-        if grant not in GRANT_TYPES:
-            raise RegistrationError(
-                f"unknown grant type {grant!r}; one of {', '.join(GRANT_TYPES)}")
-    if public and "client_credentials" in grants:
-        raise RegistrationError("public clients cannot use client_credentials (RFC 6749 §4.4)")
     responses = [" ".join(sorted(rt.split())) for rt in (response_types or ["code"])]
     for rt in responses:
         if rt not in {" ".join(sorted(r.split())) for r in RESPONSE_TYPES}:
             raise RegistrationError(f"unknown response type {rt!r}")
+    needed = grants_for(responses)
+    grants = list(dict.fromkeys(grant_types or [*needed, "refresh_token"]))
+    for grant in grants:
+        if grant not in GRANT_TYPES:
+            raise RegistrationError(
+                f"unknown grant type {grant!r}; one of {', '.join(GRANT_TYPES)}")
+    missing = [grant for grant in needed if grant not in grants]
+    if grant_types and response_types and missing:  # OIDC Registration §2
+        raise RegistrationError(f"the response types need --grant-type {missing[0]} too")
+    if public and "client_credentials" in grants:
+        raise RegistrationError("public clients cannot use client_credentials (RFC 6749 §4.4)")
     if default_response_mode is not None and default_response_mode not in RESPONSE_MODES:
         raise RegistrationError(
             f"unknown response mode {default_response_mode!r}; one of {', '.join(RESPONSE_MODES)}")

@@ -22,6 +22,8 @@ from .audit import audit
 from .models import Client
 from .refresh import find_refresh_token
 from .refresh import is_rotated
+from .resource import token_user
+from .tokens import ACCESS_TOKEN_CLAIMS
 from .tokens import ACCESS_TOKEN_TYPES
 from .tokens import InvalidToken
 from .tokens import decode_signed
@@ -69,20 +71,32 @@ class FoundToken:
 def find_access_token(state: State, raw: str) -> FoundToken | None:
     try:
         claims = decode_signed(state, raw, typ=ACCESS_TOKEN_TYPES, audience=None,
-                               verify_exp=False)
+                               verify_exp=False, require=ACCESS_TOKEN_CLAIMS)
     except InvalidToken:
         return None
-    if "jti" not in claims or "client_id" not in claims:
-        return None
     active = int(claims["exp"]) > state.now() and not is_revoked(state.store, claims)
-    return FoundToken(ACCESS_TOKEN, str(claims["client_id"]), claims, active)
+    return FoundToken(ACCESS_TOKEN, str(claims["client_id"]), claims,
+                      active and _speaks_for_an_active_user(state, claims))
 
 
 def find_refresh(state: State, raw: str) -> FoundToken | None:
     token = find_refresh_token(state, raw)
     if token is None:
         return None
-    return FoundToken(REFRESH_TOKEN, token.client_id, token.to_record(), not is_rotated(state, raw))
+    user = state.users.get(token.user_id)
+    active = not is_rotated(state, raw) and user is not None and user.is_active
+    return FoundToken(REFRESH_TOKEN, token.client_id, token.to_record(), bool(active))
+
+
+def _speaks_for_an_active_user(state: State, claims: dict[str, Any]) -> bool:
+    """RFC 7662 §2.2: ``active`` says whether the token can be used, and a disabled or removed
+    user's tokens cannot (/userinfo and require_token refuse them); a client's own token has
+    no user to check."""
+    try:
+        token_user(state, claims)
+    except InvalidToken:
+        return False
+    return True
 
 
 def find_token(state: State, raw: str, hint: str | None) -> FoundToken | None:
@@ -108,6 +122,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         return find_token(self.server.state, token_string, token_type_hint)
 
     def authenticate_token(self, request: UAuthRequest, client: Client) -> FoundToken | None:
+        """Authlib's, with a description for the refusal (it sends a bare ``invalid_grant``)."""
         self.check_params(request, client)
         token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
         if token is not None and not token.check_client(client):

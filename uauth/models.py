@@ -13,10 +13,10 @@ from dataclasses import field
 from typing import Any
 from typing import TypeVar
 
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oauth2.rfc6749.util import scope_to_list
-from authlib.oidc.core import AuthorizationCodeMixin
 
 from .storage import Record
 from .storage import hash_key
@@ -192,17 +192,6 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):  # type: ignore[misc]
     def get_scope(self) -> str:
         return self.scope
 
-    def get_nonce(self) -> str | None:
-        return self.nonce
-
-    def get_auth_time(self) -> int:
-        return self.auth_time
-
-    def get_acr(self) -> str | None:
-        return self.acr
-
-    def get_amr(self) -> list[str]:
-        return self.amr
 
 
 @dataclass
@@ -234,9 +223,6 @@ class RefreshToken(Model, TokenMixin):  # type: ignore[misc]
 
     def get_scope(self) -> str:
         return self.scope
-
-    def get_expires_in(self) -> int:
-        return self.expires_at - self.issued_at
 
 
 @dataclass

@@ -51,10 +51,9 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
     """
 
     def __init__(self, method: str, path: str, headers: Any, data: MultiDict[str, str],
-                 issuer: str, args: MultiDict[str, str] | None = None) -> None:
+                 issuer: str) -> None:
         super().__init__(method=method, uri=issuer + path, headers=headers)
         self.payload = _Payload(data)
-        self._args = args if args is not None else MultiDict()
         #: Set by the authorization view: how the user authenticated (tokens.Authentication).
         self.auth: Any = None
         #: The grant (token family) the issued tokens belong to.
@@ -70,10 +69,6 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
         self.next_refresh_token: str | None = None
         #: Audiences (RFC 8707 resource indicators) the access token is for; None: the issuer.
         self.audience: list[str] | None = None
-
-    @property
-    def args(self) -> MultiDict[str, str]:
-        return self._args
 
     @property
     def form(self) -> MultiDict[str, str]:

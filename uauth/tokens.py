@@ -56,6 +56,11 @@ class Authentication:
     sid: str | None = None
     acr: str | None = None
 
+    @classmethod
+    def of(cls, record: Any) -> Authentication:
+        """The authentication a code or refresh-token record carries on."""
+        return cls(record.auth_time, tuple(record.amr), record.sid, record.acr)
+
 
 def sign(state: State, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
     key = state.keys.signing_key(alg or state.config["UAUTH_SIGNING_ALG"], state.clock())
@@ -215,10 +220,12 @@ def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None
 
 
 def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: str | None,
-                  verify_exp: bool = True) -> dict[str, Any]:
+                  verify_exp: bool = True,
+                  require: tuple[str, ...] = ("exp", "iat", "iss", "sub")) -> dict[str, Any]:
     """Decode one of our own JWTs: our keys only, each with its one algorithm, never ``none``."""
     return decode_jwt(token, keys=state.keys.verification_key, issuer=state.issuer, typ=typ,
-                      audience=audience, verify_exp=verify_exp, now=state.clock())
+                      audience=audience, verify_exp=verify_exp, now=state.clock(),
+                      require=require)
 
 
 def decode_access_token(token: str, *, keys: KeyLookup, issuer: str, audience: str | None,

@@ -24,12 +24,12 @@ from ..tokens import Authentication
 from ..tokens import revoke_grant
 from .common import CODE
 from .common import MAX_CODE_LENGTH
+from .common import active_user
 from .common import check_redirect_uri
 from .common import check_requested_scope
 from .common import new_code
 from .common import new_grant_id
 from .common import state_of
-from .common import users_of
 from .issuance import IssuesTokens
 from .issuance import wants_refresh_token
 
@@ -83,16 +83,14 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         self.request.grant_id = record.grant_id
         self.request.nonce = record.nonce
         self.request.requested_claims = record.claims
-        self.request.auth = Authentication(record.auth_time, tuple(record.amr), record.sid,
-                                           record.acr)
+        self.request.auth = Authentication.of(record)
         return record
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Nothing to do: consume() already spent it, and it stays to recognise replays."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
-        user = users_of(self).get(authorization_code.user_id)
-        return user if user is not None and user.is_active else None
+        return active_user(self, authorization_code.user_id)
 
 
 def begin_grant(state: State, request: UAuthRequest) -> None:
@@ -102,10 +100,12 @@ def begin_grant(state: State, request: UAuthRequest) -> None:
     request.grant_id = new_grant_id()
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
+    # Only refresh tokens granted offline_access outlive the login (OIDC Core §11).
+    outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = request.auth.sid if request.auth is not None else None
     remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
                    lives=grant_lifetime(state.config, offline=offline), now=state.now(),
-                   sid=sid, revoke_at_logout="offline_access" not in str(request.scope).split(),
+                   sid=sid, revoke_at_logout=not outlives_login,
                    keep=int(state.config["UAUTH_SESSION_TTL"]) if sid else None)
 
 

@@ -11,6 +11,7 @@ from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.util import scope_to_list
 
 from ..models import Client
+from ..models import User
 from ..users import UserDirectory
 
 if TYPE_CHECKING:
@@ -53,6 +54,12 @@ def users_of(grant: Any) -> UserDirectory:
     return state_of(grant).users
 
 
+def active_user(grant: Any, user_id: str) -> User | None:
+    """The user a code or refresh token was issued for, unless gone or disabled since."""
+    user = users_of(grant).get(user_id)
+    return user if user is not None and user.is_active else None
+
+
 def check_requested_scope(grant: Any) -> None:
     """Scope rules at the authorization endpoint.
 
@@ -87,7 +94,3 @@ def check_redirect_uri(request: UAuthRequest, client: Client) -> str:
         raise InvalidRequestError("redirect_uri is required: the client registered several.")
     return default
 
-
-def normalize_response_type(response_type: str | None) -> str:
-    """Multiple Response Types §3: the order of space-separated values does not matter."""
-    return " ".join(sorted((response_type or "").split()))

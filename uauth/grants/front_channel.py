@@ -7,29 +7,26 @@ from typing import TYPE_CHECKING
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
+from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from authlib.oauth2.rfc6749.grants.authorization_code import validate_code_authorization_request
 from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.grants import OpenIDHybridGrant
 from authlib.oidc.core.grants import OpenIDImplicitGrant
 
-from ..claims import claims_by_name
 from ..claims import claims_for_scopes
 from ..claims import subject
 from ..models import Client
 from ..models import User
 from ..responses import authorization_response
-from ..tokens import mint_id_token
 from .code import begin_grant
 from .code import save_code
 from .common import check_redirect_uri
 from .common import check_requested_scope
 from .common import is_openid
 from .common import new_code
-from .common import normalize_response_type
 from .common import state_of
-from .issuance import id_token_alg
+from .issuance import id_token_for
 from .issuance import issue_tokens
-from .issuance import requested_claims
 
 if TYPE_CHECKING:
     from ..server import UAuthRequest
@@ -50,17 +47,21 @@ class FrontChannelGrant:
     validate_authorization_redirect_uri = staticmethod(check_redirect_uri)
     validate_requested_scope = check_requested_scope
 
-    @classmethod
-    def check_authorization_endpoint(cls, request: UAuthRequest) -> bool:
-        wanted = normalize_response_type(request.payload.response_type)
-        return wanted in {normalize_response_type(rt) for rt in cls.RESPONSE_TYPES}
-
     def validate_authorization_request(self) -> str:
         redirect_uri: str = validate_code_authorization_request(self)
+        client: Client = self.request.client
+        if not client.check_grant_type("implicit"):  # tokens from here are the implicit grant
+            raise UnauthorizedClientError("The client is not registered for the implicit grant.",
+                                          redirect_uri=redirect_uri)
+        types = self.request.payload.response_type.split()
+        if "code" not in types:
+            # OIDC Core §11: offline_access is ignored unless a code is returned (nothing could
+            # carry a refresh token), so it is neither asked for nor granted here.
+            self.request.scope = " ".join(s for s in self.request.scope.split()
+                                          if s != "offline_access")
         if not is_openid(self.request.scope):
             raise InvalidScopeError("This response type needs the openid scope.",
                                     redirect_uri=redirect_uri)
-        types = self.request.payload.response_type.split()
         if "id_token" in types and not self.request.payload.data.get("nonce"):
             raise InvalidRequestError("nonce is required when the response carries an ID token.",
                                       redirect_uri=redirect_uri)
@@ -101,16 +102,12 @@ class FrontChannelGrant:
         access token nor a code (``response_type=id_token``) the scope claims go in it, since
         no /userinfo call can fetch them (OIDC Core §5.4)."""
         request = self.request
-        extra = claims_by_name(user, requested_claims(request, "id_token"))
+        request.nonce = request.payload.data.get("nonce")
+        extra = None
         if access_token is None and code is None:
-            extra = {**claims_for_scopes(user, scope_to_list(request.scope) or []), **extra}
-        client: Client = request.client
-        state = state_of(self)
-        return mint_id_token(
-            state, client_id=client.client_id, sub=subject(user, client),
-            auth=request.auth, nonce=request.payload.data.get("nonce"),
-            access_token=access_token, code=code, extra=extra, alg=id_token_alg(state, client),
-        )
+            extra = claims_for_scopes(user, scope_to_list(request.scope) or [])
+        return id_token_for(state_of(self), request, user, subject(user, request.client),
+                            request.scope, access_token=access_token, code=code, extra=extra)
 
 
 class ImplicitGrant(FrontChannelGrant, OpenIDImplicitGrant):  # type: ignore[misc]

@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from ..audit import TOKEN_ISSUED
 from ..audit import TOKEN_REFRESHED
 from ..audit import audit
+from ..claims import claim_scopes
 from ..claims import claims_by_name
 from ..claims import subject
 from ..models import Client
@@ -65,7 +66,7 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         sub = client.client_id
     else:
         sub = rotated.sub if rotated is not None else subject(user, client)
-    userinfo_claims = requested_claims(request, "userinfo")
+    userinfo_claims = requested_claims(request, "userinfo", scope)
     access_token, claims = mint_access_token(
         state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
         audience=request.audience,
@@ -85,11 +86,8 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     if include_refresh_token and user is not None and wants_refresh_token(client, granted):
         token["refresh_token"] = prepare_refresh_token(state, request, user, granted, sub)
     if with_id_token and user is not None and auth is not None and is_openid(scope):
-        token["id_token"] = mint_id_token(
-            state, client_id=client.client_id, sub=sub, auth=auth, nonce=request.nonce,
-            access_token=access_token, alg=id_token_alg(state, client),
-            extra=claims_by_name(user, requested_claims(request, "id_token")),
-        )
+        token["id_token"] = id_token_for(state, request, user, sub, scope,
+                                         access_token=access_token)
     grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
     state.metrics.token_issued(grant_type)
     audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,
@@ -100,9 +98,33 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     return token
 
 
-def requested_claims(request: UAuthRequest, target: str) -> list[str]:
-    """Claim names the ``claims`` parameter asked for at ``target`` (userinfo or id_token)."""
-    return list((request.requested_claims or {}).get(target, []))
+def id_token_for(state: State, request: UAuthRequest, user: User, sub: str, scope: str, *,
+                 access_token: str | None = None, code: str | None = None,
+                 extra: dict[str, Any] | None = None) -> str:
+    """The ID token of a grant, from /token or the authorization endpoint: the claims asked
+    for by name, ``at_hash``/``c_hash`` for what travels with it, the client's algorithm."""
+    client: Client = request.client
+    named = claims_by_name(user, requested_claims(request, "id_token", scope))
+    return mint_id_token(
+        state, client_id=client.client_id, sub=sub, auth=request.auth, nonce=request.nonce,
+        access_token=access_token, code=code, alg=id_token_alg(state, client),
+        extra={**(extra or {}), **named},
+    )
+
+
+def requested_claims(request: UAuthRequest, target: str, scope: str | None = None) -> list[str]:
+    """Claim names the ``claims`` parameter asked for at ``target`` (userinfo or id_token).
+
+    :param scope: the scope of the token being issued: a refresh that narrowed the grant's
+        scope drops the claims of the scopes it left out (RFC 6749 §6).
+    """
+    names = list((request.requested_claims or {}).get(target, []))
+    rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
+    if scope is None or rotated is None:
+        return names
+    dropped = set(rotated.scope.split()) - set(scope.split())
+    by_scope = claim_scopes()
+    return [name for name in names if by_scope.get(name) not in dropped]
 
 
 def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str,
@@ -130,10 +152,13 @@ def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope
 
 
 def persist_refresh_token(state: State, request: UAuthRequest) -> None:
+    """Store the refresh token prepared for this response, unless it is stored already: a
+    retried rotation (grace window) hands out the same successor, which the first attempt
+    saved, or, when storage failed between the rotation and this save, did not."""
     if request.pending_refresh is None:
         return
     key, record, ttl = request.pending_refresh
-    state.store.save(REFRESH, key, record, ttl=ttl, grant_id=record["grant_id"])
+    state.store.add(REFRESH, key, record, ttl=ttl, grant_id=record["grant_id"])
     request.pending_refresh = None
 
 

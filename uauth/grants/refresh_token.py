@@ -21,8 +21,8 @@ from ..refresh import retried_successor
 from ..storage import hash_key
 from ..tokens import Authentication
 from ..tokens import revoke_grant
+from .common import active_user
 from .common import state_of
-from .common import users_of
 from .issuance import IssuesTokens
 
 if TYPE_CHECKING:
@@ -48,8 +48,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         return find_refresh_token(state_of(self), refresh_token)
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
-        user = users_of(self).get(refresh_token.user_id)
-        return user if user is not None and user.is_active else None
+        return active_user(self, refresh_token.user_id)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         """Nothing to do: consume() spent it, and it stays to recognise reuse."""
@@ -84,10 +83,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             raise InvalidGrantError("The user of this grant is no longer active.")
         request.user = user
         request.grant_id = token.grant_id
-        request.auth = Authentication(token.auth_time, tuple(token.amr), token.sid, token.acr)
+        request.auth = Authentication.of(token)
         request.requested_claims = token.claims
         body: dict[str, Any] = self.issue_token(user, token)
-        if retried is not None:
-            request.pending_refresh = None  # the first answer stored it already
         self.save_token(body)
         return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -170,7 +170,7 @@ def authorization_params() -> MultiDict[str, str]:
 
 def oauth_request(params: MultiDict[str, str]) -> UAuthRequest:
     return UAuthRequest(request.method, request.full_path, request.headers, params,
-                        get_state().issuer, args=request.args)
+                        get_state().issuer)
 
 
 def error_page(title: str, message: str, status: int = 400, error: str | None = None,
