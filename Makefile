@@ -45,4 +45,4 @@ bench: $(STAMP) $(REFERENCE_DIR)/node_modules/oidc-provider
 	UAUTH_BENCH_REFERENCE=$(REFERENCE_DIR) $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .pytest-tmp build *.egg-info

@@ -72,9 +72,7 @@ def memory(pid: int) -> Memory | None:
     return Memory(values.get("VmRSS", 0), values.get("VmHWM", 0))
 
 
-def worker_memory(master: int, *, include_master: bool = False) -> list[Memory]:
+def worker_memory(master: int) -> list[Memory]:
     """Memory of each worker of a pre-forking server (or of the one process itself)."""
     pids = children(master) or [master]
-    if include_master and pids != [master]:
-        pids = [master, *pids]
     return [m for m in (memory(pid) for pid in pids) if m is not None]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.browser import csrf_token
 from uauth import create_app
 from uauth.clients import register_client
 from uauth.extension import get_state
@@ -23,6 +24,12 @@ from uauth.storage import Store
 
 REDIRECT = "http://127.0.0.1:8399/cb"
 PASSWORD = "password123"
+
+
+def basic_auth(client_id: str, secret: str | None) -> dict[str, str]:
+    """``Authorization: Basic`` for a client's credentials (RFC 6749 §2.3.1)."""
+    pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
 
 
 def make_app(tmp_path: Path, store: Store, clock: Any, **config: Any) -> Flask:
@@ -59,20 +66,19 @@ class Driver:
     def login_at(self, url: str, username: str = "alice", password: str = PASSWORD) -> Any:
         """Fill in the login page at ``url`` (e.g. where /authorize redirected)."""
         page = self.http.get(url)
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-        assert token
+        token = csrf_token(page.text)
         return self.http.post(page.request.full_path, data={
-            "csrf_token": token.group(1), "username": username, "password": password})
+            "csrf_token": token, "username": username, "password": password})
 
     def authorize(self, **params: str) -> Any:
         """GET /authorize, answering a consent page with allow."""
         response = self.http.get("/authorize", query_string=params)
         if response.status_code == 200 and 'name="consent"' in response.text:
-            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.text)
+            token = csrf_token(response.text)
             hidden = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">',
                                 response.text)
             assert token
-            data = {**{k: html.unescape(v) for k, v in hidden}, "csrf_token": token.group(1),
+            data = {**{k: html.unescape(v) for k, v in hidden}, "csrf_token": token,
                     "consent": "allow"}
             response = self.http.post("/authorize", data=data)
         return response
@@ -85,11 +91,8 @@ class Driver:
         return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
 
     def token(self, client_id: str, secret: str | None, **data: str) -> Any:
-        headers = {}
-        if secret:
-            headers["Authorization"] = "Basic " + base64.b64encode(
-                f"{client_id}:{secret}".encode()).decode()
-        else:
+        headers = basic_auth(client_id, secret) if secret else {}
+        if not secret:
             data["client_id"] = client_id
         return self.http.post("/token", data={"grant_type": "authorization_code",
                                               "redirect_uri": REDIRECT, **data}, headers=headers)

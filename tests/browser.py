@@ -69,9 +69,11 @@ def location(response: requests.Response) -> str:
     return str(response.headers["Location"])
 
 
-def csrf_token(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match, "no CSRF token on the page"
+def csrf_token(html: str, prefix: str = "") -> str:
+    """The CSRF token of the (``prefix``-ed, for pages with several forms) form on a page."""
+    name = f"{prefix}-csrf_token" if prefix else "csrf_token"
+    match = re.search(rf'name="{name}" type="hidden" value="([^"]+)"', html)
+    assert match, f"no {name} on the page"
     return match.group(1)
 
 

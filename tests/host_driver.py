@@ -6,7 +6,6 @@ mounts uauth under /auth with the issuer http://localhost/auth (or whatever a te
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from flask.testing import FlaskClient
 
 from examples.embedded.notes import create_app as create_notes
 from examples.embedded.notes import users as notes_users
+from tests.app_driver import basic_auth
 from tests.browser import csrf_token
 from uauth.clients import register_client
 from uauth.extension import get_state
@@ -86,8 +86,7 @@ class Host:
         assert response.status_code == 302, response.text
         params = parse_qs(urlsplit(response.headers["Location"]).query)
         assert params["iss"] == [self.issuer] and params["state"] == ["s-1"]
-        basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
-        token = self.post("/auth/token", headers={"Authorization": f"Basic {basic}"}, data={
+        token = self.post("/auth/token", headers=basic_auth(client.client_id, secret), data={
             "grant_type": "authorization_code", "code": params["code"][0],
             "redirect_uri": REDIRECT})
         assert token.status_code == 200, token.text

@@ -69,6 +69,13 @@ class Receiver:
         assert len(found) >= count, f"{len(found)} POST(s) to {path}, expected {count}"
         return found[:count]
 
+    def posts_within(self, path: str, seconds: float = 1.0) -> list[Received]:
+        """POSTs to ``path`` arriving within ``seconds``: deliveries run concurrently, so a
+        check that one never comes needs a bound, not a glance."""
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self.at(path)), timeout=seconds)
+            return self.at(path)
+
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
 

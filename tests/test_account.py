@@ -12,6 +12,7 @@ from tests.app_driver import PASSWORD
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.extension import get_state
 from uauth.grants import REFRESH
@@ -30,9 +31,7 @@ def driver(shared_instance: Path, clock: FakeClock) -> Driver:
 
 
 def form_post(driver: Driver, page: Any, action: str, prefix: str, **values: str) -> Any:
-    token = re.search(rf'name="{prefix}-csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert token, f"no {prefix} form on the page"
-    data = {f"{prefix}-csrf_token": token.group(1),
+    data = {f"{prefix}-csrf_token": csrf_token(page.text, prefix),
             **{(k if k == "client_id" else f"{prefix}-{k}"): v for k, v in values.items()}}
     return driver.http.post(action, data=data)
 

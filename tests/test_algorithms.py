@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
 from tests.app_driver import Driver
 from tests.app_driver import make_app
@@ -23,8 +24,6 @@ KTY = {"RS256": "RSA", "PS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 SECRET = "algorithms-test-secret-key-0123456789"
 
 
-def s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def expected_at_hash(access_token: str, alg: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
@@ -13,6 +12,7 @@ from urllib.parse import urlsplit
 
 from tests.app_driver import PASSWORD
 from tests.app_driver import Driver
+from tests.app_driver import basic_auth
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.storage.memory import MemoryStore
@@ -39,8 +39,7 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
     second = d.token(client.client_id, secret, code=code2).json
     refreshed = d.http.post("/token", data={"grant_type": "refresh_token",
                                             "refresh_token": second["refresh_token"]},
-                            headers={"Authorization": "Basic " + base64.b64encode(
-                                f"{client.client_id}:{secret}".encode()).decode()})
+                            headers=basic_auth(client.client_id, secret))
     assert refreshed.status_code == 200
     revoked = d.http.post("/revoke", data={"token": refreshed.json["refresh_token"],
                                            "client_id": client.client_id,
@@ -89,3 +88,19 @@ def test_a_callers_text_cannot_forge_fields_in_the_text_line(tmp_path: Path, clo
     failed = next(e for e in events(log_lines) if e["event"] == "client_auth.failed")
     assert failed["client_id"] == "evil user_id=alice" and "user_id" not in failed
     assert 'client_id="evil user_id=alice"' in str(failed["msg"]), failed["msg"]
+
+
+def test_revoking_an_app_is_audited(tmp_path: Path, clock: FakeClock,
+                                    log_lines: io.StringIO) -> None:
+    from tests.test_account import form_post
+
+    d = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    alice = d.user(given_name="Ada")
+    client, _ = d.client(name="Photo App")
+    d.login()
+    d.code(client.client_id)
+    page = d.http.get("/account")
+    assert form_post(d, page, "/account/apps", "app", client_id=client.client_id).status_code == 302
+    revoked = next(e for e in events(log_lines) if e["event"] == "consent.revoked")
+    assert revoked["client_id"] == client.client_id and revoked["user_id"] == alice.id
+    assert revoked["grants"] == 1

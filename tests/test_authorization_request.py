@@ -11,6 +11,7 @@ import pytest
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.storage import Store
 
@@ -132,7 +133,6 @@ def test_front_channel_tokens_need_the_implicit_grant(driver: Driver) -> None:
 
 
 def test_offline_access_is_ignored_without_a_code_and_logout_revokes(driver: Driver) -> None:
-    import re
 
     driver.user()
     client, _ = driver.client(first_party=True, response_types=["id_token token"])
@@ -143,7 +143,6 @@ def test_offline_access_is_ignored_without_a_code_and_logout_revokes(driver: Dri
     bearer = {"Authorization": f"Bearer {got['access_token']}"}
     assert driver.http.get("/userinfo", headers=bearer).status_code == 200
     page = driver.http.get("/logout")
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert token
-    driver.http.post("/logout", data={"csrf_token": token.group(1)})
+    token = csrf_token(page.text)
+    driver.http.post("/logout", data={"csrf_token": token})
     assert driver.http.get("/userinfo", headers=bearer).status_code == 401

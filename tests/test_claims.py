@@ -117,16 +117,23 @@ def test_bad_custom_scopes_fail_at_start(shared_instance: Path, value: Any, mess
 
 
 def test_email_is_verified_only_when_someone_verified_it(custom: Driver) -> None:
-    custom.user("ann", email="ann@example.com", phone_number="+44 20 7946 0958")
+    address = {"street_address": "1 Main St", "locality": "Springfield", "country": "US"}
+    custom.user("ann", email="ann@example.com", phone_number="+44 20 7946 0958",
+                address=address)
     custom.user("bob", email="bob@example.com", email_verified=True)
     client, secret = custom.client(first_party=True)
+    infos = {}
     for name, verified in (("ann", False), ("bob", True)):
         browser = Driver.of(custom.app)  # its own cookies
         browser.login(name)
         info = userinfo(browser, tokens(browser, client.client_id, secret,
-                                        "openid email phone")["access_token"]).json
+                                        "openid email phone address")["access_token"]).json
         assert info["email"] == f"{name}@example.com" and info["email_verified"] is verified
-        assert info.get("phone_number_verified") in (None, False)
+        infos[name] = info
+    assert infos["ann"]["phone_number"] == "+44 20 7946 0958"
+    assert infos["ann"]["phone_number_verified"] is False, "nobody verified the number"
+    assert infos["ann"]["address"] == address, "the address scope releases the address claim"
+    assert "phone_number" not in infos["bob"] and "address" not in infos["bob"]
 
 
 def test_changing_a_verified_value_resets_its_flag(custom: Driver) -> None:

@@ -239,3 +239,20 @@ def test_flask_uauth_errors_are_one_line_too(tmp_path: Path) -> None:
                             timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: redis unavailable")
+
+
+def test_client_add_stores_what_its_flags_say(instance: Path) -> None:
+    from uauth.clients import get_client
+    from uauth.storage.sqlite import SQLiteStore
+
+    added = uauth(instance, "client", "add", "--name", "Flags", "--redirect-uri",
+                  "https://app.example.com/cb", "--allow-origin", "https://app.example.com",
+                  "--first-party", "--token-endpoint-auth-method", "client_secret_post",
+                  "--scope", "openid profile", "--json")
+    assert added.returncode == 0, added.stderr
+    client_id = json.loads(added.stdout)["client_id"]
+    client = get_client(SQLiteStore(instance / "uauth.db"), client_id)
+    assert client is not None
+    assert client.allowed_origins == ["https://app.example.com"] and client.first_party
+    assert client.token_endpoint_auth_method == "client_secret_post"
+    assert client.scope == "openid profile"

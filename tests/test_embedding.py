@@ -3,7 +3,6 @@ session and templates keep working, and the host's own API accepts uauth's acces
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import jwt
 import pytest
 from flask import Flask
 
+from tests.app_driver import basic_auth
 from tests.browser import csrf_token
 from tests.host_driver import ISSUER
 from tests.host_driver import PASSWORD
@@ -237,8 +237,7 @@ def test_require_token_can_name_a_resource_audience(host: Host) -> None:
         client, secret = register_client(
             get_state().store, name="Reports", redirect_uris=[], scope="notes",
             grant_types=["client_credentials"], audiences=[resource])
-    basic = base64.b64encode(f"{client.client_id}:{secret}".encode()).decode()
-    token = host.post("/auth/token", headers={"Authorization": f"Basic {basic}"}, data={
+    token = host.post("/auth/token", headers=basic_auth(client.client_id, secret), data={
         "grant_type": "client_credentials", "scope": "notes", "resource": resource})
     assert token.status_code == 200, token.text
     bearer = {"Authorization": f"Bearer {token.json['access_token']}"}

@@ -11,6 +11,7 @@ import pytest
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.storage.memory import MemoryStore
 
@@ -43,10 +44,8 @@ def pages(tmp_path: Path, clock: FakeClock, issuer: str) -> dict[str, Any]:
     seen["account"] = d.http.get("/account")
     seen["sessions"] = d.http.get("/account/sessions")
     seen["logout confirmation"] = d.http.get("/logout")
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
-                      seen["logout confirmation"].text)
-    assert token
-    seen["signed out"] = d.http.post("/logout", data={"csrf_token": token.group(1)})
+    token = csrf_token(seen["logout confirmation"].text)
+    seen["signed out"] = d.http.post("/logout", data={"csrf_token": token})
     return seen
 
 

@@ -69,7 +69,7 @@ def pids_answering(live: LiveServer, path: str) -> set[int]:
     return {int(r["pid"]) for r in lines if r.get("path") == path}
 
 
-def sign_in(live: LiveServer, store: Store, client_id: str, secret: str, username: str) -> dict:
+def sign_in(live: LiveServer, client_id: str, secret: str, username: str) -> dict:
     browser = Browser(live.url)
     url = (f"{live.url}/authorize?response_type=code&client_id={client_id}&scope=openid"
            f"&redirect_uri={REDIRECT}")
@@ -104,7 +104,7 @@ def test_every_worker_signs_with_and_publishes_the_same_keys(
     client, secret = register_client(store, name="App", redirect_uris=[REDIRECT])
     assert secret is not None
     with ThreadPoolExecutor(3) as pool:
-        tokens = list(pool.map(lambda _: sign_in(live, store, client.client_id, secret, "erin"),
+        tokens = list(pool.map(lambda _: sign_in(live, client.client_id, secret, "erin"),
                                range(6)))
     kids = {jwt.get_unverified_header(t[name])["kid"] for t in tokens
             for name in ("id_token", "access_token")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import jwt
 import pytest
 
 from tests.app_driver import Driver
+from tests.app_driver import basic_auth
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.extension import get_state
@@ -46,12 +46,9 @@ def start(driver: Driver) -> tuple[str, str | None, dict[str, Any]]:
 def refresh(driver: Driver, client_id: str, secret: str | None, token: str, **data: str) -> Any:
     return driver.http.post("/token", data={"grant_type": "refresh_token",
                                             "refresh_token": token, **data},
-                            headers=basic(client_id, secret))
+                            headers=basic_auth(client_id, secret))
 
 
-def basic(client_id: str, secret: str | None) -> dict[str, str]:
-    pair = f"{client_id}:{secret}".encode()
-    return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
 
 def unverified(token: str) -> dict[str, Any]:
@@ -85,7 +82,7 @@ def test_rotation_never_extends_the_family_lifetime(shared: Path, store: Store,
         assert response.status_code == 200
         current = response.json["refresh_token"]
     info = driver.http.post("/introspect", data={"token": current},
-                            headers=basic(client_id, secret)).json
+                            headers=basic_auth(client_id, secret)).json
     assert info["exp"] == family_end, "the successor got only what is left of the family"
     clock.advance(71)  # 80 s after the last use (under the idle limit), 251 s after login
     response = refresh(driver, client_id, secret, current)
@@ -179,7 +176,7 @@ def test_expired_access_tokens_introspect_inactive_and_revoke_quietly(
         shared: Path, store: Store, clock: FakeClock) -> None:
     driver = app_driver(shared, store, clock, UAUTH_ACCESS_TOKEN_TTL=60)
     client_id, secret, token = start(driver)
-    headers = basic(client_id, secret)
+    headers = basic_auth(client_id, secret)
     live = driver.http.post("/introspect", data={"token": token["access_token"]}, headers=headers)
     assert live.json["active"] is True and live.json["exp"] == int(clock()) + 60
     jti = unverified(token["access_token"])["jti"]
@@ -205,7 +202,7 @@ def test_a_disabled_users_tokens_introspect_inactive(shared: Path, store: Store,
                                                      clock: FakeClock) -> None:
     driver = app_driver(shared, store, clock)
     client_id, secret, token = start(driver)
-    headers = basic(client_id, secret)
+    headers = basic_auth(client_id, secret)
     with driver.app.app_context():
         users = get_state().users
         user = users.find_by_username("alice")

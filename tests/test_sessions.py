@@ -3,7 +3,6 @@ and the races a shared store must survive."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +16,7 @@ from flask_login import current_user
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from tests.logout_receiver import receiver
 from uauth.extension import get_state
@@ -231,19 +231,13 @@ def test_a_hint_from_an_earlier_session_of_the_same_user_needs_no_confirmation(
     client, secret = driver.client(first_party=True)
     driver.login()
     old_hint = id_token(driver, client.client_id, secret)
-    driver.http.post("/logout", data={"csrf_token": csrf(driver.http.get("/logout").text)})
+    driver.http.post("/logout", data={"csrf_token": csrf_token(driver.http.get("/logout").text)})
     driver.login()
     new_sid = jwt.decode(id_token(driver, client.client_id, secret),
                          options={"verify_signature": False})["sid"]
     assert new_sid != jwt.decode(old_hint, options={"verify_signature": False})["sid"]
     response = driver.http.get("/logout", query_string={"id_token_hint": old_hint})
     assert "You are signed out" in response.text and whoami(driver) == "anonymous"
-
-
-def csrf(html: str) -> str:
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
-    assert match
-    return match.group(1)
 
 
 def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:

@@ -3,7 +3,6 @@ shared by every worker, without revealing which accounts exist and without a loc
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,9 @@ from typing import Any
 import pytest
 
 from tests.app_driver import Driver
+from tests.app_driver import basic_auth
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from tests.conftest import make_store
 from uauth.storage import Store
@@ -29,9 +30,8 @@ def driver(tmp_path: Path, clock: FakeClock, store: Store | None = None, **confi
 
 def attempt(d: Driver, username: str, password: str, **headers: str) -> Any:
     page = d.http.get("/login", headers=headers)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)
-    assert token
-    return d.http.post("/login", data={"csrf_token": token.group(1), "username": username,
+    token = csrf_token(page.text)
+    return d.http.post("/login", data={"csrf_token": token, "username": username,
                                         "password": password}, headers=headers)
 
 
@@ -148,9 +148,6 @@ def test_throttling_can_be_switched_off(tmp_path: Path, clock: FakeClock) -> Non
     assert {attempt(d, "alice", "wrong").status_code for _ in range(8)} == {401}
 
 
-def basic(client_id: str, secret: str) -> dict[str, str]:
-    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    return {"Authorization": f"Basic {raw}"}
 
 
 def test_failed_client_authentication_is_throttled_per_client_and_address(
@@ -159,15 +156,15 @@ def test_failed_client_authentication_is_throttled_per_client_and_address(
     client, secret = d.client()
     assert secret
     body = {"grant_type": "client_credentials"}
-    statuses = [d.http.post("/token", data=body, headers=basic(client.client_id, "wrong"))
+    statuses = [d.http.post("/token", data=body, headers=basic_auth(client.client_id, "wrong"))
                 for _ in range(4)]
     assert [r.status_code for r in statuses] == [401, 401, 429, 429]
     assert statuses[2].json["error"] == "invalid_client" and statuses[2].headers["Retry-After"]
     assert d.http.post("/introspect", data={"token": "x"},
-                       headers=basic(client.client_id, secret)).status_code == 429, \
+                       headers=basic_auth(client.client_id, secret)).status_code == 429, \
         "introspection and revocation are the same client authentication"
     elsewhere = d.http.post("/introspect", data={"token": "x"},
-                            headers=basic(client.client_id, secret),
+                            headers=basic_auth(client.client_id, secret),
                             environ_base={"REMOTE_ADDR": "127.0.0.9"})
     assert elsewhere.status_code == 200, "a client id is public: no lever to lock a client out"
     assert elsewhere.json == {"active": False}

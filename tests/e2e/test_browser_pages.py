@@ -7,8 +7,6 @@ a small HTTP server the browser really lands on. Screenshots go to the test's te
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 import requests
+from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
 from tests.chromium import overflows
 from tests.chromium import squashed_buttons
@@ -75,8 +74,6 @@ def shot(page: Any, shots: Path, name: str) -> None:
     assert squashed_buttons(page) == [], f"{name}: buttons out of shape"
 
 
-def s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
 
 
 def authorize_url(site: Provider, client_id: str, redirect_uri: str, verifier: str,
@@ -222,11 +219,8 @@ def test_every_page_fits_a_375px_phone(site: Provider, app_url: str, chromium: A
     context = chromium.new_context(**PHONE)
     context.set_default_timeout(15_000)
     page = context.new_page()
-    seen = []
-
     def check(name: str) -> None:
         shot(page, shots, f"phone-{name}")
-        seen.append(name)
         assert not overflows(page), f"{name} scrolls sideways at 375 px"
 
     page.goto(authorize_url(site, client.client_id, app_url, secrets.token_urlsafe(48)))
@@ -257,7 +251,6 @@ def test_every_page_fits_a_375px_phone(site: Provider, app_url: str, chromium: A
     page.goto(site.url + "/authorize?client_id=nope")
     check("error")
     context.close()
-    assert len(seen) == 10
 
 
 @pytest.mark.parametrize("javascript", [True, False])

@@ -254,8 +254,9 @@ def test_backchannel_logout_reaches_every_client_of_the_session(provider: Provid
         assert claims["exp"] - claims["iat"] <= 120 and claims["jti"]
     assert set(by_client) == {one.client_id, two.client_id}
     assert by_client[one.client_id]["jti"] != by_client[two.client_id]["jti"]
-    assert rp.at("/refuse") == [], "a client that got nothing in the session hears nothing"
-    assert unused and len(rp.received) == 2
+    assert rp.posts_within("/refuse") == [], (
+        f"{unused.client_id} got nothing in the session, so it hears nothing")
+    assert len(rp.received) == 2
 
 
 def test_failing_clients_never_break_or_slow_logout(provider: Provider, rp: Receiver) -> None:

@@ -262,6 +262,11 @@ def test_client_credentials_happy_path(provider: Provider) -> None:
     elsewhere = post(provider, "/token", client.client_id, secret,
                      grant_type="client_credentials", resource="https://evil.example.com")
     assert elsewhere.status_code == 400 and elsewhere.json()["error"] == "invalid_target"
+    named = post(provider, "/token", client.client_id, secret, grant_type="client_credentials",
+                 audience=api)  # the audience parameter, as some clients name it
+    assert verify(provider, named.json()["access_token"], api, "at+jwt")["aud"] == api
+    assert post(provider, "/token", client.client_id, secret, grant_type="client_credentials",
+                audience="https://evil.example.com").json()["error"] == "invalid_target"
 
 
 def test_client_credentials_denials(provider: Provider) -> None:

@@ -197,8 +197,7 @@ def test_incr_process_race_loses_no_count(backend: str, request: pytest.FixtureR
         store: Store = SQLiteStore(tmp_path / "incr.sqlite3")
     else:
         store = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix())
-    store.ping()
-    store.close()
+    store.ping()  # the parent's connection stays open: children must not use it after fork
     ctx = multiprocessing.get_context("fork")
     results = ctx.Queue()
     processes, each = 4, 100
@@ -262,7 +261,8 @@ def test_process_race_has_exactly_one_winner_per_round(
         store = RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix())
     for i in range(ROUNDS):
         store.save("authorization_code", f"prace{i}", {"i": i}, ttl=600)
-    store.close()
+    # The parent's connection stays open, as in a gunicorn master that touched storage before
+    # forking: every child must open its own (the "connections opened after fork" rule).
     ctx = multiprocessing.get_context("fork")
     processes = 4
     barrier = ctx.Barrier(processes)
@@ -315,12 +315,10 @@ def test_wrong_port_redis_raises_the_typed_error_without_secrets() -> None:
             call()
 
 
-def test_stopped_redis_raises_then_recovers(tmp_path: Path) -> None:
+def test_stopped_redis_raises_then_recovers(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Needs Redis like every Redis test (``redis_server``); stops a server of its own."""
     server = RedisServer(tmp_path / "r")
-    try:
-        server.start()
-    except FileNotFoundError:
-        pytest.skip("REDIS TESTS NOT RUN: no redis-server binary")
+    server.start()
     store = RedisStore(server.url, prefix=unique_prefix(), timeout=0.5)
     store.save("client", "c", {"n": 1}, ttl=None)
     server.stop()
@@ -394,3 +392,21 @@ def test_memory_store_drops_expired_records_nobody_reads_again(clock: FakeClock)
     for i in range(PURGE_EVERY):
         store.save("authorization_code", f"new{i}", {"i": i}, ttl=60)
     assert len(store._entries) <= PURGE_EVERY, "the spent, expired codes are gone"
+
+
+def _child_connection_is_fresh(store: SQLiteStore, results: object) -> None:
+    inherited = store._local.conn  # held, so a fresh connection cannot reuse its address
+    fresh = store._conn()
+    results.put(inherited is not None and fresh is not inherited)  # type: ignore[attr-defined]
+
+
+def test_sqlite_children_never_use_a_connection_inherited_through_fork(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "fork.sqlite3")
+    store.save("client", "c", {"n": 1}, ttl=None)  # the parent has a live connection now
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child_connection_is_fresh, args=(store, results))
+    child.start()
+    assert results.get(timeout=30) is True
+    child.join(timeout=30)
+    assert child.exitcode == 0
