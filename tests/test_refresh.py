@@ -51,6 +51,15 @@ def refresh(driver: Driver, client_id: str, secret: str | None, token: str, **da
 
 
 
+def disable(driver: Driver, username: str) -> None:
+    with driver.app.app_context():
+        users = get_state().users
+        user = users.find_by_username(username)
+        assert user is not None
+        user.disabled = True
+        users.save(user)
+
+
 def unverified(token: str) -> dict[str, Any]:
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     return claims
@@ -162,12 +171,7 @@ def test_token_saved_by_a_request_racing_revocation_is_refused(
 def test_disabled_user_cannot_refresh(shared: Path, store: Store, clock: FakeClock) -> None:
     driver = app_driver(shared, store, clock)
     client_id, secret, token = start(driver)
-    with driver.app.app_context():
-        users = get_state().users
-        user = users.find_by_username("alice")
-        assert user is not None
-        user.disabled = True
-        users.save(user)
+    disable(driver, "alice")
     response = refresh(driver, client_id, secret, token["refresh_token"])
     assert response.status_code == 400 and response.json["error"] == "invalid_grant"
 
@@ -203,12 +207,7 @@ def test_a_disabled_users_tokens_introspect_inactive(shared: Path, store: Store,
     driver = app_driver(shared, store, clock)
     client_id, secret, token = start(driver)
     headers = basic_auth(client_id, secret)
-    with driver.app.app_context():
-        users = get_state().users
-        user = users.find_by_username("alice")
-        assert user is not None
-        user.disabled = True
-        users.save(user)
+    disable(driver, "alice")
     for kind in ("access_token", "refresh_token"):
         answer = driver.http.post("/introspect", data={"token": token[kind]}, headers=headers)
         assert answer.json == {"active": False}, kind
