@@ -22,7 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Notes, a Flask app with its own users and login page that embeds uauth (README: Embedding).
+# Notes, a Flask app with its own users and login page that embeds uauth (docs/embedding.md).
 example: $(STAMP)
 	$(BIN)/flask --app examples/embedded/notes demo
 	$(BIN)/flask --app examples/embedded/notes run --port 5001
@@ -31,7 +31,7 @@ example: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-# Benchmarks (bench/, see README "Performance"): starts its own servers, prints tables; a couple
+# Benchmarks (bench/, see docs/performance.md): starts its own servers, prints tables; a couple
 # of minutes. BENCH_ARGS="--help" lists the options, e.g. --memory 10000 for the leak check.
 # The reference provider (panva's oidc-provider) is installed outside the project, under
 # /tmp/node-op, when npm is available; without it the bench still measures uauth.
