@@ -423,6 +423,20 @@ SETTINGS: tuple[Setting, ...] = (
         _required_attributes,
     ),
     Setting(
+        "UAUTH_MFA",
+        "optional",
+        "Second factors: off; optional (people may add passkeys and TOTP, and who has one "
+        "uses it); required (everyone enrols one at their next sign-in). docs/signing-in.md.",
+        _choice(("off", "optional", "required")),
+    ),
+    Setting(
+        "UAUTH_WEBAUTHN_RP_ID",
+        "",
+        "Passkeys' relying party ID: empty for the issuer's host, or a parent domain of it "
+        "(passkeys then work on every host under it).",
+        lambda name, value, _: str(value or "").strip().lower(),
+    ),
+    Setting(
         "UAUTH_CUSTOM_SCOPES",
         {},
         "Profile attributes released as claims: {scope: {description, claims: {claim: "

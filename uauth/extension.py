@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .backchannel import Backchannel
     from .claims import SubjectIndex
     from .clients import ClientCache
+    from .factors import Factors
     from .server import UAuthServer
     from .throttle import Throttle
     from .users import UserDirectory
@@ -71,6 +72,8 @@ class State:
     throttle: Throttle = field(init=False)
     #: Clients this worker looked up recently (clients.ClientCache).
     clients: ClientCache = field(init=False)
+    #: Passkeys, TOTP devices and recovery codes (factors.py).
+    factors: Factors = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())
@@ -136,6 +139,10 @@ class UAuth:
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
         state.clients = ClientCache(store, config["UAUTH_CLIENT_CACHE_TTL"])
+        from .factors import SEAL_INFO
+        from .factors import Factors
+
+        state.factors = Factors(store, sealer(_secrets(app), info=SEAL_INFO), self._clock)
         state.server = build_server(state)
         from .throttle import Throttle
 
@@ -157,9 +164,8 @@ class UAuth:
                 app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     def _keyring(self, app: Flask, store: Store, config: dict[str, Any]) -> KeyRing:
-        secret = app.config["SECRET_KEY"]  # init_app refused to start without one
         ring = KeyRing(
-            store, sealer([secret, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]),
+            store, sealer(_secrets(app)),
             Policy.from_config(config), self._clock,
             check_interval=config["UAUTH_KEY_CHECK_INTERVAL"],
             legacy_dir=Path(app.instance_path) / KEYS_DIR,
@@ -220,6 +226,11 @@ class UAuth:
                 return None
             user = get_state().users.get(user_id)
             return user if user is not None and user.is_active else None
+
+
+def _secrets(app: Flask) -> list[str | bytes]:
+    """``SECRET_KEY`` then its fallbacks: what sealed records are sealed and opened with."""
+    return [app.config["SECRET_KEY"], *(app.config.get("SECRET_KEY_FALLBACKS") or [])]
 
 
 def _exempt_from_csrf(app: Flask) -> None:

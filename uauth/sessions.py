@@ -205,6 +205,16 @@ def begin_browser_session(user_id: str, amr: Iterable[str]) -> LoginSession:
     return login
 
 
+def elevate(login: LoginSession, amr: list[str]) -> LoginSession:
+    """Record a second factor in this browser's session (:mod:`uauth.views.mfa`): the same
+    session, ``sid`` and ``auth_time``, with the methods it now has."""
+    login.amr = amr
+    login.last_seen = get_state().now()
+    _save(get_state(), login)
+    setattr(g, _CACHE, login)
+    return login
+
+
 def drop_uauth_keys(*, keep: str | None = None) -> None:
     """Remove uauth's keys from the (cookie) session, and forget this request's login; an
     embedding host's own session data is not ours to clear."""

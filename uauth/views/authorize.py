@@ -57,6 +57,7 @@ from ..extension import get_state
 from ..forms import ConsentForm
 from ..forms import LoginForm
 from ..forms import LogoutForm
+from ..mfa import acr_for
 from ..models import Client
 from ..models import User
 from ..responses import check_response_mode
@@ -93,7 +94,8 @@ def authentication() -> Authentication | None:
         # elsewhere or by the CLI: log out, or a host login page would wave the person back.
         forget_login()
         return None
-    return Authentication(auth_time=login.auth_time, amr=tuple(login.amr), sid=login.sid)
+    return Authentication(auth_time=login.auth_time, amr=tuple(login.amr), sid=login.sid,
+                          acr=acr_for(login.amr))
 
 
 def forget_login() -> None:
@@ -350,8 +352,15 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     return None
 
 
+def require_second_factor(ix: Interaction) -> ResponseReturnValue | None:
+    """A second factor when policy, the client or the request ask for one (views/mfa.py)."""
+    from .mfa import second_factor_step
+
+    return second_factor_step(ix)
+
+
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.
-STEPS: list[Step] = [require_login, require_attributes, require_consent]
+STEPS: list[Step] = [require_login, require_second_factor, require_attributes, require_consent]
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -433,7 +442,7 @@ def login() -> ResponseReturnValue:
         if user is not None:
             start_session(user)  # record_login notes the request it continues
             audit(LOGIN_SUCCEEDED, user_id=user.id, client_id=continues.get("client_id"))
-            response = redirect(next_url or url_for("uauth.ui.home"))
+            response = redirect(after_password(user, next_url))
             set_device_cookie(response, username, current_app.secret_key or "",
                               secure=state.issuer.startswith("https://"),
                               path=state.config["UAUTH_URL_PREFIX"] or "/")
@@ -459,8 +468,25 @@ def login() -> ResponseReturnValue:
     else:
         form.username.data = login_hint(continues)
     return render_template("uauth/login.html", form=form, error=error,
-                           client=state.clients.get(continues.get("client_id"))), status, \
-        headers
+                           client=state.clients.get(continues.get("client_id")),
+                           passkeys=passkeys_offered(), next_url=next_url), status, headers
+
+
+def passkeys_offered() -> bool:
+    """The login page offers passkeys unless they are off or cannot work (an IP address)."""
+    from .mfa import passkeys_unavailable
+
+    return get_state().config["UAUTH_MFA"] != "off" and passkeys_unavailable() is None
+
+
+def after_password(user: User, next_url: str | None) -> str:
+    """Where a password login goes: on to ``next``, by way of the second factor when the
+    person has one (an authorization request would ask for it anyway)."""
+    target = next_url or url_for("uauth.ui.home")
+    state = get_state()
+    if state.config["UAUTH_MFA"] != "off" and state.factors.has_second_factor(user.id):
+        return url_for("uauth.mfa.second_factor", next=target)
+    return target
 
 
 @bp.get("/")

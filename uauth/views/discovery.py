@@ -18,6 +18,7 @@ from ..endpoints import INTROSPECTION_AUTH_METHODS
 from ..endpoints import REVOCATION_AUTH_METHODS
 from ..extension import State
 from ..extension import get_state
+from ..mfa import ACR_VALUES
 from ..responses import RESPONSE_MODES
 
 bp = Blueprint("discovery", __name__)
@@ -61,6 +62,7 @@ def build_metadata(state: State) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": list(ACR_VALUES),
         # Request objects are refused (request_not_supported), never ignored: authrequest.py.
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
