@@ -64,8 +64,14 @@ def answer_otp(d: Driver, url: str, code: str) -> Any:
                                                      "otp": code})
 
 
+def body(response: Any) -> dict[str, Any]:
+    data = response.get_json()
+    assert isinstance(data, dict), response.text
+    return data
+
+
 def jwks_verify(app: Flask, token: str, audience: str) -> dict[str, Any]:
-    keys = jwt.PyJWKSet.from_dict(app.test_client().get("/jwks.json").json)
+    keys = jwt.PyJWKSet.from_dict(body(app.test_client().get("/jwks.json")))
     kid = jwt.get_unverified_header(token)["kid"]
     key = next(k for k in keys.keys if k.key_id == kid)
     claims: dict[str, Any] = jwt.decode(token, key.key, algorithms=[key.algorithm_name],
@@ -83,7 +89,7 @@ def code_of(response: Any) -> str:
     assert response.status_code == 302, response.text
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert "code" in query, query
-    return query["code"][0]
+    return str(query["code"][0])
 
 
 @pytest.fixture
@@ -128,13 +134,15 @@ def test_code_flow_after_totp_carries_amr_and_acr(d: Driver, clock: FakeClock) -
     code = code_of(browser.http.get(back.headers["Location"]))
     token = browser.token(client.client_id, client_secret, code=code)
     assert token.status_code == 200, token.text
-    claims = jwks_verify(d.app, token.json["id_token"], client.client_id)
+    claims = jwks_verify(d.app, body(token)["id_token"], client.client_id)
     assert set(claims["amr"]) == {"pwd", "otp", "mfa"} and claims["acr"] == ACR_MFA
-    access = jwt.decode(token.json["access_token"], options={"verify_signature": False})
+    access = jwt.decode(body(token)["access_token"], options={"verify_signature": False})
     assert access["acr"] == ACR_MFA and "otp" in access["amr"]
-    info = d.http.post("/introspect", data={"token": token.json["access_token"]},
+    info = d.http.post("/introspect", data={"token": body(token)["access_token"]},
                        headers=basic_auth(client.client_id, client_secret))
-    assert info.json["active"] and info.json["acr"] == ACR_MFA and "mfa" in info.json["amr"]
+    introspected = body(info)
+    assert introspected["active"] and introspected["acr"] == ACR_MFA
+    assert "mfa" in introspected["amr"]
 
 
 def test_a_code_is_accepted_once_per_time_step(d: Driver, clock: FakeClock) -> None:
@@ -209,7 +217,7 @@ def test_mfa_required_enrols_between_login_and_consent(tmp_path: Path, store: St
     assert page.status_code == 200
     code = d.code(client.client_id)
     token = d.token(client.client_id, client_secret, code=code)
-    claims = jwks_verify(d.app, token.json["id_token"], client.client_id)
+    claims = jwks_verify(d.app, body(token)["id_token"], client.client_id)
     assert claims["acr"] == ACR_MFA and "otp" in claims["amr"]
 
 
@@ -228,7 +236,7 @@ def test_step_up_with_acr_values_and_prompt_none(d: Driver, clock: FakeClock) ->
     d.login()
     code = code_of(d.http.get(authorize_url(client.client_id)))
     claims = jwks_verify(d.app, d.token(client.client_id, client_secret, code=code)
-                         .json["id_token"], client.client_id)
+                         .get_json()["id_token"], client.client_id)
     assert claims["acr"] == ACR_SFA and claims["amr"] == ["pwd"]
 
     silent = d.http.get(authorize_url(client.client_id, prompt="none", acr_values=ACR_MFA))
@@ -243,7 +251,7 @@ def test_step_up_with_acr_values_and_prompt_none(d: Driver, clock: FakeClock) ->
     secret, _ = enrol_totp(d, clock, "/")
     code = code_of(d.http.get(authorize_url(client.client_id, acr_values=ACR_MFA)))
     claims = jwks_verify(d.app, d.token(client.client_id, client_secret, code=code)
-                         .json["id_token"], client.client_id)
+                         .get_json()["id_token"], client.client_id)
     assert claims["acr"] == ACR_MFA
 
     # prompt=login: the password again, then the second factor again.
@@ -293,7 +301,7 @@ def test_removing_a_factor_needs_the_password_or_a_code(d: Driver, clock: FakeCl
 
 
 def test_discovery_lists_the_acr_values(d: Driver) -> None:
-    meta = d.http.get("/.well-known/openid-configuration").json
+    meta = body(d.http.get("/.well-known/openid-configuration"))
     assert meta["acr_values_supported"] == [ACR_SFA, ACR_MFA]
 
 
