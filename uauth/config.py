@@ -258,7 +258,7 @@ def _subject_type(name: str, value: Any, _: Mapping[str, Any]) -> str:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_ISSUER",
-        "http://127.0.0.1:5000",
+        "http://localhost:5000",
         "Issuer identifier: the public base URL of the provider (https except on loopback).",
         _issuer,
     ),
