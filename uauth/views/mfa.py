@@ -214,9 +214,8 @@ def second_factor() -> ResponseReturnValue:
         return _second_factor_page(user, form, error, 401)
     complete([method])
     audit(MFA_SUCCEEDED, user_id=user.id, method="recovery_code" if left is not None else "totp")
-    if left is not None:
-        flash(f"You used a recovery code: {left} left. "
-              + ("Create new ones on your account page." if left <= 3 else ""))
+    if left is not None:  # a page of its own: the flow may leave for an app next
+        return render_template("uauth/recovery_used.html", left=left, next_url=_next())
     return redirect(_next())
 
 

@@ -31,6 +31,7 @@ from ..extension import get_state
 from ..passkeys import PasskeyError
 from ..passkeys import relying_party
 from ..sessions import current_session
+from ..throttle import Limit
 from .authorize import safe_next
 from .authorize import start_session
 from .mfa import _signed_in
@@ -108,10 +109,16 @@ def _challenge(purpose: str) -> Any:
     return get_state().factors.take_challenge(ceremony, purpose)
 
 
+def _ip_keys() -> dict[str, Limit]:
+    throttle = get_state().throttle
+    return {"login-ip:" + (request.remote_addr or "-"): throttle.policy.ip_limit}
+
+
 def _failed(why: str, user_id: str | None = None) -> ResponseReturnValue:
+    """Refuse, audit and count the failure: toward the account when the passkey names one,
+    toward the client's IP address always (as a wrong password would)."""
     audit(PASSKEY_FAILED, user_id=user_id, reason=why[:120])
-    if user_id is not None:
-        get_state().throttle.failed(otp_keys(user_id))
+    get_state().throttle.failed(otp_keys(user_id) if user_id is not None else _ip_keys())
     return _error(REFUSED)
 
 
@@ -122,6 +129,9 @@ def login() -> ResponseReturnValue:
     purpose = "second-factor" if second else "login"
     if not _csrf_ok():
         return _error("This page expired. Reload it and try again.")
+    wait = get_state().throttle.wait(_ip_keys())
+    if wait:
+        return _error(f"Too many failed attempts: please wait {wait} seconds.", 429)
     challenge = _challenge(purpose)
     if challenge is None:
         return _failed("no live challenge for this session (expired, used or foreign)")
