@@ -74,8 +74,8 @@ def options(purpose: str) -> ResponseReturnValue:
     if not _csrf_ok():
         return _error("This page expired. Reload it and try again.")
     reason = passkeys_unavailable()
-    if reason or get_state().config["UAUTH_MFA"] == "off" and purpose != "login":
-        return _error(reason or "Passkeys are turned off here.", 409)
+    if reason or get_state().config["UAUTH_MFA"] == "off":
+        return _error(reason or "Passkeys are turned off here (UAUTH_MFA=off).", 409)
     state, rp = get_state(), _rp()
     user = _signed_in() if purpose != "login" else None
     if purpose != "login" and user is None:
