@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from tests.browser import csrf_token
 from uauth import create_app
@@ -30,6 +31,13 @@ def basic_auth(client_id: str, secret: str | None) -> dict[str, str]:
     """``Authorization: Basic`` for a client's credentials (RFC 6749 §2.3.1)."""
     pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {pair}"}
+
+
+def json_of(response: TestResponse) -> dict[str, Any]:
+    """The JSON object in a test client's response; fails the test on anything else."""
+    body = response.get_json(silent=True)
+    assert isinstance(body, dict), (response.status_code, response.text[:500])
+    return body
 
 
 def make_app(tmp_path: Path, store: Store, clock: Any, **config: Any) -> Flask:

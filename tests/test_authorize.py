@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
@@ -60,7 +61,7 @@ def test_plain_pkce_can_be_switched_off_globally(tmp_path: Path, store: Store,
                                 redirect_uri="http://127.0.0.1:8399/cb", scope="openid",
                                 code_challenge="a" * 43, code_challenge_method="plain")
     assert "error=invalid_request" in response.headers["Location"]
-    assert driver.http.get("/.well-known/openid-configuration").json[
+    assert json_of(driver.http.get("/.well-known/openid-configuration"))[
         "code_challenge_methods_supported"] == ["S256"]
 
 

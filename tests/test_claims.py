@@ -12,6 +12,7 @@ import pytest
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.http_stub import serve
@@ -57,7 +58,7 @@ def custom(shared_instance: Path, clock: FakeClock) -> Driver:
 
 
 def test_custom_scopes_and_claims_are_advertised(custom: Driver) -> None:
-    meta = custom.http.get("/.well-known/openid-configuration").json
+    meta = json_of(custom.http.get("/.well-known/openid-configuration"))
     assert "groups" in meta["scopes_supported"]
     assert {"groups", "department", "email_verified"} <= set(meta["claims_supported"])
     assert meta["subject_types_supported"] == ["public", "pairwise"]

@@ -18,6 +18,7 @@ from flask_wtf import CSRFProtect
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.conftest import FakeClock
 from uauth import UAuth
 from uauth.models import User
@@ -165,7 +166,7 @@ def test_host_csrf_protect_never_blocks_relying_parties_or_the_back_channel(
     client, _ = driver.client()
     token = driver.http.post("/token", data={"grant_type": "authorization_code", "code": "x",
                                              "client_id": client.client_id})
-    assert token.status_code == 401 and token.json["error"] == "invalid_client"
+    assert token.status_code == 401 and json_of(token)["error"] == "invalid_client"
     posted = driver.http.post("/authorize", data=authorize_query(client.client_id))
     assert posted.status_code == 302  # an RP's POST authorization request: on to the login
     assert urlsplit(posted.headers["Location"]).path == "/login"

@@ -11,6 +11,7 @@ import pytest
 
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.extension import get_state
@@ -90,8 +91,8 @@ def test_rotation_never_extends_the_family_lifetime(shared: Path, store: Store,
         response = refresh(driver, client_id, secret, current)
         assert response.status_code == 200
         current = response.json["refresh_token"]
-    info = driver.http.post("/introspect", data={"token": current},
-                            headers=basic_auth(client_id, secret)).json
+    info = json_of(driver.http.post("/introspect", data={"token": current},
+                                    headers=basic_auth(client_id, secret)))
     assert info["exp"] == family_end, "the successor got only what is left of the family"
     clock.advance(71)  # 80 s after the last use (under the idle limit), 251 s after login
     response = refresh(driver, client_id, secret, current)
@@ -122,8 +123,8 @@ def test_claims_request_carries_over_to_refreshed_tokens(
     token = driver.token(client.client_id, secret, code=code).json
     rotated = refresh(driver, client.client_id, secret, token["refresh_token"]).json
     assert unverified(rotated["id_token"])["name"] == "Alice"
-    info = driver.http.get("/userinfo", headers={
-        "Authorization": f"Bearer {rotated['access_token']}"}).json
+    info = json_of(driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {rotated['access_token']}"}))
     assert info["email"] == "alice@example.com"
 
 
@@ -182,7 +183,7 @@ def test_expired_access_tokens_introspect_inactive_and_revoke_quietly(
     client_id, secret, token = start(driver)
     headers = basic_auth(client_id, secret)
     live = driver.http.post("/introspect", data={"token": token["access_token"]}, headers=headers)
-    assert live.json["active"] is True and live.json["exp"] == int(clock()) + 60
+    assert json_of(live)["active"] is True and json_of(live)["exp"] == int(clock()) + 60
     jti = unverified(token["access_token"])["jti"]
     driver.http.post("/revoke", data={"token": token["access_token"]}, headers=headers)
     assert store.find("revoked", f"jti:{jti}") is not None
@@ -268,8 +269,8 @@ def test_narrowing_the_scope_on_refresh_drops_the_claims_of_the_scopes_left_out(
                        scope="openid offline_access").json
     assert narrowed["scope"] == "openid offline_access"
     assert "phone_number" not in unverified(narrowed["id_token"])
-    info = driver.http.get("/userinfo", headers={
-        "Authorization": f"Bearer {narrowed['access_token']}"}).json
+    info = json_of(driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {narrowed['access_token']}"}))
     assert "email" not in info, info
     wide = refresh(driver, client.client_id, secret, narrowed["refresh_token"]).json
     assert unverified(wide["id_token"])["phone_number"] == "+44 20 7946 0958", (
