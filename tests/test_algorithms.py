@@ -51,7 +51,7 @@ def test_each_algorithm_signs_id_and_access_tokens(alg: str, tmp_path: Path,
     client, secret = driver.client(id_token_signed_response_alg=alg, enabled_algs=ALGS)
     response = flow(driver, client.client_id, secret)
     assert response.status_code == 200, response.text
-    token = response.json
+    token = json_of(response)
     document = json_of(driver.http.get("/jwks.json"))
     assert sorted(k["alg"] for k in document["keys"]) == sorted(ALGS)
     jwks = jwt.PyJWKSet.from_dict(document)
@@ -101,8 +101,8 @@ def test_a_client_whose_algorithm_was_disabled_gets_a_clear_error(tmp_path: Path
     after = Driver.of(make_app(tmp_path / "b", store, clock, SECRET_KEY=SECRET))
     response = flow(after, client.client_id, secret)
     assert response.status_code == 400
-    assert response.json["error"] == "unauthorized_client"
-    assert "signing algorithm is not enabled" in response.json["error_description"]
+    assert json_of(response)["error"] == "unauthorized_client"
+    assert "signing algorithm is not enabled" in json_of(response)["error_description"]
 
 
 def test_logout_tokens_are_signed_like_the_clients_id_tokens(tmp_path: Path,

@@ -33,11 +33,11 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
     d.login(password="wrong-password-1")
     d.login()
     code = d.code(client.client_id, state="st")
-    tokens = d.token(client.client_id, secret, code=code).json
+    tokens = json_of(d.token(client.client_id, secret, code=code))
     replay = d.token(client.client_id, secret, code=code)
-    assert replay.json["error"] == "invalid_grant"
+    assert json_of(replay)["error"] == "invalid_grant"
     code2 = d.code(client.client_id)
-    second = d.token(client.client_id, secret, code=code2).json
+    second = json_of(d.token(client.client_id, secret, code=code2))
     refreshed = d.http.post("/token", data={"grant_type": "refresh_token",
                                             "refresh_token": second["refresh_token"]},
                             headers=basic_auth(client.client_id, secret))

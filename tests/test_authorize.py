@@ -9,6 +9,7 @@ import pytest
 from tests.app_driver import Driver
 from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.app_driver import own_users
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.storage import Store
@@ -26,7 +27,7 @@ def test_codes_expire_after_their_ttl(driver: Driver, clock: FakeClock) -> None:
     code = driver.code(client.client_id)
     clock.advance(61)
     response = driver.token(client.client_id, secret, code=code)
-    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+    assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
 def test_code_is_bound_to_its_client(driver: Driver) -> None:
@@ -36,7 +37,7 @@ def test_code_is_bound_to_its_client(driver: Driver) -> None:
     driver.login()
     code = driver.code(client.client_id)
     response = driver.token(other.client_id, other_secret, code=code)
-    assert response.json["error"] == "invalid_grant"
+    assert json_of(response)["error"] == "invalid_grant"
 
 
 def test_require_pkce_applies_to_confidential_clients(tmp_path: Path, store: Store,
@@ -110,10 +111,9 @@ def test_sessions_end_after_their_lifetime(driver: Driver, clock: FakeClock) -> 
 def test_disabled_users_cannot_log_in(driver: Driver) -> None:
     user = driver.user()
     with driver.app.app_context():
-        from uauth.extension import get_state
 
         user.disabled = True
-        get_state().users.save(user)
+        own_users().save(user)
     assert driver.login().status_code == 401
 
 

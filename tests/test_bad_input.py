@@ -226,7 +226,7 @@ def test_only_genuine_jwts_are_accepted_anywhere(setup: tuple[Driver, MemoryStor
     d, _, client_id, secret = setup
     d.login()
     code = d.code(client_id)
-    genuine = d.token(client_id, secret, code=code).json["access_token"]
+    genuine = json_of(d.token(client_id, secret, code=code))["access_token"]
     claims = jwt.decode(genuine, options={"verify_signature": False})
     tokens = forged_tokens(d, claims)
     for name, token in tokens.items():
@@ -272,9 +272,9 @@ def test_an_unexpected_error_is_a_500_without_a_trace_and_logged_with_the_reques
     d, _, client_id, secret = setup
     d.login()
     code = d.code(client_id)
-    token = d.token(client_id, secret, code=code).json["access_token"]
+    token = json_of(d.token(client_id, secret, code=code))["access_token"]
     with d.app.app_context():
-        get_state().users = BrokenDirectory()  # type: ignore[assignment]
+        get_state().users = BrokenDirectory()
     api = d.http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
     oauth_error(api, 500, "server_error")
     page = d.http.get("/")

@@ -41,7 +41,7 @@ def sign_in(driver: Driver, client_id: str, secret: str | None) -> dict[str, Any
     driver.login()
     response = driver.token(client_id, secret, code=driver.code(client_id))
     assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json
+    tokens: dict[str, Any] = json_of(response)
     return tokens
 
 

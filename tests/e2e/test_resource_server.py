@@ -119,7 +119,11 @@ def live(tmp_path: Path) -> Iterator[LiveProvider]:
     url = f"http://127.0.0.1:{port}"
     app = create_app({"UAUTH_ISSUER": url}, store=MemoryStore(), instance_path=instance)
     provider = LiveProvider(app, url, instance)
-    app.before_request(lambda: provider.hits.append(request.path) and None)
+
+    @app.before_request
+    def count() -> None:
+        provider.hits.append(request.path)
+
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
