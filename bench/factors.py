@@ -25,6 +25,7 @@ from uauth import passkeys
 from uauth import totp
 from uauth.extension import get_state
 from uauth.storage.memory import MemoryStore
+from uauth.users import StoreUsers
 
 ISSUER = "http://localhost:5000"
 
@@ -48,7 +49,9 @@ def _sign_in(seconds: float, tmp: Path) -> list[Cost]:
                      instance_path=tmp / "instance")
     http = app.test_client()
     with app.app_context():
-        user = get_state().users.create("ada", "correct horse battery", {})
+        users = get_state().users
+        assert isinstance(users, StoreUsers)
+        user = users.create("ada", "correct horse battery", {})
     authenticator = SoftAuthenticator(ISSUER, "localhost")
     with app.app_context():
         rp = passkeys.relying_party(ISSUER)
