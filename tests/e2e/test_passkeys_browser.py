@@ -15,10 +15,13 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import jwt
+import pyotp
 import pytest
 import requests
 from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
+from tests.chromium import overflows
+from tests.chromium import squashed_buttons
 from tests.e2e.conftest import PASSWORD
 from tests.http_stub import serve
 from tests.live_server import LiveServer
@@ -155,3 +158,48 @@ def app_sign_in(site: Site, page: Any, client_id: str, app_url: str, *, click: b
     claims: dict[str, Any] = jwt.decode(token["id_token"], key.key,
                                         algorithms=[key.algorithm_name], audience=client_id)
     return claims
+
+
+def test_authenticator_app_and_recovery_code_pages_in_a_phone_browser(
+        site: Site, chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """TOTP enrolment, the second step and a recovery code, without any script, at 375 px."""
+    shots = tmp_path_factory.mktemp("mfa-shots")
+    context = chromium.new_context(viewport={"width": 375, "height": 740}, is_mobile=True,
+                                   has_touch=True, java_script_enabled=False)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    user = site.add_user("grace-" + secrets.token_hex(3))
+    try:
+        page.goto(site.url + "/login?next=/account")
+        sign_in(page, user.username)
+        page.get_by_role("link", name="Set up an authenticator app").click()
+        assert page.locator(".qr svg").count() == 1
+        key = page.locator("[data-secret]").inner_text()
+        assert not overflows(page) and squashed_buttons(page) == []
+        page.screenshot(path=str(shots / "enrol.png"), full_page=True)
+        page.fill("#otp", pyotp.TOTP(key).now())
+        page.get_by_role("button", name="Turn on").click()
+        codes = page.locator("[data-recovery-codes] code").all_inner_texts()
+        assert len(codes) == 10
+        assert not overflows(page) and squashed_buttons(page) == []
+        page.get_by_role("link", name="Continue").click()
+        page.wait_for_url("**/account")
+
+        context.clear_cookies()
+        page.goto(site.url + "/login?next=/account")
+        sign_in(page, user.username)
+        assert page.locator("h1").inner_text() == "Confirm it is you"
+        assert page.locator("input[name=otp]").get_attribute("autocomplete") == "one-time-code"
+        assert not overflows(page) and squashed_buttons(page) == []
+        page.screenshot(path=str(shots / "second-factor.png"), full_page=True)
+        page.fill("#otp", "000000")
+        page.get_by_role("button", name="Continue").click()
+        assert "not valid" in page.locator(".alert").inner_text()
+        page.fill("#otp", codes[0])
+        page.get_by_role("button", name="Continue").click()
+        assert "9 recovery codes left" in page.locator("[data-recovery-left]").inner_text()
+        page.get_by_role("link", name="Continue").click()
+        page.wait_for_url("**/account")
+        assert "Recovery codes left: 9" in page.locator("[data-recovery-left]").inner_text()
+    finally:
+        context.close()
