@@ -82,3 +82,19 @@ def test_client_require_mfa_flags(instance: Path) -> None:
     assert updated.returncode == 0 and "require_mfa=false" in updated.stdout
     assert not required()
     assert uauth(instance, "client", "update", "nope", "--require-mfa").returncode == 1
+
+
+def test_check_passes_when_every_sign_in_needs_a_second_factor(instance: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "UAUTH_MFA": "required", "UAUTH_ISSUER": "http://localhost:5000"}
+    checked = subprocess.run([sys.executable, "-m", "uauth", "--instance", str(instance),
+                              "check"], capture_output=True, text=True, timeout=120, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "POST second factor (TOTP) -> 302" in checked.stdout
+    assert "deployment works" in checked.stdout
+    app = create_app({"UAUTH_ISSUER": "http://localhost"}, instance_path=instance)
+    with app.app_context():
+        assert [e.kind for e in get_state().store.dump() if e.kind == "factor"] == []
