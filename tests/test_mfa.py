@@ -315,3 +315,21 @@ def test_an_ip_address_issuer_explains_why_there_are_no_passkeys(
     page = d.http.get("/account")
     assert "Passkeys need a domain name" in page.text and "http://localhost:5000" in page.text
     assert "data-passkey=" not in page.text
+
+
+def test_max_age_asks_for_the_password_and_the_second_factor_again(d: Driver,
+                                                                   clock: FakeClock) -> None:
+    client, client_secret = d.client(first_party=True)
+    d.login()
+    secret, _ = enrol_totp(d, clock, "/")
+    assert code_of(d.http.get(authorize_url(client.client_id, max_age="600")))
+    clock.advance(601)
+    again = d.http.get(authorize_url(client.client_id, max_age="600"))
+    assert again.headers["Location"].startswith("/login")
+    login = d.login_at(again.headers["Location"])
+    assert login.headers["Location"].startswith(SECOND)
+    back = answer_otp(d, login.headers["Location"], pyotp.TOTP(secret).at(int(clock())))
+    code = code_of(d.http.get(back.headers["Location"]))
+    claims = jwks_verify(d.app, body(d.token(client.client_id, client_secret, code=code))
+                         ["id_token"], client.client_id)
+    assert claims["auth_time"] >= int(clock()) - 1 and claims["acr"] == ACR_MFA
