@@ -23,9 +23,9 @@ from flask import Flask
 
 from tests.redis_server import RedisServer
 from uauth import create_app
-from uauth.clients import register_client
+from uauth.core.clients import register_client
+from uauth.core.users import StoreUsers
 from uauth.extension import get_state
-from uauth.users import StoreUsers
 
 from .driver import Connection
 from .driver import Reply

@@ -16,10 +16,10 @@ from flask.testing import FlaskClient
 
 from tests.browser import csrf_token
 from uauth import create_app
-from uauth.clients import register_client
+from uauth.core.clients import register_client
+from uauth.core.models import Client
+from uauth.core.models import User
 from uauth.extension import get_state
-from uauth.models import Client
-from uauth.models import User
 from uauth.storage import Store
 
 REDIRECT = "http://127.0.0.1:8399/cb"
@@ -56,7 +56,9 @@ class Driver:
         kwargs.setdefault("name", "App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
         with self.app.app_context():
-            return register_client(get_state().store, **kwargs)
+            state = get_state()
+            kwargs.setdefault("subject_type", state.config["UAUTH_DEFAULT_SUBJECT_TYPE"])
+            return register_client(state.store, **kwargs)
 
     def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
               ) -> Any:

@@ -112,9 +112,9 @@ def fragment(response: Any) -> dict[str, str]:
 
 
 def test_front_channel_tokens_need_the_implicit_grant(driver: Driver) -> None:
-    from uauth.clients import RegistrationError
-    from uauth.clients import register_client
-    from uauth.clients import save_client
+    from uauth.core.clients import RegistrationError
+    from uauth.core.clients import register_client
+    from uauth.core.clients import save_client
     from uauth.extension import get_state
 
     driver.user()

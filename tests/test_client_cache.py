@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from uauth.clients import ClientCache
-from uauth.clients import register_client
-from uauth.clients import remove_client
+from uauth.core.clients import ClientCache
+from uauth.core.clients import register_client
+from uauth.core.clients import remove_client
 from uauth.storage import Store
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from uauth import create_app
-from uauth.config import DEFAULTS
-from uauth.config import SETTINGS
-from uauth.config import ConfigError
+from uauth.core.settings import DEFAULTS
+from uauth.core.settings import SETTINGS
+from uauth.core.settings import ConfigError
 from uauth.extension import get_state
-from uauth.instance import example_config
+from uauth.ops.instance import example_config
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_committed_example_config_matches_the_settings() -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    from uauth.config import markdown_table
+    from uauth.core.settings import markdown_table
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert markdown_table() in readme, "README's table is stale: paste `uauth config-doc`"

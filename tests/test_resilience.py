@@ -25,11 +25,11 @@ from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
 from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
-from uauth.clients import register_client
+from uauth.core.clients import register_client
+from uauth.core.users import StoreUsers
 from uauth.storage import Store
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
-from uauth.users import StoreUsers
 
 REDIRECT = "http://127.0.0.1:8399/cb"
 PASSWORD = "password123"

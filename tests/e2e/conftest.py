@@ -21,17 +21,17 @@ from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
 from uauth import create_app
-from uauth.claims import pairwise_subject
-from uauth.claims import sector_of
-from uauth.claims import shared_salt
-from uauth.clients import register_client
-from uauth.models import Client
-from uauth.models import User
+from uauth.core.claims import pairwise_subject
+from uauth.core.claims import sector_of
+from uauth.core.claims import shared_salt
+from uauth.core.clients import register_client
+from uauth.core.models import Client
+from uauth.core.models import User
+from uauth.core.users import StoreUsers
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
-from uauth.users import StoreUsers
 
 PASSWORD = "password123"
 REDIRECT = "http://127.0.0.1:8399/cb"

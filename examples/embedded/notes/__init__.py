@@ -23,8 +23,8 @@ from flask import Flask
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
-from uauth.clients import list_clients
-from uauth.clients import register_client
+from uauth.core.clients import list_clients
+from uauth.core.clients import register_client
 from uauth.extension import get_state
 
 from . import users

@@ -1,0 +1,177 @@
+"""Token issuance shared by every grant: one place decides what a token response holds."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
+
+from uauth.core.audit import TOKEN_ISSUED
+from uauth.core.audit import TOKEN_REFRESHED
+from uauth.core.audit import audit
+from uauth.core.claims import claim_scopes
+from uauth.core.claims import claims_by_name
+from uauth.core.claims import subject
+from uauth.core.models import Client
+from uauth.core.models import RefreshToken
+from uauth.core.models import User
+from uauth.core.refresh import REFRESH
+from uauth.core.tokens import Authentication
+from uauth.core.tokens import mint_access_token
+from uauth.core.tokens import mint_id_token
+from uauth.storage import hash_key
+
+from .common import USERINFO_CLAIMS
+from .common import is_openid
+from .common import state_of
+
+if TYPE_CHECKING:
+    from uauth.core.state import State
+    from uauth.oauth.server import UAuthRequest
+
+log = logging.getLogger("uauth.grants")
+
+
+def wants_refresh_token(client: Client, scope: str) -> bool:
+    """Refresh tokens go to clients allowed the grant that got ``offline_access`` consented
+    (OIDC Core §11), or that are configured to always receive one."""
+    if not client.check_grant_type("refresh_token"):
+        return False
+    return "offline_access" in scope.split() or client.always_issue_refresh_token
+
+
+def id_token_alg(state: State, client: Client) -> str:
+    """The client's registered ``id_token_signed_response_alg``, else ``UAUTH_SIGNING_ALG``."""
+    alg = client.id_token_signed_response_alg or state.config["UAUTH_SIGNING_ALG"]
+    if alg not in state.config["UAUTH_SIGNING_ALGS"]:
+        log.error("client %s registered id_token_signed_response_alg %s, which "
+                  "UAUTH_SIGNING_ALGS does not enable", client.client_id, alg)
+        raise UnauthorizedClientError(
+            description="The client's ID token signing algorithm is not enabled here.")
+    return str(alg)
+
+
+def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_token: bool,
+                 with_id_token: bool) -> dict[str, Any]:
+    """The token response body for one grant: an RFC 9068 access token, and as due a refresh
+    token (persisted by ``save_token``) and an ID token."""
+    state = state_of(grant)
+    request: UAuthRequest = grant.request
+    client: Client = request.client
+    auth: Authentication | None = request.auth
+    rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
+    if user is None:
+        sub = client.client_id
+    else:
+        sub = rotated.sub if rotated is not None else subject(state.subjects, user, client)
+    userinfo_claims = requested_claims(state, request, "userinfo", scope)
+    access_token, claims = mint_access_token(
+        state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
+        audience=request.audience,
+        auth_time=auth.auth_time if (user is not None and auth is not None) else None,
+        extra={USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else None,
+    )
+    token: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.config["UAUTH_ACCESS_TOKEN_TTL"],
+        "scope": scope,
+        "created_at": claims["iat"],
+    }
+    # RFC 6749 §6: a new refresh token keeps the scope of the one it replaces, even when the
+    # client narrowed the scope of this access token.
+    granted = rotated.scope if rotated is not None else scope
+    if include_refresh_token and user is not None and wants_refresh_token(client, granted):
+        token["refresh_token"] = prepare_refresh_token(state, request, user, granted, sub)
+    if with_id_token and user is not None and auth is not None and is_openid(scope):
+        token["id_token"] = id_token_for(state, request, user, sub, scope,
+                                         access_token=access_token)
+    grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
+    state.metrics.token_issued(grant_type)
+    audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,
+          client_id=client.client_id, user_id=user.id if user is not None else None,
+          grant_type=grant_type, grant=(request.grant_id or "")[:8] or None, scope=scope,
+          tokens=" ".join(k for k in ("access_token", "refresh_token", "id_token")
+                          if k in token))
+    return token
+
+
+def id_token_for(state: State, request: UAuthRequest, user: User, sub: str, scope: str, *,
+                 access_token: str | None = None, code: str | None = None,
+                 extra: dict[str, Any] | None = None) -> str:
+    """The ID token of a grant, from /token or the authorization endpoint: the claims asked
+    for by name, ``at_hash``/``c_hash`` for what travels with it, the client's algorithm."""
+    client: Client = request.client
+    named = claims_by_name(state.config["UAUTH_CUSTOM_SCOPES"], user,
+                           requested_claims(state, request, "id_token", scope))
+    return mint_id_token(
+        state, client_id=client.client_id, sub=sub, auth=request.auth, nonce=request.nonce,
+        access_token=access_token, code=code, alg=id_token_alg(state, client),
+        extra={**(extra or {}), **named},
+    )
+
+
+def requested_claims(state: State, request: UAuthRequest, target: str,
+                     scope: str | None = None) -> list[str]:
+    """Claim names the ``claims`` parameter asked for at ``target`` (userinfo or id_token).
+
+    :param scope: the scope of the token being issued: a refresh that narrowed the grant's
+        scope drops the claims of the scopes it left out (RFC 6749 §6).
+    """
+    names = list((request.requested_claims or {}).get(target, []))
+    rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
+    if scope is None or rotated is None:
+        return names
+    dropped = set(rotated.scope.split()) - set(scope.split())
+    by_scope = claim_scopes(state.config["UAUTH_CUSTOM_SCOPES"])
+    return [name for name in names if by_scope.get(name) not in dropped]
+
+
+def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str,
+                          sub: str) -> str:
+    """Create a refresh token; its record is saved by ``save_token`` after the response is built.
+
+    A rotation's successor keeps its family's absolute end, so it lives for the idle TTL or what
+    is left of the family, whichever is shorter.
+    """
+    raw = request.next_refresh_token or secrets.token_urlsafe(32)
+    auth: Authentication = request.auth
+    now = state.now()
+    rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
+    family_expires = rotated.family_expires_at if rotated is not None else (
+        now + state.config["UAUTH_REFRESH_TOKEN_TTL"])
+    ttl = max(min(state.config["UAUTH_REFRESH_TOKEN_IDLE_TTL"], family_expires - now), 1)
+    record = RefreshToken(
+        client_id=request.client.client_id, user_id=user.id, sub=sub, scope=scope,
+        grant_id=str(request.grant_id), auth_time=auth.auth_time, issued_at=now,
+        expires_at=now + ttl, family_expires_at=family_expires, amr=list(auth.amr),
+        acr=auth.acr, sid=auth.sid, claims=request.requested_claims,
+    )
+    request.pending_refresh = (hash_key(raw), record.to_record(), ttl)
+    return raw
+
+
+def persist_refresh_token(state: State, request: UAuthRequest) -> None:
+    """Store the refresh token prepared for this response, unless it is stored already: a
+    retried rotation (grace window) hands out the same successor, which the first attempt
+    saved, or, when storage failed between the rotation and this save, did not."""
+    if request.pending_refresh is None:
+        return
+    key, record, ttl = request.pending_refresh
+    state.store.add(REFRESH, key, record, ttl=ttl, grant_id=record["grant_id"])
+    request.pending_refresh = None
+
+
+class IssuesTokens:
+    """Routes Authlib's ``generate_token`` to :func:`issue_tokens`."""
+
+    WITH_ID_TOKEN = True
+
+    def generate_token(self, user: User | None = None, scope: str | None = None,
+                       grant_type: str | None = None, expires_in: int | None = None,
+                       include_refresh_token: bool = True) -> dict[str, Any]:
+        return issue_tokens(self, user, scope or "", include_refresh_token=include_refresh_token,
+                            with_id_token=self.WITH_ID_TOKEN)
