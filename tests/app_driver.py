@@ -16,6 +16,8 @@ from flask.testing import FlaskClient
 
 from tests.browser import csrf_token
 from uauth import create_app
+from uauth.core.clients import Registration
+from uauth.core.clients import RegistrationRules
 from uauth.core.clients import register_client
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -57,8 +59,9 @@ class Driver:
         kwargs.setdefault("redirect_uris", [REDIRECT])
         with self.app.app_context():
             state = get_state()
-            kwargs.setdefault("subject_type", state.config["UAUTH_DEFAULT_SUBJECT_TYPE"])
-            return register_client(state.store, **kwargs)
+            rules = RegistrationRules(
+                default_subject_type=state.config["UAUTH_DEFAULT_SUBJECT_TYPE"])
+            return register_client(state.store, Registration(**kwargs), rules)
 
     def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
               ) -> Any:

@@ -129,13 +129,14 @@ def test_client_add_registers_for_logout(instance: Path) -> None:
     ({"backchannel_logout_session_required": True}, "needs a --backchannel-logout-uri"),
 ])
 def test_client_add_refuses_bad_logout_settings(settings: dict[str, Any], reason: str) -> None:
+    from uauth.core.clients import Registration
     from uauth.core.clients import RegistrationError
     from uauth.core.clients import register_client
     from uauth.storage.memory import MemoryStore
 
     with pytest.raises(RegistrationError, match=re.escape(reason)):
-        register_client(MemoryStore(), name="Bad", redirect_uris=["https://rp.example.com/cb"],
-                        **settings)
+        register_client(MemoryStore(), Registration(
+            name="Bad", redirect_uris=["https://rp.example.com/cb"], **settings))
 
 
 def test_environment_names_the_instance(tmp_path: Path) -> None:

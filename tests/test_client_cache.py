@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from uauth.core.clients import ClientCache
+from uauth.core.clients import Registration
 from uauth.core.clients import register_client
 from uauth.core.clients import remove_client
 from uauth.storage import Store
@@ -19,7 +20,7 @@ class Ticks:
 def test_a_removed_client_stops_working_within_the_ttl(store: Store) -> None:
     ticks = Ticks()
     cache = ClientCache(store, ttl=5, clock=ticks)
-    client, _ = register_client(store, name="App", redirect_uris=["https://app.example/cb"])
+    client, _ = register_client(store, Registration(name="App", redirect_uris=["https://app.example/cb"]))
     assert cache.get(client.client_id) == client
     remove_client(store, client.client_id)  # e.g. the CLI, talking to storage, not this worker
     assert cache.get(client.client_id) == client, "cached within the ttl"
@@ -30,7 +31,7 @@ def test_a_removed_client_stops_working_within_the_ttl(store: Store) -> None:
 def test_new_clients_are_found_at_once_and_ttl_zero_never_caches(store: Store) -> None:
     cache = ClientCache(store, ttl=5, clock=Ticks())
     assert cache.get("not-yet") is None
-    client, _ = register_client(store, name="App", redirect_uris=["https://app.example/cb"])
+    client, _ = register_client(store, Registration(name="App", redirect_uris=["https://app.example/cb"]))
     assert cache.get(client.client_id) == client, "a miss is never remembered"
     uncached = ClientCache(store, ttl=0)
     assert uncached.get(client.client_id) == client

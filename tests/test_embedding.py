@@ -21,6 +21,7 @@ from tests.host_driver import Host
 from tests.host_driver import make_notes
 from uauth import current_token
 from uauth.core.claims import user_for_subject
+from uauth.core.clients import Registration
 from uauth.core.clients import register_client
 from uauth.core.tokens import revoke_access_token
 from uauth.extension import get_state
@@ -234,9 +235,9 @@ def test_require_token_can_name_a_resource_audience(host: Host) -> None:
 
     host.app.add_url_rule("/api/reports", view_func=reports)
     with host.app.app_context():
-        client, secret = register_client(
-            get_state().store, name="Reports", redirect_uris=[], scope="notes",
-            grant_types=["client_credentials"], audiences=[resource])
+        client, secret = register_client(get_state().store, Registration(
+            name="Reports", redirect_uris=[], scope="notes",
+            grant_types=["client_credentials"], audiences=[resource]))
     token = host.post("/auth/token", headers=basic_auth(client.client_id, secret), data={
         "grant_type": "client_credentials", "scope": "notes", "resource": resource})
     assert token.status_code == 200, token.text

@@ -24,6 +24,7 @@ from uauth import create_app
 from uauth.core.claims import pairwise_subject
 from uauth.core.claims import sector_of
 from uauth.core.claims import shared_salt
+from uauth.core.clients import Registration
 from uauth.core.clients import register_client
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -62,7 +63,7 @@ class Provider:
     def add_client(self, **kwargs: Any) -> tuple[Client, str | None]:
         kwargs.setdefault("name", "Test App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
-        return register_client(self.store, **kwargs)
+        return register_client(self.store, Registration(**kwargs))
 
     def sub(self, user: User, client: Client) -> str:
         """The ``sub`` the client should see, computed as a relying party never could: from the

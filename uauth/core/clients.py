@@ -9,6 +9,9 @@ import urllib.request
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.error import URLError
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
@@ -18,6 +21,7 @@ from authlib.common.security import generate_token
 from uauth.storage import Store
 from uauth.storage import hash_key
 
+from .attributes import catalogue
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
 from .models import RESPONSE_MODES
@@ -25,6 +29,9 @@ from .models import Client
 from .settings import DEFAULTS
 from .settings import SUBJECT_TYPES
 from .settings import is_loopback_host
+
+if TYPE_CHECKING:
+    from .state import State
 
 CLIENT = "client"
 #: ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client.
@@ -191,41 +198,81 @@ def grants_for(response_types: Iterable[str]) -> list[str]:
     return list(found)
 
 
-def register_client(
-    store: Store,
-    *,
-    name: str,
-    redirect_uris: Iterable[str],
-    public: bool = False,
-    grant_types: Iterable[str] | None = None,
-    response_types: Iterable[str] | None = None,
-    scope: str | None = None,
-    token_endpoint_auth_method: str | None = None,
-    allowed_origins: Iterable[str] = (),
-    first_party: bool = False,
-    allow_plain_pkce: bool = False,
-    always_issue_refresh_token: bool = False,
-    default_response_mode: str | None = None,
-    audiences: Iterable[str] = (),
-    introspect_any_token: bool = False,
-    known_scopes: Iterable[str] | None = None,
-    required_attributes: Iterable[str] = (),
-    known_attributes: Iterable[str] | None = None,
-    subject_type: str | None = None,
-    sector_identifier_uri: str | None = None,
-    now: int = 0,
-    post_logout_redirect_uris: Iterable[str] = (),
-    backchannel_logout_uri: str | None = None,
-    backchannel_logout_session_required: bool = False,
-    id_token_signed_response_alg: str | None = None,
-    enabled_algs: Iterable[str] | None = None,
-) -> tuple[Client, str | None]:
-    """Validate and store a new client; returns it and its secret (shown once, stored hashed).
+@dataclass(frozen=True)
+class Registration:
+    """What an operator asks for when registering a client (``uauth client add``'s flags, an
+    embedding app's code); :func:`register_client` validates it into a :class:`Client`.
 
-    :param subject_type: ``public`` or ``pairwise``; callers pass the app's
-        ``UAUTH_DEFAULT_SUBJECT_TYPE`` when the operator named none (else its default).
-    :param known_attributes: attribute names ``required_attributes`` may use (the catalogue).
+    ``None`` means "derive it": grant types from the response types (plus ``refresh_token``),
+    the auth method from ``public``, the subject type from ``UAUTH_DEFAULT_SUBJECT_TYPE``.
     """
+
+    name: str
+    redirect_uris: Sequence[str] = ()
+    public: bool = False
+    grant_types: Sequence[str] | None = None
+    response_types: Sequence[str] | None = None
+    scope: str | None = None
+    token_endpoint_auth_method: str | None = None
+    allowed_origins: Sequence[str] = ()
+    first_party: bool = False
+    allow_plain_pkce: bool = False
+    always_issue_refresh_token: bool = False
+    default_response_mode: str | None = None
+    audiences: Sequence[str] = ()
+    introspect_any_token: bool = False
+    required_attributes: Sequence[str] = ()
+    subject_type: str | None = None
+    sector_identifier_uri: str | None = None
+    post_logout_redirect_uris: Sequence[str] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
+    id_token_signed_response_alg: str | None = None
+
+
+@dataclass(frozen=True)
+class RegistrationRules:
+    """What this provider accepts, from its settings; the defaults accept anything uauth knows.
+
+    :param known_scopes: ``UAUTH_SCOPES`` (with the custom scopes).
+    :param known_attributes: attribute names ``required_attributes`` may use (the catalogue).
+    :param enabled_algs: ``UAUTH_SIGNING_ALGS``.
+    :param default_subject_type: ``UAUTH_DEFAULT_SUBJECT_TYPE``.
+    """
+
+    known_scopes: Iterable[str] | None = None
+    known_attributes: Iterable[str] | None = None
+    enabled_algs: Iterable[str] | None = None
+    default_subject_type: str = str(DEFAULTS["UAUTH_DEFAULT_SUBJECT_TYPE"])
+
+
+def registration_rules(state: State) -> RegistrationRules:
+    """The rules of this provider's settings: its scopes, attributes, algorithms, subjects."""
+    config = state.config
+    return RegistrationRules(known_scopes=config["UAUTH_SCOPES"],
+                             known_attributes=catalogue(config["UAUTH_ATTRIBUTES"]),
+                             enabled_algs=config["UAUTH_SIGNING_ALGS"],
+                             default_subject_type=config["UAUTH_DEFAULT_SUBJECT_TYPE"])
+
+
+def register_client(store: Store, registration: Registration,
+                    rules: RegistrationRules = RegistrationRules(), *, now: int = 0
+                    ) -> tuple[Client, str | None]:
+    """Validate and store a new client; returns it and its secret (shown once, stored hashed)."""
+    reg = registration
+    name, public, scope = reg.name, reg.public, reg.scope
+    redirect_uris, grant_types, response_types = (reg.redirect_uris, reg.grant_types,
+                                                  reg.response_types)
+    token_endpoint_auth_method = reg.token_endpoint_auth_method
+    allowed_origins, audiences = reg.allowed_origins, reg.audiences
+    default_response_mode, introspect_any_token = (reg.default_response_mode,
+                                                   reg.introspect_any_token)
+    required_attributes, sector_identifier_uri = reg.required_attributes, reg.sector_identifier_uri
+    post_logout_redirect_uris = reg.post_logout_redirect_uris
+    backchannel_logout_uri = reg.backchannel_logout_uri
+    backchannel_logout_session_required = reg.backchannel_logout_session_required
+    known_scopes, known_attributes = rules.known_scopes, rules.known_attributes
+    enabled_algs = rules.enabled_algs
     uris = list(dict.fromkeys(redirect_uris))
     for uri in uris:
         check_redirect_uri(uri)
@@ -279,14 +326,14 @@ def register_client(
         if unknown:
             raise RegistrationError(
                 f"unknown attribute(s) {' '.join(unknown)}; see UAUTH_ATTRIBUTES")
-    subject_type = subject_type or str(DEFAULTS["UAUTH_DEFAULT_SUBJECT_TYPE"])
+    subject_type = reg.subject_type or rules.default_subject_type
     if subject_type not in SUBJECT_TYPES:
         raise RegistrationError("subject type must be pairwise or public")
     if sector_identifier_uri and subject_type != "pairwise":
         raise RegistrationError("a sector_identifier_uri is only for pairwise subjects")
     sector = (sector_identifier(uris, sector_identifier_uri) if subject_type == "pairwise"
               else None)
-    alg = id_token_signed_response_alg
+    alg = reg.id_token_signed_response_alg
     if alg is not None and alg not in set(enabled_algs if enabled_algs is not None else
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
@@ -302,9 +349,9 @@ def register_client(
         response_types=responses,
         scope=" ".join(dict.fromkeys(scopes)),
         allowed_origins=origins,
-        first_party=first_party,
-        allow_plain_pkce=allow_plain_pkce,
-        always_issue_refresh_token=always_issue_refresh_token,
+        first_party=reg.first_party,
+        allow_plain_pkce=reg.allow_plain_pkce,
+        always_issue_refresh_token=reg.always_issue_refresh_token,
         default_response_mode=default_response_mode,
         created_at=now,
         audiences=resources,

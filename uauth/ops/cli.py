@@ -17,10 +17,11 @@ from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 
 from uauth.core.attributes import RESERVED
-from uauth.core.attributes import catalogue
+from uauth.core.clients import Registration
 from uauth.core.clients import RegistrationError
 from uauth.core.clients import list_clients
 from uauth.core.clients import register_client
+from uauth.core.clients import registration_rules
 from uauth.core.clients import remove_client
 from uauth.core.keys import SUPPORTED_ALGS
 from uauth.core.metrics import prepare_multiprocess_dir
@@ -336,25 +337,22 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
     with in_app(ctx):
         state = current_state()
         try:
-            created, secret = register_client(
-                state.store, name=name, redirect_uris=redirect_uris, public=public,
+            created, secret = register_client(state.store, Registration(
+                name=name, redirect_uris=redirect_uris, public=public,
                 grant_types=grant_types or None, response_types=response_types or None,
                 scope=scope, token_endpoint_auth_method=token_endpoint_auth_method,
                 allowed_origins=origins, first_party=first_party,
                 allow_plain_pkce=allow_plain_pkce, always_issue_refresh_token=always_refresh_token,
                 default_response_mode=default_response_mode,
                 audiences=audiences, introspect_any_token=introspect_any_token,
-                known_scopes=state.config["UAUTH_SCOPES"], now=state.now(),
                 post_logout_redirect_uris=post_logout_redirect_uris,
                 backchannel_logout_uri=backchannel_logout_uri,
                 backchannel_logout_session_required=backchannel_logout_session_required,
                 required_attributes=required_attributes,
-                known_attributes=catalogue(state.config["UAUTH_ATTRIBUTES"]),
-                subject_type=subject_type or state.config["UAUTH_DEFAULT_SUBJECT_TYPE"],
+                subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri,
                 id_token_signed_response_alg=id_token_alg,
-                enabled_algs=state.config["UAUTH_SIGNING_ALGS"],
-            )
+            ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))
     admin_action("client.add", client_id=created.client_id)

@@ -31,8 +31,10 @@ from werkzeug.serving import make_server
 
 from uauth.core import sessions
 from uauth.core.attributes import catalogue
+from uauth.core.clients import Registration
 from uauth.core.clients import list_clients
 from uauth.core.clients import register_client
+from uauth.core.clients import registration_rules
 from uauth.core.clients import remove_client
 from uauth.core.consents import apps_group
 from uauth.core.consents import revoke_app
@@ -210,10 +212,9 @@ class Checker:
         password = secrets.token_urlsafe(24)
         user = state.users.create(username, password, throwaway_profile(state, username))
         self.created["user"] = user
-        client, secret = register_client(
-            state.store, name="uauth check", redirect_uris=[CALLBACK], scope="openid email",
-            grant_types=["authorization_code"], known_scopes=state.config["UAUTH_SCOPES"],
-            now=state.now())
+        client, secret = register_client(state.store, Registration(
+            name="uauth check", redirect_uris=[CALLBACK], scope="openid email",
+            grant_types=["authorization_code"]), registration_rules(state), now=state.now())
         self.created["client"] = client.client_id
         assert secret is not None
         self.report.ok("provision", f"throwaway user {username} and client {client.client_id}")
