@@ -59,9 +59,12 @@ class Driver:
         kwargs.setdefault("redirect_uris", [REDIRECT])
         with self.app.app_context():
             state = get_state()
-            rules = RegistrationRules(
-                default_subject_type=state.config["UAUTH_DEFAULT_SUBJECT_TYPE"])
-            return register_client(state.store, Registration(**kwargs), rules)
+            rules = RegistrationRules(  # what the caller names of the provider's rules
+                **{name: kwargs.pop(name) for name in ("known_scopes", "known_attributes",
+                                                        "enabled_algs") if name in kwargs},
+                default_subject_type=state.settings.default_subject_type)
+            now = kwargs.pop("now", 0)
+            return register_client(state.store, Registration(**kwargs), rules, now=now)
 
     def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
               ) -> Any:

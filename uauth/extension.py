@@ -84,40 +84,40 @@ class UAuth:
                                        "form CSRF tokens with it")
         settings.apply_defaults(app.config)
         settings.validate(app.config, instance_path=app.instance_path)
-        config = {k: v for k, v in app.config.items() if k.startswith("UAUTH_")}
+        config = settings.Settings.from_config(app.config)
         store = self._store_override or open_store(
-            config["UAUTH_STORAGE"], redis_prefix=config["UAUTH_REDIS_PREFIX"], clock=self._clock
+            config.storage, redis_prefix=config.redis_prefix, clock=self._clock
         )
         keys = self._keyring(app, store, config)
         state = AppState(
-            issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config,
-            metrics=build_metrics(config["UAUTH_METRICS"]),
+            issuer=config.issuer, store=store, keys=keys, clock=self._clock, settings=config,
+            metrics=build_metrics(config.metrics),
         )
         keys.listeners.append(state.cache.clear)
 
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
-        state.clients = ClientCache(store, config["UAUTH_CLIENT_CACHE_TTL"])
+        state.clients = ClientCache(store, config.client_cache_ttl)
         state.server = build_server(state)
         state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state
         audit.context_fields = audit_context
         self._init_login(app)
-        register_blueprints(app, config["UAUTH_URL_PREFIX"])
+        register_blueprints(app, config.url_prefix)
         _exempt_from_csrf(app)
         register_cli(app)
-        proxies = config["UAUTH_TRUSTED_PROXIES"]
+        proxies = config.trusted_proxies
         if proxies:
             app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
                 app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
-    def _keyring(self, app: Flask, store: Store, config: dict[str, Any]) -> KeyRing:
+    def _keyring(self, app: Flask, store: Store, config: settings.Settings) -> KeyRing:
         secret = app.config["SECRET_KEY"]  # init_app refused to start without one
         ring = KeyRing(
             store, sealer([secret, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]),
-            Policy.from_config(config), self._clock,
-            check_interval=config["UAUTH_KEY_CHECK_INTERVAL"],
+            Policy.from_settings(config), self._clock,
+            check_interval=config.key_check_interval,
             legacy_dir=Path(app.instance_path) / KEYS_DIR,
         )
         try:

@@ -71,7 +71,7 @@ def logout_token(state: State, delivery: Delivery) -> str:
     }
     if delivery.sub is not None:
         claims["sub"] = delivery.sub
-    alg = delivery.alg if delivery.alg in state.config["UAUTH_SIGNING_ALGS"] else None
+    alg = delivery.alg if delivery.alg in state.settings.signing_algs else None
     return sign(state, claims, typ="logout+jwt", alg=alg)
 
 
@@ -154,9 +154,9 @@ class Backchannel:
 
     def deadline(self) -> float:
         """Longest one delivery can take, retries and backoff included."""
-        config = self._state.config
-        retries = int(config["UAUTH_BACKCHANNEL_RETRIES"])
-        return (retries + 1) * float(config["UAUTH_BACKCHANNEL_TIMEOUT"]) + BACKOFF * (1 << retries)
+        settings = self._state.settings
+        retries = int(settings.backchannel_retries)
+        return (retries + 1) * float(settings.backchannel_timeout) + BACKOFF * (1 << retries)
 
     def _deliver(self, item: Delivery) -> bool:
         try:
@@ -166,14 +166,14 @@ class Backchannel:
             return False
 
     def _attempts(self, item: Delivery) -> bool:
-        config = self._state.config
+        settings = self._state.settings
         token = logout_token(self._state, item)
-        retries = config["UAUTH_BACKCHANNEL_RETRIES"]
+        retries = settings.backchannel_retries
         outcome: int | str = ""
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(BACKOFF * (1 << (attempt - 1)))
-            outcome = post_logout_token(item.uri, token, config["UAUTH_BACKCHANNEL_TIMEOUT"])
+            outcome = post_logout_token(item.uri, token, settings.backchannel_timeout)
             if isinstance(outcome, int) and 200 <= outcome < 300:
                 log.info("back-channel logout delivered to client %s", item.client_id)
                 return True

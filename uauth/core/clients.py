@@ -248,11 +248,11 @@ class RegistrationRules:
 
 def registration_rules(state: State) -> RegistrationRules:
     """The rules of this provider's settings: its scopes, attributes, algorithms, subjects."""
-    config = state.config
-    return RegistrationRules(known_scopes=config["UAUTH_SCOPES"],
-                             known_attributes=catalogue(config["UAUTH_ATTRIBUTES"]),
-                             enabled_algs=config["UAUTH_SIGNING_ALGS"],
-                             default_subject_type=config["UAUTH_DEFAULT_SUBJECT_TYPE"])
+    settings = state.settings
+    return RegistrationRules(known_scopes=settings.known_scopes,
+                             known_attributes=catalogue(settings.attributes),
+                             enabled_algs=settings.signing_algs,
+                             default_subject_type=settings.default_subject_type)
 
 
 def register_client(store: Store, registration: Registration,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 
 from uauth.storage import Record
 from uauth.storage import Store
@@ -21,6 +20,7 @@ from .audit import audit
 from .tokens import revoke_grant
 
 if TYPE_CHECKING:
+    from uauth.core.settings import Settings
     from uauth.core.state import State
 
 CONSENT = "consent"
@@ -58,11 +58,11 @@ def forget_consent(store: Store, user_id: str, client_id: str) -> None:
     store.delete(CONSENT, _key(user_id, client_id))
 
 
-def grant_lifetime(config: dict[str, Any], *, offline: bool) -> int:
+def grant_lifetime(settings: Settings, *, offline: bool) -> int:
     """How long any token of a new grant can live: its code, then its access tokens, or, for a
     grant with refresh tokens, the whole refresh family and a last access token."""
-    lives = int(config["UAUTH_CODE_TTL"]) + int(config["UAUTH_ACCESS_TOKEN_TTL"])
-    return lives + int(config["UAUTH_REFRESH_TOKEN_TTL"]) if offline else lives
+    lives = int(settings.code_ttl) + int(settings.access_token_ttl)
+    return lives + int(settings.refresh_token_ttl) if offline else lives
 
 
 def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,

@@ -28,9 +28,9 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from cryptography.fernet import MultiFernet
@@ -46,6 +46,9 @@ from .keys import SigningKey
 from .keys import new_signing_key
 from .keys import seal
 from .keys import unseal
+
+if TYPE_CHECKING:
+    from uauth.core.settings import Settings
 
 log = logging.getLogger("uauth.keys")
 
@@ -68,13 +71,13 @@ class Policy:
     max_token_ttl: int
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Policy:
+    def from_settings(cls, settings: Settings) -> Policy:
         return cls(
-            algs=tuple(config["UAUTH_SIGNING_ALGS"]),
-            rotation=int(config["UAUTH_KEY_ROTATION_DAYS"]) * 86400,
-            prepublish=int(config["UAUTH_KEY_PREPUBLISH"]),
-            max_token_ttl=max(int(config["UAUTH_ACCESS_TOKEN_TTL"]),
-                              int(config["UAUTH_ID_TOKEN_TTL"])),
+            algs=tuple(settings.signing_algs),
+            rotation=int(settings.key_rotation_days) * 86400,
+            prepublish=int(settings.key_prepublish),
+            max_token_ttl=max(int(settings.access_token_ttl),
+                              int(settings.id_token_ttl)),
         )
 
 

@@ -77,7 +77,7 @@ def retried_successor(state: State, raw: str) -> str | None:
     with the same successor, rather than a second one, keeps the family a single chain, so a
     later double use of the successor is still detected.
     """
-    grace = state.config["UAUTH_REFRESH_REUSE_GRACE"]
+    grace = state.settings.refresh_reuse_grace
     if not grace:
         return None
     marker = state.store.find(ROTATED, hash_key(raw))

@@ -46,7 +46,7 @@ def user_group(user_id: str) -> str:
 def touch_interval(state: State) -> int:
     """How stale ``last_seen`` may get: a write every 5 minutes at most, finer for short idle
     lifetimes."""
-    return max(1, min(300, int(state.config["UAUTH_SESSION_IDLE_TTL"]) // 10))
+    return max(1, min(300, int(state.settings.session_idle_ttl) // 10))
 
 
 # --- sessions in storage ---------------------------------------------------------------------
@@ -63,7 +63,7 @@ def create(state: State, user_id: str, amr: Iterable[str], *, user_agent: str = 
     now = state.now()
     login = LoginSession(
         key=hash_key(handle), sid=sid or secrets.token_urlsafe(16), user_id=user_id,
-        auth_time=now, expires_at=now + state.config["UAUTH_SESSION_TTL"], last_seen=now,
+        auth_time=now, expires_at=now + state.settings.session_ttl, last_seen=now,
         amr=list(amr), created_at=now, user_agent=user_agent[:200],
     )
     _save(state, login)
@@ -76,7 +76,7 @@ def _save(state: State, login: LoginSession) -> None:
 
 
 def is_idle(state: State, login: LoginSession) -> bool:
-    return state.now() - login.last_seen >= int(state.config["UAUTH_SESSION_IDLE_TTL"])
+    return state.now() - login.last_seen >= int(state.settings.session_idle_ttl)
 
 
 def find(state: State, handle: str) -> LoginSession | None:

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from uauth.core.attributes import Attribute
 from uauth.core.attributes import DefinitionError
 from uauth.core.attributes import catalogue
 from uauth.core.attributes import parse_definition
@@ -230,13 +232,12 @@ def _required_attributes(name: str, value: Any, config: Mapping[str, Any]) -> tu
 
 
 def _custom_scopes(name: str, value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The operator's scopes; they are known scopes too (:attr:`Settings.known_scopes`), which
+    this validator leaves to the settings object instead of growing ``UAUTH_SCOPES``."""
     try:
-        parsed = parse_custom_scopes(value)
+        return parse_custom_scopes(value)
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
-    scopes = config["UAUTH_SCOPES"]
-    scopes.extend(scope for scope in parsed if scope not in scopes)  # they are known scopes now
-    return parsed
 
 
 SUBJECT_TYPES = ("pairwise", "public")
@@ -572,3 +573,77 @@ def markdown_table() -> str:
         shown = " ".join(default) if isinstance(default, list) and default else json.dumps(default)
         rows.append(f"| `{setting.name}` | `{shown}` | {setting.doc} |")
     return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated ``UAUTH_*`` values, typed and frozen: built once per app in ``init_app``.
+
+    One field per entry of :data:`SETTINGS`, named after the key without ``UAUTH_`` in lower
+    case (``UAUTH_CODE_TTL`` is :attr:`code_ttl`); see :data:`SETTINGS` for what each means.
+    """
+
+    issuer: str
+    storage: str
+    redis_prefix: str
+    url_prefix: str
+    code_ttl: int
+    access_token_ttl: int
+    id_token_ttl: int
+    refresh_token_ttl: int
+    refresh_token_idle_ttl: int
+    refresh_reuse_grace: int
+    require_pkce: bool
+    allow_plain_pkce: bool
+    signing_alg: str
+    access_token_alg: str
+    signing_algs: tuple[str, ...]
+    key_rotation_days: int
+    key_prepublish: int
+    client_cache_ttl: int
+    key_check_interval: int
+    session_ttl: int
+    session_idle_ttl: int
+    backchannel_timeout: int
+    backchannel_retries: int
+    consent_ttl: int
+    scopes: tuple[str, ...]
+    discovery_max_age: int
+    login_view: str
+    attributes: tuple[Attribute, ...]
+    required_attributes: tuple[str, ...]
+    custom_scopes: Mapping[str, Mapping[str, Any]]
+    default_subject_type: str
+    trusted_proxies: int
+    max_body_bytes: int
+    max_param_length: int
+    throttle: bool
+    throttle_window: int
+    throttle_free_failures: int
+    throttle_lock_failures: int
+    throttle_ip_free_failures: int
+    throttle_ip_lock_failures: int
+    throttle_max_delay: int
+    metrics: bool
+    metrics_token: str
+    log_format: str
+    log_level: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """From a config that :func:`validate` has checked (lists become tuples)."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            value = config[field_key(item.name)]
+            values[item.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+    @property
+    def known_scopes(self) -> tuple[str, ...]:
+        """``UAUTH_SCOPES`` and the operator's custom scopes: every scope a client may ask for."""
+        return (*self.scopes, *(s for s in self.custom_scopes if s not in self.scopes))
+
+
+def field_key(name: str) -> str:
+    """The config key of a :class:`Settings` field: ``code_ttl`` -> ``UAUTH_CODE_TTL``."""
+    return "UAUTH_" + name.upper()

@@ -16,6 +16,7 @@ from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
 from uauth.core.keyring import KeyRing
 from uauth.core.metrics import NullMetrics
+from uauth.core.settings import Settings
 from uauth.core.throttle import Throttle
 from uauth.core.users import UserDirectory
 from uauth.storage import Clock
@@ -31,8 +32,8 @@ class State:
     #: The shared signing keys; a :class:`~uauth.core.keys.KeySet` kept fresh from storage.
     keys: KeyRing
     clock: Clock
-    #: The validated ``UAUTH_*`` values.
-    config: dict[str, Any]
+    #: The validated ``UAUTH_*`` values, typed and frozen.
+    settings: Settings
     #: Documents that only change with the key set (discovery, JWKS), built on first use.
     cache: dict[str, Any] = field(default_factory=dict)
     #: Prometheus counters, or a stand-in that does nothing when ``UAUTH_METRICS`` is off.

@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeTimedSerializer
@@ -37,6 +36,7 @@ from itsdangerous import URLSafeTimedSerializer
 from .users import canonical_username
 
 if TYPE_CHECKING:
+    from uauth.core.settings import Settings
     from uauth.core.state import State
 
 #: Failure counters (``Store.incr``) and the blocks they caused.
@@ -64,15 +64,15 @@ class Policy:
     ip_limit: Limit
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Policy:
+    def from_settings(cls, settings: Settings) -> Policy:
         return cls(
-            enabled=config["UAUTH_THROTTLE"],
-            window=config["UAUTH_THROTTLE_WINDOW"],
-            max_delay=config["UAUTH_THROTTLE_MAX_DELAY"],
-            key_limit=Limit(config["UAUTH_THROTTLE_FREE_FAILURES"],
-                            config["UAUTH_THROTTLE_LOCK_FAILURES"]),
-            ip_limit=Limit(config["UAUTH_THROTTLE_IP_FREE_FAILURES"],
-                           config["UAUTH_THROTTLE_IP_LOCK_FAILURES"]),
+            enabled=settings.throttle,
+            window=settings.throttle_window,
+            max_delay=settings.throttle_max_delay,
+            key_limit=Limit(settings.throttle_free_failures,
+                            settings.throttle_lock_failures),
+            ip_limit=Limit(settings.throttle_ip_free_failures,
+                           settings.throttle_ip_lock_failures),
         )
 
     def delay(self, failures: int, limit: Limit) -> int:
@@ -94,7 +94,7 @@ class Throttle:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.policy = Policy.from_config(state.config)
+        self.policy = Policy.from_settings(state.settings)
         #: key -> monotonic time until which this worker refuses it without a lookup.
         self._blocked: dict[str, float] = {}
         self._lock = threading.Lock()

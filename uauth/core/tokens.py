@@ -67,7 +67,7 @@ class Authentication:
 
 
 def sign(state: State, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
-    key = state.keys.signing_key(alg or state.config["UAUTH_SIGNING_ALG"], state.clock())
+    key = state.keys.signing_key(alg or state.settings.signing_alg, state.clock())
     return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
 
 
@@ -90,7 +90,7 @@ def mint_access_token(
         "iss": state.issuer,
         "sub": sub,
         "aud": (audience[0] if len(audience) == 1 else audience) if audience else state.issuer,
-        "exp": now + (ttl or state.config["UAUTH_ACCESS_TOKEN_TTL"]),
+        "exp": now + (ttl or state.settings.access_token_ttl),
         "iat": now,
         "jti": secrets.token_urlsafe(16),
         "client_id": client_id,
@@ -100,7 +100,7 @@ def mint_access_token(
         claims["auth_time"] = auth_time
     if grant_id is not None:
         claims["gid"] = grant_id
-    return sign(state, claims, typ="at+jwt", alg=state.config["UAUTH_ACCESS_TOKEN_ALG"]), claims
+    return sign(state, claims, typ="at+jwt", alg=state.settings.access_token_alg), claims
 
 
 def mint_id_token(
@@ -116,7 +116,7 @@ def mint_id_token(
     alg: str | None = None,
 ) -> str:
     """An ID token (OIDC Core §2) for ``client_id``."""
-    alg = alg or state.config["UAUTH_SIGNING_ALG"]
+    alg = alg or state.settings.signing_alg
     now = state.now()
     claims: dict[str, Any] = dict(extra or {})
     claims.update({
@@ -124,7 +124,7 @@ def mint_id_token(
         "sub": sub,
         "aud": client_id,
         "azp": client_id,
-        "exp": now + state.config["UAUTH_ID_TOKEN_TTL"],
+        "exp": now + state.settings.id_token_ttl,
         "iat": now,
         "auth_time": auth.auth_time,
     })
@@ -273,7 +273,7 @@ def revoke_grant(state: State, grant_id: str) -> int:
     The marker outlives every token the grant could still have, and a refresh token saved by a
     request racing this one is refused on use because the marker is checked there too.
     """
-    ttl = max(state.config["UAUTH_ACCESS_TOKEN_TTL"], state.config["UAUTH_REFRESH_TOKEN_TTL"])
+    ttl = max(state.settings.access_token_ttl, state.settings.refresh_token_ttl)
     state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
     removed = state.store.revoke_grant(grant_id)
     audit(FAMILY_REVOKED, grant=grant_id[:8], records=removed)

@@ -93,9 +93,9 @@ def _parse(state: State, params: Any, client: Client) -> AuthParams:
     prompts = frozenset((params.get("prompt") or "").split())
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other prompt values.")
-    allowed = client.allowed_scopes & set(state.config["UAUTH_SCOPES"])
+    allowed = client.allowed_scopes & set(state.settings.known_scopes)
     claims = parse_claims(params.get("claims"), allowed,
-                          claim_scopes(state.config["UAUTH_CUSTOM_SCOPES"]))
+                          claim_scopes(state.settings.custom_scopes))
     hinted = hint_subject(state, params.get("id_token_hint"), client)
     if hinted and claims.sub and hinted != claims.sub:
         raise InvalidRequestError("The id_token_hint and the requested sub disagree.")

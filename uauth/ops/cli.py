@@ -95,12 +95,12 @@ def serve(ctx: CliContext, bind: str, workers: int, threads: int, timeout: int) 
         with app.app_context():
 
             state = current_state()
-            if state.config["UAUTH_STORAGE"].startswith("memory") and workers > 1:
+            if state.settings.storage.startswith("memory") and workers > 1:
                 fail("memory:// storage is per process; use --workers 1 or sqlite/redis storage")
             state.store.ping()
             state.store.close()
             issuer = state.issuer
-            configure_logging(state.config["UAUTH_LOG_FORMAT"], state.config["UAUTH_LOG_LEVEL"])
+            configure_logging(state.settings.log_format, state.settings.log_level)
     except BaseException:  # a refusal or a bad config: leave no directory behind
         if made_dir:
             shutil.rmtree(metrics_dir, True)

@@ -61,7 +61,7 @@ def keys_rotate(ctx: CliContext, algs: tuple[str, ...], immediately: bool) -> No
     """Add a new key per algorithm; old keys stay published until their tokens expire."""
     with ctx.app().app_context():
         state = current_state()
-        enabled = state.config["UAUTH_SIGNING_ALGS"]
+        enabled = state.settings.signing_algs
         for alg in algs:
             if alg not in enabled:
                 fail(f"{alg} is not enabled; add it to UAUTH_SIGNING_ALGS first")
@@ -102,16 +102,16 @@ def check(ctx: CliContext, url: str | None) -> None:
     app = ctx.app()  # a bad config stops here, with the key and the fix
     with app.app_context():
         state = current_state()
-        config = state.config
+        settings = state.settings
         report.ok("config", f"instance {app.instance_path}, issuer {state.issuer}")
         issuer = urlsplit(state.issuer)
-        if issuer.path.rstrip("/") != config["UAUTH_URL_PREFIX"]:
+        if issuer.path.rstrip("/") != settings.url_prefix:
             report.warn("config", f"the issuer's path {issuer.path or '/'!r} differs from "
-                        f"UAUTH_URL_PREFIX {config['UAUTH_URL_PREFIX']!r}: a proxy must map it")
-        if issuer.scheme == "https" and not config["UAUTH_TRUSTED_PROXIES"]:
+                        f"UAUTH_URL_PREFIX {settings.url_prefix!r}: a proxy must map it")
+        if issuer.scheme == "https" and not settings.trusted_proxies:
             report.warn("config", "https issuer: if a TLS proxy forwards to uauth, set "
                         "UAUTH_TRUSTED_PROXIES")
-        storage = config["UAUTH_STORAGE"].split("://", 1)[0]
+        storage = settings.storage.split("://", 1)[0]
         if url and storage == "memory":
             fail("memory:// storage is per process: this command cannot see a server's data")
         state.store.ping()
@@ -163,9 +163,9 @@ def migrate(ctx: CliContext, target_url: str, prefix: str | None, overwrite: boo
             url = validate_storage_url(target_url, ctx.app().instance_path)
         except ConfigError as exc:
             fail(str(exc))
-        prefix = prefix if prefix is not None else state.config["UAUTH_REDIS_PREFIX"]
-        if url == state.config["UAUTH_STORAGE"] and (
-                not url.startswith("redis") or prefix == state.config["UAUTH_REDIS_PREFIX"]):
+        prefix = prefix if prefix is not None else state.settings.redis_prefix
+        if url == state.settings.storage and (
+                not url.startswith("redis") or prefix == state.settings.redis_prefix):
             fail("the target is the storage uauth already uses")
         target = open_store(url, redis_prefix=prefix, clock=state.clock)
         try:

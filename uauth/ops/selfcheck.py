@@ -111,9 +111,9 @@ _SAMPLES = {"text": "uauth check", "email": "check@example.invalid", "phone": "+
 def throwaway_profile(state: State, username: str) -> dict[str, Any]:
     """An email address, and a value for each attribute ``UAUTH_REQUIRED_ATTRIBUTES`` asks of
     every user, so the flow is not stopped by the required-attributes page."""
-    known = catalogue(state.config["UAUTH_ATTRIBUTES"])
+    known = catalogue(state.settings.attributes)
     profile: dict[str, Any] = {"email": f"{username}@example.invalid"}
-    for name in state.config["UAUTH_REQUIRED_ATTRIBUTES"]:
+    for name in state.settings.required_attributes:
         attribute = known[name]
         if attribute.type == "choice" and attribute.choices:
             profile.setdefault(name, attribute.choices[0][0])
@@ -148,7 +148,7 @@ class Checker:
 
     def keys(self) -> None:
         rows = self.state.keys.describe()
-        algs = self.state.config["UAUTH_SIGNING_ALGS"]
+        algs = self.state.settings.signing_algs
         for alg in algs:
             active = [r for r in rows if r.key.alg == alg and r.status == "active"]
             if not active:
@@ -169,7 +169,7 @@ class Checker:
     # --- the server, over HTTP -------------------------------------------------------------
 
     def health(self) -> None:
-        prefix = self.state.config["UAUTH_URL_PREFIX"]
+        prefix = self.state.settings.url_prefix
         for path in ("/healthz", "/readyz"):
             response = self.get(self.base + prefix + path)
             if response.status_code != 200:

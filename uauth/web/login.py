@@ -180,7 +180,7 @@ def session_user() -> User | None:
 def login_view() -> str:
     """Where people log in: ``UAUTH_LOGIN_VIEW``, else the app's ``LoginManager.login_view``
     (the host's, when it has one), else uauth's own page."""
-    configured: str = get_state().config["UAUTH_LOGIN_VIEW"]
+    configured: str = get_state().settings.login_view
     manager = getattr(current_app, "login_manager", None)
     return configured or getattr(manager, "login_view", None) or "uauth.ui.login"
 
@@ -224,7 +224,7 @@ def safe_next(target: str | None) -> str | None:
     if not target or len(target) > 8192:
         return None
     parts = urlsplit(target)
-    prefix = get_state().config["UAUTH_URL_PREFIX"]
+    prefix = get_state().settings.url_prefix
     if parts.scheme or parts.netloc or not target.startswith(prefix + "/"):
         return None
     if target.startswith("//") or "\\" in target or any(ord(ch) < 32 for ch in target):

@@ -136,9 +136,9 @@ def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
     assert ix.user is not None
     state = get_state()
     editor = editable(state.users)
-    known = catalogue(state.config["UAUTH_ATTRIBUTES"])
+    known = catalogue(state.settings.attributes)
     needed = [name for name in missing(ix.user.profile, [
-        *state.config["UAUTH_REQUIRED_ATTRIBUTES"], *ix.client.required_attributes])
+        *state.settings.required_attributes, *ix.client.required_attributes])
               if name in known]
     if not needed or editor is None:  # a host app's own directory keeps its own profiles
         return None
@@ -171,7 +171,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     if "none" in ix.prompts:
         raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")
     form = ConsentForm()
-    custom = state.config["UAUTH_CUSTOM_SCOPES"]
+    custom = state.settings.custom_scopes
     decision = request.form.get("consent") if request.method == "POST" else None
     if decision is None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
@@ -185,7 +185,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
         return issue(ix.grant, None, ix.params)
     remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
-                     ttl=state.config["UAUTH_CONSENT_TTL"], now=state.now())
+                     ttl=state.settings.consent_ttl, now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
           scope=" ".join(scopes))
     return None

@@ -61,7 +61,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         requested = scope_to_list(request.payload.scope) or []
         if USER_ONLY_SCOPES.intersection(requested):
             raise InvalidScopeError("openid and offline_access need a user; this grant has none.")
-        known = set(state_of(self).config["UAUTH_SCOPES"])
+        known = set(state_of(self).settings.known_scopes)
         if any(s not in known or s not in client.allowed_scopes for s in requested):
             raise InvalidScopeError("The requested scope exceeds what this client may request.")
         request.audience = requested_audience(request, client)
@@ -72,7 +72,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         requested = scope_to_list(request.payload.scope)
         if requested:
             return " ".join(dict.fromkeys(requested))
-        known = set(state_of(self).config["UAUTH_SCOPES"])
+        known = set(state_of(self).settings.known_scopes)
         return " ".join(s for s in client.scope.split()
                         if s in known and s not in USER_ONLY_SCOPES)
 

@@ -105,9 +105,9 @@ def begin_grant(state: State, request: UAuthRequest) -> None:
     outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = request.auth.sid if request.auth is not None else None
     remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
-                   lives=grant_lifetime(state.config, offline=offline), now=state.now(),
+                   lives=grant_lifetime(state.settings, offline=offline), now=state.now(),
                    sid=sid, revoke_at_logout=not outlives_login,
-                   keep=int(state.config["UAUTH_SESSION_TTL"]) if sid else None)
+                   keep=int(state.settings.session_ttl) if sid else None)
 
 
 def save_code(state: State, code: str, request: UAuthRequest) -> None:
@@ -133,7 +133,7 @@ def save_code(state: State, code: str, request: UAuthRequest) -> None:
         claims=request.requested_claims,
     )
     state.store.save(CODE, hash_key(code), record.to_record(),
-                     ttl=state.config["UAUTH_CODE_TTL"], grant_id=record.grant_id)
+                     ttl=state.settings.code_ttl, grant_id=record.grant_id)
 
 
 class Pkce(CodeChallenge):  # type: ignore[misc]
@@ -148,13 +148,13 @@ class Pkce(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
         data = grant.request.payload.data
         client: Client = grant.request.client
-        config = state_of(grant).config
+        settings = state_of(grant).settings
         if not data.get("code_challenge"):
-            if client.is_public or config["UAUTH_REQUIRE_PKCE"]:
+            if client.is_public or settings.require_pkce:
                 raise InvalidRequestError("code_challenge is required (PKCE, RFC 7636).")
             return
         method = data.get("code_challenge_method") or "plain"
-        if method == "plain" and not (config["UAUTH_ALLOW_PLAIN_PKCE"] and client.allow_plain_pkce):
+        if method == "plain" and not (settings.allow_plain_pkce and client.allow_plain_pkce):
             raise InvalidRequestError(
                 "code_challenge_method 'plain' is not allowed for this client; use S256."
             )

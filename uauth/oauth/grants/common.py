@@ -70,7 +70,7 @@ def check_requested_scope(grant: Any) -> None:
     requested = scope_to_list(grant.request.payload.scope) or []
     if not requested:
         raise InvalidScopeError("A scope is required; OpenID Connect requests need 'openid'.")
-    known = set(state_of(grant).config["UAUTH_SCOPES"])
+    known = set(state_of(grant).settings.known_scopes)
     unknown = [s for s in requested if s not in known]
     if unknown and "openid" not in requested:
         raise InvalidScopeError("The request includes a scope this provider does not know.")

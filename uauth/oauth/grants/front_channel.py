@@ -107,7 +107,7 @@ class FrontChannelGrant:
         request.nonce = request.payload.data.get("nonce")
         extra = None
         if access_token is None and code is None:
-            extra = claims_for_scopes(state.config["UAUTH_CUSTOM_SCOPES"], user,
+            extra = claims_for_scopes(state.settings.custom_scopes, user,
                                       scope_to_list(request.scope) or [])
         return id_token_for(state, request, user, subject(state.subjects, user, request.client),
                             request.scope, access_token=access_token, code=code, extra=extra)

@@ -45,8 +45,8 @@ def wants_refresh_token(client: Client, scope: str) -> bool:
 
 def id_token_alg(state: State, client: Client) -> str:
     """The client's registered ``id_token_signed_response_alg``, else ``UAUTH_SIGNING_ALG``."""
-    alg = client.id_token_signed_response_alg or state.config["UAUTH_SIGNING_ALG"]
-    if alg not in state.config["UAUTH_SIGNING_ALGS"]:
+    alg = client.id_token_signed_response_alg or state.settings.signing_alg
+    if alg not in state.settings.signing_algs:
         log.error("client %s registered id_token_signed_response_alg %s, which "
                   "UAUTH_SIGNING_ALGS does not enable", client.client_id, alg)
         raise UnauthorizedClientError(
@@ -77,7 +77,7 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     token: dict[str, Any] = {
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": state.config["UAUTH_ACCESS_TOKEN_TTL"],
+        "expires_in": state.settings.access_token_ttl,
         "scope": scope,
         "created_at": claims["iat"],
     }
@@ -105,7 +105,7 @@ def id_token_for(state: State, request: UAuthRequest, user: User, sub: str, scop
     """The ID token of a grant, from /token or the authorization endpoint: the claims asked
     for by name, ``at_hash``/``c_hash`` for what travels with it, the client's algorithm."""
     client: Client = request.client
-    named = claims_by_name(state.config["UAUTH_CUSTOM_SCOPES"], user,
+    named = claims_by_name(state.settings.custom_scopes, user,
                            requested_claims(state, request, "id_token", scope))
     return mint_id_token(
         state, client_id=client.client_id, sub=sub, auth=request.auth, nonce=request.nonce,
@@ -126,7 +126,7 @@ def requested_claims(state: State, request: UAuthRequest, target: str,
     if scope is None or rotated is None:
         return names
     dropped = set(rotated.scope.split()) - set(scope.split())
-    by_scope = claim_scopes(state.config["UAUTH_CUSTOM_SCOPES"])
+    by_scope = claim_scopes(state.settings.custom_scopes)
     return [name for name in names if by_scope.get(name) not in dropped]
 
 
@@ -142,8 +142,8 @@ def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope
     now = state.now()
     rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
     family_expires = rotated.family_expires_at if rotated is not None else (
-        now + state.config["UAUTH_REFRESH_TOKEN_TTL"])
-    ttl = max(min(state.config["UAUTH_REFRESH_TOKEN_IDLE_TTL"], family_expires - now), 1)
+        now + state.settings.refresh_token_ttl)
+    ttl = max(min(state.settings.refresh_token_idle_ttl, family_expires - now), 1)
     record = RefreshToken(
         client_id=request.client.client_id, user_id=user.id, sub=sub, scope=scope,
         grant_id=str(request.grant_id), auth_time=auth.auth_time, issued_at=now,

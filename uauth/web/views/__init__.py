@@ -65,11 +65,11 @@ HSTS = "max-age=31536000"
 
 @bp.before_request
 def _start() -> None:
-    config = get_state().config
-    logs.start_request(bool(config["UAUTH_TRUSTED_PROXIES"]))
-    request.max_content_length = config["UAUTH_MAX_BODY_BYTES"]
+    settings = get_state().settings
+    logs.start_request(bool(settings.trusted_proxies))
+    request.max_content_length = settings.max_body_bytes
     request.max_form_parts = inputs.MAX_PARAMS
-    inputs.check_request(config["UAUTH_MAX_PARAM_LENGTH"],
+    inputs.check_request(settings.max_param_length,
                          unique=request.blueprint in STRICT_PARAMS,
                          basic=request.blueprint == "uauth.token")
 

@@ -58,13 +58,13 @@ def _to_login() -> ResponseReturnValue:
 
 
 def _editable() -> tuple[Attribute, ...]:
-    known = catalogue(get_state().config["UAUTH_ATTRIBUTES"])
+    known = catalogue(get_state().settings.attributes)
     return tuple(a for a in known.values() if a.editable)
 
 
 def _profile_form(user: User, *, submitted: bool) -> FlaskForm:
     return make_form(_editable(), user.profile, submitted=submitted,
-                     required=get_state().config["UAUTH_REQUIRED_ATTRIBUTES"])
+                     required=get_state().settings.required_attributes)
 
 
 def _editor() -> EditableDirectory | None:
@@ -74,10 +74,10 @@ def _editor() -> EditableDirectory | None:
 def _read_only(user: User, *, everything: bool) -> list[tuple[str, str]]:
     """What the operator keeps in the profile (not editable here, but shared with apps), or
     ``everything`` when the user directory is a host app's that keeps its own profiles."""
-    config = get_state().config
-    known = catalogue(config["UAUTH_ATTRIBUTES"])
+    settings = get_state().settings
+    known = catalogue(settings.attributes)
     names = [a.name for a in known.values() if everything or not a.editable]
-    for scope in config["UAUTH_CUSTOM_SCOPES"].values():
+    for scope in settings.custom_scopes.values():
         names.extend(n for n in scope["claims"].values() if n not in known)
     shown = []
     for name in dict.fromkeys(names):
@@ -103,7 +103,7 @@ def _date(timestamp: int | None) -> str:
 def _apps(user: User) -> list[dict[str, Any]]:
     state = get_state()
     store = state.store
-    custom = state.config["UAUTH_CUSTOM_SCOPES"]
+    custom = state.settings.custom_scopes
     shown = []
     for app in apps_of(store, user.id, state.now()):
         client = get_state().clients.get(app.client_id)

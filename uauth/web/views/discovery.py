@@ -31,32 +31,32 @@ def endpoint_url(state: AppState, endpoint: str) -> str:
 
 def build_metadata(state: AppState) -> dict[str, Any]:
     """Advertise exactly what is implemented; grows with the grants registered."""
-    config = state.config
+    settings = state.settings
     grant_types = sorted({g.GRANT_TYPE for g, _ in state.server._token_grants}
                          | {"implicit" for g, _ in state.server._authorization_grants
                             if any("token" in rt.split() for rt in g.RESPONSE_TYPES)})
     response_types = sorted({rt for g, _ in state.server._authorization_grants
                              for rt in g.RESPONSE_TYPES}, key=lambda rt: (len(rt), rt))
-    pkce = ["S256", "plain"] if config["UAUTH_ALLOW_PLAIN_PKCE"] else ["S256"]
+    pkce = ["S256", "plain"] if settings.allow_plain_pkce else ["S256"]
     return {
         "issuer": state.issuer,
         "authorization_endpoint": endpoint_url(state, "uauth.ui.authorize"),
         "token_endpoint": endpoint_url(state, "uauth.token.token"),
         "userinfo_endpoint": endpoint_url(state, "uauth.userinfo.userinfo"),
         "jwks_uri": endpoint_url(state, "uauth.discovery.jwks"),
-        "scopes_supported": list(config["UAUTH_SCOPES"]),
+        "scopes_supported": list(settings.known_scopes),
         "response_types_supported": response_types,
         "response_modes_supported": list(RESPONSE_MODES),
         "grant_types_supported": grant_types,
         "subject_types_supported": ["public", "pairwise"],
-        "id_token_signing_alg_values_supported": list(config["UAUTH_SIGNING_ALGS"]),
+        "id_token_signing_alg_values_supported": list(settings.signing_algs),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none"],
         "revocation_endpoint": endpoint_url(state, "uauth.token.revoke"),
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
         "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
-        "claims_supported": claims_supported(config["UAUTH_CUSTOM_SCOPES"]),
+        "claims_supported": claims_supported(settings.custom_scopes),
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": True,
@@ -76,7 +76,7 @@ def cached_json(state: AppState, name: str, build: Callable[[AppState], Any]) ->
     if body is None:
         body = state.cache[name] = json.dumps(build(state))
     response = Response(body, mimetype="application/json")
-    response.headers["Cache-Control"] = f"public, max-age={state.config['UAUTH_DISCOVERY_MAX_AGE']}"
+    response.headers["Cache-Control"] = f"public, max-age={state.settings.discovery_max_age}"
     return response
 
 

@@ -56,7 +56,7 @@ def login() -> ResponseReturnValue:
                                                                  current_app.secret_key or ""),
                                 max_age=DEVICE_MAX_AGE, secure=state.issuer.startswith("https://"),
                                 httponly=True, samesite="Lax",
-                                path=state.config["UAUTH_URL_PREFIX"] or "/")
+                                path=state.settings.url_prefix or "/")
             return response
         if not wait:
             state.metrics.login_failed()

@@ -25,7 +25,7 @@ def metrics() -> ResponseReturnValue:
     state = get_state()
     if not isinstance(state.metrics, Metrics):
         abort(404)
-    expected = state.config["UAUTH_METRICS_TOKEN"]
+    expected = state.settings.metrics_token
     if expected:
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(

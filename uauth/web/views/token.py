@@ -37,7 +37,7 @@ def request_body() -> MultiDict[str, str]:
             raise BadInput("The JSON body must be an object.")
         if not all(isinstance(v, str) for v in data.values()):
             raise BadInput("Every JSON parameter must be a string.")
-        check_params(data.items(), get_state().config["UAUTH_MAX_PARAM_LENGTH"], unique=True)
+        check_params(data.items(), get_state().settings.max_param_length, unique=True)
         return MultiDict(data)
     raise BadInput("Content-Type must be application/x-www-form-urlencoded or "
                    "application/json.")

@@ -31,7 +31,7 @@ def userinfo() -> ResponseReturnValue:
     if user is None:
         return bearer_challenge(401, "invalid_token", "The token is not a user's.")
     claims = outcome.claims
-    custom = get_state().config["UAUTH_CUSTOM_SCOPES"]
+    custom = get_state().settings.custom_scopes
     body = {"sub": claims["sub"], **claims_for_scopes(custom, user, outcome.scopes)}
     named = claims.get(USERINFO_CLAIMS)  # the claims parameter's userinfo member (OIDC §5.5)
     if isinstance(named, list):
