@@ -25,7 +25,6 @@ from uauth.core.models import Client
 
 from .end_session import EndSession
 from .endpoints import register_endpoints
-from .grants import persist_refresh_token
 from .grants import register_grants
 
 if TYPE_CHECKING:
@@ -59,21 +58,6 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
                  issuer: str) -> None:
         super().__init__(method=method, uri=issuer + path, headers=headers)
         self.payload = _Payload(data)
-        #: Set by the authorization view: how the user authenticated (tokens.Authentication).
-        self.auth: Any = None
-        #: The grant (token family) the issued tokens belong to.
-        self.grant_id: str | None = None
-        #: Claims context carried from the authorization request (nonce, claims request).
-        self.nonce: str | None = None
-        #: Claim names asked for by the ``claims`` parameter: ``{"userinfo": [...],
-        #: "id_token": [...]}`` (see :class:`uauth.oauth.authrequest.RequestedClaims`).
-        self.requested_claims: dict[str, list[str]] | None = None
-        #: A refresh token record to persist in save_token.
-        self.pending_refresh: tuple[str, dict[str, Any], int] | None = None
-        #: Set by the refresh grant: the value of the token that replaces the one presented.
-        self.next_refresh_token: str | None = None
-        #: Audiences (RFC 8707 resource indicators) the access token is for; None: the issuer.
-        self.audience: list[str] | None = None
 
     @property
     def form(self) -> MultiDict[str, str]:
@@ -131,7 +115,9 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
         return client
 
     def save_token(self, token: dict[str, Any], request: UAuthRequest) -> None:
-        persist_refresh_token(self.state, request)
+        """Nothing left to save: what must be stored (a refresh token) was stored where the
+        tokens were issued (:func:`uauth.oauth.grants.issuance.issue_refresh_token`); access
+        and ID tokens are JWTs, never stored."""
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):

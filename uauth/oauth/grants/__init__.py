@@ -23,13 +23,12 @@ from .common import CODE
 from .common import USERINFO_CLAIMS
 from .front_channel import HybridGrant
 from .front_channel import ImplicitGrant
-from .issuance import persist_refresh_token
 from .refresh_token import RefreshTokenGrant
 
 if TYPE_CHECKING:
     from uauth.oauth.server import UAuthServer
 
-__all__ = ["CODE", "REFRESH", "USERINFO_CLAIMS", "persist_refresh_token", "register_grants"]
+__all__ = ["CODE", "REFRESH", "USERINFO_CLAIMS", "register_grants"]
 
 
 def register_grants(server: UAuthServer) -> None:

@@ -64,7 +64,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         known = set(state_of(self).settings.known_scopes)
         if any(s not in known or s not in client.allowed_scopes for s in requested):
             raise InvalidScopeError("The requested scope exceeds what this client may request.")
-        request.audience = requested_audience(request, client)
+        self.context.audience = requested_audience(request, client)
 
     def granted_scope(self) -> str:
         request: UAuthRequest = self.request

@@ -31,6 +31,7 @@ from .common import check_requested_scope
 from .common import new_code
 from .common import new_grant_id
 from .common import state_of
+from .context import IssueContext
 from .issuance import IssuesTokens
 from .issuance import wants_refresh_token
 
@@ -55,13 +56,13 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if not grant_user:
             raise AccessDeniedError(redirect_uri=redirect_uri)
         self.request.user = grant_user
-        begin_grant(state_of(self), self.request)
+        begin_grant(state_of(self), self.request, self.context)
         code = self.generate_authorization_code()
         self.save_authorization_code(code, self.request)
         return authorization_response(self, redirect_uri, [("code", code)])
 
     def save_authorization_code(self, code: str, request: UAuthRequest) -> None:
-        save_code(state_of(self), code, request)
+        save_code(state_of(self), code, request, self.context)
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         if len(code) > MAX_CODE_LENGTH:
@@ -81,10 +82,8 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             return None
         if record.client_id != client.client_id:
             return None
-        self.request.grant_id = record.grant_id
-        self.request.nonce = record.nonce
-        self.request.requested_claims = record.claims
-        self.request.auth = Authentication.of(record)
+        self.context = IssueContext(auth=Authentication.of(record), grant_id=record.grant_id,
+                                    nonce=record.nonce, requested_claims=record.claims)
         return record
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
@@ -94,34 +93,34 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         return active_user(self, authorization_code.user_id)
 
 
-def begin_grant(state: State, request: UAuthRequest) -> None:
+def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
     """A new grant for ``request.user``: its id, remembered per user and client for as long as
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
     from /account, and in its login session, so logout revokes it and notifies the client."""
-    request.grant_id = new_grant_id()
+    ctx.grant_id = new_grant_id()
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
     # Only refresh tokens granted offline_access outlive the login (OIDC Core §11).
     outlives_login = offline and "offline_access" in str(request.scope).split()
-    sid = request.auth.sid if request.auth is not None else None
-    remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
+    sid = ctx.auth.sid if ctx.auth is not None else None
+    remember_grant(state.store, request.user.id, request.client.client_id, ctx.grant_id,
                    lives=grant_lifetime(state.settings, offline=offline), now=state.now(),
                    sid=sid, revoke_at_logout=not outlives_login,
                    keep=int(state.settings.session_ttl) if sid else None)
 
 
-def save_code(state: State, code: str, request: UAuthRequest) -> None:
-    """Store what a code stands for, under its digest, in the request's grant."""
+def save_code(state: State, code: str, request: UAuthRequest, ctx: IssueContext) -> None:
+    """Store what a code stands for, under its digest, in the context's grant."""
     data = request.payload.data
-    auth: Authentication = request.auth
+    auth = ctx.auth
     challenge = data.get("code_challenge")
-    assert request.grant_id is not None
+    assert auth is not None and ctx.grant_id is not None
     record = AuthorizationCode(
         client_id=request.client.client_id,
         user_id=request.user.id,
         scope=request.scope,
         redirect_uri=request.payload.redirect_uri,
-        grant_id=request.grant_id,
+        grant_id=ctx.grant_id,
         auth_time=auth.auth_time,
         nonce=data.get("nonce"),
         code_challenge=challenge,
@@ -130,7 +129,7 @@ def save_code(state: State, code: str, request: UAuthRequest) -> None:
         amr=list(auth.amr),
         acr=auth.acr,
         sid=auth.sid,
-        claims=request.requested_claims,
+        claims=ctx.requested_claims,
     )
     state.store.save(CODE, hash_key(code), record.to_record(),
                      ttl=state.settings.code_ttl, grant_id=record.grant_id)

@@ -26,6 +26,7 @@ from .common import check_requested_scope
 from .common import is_openid
 from .common import new_code
 from .common import state_of
+from .context import Contextual
 from .issuance import id_token_for
 from .issuance import issue_tokens
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from uauth.oauth.server import UAuthRequest
 
 
-class FrontChannelGrant:
+class FrontChannelGrant(Contextual):
     """What implicit and hybrid grants share: request rules and the response they build.
 
     Authlib's OpenID grants supply the response types; the checks are the code flow's (the
@@ -78,13 +79,13 @@ class FrontChannelGrant:
             raise AccessDeniedError(redirect_uri=redirect_uri)
         request = self.request
         request.user = grant_user
-        begin_grant(state_of(self), request)
+        begin_grant(state_of(self), request, self.context)
         types = set(request.payload.response_type.split())
         params: list[tuple[str, str]] = []
         code = access_token = None
         if "code" in types:
             code = new_code()
-            save_code(state_of(self), code, request)
+            save_code(state_of(self), code, request, self.context)
             params.append(("code", code))
         if "token" in types:
             token = issue_tokens(self, grant_user, request.scope, include_refresh_token=False,
@@ -104,13 +105,14 @@ class FrontChannelGrant:
         no /userinfo call can fetch them (OIDC Core §5.4)."""
         request = self.request
         state = state_of(self)
-        request.nonce = request.payload.data.get("nonce")
+        self.context.nonce = request.payload.data.get("nonce")
         extra = None
         if access_token is None and code is None:
             extra = claims_for_scopes(state.settings.custom_scopes, user,
                                       scope_to_list(request.scope) or [])
-        return id_token_for(state, request, user, subject(state.subjects, user, request.client),
-                            request.scope, access_token=access_token, code=code, extra=extra)
+        sub = subject(state.subjects, user, request.client)
+        return id_token_for(state, request, self.context, user, sub, request.scope,
+                            access_token=access_token, code=code, extra=extra)
 
 
 class ImplicitGrant(FrontChannelGrant, OpenIDImplicitGrant):  # type: ignore[misc]

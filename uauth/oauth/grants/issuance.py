@@ -12,6 +12,7 @@ from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
 from uauth.core.audit import TOKEN_ISSUED
 from uauth.core.audit import TOKEN_REFRESHED
 from uauth.core.audit import audit
+from uauth.core.claims import CustomScopes
 from uauth.core.claims import claim_scopes
 from uauth.core.claims import claims_by_name
 from uauth.core.claims import subject
@@ -27,6 +28,8 @@ from uauth.storage import hash_key
 from .common import USERINFO_CLAIMS
 from .common import is_openid
 from .common import state_of
+from .context import Contextual
+from .context import IssueContext
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -57,20 +60,22 @@ def id_token_alg(state: State, client: Client) -> str:
 def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_token: bool,
                  with_id_token: bool) -> dict[str, Any]:
     """The token response body for one grant: an RFC 9068 access token, and as due a refresh
-    token (persisted by ``save_token``) and an ID token."""
+    token (stored here, see :func:`issue_refresh_token`) and an ID token."""
     state = state_of(grant)
     request: UAuthRequest = grant.request
+    ctx: IssueContext = grant.context
     client: Client = request.client
-    auth: Authentication | None = request.auth
+    auth: Authentication | None = ctx.auth
     rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
     if user is None:
         sub = client.client_id
     else:
         sub = rotated.sub if rotated is not None else subject(state.subjects, user, client)
-    userinfo_claims = requested_claims(state, request, "userinfo", scope)
+    userinfo_claims = requested_claims(request, ctx, "userinfo", scope,
+                                       state.settings.custom_scopes)
     access_token, claims = mint_access_token(
-        state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
-        audience=request.audience,
+        state, client_id=client.client_id, sub=sub, scope=scope, grant_id=ctx.grant_id,
+        audience=ctx.audience,
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
         extra={USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else None,
     )
@@ -85,60 +90,65 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     # client narrowed the scope of this access token.
     granted = rotated.scope if rotated is not None else scope
     if include_refresh_token and user is not None and wants_refresh_token(client, granted):
-        token["refresh_token"] = prepare_refresh_token(state, request, user, granted, sub)
+        token["refresh_token"] = issue_refresh_token(state, request, ctx, user, granted, sub)
     if with_id_token and user is not None and auth is not None and is_openid(scope):
-        token["id_token"] = id_token_for(state, request, user, sub, scope,
+        token["id_token"] = id_token_for(state, request, ctx, user, sub, scope,
                                          access_token=access_token)
     grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
     state.metrics.token_issued(grant_type)
     audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,
           client_id=client.client_id, user_id=user.id if user is not None else None,
-          grant_type=grant_type, grant=(request.grant_id or "")[:8] or None, scope=scope,
+          grant_type=grant_type, grant=(ctx.grant_id or "")[:8] or None, scope=scope,
           tokens=" ".join(k for k in ("access_token", "refresh_token", "id_token")
                           if k in token))
     return token
 
 
-def id_token_for(state: State, request: UAuthRequest, user: User, sub: str, scope: str, *,
+def id_token_for(state: State, request: UAuthRequest, ctx: IssueContext, user: User, sub: str,
+                 scope: str, *,
                  access_token: str | None = None, code: str | None = None,
                  extra: dict[str, Any] | None = None) -> str:
     """The ID token of a grant, from /token or the authorization endpoint: the claims asked
     for by name, ``at_hash``/``c_hash`` for what travels with it, the client's algorithm."""
     client: Client = request.client
-    named = claims_by_name(state.settings.custom_scopes, user,
-                           requested_claims(state, request, "id_token", scope))
+    assert ctx.auth is not None, "an ID token is only issued for an authenticated user"
+    custom = state.settings.custom_scopes
+    named = claims_by_name(custom, user, requested_claims(request, ctx, "id_token", scope, custom))
     return mint_id_token(
-        state, client_id=client.client_id, sub=sub, auth=request.auth, nonce=request.nonce,
+        state, client_id=client.client_id, sub=sub, auth=ctx.auth, nonce=ctx.nonce,
         access_token=access_token, code=code, alg=id_token_alg(state, client),
         extra={**(extra or {}), **named},
     )
 
 
-def requested_claims(state: State, request: UAuthRequest, target: str,
-                     scope: str | None = None) -> list[str]:
+def requested_claims(request: UAuthRequest, ctx: IssueContext, target: str,
+                     scope: str | None, custom_scopes: CustomScopes) -> list[str]:
     """Claim names the ``claims`` parameter asked for at ``target`` (userinfo or id_token).
 
     :param scope: the scope of the token being issued: a refresh that narrowed the grant's
         scope drops the claims of the scopes it left out (RFC 6749 §6).
     """
-    names = list((request.requested_claims or {}).get(target, []))
+    names = list((ctx.requested_claims or {}).get(target, []))
     rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
     if scope is None or rotated is None:
         return names
     dropped = set(rotated.scope.split()) - set(scope.split())
-    by_scope = claim_scopes(state.settings.custom_scopes)
+    by_scope = claim_scopes(custom_scopes)
     return [name for name in names if by_scope.get(name) not in dropped]
 
 
-def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope: str,
-                          sub: str) -> str:
-    """Create a refresh token; its record is saved by ``save_token`` after the response is built.
+def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, user: User,
+                        scope: str, sub: str) -> str:
+    """Create and store a refresh token, here where the response that carries it is built.
 
     A rotation's successor keeps its family's absolute end, so it lives for the idle TTL or what
-    is left of the family, whichever is shorter.
+    is left of the family, whichever is shorter. It is added only when absent: a retried
+    rotation (grace window) hands out the same successor, which the first attempt saved, or,
+    when storage failed between the rotation and this save, did not.
     """
-    raw = request.next_refresh_token or secrets.token_urlsafe(32)
-    auth: Authentication = request.auth
+    raw = ctx.successor or secrets.token_urlsafe(32)
+    auth = ctx.auth
+    assert auth is not None, "a refresh token is only issued for an authenticated user"
     now = state.now()
     rotated = request.refresh_token if isinstance(request.refresh_token, RefreshToken) else None
     family_expires = rotated.family_expires_at if rotated is not None else (
@@ -146,26 +156,16 @@ def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope
     ttl = max(min(state.settings.refresh_token_idle_ttl, family_expires - now), 1)
     record = RefreshToken(
         client_id=request.client.client_id, user_id=user.id, sub=sub, scope=scope,
-        grant_id=str(request.grant_id), auth_time=auth.auth_time, issued_at=now,
+        grant_id=str(ctx.grant_id), auth_time=auth.auth_time, issued_at=now,
         expires_at=now + ttl, family_expires_at=family_expires, amr=list(auth.amr),
-        acr=auth.acr, sid=auth.sid, claims=request.requested_claims,
+        acr=auth.acr, sid=auth.sid, claims=ctx.requested_claims,
     )
-    request.pending_refresh = (hash_key(raw), record.to_record(), ttl)
+    state.store.add(REFRESH, hash_key(raw), record.to_record(), ttl=ttl,
+                    grant_id=record.grant_id)
     return raw
 
 
-def persist_refresh_token(state: State, request: UAuthRequest) -> None:
-    """Store the refresh token prepared for this response, unless it is stored already: a
-    retried rotation (grace window) hands out the same successor, which the first attempt
-    saved, or, when storage failed between the rotation and this save, did not."""
-    if request.pending_refresh is None:
-        return
-    key, record, ttl = request.pending_refresh
-    state.store.add(REFRESH, key, record, ttl=ttl, grant_id=record["grant_id"])
-    request.pending_refresh = None
-
-
-class IssuesTokens:
+class IssuesTokens(Contextual):
     """Routes Authlib's ``generate_token`` to :func:`issue_tokens`."""
 
     WITH_ID_TOKEN = True

@@ -24,6 +24,7 @@ from uauth.storage import hash_key
 
 from .common import active_user
 from .common import state_of
+from .context import IssueContext
 from .issuance import IssuesTokens
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             raise InvalidGrantError("The refresh token is invalid or has expired.")
         retried = None
         if outcome.first:
-            request.next_refresh_token = record_rotation(state, presented, token)
+            successor = record_rotation(state, presented, token)
         else:
             retried = retried_successor(state, presented)
             if retried is None:
@@ -75,7 +76,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
                 audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
                       kind=REFRESH, grant=token.grant_id[:8])
                 raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
-            request.next_refresh_token = retried
+            successor = retried
         # The first caller always gets its answer. Should the family be revoked meanwhile (by
         # a replay racing this request, or /revoke), the grant's deny-list marker refuses the
         # tokens minted here wherever they are used.
@@ -83,9 +84,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         if user is None:
             raise InvalidGrantError("The user of this grant is no longer active.")
         request.user = user
-        request.grant_id = token.grant_id
-        request.auth = Authentication.of(token)
-        request.requested_claims = token.claims
+        self.context = IssueContext(auth=Authentication.of(token), grant_id=token.grant_id,
+                                    requested_claims=token.claims, successor=successor)
         body: dict[str, Any] = self.issue_token(user, token)
         self.save_token(body)
         return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -12,6 +12,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from uauth.oauth.authrequest import parse_auth_params
+from uauth.oauth.grants.context import IssueContext
 from uauth.oauth.responses import check_response_mode
 from uauth.web.errors import error_page
 from uauth.web.errors import error_response
@@ -56,8 +57,7 @@ def authorize() -> ResponseReturnValue:
         if err.redirect_uri is None:
             err.redirect_uri = grant.redirect_uri
         return error_response(err, params, ix.client)
-    grant.request.auth = ix.auth
-    grant.request.requested_claims = ix.oidc.claims.to_record()
+    grant.context = IssueContext(auth=ix.auth, requested_claims=ix.oidc.claims.to_record())
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
     return issue(grant, ix.user, params)
