@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from uauth.core.clients import CLIENT
+from uauth.core.clients import ORIGIN
 from uauth.core.clients import ClientCache
 from uauth.core.clients import Registration
+from uauth.core.clients import origin_allowed
 from uauth.core.clients import register_client
 from uauth.core.clients import remove_client
 from uauth.storage import Store
@@ -38,3 +41,32 @@ def test_new_clients_are_found_at_once_and_ttl_zero_never_caches(store: Store) -
     remove_client(store, client.client_id)
     assert uncached.get(client.client_id) is None
     assert cache.get("") is None and cache.get(None) is None
+
+
+def test_clients_sharing_an_origin_each_keep_their_own_entry(store: Store) -> None:
+    origin = "https://spa.example"
+    first, _ = register_client(store, Registration(
+        name="A", redirect_uris=["https://spa.example/cb"], allowed_origins=[origin]))
+    second, _ = register_client(store, Registration(
+        name="B", redirect_uris=["https://spa.example/cb"], allowed_origins=[origin]))
+    assert origin_allowed(store, origin)
+    remove_client(store, first.client_id)
+    assert origin_allowed(store, origin), "the other client still lists it"
+    remove_client(store, second.client_id)
+    assert not origin_allowed(store, origin)
+
+
+def test_an_origin_index_written_before_per_client_records_still_counts(store: Store) -> None:
+    origin = "https://old.example"
+    registered = [register_client(store, Registration(
+        name=name, redirect_uris=[], grant_types=["client_credentials"]))[0] for name in "AB"]
+    for client in registered:  # as stored then: the client lists the origin, and one index
+        client.allowed_origins = [origin]
+        store.save(CLIENT, client.client_id, client.to_record(), ttl=None)
+    first, second = registered
+    store.save(ORIGIN, origin, {"clients": sorted([first.client_id, second.client_id])}, ttl=None)
+    assert origin_allowed(store, origin)
+    remove_client(store, first.client_id)
+    assert origin_allowed(store, origin) and store.find(ORIGIN, origin) is None
+    remove_client(store, second.client_id)
+    assert not origin_allowed(store, origin)

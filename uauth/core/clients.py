@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from .state import State
 
 CLIENT = "client"
-#: ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client.
+#: The ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client:
+#: one record per browser origin and client that lists it, grouped per origin.
+CLIENT_ORIGIN = "client_origin"
+#: The index before CLIENT_ORIGIN: one list of client ids per origin (read, never written).
 ORIGIN = "cors_origin"
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
@@ -447,18 +450,35 @@ def remove_client(store: Store, client_id: str) -> bool:
     return True
 
 
+def origin_group(origin: str) -> str:
+    """The group holding one :data:`CLIENT_ORIGIN` record per client that lists ``origin``."""
+    return f"origins-of:{origin}"
+
+
 def origin_allowed(store: Store, origin: str) -> bool:
     """True when some registered client lists this browser origin (CORS)."""
-    record = store.find(ORIGIN, origin.lower())
+    origin = origin.lower()
+    if any(kind == CLIENT_ORIGIN for kind, _, _ in store.grant_records(origin_group(origin))):
+        return True
+    record = store.find(ORIGIN, origin)  # the index as uauth wrote it before CLIENT_ORIGIN
     return bool(record and record.get("clients"))
 
 
 def _index_origins(store: Store, client_id: str, old: set[str], new: set[str]) -> None:
-    for origin in old ^ new:
-        record = store.find(ORIGIN, origin) or {"clients": []}
-        ids = set(record["clients"])
-        ids.add(client_id) if origin in new else ids.discard(client_id)
-        if ids:
-            store.save(ORIGIN, origin, {"clients": sorted(ids)}, ttl=None)
-        else:
+    """One record per origin and client, grouped per origin: registering or removing a client
+    writes only its own records, so concurrent registrations never overwrite each other (the
+    one shared list per origin this replaces was a read-modify-write)."""
+    for origin in new - old:
+        store.save(CLIENT_ORIGIN, f"{origin} {client_id}", {"client_id": client_id}, ttl=None,
+                   grant_id=origin_group(origin))
+    for origin in old - new:
+        store.delete(CLIENT_ORIGIN, f"{origin} {client_id}")
+        legacy = store.find(ORIGIN, origin)
+        if legacy is not None and client_id in legacy.get("clients", ()):
+            # A list written before CLIENT_ORIGIN: drop the whole list once any of its clients
+            # goes, after giving each remaining client its own record (no read-modify-write).
+            for other in legacy["clients"]:
+                if other != client_id:
+                    store.save(CLIENT_ORIGIN, f"{origin} {other}", {"client_id": other},
+                               ttl=None, grant_id=origin_group(origin))
             store.delete(ORIGIN, origin)
