@@ -25,6 +25,7 @@ from tests.redis_server import RedisServer
 from uauth import create_app
 from uauth.core.clients import Registration
 from uauth.core.clients import register_client
+from uauth.core.records import USERNAME
 from uauth.core.users import StoreUsers
 from uauth.extension import get_state
 
@@ -34,7 +35,6 @@ from .driver import Target
 from .driver import prepare
 from .servers import PASSWORD
 from .servers import REDIRECT_URI
-from .servers import USERNAME
 
 ISSUER = "http://127.0.0.1:5000"
 

@@ -15,8 +15,8 @@ from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.core.models import User
+from uauth.core.records import REFRESH
 from uauth.extension import get_state
-from uauth.oauth.grants import REFRESH
 from uauth.storage import Store
 from uauth.storage import hash_key
 from uauth.storage.memory import MemoryStore

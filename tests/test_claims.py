@@ -17,10 +17,10 @@ from tests.conftest import FakeClock
 from tests.http_stub import serve
 from uauth import create_app
 from uauth.core.claims import SALT
-from uauth.core.claims import SETTING
-from uauth.core.claims import SUBJECT
 from uauth.core.claims import shared_salt
 from uauth.core.clients import RegistrationError
+from uauth.core.records import SETTING
+from uauth.core.records import SUBJECT
 from uauth.core.settings import ConfigError
 from uauth.extension import get_state
 from uauth.ops.instance import SALT_FILE

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from uauth.core.clients import CLIENT
-from uauth.core.clients import ORIGIN
 from uauth.core.clients import ClientCache
 from uauth.core.clients import Registration
 from uauth.core.clients import origin_allowed
 from uauth.core.clients import register_client
 from uauth.core.clients import remove_client
+from uauth.core.records import CLIENT
+from uauth.core.records import ORIGIN
 from uauth.storage import Store
 
 

@@ -13,7 +13,7 @@ from tests.app_driver import Driver
 from tests.app_driver import basic_auth
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
-from uauth.core.refresh import REFRESH
+from uauth.core.records import REFRESH
 from uauth.core.tokens import revoke_grant
 from uauth.extension import get_state
 from uauth.storage import Store

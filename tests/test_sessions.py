@@ -20,8 +20,8 @@ from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from tests.logout_receiver import receiver
 from uauth.core.models import LoginSession
-from uauth.core.sessions import ENDED
-from uauth.core.sessions import SESSION
+from uauth.core.records import ENDED
+from uauth.core.records import SESSION
 from uauth.core.sessions import end
 from uauth.extension import get_state
 from uauth.storage import Store

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from uauth.core.records import SETTING
+from uauth.core.records import SUBJECT
 from uauth.storage import StorageError
 from uauth.storage import Store
 
@@ -179,8 +181,6 @@ def claims_by_name(custom: CustomScopes, user: User, names: Iterable[str]) -> di
 # --- subjects (OIDC Core §8) -------------------------------------------------------------------
 
 PAIRWISE = "pairwise"
-#: Pairwise sub -> local user id, so a pairwise sub can be resolved without ever being reversible.
-SUBJECT = "subject"
 _PAIRWISE_SHAPE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
@@ -194,8 +194,6 @@ def pairwise_subject(salt: bytes, sector: str, local_id: str) -> str:
     return urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-#: Provider-wide values every worker and host must share, kept in storage.
-SETTING = "setting"
 SALT = "pairwise_salt"
 
 

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 
+from uauth.core.records import CLIENT
+from uauth.core.records import CLIENT_ORIGIN
+from uauth.core.records import ORIGIN
 from uauth.storage import Store
 from uauth.storage import hash_key
 
@@ -33,12 +36,6 @@ from .settings import is_loopback_host
 if TYPE_CHECKING:
     from .state import State
 
-CLIENT = "client"
-#: The ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client:
-#: one record per browser origin and client that lists it, grouped per origin.
-CLIENT_ORIGIN = "client_origin"
-#: The index before CLIENT_ORIGIN: one list of client ids per origin (read, never written).
-ORIGIN = "cors_origin"
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
 RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token",

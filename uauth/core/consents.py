@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from uauth.core.records import APP_GRANT
+from uauth.core.records import CONSENT
 from uauth.storage import Record
 from uauth.storage import Store
 
@@ -23,9 +25,6 @@ if TYPE_CHECKING:
     from uauth.core.settings import Settings
     from uauth.core.state import State
 
-CONSENT = "consent"
-#: One record per grant a client got for a user, kept as long as the grant's tokens can live.
-APP_GRANT = "app_grant"
 
 
 def _key(user_id: str, client_id: str) -> str:

@@ -35,6 +35,7 @@ from typing import Any
 
 from cryptography.fernet import MultiFernet
 
+from uauth.core.records import KEYSET
 from uauth.storage import Clock
 from uauth.storage import StorageError
 from uauth.storage import StorageUnavailable
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("uauth.keys")
 
-KEYSET = "keyset"
 #: Seconds the write lock lives if its holder dies mid-change.
 LOCK_TTL = 30
 #: Seconds a writer waits for another writer's lock (the CLI, or a worker with no keys yet).

@@ -16,6 +16,8 @@ import secrets
 from base64 import urlsafe_b64encode
 from typing import TYPE_CHECKING
 
+from uauth.core.records import REFRESH
+from uauth.core.records import ROTATED
 from uauth.storage import hash_key
 
 from .models import RefreshToken
@@ -24,8 +26,6 @@ from .tokens import grant_revoked
 if TYPE_CHECKING:
     from uauth.core.state import State
 
-REFRESH = "refresh_token"
-ROTATED = "refresh_token_rotated"
 #: Ours are 43 characters; anything much longer is not worth a storage lookup.
 MAX_REFRESH_TOKEN_LENGTH = 512
 

@@ -20,13 +20,15 @@ import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from uauth.core.records import APP_GRANT
+from uauth.core.records import ENDED
+from uauth.core.records import SESSION
 from uauth.storage import Record
 from uauth.storage import hash_key
 
 from .audit import LOGOUT
 from .audit import audit
 from .backchannel import deliveries
-from .consents import APP_GRANT
 from .consents import apps_group
 from .models import LoginSession
 from .tokens import revoke_grant
@@ -34,9 +36,6 @@ from .tokens import revoke_grant
 if TYPE_CHECKING:
     from uauth.core.state import State
 
-SESSION = "session"
-#: A tombstone per ended session: a late idle-time write cannot bring the session back.
-ENDED = "session_ended"
 
 
 def user_group(user_id: str) -> str:

@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeTimedSerializer
 
+from uauth.core.records import BLOCK
+from uauth.core.records import FAILURES
+
 from .users import canonical_username
 
 if TYPE_CHECKING:
     from uauth.core.settings import Settings
     from uauth.core.state import State
 
-#: Failure counters (``Store.incr``) and the blocks they caused.
-FAILURES = "throttle"
-BLOCK = "throttle_block"
 #: The cookie a browser gets at a successful login, naming the account it signed in to.
 DEVICE_COOKIE = "uauth_device"
 DEVICE_MAX_AGE = 365 * 24 * 3600

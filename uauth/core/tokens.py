@@ -24,6 +24,7 @@ from typing import Protocol
 
 import jwt
 
+from uauth.core.records import REVOKED
 from uauth.storage import Store
 
 from .audit import FAMILY_REVOKED
@@ -33,7 +34,6 @@ from .audit import audit
 if TYPE_CHECKING:
     from uauth.core.state import State
 
-REVOKED = "revoked"
 #: ``typ`` values of our ID tokens (and what an ``id_token_hint`` must carry).
 ID_TOKEN_TYPES = {"jwt"}
 ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}

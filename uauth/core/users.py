@@ -20,12 +20,12 @@ from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 from argon2.exceptions import VerifyMismatchError
 
+from uauth.core.records import USER
+from uauth.core.records import USERNAME
 from uauth.storage import Store
 
 from .models import User
 
-USER = "user"
-USERNAME = "username"
 #: Verification flags (OIDC Core §5.1) and the attribute whose value each vouches for.
 VERIFIED_BY = {"email": "email_verified", "phone_number": "phone_number_verified"}
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from uauth.core.refresh import REFRESH
+from uauth.core.records import CODE
+from uauth.core.records import REFRESH
 
 from .client_credentials import ClientCredentialsGrant
 from .code import AuthorizationCodeGrant
 from .code import Pkce
-from .common import CODE
 from .common import USERINFO_CLAIMS
 from .front_channel import HybridGrant
 from .front_channel import ImplicitGrant

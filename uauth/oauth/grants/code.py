@@ -18,12 +18,12 @@ from uauth.core.consents import remember_grant
 from uauth.core.models import AuthorizationCode
 from uauth.core.models import Client
 from uauth.core.models import User
+from uauth.core.records import CODE
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import revoke_grant
 from uauth.oauth.responses import authorization_response
 from uauth.storage import hash_key
 
-from .common import CODE
 from .common import MAX_CODE_LENGTH
 from .common import active_user
 from .common import check_redirect_uri

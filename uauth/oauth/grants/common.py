@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from uauth.oauth.server import UAuthRequest
 
 
-CODE = "authorization_code"
 
 
 #: Codes and request parameters longer than this are not worth a storage lookup.

@@ -19,7 +19,7 @@ from uauth.core.claims import subject
 from uauth.core.models import Client
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
-from uauth.core.refresh import REFRESH
+from uauth.core.records import REFRESH
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import mint_access_token
 from uauth.core.tokens import mint_id_token

@@ -14,7 +14,7 @@ from uauth.core.audit import REPLAY_DETECTED
 from uauth.core.audit import audit
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
-from uauth.core.refresh import REFRESH
+from uauth.core.records import REFRESH
 from uauth.core.refresh import find_refresh_token
 from uauth.core.refresh import record_rotation
 from uauth.core.refresh import retried_successor
