@@ -7,7 +7,7 @@ INSTANCE ?= instance
 BIND   ?= 127.0.0.1:5000
 WORKERS ?= 2
 
-.PHONY: run test test-fast bench clean example
+.PHONY: run lint test test-fast bench clean example
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +19,25 @@ run: $(STAMP)
 	$(BIN)/uauth --instance $(INSTANCE) init
 	$(BIN)/uauth --instance $(INSTANCE) serve --bind $(BIND) --workers $(WORKERS)
 
-test: $(STAMP)
+# ruff; mypy --strict on uauth, tests and bench ([tool.mypy] in pyproject.toml, warn_unused_ignores);
+# the import-layer contract ([tool.importlinter]) once pyproject.toml has one. Tool versions are
+# pinned exactly in the test extra. tests/test_static_checks.py runs ruff and mypy too, so pytest
+# alone catches a regression (cheap: mypy reuses .mypy_cache).
+LINT_PATHS := uauth tests bench examples
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+	@if grep -q '^\[tool\.importlinter\]' pyproject.toml; then \
+	  echo "$(BIN)/lint-imports"; $(BIN)/lint-imports; \
+	else \
+	  echo "lint-imports: SKIPPED, no [tool.importlinter] contract in pyproject.toml yet"; \
+	fi
+
+# lint first, then the whole suite (.ci/run calls this).
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Notes, a Flask app with its own users and login page that embeds uauth (README: Embedding).
+# Notes, a Flask app with its own users and login page that embeds uauth (docs/embedding.md).
 example: $(STAMP)
 	$(BIN)/flask --app examples/embedded/notes demo
 	$(BIN)/flask --app examples/embedded/notes run --port 5001
@@ -31,7 +46,7 @@ example: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-# Benchmarks (bench/, see README "Performance"): starts its own servers, prints tables; a couple
+# Benchmarks (bench/, see docs/performance.md): starts its own servers, prints tables; a couple
 # of minutes. BENCH_ARGS="--help" lists the options, e.g. --memory 10000 for the leak check.
 # The reference provider (panva's oidc-provider) is installed outside the project, under
 # /tmp/node-op, when npm is available; without it the bench still measures uauth.

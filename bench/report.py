@@ -1,4 +1,4 @@
-"""Tables (Markdown, so one run pastes into README) and the issue's targets, checked."""
+"""Tables (Markdown, so one run pastes into docs/performance.md) and the targets, checked."""
 
 from __future__ import annotations
 

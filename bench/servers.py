@@ -33,7 +33,7 @@ REDIRECT_URI = "http://127.0.0.1:8399/cb"
 USERNAME = "bench"
 PASSWORD = "bench-password-1"  # noqa: S105 - a throwaway user in a throwaway instance
 
-#: Where the reference provider is installed (outside the project; see README "Performance").
+#: Where the reference provider is installed (outside the project; see docs/performance.md).
 REFERENCE_DIR = Path(os.environ.get("UAUTH_BENCH_REFERENCE", "/tmp/node-op"))  # noqa: S108
 #: The shared bench anchor holding the reference's start script (never copied into the project).
 ANCHOR_DIR = Path(os.environ.get("UAUTH_BENCH_ANCHOR",
@@ -180,7 +180,7 @@ def reference_problem() -> str | None:
     if shutil.which("node") is None:
         return "node is not installed"
     if not (REFERENCE_DIR / "node_modules" / "oidc-provider").is_dir():
-        return f"oidc-provider is not installed in {REFERENCE_DIR} (see README, Performance)"
+        return f"oidc-provider is not installed in {REFERENCE_DIR} (see docs/performance.md)"
     if not (REFERENCE_DIR / "provider.mjs").exists() and not (ANCHOR_DIR / "provider.mjs").exists():
         return f"no provider.mjs in {REFERENCE_DIR} or {ANCHOR_DIR}"
     return None

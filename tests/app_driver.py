@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from tests.browser import csrf_token
 from uauth import create_app
@@ -21,6 +22,7 @@ from uauth.core.clients import RegistrationRules
 from uauth.core.clients import register_client
 from uauth.core.models import Client
 from uauth.core.models import User
+from uauth.core.users import StoreUsers
 from uauth.extension import get_state
 from uauth.storage import Store
 
@@ -32,6 +34,20 @@ def basic_auth(client_id: str, secret: str | None) -> dict[str, str]:
     """``Authorization: Basic`` for a client's credentials (RFC 6749 §2.3.1)."""
     pair = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     return {"Authorization": f"Basic {pair}"}
+
+
+def json_of(response: TestResponse) -> dict[str, Any]:
+    """The JSON object in a test client's response; fails the test on anything else."""
+    body = response.get_json(silent=True)
+    assert isinstance(body, dict), (response.status_code, response.text[:500])
+    return body
+
+
+def own_users() -> StoreUsers:
+    """The current app's user directory: uauth's own, which tests may edit directly."""
+    users = get_state().users
+    assert isinstance(users, StoreUsers), users
+    return users
 
 
 def make_app(tmp_path: Path, store: Store, clock: Any, **config: Any) -> Flask:
@@ -52,7 +68,7 @@ class Driver:
 
     def user(self, username: str = "alice", **profile: Any) -> User:
         with self.app.app_context():
-            return get_state().users.create(username, PASSWORD, profile)
+            return own_users().create(username, PASSWORD, profile)
 
     def client(self, **kwargs: Any) -> tuple[Client, str | None]:
         kwargs.setdefault("name", "App")
@@ -67,18 +83,19 @@ class Driver:
             return register_client(state.store, Registration(**kwargs), rules, now=now)
 
     def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
-              ) -> Any:
+              ) -> TestResponse:
         return self.login_at("/login" + (f"?next={next_url}" if next_url else ""), username,
                              password)
 
-    def login_at(self, url: str, username: str = "alice", password: str = PASSWORD) -> Any:
+    def login_at(self, url: str, username: str = "alice", password: str = PASSWORD
+                 ) -> TestResponse:
         """Fill in the login page at ``url`` (e.g. where /authorize redirected)."""
         page = self.http.get(url)
         token = csrf_token(page.text)
         return self.http.post(page.request.full_path, data={
             "csrf_token": token, "username": username, "password": password})
 
-    def authorize(self, **params: str) -> Any:
+    def authorize(self, **params: str) -> TestResponse:
         """GET /authorize, answering a consent page with allow."""
         response = self.http.get("/authorize", query_string=params)
         if response.status_code == 200 and 'name="consent"' in response.text:
@@ -98,7 +115,7 @@ class Driver:
         assert response.status_code == 302, response.text
         return parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
 
-    def token(self, client_id: str, secret: str | None, **data: str) -> Any:
+    def token(self, client_id: str, secret: str | None, **data: str) -> TestResponse:
         headers = basic_auth(client_id, secret) if secret else {}
         if not secret:
             data["client_id"] = client_id

@@ -26,7 +26,7 @@ class Browser:
     def submit(self, page: requests.Response, values: dict[str, str], button: tuple[str, str]
                | None = None) -> requests.Response:
         form = forms(page.text)[0]
-        data = dict(form["fields"])  # type: ignore[arg-type]
+        data = dict(form["fields"])
         data.update(values)
         if button:
             data[button[0]] = button[1]
@@ -96,4 +96,4 @@ def callback(response: requests.Response, redirect_uri: str) -> tuple[str, dict[
     page = forms(response.text)
     assert len(page) == 1 and page[0]["action"] == redirect_uri, page
     assert str(page[0]["method"]).lower() == "post"
-    return "form_post", dict(page[0]["fields"])  # type: ignore[arg-type]
+    return "form_post", dict(page[0]["fields"])

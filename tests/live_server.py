@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -53,7 +54,7 @@ class LiveServer:
         self.stop()
         raise RuntimeError(f"uauth serve did not answer: {self.log_path.read_text()[-2000:]}")
 
-    def _spawn(self, log: object) -> subprocess.Popen[str]:
+    def _spawn(self, log: IO[str]) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "uauth", "serve", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers)],

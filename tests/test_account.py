@@ -11,6 +11,7 @@ import pytest
 from tests.app_driver import PASSWORD
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
@@ -118,9 +119,9 @@ def test_revoking_an_app_revokes_its_refresh_tokens_and_consent(shared_instance:
     other, other_secret = driver.client(name="Other App")
     driver.login()
     code = driver.code(client.client_id, scope="openid offline_access profile")
-    token = driver.token(client.client_id, secret, code=code).json
-    kept = driver.token(other.client_id, other_secret,
-                        code=driver.code(other.client_id, scope="openid offline_access")).json
+    token = json_of(driver.token(client.client_id, secret, code=code))
+    kept = json_of(driver.token(other.client_id, other_secret,
+                                code=driver.code(other.client_id, scope="openid offline_access")))
     assert store.find(REFRESH, hash_key(token["refresh_token"])) is not None
     page = driver.http.get("/account")
     assert "Photo App" in page.text and "Other App" in page.text

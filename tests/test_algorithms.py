@@ -14,6 +14,7 @@ import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.core.clients import RegistrationError
@@ -50,8 +51,8 @@ def test_each_algorithm_signs_id_and_access_tokens(alg: str, tmp_path: Path,
     client, secret = driver.client(id_token_signed_response_alg=alg, enabled_algs=ALGS)
     response = flow(driver, client.client_id, secret)
     assert response.status_code == 200, response.text
-    token = response.json
-    document = driver.http.get("/jwks.json").json
+    token = json_of(response)
+    document = json_of(driver.http.get("/jwks.json"))
     assert sorted(k["alg"] for k in document["keys"]) == sorted(ALGS)
     jwks = jwt.PyJWKSet.from_dict(document)
     for name, audience, typ in (("id_token", client.client_id, "JWT"),
@@ -72,14 +73,14 @@ def test_each_algorithm_signs_id_and_access_tokens(alg: str, tmp_path: Path,
 
 def test_discovery_lists_the_enabled_algorithms(tmp_path: Path, clock: FakeClock) -> None:
     default = Driver.of(make_app(tmp_path / "a", MemoryStore(clock=clock), clock))
-    meta = default.http.get("/.well-known/openid-configuration").json
+    meta = json_of(default.http.get("/.well-known/openid-configuration"))
     assert meta["id_token_signing_alg_values_supported"] == ["RS256"]
     some = Driver.of(make_app(tmp_path / "b", MemoryStore(clock=clock), clock,
                               UAUTH_SIGNING_ALGS="EdDSA", UAUTH_ACCESS_TOKEN_ALG="ES256"))
-    meta = some.http.get("/.well-known/openid-configuration").json
+    meta = json_of(some.http.get("/.well-known/openid-configuration"))
     assert meta["id_token_signing_alg_values_supported"] == ["RS256", "ES256", "EdDSA"], \
         "RS256 is always there (OIDC Discovery §3), and the access token algorithm too"
-    assert sorted(k["alg"] for k in some.http.get("/jwks.json").json["keys"]) == [
+    assert sorted(k["alg"] for k in json_of(some.http.get("/jwks.json"))["keys"]) == [
         "ES256", "EdDSA", "RS256"]
 
 
@@ -100,8 +101,8 @@ def test_a_client_whose_algorithm_was_disabled_gets_a_clear_error(tmp_path: Path
     after = Driver.of(make_app(tmp_path / "b", store, clock, SECRET_KEY=SECRET))
     response = flow(after, client.client_id, secret)
     assert response.status_code == 400
-    assert response.json["error"] == "unauthorized_client"
-    assert "signing algorithm is not enabled" in response.json["error_description"]
+    assert json_of(response)["error"] == "unauthorized_client"
+    assert "signing algorithm is not enabled" in json_of(response)["error_description"]
 
 
 def test_logout_tokens_are_signed_like_the_clients_id_tokens(tmp_path: Path,
@@ -122,7 +123,7 @@ def test_logout_tokens_are_signed_like_the_clients_id_tokens(tmp_path: Path,
         logout_token = rp.wait_for("/ok")[0].logout_token
     header = jwt.get_unverified_header(logout_token)
     assert header["alg"] == "EdDSA" and header["typ"] == "logout+jwt"
-    key = jwt.PyJWKSet.from_dict(driver.http.get("/jwks.json").json)[header["kid"]]
+    key = jwt.PyJWKSet.from_dict(json_of(driver.http.get("/jwks.json")))[header["kid"]]
     claims = jwt.decode(logout_token, key.key, algorithms=["EdDSA"], audience=client.client_id,
                         issuer="http://localhost")
     assert "events" in claims

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from tests.app_driver import PASSWORD
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.storage.memory import MemoryStore
@@ -32,16 +33,16 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
     d.login(password="wrong-password-1")
     d.login()
     code = d.code(client.client_id, state="st")
-    tokens = d.token(client.client_id, secret, code=code).json
+    tokens = json_of(d.token(client.client_id, secret, code=code))
     replay = d.token(client.client_id, secret, code=code)
-    assert replay.json["error"] == "invalid_grant"
+    assert json_of(replay)["error"] == "invalid_grant"
     code2 = d.code(client.client_id)
-    second = d.token(client.client_id, secret, code=code2).json
+    second = json_of(d.token(client.client_id, secret, code=code2))
     refreshed = d.http.post("/token", data={"grant_type": "refresh_token",
                                             "refresh_token": second["refresh_token"]},
                             headers=basic_auth(client.client_id, secret))
     assert refreshed.status_code == 200
-    revoked = d.http.post("/revoke", data={"token": refreshed.json["refresh_token"],
+    revoked = d.http.post("/revoke", data={"token": json_of(refreshed)["refresh_token"],
                                            "client_id": client.client_id,
                                            "client_secret": secret})
     assert revoked.status_code == 200
@@ -61,8 +62,8 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
     text = log_lines.getvalue()
     secrets = [PASSWORD, "wrong-password-1", secret, code, code2, tokens["access_token"],
                tokens["refresh_token"], tokens["id_token"], second["refresh_token"],
-               second["access_token"], refreshed.json["refresh_token"],
-               refreshed.json["access_token"], "not-the-secret"]
+               second["access_token"], json_of(refreshed)["refresh_token"],
+               json_of(refreshed)["access_token"], "not-the-secret"]
     for value in secrets:
         assert value not in text
     assert all(parse_qs(urlsplit(str(e.get("msg"))).query) == {} for e in trail)

@@ -10,6 +10,7 @@ import pytest
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
@@ -30,7 +31,7 @@ def id_claims(driver: Driver, client_id: str, secret: str | None, response: Any
               ) -> dict[str, Any]:
     assert response.status_code == 302 and "code=" in response.headers["Location"], response.text
     code = response.headers["Location"].split("code=")[1].split("&")[0]
-    body = driver.token(client_id, secret, code=code).json
+    body = json_of(driver.token(client_id, secret, code=code))
     token: str = body["id_token"]
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
     claims["raw"] = token

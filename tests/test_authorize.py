@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.app_driver import own_users
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.storage import Store
@@ -25,7 +27,7 @@ def test_codes_expire_after_their_ttl(driver: Driver, clock: FakeClock) -> None:
     code = driver.code(client.client_id)
     clock.advance(61)
     response = driver.token(client.client_id, secret, code=code)
-    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+    assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
 def test_code_is_bound_to_its_client(driver: Driver) -> None:
@@ -35,7 +37,7 @@ def test_code_is_bound_to_its_client(driver: Driver) -> None:
     driver.login()
     code = driver.code(client.client_id)
     response = driver.token(other.client_id, other_secret, code=code)
-    assert response.json["error"] == "invalid_grant"
+    assert json_of(response)["error"] == "invalid_grant"
 
 
 def test_require_pkce_applies_to_confidential_clients(tmp_path: Path, store: Store,
@@ -60,7 +62,7 @@ def test_plain_pkce_can_be_switched_off_globally(tmp_path: Path, store: Store,
                                 redirect_uri="http://127.0.0.1:8399/cb", scope="openid",
                                 code_challenge="a" * 43, code_challenge_method="plain")
     assert "error=invalid_request" in response.headers["Location"]
-    assert driver.http.get("/.well-known/openid-configuration").json[
+    assert json_of(driver.http.get("/.well-known/openid-configuration"))[
         "code_challenge_methods_supported"] == ["S256"]
 
 
@@ -109,10 +111,9 @@ def test_sessions_end_after_their_lifetime(driver: Driver, clock: FakeClock) -> 
 def test_disabled_users_cannot_log_in(driver: Driver) -> None:
     user = driver.user()
     with driver.app.app_context():
-        from uauth.extension import get_state
 
         user.disabled = True
-        get_state().users.save(user)
+        own_users().save(user)
     assert driver.login().status_code == 401
 
 

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.extension import get_state
@@ -55,7 +56,7 @@ def test_repeated_parameters_at_the_back_channel_are_invalid_request(
                       ("grant_type", "client_credentials")])
     response = d.http.post(path, data=data, headers=basic_auth(client_id, secret))
     oauth_error(response, 400, "invalid_request")
-    assert "repeated" in response.json["error_description"]
+    assert "repeated" in json_of(response)["error_description"]
 
 
 def test_resource_indicators_may_repeat(setup: tuple[Driver, MemoryStore, str, str]) -> None:
@@ -143,7 +144,7 @@ def test_absurdly_long_values_at_the_token_endpoint(setup: tuple[Driver, MemoryS
             field: "x" * 1000}
     headers = {} if field == "client_id" else basic_auth(client_id, secret)
     response = d.http.post("/token", data=data, headers=headers)
-    assert response.status_code in (400, 401) and response.json["error"] in {
+    assert response.status_code in (400, 401) and json_of(response)["error"] in {
         "invalid_grant", "invalid_client", "invalid_request"}
 
 
@@ -225,7 +226,7 @@ def test_only_genuine_jwts_are_accepted_anywhere(setup: tuple[Driver, MemoryStor
     d, _, client_id, secret = setup
     d.login()
     code = d.code(client_id)
-    genuine = d.token(client_id, secret, code=code).json["access_token"]
+    genuine = json_of(d.token(client_id, secret, code=code))["access_token"]
     claims = jwt.decode(genuine, options={"verify_signature": False})
     tokens = forged_tokens(d, claims)
     for name, token in tokens.items():
@@ -233,12 +234,12 @@ def test_only_genuine_jwts_are_accepted_anywhere(setup: tuple[Driver, MemoryStor
         introspect = d.http.post("/introspect", data={"token": token},
                                  headers=basic_auth(client_id, secret))
         if name == "genuine":
-            assert userinfo.status_code == 200 and introspect.json["active"] is True
+            assert userinfo.status_code == 200 and json_of(introspect)["active"] is True
             continue
         assert userinfo.status_code == 401, name
-        assert userinfo.json["error"] == "invalid_token", name
+        assert json_of(userinfo)["error"] == "invalid_token", name
         assert introspect.json == {"active": False} or (
-            name == "oversized segment" and introspect.json["error"] == "invalid_request"), name
+            name == "oversized segment" and json_of(introspect)["error"] == "invalid_request"), name
         logout = d.http.get("/logout", query_string={"id_token_hint": token})
         assert logout.status_code == 400, name
         hinted = d.http.get("/authorize", query_string={
@@ -271,9 +272,9 @@ def test_an_unexpected_error_is_a_500_without_a_trace_and_logged_with_the_reques
     d, _, client_id, secret = setup
     d.login()
     code = d.code(client_id)
-    token = d.token(client_id, secret, code=code).json["access_token"]
+    token = json_of(d.token(client_id, secret, code=code))["access_token"]
     with d.app.app_context():
-        get_state().users = BrokenDirectory()  # type: ignore[assignment]
+        get_state().users = BrokenDirectory()
     api = d.http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
     oauth_error(api, 500, "server_error")
     page = d.http.get("/")

@@ -12,7 +12,9 @@ import pytest
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.app_driver import own_users
 from tests.conftest import FakeClock
 from tests.http_stub import serve
 from uauth import create_app
@@ -22,7 +24,6 @@ from uauth.core.clients import RegistrationError
 from uauth.core.records import SETTING
 from uauth.core.records import SUBJECT
 from uauth.core.settings import ConfigError
-from uauth.extension import get_state
 from uauth.ops.instance import SALT_FILE
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
@@ -36,7 +37,7 @@ def tokens(driver: Driver, client_id: str, secret: str | None, scope: str = "ope
     code = driver.code(client_id, scope=scope, redirect_uri=redirect_uri)
     response = driver.token(client_id, secret, code=code, redirect_uri=redirect_uri)
     assert response.status_code == 200, response.json
-    return response.json
+    return json_of(response)
 
 
 def userinfo(driver: Driver, access_token: str) -> Any:
@@ -57,7 +58,7 @@ def custom(shared_instance: Path, clock: FakeClock) -> Driver:
 
 
 def test_custom_scopes_and_claims_are_advertised(custom: Driver) -> None:
-    meta = custom.http.get("/.well-known/openid-configuration").json
+    meta = json_of(custom.http.get("/.well-known/openid-configuration"))
     assert "groups" in meta["scopes_supported"]
     assert {"groups", "department", "email_verified"} <= set(meta["claims_supported"])
     assert meta["subject_types_supported"] == ["public", "pairwise"]
@@ -71,11 +72,11 @@ def test_a_custom_scope_releases_its_claims_and_only_when_granted(custom: Driver
         "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
         "scope": "openid groups"})
     assert "The groups you belong to" in page.text, "the consent page describes the scope"
-    granted = userinfo(custom, tokens(custom, client.client_id, secret,
-                                      "openid groups profile")["access_token"]).json
+    granted = json_of(userinfo(custom, tokens(custom, client.client_id, secret,
+                                              "openid groups profile")["access_token"]))
     assert granted["groups"] == ["staff", "admins"] and granted["department"] == "R&D"
     assert "email" not in granted and "dept" not in granted
-    plain = userinfo(custom, tokens(custom, client.client_id, secret)["access_token"]).json
+    plain = json_of(userinfo(custom, tokens(custom, client.client_id, secret)["access_token"]))
     assert "groups" not in plain and "department" not in plain
 
 
@@ -85,8 +86,8 @@ def test_custom_claims_can_be_asked_for_by_name(custom: Driver) -> None:
     custom.login()
     asked = json.dumps({"userinfo": {"groups": None}, "id_token": {"department": None}})
     code = custom.code(client.client_id, scope="openid", claims=asked)
-    token = custom.token(client.client_id, secret, code=code).json
-    assert userinfo(custom, token["access_token"]).json["groups"] == ["staff"]
+    token = json_of(custom.token(client.client_id, secret, code=code))
+    assert json_of(userinfo(custom, token["access_token"]))["groups"] == ["staff"]
     id_token = jwt.decode(token["id_token"], options={"verify_signature": False})
     assert id_token["department"] == "R&D" and "groups" not in id_token
 
@@ -126,8 +127,8 @@ def test_email_is_verified_only_when_someone_verified_it(custom: Driver) -> None
     for name, verified in (("ann", False), ("bob", True)):
         browser = Driver.of(custom.app)  # its own cookies
         browser.login(name)
-        info = userinfo(browser, tokens(browser, client.client_id, secret,
-                                        "openid email phone address")["access_token"]).json
+        info = json_of(userinfo(browser, tokens(browser, client.client_id, secret,
+                                                "openid email phone address")["access_token"]))
         assert info["email"] == f"{name}@example.com" and info["email_verified"] is verified
         infos[name] = info
     assert infos["ann"]["phone_number"] == "+44 20 7946 0958"
@@ -140,7 +141,7 @@ def test_changing_a_verified_value_resets_its_flag(custom: Driver) -> None:
     user = custom.user(email="a@example.com", email_verified=True, phone_number="+15551234567",
                        phone_number_verified=True)
     with custom.app.app_context():
-        users = get_state().users
+        users = own_users()
         assert users.update_profile(user, {"email": "a@example.com"}) == [], "unchanged: kept"
         changed = users.update_profile(user, {"email": "new@example.com"})
         assert changed == ["email", "email_verified"]
@@ -174,7 +175,7 @@ def test_pairwise_subjects_differ_per_sector_and_resolve_at_userinfo(
         got[client.client_id] = sub_of(token["id_token"])
         assert sub_of(token["access_token"]) == got[client.client_id]
         info = userinfo(driver, token["access_token"])
-        assert info.status_code == 200 and info.json["sub"] == got[client.client_id]
+        assert info.status_code == 200 and json_of(info)["sub"] == got[client.client_id]
     assert got[same_a.client_id] == got[same_b.client_id], "one sector, one sub"
     assert got[same_a.client_id] != got[other.client_id], "another sector, another sub"
     assert got[public.client_id] == user.id
@@ -183,7 +184,7 @@ def test_pairwise_subjects_differ_per_sector_and_resolve_at_userinfo(
     assert sub_of(again["id_token"]) == got[same_a.client_id], "stable across tokens"
     # another worker (empty cache) over the same storage resolves it through the index
     fresh = Driver.of(make_app(shared_instance, store, clock))
-    assert userinfo(fresh, again["access_token"]).json["sub"] == got[same_a.client_id]
+    assert json_of(userinfo(fresh, again["access_token"]))["sub"] == got[same_a.client_id]
     index = store.find(SUBJECT, got[same_a.client_id])
     assert index == {"user_id": user.id, "sector": "127.0.0.1"}
 

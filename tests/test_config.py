@@ -100,11 +100,12 @@ def test_committed_example_config_matches_the_settings() -> None:
     assert committed.read_text() == example_config(), "regenerate: uauth config-example"
 
 
-def test_readme_documents_every_setting() -> None:
+def test_the_configuration_page_documents_every_setting() -> None:
     from uauth.core.settings import markdown_table
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert markdown_table() in readme, "README's table is stale: paste `uauth config-doc`"
+    page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert markdown_table() in page, (
+        "docs/configuration.md's table is stale: paste `uauth config-doc`")
 
 
 def test_an_unknown_setting_is_refused_with_the_nearest_name(

@@ -18,6 +18,7 @@ from flask_wtf import CSRFProtect
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.conftest import FakeClock
 from uauth import UAuth
 from uauth.core.models import User
@@ -70,8 +71,8 @@ def test_without_a_host_login_manager_uauth_brings_its_own(tmp_path: Path) -> No
         client.client_id, scope="openid profile email"))
     assert token.status_code == 200
     info = driver.http.get("/userinfo",
-                           headers={"Authorization": f"Bearer {token.json['access_token']}"})
-    sub = jwt.decode(token.json["id_token"], options={"verify_signature": False})["sub"]
+                           headers={"Authorization": f"Bearer {json_of(token)['access_token']}"})
+    sub = jwt.decode(json_of(token)["id_token"], options={"verify_signature": False})["sub"]
     assert sub != "u-carol", "pairwise by default, with a host's directory too"
     assert info.json == {"sub": sub, "name": "Carol", "email": "c@example.com",
                          "email_verified": False, "preferred_username": "carol"}
@@ -165,7 +166,7 @@ def test_host_csrf_protect_never_blocks_relying_parties_or_the_back_channel(
     client, _ = driver.client()
     token = driver.http.post("/token", data={"grant_type": "authorization_code", "code": "x",
                                              "client_id": client.client_id})
-    assert token.status_code == 401 and token.json["error"] == "invalid_client"
+    assert token.status_code == 401 and json_of(token)["error"] == "invalid_client"
     posted = driver.http.post("/authorize", data=authorize_query(client.client_id))
     assert posted.status_code == 302  # an RP's POST authorization request: on to the login
     assert urlsplit(posted.headers["Location"]).path == "/login"
@@ -185,7 +186,7 @@ def test_a_host_login_is_a_uauth_session_and_ending_it_logs_the_browser_out(
     client, secret = driver.client()
     driver.http.post("/host-login", data={"user_id": "u-carol"})
     code = driver.code(client.client_id, scope="openid")
-    id_token = driver.token(client.client_id, secret, code=code).json["id_token"]
+    id_token = json_of(driver.token(client.client_id, secret, code=code))["id_token"]
     claims = jwt.decode(id_token, options={"verify_signature": False})
     assert claims["sid"], "the host's login became a session with a public sid"
     assert "amr" not in claims, "uauth cannot know how the host authenticated the user"

@@ -21,6 +21,7 @@ from werkzeug.datastructures import MultiDict
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.storage.memory import MemoryStore
@@ -68,7 +69,7 @@ class World:
         self.public_id = public.client_id
         self.driver.login()
         code = self.driver.code(self.client_id)
-        tokens = self.driver.token(self.client_id, secret, code=code).json
+        tokens = json_of(self.driver.token(self.client_id, secret, code=code))
         self.access_token = tokens["access_token"]
         self.refresh_token = tokens["refresh_token"]
         self.id_token = tokens["id_token"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
@@ -58,13 +59,13 @@ def test_a_worker_starts_while_storage_is_down_and_loads_keys_later(
     driver = Driver.of(make_app(tmp_path, store, clock, UAUTH_KEY_CHECK_INTERVAL=5))
     down = driver.http.get("/readyz")
     assert down.status_code == 503
-    assert down.json["checks"] == {"keys": "missing", "storage": "unavailable"}
+    assert json_of(down)["checks"] == {"keys": "missing", "storage": "unavailable"}
     token = driver.http.post("/token", data={"grant_type": "authorization_code", "code": "x",
                                              "client_id": "nobody"})
-    assert token.status_code == 503 and token.json["error"] == "temporarily_unavailable"
+    assert token.status_code == 503 and json_of(token)["error"] == "temporarily_unavailable"
 
     own_redis.start()
     clock.advance(5)
     up = driver.http.get("/readyz")
-    assert up.status_code == 200 and up.json["checks"] == {"keys": "ok", "storage": "ok"}
-    assert len(driver.http.get("/jwks.json").json["keys"]) == 1
+    assert up.status_code == 200 and json_of(up)["checks"] == {"keys": "ok", "storage": "ok"}
+    assert len(json_of(driver.http.get("/jwks.json"))["keys"]) == 1

@@ -12,6 +12,7 @@ from click.testing import Result
 from flask import Flask
 
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.conftest import run_in_processes
@@ -41,7 +42,7 @@ def sign_in(driver: Driver, client_id: str, secret: str | None) -> dict[str, Any
     driver.login()
     response = driver.token(client_id, secret, code=driver.code(client_id))
     assert response.status_code == 200, response.text
-    tokens: dict[str, Any] = response.json
+    tokens: dict[str, Any] = json_of(response)
     return tokens
 
 
@@ -50,7 +51,7 @@ def kid(token: str) -> str:
 
 
 def published(driver: Driver) -> list[str]:
-    return [k["kid"] for k in driver.http.get("/jwks.json").json["keys"]]
+    return [k["kid"] for k in json_of(driver.http.get("/jwks.json"))["keys"]]
 
 
 def userinfo(driver: Driver, access_token: str) -> int:
@@ -82,7 +83,7 @@ def test_rotation_prepublishes_switches_and_retires(store: Store, tmp_path: Path
     assert kid(after["id_token"]) == new
     assert userinfo(driver, last_old["access_token"]) == 200, "old key still verifies"
     assert userinfo(driver, after["access_token"]) == 200
-    jwks = jwt.PyJWKSet.from_dict(driver.http.get("/jwks.json").json)
+    jwks = jwt.PyJWKSet.from_dict(json_of(driver.http.get("/jwks.json")))
     for token, expected in ((last_old["id_token"], old), (after["id_token"], new)):
         key = jwks[kid(token)]
         assert key.key_id == expected

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -70,7 +71,7 @@ def pids_answering(live: LiveServer, path: str) -> set[int]:
     return {int(r["pid"]) for r in lines if r.get("path") == path}
 
 
-def sign_in(live: LiveServer, client_id: str, secret: str, username: str) -> dict:
+def sign_in(live: LiveServer, client_id: str, secret: str, username: str) -> dict[str, Any]:
     browser = Browser(live.url)
     url = (f"{live.url}/authorize?response_type=code&client_id={client_id}&scope=openid"
            f"&redirect_uri={REDIRECT}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.app_driver import Driver
 from tests.app_driver import make_app
@@ -12,7 +13,7 @@ from tests.conftest import FakeClock
 from uauth.storage.memory import MemoryStore
 
 
-def records(buffer: io.StringIO) -> list[dict[str, object]]:
+def records(buffer: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in buffer.getvalue().splitlines()]
 
 

@@ -11,7 +11,9 @@ import pytest
 
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
+from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.app_driver import own_users
 from tests.conftest import FakeClock
 from uauth.core.records import REFRESH
 from uauth.core.tokens import revoke_grant
@@ -40,7 +42,7 @@ def start(driver: Driver) -> tuple[str, str | None, dict[str, Any]]:
     code = driver.code(client.client_id, scope=OFFLINE)
     response = driver.token(client.client_id, secret, code=code)
     assert response.status_code == 200, response.text
-    return client.client_id, secret, response.json
+    return client.client_id, secret, json_of(response)
 
 
 def refresh(driver: Driver, client_id: str, secret: str | None, token: str, **data: str) -> Any:
@@ -53,7 +55,7 @@ def refresh(driver: Driver, client_id: str, secret: str | None, token: str, **da
 
 def disable(driver: Driver, username: str) -> None:
     with driver.app.app_context():
-        users = get_state().users
+        users = own_users()
         user = users.find_by_username(username)
         assert user is not None
         user.disabled = True
@@ -70,12 +72,12 @@ def test_idle_refresh_tokens_expire(shared: Path, store: Store, clock: FakeClock
     client_id, secret, token = start(driver)
     r0 = token["refresh_token"]
     clock.advance(90)
-    r1 = refresh(driver, client_id, secret, r0).json["refresh_token"]
+    r1 = json_of(refresh(driver, client_id, secret, r0))["refresh_token"]
     clock.advance(90)
-    r2 = refresh(driver, client_id, secret, r1).json["refresh_token"]
+    r2 = json_of(refresh(driver, client_id, secret, r1))["refresh_token"]
     clock.advance(101)
     response = refresh(driver, client_id, secret, r2)
-    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+    assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
 def test_rotation_never_extends_the_family_lifetime(shared: Path, store: Store,
@@ -89,13 +91,13 @@ def test_rotation_never_extends_the_family_lifetime(shared: Path, store: Store,
         clock.advance(90)
         response = refresh(driver, client_id, secret, current)
         assert response.status_code == 200
-        current = response.json["refresh_token"]
-    info = driver.http.post("/introspect", data={"token": current},
-                            headers=basic_auth(client_id, secret)).json
+        current = json_of(response)["refresh_token"]
+    info = json_of(driver.http.post("/introspect", data={"token": current},
+                                    headers=basic_auth(client_id, secret)))
     assert info["exp"] == family_end, "the successor got only what is left of the family"
     clock.advance(71)  # 80 s after the last use (under the idle limit), 251 s after login
     response = refresh(driver, client_id, secret, current)
-    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+    assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
 def test_refreshed_id_token_keeps_the_original_authentication(
@@ -104,8 +106,8 @@ def test_refreshed_id_token_keeps_the_original_authentication(
     client_id, secret, token = start(driver)
     original = unverified(token["id_token"])
     clock.advance(600)
-    refreshed = unverified(refresh(driver, client_id, secret, token["refresh_token"])
-                           .json["id_token"])
+    refreshed = unverified(json_of(refresh(driver, client_id, secret, token["refresh_token"]))
+                           ["id_token"])
     for claim in ("iss", "sub", "aud", "azp", "auth_time", "amr"):
         assert refreshed[claim] == original[claim], claim
     assert refreshed["iat"] == original["iat"] + 600 and "nonce" not in refreshed
@@ -119,22 +121,22 @@ def test_claims_request_carries_over_to_refreshed_tokens(
     driver.login()
     asked = json.dumps({"id_token": {"name": None}, "userinfo": {"email": None}})
     code = driver.code(client.client_id, scope=OFFLINE, claims=asked)
-    token = driver.token(client.client_id, secret, code=code).json
-    rotated = refresh(driver, client.client_id, secret, token["refresh_token"]).json
+    token = json_of(driver.token(client.client_id, secret, code=code))
+    rotated = json_of(refresh(driver, client.client_id, secret, token["refresh_token"]))
     assert unverified(rotated["id_token"])["name"] == "Alice"
-    info = driver.http.get("/userinfo", headers={
-        "Authorization": f"Bearer {rotated['access_token']}"}).json
+    info = json_of(driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {rotated['access_token']}"}))
     assert info["email"] == "alice@example.com"
 
 
 def test_retry_within_the_grace_window(shared: Path, store: Store, clock: FakeClock) -> None:
     driver = app_driver(shared, store, clock, UAUTH_REFRESH_REUSE_GRACE=10)
     client_id, secret, token = start(driver)
-    first = refresh(driver, client_id, secret, token["refresh_token"]).json
+    first = json_of(refresh(driver, client_id, secret, token["refresh_token"]))
     clock.advance(10)  # the window includes its last second
     retry = refresh(driver, client_id, secret, token["refresh_token"])
     assert retry.status_code == 200
-    assert retry.json["refresh_token"] == first["refresh_token"]
+    assert json_of(retry)["refresh_token"] == first["refresh_token"]
     assert refresh(driver, client_id, secret, first["refresh_token"]).status_code == 200
 
 
@@ -142,11 +144,11 @@ def test_retry_after_the_grace_window_is_reuse(shared: Path, store: Store,
                                                clock: FakeClock) -> None:
     driver = app_driver(shared, store, clock, UAUTH_REFRESH_REUSE_GRACE=10)
     client_id, secret, token = start(driver)
-    first = refresh(driver, client_id, secret, token["refresh_token"]).json
+    first = json_of(refresh(driver, client_id, secret, token["refresh_token"]))
     clock.advance(11)
     late = refresh(driver, client_id, secret, token["refresh_token"])
-    assert late.status_code == 400 and late.json["error"] == "invalid_grant"
-    assert refresh(driver, client_id, secret, first["refresh_token"]).json["error"] == \
+    assert late.status_code == 400 and json_of(late)["error"] == "invalid_grant"
+    assert json_of(refresh(driver, client_id, secret, first["refresh_token"]))["error"] == \
         "invalid_grant", "the family was revoked"
     userinfo = driver.http.get("/userinfo", headers={
         "Authorization": f"Bearer {first['access_token']}"})
@@ -165,7 +167,7 @@ def test_token_saved_by_a_request_racing_revocation_is_refused(
     # A rotation that read the family before the revocation saves its token afterwards.
     store.save(REFRESH, key, record, ttl=600, grant_id=record["grant_id"])
     response = refresh(driver, client_id, secret, token["refresh_token"])
-    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+    assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
 def test_disabled_user_cannot_refresh(shared: Path, store: Store, clock: FakeClock) -> None:
@@ -173,7 +175,7 @@ def test_disabled_user_cannot_refresh(shared: Path, store: Store, clock: FakeClo
     client_id, secret, token = start(driver)
     disable(driver, "alice")
     response = refresh(driver, client_id, secret, token["refresh_token"])
-    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+    assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
 def test_expired_access_tokens_introspect_inactive_and_revoke_quietly(
@@ -182,13 +184,13 @@ def test_expired_access_tokens_introspect_inactive_and_revoke_quietly(
     client_id, secret, token = start(driver)
     headers = basic_auth(client_id, secret)
     live = driver.http.post("/introspect", data={"token": token["access_token"]}, headers=headers)
-    assert live.json["active"] is True and live.json["exp"] == int(clock()) + 60
+    assert json_of(live)["active"] is True and json_of(live)["exp"] == int(clock()) + 60
     jti = unverified(token["access_token"])["jti"]
     driver.http.post("/revoke", data={"token": token["access_token"]}, headers=headers)
     assert store.find("revoked", f"jti:{jti}") is not None
     clock.advance(61)
     assert store.find("revoked", f"jti:{jti}") is None, "the deny list forgets expired tokens"
-    fresh = driver.token(client_id, secret, code=driver.code(client_id, scope=OFFLINE)).json
+    fresh = json_of(driver.token(client_id, secret, code=driver.code(client_id, scope=OFFLINE)))
     clock.advance(61)
     late = driver.http.get("/userinfo", headers={
         "Authorization": f"Bearer {fresh['access_token']}"})
@@ -248,10 +250,10 @@ def test_a_retry_after_a_failed_save_gets_a_successor_that_works(shared: Path,
     client_id, secret, token = start(driver)
     store.armed = True
     failed = refresh(driver, client_id, secret, token["refresh_token"])
-    assert failed.status_code == 503 and failed.json["error"] == "temporarily_unavailable"
+    assert failed.status_code == 503 and json_of(failed)["error"] == "temporarily_unavailable"
     retried = refresh(driver, client_id, secret, token["refresh_token"])
     assert retried.status_code == 200
-    onward = refresh(driver, client_id, secret, retried.json["refresh_token"])
+    onward = refresh(driver, client_id, secret, json_of(retried)["refresh_token"])
     assert onward.status_code == 200, onward.json
 
 
@@ -263,14 +265,14 @@ def test_narrowing_the_scope_on_refresh_drops_the_claims_of_the_scopes_left_out(
     driver.login()
     asked = json.dumps({"id_token": {"phone_number": None}, "userinfo": {"email": None}})
     code = driver.code(client.client_id, scope="openid email phone offline_access", claims=asked)
-    token = driver.token(client.client_id, secret, code=code).json
-    narrowed = refresh(driver, client.client_id, secret, token["refresh_token"],
-                       scope="openid offline_access").json
+    token = json_of(driver.token(client.client_id, secret, code=code))
+    narrowed = json_of(refresh(driver, client.client_id, secret, token["refresh_token"],
+                               scope="openid offline_access"))
     assert narrowed["scope"] == "openid offline_access"
     assert "phone_number" not in unverified(narrowed["id_token"])
-    info = driver.http.get("/userinfo", headers={
-        "Authorization": f"Bearer {narrowed['access_token']}"}).json
+    info = json_of(driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {narrowed['access_token']}"}))
     assert "email" not in info, info
-    wide = refresh(driver, client.client_id, secret, narrowed["refresh_token"]).json
+    wide = json_of(refresh(driver, client.client_id, secret, narrowed["refresh_token"]))
     assert unverified(wide["id_token"])["phone_number"] == "+44 20 7946 0958", (
         "the refresh token keeps the grant's scope, so a later refresh may ask for it again")

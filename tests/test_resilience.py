@@ -19,6 +19,7 @@ import requests
 
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import Browser
 from tests.conftest import FakeClock
@@ -89,11 +90,13 @@ def test_redis_stopped_mid_traffic_answers_503_and_recovers_with_nothing_lost(
         stop = threading.Event()
 
         def traffic() -> None:  # a client and a person using the provider throughout
+            calls: list[Callable[[], requests.Response]] = [
+                lambda: requests.get(live.url + "/userinfo", timeout=10, headers={
+                    "Authorization": "Bearer " + tokens["access_token"]}),
+                lambda: browser.http.get(authorize_url(live.url, client_id),
+                                         allow_redirects=False, timeout=10)]
             while not stop.is_set():
-                for call in (lambda: requests.get(live.url + "/userinfo", timeout=10, headers={
-                                 "Authorization": "Bearer " + tokens["access_token"]}),
-                             lambda: browser.http.get(authorize_url(live.url, client_id),
-                                                      allow_redirects=False, timeout=10)):
+                for call in calls:
                     statuses[call().status_code] += 1
 
         runner = threading.Thread(target=traffic)
@@ -158,7 +161,7 @@ def test_a_locked_sqlite_database_answers_503_and_recovers_with_nothing_lost(
     blocker.execute("BEGIN EXCLUSIVE")
     try:
         down = d.token(client.client_id, secret, code=code)
-        assert down.status_code == 503 and down.json["error"] == "temporarily_unavailable"
+        assert down.status_code == 503 and json_of(down)["error"] == "temporarily_unavailable"
         authorize = d.http.get("/authorize", query_string={  # WAL: reads go on, writes wait
             "client_id": client.client_id, "redirect_uri": REDIRECT, "response_type": "code",
             "scope": "openid"})
@@ -171,7 +174,7 @@ def test_a_locked_sqlite_database_answers_503_and_recovers_with_nothing_lost(
     assert records_of(store) == before, "nothing half-written"
     exchanged = d.token(client.client_id, secret, code=code)
     assert exchanged.status_code == 200, "the code was not spent by the failed attempt"
-    assert d.token(client.client_id, secret, code=code).json["error"] == "invalid_grant"
+    assert json_of(d.token(client.client_id, secret, code=code))["error"] == "invalid_grant"
 
 
 # -- multi-worker consistency under load -------------------------------------------------------

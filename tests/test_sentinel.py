@@ -11,6 +11,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from typing import cast
 
 import pytest
 import redis
@@ -55,7 +57,8 @@ class Sentinel:
         raise RuntimeError("sentinel did not start")
 
     def master_port(self) -> int:
-        _, port = self.client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+        _, port = self.client.execute_command(  # type: ignore[no-untyped-call]
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
         return int(port)
 
     def stop(self) -> None:
@@ -74,9 +77,10 @@ def sentinel(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[Sentin
     with redis.Redis(port=master.port) as primary:
         primary.config_set("repl-diskless-sync-delay", 0)  # sync now, not in 5 s
     link = redis.Redis(port=replica.port)
-    link.execute_command("REPLICAOF", "127.0.0.1", str(master.port))
+    link.execute_command(  # type: ignore[no-untyped-call]
+        "REPLICAOF", "127.0.0.1", str(master.port))
     deadline = time.monotonic() + 10
-    while link.info("replication").get("master_link_status") != "up":
+    while cast(dict[str, Any], link.info("replication")).get("master_link_status") != "up":
         assert time.monotonic() < deadline, "the replica did not sync"
         time.sleep(0.05)
     link.close()
@@ -98,7 +102,8 @@ def test_uauth_follows_a_sentinel_failover(sentinel: tuple[Sentinel, RedisServer
     client, secret = driver.client()
     assert driver.http.get("/readyz").status_code == 200
     direct = redis.Redis(port=master.port)
-    assert direct.execute_command("WAIT", 1, 2000) == 1, "the replica has everything"
+    acknowledged = direct.execute_command("WAIT", 1, 2000)  # type: ignore[no-untyped-call]
+    assert acknowledged == 1, "the replica has everything"
     direct.close()
 
     master.stop()

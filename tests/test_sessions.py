@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
@@ -77,7 +78,7 @@ def sign_in(driver: Driver, username: str = "alice") -> tuple[str, LoginSession]
 
 
 def id_token(driver: Driver, client_id: str, secret: str | None) -> str:
-    token = driver.token(client_id, secret, code=driver.code(client_id)).json
+    token = json_of(driver.token(client_id, secret, code=driver.code(client_id)))
     value: str = token["id_token"]
     return value
 
@@ -131,7 +132,7 @@ def test_idle_sessions_end_revoke_their_grants_and_tell_clients(tmp_path: Path, 
         client, secret = driver.client(first_party=True, always_issue_refresh_token=True,
                                        backchannel_logout_uri=rp.url + "/ok")
         driver.login()
-        tokens = driver.token(client.client_id, secret, code=driver.code(client.client_id)).json
+        tokens = json_of(driver.token(client.client_id, secret, code=driver.code(client.client_id)))
         clock.advance(HOUR - 1)
         assert whoami(driver) == "alice"
         clock.advance(HOUR - 1)

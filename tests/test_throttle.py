@@ -11,6 +11,7 @@ import pytest
 
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
@@ -159,7 +160,7 @@ def test_failed_client_authentication_is_throttled_per_client_and_address(
     statuses = [d.http.post("/token", data=body, headers=basic_auth(client.client_id, "wrong"))
                 for _ in range(4)]
     assert [r.status_code for r in statuses] == [401, 401, 429, 429]
-    assert statuses[2].json["error"] == "invalid_client" and statuses[2].headers["Retry-After"]
+    assert json_of(statuses[2])["error"] == "invalid_client" and statuses[2].headers["Retry-After"]
     assert d.http.post("/introspect", data={"token": "x"},
                        headers=basic_auth(client.client_id, secret)).status_code == 429, \
         "introspection and revocation are the same client authentication"

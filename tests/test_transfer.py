@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from click.testing import Result
 
 from tests.app_driver import Driver
+from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
@@ -38,7 +40,7 @@ def populated(tmp_path: Path, clock: FakeClock) -> tuple[Driver, SQLiteStore, di
     client, secret = driver.client(allowed_origins=["https://app.example.com"])
     driver.login()
     code = driver.code(client.client_id, scope="openid offline_access")
-    tokens = driver.token(client.client_id, secret, code=code).json
+    tokens = json_of(driver.token(client.client_id, secret, code=code))
     with driver.app.app_context():
         remember_consent(store, user.id, client.client_id, ["openid", "email"], ttl=3600,
                          now=int(clock()))
@@ -63,7 +65,7 @@ def test_migrate_to_redis_keeps_every_record_ttl_and_consumed_state(
     assert sum(counts.values()) == sum(1 for _ in source.dump())
     raw = redis.Redis.from_url(redis_url)
     for entry in source.dump():
-        left = raw.pttl(f"{prefix}r:{entry.kind}:{entry.key}") / 1000
+        left = cast(int, raw.pttl(f"{prefix}r:{entry.kind}:{entry.key}")) / 1000
         if entry.expires_at is None:
             assert left == -0.001, f"{entry.kind} never expires"
         else:
@@ -83,10 +85,10 @@ def test_migrate_to_redis_keeps_every_record_ttl_and_consumed_state(
     refreshed = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
                             refresh_token=tokens["refresh_token"])
     assert refreshed.status_code == 200, refreshed.text
-    assert refreshed.json["refresh_token"] != tokens["refresh_token"], "rotated on the new store"
+    assert json_of(refreshed)["refresh_token"] != tokens["refresh_token"], "rotated on the new store"
     again = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
                         refresh_token=tokens["refresh_token"])
-    assert again.status_code == 400 and again.json["error"] == "invalid_grant"
+    assert again.status_code == 400 and json_of(again)["error"] == "invalid_grant"
     target.close()
     source.close()
 

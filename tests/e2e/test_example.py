@@ -1,4 +1,4 @@
-"""The embedding example runs the way README says (``make example`` runs these two commands)."""
+"""The embedding example runs the way docs/embedding.md says (``make example`` runs these two commands)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.browser import Browser
 from tests.browser import csrf_token
-from tests.browser import forms
 from tests.browser import location
 from tests.e2e.conftest import REDIRECT
 from tests.e2e.conftest import Provider
@@ -30,6 +29,7 @@ from tests.logout_receiver import SLOW_SECONDS
 from tests.logout_receiver import Receiver
 from tests.logout_receiver import receiver
 from uauth.core.backchannel import EVENT
+from uauth.ops.selfcheck import forms
 from uauth.storage import hash_key
 
 AFTER_LOGOUT = "http://127.0.0.1:8399/bye"
@@ -143,7 +143,7 @@ def test_logout_without_a_hint_asks_first(provider: Provider) -> None:
     assert client.name in page.text
     assert signed_in(provider, browser), "nothing happens before the person confirms"
     forged = browser.http.post(provider.url + "/logout", allow_redirects=False, timeout=10,
-                               data={**dict(forms(page.text)[0]["fields"]),  # type: ignore[arg-type]
+                               data={**dict(forms(page.text)[0]["fields"]),
                                      "csrf_token": "forged"})
     assert forged.status_code == 400 and signed_in(provider, browser), "CSRF-protected"
     page = logout(browser, provider, client_id=client.client_id,
@@ -187,7 +187,7 @@ def test_modified_and_foreign_hints_are_refused(provider: Provider) -> None:
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     foreign = jwt.encode(real, stranger, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
     other_kid = jwt.encode(real, stranger, algorithm="RS256", headers={"kid": "k2", "typ": "JWT"})
-    unsigned = jwt.encode(real, None, algorithm="none")
+    unsigned = jwt.encode(real, "", algorithm="none")
     hints = {"modified": _tampered(token["id_token"]), "foreign key": foreign,
              "unknown kid": other_kid, "alg none": unsigned, "garbage": "not-a-jwt",
              "access token": token["access_token"]}

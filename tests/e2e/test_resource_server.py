@@ -22,6 +22,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 from werkzeug.serving import make_server
 
+from tests.app_driver import json_of
 from tests.e2e.conftest import REDIRECT
 from tests.e2e.conftest import Provider
 from tests.e2e.test_code_flow import run_flow
@@ -76,7 +77,7 @@ def test_a_resource_server_validates_tokens_knowing_only_the_issuer(provider: Pr
         'Bearer realm="api", error="insufficient_scope", error_description="The token lacks a '
         'scope this resource requires.", scope="phone"')
     id_token = api.get("/profile", headers=bearer(token["id_token"]))
-    assert id_token.status_code == 401 and id_token.json["error"] == "invalid_token"
+    assert id_token.status_code == 401 and json_of(id_token)["error"] == "invalid_token"
     none = api.get("/profile")
     assert none.status_code == 401 and none.headers["WWW-Authenticate"] == 'Bearer realm="api"'
     head, body, signature = token["access_token"].split(".")
@@ -118,7 +119,11 @@ def live(tmp_path: Path) -> Iterator[LiveProvider]:
     url = f"http://127.0.0.1:{port}"
     app = create_app({"UAUTH_ISSUER": url}, store=MemoryStore(), instance_path=instance)
     provider = LiveProvider(app, url, instance)
-    app.before_request(lambda: provider.hits.append(request.path) and None)
+
+    @app.before_request
+    def count() -> None:
+        provider.hits.append(request.path)
+
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -149,7 +154,7 @@ def test_made_up_key_ids_do_not_make_it_refetch_within_the_cooldown(live: LivePr
         forged = jwt.encode(claims, stranger, algorithm="RS256",
                             headers={"kid": f"made-up-{n}", "typ": "at+jwt"})
         response = api.get("/profile", headers=bearer(forged))
-        assert response.status_code == 401 and response.json["error"] == "invalid_token"
+        assert response.status_code == 401 and json_of(response)["error"] == "invalid_token"
     assert live.fetches("/jwks.json") == 1
 
 
@@ -167,4 +172,4 @@ def test_an_unreachable_issuer_is_an_outage_not_a_bad_token() -> None:
     token = jwt.encode({"sub": "u1"}, "k" * 32, algorithm="HS256",
                        headers={"typ": "at+jwt", "kid": "k1"})
     response = api.get("/profile", headers=bearer(token))
-    assert response.status_code == 503 and response.json["error"] == "temporarily_unavailable"
+    assert response.status_code == 503 and json_of(response)["error"] == "temporarily_unavailable"

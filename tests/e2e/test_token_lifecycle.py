@@ -8,17 +8,18 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import jwt
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
 from tests.e2e.conftest import Provider
 from tests.e2e.conftest import start_provider
 from tests.e2e.test_code_flow import get_code
-from tests.e2e.test_code_flow import s256
 from tests.e2e.test_code_flow import token_request
 from uauth.storage import hash_key
 
@@ -141,7 +142,7 @@ def test_concurrent_refreshes_exactly_one_succeeds(provider: Provider) -> None:
     for _ in range(3):
         token = offline_grant(provider, client.client_id, secret)["refresh_token"]
         results = simultaneously(
-            4, lambda token=token: refresh(provider, client.client_id, secret, token))
+            4, partial(refresh, provider, client.client_id, secret, token))
         assert sorted(r.status_code for r in results) == [200] + [400] * 3, [r.text for r in results]
         winner = next(r.json() for r in results if r.status_code == 200)
         loser = next(r.json() for r in results if r.status_code == 400)
@@ -348,7 +349,7 @@ def test_revocation_of_unknown_foreign_and_revoked_tokens(provider: Provider) ->
 # --- introspection ---------------------------------------------------------------------------
 
 
-def introspect(provider: Provider, client_id: str, secret: str, token: str, **extra: str
+def introspect(provider: Provider, client_id: str, secret: str | None, token: str, **extra: str
                ) -> dict[str, Any]:
     response = post(provider, "/introspect", client_id, secret, token=token, **extra)
     assert response.status_code == 200, response.text

@@ -1,6 +1,6 @@
 """Every ``UAUTH_*`` setting, its default, its meaning, and its validation.
 
-One place on purpose: README's configuration table is generated from :data:`SETTINGS`
+One place on purpose: docs/configuration.md's table is generated from :data:`SETTINGS`
 (``uauth config-doc``), and start-up fails early with a message that names the key and the fix.
 
 Precedence (lowest first): these defaults, the instance ``config.py``, ``UAUTH_*`` environment
@@ -566,7 +566,7 @@ def validate(config: MutableMapping[str, Any], *, instance_path: str) -> None:
 
 
 def markdown_table() -> str:
-    """The README configuration table, so docs never drift from the code."""
+    """The configuration table of docs/configuration.md, so docs never drift from the code."""
     rows = ["| key | default | meaning |", "| --- | --- | --- |"]
     for setting in SETTINGS:
         default = setting.default

@@ -392,7 +392,7 @@ def client_remove(ctx: CliContext, client_id: str) -> None:
 
 @cli.command("config-doc")
 def config_doc() -> None:
-    """Print the Markdown table of every UAUTH_* setting (as in README)."""
+    """Print the Markdown table of every UAUTH_* setting (docs/configuration.md)."""
     click.echo(markdown_table())
 
 

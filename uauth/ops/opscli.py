@@ -137,7 +137,7 @@ def backup(ctx: CliContext, dest: Path, force: bool) -> None:
         store = current_state().store
         if not isinstance(store, SQLiteStore):
             fail("backup copies SQLite storage; for Redis use its own persistence (RDB/AOF), "
-                 "see docs/deploy.md")
+                 "see docs/operations.md")
         try:
             counts = backup_sqlite(store, dest, overwrite=force)
         except TransferError as exc:

@@ -95,7 +95,7 @@ def _field(attribute: Attribute, required: bool) -> Field:
             else f"Enter a valid {attribute.label.lower()}.")))
     render_kw = {"autocomplete": _AUTOCOMPLETE.get(attribute.name, "on")}
     field_class = TextAreaField if attribute.multiline else StringField
-    return field_class(attribute.label, checks, render_kw=render_kw, **kw)  # type: ignore[no-any-return]
+    return field_class(attribute.label, checks, render_kw=render_kw, **kw)
 
 
 _AUTOCOMPLETE = {"name": "name", "given_name": "given-name", "family_name": "family-name",
