@@ -1,4 +1,4 @@
-"""ruff and ``mypy --strict`` (uauth, tests, bench): STYLE.md.
+"""ruff, ``mypy --strict`` (uauth, tests, bench) and the import contract: STYLE.md, the layers.
 
 ``make lint`` runs the same two (and the import contract) before pytest in ``make test``; they
 are here as well so that pytest alone catches a regression. Cheap: ruff takes a fraction of a

@@ -47,6 +47,7 @@ class Metrics(NullMetrics):
 
 
     def __init__(self) -> None:
+        # Imported here on purpose: prometheus-client picks its mode at import (module doc).
         from prometheus_client import CollectorRegistry
         from prometheus_client import Counter
         from prometheus_client import Histogram
@@ -98,6 +99,7 @@ class Metrics(NullMetrics):
     def exposition(self) -> tuple[bytes, str]:
         """The text format and its content type, summed over every worker in multi-process
         mode."""
+        # Imported here on purpose: prometheus-client picks its mode at import (module doc).
         from prometheus_client import CONTENT_TYPE_LATEST
         from prometheus_client import CollectorRegistry
         from prometheus_client import generate_latest
@@ -144,6 +146,7 @@ def worker_exited(pid: int) -> None:
     """
     if multiprocess_dir() is None:
         return
+    # Imported here on purpose: prometheus-client picks its mode at import (module doc).
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
