@@ -47,9 +47,9 @@ BLOCK = "throttle_block"
 
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
-               "then, so a replay is recognised", "uauth.oauth.grants.code", "the grant id"),
+               "then, so a replay is recognised", "uauth.core.codes", "the grant id"),
     RecordKind(REFRESH, "hash_key(token)", "UAUTH_REFRESH_TOKEN_IDLE_TTL, never past the "
-               "family's UAUTH_REFRESH_TOKEN_TTL", "uauth.oauth.grants.issuance", "the grant id"),
+               "family's UAUTH_REFRESH_TOKEN_TTL", "uauth.core.refresh", "the grant id"),
     RecordKind(ROTATED, "hash_key(presented token)", "what the presented token had left "
                "(its successor, for a retry within UAUTH_REFRESH_REUSE_GRACE)",
                "uauth.core.refresh", "the grant id"),

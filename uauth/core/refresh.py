@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from uauth.core.records import REFRESH
 from uauth.core.records import ROTATED
+from uauth.storage import Consumed
+from uauth.storage import Store
 from uauth.storage import hash_key
 
 from .models import RefreshToken
@@ -43,6 +45,17 @@ def find_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
         return None
     token = RefreshToken.from_record(record)
     return None if grant_revoked(state.store, token.grant_id) else token
+
+
+def store_refresh_token(store: Store, raw: str, token: RefreshToken, *, ttl: int) -> None:
+    """Store a new token's record in its grant, unless it is stored already (a retried rotation
+    hands out the same successor, which the first attempt may have saved)."""
+    store.add(REFRESH, hash_key(raw), token.to_record(), ttl=ttl, grant_id=token.grant_id)
+
+
+def consume_refresh_token(store: Store, raw: str) -> Consumed | None:
+    """Spend a presented token, atomically: only one caller ever sees ``first``."""
+    return store.consume(REFRESH, hash_key(raw))
 
 
 def is_rotated(state: State, raw: str) -> bool:

@@ -13,6 +13,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from uauth.core.audit import REPLAY_DETECTED
 from uauth.core.audit import audit
+from uauth.core.codes import consume_code
+from uauth.core.codes import save_code as store_code
 from uauth.core.consents import grant_lifetime
 from uauth.core.consents import remember_grant
 from uauth.core.models import AuthorizationCode
@@ -22,7 +24,6 @@ from uauth.core.records import CODE
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import revoke_grant
 from uauth.oauth.responses import authorization_response
-from uauth.storage import hash_key
 
 from .common import MAX_CODE_LENGTH
 from .common import active_user
@@ -68,7 +69,7 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if len(code) > MAX_CODE_LENGTH:
             return None
         state = state_of(self)
-        outcome = state.store.consume(CODE, hash_key(code))
+        outcome = consume_code(state.store, code)
         if outcome is None:
             return None
         record = AuthorizationCode.from_record(outcome.record)
@@ -131,8 +132,7 @@ def save_code(state: State, code: str, request: UAuthRequest, ctx: IssueContext)
         sid=auth.sid,
         claims=ctx.requested_claims,
     )
-    state.store.save(CODE, hash_key(code), record.to_record(),
-                     ttl=state.settings.code_ttl, grant_id=record.grant_id)
+    store_code(state.store, code, record, ttl=state.settings.code_ttl)
 
 
 class Pkce(CodeChallenge):  # type: ignore[misc]

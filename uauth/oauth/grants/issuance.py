@@ -19,11 +19,10 @@ from uauth.core.claims import subject
 from uauth.core.models import Client
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
-from uauth.core.records import REFRESH
+from uauth.core.refresh import store_refresh_token
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import mint_access_token
 from uauth.core.tokens import mint_id_token
-from uauth.storage import hash_key
 
 from .common import USERINFO_CLAIMS
 from .common import is_openid
@@ -160,8 +159,7 @@ def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, 
         expires_at=now + ttl, family_expires_at=family_expires, amr=list(auth.amr),
         acr=auth.acr, sid=auth.sid, claims=ctx.requested_claims,
     )
-    state.store.add(REFRESH, hash_key(raw), record.to_record(), ttl=ttl,
-                    grant_id=record.grant_id)
+    store_refresh_token(state.store, raw, record, ttl=ttl)
     return raw
 
 

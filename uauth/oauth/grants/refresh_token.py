@@ -15,12 +15,12 @@ from uauth.core.audit import audit
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
 from uauth.core.records import REFRESH
+from uauth.core.refresh import consume_refresh_token
 from uauth.core.refresh import find_refresh_token
 from uauth.core.refresh import record_rotation
 from uauth.core.refresh import retried_successor
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import revoke_grant
-from uauth.storage import hash_key
 
 from .common import active_user
 from .common import state_of
@@ -61,7 +61,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         request: UAuthRequest = self.request
         presented = str(request.form["refresh_token"])
         token: RefreshToken = request.refresh_token
-        outcome = state.store.consume(REFRESH, hash_key(presented))
+        outcome = consume_refresh_token(state.store, presented)
         if outcome is None:
             raise InvalidGrantError("The refresh token is invalid or has expired.")
         retried = None
