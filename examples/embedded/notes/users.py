@@ -2,7 +2,7 @@
 
 Notes had users before it had an identity provider: a ``users`` table with scrypt password
 hashes (werkzeug), a flask-login user class and a login page. :class:`NotesUsers` answers
-uauth's small :class:`uauth.core.users.UserDirectory` protocol from that same table, so the people
+uauth's small :class:`uauth.users.UserDirectory` protocol from that same table, so the people
 who log in to Notes are the people Notes' OpenID clients see.
 """
 
@@ -17,7 +17,7 @@ from flask_login import UserMixin
 from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
-from uauth.core.models import User
+from uauth.models import User
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
