@@ -59,7 +59,7 @@ def test_migrate_to_redis_keeps_every_record_ttl_and_consumed_state(
     prefix = unique_prefix()
     target = RedisStore(redis_url, prefix=prefix, clock=clock)
     counts = migrate(source, target, now=clock())
-    assert {"client", "cors_origin", "user", "username", "consent", "refresh_token",
+    assert {"client", "client_origin", "user", "username", "consent", "refresh_token",
             "authorization_code", "keyset"} <= set(counts)
     assert compare(source, target) == []
     assert sum(counts.values()) == sum(1 for _ in source.dump())
