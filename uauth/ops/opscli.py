@@ -17,9 +17,6 @@ from uauth.ops.context import admin_action
 from uauth.ops.context import current_state
 from uauth.ops.context import fail
 from uauth.ops.context import pass_ctx
-from uauth.ops.selfcheck import Report
-from uauth.ops.selfcheck import run
-from uauth.ops.selfcheck import serve_in_process
 from uauth.ops.transfer import TransferError
 from uauth.ops.transfer import backup_sqlite
 from uauth.ops.transfer import compare
@@ -94,6 +91,12 @@ def keys_retire(ctx: CliContext, kid: str) -> None:
 @pass_ctx
 def check(ctx: CliContext, url: str | None) -> None:
     """Check config, storage, keys and a full code + PKCE flow; exit 1 if anything fails."""
+
+    # Deferred on purpose: the self-check's HTTP client (requests) would otherwise load with
+    # every `uauth` command and every worker that imports the app, for this one command.
+    from uauth.ops.selfcheck import Report
+    from uauth.ops.selfcheck import run
+    from uauth.ops.selfcheck import serve_in_process
 
     report = Report(click.echo)
     if url:
