@@ -21,11 +21,11 @@ from bench.passwords import Cost
 from bench.passwords import measure
 from tests.soft_authenticator import SoftAuthenticator
 from uauth import create_app
-from uauth import passkeys
-from uauth import totp
+from uauth.core import passkeys
+from uauth.core import totp
+from uauth.core.users import StoreUsers
 from uauth.extension import get_state
 from uauth.storage.memory import MemoryStore
-from uauth.users import StoreUsers
 
 ISSUER = "http://localhost:5000"
 
@@ -88,7 +88,7 @@ def _totp(seconds: float) -> list[Cost]:
     from cryptography.fernet import Fernet
     from cryptography.fernet import MultiFernet
 
-    from uauth.factors import Factors
+    from uauth.core.factors import Factors
 
     now = [1_800_000_000.0]
     factors = Factors(store, MultiFernet([Fernet(Fernet.generate_key())]), lambda: now[0])

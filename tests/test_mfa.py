@@ -23,10 +23,10 @@ from tests.app_driver import basic_auth
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
+from uauth.core.mfa import ACR_MFA
+from uauth.core.mfa import ACR_SFA
+from uauth.core.records import FACTOR
 from uauth.extension import get_state
-from uauth.factors import FACTOR
-from uauth.mfa import ACR_MFA
-from uauth.mfa import ACR_SFA
 from uauth.storage import Store
 
 SECOND = "/login/second-factor"

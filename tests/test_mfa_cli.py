@@ -13,7 +13,7 @@ import pytest
 from tests.browser import csrf_token
 from tests.test_cli import uauth
 from uauth import create_app
-from uauth.clients import get_client
+from uauth.core.clients import get_client
 from uauth.extension import get_state
 
 

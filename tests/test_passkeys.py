@@ -21,10 +21,10 @@ from tests.test_mfa import body
 from tests.test_mfa import code_of
 from tests.test_mfa import fresh
 from tests.test_mfa import jwks_verify
+from uauth.core.mfa import ACR_MFA
+from uauth.core.records import CHALLENGE
+from uauth.core.records import PASSKEY
 from uauth.extension import get_state
-from uauth.factors import CHALLENGE
-from uauth.factors import PASSKEY
-from uauth.mfa import ACR_MFA
 from uauth.storage import Store
 
 ISSUER = "http://localhost:5000"

@@ -25,10 +25,11 @@ from tests.chromium import squashed_buttons
 from tests.e2e.conftest import PASSWORD
 from tests.http_stub import serve
 from tests.live_server import LiveServer
-from uauth.clients import register_client
-from uauth.models import User
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.models import User
+from uauth.core.users import StoreUsers
 from uauth.storage.sqlite import SQLiteStore
-from uauth.users import StoreUsers
 
 pytestmark = pytest.mark.slow
 
@@ -89,8 +90,8 @@ def test_passkey_register_sign_in_autofill_and_remove(site: Site, app_url: str,
                                                       browser: tuple[Any, Any, str]) -> None:
     page, cdp, authenticator = browser
     user = site.add_user("ada-" + secrets.token_hex(3))
-    client, _ = register_client(site.store, name="Example App", redirect_uris=[app_url],
-                                public=True, first_party=True)
+    client, _ = register_client(site.store, Registration(
+        name="Example App", redirect_uris=[app_url], public=True, first_party=True))
 
     # register a passkey on /account
     page.goto(site.url + "/login?next=/account")

@@ -11,16 +11,16 @@ from cryptography.fernet import Fernet
 from cryptography.fernet import MultiFernet
 
 from tests.conftest import FakeClock
-from uauth import totp
-from uauth.factors import CHALLENGE
-from uauth.factors import FACTOR
-from uauth.factors import KINDS
-from uauth.factors import PASSKEY
-from uauth.factors import PENDING_TTL
-from uauth.factors import RECOVERY_CODE
-from uauth.factors import Factors
-from uauth.factors import group
-from uauth.passkeys import NewCredential
+from uauth.core import totp
+from uauth.core.factors import KINDS
+from uauth.core.factors import PENDING_TTL
+from uauth.core.factors import Factors
+from uauth.core.factors import group
+from uauth.core.passkeys import NewCredential
+from uauth.core.records import CHALLENGE
+from uauth.core.records import FACTOR
+from uauth.core.records import PASSKEY
+from uauth.core.records import RECOVERY_CODE
 from uauth.storage import Store
 
 

@@ -1,0 +1,78 @@
+"""The audit trail: one structured log event per security-relevant action.
+
+Events go to the ``uauth.core.audit`` logger through the same logging set-up as every other line
+(:mod:`uauth.ops.logs`): as JSON under ``uauth serve``, with the request id, and with ``event``,
+``client_id``, ``user_id`` and ``ip`` as fields of their own. They name who and what, never a
+secret: no password, code, token, client secret or session handle is ever passed here (grant
+ids appear shortened, as in the other logs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger("uauth.audit")
+
+
+def _no_context() -> Mapping[str, Any]:
+    return {}
+
+
+#: Fields of the request being served (``ip``), added to every event. Core knows no HTTP: the
+#: wiring installs the web layer's source of them (:func:`uauth.web.requestlog.audit_context`);
+#: events outside a request (the CLI) carry none.
+context_fields: Callable[[], Mapping[str, Any]] = _no_context
+
+LOGIN_SUCCEEDED = "login.succeeded"
+LOGIN_FAILED = "login.failed"
+LOGIN_THROTTLED = "login.throttled"
+LOGOUT = "logout"
+CONSENT_GIVEN = "consent.given"
+CONSENT_DENIED = "consent.denied"
+CONSENT_REVOKED = "consent.revoked"
+TOKEN_ISSUED = "token.issued"
+TOKEN_REFRESHED = "token.refreshed"
+TOKEN_REVOKED = "token.revoked"
+CLIENT_AUTH_FAILED = "client_auth.failed"
+CLIENT_AUTH_THROTTLED = "client_auth.throttled"
+REPLAY_DETECTED = "replay.detected"
+FAMILY_REVOKED = "family.revoked"
+PASSWORD_CHANGED = "password.changed"
+MFA_SUCCEEDED = "mfa.succeeded"
+MFA_FAILED = "mfa.failed"
+MFA_THROTTLED = "mfa.throttled"
+MFA_ENROLLED = "mfa.enrolled"
+MFA_REMOVED = "mfa.removed"
+MFA_RESET = "mfa.reset"
+RECOVERY_CODE_USED = "mfa.recovery_code_used"
+RECOVERY_CODES_CREATED = "mfa.recovery_codes_created"
+PASSKEY_LOGIN = "passkey.login"
+PASSKEY_FAILED = "passkey.failed"
+PASSKEY_COUNTER = "passkey.counter_regressed"
+ADMIN = "admin"
+
+
+def audit(event: str, *, client_id: str | None = None, user_id: str | None = None,
+          **detail: Any) -> None:
+    """Log one audit event; ``detail`` holds further non-secret fields (``grant``, ...)."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    fields: dict[str, Any] = {"event": event}
+    if client_id is not None:
+        fields["client_id"] = client_id
+    if user_id is not None:
+        fields["user_id"] = user_id
+    fields.update(context_fields())
+    fields.update((k, v) for k, v in detail.items() if v is not None)
+    for name, value in fields.items():
+        if isinstance(value, str):  # a claimed client id is the caller's text: keep it tame
+            fields[name] = "".join(ch for ch in value[:128] if ch.isprintable())
+    # Text values are quoted (JSON strings), so a caller's text can never look like another
+    # field in the plain-text log: client_id="evil user_id=alice" stays one value.
+    text = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
+                    for k, v in fields.items() if k != "event")
+    log.info("%s %s", event, text, extra={"audit": fields})
