@@ -112,6 +112,7 @@ def test_totp_enrolment_then_sign_in_with_a_code(d: Driver, clock: FakeClock) ->
     assert response.status_code == 302 and response.headers["Location"].startswith(SECOND)
     assert other.http.get("/account").headers["Location"].startswith(SECOND), \
         "a password alone does not open the account page"
+    assert other.http.get("/account/sessions").headers["Location"].startswith(SECOND)
     clock.advance(30)
     wrong = answer_otp(other, response.headers["Location"], "000000")
     assert wrong.status_code == 401 and "not valid" in wrong.text
