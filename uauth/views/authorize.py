@@ -268,6 +268,8 @@ def login_needed(ix: Interaction) -> str | None:
         return "no session"
     if ix.prompts & {"login", "select_account"}:  # one account per session: select = log in
         return "prompt"
+    if ix.oidc.max_age == 0:  # OIDC Core §3.1.2.1 (errata set 2): max_age=0 is prompt=login
+        return "max_age"
     if ix.oidc.max_age is not None and get_state().now() - ix.auth.auth_time > ix.oidc.max_age:
         return "max_age"
     if ix.oidc.expected_sub is not None and ix.oidc.expected_sub != subject(ix.user, ix.client):

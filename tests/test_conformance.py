@@ -1,0 +1,52 @@
+"""Where uauth differed from the certified reference provider (issue 21): one test each,
+in process, with the injected clock."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.app_driver import REDIRECT
+from tests.app_driver import Driver
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.storage import Store
+
+VERIFIER = "v" * 50
+
+
+@pytest.fixture
+def driver(tmp_path: Path, store: Store, clock: FakeClock) -> Driver:
+    return Driver.of(make_app(tmp_path, store, clock))
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(
+        b"=").decode()
+
+
+def redirected(response: Any) -> dict[str, str]:
+    """The parameters of a redirect to the client (fails on a page)."""
+    assert response.status_code == 302, (response.status_code, response.text[:300])
+    location = response.headers["Location"]
+    assert location.startswith(REDIRECT), location
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def test_max_age_zero_with_a_live_session_asks_for_a_new_login(driver: Driver,
+                                                               clock: FakeClock) -> None:
+    """OIDC Core §3.1.2.1 (errata set 2): max_age=0 is prompt=login, even in the second of
+    the last login."""
+    driver.user()
+    client, _ = driver.client(first_party=True)
+    driver.login()
+    response = driver.authorize(response_type="code", client_id=client.client_id,
+                                redirect_uri=REDIRECT, scope="openid", max_age="0")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next="), "a code without a login"
