@@ -50,3 +50,21 @@ def test_max_age_zero_with_a_live_session_asks_for_a_new_login(driver: Driver,
                                 redirect_uri=REDIRECT, scope="openid", max_age="0")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next="), "a code without a login"
+
+
+def test_discovery_advertises_only_s256_and_plain_stays_a_per_client_opt_in(
+        driver: Driver) -> None:
+    meta = driver.http.get("/.well-known/openid-configuration").json
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    driver.user()
+    driver.login()
+    opted_in, _ = driver.client(public=True, allow_plain_pkce=True)
+    code = driver.code(opted_in.client_id, code_challenge="p" * 43,
+                       code_challenge_method="plain")
+    assert driver.token(opted_in.client_id, None, code=code,
+                        code_verifier="p" * 43).status_code == 200
+    other, _ = driver.client(public=True)
+    refused = driver.authorize(response_type="code", client_id=other.client_id,
+                               redirect_uri=REDIRECT, scope="openid",
+                               code_challenge="p" * 43, code_challenge_method="plain")
+    assert redirected(refused)["error"] == "invalid_request"

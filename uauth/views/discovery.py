@@ -37,7 +37,6 @@ def build_metadata(state: State) -> dict[str, Any]:
                             if any("token" in rt.split() for rt in g.RESPONSE_TYPES)})
     response_types = sorted({rt for g, _ in state.server._authorization_grants
                              for rt in g.RESPONSE_TYPES}, key=lambda rt: (len(rt), rt))
-    pkce = ["S256", "plain"] if config["UAUTH_ALLOW_PLAIN_PKCE"] else ["S256"]
     return {
         "issuer": state.issuer,
         "authorization_endpoint": endpoint_url(state, "uauth.ui.authorize"),
@@ -57,7 +56,8 @@ def build_metadata(state: State) -> dict[str, Any]:
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
         "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
         "claims_supported": claims_supported(),
-        "code_challenge_methods_supported": pkce,
+        # What any client may use; ``plain`` is a per-client opt-in (--allow-plain-pkce).
+        "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
