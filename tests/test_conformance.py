@@ -68,3 +68,16 @@ def test_discovery_advertises_only_s256_and_plain_stays_a_per_client_opt_in(
                                redirect_uri=REDIRECT, scope="openid",
                                code_challenge="p" * 43, code_challenge_method="plain")
     assert redirected(refused)["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("public", [False, True])
+def test_a_missing_code_verifier_for_a_pkce_code_is_invalid_grant(driver: Driver,
+                                                                  public: bool) -> None:
+    """RFC 7636 §4.6."""
+    driver.user()
+    driver.login()
+    client, secret = driver.client(public=public)
+    code = driver.code(client.client_id, code_challenge=s256(VERIFIER),
+                       code_challenge_method="S256")
+    response = driver.token(client.client_id, secret, code=code)
+    assert response.status_code == 400 and response.json["error"] == "invalid_grant"
