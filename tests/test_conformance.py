@@ -14,6 +14,7 @@ import pytest
 
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
+from tests.app_driver import basic_auth
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.storage import Store
@@ -81,3 +82,18 @@ def test_a_missing_code_verifier_for_a_pkce_code_is_invalid_grant(driver: Driver
                        code_challenge_method="S256")
     response = driver.token(client.client_id, secret, code=code)
     assert response.status_code == 400 and response.json["error"] == "invalid_grant"
+
+
+def test_two_client_authentication_methods_are_invalid_request(driver: Driver) -> None:
+    """RFC 6749 §2.3: one method per request, even when both are right."""
+    driver.user()
+    driver.login()
+    client, secret = driver.client()
+    assert secret is not None
+    code = driver.code(client.client_id)
+    response = driver.http.post("/token", headers=basic_auth(client.client_id, secret), data={
+        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+        "client_id": client.client_id, "client_secret": secret})
+    assert response.status_code == 400 and response.json["error"] == "invalid_request"
+    assert driver.token(client.client_id, secret, code=code).status_code == 200, \
+        "the refusal spent nothing"
