@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 import pytest
@@ -51,6 +52,24 @@ def test_max_age_zero_with_a_live_session_asks_for_a_new_login(driver: Driver,
                                 redirect_uri=REDIRECT, scope="openid", max_age="0")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login?next="), "a code without a login"
+
+
+@pytest.mark.parametrize("scope", ['openid "bad\\scope"', "openid caf\u00e9"])
+def test_a_scope_outside_the_grammar_redirects_invalid_scope(driver: Driver, scope: str) -> None:
+    client, _ = driver.client()
+    query = urlencode({"response_type": "code", "client_id": client.client_id,
+                       "redirect_uri": REDIRECT, "scope": scope, "state": "st"})
+    params = redirected(driver.http.get("/authorize?" + query))
+    assert params["error"] == "invalid_scope"
+    assert params["state"] == "st" and params["iss"] == "http://localhost"
+
+
+def test_a_bad_scope_with_an_unregistered_redirect_uri_is_a_page(driver: Driver) -> None:
+    client, _ = driver.client()
+    query = urlencode({"response_type": "code", "client_id": client.client_id,
+                       "redirect_uri": "https://evil.example/cb", "scope": 'a"b'})
+    response = driver.http.get("/authorize?" + query)
+    assert response.status_code == 400 and "Location" not in response.headers
 
 
 def test_discovery_advertises_only_s256_and_plain_stays_a_per_client_opt_in(
@@ -97,3 +116,33 @@ def test_two_client_authentication_methods_are_invalid_request(driver: Driver) -
     assert response.status_code == 400 and response.json["error"] == "invalid_request"
     assert driver.token(client.client_id, secret, code=code).status_code == 200, \
         "the refusal spent nothing"
+
+
+@pytest.mark.parametrize("repeated", ["scope", "state", "response_type", "nonce", 'x"\\y'])
+def test_repeated_parameters_with_a_trusted_redirect_uri_redirect_invalid_request(
+        driver: Driver, repeated: str) -> None:
+    client, _ = driver.client()
+    pairs = [("response_type", "code"), ("client_id", client.client_id),
+             ("redirect_uri", REDIRECT), ("scope", "openid"), ("state", "st"), ("nonce", "n")]
+    pairs += [(repeated, "v")] * (1 if repeated in dict(pairs) else 2)
+    params = redirected(driver.http.get("/authorize?" + urlencode(pairs)))
+    assert params["error"] == "invalid_request" and params["iss"] == "http://localhost"
+    assert params.get("state") == (None if repeated == "state" else "st")
+
+
+@pytest.mark.parametrize("repeated", ["client_id", "redirect_uri"])
+def test_a_repeated_client_id_or_redirect_uri_is_a_page(driver: Driver, repeated: str) -> None:
+    client, _ = driver.client()
+    pairs = [("response_type", "code"), ("client_id", client.client_id),
+             ("redirect_uri", REDIRECT), ("scope", "openid")]
+    pairs.append((repeated, dict(pairs)[repeated]))
+    response = driver.http.get("/authorize?" + urlencode(pairs))
+    assert response.status_code == 400 and "Location" not in response.headers
+
+
+def test_a_missing_response_type_redirects_invalid_request(driver: Driver) -> None:
+    client, _ = driver.client()
+    query = urlencode({"client_id": client.client_id, "redirect_uri": REDIRECT,
+                       "scope": "openid", "state": "st"})
+    params = redirected(driver.http.get("/authorize?" + query))
+    assert params["error"] == "invalid_request" and params["state"] == "st"

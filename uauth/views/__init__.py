@@ -136,6 +136,10 @@ def _failure(status: int, error: str, title: str, message: str,
 
 @bp.errorhandler(inputs.BadInput)
 def _bad_input(exc: inputs.BadInput) -> ResponseReturnValue:
+    if request.endpoint == "uauth.ui.authorize":
+        redirected = authorize.redirect_bad_input(exc)
+        if redirected is not None:
+            return redirected
     headers = {"WWW-Authenticate": 'Basic realm="uauth"'} if exc.status == 401 else None
     return _failure(exc.status, exc.error, "This request cannot be read", str(exc), headers)
 
