@@ -385,6 +385,8 @@ def client() -> None:
 @click.option("--id-token-signed-response-alg", "id_token_alg",
               type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
+@click.option("--require-par", is_flag=True,
+              help="Authorization requests must be pushed to /par first (RFC 9126).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -396,7 +398,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, as_json: bool) -> None:
+               id_token_alg: str | None, require_par: bool, as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
@@ -425,6 +427,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 sector_identifier_uri=sector_identifier_uri,
                 id_token_signed_response_alg=id_token_alg,
                 enabled_algs=state.config["UAUTH_SIGNING_ALGS"],
+                require_pushed_authorization_requests=require_par,
             )
         except RegistrationError as exc:
             fail(str(exc))

@@ -227,6 +227,7 @@ def register_client(
     backchannel_logout_session_required: bool = False,
     id_token_signed_response_alg: str | None = None,
     enabled_algs: Iterable[str] | None = None,
+    require_pushed_authorization_requests: bool = False,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it and its secret (shown once, stored hashed).
 
@@ -324,6 +325,7 @@ def register_client(
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
     )
     save_client(store, client)
     return client, secret

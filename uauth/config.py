@@ -308,6 +308,18 @@ SETTINGS: tuple[Setting, ...] = (
         _boolean,
     ),
     Setting(
+        "UAUTH_REQUIRE_PAR",
+        False,
+        "Require pushed authorization requests (RFC 9126) from every client.",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_PAR_TTL",
+        60,
+        "Seconds a pushed request's request_uri stays usable at /authorize (RFC 9126).",
+        _positive_int,
+    ),
+    Setting(
         "UAUTH_ALLOW_PLAIN_PKCE",
         True,
         "Global switch for PKCE 'plain'; when true, only clients allowed it may use it.",

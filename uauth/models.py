@@ -93,6 +93,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     sector_identifier: str | None = None
     #: Algorithm of this client's ID tokens (OIDC Dynamic Registration §2); None: the default.
     id_token_signed_response_alg: str | None = None
+    #: Authorization requests must come through /par (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
 
     @property
     def is_public(self) -> bool:

@@ -28,6 +28,7 @@ from . import health
 from . import inputs
 from . import logout
 from . import metrics
+from . import par
 from . import sessions
 from . import token
 from . import userinfo
@@ -37,7 +38,7 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp):
+              userinfo.bp, logout.bp, sessions.bp, par.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -47,9 +48,11 @@ CORS_ENDPOINTS = {
 }
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
-                "uauth.metrics"}
+                "uauth.metrics", "uauth.par"}
 #: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
-STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
+STRICT_PARAMS = {"uauth.token", "uauth.userinfo", "uauth.par"}
+#: Blueprints that authenticate clients (Basic credentials checked before Authlib reads them).
+CLIENT_AUTH = {"uauth.token", "uauth.par"}
 #: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No
 #: ``form-action``: Chrome applies it to the redirect that follows a form POST, which would
 #: block the login and consent pages' redirects back to the client.
@@ -66,7 +69,7 @@ def _start() -> None:
     request.max_form_parts = inputs.MAX_PARAMS
     inputs.check_request(config["UAUTH_MAX_PARAM_LENGTH"],
                          unique=request.blueprint in STRICT_PARAMS,
-                         basic=request.blueprint == "uauth.token")
+                         basic=request.blueprint in CLIENT_AUTH)
 
 
 @bp.after_request

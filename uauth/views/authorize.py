@@ -61,6 +61,9 @@ from ..forms import LoginForm
 from ..forms import LogoutForm
 from ..models import Client
 from ..models import User
+from ..par import check_pushed_required
+from ..par import finish_pushed
+from ..par import resolve_pushed
 from ..responses import check_response_mode
 from ..responses import render
 from ..responses import response_mode
@@ -247,6 +250,15 @@ class Interaction:
     user: User | None
     auth: Authentication | None
     oidc: AuthParams = field(default_factory=AuthParams)
+    #: What the browser sent, when it is not ``params``: a pushed request's client_id and
+    #: request_uri (RFC 9126), carried through login and consent instead of the parameters.
+    wire: MultiDict[str, str] | None = None
+    #: The pushed request's request_uri, spent when the response is issued.
+    pushed: str | None = None
+
+    @property
+    def sent(self) -> MultiDict[str, str]:
+        return self.params if self.wire is None else self.wire
 
     @property
     def prompts(self) -> frozenset[str]:
@@ -287,13 +299,13 @@ def require_login(ix: Interaction) -> ResponseReturnValue | None:
     reason = login_needed(ix)
     if reason is None:
         return None
-    if ix.user is not None and logged_in_for(ix.params):
+    if ix.user is not None and logged_in_for(ix.sent):
         if reason == "another user":
             raise LoginRequiredError("The signed-in user is not the one the request names.")
         return None
     if "none" in ix.prompts:
         raise LoginRequiredError("The user must sign in, which prompt=none does not allow.")
-    return login_redirect(ix.params)
+    return login_redirect(ix.sent)
 
 
 def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
@@ -321,7 +333,7 @@ def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
         return error_page("This page has expired", "Go back to the application and sign in again.")
     page = render_template("uauth/attributes.html", form=form, client=ix.client, user=ix.user,
                            fields=[form[a.name] for a in asked],
-                           params=list(ix.params.items(multi=True)))
+                           params=list(ix.sent.items(multi=True)))
     return page, 400 if answered else 200
 
 
@@ -342,13 +354,13 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
                                scopes=[(s, describe_scope(s)) for s in scopes],
                                essential=sorted(ix.oidc.claims.essential),
-                               params=list(ix.params.items(multi=True)), user=ix.user)
+                               params=list(ix.sent.items(multi=True)), user=ix.user)
     if not form.validate_on_submit():
         return error_page("This page has expired",
                           "Go back to the application and sign in again.")
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
-        return issue(ix.grant, None, ix.params)
+        return issue(ix.grant, None, ix.params, ix.pushed)
     remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
                      ttl=state.config["UAUTH_CONSENT_TTL"], now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
@@ -425,7 +437,12 @@ def early_error(params: MultiDict[str, str]) -> ResponseReturnValue | None:
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
     state = get_state()
-    params = authorization_params()
+    wire = authorization_params()
+    try:
+        params, pushed = resolve_pushed(state.store, wire)
+    except OAuth2Error as err:
+        redirected = redirect_error(err, wire)
+        return redirected if redirected is not None else error_response(err, wire)
     early = early_error(params)
     if early is not None:
         return early
@@ -440,11 +457,12 @@ def authorize() -> ResponseReturnValue:
         # Authlib refuses repeated parameters (RFC 6749 §3.1) early_error could not redirect.
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
         check_response_mode(params, grant.redirect_uri)
+        check_pushed_required(state.config, grant.client, pushed, grant.redirect_uri)
         oidc = parse_auth_params(state, params, grant.client, grant.redirect_uri)
     except OAuth2Error as err:
         return error_response(err, params)
     ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
-                     oidc=oidc)
+                     oidc=oidc, wire=wire if pushed else None, pushed=pushed)
     try:
         for step in STEPS:
             response = step(ix)
@@ -458,11 +476,14 @@ def authorize() -> ResponseReturnValue:
     grant.request.requested_claims = ix.oidc.claims.to_record()
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
-    return issue(grant, ix.user, params)
+    return issue(grant, ix.user, params, pushed)
 
 
-def issue(grant: Any, user: User | None, params: MultiDict[str, str]) -> ResponseReturnValue:
+def issue(grant: Any, user: User | None, params: MultiDict[str, str],
+          pushed: str | None = None) -> ResponseReturnValue:
     try:
+        if pushed is not None:
+            finish_pushed(get_state().store, pushed)
         triple = grant.create_authorization_response(grant.redirect_uri, user)
     except OAuth2Error as err:
         if err.redirect_uri is None:

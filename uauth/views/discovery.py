@@ -19,6 +19,7 @@ from ..endpoints import REVOCATION_AUTH_METHODS
 from ..extension import State
 from ..extension import get_state
 from ..responses import RESPONSE_MODES
+from .par import PAR_AUTH_METHODS
 
 bp = Blueprint("discovery", __name__)
 
@@ -55,10 +56,13 @@ def build_metadata(state: State) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
         "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
+        "pushed_authorization_request_endpoint_auth_methods_supported": list(PAR_AUTH_METHODS),
         "claims_supported": claims_supported(),
         # What any client may use; ``plain`` is a per-client opt-in (--allow-plain-pkce).
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
+        "pushed_authorization_request_endpoint": endpoint_url(state, "uauth.par.par"),
+        "require_pushed_authorization_requests": bool(config["UAUTH_REQUIRE_PAR"]),
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         # Request objects are refused (request_not_supported), never ignored: authrequest.py.

@@ -1,0 +1,49 @@
+"""Pushed authorization requests, request objects and the device grant through a real server,
+with Authlib's client where it has the feature and plain HTTP where it has not."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qsl
+from urllib.parse import urlencode
+from urllib.parse import urlsplit
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+
+from tests.browser import Browser
+from tests.browser import location
+from tests.e2e.conftest import REDIRECT
+from tests.e2e.conftest import Provider
+
+
+def test_pushed_authorization_request(provider: Provider) -> None:
+    """Authlib's client builds the request (state, nonce, PKCE) and redeems the code; it has no
+    PAR call, so the push is a plain POST with the client's credentials (RFC 9126 §2)."""
+    user = provider.add_user()
+    client, secret = provider.add_client(require_pushed_authorization_requests=True)
+    assert secret is not None
+    meta = provider.discovery
+    assert meta["pushed_authorization_request_endpoint"] == provider.url + "/par"
+    session = OAuth2Session(client.client_id, secret, scope="openid email",
+                            redirect_uri=REDIRECT, code_challenge_method="S256")
+    verifier = secrets.token_urlsafe(48)
+    url, state = session.create_authorization_url(meta["authorization_endpoint"],
+                                                  code_verifier=verifier, nonce="n-1")
+    browser = Browser(provider.url)
+    refused = location(browser.authorize(url, username=user.username))
+    assert dict(parse_qsl(urlsplit(refused).query))["error"] == "invalid_request", \
+        "this client must push"
+    pushed = requests.post(meta["pushed_authorization_request_endpoint"], timeout=10,
+                           data=dict(parse_qsl(urlsplit(url).query)),
+                           auth=(client.client_id, secret))
+    assert pushed.status_code == 201, pushed.text
+    front = meta["authorization_endpoint"] + "?" + urlencode(
+        {"client_id": client.client_id, "request_uri": pushed.json()["request_uri"]})
+    callback = location(browser.authorize(front, username=user.username))
+    assert dict(parse_qsl(urlsplit(callback).query))["state"] == state
+    token = session.fetch_token(meta["token_endpoint"], authorization_response=callback,
+                                code_verifier=verifier)
+    assert token["scope"] == "openid email" and token["id_token"]
+    replay = browser.http.get(front, allow_redirects=False, timeout=10)
+    assert replay.status_code == 400, "a request_uri answers once"
