@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import IO
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -387,6 +388,10 @@ def client() -> None:
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
 @click.option("--require-par", is_flag=True,
               help="Authorization requests must be pushed to /par first (RFC 9126).")
+@click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
+              help="JSON Web Key Set of the client's public keys (signed request objects).")
+@click.option("--allow-unsigned-request-objects", is_flag=True,
+              help="Accept request objects with alg none from this client (not recommended).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -398,7 +403,8 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, require_par: bool, as_json: bool) -> None:
+               id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
+               allow_unsigned_request_objects: bool, as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
@@ -406,6 +412,10 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
     from .clients import RegistrationError
     from .clients import register_client
 
+    try:
+        jwks = json.load(jwks_file) if jwks_file is not None else None
+    except ValueError:
+        fail("--jwks: the file is not JSON")
     with _in_app(ctx):
         state = _state()
         try:
@@ -428,6 +438,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 id_token_signed_response_alg=id_token_alg,
                 enabled_algs=state.config["UAUTH_SIGNING_ALGS"],
                 require_pushed_authorization_requests=require_par,
+                jwks=jwks, allow_unsigned_request_objects=allow_unsigned_request_objects,
             )
         except RegistrationError as exc:
             fail(str(exc))

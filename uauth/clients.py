@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from .config import is_loopback_host
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
 from .models import Client
+from .request_object import check_jwks
 from .responses import RESPONSE_MODES
 from .storage import Store
 from .storage import hash_key
@@ -228,6 +230,8 @@ def register_client(
     id_token_signed_response_alg: str | None = None,
     enabled_algs: Iterable[str] | None = None,
     require_pushed_authorization_requests: bool = False,
+    jwks: dict[str, Any] | None = None,
+    allow_unsigned_request_objects: bool = False,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it and its secret (shown once, stored hashed).
 
@@ -299,6 +303,11 @@ def register_client(
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
+    if jwks is not None:
+        try:
+            check_jwks(jwks)
+        except ValueError as exc:
+            raise RegistrationError(f"--jwks: {exc}") from None
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
@@ -326,6 +335,8 @@ def register_client(
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
         require_pushed_authorization_requests=require_pushed_authorization_requests,
+        jwks=jwks,
+        allow_unsigned_request_objects=allow_unsigned_request_objects,
     )
     save_client(store, client)
     return client, secret

@@ -3,13 +3,18 @@ with Authlib's client where it has the feature and plain HTTP where it has not."
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+import jwt
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from tests.browser import Browser
 from tests.browser import location
@@ -47,3 +52,25 @@ def test_pushed_authorization_request(provider: Provider) -> None:
     assert token["scope"] == "openid email" and token["id_token"]
     replay = browser.http.get(front, allow_redirects=False, timeout=10)
     assert replay.status_code == 400, "a request_uri answers once"
+
+
+def test_signed_request_object(provider: Provider) -> None:
+    """The request signed with PyJWT by a key the client registered; Authlib redeems the code."""
+    user = provider.add_user()
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = {**json.loads(ECAlgorithm.to_jwk(key.public_key())), "kid": "k1"}
+    client, secret = provider.add_client(jwks={"keys": [jwk]})
+    meta = provider.discovery
+    assert "ES256" in meta["request_object_signing_alg_values_supported"]
+    session = OAuth2Session(client.client_id, secret, scope="openid", redirect_uri=REDIRECT)
+    claims = {"iss": client.client_id, "aud": provider.url, "exp": int(time.time()) + 120,
+              "client_id": client.client_id, "response_type": "code", "scope": "openid email",
+              "redirect_uri": REDIRECT, "state": "signed-state", "nonce": "n-2"}
+    request = jwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
+    front = meta["authorization_endpoint"] + "?" + urlencode(
+        {"client_id": client.client_id, "response_type": "code", "scope": "openid",
+         "request": request})
+    callback = location(Browser(provider.url).authorize(front, username=user.username))
+    assert dict(parse_qsl(urlsplit(callback).query))["state"] == "signed-state"
+    token = session.fetch_token(meta["token_endpoint"], authorization_response=callback)
+    assert token["scope"] == "openid email", "the object's scope, not the query's"

@@ -80,6 +80,7 @@ from ..tokens import Authentication
 from ..users import editable
 from .inputs import BadInput
 from .inputs import check_text
+from .request_objects import expand_request_object
 
 bp = Blueprint("ui", __name__)
 
@@ -440,6 +441,7 @@ def authorize() -> ResponseReturnValue:
     wire = authorization_params()
     try:
         params, pushed = resolve_pushed(state.store, wire)
+        params = expand_request_object(state, params)
     except OAuth2Error as err:
         redirected = redirect_error(err, wire)
         return redirected if redirected is not None else error_response(err, wire)

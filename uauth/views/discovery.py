@@ -18,6 +18,7 @@ from ..endpoints import INTROSPECTION_AUTH_METHODS
 from ..endpoints import REVOCATION_AUTH_METHODS
 from ..extension import State
 from ..extension import get_state
+from ..request_object import REQUEST_OBJECT_ALGS
 from ..responses import RESPONSE_MODES
 from .par import PAR_AUTH_METHODS
 
@@ -65,8 +66,10 @@ def build_metadata(state: State) -> dict[str, Any]:
         "require_pushed_authorization_requests": bool(config["UAUTH_REQUIRE_PAR"]),
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        # Request objects are refused (request_not_supported), never ignored: authrequest.py.
-        "request_parameter_supported": False,
+        # Request objects by value (signed with the client's registered keys); request_uri
+        # only as PAR's, never fetched from elsewhere.
+        "request_parameter_supported": True,
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "end_session_endpoint": endpoint_url(state, "uauth.logout.end_session"),

@@ -21,6 +21,7 @@ from ..extension import get_state
 from ..par import push
 from ..responses import check_response_mode
 from ..server import UAuthRequest
+from .request_objects import expand_request_object
 from .token import NO_STORE
 from .token import back_channel_request
 
@@ -45,6 +46,7 @@ def par() -> ResponseReturnValue:
         if params.get("client_id", client.client_id) != client.client_id:
             raise InvalidRequestError("client_id is not the authenticated client.")
         params["client_id"] = client.client_id
+        params = expand_request_object(state, params)
         grant = state.server.get_consent_grant(
             UAuthRequest("GET", request.path, request.headers, params, state.issuer),
             end_user=None)
