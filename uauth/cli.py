@@ -353,7 +353,7 @@ def client() -> None:
 @click.option("--public", is_flag=True, help="No secret: SPAs and native apps (PKCE required).")
 @click.option("--grant-type", "grant_types", multiple=True,
               help="authorization_code (default, with refresh_token), refresh_token, "
-              "client_credentials, implicit.")
+              "client_credentials, implicit, urn:ietf:params:oauth:grant-type:device_code.")
 @click.option("--response-type", "response_types", multiple=True, help="Default: code.")
 @click.option("--scope", help="Scopes the client may request (space separated).")
 @click.option("--token-endpoint-auth-method",

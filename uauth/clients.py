@@ -33,7 +33,8 @@ CLIENT = "client"
 #: ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client.
 ORIGIN = "cors_origin"
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit",
+               "urn:ietf:params:oauth:grant-type:device_code")
 RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token",
                   "code id_token token")
 #: Schemes a redirect URI may never use: they run code or read local files in the browser.

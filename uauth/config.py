@@ -320,6 +320,18 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "UAUTH_DEVICE_CODE_TTL",
+        600,
+        "Seconds a device code and its user code stay usable (RFC 8628 expires_in).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_DEVICE_POLL_INTERVAL",
+        5,
+        "Seconds a device must wait between polls of /token (RFC 8628 interval).",
+        _positive_int,
+    ),
+    Setting(
         "UAUTH_ALLOW_PLAIN_PKCE",
         True,
         "Global switch for PKCE 'plain'; when true, only clients allowed it may use it.",

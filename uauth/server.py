@@ -163,9 +163,11 @@ def build_server(state: State) -> UAuthServer:
     from .end_session import EndSession
     from .endpoints import register_endpoints
     from .grants import register_grants
+    from .grants.device_code import DeviceAuthorization
 
     server = UAuthServer(state)
     register_grants(server)
     register_endpoints(server)
     server.register_endpoint(EndSession)
+    server.register_endpoint(DeviceAuthorization)
     return server

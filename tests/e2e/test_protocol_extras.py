@@ -74,3 +74,32 @@ def test_signed_request_object(provider: Provider) -> None:
     assert dict(parse_qsl(urlsplit(callback).query))["state"] == "signed-state"
     token = session.fetch_token(meta["token_endpoint"], authorization_response=callback)
     assert token["scope"] == "openid email", "the object's scope, not the query's"
+
+
+def test_device_authorization_grant(provider: Provider) -> None:
+    """The device polls with plain HTTP (Authlib's client has no device flow); the person's
+    part through the scripted browser (the Chromium version is in test_device_browser)."""
+    device = "urn:ietf:params:oauth:grant-type:device_code"
+    user = provider.add_user()
+    client, secret = provider.add_client(redirect_uris=[], grant_types=[device])
+    assert secret is not None
+    meta = provider.discovery
+    started = requests.post(meta["device_authorization_endpoint"], timeout=10,
+                            data={"scope": "openid"}, auth=(client.client_id, secret))
+    assert started.status_code == 200, started.text
+    body = started.json()
+
+    def poll() -> requests.Response:
+        return requests.post(meta["token_endpoint"], timeout=10, auth=(client.client_id, secret),
+                             data={"grant_type": device, "device_code": body["device_code"]})
+
+    browser = Browser(provider.url)
+    browser.authorize(provider.url + "/login", username=user.username)
+    page = browser.http.get(body["verification_uri_complete"], timeout=10)
+    assert body["user_code"] in page.text
+    done = browser.submit(page, {}, ("decision", "allow"))
+    assert 'data-device-result="approved"' in done.text
+    answer = poll()  # the first poll: no interval to respect yet
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id_token"] and "refresh_token" not in answer.json()
+    assert poll().json()["error"] == "invalid_grant", "redeemed once"

@@ -23,6 +23,7 @@ from ..extension import get_state
 from ..storage import StorageError
 from . import account
 from . import authorize
+from . import device
 from . import discovery
 from . import health
 from . import inputs
@@ -38,7 +39,7 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, par.bp):
+              userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -48,11 +49,11 @@ CORS_ENDPOINTS = {
 }
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
-                "uauth.metrics", "uauth.par"}
+                "uauth.metrics", "uauth.par", "uauth.device_authorization"}
 #: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
-STRICT_PARAMS = {"uauth.token", "uauth.userinfo", "uauth.par"}
+STRICT_PARAMS = {"uauth.token", "uauth.userinfo", "uauth.par", "uauth.device_authorization"}
 #: Blueprints that authenticate clients (Basic credentials checked before Authlib reads them).
-CLIENT_AUTH = {"uauth.token", "uauth.par"}
+CLIENT_AUTH = {"uauth.token", "uauth.par", "uauth.device_authorization"}
 #: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No
 #: ``form-action``: Chrome applies it to the redirect that follows a form POST, which would
 #: block the login and consent pages' redirects back to the client.

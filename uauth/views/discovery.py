@@ -63,6 +63,8 @@ def build_metadata(state: State) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
         "pushed_authorization_request_endpoint": endpoint_url(state, "uauth.par.par"),
+        "device_authorization_endpoint": endpoint_url(
+            state, "uauth.device_authorization.device_authorization"),
         "require_pushed_authorization_requests": bool(config["UAUTH_REQUIRE_PAR"]),
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
