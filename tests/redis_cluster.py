@@ -5,14 +5,35 @@ ports, made with ``redis-server --cluster-enabled yes`` and ``redis-cli --cluste
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
 
-from tests.redis_server import free_port
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_ports(n: int) -> list[int]:
+    """``n`` distinct free ports whose cluster bus ports (port + 10000) are free too, so below
+    the ephemeral range where ``free_port`` would land and the bus port would pass 65535."""
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    while len(ports) < n:
+        port = rng.randrange(20000, 30000)
+        if port not in ports and port + 10000 not in ports and _bindable(port) \
+                and _bindable(port + 10000):
+            ports.append(port)
+    return ports
 
 
 def cluster_required() -> bool:
@@ -25,7 +46,7 @@ class RedisClusterServer:
 
     def __init__(self, directory: Path, primaries: int = 3) -> None:
         self.directory = directory
-        self.ports = [free_port() for _ in range(primaries * 2)]
+        self.ports = cluster_ports(primaries * 2)
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     @property
