@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+
 def _bindable(port: int) -> bool:
     with socket.socket() as sock:
         try:

@@ -143,14 +143,20 @@ def backup(ctx: _Context, dest: Path, force: bool) -> None:
 
 
 @click.command()
-@click.option("--to", "target_url", required=True, metavar="URL",
-              help="Storage to copy into, e.g. redis://10.0.0.7:6379/0.")
+@click.option("--to", "target_url", metavar="URL",
+              help="Storage to copy into, e.g. redis://10.0.0.7:6379/0 or "
+                   "postgresql://uauth@db:5432/uauth. Without it: bring the configured "
+                   "PostgreSQL schema up to date.")
 @click.option("--prefix", help="Redis key prefix at the target (default: UAUTH_REDIS_PREFIX).")
 @click.option("--overwrite", is_flag=True, help="Copy even if the target holds records.")
 @pass_ctx
-def migrate(ctx: _Context, target_url: str, prefix: str | None, overwrite: bool) -> None:
+def migrate(ctx: _Context, target_url: str | None, prefix: str | None, overwrite: bool) -> None:
     """Copy every live record (clients, users, consents, refresh tokens, keys, …) to another
-    storage, keeping TTLs; then point UAUTH_STORAGE at it."""
+    storage, keeping TTLs; then point UAUTH_STORAGE at it. Without --to: apply the schema
+    versions the configured PostgreSQL lacks (idempotent; hosts may run it together)."""
+    if target_url is None:
+        _migrate_schema(ctx)
+        return
     from .config import ConfigError
     from .config import validate_storage_url
     from .storage import open_store
@@ -183,6 +189,27 @@ def migrate(ctx: _Context, target_url: str, prefix: str | None, overwrite: bool)
     click.echo(f"verified: the target holds every record. Now set UAUTH_STORAGE={target_url}"
                + (f" and UAUTH_REDIS_PREFIX={prefix}" if url.startswith("redis") else "")
                + " on every host and restart uauth.")
+
+
+def _migrate_schema(ctx: _Context) -> None:
+    from .storage import StorageError
+    from .storage.postgres import LATEST
+    from .storage.postgres import PostgresStore
+
+    with ctx.app().app_context():
+        store = _state().store
+        if not isinstance(store, PostgresStore):
+            fail("only PostgreSQL storage has schema versions; to move records to another "
+                 "storage use uauth migrate --to URL")
+        try:
+            applied = store.migrate()
+        except StorageError as exc:
+            fail(str(exc))
+    if applied:
+        admin_action("migrate-schema", versions=len(applied))
+        click.echo(f"applied schema versions {', '.join(map(str, applied))} at {store.where}")
+    else:
+        click.echo(f"the schema at {store.where} is up to date (version {LATEST})")
 
 
 OPERATIONS: tuple[click.Command, ...] = (keys, check, backup, migrate)

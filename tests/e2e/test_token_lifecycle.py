@@ -15,8 +15,8 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.e2e.conftest import Provider
 from tests.e2e.conftest import PROVIDER_BACKENDS
+from tests.e2e.conftest import Provider
 from tests.e2e.conftest import start_provider
 from tests.e2e.test_code_flow import get_code
 from tests.e2e.test_code_flow import s256
