@@ -63,6 +63,8 @@ class RedisClusterServer:
         self.processes[port] = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-config-file", str(folder / "nodes.conf"), "--cluster-node-timeout", "500",
+             # a replica may always take over (a loaded test machine can delay its pings)
+             "--cluster-replica-validity-factor", "0",
              "--save", "", "--appendonly", "no", "--dir", str(folder), "--daemonize", "no",
              "--logfile", str(folder / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -93,6 +95,23 @@ class RedisClusterServer:
             self.stop()
             raise RuntimeError(f"redis-cli --cluster create failed: {made.stdout[-500:]}")
         self.wait_ok()
+        self.wait_replicas_in_sync()
+
+    def wait_replicas_in_sync(self, timeout: float = 30) -> None:
+        """Every replica has finished its first sync, so any primary may fail over."""
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            client = redis.Redis(port=port, socket_timeout=1)
+            try:
+                while True:
+                    info = client.info("replication")
+                    if info.get("role") != "slave" or info.get("master_link_status") == "up":
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replica {port} did not sync")
+                    time.sleep(0.05)
+            finally:
+                client.close()
 
     def info(self, port: int) -> dict[str, str]:
         client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)

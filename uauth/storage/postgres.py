@@ -104,7 +104,7 @@ def schema_version(conn: psycopg.Connection[Any]) -> int:
 
 
 class PostgresStore:
-    def __init__(self, url: str, *, clock: Clock = system_clock, timeout: float = 3.0,
+    def __init__(self, url: str, *, clock: Clock = system_clock, timeout: float = 2.0,
                  max_connections: int = 4) -> None:
         self.url = url
         self._clock = clock
@@ -137,7 +137,9 @@ class PostgresStore:
         pool: ConnectionPool[Any] = ConnectionPool(
             conninfo, min_size=1, max_size=self._max, open=False, timeout=self._timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout))},
-            reconnect_timeout=24 * 3600, name="uauth", configure=self._configure)
+            # After an outage, requests open new connections themselves; a background
+            # reconnection that backs off for minutes would only hold a slot meanwhile.
+            reconnect_timeout=10.0, name="uauth", configure=self._configure)
         pool.open(wait=False)
         return pool
 
