@@ -285,8 +285,13 @@ class RedisClusterStore:
     def _bulk(self, head: str) -> Iterator[tuple[bytes, list[bytes | None]]]:
         """Every record whose key starts with ``head`` (SCAN on every primary), in key order,
         with its ``v e g c`` fields read in pipelined batches of 500."""
-        names = sorted(self._call(
-            lambda c: list(c.scan_iter(match=_glob_escape(head) + "*", count=1000))))
+        def names_on_every_primary(client: Any) -> list[bytes]:
+            # SCAN names no key, so no MOVED reply would correct a stale map of the primaries
+            # (a replica answers it with whatever it holds): read the map afresh first.
+            client.nodes_manager.initialize()
+            return list(client.scan_iter(match=_glob_escape(head) + "*", count=1000))
+
+        names = sorted(self._call(names_on_every_primary))
         for start in range(0, len(names), 500):
             batch = names[start:start + 500]
             rows = self._fields([name.decode("utf-8") for name in batch], ["v", "e", "g", "c"])
