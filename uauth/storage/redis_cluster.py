@@ -8,9 +8,11 @@ hash tag is the record's own ``kind:key``, so records spread over every primary:
 
 Every script touches exactly one key and names it (``KEYS[1]``), so it runs in that key's slot:
 save, add, consume and incr are one atomic script each, as on single Redis. A record and its
-grant index live in different slots, so a save under a grant is two atomic steps: first the
-index gains the record's key, then the record is written with its grant id. The index may thus
-name a record that is gone or was re-saved under another grant, never miss one; revocation and
+grant index live in different slots, so a save under a grant is two atomic scripts sent in one
+pipeline (one round trip's wait, both primaries written in parallel): the index gains the
+record's key, the record is written with its grant id. Should one fail, the save raises, so the
+caller never hands out the secret (code, token, session cookie) of a record the index may lack.
+The index may name a record that is gone or was re-saved under another grant; revocation and
 listing trust the record's own ``g`` field, as the single-Redis scripts do. Revocation removes
 from the index only the members it read, so a record added meanwhile stays revocable.
 
@@ -151,7 +153,7 @@ class RedisClusterStore:
                         retry=Retry(NoBackoff(), 1), reinitialize_steps=1,
                         **self._auth)
                     self._scripts = {name: self._cluster.register_script(body) for name, body in (
-                        ("save", _SAVE), ("index", _INDEX), ("consume", _CONSUME),
+                        ("save", _SAVE), ("consume", _CONSUME),
                         ("incr", _INCR), ("delete_if_grant", _DELETE_IF_GRANT))}
                 cluster = self._cluster
         return cluster
@@ -205,10 +207,22 @@ class RedisClusterStore:
         expires = "" if ttl is None else repr(now + ttl)
         ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
         name = self._key(kind, key)
-        if grant_id:  # the index first: it may name a record that is not there, never miss one
-            self._script("index", self._grant_key(grant_id), [name, ttl_ms])
-        return bool(self._script("save", name, [json.dumps(record), expires, ttl_ms,
-                                                grant_id or "", repr(now), mode]))
+        args = [json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode]
+        if not grant_id:
+            return bool(self._script("save", name, args))
+        grant_key = self._grant_key(grant_id)
+
+        def index_and_save(client: Any) -> list[Any]:
+            # One pipeline: redis-py writes to both primaries, then reads both replies, so the
+            # two slots cost one round trip's wait. EVAL, not EVALSHA: a pipeline cannot
+            # reload a script a newly promoted primary lacks.
+            pipe = client.pipeline()
+            pipe.execute_command("EVAL", _INDEX, 1, grant_key, name, ttl_ms)
+            pipe.execute_command("EVAL", _SAVE, 1, name, *args)
+            return list(pipe.execute())
+
+        indexed, saved = self._call(index_and_save)
+        return bool(indexed) and bool(saved)
 
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
