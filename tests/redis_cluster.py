@@ -161,6 +161,21 @@ class RedisClusterServer:
                 return port
         raise RuntimeError(f"no replica of {primary}")
 
+    def wait_failover(self, victim: int, timeout: float = 30) -> None:
+        """A replica serves ``victim``'s slots now, as every other node sees it."""
+        deadline = time.monotonic() + timeout
+        alive = [p for p, proc in self.processes.items() if proc.poll() is None and p != victim]
+        while True:
+            try:
+                if all(victim not in self.primary_ports(p) for p in alive):
+                    break
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no replica took over from {victim}")
+            time.sleep(0.1)
+        self.wait_ok(timeout)
+
     def kill(self, port: int) -> None:
         process = self.processes[port]
         process.kill()

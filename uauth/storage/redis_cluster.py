@@ -42,7 +42,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode
 from redis.cluster import RedisCluster
-from redis.commands.core import Script
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
@@ -135,7 +134,6 @@ class RedisClusterStore:
         self._nodes, self._auth = parse_cluster_url(url)
         self._lock = threading.Lock()
         self._cluster: Any = None
-        self._scripts: dict[str, Script] = {}
 
     # -- connection -----------------------------------------------------------------------
 
@@ -152,9 +150,6 @@ class RedisClusterStore:
                         socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
                         retry=Retry(NoBackoff(), 1), reinitialize_steps=1,
                         **self._auth)
-                    self._scripts = {name: self._cluster.register_script(body) for name, body in (
-                        ("save", _SAVE), ("consume", _CONSUME),
-                        ("incr", _INCR), ("delete_if_grant", _DELETE_IF_GRANT))}
                 cluster = self._cluster
         return cluster
 
@@ -183,8 +178,57 @@ class RedisClusterStore:
             with contextlib.suppress(redis.RedisError, RedisClusterException, OSError):
                 cluster.close()
 
-    def _script(self, name: str, key: str, args: list[str]) -> Any:
-        return self._call(lambda client: self._scripts[name](keys=[key], args=args))
+    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run ``commands`` (each names its key second: ``HMGET key …``, ``EVAL body 1 key …``)
+        and return their raw replies, in order.
+
+        The hot path routes them itself: the slot map gives each key's primary, each primary
+        gets its commands in one write, then every reply is read, so commands on several
+        primaries cost one round trip's wait and none of the cluster client's per-command
+        bookkeeping. Anything unusual (a ``MOVED`` or ``ASK`` after a resharding or failover, a
+        node that does not answer, a slot without a primary) falls back to redis-py's cluster
+        pipeline, which follows redirections and re-reads the slot map, or raises."""
+        try:
+            return self._send_direct(self._client(), commands)
+        except (redis.RedisError, RedisClusterException, OSError):
+            pass
+
+        def via_cluster(c: Any) -> list[Any]:
+            pipe = c.pipeline()
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute())
+
+        return self._call(via_cluster)
+
+    @staticmethod
+    def _send_direct(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        manager = client.nodes_manager
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for index, command in enumerate(commands):
+            key = command[1] if command[0] != "EVAL" else command[3]
+            node = manager.get_node_from_slot(client.keyslot(key))
+            groups.setdefault(node.name, (node, []))[1].append(index)
+        held = []
+        replies: list[Any] = [None] * len(commands)
+        try:
+            for node, indexes in groups.values():
+                pool = client.get_redis_connection(node).connection_pool
+                connection = pool.get_connection()
+                held.append((pool, connection, indexes))
+                connection.send_packed_command(
+                    connection.pack_commands([commands[i] for i in indexes]))
+            for _, connection, indexes in held:
+                for i in indexes:
+                    replies[i] = connection.read_response()
+        except BaseException:
+            for _, connection, _ in held:  # replies may be left unread: never reuse these
+                connection.disconnect()
+            raise
+        finally:
+            for pool, connection, _ in held:
+                pool.release(connection)
+        return replies
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -207,21 +251,14 @@ class RedisClusterStore:
         expires = "" if ttl is None else repr(now + ttl)
         ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
         name = self._key(kind, key)
-        args = [json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode]
+        save = ("EVAL", _SAVE, 1, name, json.dumps(record), expires, ttl_ms, grant_id or "",
+                repr(now), mode)
         if not grant_id:
-            return bool(self._script("save", name, args))
-        grant_key = self._grant_key(grant_id)
-
-        def index_and_save(client: Any) -> list[Any]:
-            # One pipeline: redis-py writes to both primaries, then reads both replies, so the
-            # two slots cost one round trip's wait. EVAL, not EVALSHA: a pipeline cannot
-            # reload a script a newly promoted primary lacks.
-            pipe = client.pipeline()
-            pipe.execute_command("EVAL", _INDEX, 1, grant_key, name, ttl_ms)
-            pipe.execute_command("EVAL", _SAVE, 1, name, *args)
-            return list(pipe.execute())
-
-        indexed, saved = self._call(index_and_save)
+            return bool(self._send([save])[0])
+        # The index and the record in one round trip (both primaries written, then both
+        # replies read); if either fails, the save raises.
+        indexed, saved = self._send([("EVAL", _INDEX, 1, self._grant_key(grant_id), name,
+                                      ttl_ms), save])
         return bool(indexed) and bool(saved)
 
     def save(
@@ -242,25 +279,19 @@ class RedisClusterStore:
         return dict(json.loads(value))
 
     def find(self, kind: Kind, key: str) -> Record | None:
-        value, expires = self._call(lambda c: c.hmget(self._key(kind, key), ["v", "e"]))
+        value, expires = self._send([("HMGET", self._key(kind, key), "v", "e")])[0]
         return self._decode_live(value, expires)
 
     def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        """HMGET ``fields`` of every name: one pipeline, which redis-py splits per node."""
-        def fetch(client: Any) -> list[list[bytes | None]]:
-            pipe = client.pipeline()
-            for name in names:
-                pipe.hmget(name, fields)
-            return list(pipe.execute())
-
-        return self._call(fetch) if names else []
+        """HMGET ``fields`` of every name, in one round trip."""
+        return self._send([("HMGET", name, *fields) for name in names]) if names else []
 
     def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
         rows = self._fields([self._key(kind, key) for key in keys], ["v", "e"])
         return [self._decode_live(value, expires) for value, expires in rows]
 
     def consume(self, kind: Kind, key: str) -> Consumed | None:
-        result = self._script("consume", self._key(kind, key), [repr(self._clock())])
+        result = self._send([("EVAL", _CONSUME, 1, self._key(kind, key), repr(self._clock()))])[0]
         if result is None:
             return None
         value, times = result
@@ -268,19 +299,20 @@ class RedisClusterStore:
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:
         now = self._clock()
-        return int(self._script("incr", self._key(kind, key),
-                                [str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now)]))
+        return int(self._send([("EVAL", _INCR, 1, self._key(kind, key),
+                                str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now))])[0])
 
     def delete(self, kind: Kind, key: str) -> None:
-        self._call(lambda c: c.delete(self._key(kind, key)))
+        self._send([("DEL", self._key(kind, key))])
 
     def _members(self, grant_id: str) -> list[bytes]:
         return sorted(self._call(lambda c: c.smembers(self._grant_key(grant_id))))
 
     def revoke_grant(self, grant_id: str) -> int:
         members = self._members(grant_id)
-        removed = sum(int(self._script("delete_if_grant", name.decode("utf-8"), [grant_id]))
-                      for name in members)
+        removed = sum(int(n) for n in self._send(
+            [("EVAL", _DELETE_IF_GRANT, 1, name, grant_id) for name in members])) \
+            if members else 0
         if members:
             self._call(lambda c: c.srem(self._grant_key(grant_id), *members))
         return removed
