@@ -4,6 +4,7 @@ of them alike; each figure is the median over the rounds."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from dataclasses import field
 from pathlib import Path
 
 from tests.postgres_server import SessionDatabase
+from tests.postgres_server import with_options
 from tests.redis_cluster import RedisClusterServer
 from tests.redis_server import RedisServer
 
@@ -206,7 +208,8 @@ def _backend(store: str, workdir: Path, stack: ExitStack) -> tuple[str | None, R
         except psycopg.Error as exc:
             raise RuntimeError(f"no PostgreSQL at {database.admin_url}: {exc}") from None
         stack.callback(database.drop)
-        return database.url, None
+        options = os.environ.get("UAUTH_BENCH_POSTGRES_OPTIONS")  # e.g. -csynchronous_commit=off
+        return (with_options(database.url, options) if options else database.url), None
     return None, None
 
 

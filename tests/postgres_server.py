@@ -31,10 +31,15 @@ def with_database(url: str, database: str) -> str:
     return f"{head}/{database}"
 
 
+def with_options(url: str, options: str) -> str:
+    """``url`` with libpq's ``options`` (server settings for its connections)."""
+    return f"{url}?options={quote(options)}"
+
+
 def with_schema(url: str, schema: str) -> str:
-    """``url`` whose connections use ``schema`` (libpq ``options``): the tables uauth creates
-    land there, so tests sharing a database never see each other's records."""
-    return f"{url}?options={quote(f'-csearch_path={schema}')}"
+    """``url`` whose connections use ``schema``: the tables uauth creates land there, so tests
+    sharing a database never see each other's records."""
+    return with_options(url, f"-csearch_path={schema}")
 
 
 class SessionDatabase:

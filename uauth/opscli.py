@@ -132,7 +132,7 @@ def backup(ctx: _Context, dest: Path, force: bool) -> None:
         store = _state().store
         if not isinstance(store, SQLiteStore):
             fail("backup copies SQLite storage; for Redis use its own persistence (RDB/AOF), "
-                 "see docs/deploy.md")
+                 "for PostgreSQL pg_dump; see docs/deploy.md")
         try:
             counts = backup_sqlite(store, dest, overwrite=force)
         except TransferError as exc:

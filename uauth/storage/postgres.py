@@ -8,7 +8,8 @@ autocommit, so each is atomic and costs one round trip. Consume-once is
 sees 1 was first, across threads, processes and hosts.
 
 Connections come from a psycopg pool per process, opened on first use so nothing crosses a
-gunicorn ``fork``. The schema is versioned (``uauth_schema``): the first connection of each
+gunicorn ``fork``; it opens connections as threads need them (one for a sync worker, at most
+``max_connections``). The schema is versioned (``uauth_schema``): the first connection of each
 process applies missing versions under an advisory lock, as ``uauth migrate`` does, so hosts
 starting together agree. Expired rows are never returned (``expires_at`` is checked in every
 query) and are purged through the ``expires_at`` index every :data:`~.base.PURGE_EVERY` writes
@@ -105,7 +106,7 @@ def schema_version(conn: psycopg.Connection[Any]) -> int:
 
 class PostgresStore:
     def __init__(self, url: str, *, clock: Clock = system_clock, timeout: float = 2.0,
-                 max_connections: int = 4) -> None:
+                 max_connections: int = 10) -> None:
         self.url = url
         self._clock = clock
         self._timeout = timeout
@@ -155,7 +156,8 @@ class PostgresStore:
     def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """``work`` on a pooled connection. A connection the server dropped (a restart) is
         replaced and the work retried once, as the Redis client does; an outage raises
-        :class:`StorageUnavailable` within the pool timeout."""
+        :class:`StorageUnavailable` within the pool timeout. (Should a server die between
+        committing a consume and answering it, the retry reports a replay: the safe side.)"""
         for attempt in (1, 2):
             pool = self._get_pool()
             try:
