@@ -208,7 +208,7 @@ def _backend(store: str, workdir: Path, stack: ExitStack) -> tuple[str | None, R
         except psycopg.Error as exc:
             raise RuntimeError(f"no PostgreSQL at {database.admin_url}: {exc}") from None
         stack.callback(database.drop)
-        options = os.environ.get("UAUTH_BENCH_POSTGRES_OPTIONS")  # e.g. -csynchronous_commit=off
+        options = os.environ.get("BENCH_POSTGRES_OPTIONS")  # e.g. -csynchronous_commit=off
         return (with_options(database.url, options) if options else database.url), None
     return None, None
 
