@@ -1,6 +1,6 @@
 """Storage round trips and CPU per SSO code + PKCE flow, per backend, in-process.
 
-``python -m bench.storage`` (``make bench-storage``) runs the bench's flow (authorize with a
+``python -m bench.storage`` runs the bench's flow (authorize with a
 signed-in session, code exchange with PKCE, the ID token checked) through the WSGI app on SQLite,
 Redis, PostgreSQL and Redis Cluster, and counts what each flow asks of its storage:
 
