@@ -102,16 +102,22 @@ def test_a_primary_failover_is_survived_with_what_was_written(tmp_path: Path,
         acked = redis.Redis(port=victim).execute_command("WAIT", 1, 5000)  # type: ignore[no-untyped-call]
         assert acked == 1, "the writes reached the replica before the primary dies"
         cluster.kill(victim)
-        failures = 0
+        failures = misses = 0
         deadline = time.monotonic() + 30
         while True:
             try:
-                assert store.find("client", "c") == {"n": 1}
-                break
+                found = store.find("client", "c")
             except StorageUnavailable:
                 failures += 1
-                assert time.monotonic() < deadline, "no promotion within 30 s"
-                time.sleep(0.1)
+                found = {}
+            if found == {"n": 1}:
+                break
+            # A read while the cluster is electing may be answered from a stale slot map (seen
+            # once in many runs as None); what counts is that the record is back after the
+            # promotion, not lost.
+            misses += found is None
+            assert time.monotonic() < deadline, f"no promotion within 30 s ({misses} misses)"
+            time.sleep(0.1)
         assert failures > 0, "the outage was seen as StorageUnavailable"
         assert replica in cluster.primary_ports(replica), "the replica was promoted"
         again = store.consume("authorization_code", "k")
