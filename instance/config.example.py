@@ -7,7 +7,7 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Issuer identifier: the public base URL of the provider (https except on loopback).
 # UAUTH_ISSUER = 'http://localhost:5000'
 
-# Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or redis+sentinel://host:port,host:port/service/db; {instance} is the instance folder.
+# Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or redis+sentinel://host:port,host:port/service/db, redis+cluster://host:port,host:port or postgresql://user:pass@host:5432/db; {instance} is the instance folder.
 # UAUTH_STORAGE = 'sqlite:///{instance}/uauth.db'
 
 # Prefix of every Redis key uauth writes.
