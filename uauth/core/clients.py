@@ -231,6 +231,8 @@ class Registration:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
     id_token_signed_response_alg: str | None = None
+    #: Users must present a second factor to sign in to this client.
+    require_mfa: bool = False
     #: Authorization requests must be pushed to /par first (RFC 9126 §6).
     require_pushed_authorization_requests: bool = False
     #: The client's public keys for signed request objects (an inline JWKS).
@@ -377,6 +379,7 @@ def register_client(store: Store, registration: Registration,
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
+        require_mfa=registration.require_mfa,
         require_pushed_authorization_requests=reg.require_pushed_authorization_requests,
         jwks=reg.jwks,
         allow_unsigned_request_objects=reg.allow_unsigned_request_objects,

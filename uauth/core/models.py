@@ -95,6 +95,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     sector_identifier: str | None = None
     #: Algorithm of this client's ID tokens (OIDC Dynamic Registration §2); None: the default.
     id_token_signed_response_alg: str | None = None
+    #: Users must present a second factor to sign in to this client (``--require-mfa``).
+    require_mfa: bool = False
     #: Authorization requests must come through /par (RFC 9126 §6).
     require_pushed_authorization_requests: bool = False
     #: Public keys the client signs request objects with (an inline JWKS, RFC 7517).

@@ -44,6 +44,11 @@ SETTING = "setting"
 KEYSET = "keyset"
 FAILURES = "throttle"
 BLOCK = "throttle_block"
+FACTOR = "factor"
+PASSKEY = "passkey"
+RECOVERY_CODE = "recovery_code"
+TOTP_USED = "totp_used"
+CHALLENGE = "webauthn_challenge"
 PUSHED = "pushed_request"
 DEVICE_CODE = "device_code"
 USER_CODE = "device_user_code"
@@ -86,6 +91,17 @@ RECORDS: tuple[RecordKind, ...] = (
                "UAUTH_THROTTLE_WINDOW from the first failure (Store.incr)",
                "uauth.core.throttle"),
     RecordKind(BLOCK, "as FAILURES", "the delay it imposes", "uauth.core.throttle"),
+    RecordKind(FACTOR, "random factor id", "forever (until removed or `uauth user mfa reset`); "
+               "a TOTP enrolment awaiting its first code: PENDING_TTL", "uauth.core.factors",
+               "factors-of:<user id>"),
+    RecordKind(PASSKEY, "base64url credential id", "as its factor", "uauth.core.factors",
+               "factors-of:<user id>"),
+    RecordKind(RECOVERY_CODE, "hash_key(<user id>:<code>)", "until used (consume) or replaced",
+               "uauth.core.factors", "factors-of:<user id>"),
+    RecordKind(TOTP_USED, "hash_key(<user id>:<time step>)", "four time steps (Store.add: a "
+               "code is accepted once)", "uauth.core.factors"),
+    RecordKind(CHALLENGE, "hash_key(ceremony id in the browser's session)",
+               "passkeys.CHALLENGE_TTL; consumed once", "uauth.core.factors"),
     RecordKind(PUSHED, "hash_key(request_uri)", "UAUTH_PAR_TTL until first used at /authorize, "
                "then the interaction (30 min); deleted when the response is issued",
                "uauth.core.par"),

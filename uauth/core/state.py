@@ -14,6 +14,7 @@ from typing import Any
 from uauth.core.backchannel import Backchannel
 from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
+from uauth.core.factors import Factors
 from uauth.core.keyring import KeyRing
 from uauth.core.metrics import NullMetrics
 from uauth.core.settings import Settings
@@ -46,6 +47,8 @@ class State:
     throttle: Throttle = field(init=False)
     #: Clients this worker looked up recently (clients.ClientCache).
     clients: ClientCache = field(init=False)
+    #: Passkeys, TOTP devices and recovery codes (factors.py).
+    factors: Factors = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())

@@ -45,6 +45,7 @@ from uauth.ops.instance import example_config
 from uauth.ops.instance import init_instance
 from uauth.ops.instance import resolve_instance_path
 from uauth.ops.logs import configure_logging
+from uauth.ops.mfacli import register as register_mfa_commands
 from uauth.ops.opscli import OPERATIONS
 
 
@@ -320,6 +321,8 @@ def client() -> None:
 @click.option("--id-token-signed-response-alg", "id_token_alg",
               type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
+@click.option("--require-mfa", is_flag=True,
+              help="Users must present a second factor to sign in to this client.")
 @click.option("--require-par", is_flag=True,
               help="Authorization requests must be pushed to /par first (RFC 9126).")
 @click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
@@ -338,7 +341,8 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
                id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
-               allow_unsigned_request_objects: bool, as_json: bool) -> None:
+               allow_unsigned_request_objects: bool, require_mfa: bool,
+               as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     try:
         jwks = json.load(jwks_file) if jwks_file is not None else None
@@ -364,6 +368,7 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                 id_token_signed_response_alg=id_token_alg,
                 require_pushed_authorization_requests=require_par,
                 jwks=jwks, allow_unsigned_request_objects=allow_unsigned_request_objects,
+                require_mfa=require_mfa,
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))
@@ -417,6 +422,7 @@ def config_example() -> None:
 
 for _command in OPERATIONS:
     cli.add_command(_command)
+register_mfa_commands(user, client)
 
 
 def register(app: Flask) -> None:

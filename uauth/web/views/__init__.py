@@ -33,7 +33,9 @@ from . import inputs
 from . import login  # noqa: F401  (registers /login and / on the ui blueprint)
 from . import logout
 from . import metrics
+from . import mfa
 from . import par
+from . import passkeys
 from . import sessions
 from . import token
 from . import ui
@@ -44,7 +46,8 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../../templates",
                static_folder="../../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp):
+              userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp,
+              mfa.bp, passkeys.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -64,6 +67,11 @@ CLIENT_AUTH = {"uauth.token", "uauth.par", "uauth.device_authorization"}
 #: block the login and consent pages' redirects back to the client.
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; base-uri 'none'")
+#: Pages with a passkey button: the same, plus uauth's own script (never inline) and its
+#: fetches to the passkey endpoints.
+SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+SCRIPT_PAGES = {"uauth.ui.login", "uauth.account.account", "uauth.mfa.second_factor",
+                "uauth.mfa.enrol"}
 HSTS = "max-age=31536000"
 
 
@@ -96,7 +104,8 @@ def _headers(response: Response) -> Response:
     if get_state().issuer.startswith("https://"):
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        response.headers.setdefault("Content-Security-Policy", SCRIPT_CSP if request.endpoint
+                                    in SCRIPT_PAGES else PAGE_CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response

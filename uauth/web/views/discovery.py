@@ -14,6 +14,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from uauth.core.claims import claims_supported
+from uauth.core.mfa import ACR_VALUES
 from uauth.core.models import RESPONSE_MODES
 from uauth.oauth.endpoints import INTROSPECTION_AUTH_METHODS
 from uauth.oauth.endpoints import REVOCATION_AUTH_METHODS
@@ -68,6 +69,7 @@ def build_metadata(state: AppState) -> dict[str, Any]:
         "require_pushed_authorization_requests": settings.require_par,
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": list(ACR_VALUES),
         # Request objects by value (signed with the client's registered keys); request_uri
         # only as PAR's, never fetched from elsewhere.
         "request_parameter_supported": True,
