@@ -66,6 +66,9 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if len(code) > MAX_CODE_LENGTH:
             return None
         state = state_of(self)
+        found = state.store.find(CODE, hash_key(code))
+        if found is None or found.get("client_id") != client.client_id:
+            return None  # a foreign client burns nothing and revokes nothing
         outcome = state.store.consume(CODE, hash_key(code))
         if outcome is None:
             return None
@@ -77,8 +80,6 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
             audit(REPLAY_DETECTED, client_id=record.client_id, user_id=record.user_id,
                   kind=CODE, grant=record.grant_id[:8])
-            return None
-        if record.client_id != client.client_id:
             return None
         self.request.grant_id = record.grant_id
         self.request.nonce = record.nonce
