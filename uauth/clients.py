@@ -145,11 +145,19 @@ def fetch_sector_redirect_uris(uri: str, timeout: float = 10.0) -> list[str]:
     return uris
 
 
+def native_redirect_uri(uri: str) -> bool:
+    """A loopback (RFC 8252 §7.3) or private-use-scheme (§7.1) redirect URI."""
+    parts = urlsplit(uri)
+    return parts.scheme not in {"http", "https"} or is_loopback_host(parts.hostname)
+
+
 def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | None) -> str | None:
     """The sector pairwise subjects are computed for (OIDC Core §8.1).
 
     The host of a validated ``sector_identifier_uri`` whose document lists every redirect URI;
-    else the one host the redirect URIs share (a native app's private scheme counts as its host).
+    else the one host the redirect URIs share. A loopback or private-use-scheme redirect URI
+    names no one's host (every CLI listens on 127.0.0.1, any app may claim a scheme), so such a
+    client gets a sector of its own: None here, the client id in :func:`uauth.claims.sector_of`.
     """
     if sector_identifier_uri:
         parts = urlsplit(sector_identifier_uri)
@@ -161,6 +169,8 @@ def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | Non
             raise RegistrationError(
                 f"sector_identifier_uri does not list the redirect URI(s) {' '.join(absent)}")
         return parts.hostname
+    if any(native_redirect_uri(uri) for uri in redirect_uris):
+        return None
     hosts = {urlsplit(uri).hostname or urlsplit(uri).scheme for uri in redirect_uris}
     if len(hosts) > 1:
         raise RegistrationError(
