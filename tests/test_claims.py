@@ -264,14 +264,21 @@ def test_a_sector_identifier_uri_groups_hosts_into_one_sector(
     documents.update({"/sector.json": json.dumps([*uris, "http://localhost:9/x"]).encode(),
                       "/short.json": json.dumps(uris[:1]).encode(),
                       "/object.json": b'{"redirect_uris": []}'})
+    # The stub is plain http on loopback: allowed only because the host is allow-listed.
+    allowed = {"fetch_allowed_hosts": ["127.0.0.1"]}
     client, _ = driver.client(redirect_uris=uris, sector_identifier_uri=sector_host +
-                              "/sector.json")
+                              "/sector.json", **allowed)
     assert client.sector_identifier == "127.0.0.1"
     with pytest.raises(RegistrationError, match=r"does not list the redirect URI\(s\) http://\[::1\]"):
-        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/short.json")
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/short.json",
+                      **allowed)
     with pytest.raises(RegistrationError, match="must return a JSON array"):
-        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/object.json")
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/object.json",
+                      **allowed)
     with pytest.raises(RegistrationError, match="cannot fetch"):
-        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/missing.json")
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/missing.json",
+                      **allowed)
+    with pytest.raises(RegistrationError, match="must be an https URL"):
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/sector.json")
     with pytest.raises(RegistrationError, match="must be an https URL"):
         driver.client(redirect_uris=uris, sector_identifier_uri="http://example.com/s.json")

@@ -125,7 +125,8 @@ def test_an_ended_session_logs_the_browser_out_of_every_view(driver: Driver) -> 
 
 def test_idle_sessions_end_revoke_their_grants_and_tell_clients(tmp_path: Path, store: Store,
                                                                clock: FakeClock) -> None:
-    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_SESSION_IDLE_TTL=HOUR))
+    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_SESSION_IDLE_TTL=HOUR,
+                                  UAUTH_FETCH_ALLOWED_HOSTS=["127.0.0.1"]))  # the test receiver
     driver.user()
     with receiver() as rp:
         client, secret = driver.client(first_party=True, always_issue_refresh_token=True,
