@@ -254,7 +254,8 @@ def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
 
         records = grants_in(get_state(), login)
         assert clients_by_session(get_state(), login.user_id) == {login.sid: [client.client_id]}
-    assert len(records) == 2 and all(r["revoke_at_logout"] for r in records)
+    # One grant per client and session, reused (issue 17: storage must not grow per request).
+    assert len(records) == 1 and all(r["revoke_at_logout"] for r in records)
     assert {r["sid"] for r in records} == {login.sid}
     location = driver.authorize(response_type="code", client_id=client.client_id,
                                 redirect_uri=REDIRECT, scope="openid").headers["Location"]

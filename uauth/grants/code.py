@@ -15,6 +15,9 @@ from ..audit import REPLAY_DETECTED
 from ..audit import audit
 from ..consents import grant_lifetime
 from ..consents import remember_grant
+from ..grantlimits import evict_oldest
+from ..grantlimits import remember_session_grant
+from ..grantlimits import session_grant
 from ..models import AuthorizationCode
 from ..models import Client
 from ..models import User
@@ -95,19 +98,28 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
 
 
 def begin_grant(state: State, request: UAuthRequest) -> None:
-    """A new grant for ``request.user``: its id, remembered per user and client for as long as
+    """A grant for ``request.user``: its id, remembered per user and client for as long as
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
-    from /account, and in its login session, so logout revokes it and notifies the client."""
-    request.grant_id = new_grant_id()
+    from /account, and in its login session, so logout revokes it and notifies the client.
+
+    Bounded (:mod:`uauth.grantlimits`): a grant without refresh tokens is reused for the same
+    client in the same session; refresh-token grants per user and client are capped."""
+    client_id = request.client.client_id
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
     # Only refresh tokens granted offline_access outlive the login (OIDC Core §11).
     outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = request.auth.sid if request.auth is not None else None
-    remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
+    keep = int(state.config["UAUTH_SESSION_TTL"]) if sid else None
+    reused = session_grant(state, sid, client_id) if sid and not offline else None
+    request.grant_id = reused or new_grant_id()
+    if offline:
+        evict_oldest(state, request.user.id, client_id)
+    elif sid and reused is None:
+        remember_session_grant(state, sid, client_id, request.grant_id, ttl=int(keep or 0))
+    remember_grant(state.store, request.user.id, client_id, request.grant_id,
                    lives=grant_lifetime(state.config, offline=offline), now=state.now(),
-                   sid=sid, revoke_at_logout=not outlives_login,
-                   keep=int(state.config["UAUTH_SESSION_TTL"]) if sid else None)
+                   sid=sid, revoke_at_logout=not outlives_login, keep=keep, offline=offline)
 
 
 def save_code(state: State, code: str, request: UAuthRequest) -> None:
