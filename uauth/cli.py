@@ -255,7 +255,10 @@ def user_list(ctx: _Context) -> None:
 @click.argument("username")
 @pass_ctx
 def user_disable(ctx: _Context, username: str) -> None:
-    """Disable a user: no new logins, tokens or userinfo for them."""
+    """Disable a user: no new logins, tokens or userinfo for them; every session and every
+    app's access (offline_access included) ends, so re-enabling revives none of it."""
+    from .appaccess import end_app_access
+
     with _in_app(ctx):
         users = _own_users()
         found = users.find_by_username(username)
@@ -264,8 +267,38 @@ def user_disable(ctx: _Context, username: str) -> None:
         found.disabled = True
         users.save(found)
         ended = _end_sessions(found.id)
-    admin_action("user.disable", user_id=found.id, sessions=ended)
-    click.echo(f"disabled user {username}; ended {ended} session(s)")
+        apps = end_app_access(_state(), found.id)
+    admin_action("user.disable", user_id=found.id, sessions=ended, apps=apps)
+    click.echo(f"disabled user {username}; ended {ended} session(s) and the access of "
+               f"{apps} app(s)")
+
+
+@user.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def user_password(ctx: _Context, username: str, password_stdin: bool) -> None:
+    """Reset a user's password (an operator's reset, e.g. after a takeover): every session and
+    every app's access, offline_access included, ends with it."""
+    from .appaccess import end_app_access
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters")
+    with _in_app(ctx):
+        users = _own_users()
+        found = users.find_by_username(username)
+        if found is None:
+            fail(f"no user {username!r}")
+        users.set_password(found, password)
+        ended = _end_sessions(found.id)
+        apps = end_app_access(_state(), found.id)
+    admin_action("user.password", user_id=found.id, sessions=ended, apps=apps)
+    click.echo(f"reset the password of {username}; ended {ended} session(s) and the access of "
+               f"{apps} app(s)")
 
 
 def _end_sessions(user_id: str) -> int:
