@@ -44,7 +44,10 @@ def session_grant(state: State, sid: str, client_id: str) -> str | None:
 
 def remember_session_grant(state: State, sid: str, client_id: str, grant_id: str,
                            ttl: int) -> None:
-    state.store.save(SESSION_GRANT, _key(sid, client_id), {"grant_id": grant_id}, ttl=ttl)
+    """Note the grant this session reuses for the client; saved under the grant, so revoking
+    the grant (logout, /account, a code replay) removes the note with it."""
+    state.store.save(SESSION_GRANT, _key(sid, client_id), {"grant_id": grant_id}, ttl=ttl,
+                     grant_id=grant_id)
 
 
 def evict_oldest(state: State, user_id: str, client_id: str) -> int:
