@@ -44,6 +44,7 @@ SETTING = "setting"
 KEYSET = "keyset"
 FAILURES = "throttle"
 BLOCK = "throttle_block"
+SESSION_GRANT = "session_grant"
 
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
@@ -81,4 +82,6 @@ RECORDS: tuple[RecordKind, ...] = (
                "UAUTH_THROTTLE_WINDOW from the first failure (Store.incr)",
                "uauth.core.throttle"),
     RecordKind(BLOCK, "as FAILURES", "the delay it imposes", "uauth.core.throttle"),
+    RecordKind(SESSION_GRANT, "<sid>:<client id>", "UAUTH_SESSION_TTL; removed with its grant",
+               "uauth.core.grantlimits", "the grant id"),
 )

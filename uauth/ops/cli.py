@@ -16,6 +16,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 
+from uauth.core.appaccess import end_app_access
 from uauth.core.attributes import RESERVED
 from uauth.core.clients import Registration
 from uauth.core.clients import RegistrationError
@@ -193,7 +194,8 @@ def user_list(ctx: CliContext) -> None:
 @click.argument("username")
 @pass_ctx
 def user_disable(ctx: CliContext, username: str) -> None:
-    """Disable a user: no new logins, tokens or userinfo for them."""
+    """Disable a user: no new logins, tokens or userinfo for them; every session and every
+    app's access (offline_access included) ends, so re-enabling revives none of it."""
     with in_app(ctx):
         users = _own_users()
         found = users.find_by_username(username)
@@ -202,8 +204,36 @@ def user_disable(ctx: CliContext, username: str) -> None:
         found.disabled = True
         users.save(found)
         ended = _end_sessions(found.id)
-    admin_action("user.disable", user_id=found.id, sessions=ended)
-    click.echo(f"disabled user {username}; ended {ended} session(s)")
+        apps = end_app_access(current_state(), found.id)
+    admin_action("user.disable", user_id=found.id, sessions=ended, apps=apps)
+    click.echo(f"disabled user {username}; ended {ended} session(s) and the access of "
+               f"{apps} app(s)")
+
+
+@user.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def user_set_password(ctx: CliContext, username: str, password_stdin: bool) -> None:
+    """Set a user's password (an operator's reset, e.g. after a takeover): every session and
+    every app's access, offline_access included, ends with it."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters")
+    with in_app(ctx):
+        users = _own_users()
+        found = users.find_by_username(username)
+        if found is None:
+            fail(f"no user {username!r}")
+        users.set_password(found, password)
+        ended = _end_sessions(found.id)
+        apps = end_app_access(current_state(), found.id)
+    admin_action("user.set_password", user_id=found.id, sessions=ended, apps=apps)
+    click.echo(f"reset the password of {username}; ended {ended} session(s) and the access of "
+               f"{apps} app(s)")
 
 
 def _end_sessions(user_id: str) -> int:

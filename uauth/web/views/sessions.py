@@ -13,6 +13,7 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from uauth.core.appaccess import end_app_access
 from uauth.core.sessions import clients_by_session
 from uauth.core.sessions import end
 from uauth.core.sessions import end_all
@@ -43,6 +44,8 @@ def account_sessions() -> ResponseReturnValue:
     if form.validate_on_submit():
         if form.everywhere.data:
             end_all(state, login.user_id)
+            if form.end_app_access.data:
+                end_app_access(state, login.user_id)
             end_browser_session()
             return render_template("uauth/logged_out.html", client=None)
         target = next((s for s in of_user(state, login.user_id) if s.sid == form.sid.data),
