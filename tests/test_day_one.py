@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +69,73 @@ def test_make_example_serves_on_the_port_it_is_given_and_says_so(tmp_path: Path)
                            "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert demo.returncode == 0, demo.stderr
     assert "http://127.0.0.1:5123/api/notes" in demo.stdout and "5001" not in demo.stdout
+
+
+def uauth(*args: str, stdin: str | None = None, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator runs it: a subprocess, without UAUTH_INSTANCE unless given."""
+    base = {k: v for k, v in os.environ.items() if k != "UAUTH_INSTANCE"}
+    return subprocess.run([sys.executable, "-m", "uauth", *args], input=stdin, cwd=cwd,
+                          env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [("user", "list"), ("user", "add", "bob", "--password-stdin"),
+                                     ("client", "list"), ("keys", "list"), ("check",)])
+def test_admin_commands_in_the_wrong_folder_create_nothing(tmp_path: Path,
+                                                           command: tuple[str, ...]) -> None:
+    """Item 3: only ``init`` (and ``serve``) may create an instance."""
+    result = uauth(*command, stdin="password123\n", cwd=tmp_path)
+    line = one_error_line(result)
+    assert line == (f"error: no instance at {tmp_path.resolve()}/instance; run `uauth init` or "
+                    "pass `--instance` (or set UAUTH_INSTANCE)")
+    assert list(tmp_path.iterdir()) == [], "nothing created"
+    elsewhere = uauth("--instance", str(tmp_path / "nope"), *command, stdin="password123\n")
+    assert "no instance at" in one_error_line(elsewhere) and not (tmp_path / "nope").exists()
+
+
+def test_init_creates_the_instance_the_other_commands_then_use(tmp_path: Path) -> None:
+    assert uauth("init", cwd=tmp_path).returncode == 0
+    assert uauth("user", "add", "bob", "--password-stdin", stdin="password123\n",
+                 cwd=tmp_path).returncode == 0
+    assert "bob" in uauth("user", "list", cwd=tmp_path).stdout
+
+
+def test_an_unwritable_instance_fails_at_once_with_the_path_and_the_fix(tmp_path: Path) -> None:
+    """Item 6: one line naming the path, no traceback, no 20-second wait."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    started = time.monotonic()
+    line = one_error_line(uauth("--instance", str(blocker / "instance"), "init"))
+    assert f"cannot write {blocker}/instance" in line and "writable" in line
+    missing_dir = tmp_path / "gone" / "uauth.db"
+    env = {"UAUTH_STORAGE": f"sqlite:///{missing_dir}"}
+    line = one_error_line(uauth("--instance", str(tmp_path / "i"), "init", env=env))
+    assert f"sqlite database {missing_dir} cannot be written" in line
+    assert "writable by the user uauth runs as" in line
+    assert time.monotonic() - started < 8, "no busy-timeout retries for a file that cannot open"
+
+
+def test_a_read_only_database_is_not_retried_as_if_it_were_locked(tmp_path: Path) -> None:
+    """Item 6: only SQLITE_BUSY/LOCKED are waited for; read-only fails at once, with the fix."""
+    import sqlite3
+
+    from uauth.storage import StorageError
+    from uauth.storage.sqlite import SQLiteStore
+
+    path = tmp_path / "u.db"
+    SQLiteStore(path).ping()
+    readonly = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    store = SQLiteStore(path)
+    store._local.pid, store._local.conn = os.getpid(), readonly  # what a read-only file opens as
+    started = time.monotonic()
+    with pytest.raises(StorageError, match="cannot be written: attempt to write a readonly"):
+        store.save("client", "c1", {"x": 1}, None)
+    assert time.monotonic() - started < 1

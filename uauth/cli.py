@@ -19,6 +19,7 @@ from flask.cli import with_appcontext
 from .config import SUBJECT_TYPES
 from .config import ConfigError
 from .config import markdown_table
+from .instance import AUDIT_LOG
 from .instance import init_instance
 from .instance import resolve_instance_path
 from .keys import SUPPORTED_ALGS
@@ -31,6 +32,8 @@ class _Context:
     def __init__(self, instance: str | None) -> None:
         self.instance = instance
         self._app: Flask | None = None
+        #: Only ``init`` and ``serve`` may create an instance; every other command needs one.
+        self.may_create = False
 
     def reset(self) -> None:
         self._app = None
@@ -54,7 +57,10 @@ class _Context:
             return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
         if self._app is None:
             from .app import create_app
+            from .instance import require_instance
 
+            if not self.may_create:
+                require_instance(resolve_instance_path(self.instance))
             self._app = create_app(instance_path=self.instance)
         return self._app
 
@@ -91,9 +97,18 @@ class _Group(click.Group):
 @click.group(cls=_Group)
 @click.option("--instance", envvar="UAUTH_INSTANCE", metavar="DIR",
               help="Instance folder (default: $UAUTH_INSTANCE or ./instance).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also print audit events and log lines on stderr.")
+@click.version_option(package_name="uauth", prog_name="uauth")
 @click.pass_context
-def cli(ctx: click.Context, instance: str | None) -> None:
+def cli(ctx: click.Context, instance: str | None, verbose: bool) -> None:
     """uauth: a lightweight OpenID Connect provider."""
+    from .logs import configure_cli_logging
+
+    if ctx.obj is None:  # `uauth …`, not a test that brought its own context
+        fmt = os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower()
+        audit_file = resolve_instance_path(instance) / AUDIT_LOG
+        configure_cli_logging(fmt, audit_file=str(audit_file), verbose=verbose)
     ctx.obj = _Context(instance)
 
 
@@ -104,6 +119,7 @@ pass_ctx = click.make_pass_decorator(_Context)
 @pass_ctx
 def init(ctx: _Context) -> None:
     """Create the instance folder: secret key, signing key, database, example config."""
+    ctx.may_create = True
     path = resolve_instance_path(ctx.instance)
     created = init_instance(path)
     app = ctx.app()
@@ -136,6 +152,7 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
     from .metrics import prepare_multiprocess_dir
     from .metrics import worker_exited
 
+    ctx.may_create = True  # `make run` the first time: serve initialises the instance
     # Before anything imports prometheus-client: it picks multi-process mode at import time.
     metrics_dir, made_dir = prepare_multiprocess_dir()
     try:
@@ -490,9 +507,6 @@ _add_operations()
 
 
 def main() -> None:
-    from .logs import configure_audit_logging
-
-    configure_audit_logging(os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower())
     cli(prog_name="uauth")
 
 
