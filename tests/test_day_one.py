@@ -139,3 +139,25 @@ def test_a_read_only_database_is_not_retried_as_if_it_were_locked(tmp_path: Path
     with pytest.raises(StorageError, match="cannot be written: attempt to write a readonly"):
         store.save("client", "c1", {"x": 1}, None)
     assert time.monotonic() - started < 1
+
+
+def test_redis_down_is_one_error_line(tmp_path: Path) -> None:
+    """Item 11: no second copy of the error from a log warning."""
+    from tests.redis_server import free_port
+
+    assert uauth("--instance", str(tmp_path / "i"), "init").returncode == 0
+    env = {"UAUTH_STORAGE": f"redis://127.0.0.1:{free_port()}/0"}
+    line = one_error_line(uauth("--instance", str(tmp_path / "i"), "user", "list", env=env))
+    assert line.startswith("error: redis unavailable")
+
+
+def test_help_lists_every_command_with_its_whole_first_sentence() -> None:
+    """Item 11: no summary cut off with "..."."""
+    for group in ((), ("user",), ("client",), ("keys",)):
+        shown = uauth(*group, "--help")
+        commands = shown.stdout.split("Commands:")[1]
+        assert shown.returncode == 0 and "..." not in commands, shown.stdout
+    text = " ".join(uauth("--help").stdout.split())
+    assert "Copy the SQLite database to DEST while uauth keeps running (online backup)." in text
+    assert "e.g. groups='[\"staff\"]' email_verified=true (empty removes)." in " ".join(
+        uauth("user", "--help").stdout.split())

@@ -85,13 +85,35 @@ def fail(message: str) -> None:
 
 
 class _Group(click.Group):
-    """Turns the errors an operator can fix into one line instead of a traceback."""
+    """Turns the errors an operator can fix into one line instead of a traceback, and lists
+    its commands with their whole first sentence (click cuts them at about 45 characters)."""
+
+    group_class = type  # subgroups (``user``, ``client``) are _Groups too
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, _first_sentence(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (ConfigError, StorageError) as exc:
             fail(str(exc))
+
+
+def _first_sentence(command: click.Command) -> str:
+    import inspect
+
+    text = command.short_help or inspect.cleandoc(command.help or "").split("\n\n")[0]
+    text = " ".join(text.split())
+    found = re.match(r"(.+?\.)(?=\s+[A-Z])", text)
+    return found.group(1) if found else text
 
 
 @click.group(cls=_Group)

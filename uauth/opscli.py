@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import click
 
 from .cli import _Context
+from .cli import _Group
 from .cli import _state
 from .cli import admin_action
 from .cli import fail
@@ -21,7 +22,7 @@ def _when(ts: int | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
 
 
-@click.group()
+@click.group(cls=_Group)
 def keys() -> None:
     """Signing keys: list, rotate, retire (shared by every worker and host through storage)."""
 
