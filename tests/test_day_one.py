@@ -161,3 +161,26 @@ def test_help_lists_every_command_with_its_whole_first_sentence() -> None:
     assert "Copy the SQLite database to DEST while uauth keeps running (online backup)." in text
     assert "e.g. groups='[\"staff\"]' email_verified=true (empty removes)." in " ".join(
         uauth("user", "--help").stdout.split())
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("redis://localhost:notaport/0", "the port in redis://localhost:notaport is not a number"),
+    ("redis://:s3cret@localhost:notaport/0", "the port in redis://localhost:notaport is not"),
+    ("redis://localhost:6379/abc", "the database in redis://localhost:6379/abc must be a number"),
+    ("redis://localhost/0?db=x", "must be a number"),
+])
+def test_bad_redis_urls_are_refused_at_start_up_in_one_line(tmp_path: Path, url: str,
+                                                            message: str) -> None:
+    """Item 7: validated before anything connects; a password is never echoed."""
+    line = one_error_line(uauth("--instance", str(tmp_path / "i"), "init",
+                                env={"UAUTH_STORAGE": url}))
+    assert line.startswith("error: UAUTH_STORAGE: ") and message in line, line
+    assert "s3cret" not in line
+
+
+def test_a_redis_database_the_server_lacks_is_named(tmp_path: Path, redis_url: str) -> None:
+    """Item 7: ``/99`` says which database and what to change, not just ``ResponseError``."""
+    url = redis_url.rsplit("/", 1)[0] + "/99"
+    line = one_error_line(uauth("--instance", str(tmp_path / "i"), "init",
+                                env={"UAUTH_STORAGE": url}))
+    assert "has no database 99" in line and "`databases` setting" in line, line
