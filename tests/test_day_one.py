@@ -184,3 +184,83 @@ def test_a_redis_database_the_server_lacks_is_named(tmp_path: Path, redis_url: s
     line = one_error_line(uauth("--instance", str(tmp_path / "i"), "init",
                                 env={"UAUTH_STORAGE": url}))
     assert "has no database 99" in line and "`databases` setting" in line, line
+
+
+def test_serve_on_a_public_bind_without_an_issuer_refuses_with_the_line_to_set(
+        tmp_path: Path) -> None:
+    """Item 2: ``make run BIND=0.0.0.0:8000`` never publishes http://127.0.0.1:5000."""
+    from tests.redis_server import free_port
+
+    instance = tmp_path / "instance"
+    assert uauth("--instance", str(instance), "init").returncode == 0
+    bind = f"0.0.0.0:{free_port()}"
+    line = one_error_line(uauth("--instance", str(instance), "serve", "--bind", bind))
+    assert f"uauth listens on {bind}, which is not a loopback address" in line
+    assert "`UAUTH_ISSUER=https://id.example.com`" in line and str(instance / "config.py") in line
+    assert not list(tmp_path.glob("**/prometheus*")), "no metrics directory left behind"
+
+
+def test_serve_says_who_holds_the_port_instead_of_pretending_to_serve(tmp_path: Path) -> None:
+    """Item 9: checked before the banner; names the process when /proc shows it."""
+    import socket
+
+    instance = tmp_path / "instance"
+    assert uauth("--instance", str(instance), "init").returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = uauth("--instance", str(instance), "serve", "--bind", f"127.0.0.1:{port}")
+    line = one_error_line(result)
+    assert line.startswith(f"error: 127.0.0.1:{port} is in use by pid {os.getpid()} (")
+    assert "--bind HOST:PORT" in line and result.stdout == "", "no banner"
+
+
+def gunicorn(tmp_path: Path, app: str, bind: str, env: dict[str, str],
+             python: str = sys.executable, cwd: Path = ROOT) -> subprocess.Popen[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("UAUTH_")}
+    return subprocess.Popen(
+        [python, "-m", "gunicorn", "-b", bind, "-w", "1", "--no-control-socket", app],
+        cwd=cwd, env={**base, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+
+
+def wait_for(url: str, process: subprocess.Popen[str]) -> None:
+    import requests
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "gunicorn did not answer"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_plain_gunicorn_on_a_public_bind_refuses_and_on_loopback_follows_it(
+        tmp_path: Path) -> None:
+    """Item 2 for ``gunicorn -b … wsgi:app``: the same rule as ``uauth serve``."""
+    import requests
+
+    from tests.redis_server import free_port
+
+    env = {"UAUTH_INSTANCE": str(tmp_path / "instance")}
+    assert uauth("init", env=env).returncode == 0
+    refused = gunicorn(tmp_path, "wsgi:app", f"0.0.0.0:{free_port()}", env)
+    out = refused.communicate(timeout=60)[0]
+    assert refused.returncode != 0 and "which is not a loopback address" in out, out
+    assert "Traceback" not in out
+    port = free_port()
+    served = gunicorn(tmp_path, "wsgi:app", f"127.0.0.1:{port}", env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", served)
+        meta = requests.get(f"http://127.0.0.1:{port}/.well-known/openid-configuration",
+                            timeout=5).json()
+        assert meta["issuer"] == f"http://127.0.0.1:{port}"
+    finally:
+        served.terminate()
+        served.communicate(timeout=30)

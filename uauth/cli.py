@@ -51,6 +51,21 @@ class _Context:
             os.environ["UAUTH_ISSUER"] = origin
             self.reset()
 
+    def follow_bind(self, bind: str) -> None:
+        """``serve --bind``: a loopback bind gives the default issuer; any other needs
+        ``UAUTH_ISSUER`` (refused with the line to add, instead of publishing 127.0.0.1)."""
+        from .bind import loopback_origin
+        from .bind import no_issuer
+        from .config import DEFAULTS
+        from .instance import CONFIG_FILE
+
+        origin = loopback_origin([bind])
+        if origin is not None:
+            self.follow_loopback(origin)
+        elif (os.environ.get("UAUTH_ISSUER") is None
+                and self.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
+            raise no_issuer([bind], resolve_instance_path(self.instance) / CONFIG_FILE)
+
     def app(self) -> Flask:
         """The app under ``flask uauth``; otherwise a standalone one for ``--instance``."""
         if current_app:
@@ -177,8 +192,14 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
     ctx.may_create = True  # `make run` the first time: serve initialises the instance
     # Before anything imports prometheus-client: it picks multi-process mode at import time.
     metrics_dir, made_dir = prepare_multiprocess_dir()
+    from .bind import port_in_use
+
+    busy = port_in_use(bind)
+    if busy:
+        fail(f"{busy}; stop it, or serve on another port: `uauth serve --bind HOST:PORT` "
+             "(`make run BIND=127.0.0.1:5055`)")
     try:
-        ctx.follow_loopback(f"http://{bind}")
+        ctx.follow_bind(bind)
         app = ctx.app()
         with app.app_context():
             from .extension import get_state
