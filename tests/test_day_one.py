@@ -264,3 +264,101 @@ def test_plain_gunicorn_on_a_public_bind_refuses_and_on_loopback_follows_it(
     finally:
         served.terminate()
         served.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def day_one(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    instance = tmp_path_factory.mktemp("day-one") / "instance"
+    assert uauth("--instance", str(instance), "init").returncode == 0
+    return instance
+
+
+def test_empty_lists_say_so(tmp_path: Path) -> None:
+    """Item 4: an empty list is not silence."""
+    instance = tmp_path / "instance"
+    assert uauth("--instance", str(instance), "init").returncode == 0
+    users = uauth("--instance", str(instance), "user", "list")
+    assert users.returncode == 0 and users.stdout == "" and "no users yet" in users.stderr
+    clients = uauth("--instance", str(instance), "client", "list")
+    assert clients.returncode == 0 and "no clients yet" in clients.stderr
+
+
+def test_day_one_user_tasks(day_one: Path) -> None:
+    """Item 4: reset a password, disable and re-enable, remove; ``user set`` refuses what is
+    not a profile attribute and names the command instead."""
+    from uauth.storage.sqlite import SQLiteStore
+    from uauth.users import StoreUsers
+
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return uauth("--instance", str(day_one), *args, stdin=stdin)
+
+    assert cli("user", "add", "carol", "--password-stdin", stdin="first-password\n").returncode == 0
+    changed = cli("user", "set-password", "carol", "--password-stdin", stdin="second-password\n")
+    assert changed.returncode == 0 and changed.stdout == "password of carol changed\n"
+    users = StoreUsers(SQLiteStore(day_one / "uauth.db"), time.time)
+    assert users.authenticate("carol", "second-password") is not None
+    assert users.authenticate("carol", "first-password") is None
+    short = cli("user", "set-password", "carol", "--password-stdin", stdin="short\n")
+    assert "at least 8 characters" in one_error_line(short)
+    refused = cli("user", "set", "carol", "disabled=false")
+    assert one_error_line(refused) == ("error: 'disabled' is not a profile attribute; use "
+                                       "`uauth user disable NAME / uauth user enable NAME`")
+    assert "set-password" in one_error_line(cli("user", "set", "carol", "password=x"))
+    assert "disabled" not in users.find_by_username("carol").profile
+    assert cli("user", "disable", "carol").returncode == 0
+    assert users.find_by_username("carol").disabled
+    enabled = cli("user", "enable", "carol")
+    assert enabled.stdout == "enabled user carol\n" and not users.find_by_username("carol").disabled
+    removed = cli("user", "remove", "carol")
+    assert removed.returncode == 0 and removed.stdout.startswith("removed user carol")
+    assert users.find_by_username("carol") is None
+    assert "no user 'carol'" in one_error_line(cli("user", "remove", "carol"))
+    again = cli("user", "add", "carol", "--password-stdin", stdin="third-password\n")
+    assert again.returncode == 0, "the username is free again"
+
+
+def test_day_one_client_tasks(day_one: Path) -> None:
+    """Item 4: show, update (same options as add), rotate the secret, remove."""
+    from uauth.clients import get_client
+    from uauth.storage import hash_key
+    from uauth.storage.sqlite import SQLiteStore
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return uauth("--instance", str(day_one), *args)
+
+    created = json.loads(cli("client", "add", "--name", "Web", "--redirect-uri",
+                             "https://app.example.com/cb", "--json").stdout)
+    client_id, secret = created["client_id"], created["client_secret"]
+    shown = cli("client", "show", client_id)
+    assert shown.returncode == 0 and re.search(r"name:\s+Web\n", shown.stdout)
+    assert "client_secret:" in shown.stdout and secret not in shown.stdout
+    updated = cli("client", "update", client_id, "--name", "Web 2", "--redirect-uri",
+                  "https://app.example.com/cb2", "--first-party", "--scope", "openid email")
+    assert updated.returncode == 0, updated.stderr
+    assert updated.stdout == (f"updated client {client_id}: first_party, name, redirect_uris, "
+                              "scope\n")
+    store = SQLiteStore(day_one / "uauth.db")
+    after = get_client(store, client_id)
+    assert after is not None and after.name == "Web 2" and after.first_party
+    assert after.redirect_uris == ["https://app.example.com/cb2"]
+    assert after.secret_hash == hash_key(secret), "the secret is kept"
+    assert "uses http on a non-loopback host" in one_error_line(
+        cli("client", "update", client_id, "--redirect-uri", "http://app.example.com/cb"))
+    assert cli("client", "update", client_id, "--no-first-party").returncode == 0
+    assert not get_client(store, client_id).first_party
+    rotated = json.loads(cli("client", "rotate-secret", client_id, "--json").stdout)
+    assert rotated["client_id"] == client_id and rotated["client_secret"] != secret
+    assert get_client(store, client_id).secret_hash == hash_key(rotated["client_secret"])
+    public = json.loads(cli("client", "add", "--name", "SPA", "--public", "--redirect-uri",
+                            "http://localhost:3000/cb", "--json").stdout)
+    assert "no secret to rotate" in one_error_line(
+        cli("client", "rotate-secret", public["client_id"]))
+    assert cli("client", "remove", client_id).returncode == 0
+    assert "no client" in one_error_line(cli("client", "show", client_id))
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    shown = uauth("--version")
+    assert shown.returncode == 0 and shown.stdout == f"uauth, version {version('uauth')}\n"

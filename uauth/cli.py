@@ -305,7 +305,10 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
 def user_list(ctx: _Context) -> None:
     """List users."""
     with _in_app(ctx):
-        for item in sorted(_own_users().list(), key=lambda u: u.username.casefold()):
+        found = sorted(_own_users().list(), key=lambda u: u.username.casefold())
+        if not found:
+            click.echo("no users yet; add one with `uauth user add USERNAME`", err=True)
+        for item in found:
             status = "disabled" if item.disabled else "active"
             email = item.profile.get("email", "")
             click.echo(f"{item.username}\t{item.id}\t{status}\t{email}")
@@ -376,6 +379,7 @@ def user_set(ctx: _Context, username: str, assignments: tuple[str, ...]) -> None
 
     A changed email or phone_number is no longer verified unless this command says so too.
     """
+    from .admincli import instead_of
     from .attributes import RESERVED
     from .users import VERIFIED_BY
 
@@ -386,6 +390,9 @@ def user_set(ctx: _Context, username: str, assignments: tuple[str, ...]) -> None
         name = name.strip()
         if not sep or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
             fail(f"{item!r} is not NAME=VALUE with a lower-case attribute name")
+        refused = instead_of(name)
+        if refused:
+            fail(refused)
         if name in RESERVED and name not in flags:
             fail(f"{name!r} is not a profile attribute")
         values[name] = _attribute_value(raw)
@@ -505,7 +512,11 @@ def client_list(ctx: _Context) -> None:
     from .clients import list_clients
 
     with _in_app(ctx):
-        for item in sorted(list_clients(_state().store), key=lambda c: c.name.casefold()):
+        found = sorted(list_clients(_state().store), key=lambda c: c.name.casefold())
+        if not found:
+            click.echo("no clients yet; register one with `uauth client add --name NAME "
+                       "--redirect-uri URI`", err=True)
+        for item in found:
             kind = "public" if item.is_public else "confidential"
             click.echo(f"{item.client_id}\t{item.name}\t{kind}\t{' '.join(item.redirect_uris)}"
                        f"\tsub:{item.subject_type}")
@@ -540,6 +551,7 @@ def config_example() -> None:
 
 
 def _add_operations() -> None:
+    from . import admincli  # noqa: F401 (adds the day-one user and client commands)
     from .opscli import OPERATIONS
 
     for command in OPERATIONS:
