@@ -362,3 +362,52 @@ def test_version() -> None:
 
     shown = uauth("--version")
     assert shown.returncode == 0 and shown.stdout == f"uauth, version {version('uauth')}\n"
+
+
+def records(db: Path) -> set[tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        return set(conn.execute("SELECT kind, key FROM records"))
+
+
+def test_check_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Item 12: not the grant and session tombstones, not a pairwise salt."""
+    instance = tmp_path / "instance"
+    assert uauth("--instance", str(instance), "init").returncode == 0
+    before = records(instance / "uauth.db")
+    checked = uauth("--instance", str(instance), "check")
+    assert checked.returncode == 0 and "deployment works" in checked.stdout, checked.stdout
+    assert records(instance / "uauth.db") == before
+    assert checked.stderr == "", "no audit lines on stderr"
+
+
+def test_check_refuses_storage_that_was_never_initialised(tmp_path: Path) -> None:
+    """Item 12: it would create signing keys there; nothing is created."""
+    instance = tmp_path / "instance"
+    assert uauth("--instance", str(instance), "init").returncode == 0
+    other = tmp_path / "other.db"
+    refused = uauth("--instance", str(instance), "check",
+                    env={"UAUTH_STORAGE": f"sqlite:///{other}"})
+    assert "holds no signing keys" in one_error_line(refused) and not other.exists()
+
+
+@pytest.mark.slow
+def test_check_without_url_finds_the_server_uauth_serve_runs(tmp_path: Path) -> None:
+    """Item 12: the server runs on another port than 5000 and publishes that issuer."""
+    from tests.live_server import LiveServer
+
+    live = LiveServer(tmp_path / "instance", storage=f"sqlite:///{tmp_path}/u.db", workers=1)
+    env = live.env()
+    del env["UAUTH_ISSUER"]
+    live.env = lambda: env  # type: ignore[method-assign]
+    assert live.cli("init").returncode == 0
+    live.start()
+    try:
+        checked = live.cli("check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert f"uauth serve runs this instance at {live.url} (issuer {live.url})" in checked.stdout
+        assert f"issuer {live.url}" in checked.stdout.splitlines()[1]
+    finally:
+        live.stop()
+    assert not (tmp_path / "instance" / "serving.json").exists()

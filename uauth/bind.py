@@ -104,3 +104,33 @@ def _listener(port: int) -> str | None:
         except OSError:
             continue
     return "another process"
+
+
+#: Written by ``uauth serve`` in the instance folder while it runs, so ``uauth check`` finds the
+#: server (and the issuer it publishes) without ``--url``.
+SERVING_FILE = "serving.json"
+
+
+def record_serving(instance: Path, bind: str, issuer: str) -> Path:
+    import json
+
+    path = instance / SERVING_FILE
+    path.write_text(json.dumps({"bind": bind, "issuer": issuer, "pid": os.getpid()}) + "\n")
+    return path
+
+
+def running_server(instance: Path) -> tuple[str, str] | None:
+    """(origin to reach it at, issuer) of the ``uauth serve`` running on this instance."""
+    import json
+
+    try:
+        found = json.loads((instance / SERVING_FILE).read_text())
+        os.kill(int(found["pid"]), 0)  # still running?
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    parts = split_bind(str(found["bind"]))
+    if parts is None:
+        return None
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(parts[0], parts[0])  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{parts[1]}", str(found["issuer"])

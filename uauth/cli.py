@@ -215,10 +215,18 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
         if made_dir:
             shutil.rmtree(metrics_dir, True)
         raise
+    from .bind import record_serving
+
     path = resolve_instance_path(ctx.instance)
+    serving = record_serving(path, bind, issuer)  # for `uauth check` without --url
     click.echo(f"uauth issuer:    {issuer}")
     click.echo(f"discovery:       {issuer}/.well-known/openid-configuration")
     click.echo(f"instance folder: {path}")
+
+    def _leave() -> None:  # workers leave through on_exit too, so not a finally
+        serving.unlink(missing_ok=True)
+        if made_dir:
+            shutil.rmtree(metrics_dir, True)
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -229,8 +237,7 @@ def serve(ctx: _Context, bind: str, workers: int, threads: int, timeout: int) ->
             self.cfg.set("accesslog", None)  # uauth logs each request itself, with its id
             self.cfg.set("proc_name", "uauth")
             self.cfg.set("child_exit", lambda _arbiter, worker: worker_exited(worker.pid))
-            if made_dir:  # the master's last act; workers leave through here too, so not finally
-                self.cfg.set("on_exit", lambda _arbiter: shutil.rmtree(metrics_dir, True))
+            self.cfg.set("on_exit", lambda _arbiter: _leave())  # the master's last act
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
                 self.cfg.set("control_socket_disable", True)
 

@@ -84,11 +84,19 @@ def keys_retire(ctx: _Context, kid: str) -> None:
 @pass_ctx
 def check(ctx: _Context, url: str | None) -> None:
     """Check config, storage, keys and a full code + PKCE flow; exit 1 if anything fails."""
+    from .bind import running_server
+    from .instance import resolve_instance_path
     from .selfcheck import Report
     from .selfcheck import run
     from .selfcheck import serve_in_process
 
     report = Report(click.echo)
+    instance = resolve_instance_path(ctx.instance)
+    _require_initialised_store(ctx)
+    running = None if url else running_server(instance)
+    if running:  # the server `uauth serve` runs on this instance, wherever it listens
+        url = running[0]
+        report.ok("server", f"uauth serve runs this instance at {url} (issuer {running[1]})")
     if url:
         parts = urlsplit(url)
         ctx.follow_loopback(f"{parts.scheme}://{parts.netloc}")
@@ -117,6 +125,43 @@ def check(ctx: _Context, url: str | None) -> None:
                 ok = run(state, base, report)
     click.echo("deployment works" if ok else "deployment check FAILED")
     sys.exit(0 if ok else 1)
+
+
+def _require_initialised_store(ctx: _Context) -> None:
+    """The check adds a throwaway user and client to storage; to storage that ``uauth init``
+    never set up it would add signing keys too. Looked at before the app starts (which would
+    create them)."""
+    from flask import Config
+
+    from .config import DEFAULTS
+    from .config import from_environ
+    from .config import validate_storage_url
+    from .instance import require_instance
+    from .instance import resolve_instance_path
+    from .keyring import KEYSET
+    from .storage import open_store
+    from .storage import sqlite_path
+
+    instance = resolve_instance_path(ctx.instance)
+    require_instance(instance)
+    config = Config(str(instance))
+    config.from_pyfile(str(instance / "config.py"), silent=True)
+    config.update(from_environ())
+    raw = str(config.get("UAUTH_STORAGE", DEFAULTS["UAUTH_STORAGE"]))
+    url = validate_storage_url(raw, str(instance), "UAUTH_STORAGE")
+    if url.startswith("memory"):
+        return  # per process: the check serves it in-process, nothing outlives it
+    empty = url.startswith("sqlite") and not Path(sqlite_path(url)).exists()
+    if not empty:
+        store = open_store(url, redis_prefix=str(config.get(
+            "UAUTH_REDIS_PREFIX", DEFAULTS["UAUTH_REDIS_PREFIX"])))
+        try:
+            empty = store.find(KEYSET, "version") is None
+        finally:
+            store.close()
+    if empty:
+        fail(f"the storage {url.split('@')[-1]} holds no signing keys: it was never "
+             "initialised; run `uauth init` with the same UAUTH_STORAGE first")
 
 
 @click.command()

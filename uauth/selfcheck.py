@@ -28,13 +28,17 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Flask
 
 from . import sessions
+from .claims import SALT
+from .claims import SETTING
 from .clients import list_clients
 from .clients import register_client
 from .clients import remove_client
+from .consents import APP_GRANT
 from .consents import apps_group
 from .consents import revoke_app
 from .extension import State
 from .models import User
+from .tokens import REVOKED
 from .tokens import decode_signed
 from .tokens import half_hash
 from .tokens import sign
@@ -209,10 +213,12 @@ class Checker:
         password = secrets.token_urlsafe(24)
         user = state.users.create(username, password, throwaway_profile(state, username))
         self.created["user"] = user
+        # Pairwise like the deployment's clients once it has a salt; never the one to make it.
+        salted = state.store.find(SETTING, SALT) is not None
         client, secret = register_client(
             state.store, name="uauth check", redirect_uris=[CALLBACK], scope="openid email",
             grant_types=["authorization_code"], known_scopes=state.config["UAUTH_SCOPES"],
-            now=state.now())
+            now=state.now(), subject_type=None if salted else "public")
         self.created["client"] = client.client_id
         assert secret is not None
         self.report.ok("provision", f"throwaway user {username} and client {client.client_id}")
@@ -300,9 +306,18 @@ class Checker:
         return claims
 
     def cleanup(self) -> None:
+        """Remove everything the check created, the tombstones of its revocations included
+        (they would otherwise outlive it by weeks): no token of it exists any more."""
         store = self.state.store
         user: User | None = self.created.get("user")
         client_id = self.created.get("client")
+        tombstones: list[tuple[str, str]] = []
+        if user:
+            tombstones += [(REVOKED, f"grant:{r['grant_id']}") for kind, _, r in
+                           store.grant_records(apps_group(user.id)) if kind == APP_GRANT]
+            tombstones += [(sessions.ENDED, key) for kind, key, _ in
+                           store.grant_records(sessions.user_group(user.id))
+                           if kind == sessions.SESSION]
         if client_id:
             if user:  # consent, grant notes, and the grants' tokens
                 revoke_app(self.state, user.id, client_id)
@@ -311,6 +326,8 @@ class Checker:
             sessions.end_all(self.state, user.id)
             store.revoke_grant(apps_group(user.id))  # what is left of the user's: subjects
             StoreUsers(store, self.state.clock).delete(user)
+        for kind, key in tombstones:
+            store.delete(kind, key)
         if self.created:
             self.report.ok("cleanup", "removed the throwaway client, user, login session, "
                            "consent and grant")
