@@ -48,6 +48,9 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
+    from .views import missing
+
+    missing.register(app)  # our 404 and 405: the standalone provider owns its app
     standalone_session(app.config)
     app.session_interface = CookieSessions()
     return app

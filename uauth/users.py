@@ -125,8 +125,21 @@ class StoreUsers:
         entry = self.store.find(USERNAME, canonical_username(username))
         return None if entry is None else self.get(entry["id"])
 
+    def find_by_email(self, address: str) -> User | None:
+        """The one account whose email address this is; None when none or several are."""
+        from .emailindex import accounts_with
+        from .emailindex import canonical_email
+
+        wanted = canonical_email(address)
+        found = [user for user in map(self.get, accounts_with(self.store, address))
+                 if user is not None and canonical_email(user.profile.get("email")) == wanted]
+        return found[0] if len(found) == 1 else None
+
     def authenticate(self, username: str, password: str) -> User | None:
+        """``username`` may be the email address of exactly one account, too."""
         user = self.find_by_username(username)
+        if user is None and "@" in username:
+            user = self.find_by_email(username)
         stored = user.password_hash if user else None
         try:
             HASHER.verify(stored or _dummy(), password)
@@ -156,7 +169,13 @@ class StoreUsers:
         if not self.store.add(USERNAME, canonical_username(name), {"id": user.id}, ttl=None):
             raise UserExists(f"user {name!r} already exists")
         self.save(user)
+        self._index_email(user, None)
         return user
+
+    def _index_email(self, user: User, old: Any) -> None:
+        from .emailindex import index
+
+        index(self.store, user.id, old, user.profile.get("email"))
 
     def save(self, user: User) -> None:
         self.store.save(USER, user.id, user.to_record(), ttl=None)
@@ -165,6 +184,9 @@ class StoreUsers:
         """Remove the user and its username (``uauth check``'s throwaway user)."""
         self.store.delete(USER, user.id)
         self.store.delete(USERNAME, canonical_username(user.username))
+        from .emailindex import index
+
+        index(self.store, user.id, user.profile.get("email"), None)
 
     def update_profile(self, user: User, values: dict[str, Any]) -> list[str]:
         """Set profile attributes (None or "" removes one) and save; returns what changed.
@@ -173,6 +195,7 @@ class StoreUsers:
         so itself (an operator, or a verification step).
         """
         profile = dict(user.profile)
+        old_email = profile.get("email")
         changed = []
         for name, value in values.items():
             if value in (None, "", [], {}):
@@ -189,6 +212,7 @@ class StoreUsers:
             user.profile = profile
             user.updated_at = int(self.clock())
             self.save(user)
+            self._index_email(user, old_email)
         return changed
 
     def check_password(self, user: User, password: str) -> bool:

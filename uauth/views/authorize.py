@@ -365,6 +365,10 @@ def authorize() -> ResponseReturnValue:
                           403)
     auth = authentication()
     user = known if auth else None
+    if not params.get("client_id"):  # Authlib would complain of the response_type first
+        return error_page("This sign-in request cannot be completed",
+                          "The request does not say which application it is for: client_id "
+                          "is missing.", error="invalid_request")
     try:
         # Authlib refuses repeated parameters here (RFC 6749 §3.1) with an error page.
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
@@ -458,7 +462,10 @@ def login() -> ResponseReturnValue:
         status = 400
     else:
         form.username.data = login_hint(continues)
+    # After a wrong password the name stays filled in: the cursor goes where the retry is.
+    focus_password = bool(error and form.username.data)
     return render_template("uauth/login.html", form=form, error=error,
+                           focus_password=focus_password,
                            client=state.clients.get(continues.get("client_id"))), status, \
         headers
 

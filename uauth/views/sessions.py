@@ -21,6 +21,7 @@ from ..sessions import end
 from ..sessions import end_all
 from ..sessions import end_browser_session
 from ..sessions import of_user
+from ..useragent import describe
 from .authorize import error_page
 from .authorize import session_user
 
@@ -61,6 +62,6 @@ def account_sessions() -> ResponseReturnValue:
         clients = [state.clients.get(cid) for cid in by_session.get(item.sid, [])]
         rows.append({"sid": item.sid, "current": item.key == login.key,
                      "started": when(item.auth_time), "last_seen": when(item.last_seen),
-                     "user_agent": item.user_agent or "Unknown browser",
+                     "user_agent": describe(item.user_agent), "raw_agent": item.user_agent,
                      "clients": [c.name for c in clients if c is not None]})
     return render_template("uauth/sessions.html", form=form, rows=rows, user=user)
