@@ -99,11 +99,20 @@ def _listener(port: int) -> str | None:
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if target.startswith("socket:[") and target[8:-1] in inodes:
-                    name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-                    return f"pid {pid} ({Path(name).name or '?'})"
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                    return f"pid {pid} ({_program(argv.split(chr(0)))})"
         except OSError:
             continue
     return "another process"
+
+
+def _program(argv: list[str]) -> str:
+    """``gunicorn``, ``uauth``: the program, past the interpreter that runs it."""
+    names = [Path(arg).name for arg in argv if arg]
+    if len(names) > 1 and names[0].startswith("python"):
+        rest = [n for n in names[1:] if not n.startswith("-")]
+        return f"{names[0]} {rest[0]}" if rest else names[0]
+    return names[0] if names else "?"
 
 
 #: Written by ``uauth serve`` in the instance folder while it runs, so ``uauth check`` finds the
