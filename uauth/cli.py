@@ -142,7 +142,7 @@ def cli(ctx: click.Context, instance: str | None, verbose: bool) -> None:
     """uauth: a lightweight OpenID Connect provider."""
     from .logs import configure_cli_logging
 
-    if ctx.obj is None:  # `uauth …`, not a test that brought its own context
+    if _standalone:  # `uauth …` (main), not a test's runner or a host app's `flask uauth`
         fmt = os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower()
         audit_file = resolve_instance_path(instance) / AUDIT_LOG
         configure_cli_logging(fmt, audit_file=str(audit_file), verbose=verbose)
@@ -568,7 +568,12 @@ def _add_operations() -> None:
 _add_operations()
 
 
+_standalone = False
+
+
 def main() -> None:
+    global _standalone
+    _standalone = True  # this process is the CLI: its logging is ours to set up
     cli(prog_name="uauth")
 
 
