@@ -12,8 +12,8 @@ from tests.app_driver import PASSWORD
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
+from tests.conftest import make_store
 from uauth.storage.memory import MemoryStore
-from uauth.storage.sqlite import SQLiteStore
 from uauth.useragent import describe
 
 
@@ -105,11 +105,10 @@ def test_after_a_wrong_password_the_password_field_has_the_focus(driver: Driver)
     assert 'value="alice"' in username.group(0)
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "redis"])
 def test_people_sign_in_with_an_email_address_that_is_theirs_alone(
-        tmp_path: Path, clock: FakeClock, backend: str) -> None:
-    store = MemoryStore(clock=clock) if backend == "memory" else SQLiteStore(
-        tmp_path / "u.db", clock=clock)
+        tmp_path: Path, clock: FakeClock, backend: str, request: pytest.FixtureRequest) -> None:
+    store = make_store(backend, request, tmp_path, clock)
     driver = Driver.of(make_app(tmp_path, store, clock))
     driver.user("alice", email="Alice@Example.com")
     assert driver.login("alice@example.COM").status_code == 302, "case does not matter"
