@@ -182,9 +182,8 @@ def _update_params() -> list[click.Parameter]:
 
 
 def client_update(client_id: str, **given: Any) -> None:
-    """Change a client's registration; options take the same values as ``client add``, and
-    what is left out stays as it is. The client_id, secret and pairwise subjects do not
-    change."""
+    """Change a client's registration with the options of 'client add'; what is left out
+    stays as it is. The client_id, secret and pairwise subjects do not change."""
     from .attributes import catalogue
     from .clients import RegistrationError
     from .clients import register_client
