@@ -15,14 +15,14 @@ from flask.sessions import SecureCookieSessionInterface
 
 from uauth.core.settings import from_environ
 from uauth.extension import UAuth
-from uauth.ops.cli import cli
+from uauth.ops.cli import run_cli
 from uauth.ops.instance import init_instance
 from uauth.ops.instance import read_secret_key
 from uauth.ops.instance import resolve_instance_path
-from uauth.ops.logs import configure_audit_logging
 from uauth.storage import Clock
 from uauth.storage import Store
 from uauth.storage.filemodes import warn_if_exposed
+from uauth.web.views import missing
 
 
 def create_app(
@@ -53,6 +53,7 @@ def create_app(
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
     warn_if_exposed(path, sqlite_files(app.extensions["uauth"].store))
+    missing.register(app)  # our 404 and 405: the standalone provider owns its app
     standalone_session(app.config)
     app.session_interface = CookieSessions()
     return app
@@ -61,8 +62,7 @@ def create_app(
 def main() -> None:
     """The ``uauth`` command: the ops CLI, given this module's :func:`create_app` to build the
     standalone app with (ops sits below the wiring and never imports it)."""
-    configure_audit_logging(os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower())
-    cli(prog_name="uauth", obj=create_app)
+    run_cli(create_app)
 
 
 def standalone_session(config: Config) -> None:

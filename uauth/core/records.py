@@ -45,6 +45,7 @@ KEYSET = "keyset"
 FAILURES = "throttle"
 BLOCK = "throttle_block"
 SESSION_GRANT = "session_grant"
+EMAIL = "user_email"
 
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
@@ -75,13 +76,16 @@ RECORDS: tuple[RecordKind, ...] = (
     RecordKind(USER, "user id", "forever", "uauth.core.users"),
     RecordKind(USERNAME, "canonical username", "forever (as its user)", "uauth.core.users"),
     RecordKind(SUBJECT, "pairwise sub", "forever", "uauth.core.claims"),
-    RecordKind(SETTING, "pairwise_salt", "forever", "uauth.core.claims"),
+    RecordKind(SETTING, "pairwise_salt; email_index (the email index is built)", "forever",
+               "uauth.core.claims, uauth.core.emailindex"),
     RecordKind(KEYSET, "current, version or lock", "forever (lock: a few seconds)",
                "uauth.core.keyring"),
     RecordKind(FAILURES, "login:/login-ip:/reauth:/client:/client-ip: + digest or address",
                "UAUTH_THROTTLE_WINDOW from the first failure (Store.incr)",
                "uauth.core.throttle"),
     RecordKind(BLOCK, "as FAILURES", "the delay it imposes", "uauth.core.throttle"),
+    RecordKind(EMAIL, "<canonical email address> <user id>", "forever (as its user's address)",
+               "uauth.core.emailindex", "email:<canonical email address>"),
     RecordKind(SESSION_GRANT, "<sid>:<client id>", "UAUTH_SESSION_TTL; removed with its grant",
                "uauth.core.grantlimits", "the grant id"),
 )

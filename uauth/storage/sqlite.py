@@ -32,7 +32,18 @@ from .filemodes import create_private_file
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
+def _contended(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock (worth a retry)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY,
+                                                            sqlite3.SQLITE_LOCKED)
+
+
 def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return StorageUnavailable(
+            f"sqlite database {path} cannot be written: {exc}; make the file and its folder "
+            "writable by the user uauth runs as (chown/chmod), or point UAUTH_STORAGE elsewhere")
     if isinstance(exc, sqlite3.OperationalError):
         return StorageUnavailable(f"sqlite database {path} unavailable: {exc}")
     return StorageError(f"sqlite database {path} failed: {exc}")
@@ -62,8 +73,9 @@ class SQLiteStore:
             try:
                 self._set_up(conn)
                 return conn
-            except sqlite3.OperationalError:
-                if time.monotonic() >= deadline:
+            except sqlite3.OperationalError as exc:
+                # Only contention is worth waiting for; a read-only or missing file fails now.
+                if not _contended(exc) or time.monotonic() >= deadline:
                     conn.close()
                     raise
                 time.sleep(0.02)

@@ -15,7 +15,7 @@ from wtforms.validators import Optional
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
-    username = StringField("Username", validators=[DataRequired(), Length(max=150)],
+    username = StringField("Username or email", validators=[DataRequired(), Length(max=150)],
                            render_kw={"autocomplete": "username", "autocapitalize": "none",
                                       "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],

@@ -24,6 +24,7 @@ from uauth.web.login import current_session
 from uauth.web.login import end_browser_session
 from uauth.web.login import session_user
 from uauth.web.state import get_state
+from uauth.web.useragent import describe
 
 bp = Blueprint("sessions", __name__)
 
@@ -64,6 +65,6 @@ def account_sessions() -> ResponseReturnValue:
         clients = [state.clients.get(cid) for cid in by_session.get(item.sid, [])]
         rows.append({"sid": item.sid, "current": item.key == login.key,
                      "started": when(item.auth_time), "last_seen": when(item.last_seen),
-                     "user_agent": item.user_agent or "Unknown browser",
+                     "user_agent": describe(item.user_agent), "raw_agent": item.user_agent,
                      "clients": [c.name for c in clients if c is not None]})
     return render_template("uauth/sessions.html", form=form, rows=rows, user=user)
