@@ -1,4 +1,4 @@
-"""uauth.fetcher: the one outbound fetcher for client-chosen URLs (issue 17 item 6).
+"""uauth.core.fetcher: the one outbound fetcher for client-chosen URLs (issue 17 item 6).
 
 A real https server on loopback with a trustme CA stands in for a client's endpoint."""
 

@@ -125,7 +125,7 @@ def start_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """A provider on ``backend`` with extra settings (environment variables under gunicorn)."""
     tmp = tmp_path_factory.mktemp(f"provider-{backend}")
     # The tests' back-channel logout receivers listen on loopback: allow-list it, as an operator
-    # would for a development receiver (uauth.fetcher refuses internal addresses otherwise).
+    # would for a development receiver (uauth.core.fetcher refuses internal addresses otherwise).
     config = {"UAUTH_FETCH_ALLOWED_HOSTS": "127.0.0.1", **(config or {})}
     if backend == "memory":
         yield from _memory_provider(tmp, config)

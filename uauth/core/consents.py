@@ -75,7 +75,7 @@ def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *,
     (``revoke_at_logout``: every grant but ``offline_access`` ones) with one write per
     authorization, not two. ``keep`` (at least ``lives``) is how long the note must stay for
     that: as long as the session may last. ``offline``: the grant has refresh tokens
-    (:mod:`uauth.grantlimits` caps those per client).
+    (:mod:`uauth.core.grantlimits` caps those per client).
     """
     store.save(APP_GRANT, f"{_key(user_id, client_id)}:{grant_id}",
                {"client_id": client_id, "grant_id": grant_id, "issued_at": now, "sid": sid,
