@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ from uauth.storage import hash_key
 from .attributes import catalogue
 from .fetcher import FetchError
 from .fetcher import SafeFetcher
+from .jwks import check_jwks
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
 from .models import RESPONSE_MODES
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
     from .state import State
 
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit",
+               "urn:ietf:params:oauth:grant-type:device_code")
 RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token",
                   "code id_token token")
 #: Schemes a redirect URI may never use: they run code or read local files in the browser.
@@ -240,6 +243,11 @@ class Registration:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
     id_token_signed_response_alg: str | None = None
+    #: Authorization requests must be pushed to /par first (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
+    #: The client's public keys for signed request objects (an inline JWKS).
+    jwks: dict[str, Any] | None = None
+    allow_unsigned_request_objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -356,6 +364,11 @@ def register_client(store: Store, registration: Registration,
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
+    if reg.jwks is not None:
+        try:
+            check_jwks(reg.jwks)
+        except ValueError as exc:
+            raise RegistrationError(f"--jwks: {exc}") from None
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
@@ -382,6 +395,9 @@ def register_client(store: Store, registration: Registration,
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
+        require_pushed_authorization_requests=reg.require_pushed_authorization_requests,
+        jwks=reg.jwks,
+        allow_unsigned_request_objects=reg.allow_unsigned_request_objects,
     )
     save_client(store, client)
     return client, secret

@@ -95,6 +95,12 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     sector_identifier: str | None = None
     #: Algorithm of this client's ID tokens (OIDC Dynamic Registration §2); None: the default.
     id_token_signed_response_alg: str | None = None
+    #: Authorization requests must come through /par (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
+    #: Public keys the client signs request objects with (an inline JWKS, RFC 7517).
+    jwks: dict[str, Any] | None = None
+    #: Accept request objects with ``alg: none`` from this client (OIDC Core §6.1).
+    allow_unsigned_request_objects: bool = False
 
     @property
     def is_public(self) -> bool:

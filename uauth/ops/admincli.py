@@ -93,6 +93,8 @@ _FIELDS = {
     "required_attributes": "required_attributes", "subject_type": "subject_type",
     "sector_identifier_uri": "sector_identifier_uri",
     "id_token_alg": "id_token_signed_response_alg",
+    "require_par": "require_pushed_authorization_requests", "jwks_file": "jwks",
+    "allow_unsigned_request_objects": "allow_unsigned_request_objects",
 }
 
 
@@ -150,6 +152,11 @@ def client_update(client_id: str, **given: Any) -> None:
         current = _get_client(client_id)
         values = {field: getattr(current, field) for field in _FIELDS.values()}
         for option, value in given.items():
+            if option == "jwks_file" and value is not None:
+                try:
+                    value = json.load(value)
+                except ValueError:
+                    fail("--jwks: the file is not JSON")
             if value is not None and value != ():
                 values[_FIELDS[option]] = list(value) if isinstance(value, tuple) else value
         values["public"] = current.is_public if public is None else public
