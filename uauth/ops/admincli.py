@@ -95,6 +95,7 @@ _FIELDS = {
     "id_token_alg": "id_token_signed_response_alg",
     "require_par": "require_pushed_authorization_requests", "jwks_file": "jwks",
     "allow_unsigned_request_objects": "allow_unsigned_request_objects",
+    "require_mfa": "require_mfa",
 }
 
 
