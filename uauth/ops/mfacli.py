@@ -3,6 +3,7 @@ enroll`` (added to the ``user`` group of :mod:`uauth.ops.cli`)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import click
@@ -46,8 +47,6 @@ def mfa() -> None:
 @pass_ctx
 def mfa_list(ctx: CliContext, username: str) -> None:
     """List a user's passkeys, authenticator apps and recovery codes left."""
-    import datetime
-
     with in_app(ctx):
         found = _user(username)
         factors = current_state().factors
