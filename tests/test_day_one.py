@@ -418,8 +418,9 @@ def test_check_without_url_finds_the_server_uauth_serve_runs(tmp_path: Path) -> 
     try:
         checked = live.cli("check")
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        assert f"uauth serve runs this instance at {live.url} (issuer {live.url})" in checked.stdout
-        assert f"issuer {live.url}" in checked.stdout.splitlines()[1]
+        issuer = live.url.replace("127.0.0.1", "localhost")  # a loopback bind's issuer
+        assert f"uauth serve runs this instance at {live.url} (issuer {issuer})" in checked.stdout
+        assert f"issuer {issuer}" in checked.stdout.splitlines()[1]
     finally:
         live.stop()
     assert not (tmp_path / "instance" / "serving.json").exists()

@@ -59,12 +59,21 @@ def test_refresh_grants_per_client_are_capped_oldest_first(tmp_path: Path,
     for _ in range(MAX_GRANTS_PER_CLIENT + 10):
         clock.advance(1)
         d.code(client.client_id, prompt="none")
+    assert notes(store, user.id, client.client_id) == 2, \
+        "codes never redeemed share one pending grant, beside the first family"
+    refresh = {"grant_type": "refresh_token"}
+    alive = d.http.post("/token", data={**refresh, "refresh_token": oldest["refresh_token"]},
+                        auth=(client.client_id, secret))
+    assert alive.status_code == 200, "silent authorizations evict no one's refresh tokens"
+    oldest = json_of(alive)
+    for _ in range(MAX_GRANTS_PER_CLIENT):
+        clock.advance(1)
+        json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
     newest = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
     assert notes(store, user.id, client.client_id) <= MAX_GRANTS_PER_CLIENT
-    refresh = {"grant_type": "refresh_token"}
     gone = d.http.post("/token", data={**refresh, "refresh_token": oldest["refresh_token"]},
                        auth=(client.client_id, secret))
-    assert gone.status_code == 400, "the oldest grant was evicted and revoked"
+    assert gone.status_code == 400, "the oldest family was evicted and revoked"
     kept = d.http.post("/token", data={**refresh, "refresh_token": newest["refresh_token"]},
                        auth=(client.client_id, secret))
     assert kept.status_code == 200

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import select
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-DEFAULT_ORIGIN = "http://127.0.0.1:5000"
+DEFAULT_ORIGIN = "http://localhost:5000"  # make run's issuer
 FENCE = re.compile(r"^```(\w+)[ \t]+quickstart[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
 
 
@@ -69,7 +70,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = free_port()
     instance = tmp_path / "instance"
     planned = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed-run", "-o", ".venv/.installed", "run",
+        # --no-print-directory: under `make test` (a parent make) -n would add directory lines
+        ["make", "-n", "--no-print-directory", "-o", ".venv/.installed-run", "-o",
+         ".venv/.installed", "run",
          f"INSTANCE={instance}", f"BIND=127.0.0.1:{port}", "WORKERS=1"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert planned.returncode == 0, planned.stderr
@@ -83,7 +86,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     with open(log, "w") as out:
         server = subprocess.Popen(shlex.split(commands[1]), cwd=ROOT, env=env, stdout=out,
                                   stderr=subprocess.STDOUT)
-    origin = f"http://127.0.0.1:{port}"
+    origin = f"http://localhost:{port}"  # a loopback bind publishes localhost (passkeys)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -103,18 +106,31 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def read_line(process: subprocess.Popen[str], pattern: str, seen: list[str],
               timeout: float = 60) -> re.Match[str]:
-    """The next stdout line matching ``pattern`` (the earlier ones land in ``seen``)."""
+    """The next stdout line matching ``pattern`` (the earlier ones land in ``seen``).
+
+    Lines are read by a thread: ``select`` on the pipe would miss lines already in the text
+    wrapper's buffer (one ``print`` of two lines arrives in one read)."""
     assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = process.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+            if re.search(pattern, line):
+                return
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if not ready:
-            assert process.poll() is None, "".join(seen) + process.stderr.read()  # type: ignore
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
             continue
-        line = process.stdout.readline()
-        assert line, "".join(seen) + process.stderr.read()  # type: ignore[union-attr]
+        assert line, "".join(seen) + (process.stderr.read() if process.stderr else "")
         seen.append(line)
-        found = re.search(pattern, line)
+        found = re.search(pattern, line.rstrip("\n"))
         if found:
             return found
     raise AssertionError(f"no line matching {pattern!r}: {''.join(seen)}")

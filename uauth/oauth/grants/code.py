@@ -18,7 +18,6 @@ from uauth.core.codes import consume_code
 from uauth.core.codes import save_code as store_code
 from uauth.core.consents import grant_lifetime
 from uauth.core.consents import remember_grant
-from uauth.core.grantlimits import evict_oldest
 from uauth.core.grantlimits import remember_session_grant
 from uauth.core.grantlimits import session_grant
 from uauth.core.models import AuthorizationCode
@@ -101,8 +100,9 @@ def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
     from /account, and in its login session, so logout revokes it and notifies the client.
 
-    Bounded (:mod:`uauth.core.grantlimits`): a grant without refresh tokens is reused for the
-    same client in the same session; refresh-token grants per user and client are capped."""
+    Bounded (:mod:`uauth.core.grantlimits`): a session reuses one grant per client until that
+    grant's first refresh token is issued; refresh-token families per user and client are
+    capped when they start."""
     client_id = request.client.client_id
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
@@ -110,12 +110,11 @@ def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
     outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = ctx.auth.sid if ctx.auth is not None else None
     keep = int(state.settings.session_ttl) if sid else None
-    reused = session_grant(state, sid, client_id) if sid and not offline else None
+    reused = session_grant(state, sid, client_id, offline=offline) if sid else None
     ctx.grant_id = reused or new_grant_id()
-    if offline:
-        evict_oldest(state, request.user.id, client_id)
-    elif sid and reused is None:
-        remember_session_grant(state, sid, client_id, ctx.grant_id, ttl=int(keep or 0))
+    if sid and reused is None:
+        remember_session_grant(state, sid, client_id, ctx.grant_id, ttl=int(keep or 0),
+                               offline=offline)
     remember_grant(state.store, request.user.id, client_id, ctx.grant_id,
                    lives=grant_lifetime(state.settings, offline=offline), now=state.now(),
                    sid=sid, revoke_at_logout=not outlives_login, keep=keep, offline=offline)

@@ -16,6 +16,7 @@ from uauth.core.claims import CustomScopes
 from uauth.core.claims import claim_scopes
 from uauth.core.claims import claims_by_name
 from uauth.core.claims import subject
+from uauth.core.grantlimits import family_started
 from uauth.core.models import Client
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
@@ -173,6 +174,8 @@ def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, 
         acr=auth.acr, sid=auth.sid, claims=ctx.requested_claims,
     )
     store_refresh_token(state.store, raw, record, ttl=ttl)
+    if rotated is None:  # a new family: the session's next authorization starts another grant
+        family_started(state, user.id, request.client.client_id, auth.sid, str(ctx.grant_id))
     return raw
 
 
