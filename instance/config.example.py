@@ -94,6 +94,9 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Profile attributes released as claims: {scope: {description, claims: {claim: attribute} or [claim, ...]}}; new scopes join UAUTH_SCOPES and discovery.
 # UAUTH_CUSTOM_SCOPES = {}
 
+# Resources (RFC 8707) tokens may be asked for: {uri: {name, scopes: [...]}}; the scopes join UAUTH_SCOPES. Self-registered clients may ask for any of them; others for their --audience values.
+# UAUTH_RESOURCES = {}
+
 # Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) or public (the same sub everywhere).
 # UAUTH_DEFAULT_SUBJECT_TYPE = 'pairwise'
 

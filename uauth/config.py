@@ -245,6 +245,18 @@ def _custom_scopes(name: str, value: Any, config: Mapping[str, Any]) -> dict[str
     return parsed
 
 
+def _resources(name: str, value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    from .resources import parse_resources
+
+    try:
+        parsed = parse_resources(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    scopes = config["UAUTH_SCOPES"]  # a resource's scopes are known scopes
+    scopes.extend(s for spec in parsed.values() for s in spec["scopes"] if s not in scopes)
+    return parsed
+
+
 SUBJECT_TYPES = ("pairwise", "public")
 
 
@@ -428,6 +440,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Profile attributes released as claims: {scope: {description, claims: {claim: "
         "attribute} or [claim, ...]}}; new scopes join UAUTH_SCOPES and discovery.",
         _custom_scopes,
+    ),
+    Setting(
+        "UAUTH_RESOURCES",
+        {},
+        "Resources (RFC 8707) tokens may be asked for: {uri: {name, scopes: [...]}}; the "
+        "scopes join UAUTH_SCOPES. Self-registered clients may ask for any of them; others "
+        "for their --audience values.",
+        _resources,
     ),
     Setting(
         "UAUTH_DEFAULT_SUBJECT_TYPE",

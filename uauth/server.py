@@ -69,6 +69,16 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
         self.next_refresh_token: str | None = None
         #: Audiences (RFC 8707 resource indicators) the access token is for; None: the issuer.
         self.audience: list[str] | None = None
+        #: Resources granted (authorization request, code, refresh token): what a refresh may
+        #: narrow to (uauth.resources).
+        self.resources: list[str] = []
+
+    def set_param(self, name: str, value: str) -> None:
+        """Replace one parameter for the grant (a default the server chose), leaving the
+        view's own copy of the parameters as the client sent them."""
+        data = self.payload.data.copy()
+        data[name] = value
+        self.payload = _Payload(data)
 
     @property
     def form(self) -> MultiDict[str, str]:

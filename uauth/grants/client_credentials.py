@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
-from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
 
 from ..models import Client
+from ..resources import InvalidTargetError
+from ..resources import check_resources
 from .common import state_of
 from .issuance import IssuesTokens
 
@@ -23,24 +24,21 @@ if TYPE_CHECKING:
 USER_ONLY_SCOPES = frozenset({"openid", "offline_access"})
 
 
-class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
-    """RFC 8707 §2: a resource the client may not obtain tokens for."""
-
-    error = "invalid_target"
+__all__ = ["ClientCredentialsGrant", "InvalidTargetError", "requested_audience"]
 
 
-def requested_audience(request: UAuthRequest, client: Client) -> list[str] | None:
+def requested_audience(request: UAuthRequest, client: Client, config: dict[str, Any]
+                       ) -> list[str] | None:
     """Resource indicators (RFC 8707 ``resource``, or the common ``audience``) of a request.
 
-    Each must be registered for the client (``--audience``); none means the issuer.
+    Each must be allowed for the client (:func:`uauth.resources.allowed_resources`); none
+    means the issuer.
     """
     wanted = [*request.payload.datalist.get("resource", []),
               *request.payload.datalist.get("audience", [])]
     if not wanted:
         return None
-    if any(uri not in client.audiences for uri in wanted):
-        raise InvalidTargetError("The requested resource is not registered for this client.")
-    return list(dict.fromkeys(wanted))
+    return check_resources(config, client, wanted)
 
 
 class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -63,7 +61,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         known = set(state_of(self).config["UAUTH_SCOPES"])
         if any(s not in known or s not in client.allowed_scopes for s in requested):
             raise InvalidScopeError("The requested scope exceeds what this client may request.")
-        request.audience = requested_audience(request, client)
+        request.audience = requested_audience(request, client, state_of(self).config)
 
     def granted_scope(self) -> str:
         request: UAuthRequest = self.request

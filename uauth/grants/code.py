@@ -18,6 +18,8 @@ from ..consents import remember_grant
 from ..models import AuthorizationCode
 from ..models import Client
 from ..models import User
+from ..resources import check_resources
+from ..resources import requested
 from ..responses import authorization_response
 from ..storage import hash_key
 from ..tokens import Authentication
@@ -80,6 +82,13 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             return None
         if record.client_id != client.client_id:
             return None
+        # RFC 8707 §2.2: the token request may name resources among those authorized (or, for
+        # a code that named none, the client's own audiences); the access token is for them.
+        wanted = requested(self.request.payload.data)
+        self.request.resources = list(record.resources)
+        self.request.audience = check_resources(
+            state.config, client, wanted, within=record.resources or client.audiences
+        ) if wanted else (list(record.resources) or None)
         self.request.grant_id = record.grant_id
         self.request.nonce = record.nonce
         self.request.requested_claims = record.claims
@@ -130,6 +139,7 @@ def save_code(state: State, code: str, request: UAuthRequest) -> None:
         acr=auth.acr,
         sid=auth.sid,
         claims=request.requested_claims,
+        resources=list(request.resources),
     )
     state.store.save(CODE, hash_key(code), record.to_record(),
                      ttl=state.config["UAUTH_CODE_TTL"], grant_id=record.grant_id)

@@ -146,6 +146,7 @@ def prepare_refresh_token(state: State, request: UAuthRequest, user: User, scope
         grant_id=str(request.grant_id), auth_time=auth.auth_time, issued_at=now,
         expires_at=now + ttl, family_expires_at=family_expires, amr=list(auth.amr),
         acr=auth.acr, sid=auth.sid, claims=request.requested_claims,
+        resources=list(request.resources),
     )
     request.pending_refresh = (hash_key(raw), record.to_record(), ttl)
     return raw

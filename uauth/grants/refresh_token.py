@@ -18,6 +18,8 @@ from ..refresh import REFRESH
 from ..refresh import find_refresh_token
 from ..refresh import record_rotation
 from ..refresh import retried_successor
+from ..resources import check_resources
+from ..resources import requested
 from ..storage import hash_key
 from ..tokens import Authentication
 from ..tokens import revoke_grant
@@ -59,6 +61,13 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         request: UAuthRequest = self.request
         presented = str(request.form["refresh_token"])
         token: RefreshToken = request.refresh_token
+        # RFC 8707 §2.2: narrow to granted resources, never widen (checked before the token
+        # is spent); the successor keeps every granted resource.
+        wanted = requested(request.payload.data)
+        request.resources = list(token.resources)
+        request.audience = check_resources(state.config, request.client, wanted,
+                                           within=token.resources
+                                           ) if wanted else (list(token.resources) or None)
         outcome = state.store.consume(REFRESH, hash_key(presented))
         if outcome is None:
             raise InvalidGrantError("The refresh token is invalid or has expired.")

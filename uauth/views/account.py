@@ -33,6 +33,7 @@ from ..forms import LogoutForm
 from ..forms import PasswordForm
 from ..forms import RevokeForm
 from ..models import User
+from ..resources import CONSENT_PREFIX
 from ..sessions import current_session
 from ..sessions import end
 from ..sessions import of_user
@@ -110,7 +111,8 @@ def _apps(user: User) -> list[dict[str, Any]]:
             continue
         shown.append({
             "client_id": app.client_id, "name": client.name, "first_party": client.first_party,
-            "scopes": [describe_scope(s) for s in app.scopes if s != "openid"],
+            "scopes": [describe_scope(s) for s in app.scopes
+                       if s != "openid" and not s.startswith(CONSENT_PREFIX)],
             "since": _date(app.granted_at), "used": _date(app.last_authorized),
         })
     return shown

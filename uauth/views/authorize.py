@@ -59,6 +59,8 @@ from ..forms import LoginForm
 from ..forms import LogoutForm
 from ..models import Client
 from ..models import User
+from ..resources import consent_entries
+from ..resources import display
 from ..responses import check_response_mode
 from ..responses import render
 from ..responses import response_mode
@@ -257,6 +259,11 @@ class Interaction:
         """The granted scopes plus those of claims asked for by name (``claims`` parameter)."""
         return list(dict.fromkeys([*self.scopes, *sorted(self.oidc.claims.scopes)]))
 
+    @property
+    def resources(self) -> list[str]:
+        """Resources (RFC 8707) the request names, validated by the grant."""
+        return list(self.grant.request.resources)
+
 
 #: A step returns a response to show (a page, a redirect, an error) or None to go on.
 Step = Callable[[Interaction], ResponseReturnValue | None]
@@ -325,8 +332,9 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     state = get_state()
     assert ix.user is not None
     scopes = ix.consent_scopes
+    consented = [*scopes, *consent_entries(ix.resources)]
     if "consent" not in ix.prompts and (ix.client.first_party or has_consent(
-            state.store, ix.user.id, ix.client.client_id, scopes)):
+            state.store, ix.user.id, ix.client.client_id, consented)):
         return None
     if "none" in ix.prompts:
         raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")
@@ -336,18 +344,30 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
                                scopes=[(s, describe_scope(s)) for s in scopes],
                                essential=sorted(ix.oidc.claims.essential),
-                               params=list(ix.params.items(multi=True)), user=ix.user)
+                               params=list(ix.params.items(multi=True)), user=ix.user,
+                               resources=display(state.config, ix.resources),
+                               **client_facts(ix.client, ix.grant.redirect_uri))
     if not form.validate_on_submit():
         return error_page("This page has expired",
                           "Go back to the application and sign in again.")
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
         return issue(ix.grant, None, ix.params)
-    remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
+    remember_consent(state.store, ix.user.id, ix.client.client_id, consented,
                      ttl=state.config["UAUTH_CONSENT_TTL"], now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
           scope=" ".join(scopes))
     return None
+
+
+def client_facts(client: Client, redirect_uri: str) -> dict[str, Any]:
+    """What the consent page says about a client that registered itself: its name as it gave
+    it, the host its redirect goes to, and whether that is only the person's own machine."""
+    from ..loopback import is_loopback_only
+
+    return {"self_registered": client.self_registered,
+            "redirect_host": urlsplit(redirect_uri).hostname or redirect_uri,
+            "loopback_only": is_loopback_only([redirect_uri])}
 
 
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.
