@@ -385,6 +385,10 @@ def client() -> None:
 @click.option("--id-token-signed-response-alg", "id_token_alg",
               type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
+@click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
+              help="JWK Set (JSON) of the client's public keys, for private_key_jwt.")
+@click.option("--jwks-uri", metavar="URL",
+              help="https URL of the client's JWK Set, for private_key_jwt.")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -396,9 +400,22 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, as_json: bool) -> None:
-    """Register a client; its secret is printed once and stored only as a hash."""
+               id_token_alg: str | None, jwks_file: Any, jwks_uri: str | None,
+               as_json: bool) -> None:
+    """Register a client; its secret is printed once and stored only as a hash.
+
+    With --jwks or --jwks-uri the client authenticates with private_key_jwt (no secret).
+    """
     import json
+
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.load(jwks_file)
+        except ValueError:
+            fail("--jwks must name a file holding a JWK Set in JSON")
+    if (jwks is not None or jwks_uri) and token_endpoint_auth_method is None:
+        token_endpoint_auth_method = "private_key_jwt"
 
     from .attributes import catalogue
     from .clients import RegistrationError
@@ -425,6 +442,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 sector_identifier_uri=sector_identifier_uri,
                 id_token_signed_response_alg=id_token_alg,
                 enabled_algs=state.config["UAUTH_SIGNING_ALGS"],
+                jwks=jwks, jwks_uri=jwks_uri,
             )
         except RegistrationError as exc:
             fail(str(exc))

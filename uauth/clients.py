@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
@@ -22,6 +23,9 @@ from .config import SUBJECT_TYPES
 from .config import is_loopback_host
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
+from .models import OPERATOR
+from .models import PRIVATE_KEY_JWT
+from .models import SECRET_AUTH_METHODS
 from .models import Client
 from .responses import RESPONSE_MODES
 from .storage import Store
@@ -227,6 +231,14 @@ def register_client(
     backchannel_logout_session_required: bool = False,
     id_token_signed_response_alg: str | None = None,
     enabled_algs: Iterable[str] | None = None,
+    jwks: dict[str, Any] | None = None,
+    jwks_uri: str | None = None,
+    registration: str = OPERATOR,
+    client_uri: str | None = None,
+    logo_uri: str | None = None,
+    application_type: str = "web",
+    client_id: str | None = None,
+    save: bool = True,
 ) -> tuple[Client, str | None]:
     """Validate and store a new client; returns it and its secret (shown once, stored hashed).
 
@@ -249,7 +261,9 @@ def register_client(
         raise RegistrationError(
             f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
     if public != (method == "none"):
-        raise RegistrationError("public clients use 'none'; confidential clients use a secret")
+        raise RegistrationError("public clients use 'none'; confidential clients use a secret "
+                                "or private_key_jwt")
+    jwks, jwks_uri = check_client_keys(method, jwks, jwks_uri)
     responses = [" ".join(sorted(rt.split())) for rt in (response_types or ["code"])]
     for rt in responses:
         if rt not in {" ".join(sorted(r.split())) for r in RESPONSE_TYPES}:
@@ -298,9 +312,10 @@ def register_client(
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
-    secret = None if public else secrets.token_urlsafe(32)
+    secret = None if method not in SECRET_AUTH_METHODS else secrets.token_urlsafe(32)
     client = Client(
-        client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
+        # alphanumeric: never mistaken for a CLI option
+        client_id=client_id or generate_token(24),
         name=name,
         redirect_uris=uris,
         secret_hash=None if secret is None else hash_key(secret),
@@ -324,9 +339,41 @@ def register_client(
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
+        registration=registration,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        client_uri=client_uri,
+        logo_uri=logo_uri,
+        application_type=application_type,
     )
-    save_client(store, client)
+    if save:
+        save_client(store, client)
     return client, secret
+
+
+def check_client_keys(method: str, jwks: dict[str, Any] | None, jwks_uri: str | None
+                      ) -> tuple[dict[str, Any] | None, str | None]:
+    """private_key_jwt needs exactly one of ``jwks`` (public keys) or an https ``jwks_uri``;
+    other methods take neither."""
+    from .client_keys import ClientKeysError
+    from .client_keys import check_jwks
+
+    if method != PRIVATE_KEY_JWT:
+        if jwks or jwks_uri:
+            raise RegistrationError("jwks and jwks_uri are for private_key_jwt clients")
+        return None, None
+    if bool(jwks) == bool(jwks_uri):
+        raise RegistrationError("private_key_jwt needs either jwks (--jwks FILE) or jwks_uri "
+                                "(--jwks-uri URL)")
+    if jwks_uri is not None:
+        parts = urlsplit(jwks_uri)
+        if parts.scheme != "https" or not parts.hostname or parts.fragment or "#" in jwks_uri:
+            raise RegistrationError(f"jwks_uri {jwks_uri!r} must be an https URL")
+        return None, jwks_uri
+    try:
+        return check_jwks(jwks), None
+    except ClientKeysError as exc:
+        raise RegistrationError(str(exc)) from None
 
 
 def save_client(store: Store, client: Client) -> None:

@@ -71,6 +71,8 @@ class State:
     throttle: Throttle = field(init=False)
     #: Clients this worker looked up recently (clients.ClientCache).
     clients: ClientCache = field(init=False)
+    #: ``fetch_json(url)`` of the safe outbound fetcher (jwks_uri, metadata documents).
+    fetch_json: Callable[[str], Any] | None = None
 
     def now(self) -> int:
         return int(self.clock())

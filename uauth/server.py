@@ -158,11 +158,13 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
 
 
 def build_server(state: State) -> UAuthServer:
+    from .client_assertion import register as register_private_key_jwt
     from .end_session import EndSession
     from .endpoints import register_endpoints
     from .grants import register_grants
 
     server = UAuthServer(state)
+    register_private_key_jwt(server)
     register_grants(server)
     register_endpoints(server)
     server.register_endpoint(EndSession)

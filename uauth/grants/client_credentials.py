@@ -49,7 +49,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
     defaults to all of that when omitted (RFC 6749 §3.3).
     """
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
     WITH_ID_TOKEN = False
 
     def validate_requested_scope(self) -> None:

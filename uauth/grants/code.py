@@ -43,7 +43,8 @@ log = logging.getLogger("uauth.grants")
 
 
 class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
+                                   "private_key_jwt"]
 
     validate_authorization_redirect_uri = staticmethod(check_redirect_uri)
     validate_requested_scope = check_requested_scope

@@ -43,7 +43,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
     grace window (see :func:`~uauth.refresh.retried_successor`).
     """
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
+                                   "private_key_jwt"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:

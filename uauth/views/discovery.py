@@ -14,6 +14,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from ..claims import claims_supported
+from ..client_assertion import ASSERTION_ALGS
 from ..endpoints import INTROSPECTION_AUTH_METHODS
 from ..endpoints import REVOCATION_AUTH_METHODS
 from ..extension import State
@@ -51,7 +52,10 @@ def build_metadata(state: State) -> dict[str, Any]:
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": list(config["UAUTH_SIGNING_ALGS"]),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                  "none"],
+                                                  "none", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "revocation_endpoint": endpoint_url(state, "uauth.token.revoke"),
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
