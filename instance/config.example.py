@@ -97,6 +97,18 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Resources (RFC 8707) tokens may be asked for: {uri: {name, scopes: [...]}}; the scopes join UAUTH_SCOPES. Self-registered clients may ask for any of them; others for their --audience values.
 # UAUTH_RESOURCES = {}
 
+# Dynamic client registration (RFC 7591) at /register: off, token (needs an initial access token from `uauth registration token create`) or open (anyone, within the policy below).
+# UAUTH_REGISTRATION = 'off'
+
+# Scopes an openly registered client may ask for, besides every UAUTH_RESOURCES scope.
+# UAUTH_REGISTRATION_SCOPES = ['openid', 'profile', 'email', 'offline_access']
+
+# Open registrations allowed per IP address and hour.
+# UAUTH_REGISTRATION_RATE = 10
+
+# Seconds after which a dynamically registered client that got no token is removed by `uauth client prune`.
+# UAUTH_REGISTRATION_UNUSED_TTL = 2592000
+
 # Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) or public (the same sub everywhere).
 # UAUTH_DEFAULT_SUBJECT_TYPE = 'pairwise'
 

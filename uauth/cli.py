@@ -502,6 +502,11 @@ def _add_operations() -> None:
 
     for command in OPERATIONS:
         cli.add_command(command)
+    from .registration_cli import client_prune
+    from .registration_cli import registration
+
+    cli.add_command(registration)
+    client.add_command(client_prune)
 
 
 _add_operations()

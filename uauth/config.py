@@ -450,6 +450,33 @@ SETTINGS: tuple[Setting, ...] = (
         _resources,
     ),
     Setting(
+        "UAUTH_REGISTRATION",
+        "off",
+        "Dynamic client registration (RFC 7591) at /register: off, token (needs an initial "
+        "access token from `uauth registration token create`) or open (anyone, within the "
+        "policy below).",
+        _choice(("off", "token", "open")),
+    ),
+    Setting(
+        "UAUTH_REGISTRATION_SCOPES",
+        ["openid", "profile", "email", "offline_access"],
+        "Scopes an openly registered client may ask for, besides every UAUTH_RESOURCES scope.",
+        _str_list,
+    ),
+    Setting(
+        "UAUTH_REGISTRATION_RATE",
+        10,
+        "Open registrations allowed per IP address and hour.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_REGISTRATION_UNUSED_TTL",
+        30 * 24 * 3600,
+        "Seconds after which a dynamically registered client that got no token is removed by "
+        "`uauth client prune`.",
+        _positive_int,
+    ),
+    Setting(
         "UAUTH_DEFAULT_SUBJECT_TYPE",
         "pairwise",
         "Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) "

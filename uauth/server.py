@@ -162,10 +162,12 @@ def build_server(state: State) -> UAuthServer:
     from .end_session import EndSession
     from .endpoints import register_endpoints
     from .grants import register_grants
+    from .registration import register as register_registration
 
     server = UAuthServer(state)
     register_private_key_jwt(server)
     register_grants(server)
+    register_registration(server)
     register_endpoints(server)
     server.register_endpoint(EndSession)
     return server

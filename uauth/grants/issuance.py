@@ -19,6 +19,7 @@ from ..models import Client
 from ..models import RefreshToken
 from ..models import User
 from ..refresh import REFRESH
+from ..registration import mark_used
 from ..storage import hash_key
 from ..tokens import Authentication
 from ..tokens import mint_access_token
@@ -88,6 +89,8 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     if with_id_token and user is not None and auth is not None and is_openid(scope):
         token["id_token"] = id_token_for(state, request, user, sub, scope,
                                          access_token=access_token)
+    if client.self_registered:
+        mark_used(state, client)  # uauth client prune removes clients nobody uses
     grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
     state.metrics.token_issued(grant_type)
     audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,

@@ -28,6 +28,7 @@ from . import health
 from . import inputs
 from . import logout
 from . import metrics
+from . import registration
 from . import sessions
 from . import token
 from . import userinfo
@@ -37,7 +38,7 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp):
+              userinfo.bp, logout.bp, sessions.bp, registration.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -47,7 +48,7 @@ CORS_ENDPOINTS = {
 }
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
-                "uauth.metrics"}
+                "uauth.metrics", "uauth.registration"}
 #: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
 STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
 #: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No

@@ -72,7 +72,16 @@ def build_metadata(state: State) -> dict[str, Any]:
         "end_session_endpoint": endpoint_url(state, "uauth.logout.end_session"),
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        **self_registration_metadata(state),
     }
+
+
+def self_registration_metadata(state: State) -> dict[str, Any]:
+    """RFC 7591 ``registration_endpoint`` when registration is on."""
+    extra: dict[str, Any] = {}
+    if state.config["UAUTH_REGISTRATION"] != "off":
+        extra["registration_endpoint"] = endpoint_url(state, "uauth.registration.register")
+    return extra
 
 
 def cached_json(state: State, name: str, build: Callable[[State], Any]) -> Response:

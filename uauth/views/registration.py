@@ -1,0 +1,59 @@
+"""Dynamic client registration (RFC 7591) and management (RFC 7592): JSON in, JSON out.
+
+The protocol lives in :mod:`uauth.registration`; with ``UAUTH_REGISTRATION = "off"`` these
+endpoints do not exist (404).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import request
+from flask.typing import ResponseReturnValue
+
+from ..extension import get_state
+from ..registration import JsonRequest
+from .token import oauth_error
+
+bp = Blueprint("registration", __name__)
+
+
+def _json_request(client_id: str | None = None) -> JsonRequest | Response:
+    state = get_state()
+    if state.config["UAUTH_REGISTRATION"] == "off":
+        abort(404)
+    data: object = {}
+    if request.method in ("POST", "PUT"):
+        if request.mimetype != "application/json":
+            return oauth_error("invalid_client_metadata",
+                               "Send the client metadata as application/json.")
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return oauth_error("invalid_client_metadata",
+                               "The body must be a JSON object of client metadata.")
+    made = JsonRequest(request.method, state.issuer + request.path, request.headers,
+                       dict(data) if isinstance(data, dict) else {}, client_id)
+    made.remote_addr = request.remote_addr
+    return made
+
+
+@bp.post("/register")
+def register() -> ResponseReturnValue:
+    made = _json_request()
+    if isinstance(made, Response):
+        return made
+    response: Response = get_state().server.create_endpoint_response("client_registration",
+                                                                       made)
+    return response
+
+
+@bp.route("/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+def configure(client_id: str) -> ResponseReturnValue:
+    made = _json_request(client_id)
+    if isinstance(made, Response):
+        return made
+    response: Response = get_state().server.create_endpoint_response("client_configuration",
+                                                                       made)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
