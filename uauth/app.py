@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Config
@@ -14,6 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 
 from .config import from_environ
 from .extension import UAuth
+from .filemodes import warn_if_exposed
 from .instance import init_instance
 from .instance import read_secret_key
 from .instance import resolve_instance_path
@@ -48,6 +50,7 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
+    warn_if_exposed(path, sqlite_files(app.extensions["uauth"].store))
     standalone_session(app.config)
     app.session_interface = CookieSessions()
     return app
@@ -101,3 +104,12 @@ class CookieSessions(SecureCookieSessionInterface):
         if built is None or built[0] != keys:
             built = self._built = (keys, super().get_signing_serializer(app))
         return built[1]
+
+
+def sqlite_files(store: Store) -> list[Path]:
+    """The SQLite database and its WAL files, when that is the backend (start-up mode check)."""
+    from .storage.sqlite import SQLiteStore
+
+    if not isinstance(store, SQLiteStore):
+        return []
+    return [store.path, *(store.path.with_name(store.path.name + s) for s in ("-wal", "-shm"))]

@@ -10,7 +10,6 @@ would silently drop the parameters it carries.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 
+from . import jsondepth
 from .claims import claim_scopes
 from .extension import State
 from .models import Client
@@ -138,8 +138,8 @@ def parse_claims(raw: str | None, allowed_scopes: set[str]) -> RequestedClaims:
     if len(raw) > MAX_CLAIMS_LENGTH:
         raise InvalidRequestError("The claims parameter is too long.")
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = jsondepth.loads(raw)
+    except ValueError:  # also TooDeep: nesting is bounded before parsing
         raise InvalidRequestError("The claims parameter is not valid JSON.") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("The claims parameter must be a JSON object.")

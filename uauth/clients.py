@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-import urllib.request
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import Any
-from urllib.error import URLError
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
@@ -21,6 +18,8 @@ from flask import has_app_context
 from .config import DEFAULTS
 from .config import SUBJECT_TYPES
 from .config import is_loopback_host
+from .fetcher import FetchError
+from .fetcher import SafeFetcher
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
 from .models import OPERATOR
@@ -109,9 +108,10 @@ def check_post_logout_redirect_uri(uri: str) -> None:
         raise RegistrationError(f"post-logout {exc}") from None
 
 
-def check_backchannel_logout_uri(uri: str) -> None:
-    """Back-Channel Logout §2.2: an absolute URI without a fragment; https, or http on
-    loopback, since the logout token travels in it."""
+def check_backchannel_logout_uri(uri: str, allowed_hosts: Iterable[str] = ()) -> None:
+    """Back-Channel Logout §2.2: an absolute URI without a fragment; https, since the logout
+    token travels in it (plain http only to a host in ``UAUTH_FETCH_ALLOWED_HOSTS``). Where it
+    may point is checked again at every delivery (:mod:`uauth.fetcher`)."""
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -119,58 +119,76 @@ def check_backchannel_logout_uri(uri: str) -> None:
     if parts.fragment or "#" in uri or any(ch.isspace() for ch in uri) or not parts.hostname:
         raise RegistrationError(f"back-channel logout URI {uri!r} must be an absolute URL "
                                 "without a fragment")
-    if not secure_web_url(parts):
+    allowed = {host.lower() for host in allowed_hosts}
+    if parts.scheme != "https" and not (parts.scheme == "http"
+                                        and (parts.hostname or "").lower() in allowed):
         raise RegistrationError(f"back-channel logout URI {uri!r} must use https (http only "
-                                "on loopback)")
+                                "for a host in UAUTH_FETCH_ALLOWED_HOSTS)")
 
 
 #: Largest sector identifier document worth reading (a JSON array of redirect URIs).
 MAX_SECTOR_DOCUMENT = 64 * 1024
 
 
-def fetch_sector_redirect_uris(uri: str, timeout: float = 10.0) -> list[str]:
-    """The JSON array of redirect URIs published at a sector_identifier_uri."""
-    # the caller checked the scheme is https (or http on loopback)
-    request = urllib.request.Request(uri, headers={"Accept": "application/json"})  # noqa: S310
+def fetch_sector_redirect_uris(uri: str, timeout: float = 10.0,
+                               allowed_hosts: Iterable[str] = ()) -> list[str]:
+    """The JSON array of redirect URIs published at a sector_identifier_uri, fetched under the
+    server-side fetch rules (:mod:`uauth.fetcher`: no internal address unless allow-listed, no
+    redirects, 64 KiB at most)."""
+    fetcher = SafeFetcher(allowed_hosts, timeout=timeout, max_bytes=MAX_SECTOR_DOCUMENT)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = response.read(MAX_SECTOR_DOCUMENT + 1)
-    except (URLError, OSError, ValueError) as exc:
+        uris = fetcher.fetch_json(uri)
+    except FetchError as exc:
         raise RegistrationError(f"cannot fetch sector_identifier_uri {uri!r}: {exc}") from None
-    if len(body) > MAX_SECTOR_DOCUMENT:
-        raise RegistrationError(f"sector_identifier_uri {uri!r} is larger than 64 KiB")
-    try:
-        uris = json.loads(body)
-    except ValueError:
-        uris = None
     if not isinstance(uris, list) or not all(isinstance(item, str) for item in uris):
         raise RegistrationError(
             f"sector_identifier_uri {uri!r} must return a JSON array of redirect URIs")
     return uris
 
 
-def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | None) -> str | None:
+def native_redirect_uri(uri: str) -> bool:
+    """A loopback (RFC 8252 §7.3) or private-use-scheme (§7.1) redirect URI."""
+    parts = urlsplit(uri)
+    return parts.scheme not in {"http", "https"} or is_loopback_host(parts.hostname)
+
+
+def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | None,
+                      allowed_hosts: Iterable[str] = ()) -> str | None:
     """The sector pairwise subjects are computed for (OIDC Core §8.1).
 
     The host of a validated ``sector_identifier_uri`` whose document lists every redirect URI;
-    else the one host the redirect URIs share (a native app's private scheme counts as its host).
+    else the one host the redirect URIs share. A loopback or private-use-scheme redirect URI
+    names no one's host (every CLI listens on 127.0.0.1, any app may claim a scheme), so such a
+    client gets a sector of its own: None here, the client id in :func:`uauth.claims.sector_of`.
     """
     if sector_identifier_uri:
         parts = urlsplit(sector_identifier_uri)
-        if not parts.hostname or not secure_web_url(parts):
+        allowed = {host.lower() for host in allowed_hosts}
+        if not parts.hostname or not (parts.scheme == "https" or (
+                parts.scheme == "http" and parts.hostname.lower() in allowed)):
             raise RegistrationError("sector_identifier_uri must be an https URL")
-        listed = set(fetch_sector_redirect_uris(sector_identifier_uri))
+        listed = set(fetch_sector_redirect_uris(sector_identifier_uri,
+                                                allowed_hosts=allowed_hosts))
         absent = [uri for uri in redirect_uris if uri not in listed]
         if absent:
             raise RegistrationError(
                 f"sector_identifier_uri does not list the redirect URI(s) {' '.join(absent)}")
         return parts.hostname
+    if any(native_redirect_uri(uri) for uri in redirect_uris):
+        return None
     hosts = {urlsplit(uri).hostname or urlsplit(uri).scheme for uri in redirect_uris}
     if len(hosts) > 1:
         raise RegistrationError(
             "pairwise subjects need redirect URIs on one host, or a --sector-identifier-uri "
             f"listing them all (OIDC Core 8.1); got hosts {', '.join(sorted(hosts))}")
     return hosts.pop() if hosts else None
+
+
+def configured_fetch_hosts() -> list[str]:
+    """``UAUTH_FETCH_ALLOWED_HOSTS`` of the current app, else none."""
+    if has_app_context():
+        return list(current_app.config.get("UAUTH_FETCH_ALLOWED_HOSTS") or ())
+    return []
 
 
 def default_subject_type() -> str:
@@ -231,6 +249,7 @@ def register_client(
     backchannel_logout_session_required: bool = False,
     id_token_signed_response_alg: str | None = None,
     enabled_algs: Iterable[str] | None = None,
+    fetch_allowed_hosts: Iterable[str] | None = None,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
     registration: str = OPERATOR,
@@ -244,7 +263,10 @@ def register_client(
 
     :param subject_type: ``public`` or ``pairwise``; default ``UAUTH_DEFAULT_SUBJECT_TYPE``.
     :param known_attributes: attribute names ``required_attributes`` may use (the catalogue).
+    :param fetch_allowed_hosts: ``UAUTH_FETCH_ALLOWED_HOSTS``; default the current app's.
     """
+    allowed = list(fetch_allowed_hosts if fetch_allowed_hosts is not None
+                   else configured_fetch_hosts())
     uris = list(dict.fromkeys(redirect_uris))
     for uri in uris:
         check_redirect_uri(uri)
@@ -252,7 +274,7 @@ def register_client(
     for uri in logout_uris:
         check_post_logout_redirect_uri(uri)
     if backchannel_logout_uri is not None:
-        check_backchannel_logout_uri(backchannel_logout_uri)
+        check_backchannel_logout_uri(backchannel_logout_uri, allowed)
     elif backchannel_logout_session_required:
         raise RegistrationError("--backchannel-logout-session-required needs a "
                                 "--backchannel-logout-uri")
@@ -305,7 +327,8 @@ def register_client(
         raise RegistrationError("subject type must be pairwise or public")
     if sector_identifier_uri and subject_type != "pairwise":
         raise RegistrationError("a sector_identifier_uri is only for pairwise subjects")
-    sector = (sector_identifier(uris, sector_identifier_uri) if subject_type == "pairwise"
+    sector = (sector_identifier(uris, sector_identifier_uri, allowed)
+              if subject_type == "pairwise"
               else None)
     alg = id_token_signed_response_alg
     if alg is not None and alg not in set(enabled_algs if enabled_algs is not None else

@@ -389,6 +389,14 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "UAUTH_FETCH_ALLOWED_HOSTS",
+        [],
+        "Hosts uauth may call although they resolve to a loopback, private or other internal "
+        "address (back-channel logout, sector identifier URIs), and which may use plain http; "
+        "e.g. a development receiver on 127.0.0.1. Empty: public https hosts only.",
+        _str_list,
+    ),
+    Setting(
         "UAUTH_BACKCHANNEL_RETRIES",
         2,
         "Extra attempts (with backoff) at a back-channel logout that failed with a network or "

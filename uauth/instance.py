@@ -20,6 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .config import SETTINGS
+from .filemodes import create_private_file
+from .filemodes import make_private_dir
+from .filemodes import write_private_file
 
 SECRET_FILE = "secret_key"
 #: Where uauth before 0.2 kept the pairwise salt; it now lives in storage
@@ -54,6 +57,7 @@ def example_config() -> str:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
+    create_private_file(path / ".init.lock")
     with open(path / ".init.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -62,27 +66,20 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 def init_instance(path: Path) -> list[str]:
     """Create what is missing in the instance folder; returns what was created."""
     created: list[str] = []
-    if not path.exists():
-        # Workers starting together on a fresh instance race here: exist_ok, then the lock.
-        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+    # Workers starting together on a fresh instance race here: each mkdir tolerates the other.
+    if make_private_dir(path):
         created.append(str(path))
     with _locked(path):
         secret = path / SECRET_FILE
         if not secret.exists():
-            _write_private(secret, secrets.token_urlsafe(48))
+            write_private_file(secret, secrets.token_urlsafe(48))
             created.append(str(secret))
         config = path / CONFIG_FILE
         if not config.exists():
-            config.write_text(example_config())
+            write_private_file(config, example_config())
             created.append(str(config))
     return created
 

@@ -62,6 +62,7 @@ class Provider:
     def add_client(self, **kwargs: Any) -> tuple[Client, str | None]:
         kwargs.setdefault("name", "Test App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
+        kwargs.setdefault("fetch_allowed_hosts", ["127.0.0.1"])  # as the provider's config says
         return register_client(self.store, **kwargs)
 
     def sub(self, user: User, client: Client) -> str:
@@ -120,6 +121,9 @@ def start_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                    backend: str, config: dict[str, Any] | None = None) -> Iterator[Provider]:
     """A provider on ``backend`` with extra settings (environment variables under gunicorn)."""
     tmp = tmp_path_factory.mktemp(f"provider-{backend}")
+    # The tests' back-channel logout receivers listen on loopback: allow-list it, as an operator
+    # would for a development receiver (uauth.fetcher refuses internal addresses otherwise).
+    config = {"UAUTH_FETCH_ALLOWED_HOSTS": "127.0.0.1", **(config or {})}
     if backend == "memory":
         yield from _memory_provider(tmp, config)
     else:

@@ -15,6 +15,9 @@ from ..audit import REPLAY_DETECTED
 from ..audit import audit
 from ..consents import grant_lifetime
 from ..consents import remember_grant
+from ..grantlimits import evict_oldest
+from ..grantlimits import remember_session_grant
+from ..grantlimits import session_grant
 from ..models import AuthorizationCode
 from ..models import Client
 from ..models import User
@@ -69,6 +72,17 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if len(code) > MAX_CODE_LENGTH:
             return None
         state = state_of(self)
+        found = state.store.find(CODE, hash_key(code))
+        if found is None or found.get("client_id") != client.client_id:
+            return None  # a foreign client burns nothing and revokes nothing
+        # RFC 8707 §2.2: the token request may name resources among those authorized (or, for
+        # a code that named none, the client's own audiences); checked before the code is spent.
+        granted = list(found.get("resources") or [])
+        wanted = requested(self.request.payload.data)
+        self.request.resources = granted
+        self.request.audience = check_resources(
+            state.config, client, wanted, within=granted or client.audiences
+        ) if wanted else (granted or None)
         outcome = state.store.consume(CODE, hash_key(code))
         if outcome is None:
             return None
@@ -81,15 +95,6 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             audit(REPLAY_DETECTED, client_id=record.client_id, user_id=record.user_id,
                   kind=CODE, grant=record.grant_id[:8])
             return None
-        if record.client_id != client.client_id:
-            return None
-        # RFC 8707 §2.2: the token request may name resources among those authorized (or, for
-        # a code that named none, the client's own audiences); the access token is for them.
-        wanted = requested(self.request.payload.data)
-        self.request.resources = list(record.resources)
-        self.request.audience = check_resources(
-            state.config, client, wanted, within=record.resources or client.audiences
-        ) if wanted else (list(record.resources) or None)
         self.request.grant_id = record.grant_id
         self.request.nonce = record.nonce
         self.request.requested_claims = record.claims
@@ -104,19 +109,28 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
 
 
 def begin_grant(state: State, request: UAuthRequest) -> None:
-    """A new grant for ``request.user``: its id, remembered per user and client for as long as
+    """A grant for ``request.user``: its id, remembered per user and client for as long as
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
-    from /account, and in its login session, so logout revokes it and notifies the client."""
-    request.grant_id = new_grant_id()
+    from /account, and in its login session, so logout revokes it and notifies the client.
+
+    Bounded (:mod:`uauth.grantlimits`): a grant without refresh tokens is reused for the same
+    client in the same session; refresh-token grants per user and client are capped."""
+    client_id = request.client.client_id
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
     # Only refresh tokens granted offline_access outlive the login (OIDC Core §11).
     outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = request.auth.sid if request.auth is not None else None
-    remember_grant(state.store, request.user.id, request.client.client_id, request.grant_id,
+    keep = int(state.config["UAUTH_SESSION_TTL"]) if sid else None
+    reused = session_grant(state, sid, client_id) if sid and not offline else None
+    request.grant_id = reused or new_grant_id()
+    if offline:
+        evict_oldest(state, request.user.id, client_id)
+    elif sid and reused is None:
+        remember_session_grant(state, sid, client_id, request.grant_id, ttl=int(keep or 0))
+    remember_grant(state.store, request.user.id, client_id, request.grant_id,
                    lives=grant_lifetime(state.config, offline=offline), now=state.now(),
-                   sid=sid, revoke_at_logout=not outlives_login,
-                   keep=int(state.config["UAUTH_SESSION_TTL"]) if sid else None)
+                   sid=sid, revoke_at_logout=not outlives_login, keep=keep, offline=offline)
 
 
 def save_code(state: State, code: str, request: UAuthRequest) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from ..filemodes import create_private_file
 from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
@@ -47,6 +48,9 @@ class SQLiteStore:
         self._writes = 0
 
     def _connect(self) -> sqlite3.Connection:
+        # Owner-only whatever the folder's mode: SQLite gives -wal and -shm the database's mode.
+        if str(self.path) != ":memory:" and not self.path.exists() and self.path.parent.is_dir():
+            create_private_file(self.path)
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )

@@ -67,9 +67,13 @@ from ..responses import response_mode
 from ..server import UAuthRequest
 from ..sessions import HANDLE
 from ..sessions import KEEP_SESSION
+from ..sessions import SUSPENDED
 from ..sessions import begin_browser_session
 from ..sessions import current_session
 from ..sessions import drop_uauth_keys
+from ..sessions import end as end_session
+from ..sessions import suspend_browser_session
+from ..sessions import suspended_session
 from ..throttle import DEVICE_COOKIE
 from ..throttle import device_for
 from ..throttle import set_device_cookie
@@ -104,7 +108,7 @@ def forget_login() -> None:
     setattr(g, KEEP_SESSION, True)
     logout_user()
     g.pop(KEEP_SESSION, None)
-    drop_uauth_keys()
+    suspend_browser_session()
 
 
 #: ``g`` key carrying the authentication methods of a login uauth's own page makes.
@@ -120,10 +124,14 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
     was made for that request (see :func:`logged_in_for`).
     """
     amr = tuple(g.pop(_AMR, ()))
+    suspended = session.get(SUSPENDED)  # the session a re-authentication continues
     drop_uauth_keys(keep=HANDLE)  # nothing of uauth's from before the login survives it
     if user is None or get_state().users.get(str(user.get_id())) is None:
+        previous = suspended_session(suspended)
+        if previous is not None:  # someone else signed in: the suspended session is over
+            end_session(get_state(), previous)
         return  # unknown to the directory: session_user() shows a page, never a loop
-    begin_browser_session(str(user.get_id()), amr)
+    begin_browser_session(str(user.get_id()), amr, suspended)
     continues = next_params(safe_next(request.args.get("next")))
     if continues:
         session[FRESH_LOGIN] = request_digest(continues)

@@ -12,6 +12,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from .. import jsondepth
 from ..extension import get_state
 from ..server import UAuthRequest
 from .inputs import BadInput
@@ -39,7 +40,10 @@ def request_body() -> MultiDict[str, str]:
     if mimetype == "application/x-www-form-urlencoded":
         return MultiDict(request.form)
     if mimetype == "application/json":
-        data = request.get_json(silent=True)
+        try:
+            data = jsondepth.loads(request.get_data(cache=True))
+        except ValueError:  # also TooDeep: nesting is bounded before parsing (issue 17)
+            data = None
         if not isinstance(data, dict):
             raise BadInput("The JSON body must be an object.")
         if not all(isinstance(v, str) for v in data.values()):
