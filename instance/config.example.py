@@ -112,6 +112,12 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Seconds after which a dynamically registered client that got no token is removed by `uauth client prune`.
 # UAUTH_REGISTRATION_UNUSED_TTL = 2592000
 
+# Client ID metadata documents (an https URL as client_id): off, allowlist (only hosts in UAUTH_CIMD_HOSTS) or on (any public https host).
+# UAUTH_CIMD = 'allowlist'
+
+# Hosts whose client ID metadata documents are accepted under UAUTH_CIMD = allowlist.
+# UAUTH_CIMD_HOSTS = []
+
 # Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) or public (the same sub everywhere).
 # UAUTH_DEFAULT_SUBJECT_TYPE = 'pairwise'
 

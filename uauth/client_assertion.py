@@ -64,7 +64,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         if client.token_endpoint_auth_method != PRIVATE_KEY_JWT:
             raise InvalidClientError(description="The client does not use private_key_jwt.")
         try:
-            jwks = client_keys(client, self.state.fetch_json)
+            jwks = client_keys(client, self.state.fetch_json)  # jwks_uri: the safe fetcher
         except ClientKeysError as exc:
             raise InvalidClientError(description=str(exc)) from None
         return KeySet.import_key_set(cast(Any, jwks))

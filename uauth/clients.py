@@ -423,8 +423,12 @@ class ClientCache:
         self._clock = clock
         self._entries: dict[str, tuple[Client, float]] = {}
         self._origins: dict[str, float] = {}
+        #: Looks up clients whose id is an https URL (client ID metadata documents, uauth.cimd).
+        self.resolver: Callable[[str], Client | None] | None = None
 
     def get(self, client_id: str | None) -> Client | None:
+        if self.resolver is not None and client_id and client_id.startswith("https://"):
+            return self.resolver(client_id)  # the safe fetcher caches the document
         if not client_id or self._ttl <= 0:
             return get_client(self._store, client_id)
         now = self._clock()

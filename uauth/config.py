@@ -485,6 +485,19 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
     ),
     Setting(
+        "UAUTH_CIMD",
+        "allowlist",
+        "Client ID metadata documents (an https URL as client_id): off, allowlist (only hosts "
+        "in UAUTH_CIMD_HOSTS) or on (any public https host).",
+        _choice(("off", "allowlist", "on")),
+    ),
+    Setting(
+        "UAUTH_CIMD_HOSTS",
+        [],
+        "Hosts whose client ID metadata documents are accepted under UAUTH_CIMD = allowlist.",
+        _str_list,
+    ),
+    Setting(
         "UAUTH_DEFAULT_SUBJECT_TYPE",
         "pairwise",
         "Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) "

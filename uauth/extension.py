@@ -138,6 +138,12 @@ class UAuth:
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
         state.clients = ClientCache(store, config["UAUTH_CLIENT_CACHE_TTL"])
+        from . import cimd
+        from .fetcher import from_config as fetcher_from_config
+
+        state.fetch_json = fetcher_from_config(config, timeout=5.0, max_bytes=64 * 1024,
+                                               clock=self._clock).fetch_json
+        state.clients.resolver = functools.partial(cimd.lookup, state)
         state.server = build_server(state)
         from .throttle import Throttle
 

@@ -111,6 +111,11 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
         self.state = state
 
     def query_client(self, client_id: str) -> Client | None:
+        from .cimd import is_metadata_url
+        from .cimd import resolve
+
+        if is_metadata_url(client_id) and self.state.config["UAUTH_CIMD"] != "off":
+            return resolve(self.state, client_id)  # invalid_client, with the reason
         return self.state.clients.get(client_id)
 
     def authenticate_client(self, request: OAuth2Request, methods: list[str],

@@ -77,8 +77,12 @@ def build_metadata(state: State) -> dict[str, Any]:
 
 
 def self_registration_metadata(state: State) -> dict[str, Any]:
-    """RFC 7591 ``registration_endpoint`` when registration is on."""
+    """RFC 7591 ``registration_endpoint`` when registration is on; client ID metadata
+    documents when accepted."""
     extra: dict[str, Any] = {}
+    cimd = state.config["UAUTH_CIMD"]
+    if cimd == "on" or (cimd == "allowlist" and state.config["UAUTH_CIMD_HOSTS"]):
+        extra["client_id_metadata_document_supported"] = True
     if state.config["UAUTH_REGISTRATION"] != "off":
         extra["registration_endpoint"] = endpoint_url(state, "uauth.registration.register")
     return extra
