@@ -108,6 +108,8 @@ class UAuth:
         self._store_override = store
         self._clock = clock or system_clock
         self._protector = ResourceProtector(local_access_token)
+        self._apps: list[Flask] = []
+        self._resources: list[Any] = []
         if app is not None:
             self.init_app(app)
 
@@ -157,6 +159,9 @@ class UAuth:
         register_blueprints(app, config["UAUTH_URL_PREFIX"])
         _exempt_from_csrf(app)
         register_cli(app)
+        self._apps.append(app)
+        for declared in self._resources:
+            declared.serve_metadata(app)
         proxies = config["UAUTH_TRUSTED_PROXIES"]
         if proxies:
             from werkzeug.middleware.proxy_fix import ProxyFix
@@ -197,6 +202,23 @@ class UAuth:
 
         return ResourceProtector(functools.partial(local_access_token, audience=audience),
                                  realm=self._protector.realm).require_token(scope)
+
+    def protected_resource(self, resource: str, *, scopes: Iterable[str] | None = None,
+                           name: str | None = None) -> Any:
+        """Declare a resource (RFC 8707 URI) the host app serves: uauth serves its RFC 9728
+        metadata, and its ``require_token`` accepts only tokens for it, with 401 challenges
+        naming the metadata (see :mod:`uauth.protected_resource`).
+
+        :param scopes: scopes the resource accepts (default: its ``UAUTH_RESOURCES`` entry).
+        :param name: a display name (default: its ``UAUTH_RESOURCES`` entry).
+        """
+        from .protected_resource import declare
+
+        declared = declare(resource, scopes=scopes, name=name, realm=self._protector.realm)
+        self._resources.append(declared)
+        for app in self._apps:
+            declared.serve_metadata(app)
+        return declared
 
     @staticmethod
     def _init_login(app: Flask) -> None:
