@@ -7,7 +7,7 @@ INSTANCE ?= instance
 BIND   ?= 127.0.0.1:5000
 WORKERS ?= 2
 
-.PHONY: run test test-fast bench clean example
+.PHONY: run test test-fast bench clean example example-mcp
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 example: $(STAMP)
 	$(BIN)/flask --app examples/embedded/notes demo
 	$(BIN)/flask --app examples/embedded/notes run --port 5001
+
+# Notes MCP, an MCP server protected by uauth (examples/mcp/README.md): run `make run` beside it.
+example-mcp: $(STAMP)
+	$(BIN)/python -m examples.mcp.server --port 8000
 
 # The same suite without the slow browser/load tests (CI always runs everything).
 test-fast: $(STAMP)
