@@ -108,10 +108,12 @@ def test_secret_methods_get_a_secret(driver: Driver) -> None:
       "jwks": {"keys": [{"kty": "oct", "k": "A" * 43}]}}, "invalid_client_metadata"),
     ({"application_type": "desktop"}, "invalid_client_metadata"),
 ])
-def test_bad_metadata(driver: Driver, metadata: dict[str, Any], error: str) -> None:
+def test_bad_metadata(driver: Driver, metadata: dict[str, Any], error: str,
+                      log_lines: Any) -> None:
     response = register(driver, {**MCP_CLIENT, **metadata})
     assert response.status_code == 400, response.json
     assert response.json["error"] == error and response.json["error_description"]
+    assert "client.registration_refused" in log_lines.getvalue()
 
 
 def test_not_json_is_invalid_client_metadata(driver: Driver) -> None:

@@ -132,10 +132,12 @@ def test_operator_clients_only_name_their_audiences(driver: Driver) -> None:
 
 @pytest.mark.parametrize("bad", ["https://notes.example.com/mcp#x", "notes.example.com/mcp",
                                  "https://unknown.example.com/"])
-def test_bad_or_unknown_resource_is_invalid_target(driver: Driver, bad: str) -> None:
+def test_bad_or_unknown_resource_is_invalid_target(driver: Driver, bad: str,
+                                                   log_lines: Any) -> None:
     client = dynamic(driver)
     response = authorize(driver, client, scope="notes", resource=bad)
     assert error_of(response) == "invalid_target"
+    assert "resource.refused" in log_lines.getvalue()
     assert "error_description" in parse_qs(urlsplit(response.headers["Location"]).query)
 
 

@@ -332,9 +332,13 @@ class Registration(MetadataRules, ClientRegistrationEndpoint):  # type: ignore[m
         request.credential = self.authenticate_token(request)
         if not isinstance(request.payload.data, dict) or not request.payload.data:
             raise InvalidRequestError("The body must be a JSON object of client metadata.")
-        metadata = self.extract_client_metadata(request)
         state = self.state
-        client, secret = client_from_metadata(state, metadata)
+        try:
+            metadata = self.extract_client_metadata(request)
+            client, secret = client_from_metadata(state, metadata)
+        except OAuth2Error as exc:
+            audit(REGISTRATION_REFUSED, reason=exc.error, detail=exc.description)
+            raise
         token = secrets.token_urlsafe(32)
         client.registration_token_hash = hash_key(token)
         save_client(state.store, client)

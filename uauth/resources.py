@@ -14,14 +14,17 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from authlib.oauth2.base import OAuth2Error
 
+from .audit import audit
 from .models import Client
 
 #: Prefix under which granted resources are remembered with the consented scopes.
 CONSENT_PREFIX = "resource:"
+RESOURCE_REFUSED = "resource.refused"
 #: Longest resource URI worth looking at.
 MAX_RESOURCE_LENGTH = 2048
 
@@ -112,17 +115,23 @@ def check_resources(config: Mapping[str, Any], client: Client, wanted: Iterable[
     wanted = list(dict.fromkeys(wanted))
     for uri in wanted:
         if not is_resource_uri(uri):
-            raise InvalidTargetError(
-                "The resource must be an absolute URI without a fragment (RFC 8707).")
+            refuse(client, uri, "The resource must be an absolute URI without a fragment "
+                   "(RFC 8707).")
     limit = set(within) if within is not None else allowed_resources(config, client)
     refused = [uri for uri in wanted if uri not in limit]
     if refused:
         if within is not None:
-            raise InvalidTargetError("The requested resource was not granted; a token "
-                                     "request may only narrow the granted resources.")
-        raise InvalidTargetError("The requested resource is unknown or not allowed for "
-                                 "this client.")
+            refuse(client, refused[0], "The requested resource was not granted; a token "
+                   "request may only narrow the granted resources.")
+        refuse(client, refused[0], "The requested resource is unknown or not allowed for "
+               "this client.")
     return wanted
+
+
+def refuse(client: Client, uri: str, description: str) -> NoReturn:
+    """``invalid_target``, with an audit event naming the client and the resource."""
+    audit(RESOURCE_REFUSED, client_id=client.client_id, resource=uri[:200])
+    raise InvalidTargetError(description)
 
 
 def default_scope(config: Mapping[str, Any], client: Client, resources: Iterable[str]) -> str:
