@@ -37,6 +37,18 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Require PKCE from every client, confidential ones included.
 # UAUTH_REQUIRE_PKCE = False
 
+# Require pushed authorization requests (RFC 9126) from every client.
+# UAUTH_REQUIRE_PAR = False
+
+# Seconds a pushed request's request_uri stays usable at /authorize (RFC 9126).
+# UAUTH_PAR_TTL = 60
+
+# Seconds a device code and its user code stay usable (RFC 8628 expires_in).
+# UAUTH_DEVICE_CODE_TTL = 600
+
+# Seconds a device must wait between polls of /token (RFC 8628 interval).
+# UAUTH_DEVICE_POLL_INTERVAL = 5
+
 # Global switch for PKCE 'plain'; when true, only clients allowed it may use it.
 # UAUTH_ALLOW_PLAIN_PKCE = True
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import IO
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -352,7 +353,7 @@ def client() -> None:
 @click.option("--public", is_flag=True, help="No secret: SPAs and native apps (PKCE required).")
 @click.option("--grant-type", "grant_types", multiple=True,
               help="authorization_code (default, with refresh_token), refresh_token, "
-              "client_credentials, implicit.")
+              "client_credentials, implicit, urn:ietf:params:oauth:grant-type:device_code.")
 @click.option("--response-type", "response_types", multiple=True, help="Default: code.")
 @click.option("--scope", help="Scopes the client may request (space separated).")
 @click.option("--token-endpoint-auth-method",
@@ -385,10 +386,15 @@ def client() -> None:
 @click.option("--id-token-signed-response-alg", "id_token_alg",
               type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
+@click.option("--require-par", is_flag=True,
+              help="Authorization requests must be pushed to /par first (RFC 9126).")
 @click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
-              help="JWK Set (JSON) of the client's public keys, for private_key_jwt.")
+              help="JSON Web Key Set of the client's public keys (signed request objects, "
+              "private_key_jwt).")
 @click.option("--jwks-uri", metavar="URL",
               help="https URL of the client's JWK Set, for private_key_jwt.")
+@click.option("--allow-unsigned-request-objects", is_flag=True,
+              help="Accept request objects with alg none from this client (not recommended).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -400,27 +406,24 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, jwks_file: Any, jwks_uri: str | None,
+               id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
+               jwks_uri: str | None, allow_unsigned_request_objects: bool,
                as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash.
 
-    With --jwks or --jwks-uri the client authenticates with private_key_jwt (no secret).
+    With --token-endpoint-auth-method private_key_jwt the client authenticates with a JWT
+    signed by a key of its --jwks or --jwks-uri (no secret).
     """
     import json
-
-    jwks = None
-    if jwks_file is not None:
-        try:
-            jwks = json.load(jwks_file)
-        except ValueError:
-            fail("--jwks must name a file holding a JWK Set in JSON")
-    if (jwks is not None or jwks_uri) and token_endpoint_auth_method is None:
-        token_endpoint_auth_method = "private_key_jwt"
 
     from .attributes import catalogue
     from .clients import RegistrationError
     from .clients import register_client
 
+    try:
+        jwks = json.load(jwks_file) if jwks_file is not None else None
+    except ValueError:
+        fail("--jwks: the file is not JSON")
     with _in_app(ctx):
         state = _state()
         try:
@@ -442,7 +445,9 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                 sector_identifier_uri=sector_identifier_uri,
                 id_token_signed_response_alg=id_token_alg,
                 enabled_algs=state.config["UAUTH_SIGNING_ALGS"],
+                require_pushed_authorization_requests=require_par,
                 jwks=jwks, jwks_uri=jwks_uri,
+                allow_unsigned_request_objects=allow_unsigned_request_objects,
             )
         except RegistrationError as exc:
             fail(str(exc))

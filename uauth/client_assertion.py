@@ -64,10 +64,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         if client.token_endpoint_auth_method != PRIVATE_KEY_JWT:
             raise InvalidClientError(description="The client does not use private_key_jwt.")
         try:
-            jwks = client_keys(client, self.state.fetch_json)  # jwks_uri: the safe fetcher
+            keys = client_keys(client, self.state.fetch_json)  # jwks_uri: the safe fetcher
         except ClientKeysError as exc:
             raise InvalidClientError(description=str(exc)) from None
-        return KeySet.import_key_set(cast(Any, jwks))
+        if not keys:
+            raise InvalidClientError(description="The client registered no keys.")
+        try:
+            return KeySet.import_key_set(cast(Any, {"keys": keys}))
+        except Exception:  # joserfc raises several kinds for a key it cannot read
+            raise InvalidClientError(description="The client's keys cannot be read.") from None
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:

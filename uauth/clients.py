@@ -26,6 +26,7 @@ from .models import OPERATOR
 from .models import PRIVATE_KEY_JWT
 from .models import SECRET_AUTH_METHODS
 from .models import Client
+from .request_object import check_jwks
 from .responses import RESPONSE_MODES
 from .storage import Store
 from .storage import hash_key
@@ -34,7 +35,8 @@ CLIENT = "client"
 #: ``origin -> client ids`` index, so CORS is one lookup instead of a scan of every client.
 ORIGIN = "cors_origin"
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit",
+               "urn:ietf:params:oauth:grant-type:device_code")
 RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token",
                   "code id_token token")
 #: Schemes a redirect URI may never use: they run code or read local files in the browser.
@@ -250,8 +252,10 @@ def register_client(
     id_token_signed_response_alg: str | None = None,
     enabled_algs: Iterable[str] | None = None,
     fetch_allowed_hosts: Iterable[str] | None = None,
+    require_pushed_authorization_requests: bool = False,
     jwks: dict[str, Any] | None = None,
     jwks_uri: str | None = None,
+    allow_unsigned_request_objects: bool = False,
     registration: str = OPERATOR,
     client_uri: str | None = None,
     logo_uri: str | None = None,
@@ -335,6 +339,11 @@ def register_client(
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
+    if jwks is not None:
+        try:
+            check_jwks(jwks)
+        except ValueError as exc:
+            raise RegistrationError(f"--jwks: {exc}") from None
     secret = None if method not in SECRET_AUTH_METHODS else secrets.token_urlsafe(32)
     client = Client(
         # alphanumeric: never mistaken for a CLI option
@@ -362,9 +371,11 @@ def register_client(
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
-        registration=registration,
+        require_pushed_authorization_requests=require_pushed_authorization_requests,
         jwks=jwks,
         jwks_uri=jwks_uri,
+        allow_unsigned_request_objects=allow_unsigned_request_objects,
+        registration=registration,
         client_uri=client_uri,
         logo_uri=logo_uri,
         application_type=application_type,
@@ -376,27 +387,19 @@ def register_client(
 
 def check_client_keys(method: str, jwks: dict[str, Any] | None, jwks_uri: str | None
                       ) -> tuple[dict[str, Any] | None, str | None]:
-    """private_key_jwt needs exactly one of ``jwks`` (public keys) or an https ``jwks_uri``;
-    other methods take neither."""
-    from .client_keys import ClientKeysError
-    from .client_keys import check_jwks
-
-    if method != PRIVATE_KEY_JWT:
-        if jwks or jwks_uri:
-            raise RegistrationError("jwks and jwks_uri are for private_key_jwt clients")
-        return None, None
-    if bool(jwks) == bool(jwks_uri):
+    """A client's keys (signed request objects, private_key_jwt): an inline ``jwks`` (checked
+    by :func:`uauth.request_object.check_jwks`) or an https ``jwks_uri``, never both;
+    private_key_jwt needs one of them."""
+    if jwks and jwks_uri:
+        raise RegistrationError("give either jwks (--jwks FILE) or jwks_uri (--jwks-uri URL)")
+    if method == PRIVATE_KEY_JWT and not (jwks or jwks_uri):
         raise RegistrationError("private_key_jwt needs either jwks (--jwks FILE) or jwks_uri "
                                 "(--jwks-uri URL)")
     if jwks_uri is not None:
         parts = urlsplit(jwks_uri)
         if parts.scheme != "https" or not parts.hostname or parts.fragment or "#" in jwks_uri:
             raise RegistrationError(f"jwks_uri {jwks_uri!r} must be an https URL")
-        return None, jwks_uri
-    try:
-        return check_jwks(jwks), None
-    except ClientKeysError as exc:
-        raise RegistrationError(str(exc)) from None
+    return jwks or None, jwks_uri or None
 
 
 def save_client(store: Store, client: Client) -> None:

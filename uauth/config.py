@@ -320,6 +320,30 @@ SETTINGS: tuple[Setting, ...] = (
         _boolean,
     ),
     Setting(
+        "UAUTH_REQUIRE_PAR",
+        False,
+        "Require pushed authorization requests (RFC 9126) from every client.",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_PAR_TTL",
+        60,
+        "Seconds a pushed request's request_uri stays usable at /authorize (RFC 9126).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_DEVICE_CODE_TTL",
+        600,
+        "Seconds a device code and its user code stay usable (RFC 8628 expires_in).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_DEVICE_POLL_INTERVAL",
+        5,
+        "Seconds a device must wait between polls of /token (RFC 8628 interval).",
+        _positive_int,
+    ),
+    Setting(
         "UAUTH_ALLOW_PLAIN_PKCE",
         True,
         "Global switch for PKCE 'plain'; when true, only clients allowed it may use it.",

@@ -111,6 +111,10 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     application_type: str = "web"
     #: Digest of the RFC 7592 registration access token of a dynamic client.
     registration_token_hash: str | None = None
+    #: Authorization requests must come through /par (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
+    #: Accept request objects with ``alg: none`` from this client (OIDC Core §6.1).
+    allow_unsigned_request_objects: bool = False
 
     @property
     def is_public(self) -> bool:

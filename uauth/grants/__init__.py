@@ -19,6 +19,7 @@ from .code import AuthorizationCodeGrant
 from .code import Pkce
 from .common import CODE
 from .common import USERINFO_CLAIMS
+from .device_code import DeviceCodeGrant
 from .front_channel import HybridGrant
 from .front_channel import ImplicitGrant
 from .issuance import persist_refresh_token
@@ -36,3 +37,4 @@ def register_grants(server: UAuthServer) -> None:
     server.register_grant(HybridGrant, [Pkce(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(DeviceCodeGrant)

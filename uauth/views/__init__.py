@@ -23,11 +23,13 @@ from ..extension import get_state
 from ..storage import StorageError
 from . import account
 from . import authorize
+from . import device
 from . import discovery
 from . import health
 from . import inputs
 from . import logout
 from . import metrics
+from . import par
 from . import registration
 from . import sessions
 from . import token
@@ -38,7 +40,8 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, registration.bp):
+              userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp,
+              registration.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -48,9 +51,12 @@ CORS_ENDPOINTS = {
 }
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
-                "uauth.metrics", "uauth.registration"}
+                "uauth.metrics", "uauth.par", "uauth.device_authorization",
+                "uauth.registration"}
 #: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
-STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
+STRICT_PARAMS = {"uauth.token", "uauth.userinfo", "uauth.par", "uauth.device_authorization"}
+#: Blueprints that authenticate clients (Basic credentials checked before Authlib reads them).
+CLIENT_AUTH = {"uauth.token", "uauth.par", "uauth.device_authorization"}
 #: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No
 #: ``form-action``: Chrome applies it to the redirect that follows a form POST, which would
 #: block the login and consent pages' redirects back to the client.
@@ -67,7 +73,7 @@ def _start() -> None:
     request.max_form_parts = inputs.MAX_PARAMS
     inputs.check_request(config["UAUTH_MAX_PARAM_LENGTH"],
                          unique=request.blueprint in STRICT_PARAMS,
-                         basic=request.blueprint == "uauth.token")
+                         basic=request.blueprint in CLIENT_AUTH)
 
 
 @bp.after_request
@@ -137,6 +143,10 @@ def _failure(status: int, error: str, title: str, message: str,
 
 @bp.errorhandler(inputs.BadInput)
 def _bad_input(exc: inputs.BadInput) -> ResponseReturnValue:
+    if request.endpoint == "uauth.ui.authorize":
+        redirected = authorize.redirect_bad_input(exc)
+        if redirected is not None:
+            return redirected
     headers = {"WWW-Authenticate": 'Basic realm="uauth"'} if exc.status == 401 else None
     return _failure(exc.status, exc.error, "This request cannot be read", str(exc), headers)
 

@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
@@ -59,6 +61,9 @@ from ..forms import LoginForm
 from ..forms import LogoutForm
 from ..models import Client
 from ..models import User
+from ..par import check_pushed_required
+from ..par import finish_pushed
+from ..par import resolve_pushed
 from ..resources import consent_entries
 from ..resources import display
 from ..responses import check_response_mode
@@ -79,6 +84,9 @@ from ..throttle import device_for
 from ..throttle import set_device_cookie
 from ..tokens import Authentication
 from ..users import editable
+from .inputs import BadInput
+from .inputs import check_text
+from .request_objects import expand_request_object
 
 bp = Blueprint("ui", __name__)
 
@@ -253,6 +261,15 @@ class Interaction:
     user: User | None
     auth: Authentication | None
     oidc: AuthParams = field(default_factory=AuthParams)
+    #: What the browser sent, when it is not ``params``: a pushed request's client_id and
+    #: request_uri (RFC 9126), carried through login and consent instead of the parameters.
+    wire: MultiDict[str, str] | None = None
+    #: The pushed request's request_uri, spent when the response is issued.
+    pushed: str | None = None
+
+    @property
+    def sent(self) -> MultiDict[str, str]:
+        return self.params if self.wire is None else self.wire
 
     @property
     def prompts(self) -> frozenset[str]:
@@ -283,6 +300,8 @@ def login_needed(ix: Interaction) -> str | None:
         return "no session"
     if ix.prompts & {"login", "select_account"}:  # one account per session: select = log in
         return "prompt"
+    if ix.oidc.max_age == 0:  # OIDC Core §3.1.2.1 (errata set 2): max_age=0 is prompt=login
+        return "max_age"
     if ix.oidc.max_age is not None and get_state().now() - ix.auth.auth_time > ix.oidc.max_age:
         return "max_age"
     if ix.oidc.expected_sub is not None and ix.oidc.expected_sub != subject(ix.user, ix.client):
@@ -296,13 +315,13 @@ def require_login(ix: Interaction) -> ResponseReturnValue | None:
     reason = login_needed(ix)
     if reason is None:
         return None
-    if ix.user is not None and logged_in_for(ix.params):
+    if ix.user is not None and logged_in_for(ix.sent):
         if reason == "another user":
             raise LoginRequiredError("The signed-in user is not the one the request names.")
         return None
     if "none" in ix.prompts:
         raise LoginRequiredError("The user must sign in, which prompt=none does not allow.")
-    return login_redirect(ix.params)
+    return login_redirect(ix.sent)
 
 
 def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
@@ -330,7 +349,7 @@ def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
         return error_page("This page has expired", "Go back to the application and sign in again.")
     page = render_template("uauth/attributes.html", form=form, client=ix.client, user=ix.user,
                            fields=[form[a.name] for a in asked],
-                           params=list(ix.params.items(multi=True)))
+                           params=list(ix.sent.items(multi=True)))
     return page, 400 if answered else 200
 
 
@@ -352,7 +371,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
                                scopes=[(s, describe_scope(s)) for s in scopes],
                                essential=sorted(ix.oidc.claims.essential),
-                               params=list(ix.params.items(multi=True)), user=ix.user,
+                               params=list(ix.sent.items(multi=True)), user=ix.user,
                                resources=display(state.config, ix.resources),
                                **client_facts(ix.client, ix.grant.redirect_uri))
     if not form.validate_on_submit():
@@ -360,7 +379,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
                           "Go back to the application and sign in again.")
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
-        return issue(ix.grant, None, ix.params)
+        return issue(ix.grant, None, ix.params, ix.pushed)
     remember_consent(state.store, ix.user.id, ix.client.client_id, consented,
                      ttl=state.config["UAUTH_CONSENT_TTL"], now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
@@ -382,10 +401,81 @@ def client_facts(client: Client, redirect_uri: str) -> dict[str, Any]:
 STEPS: list[Step] = [require_login, require_attributes, require_consent]
 
 
+#: Parameters an authorization request may not repeat (RFC 6749 §3.1); RFC 8707 ``resource``
+#: may.
+_REPEATABLE = frozenset({"resource"})
+
+
+def trusted_redirect_uri(params: MultiDict[str, str]) -> tuple[Client, str] | None:
+    """The client and redirect URI an early error may go to: one ``client_id`` naming a client
+    and one ``redirect_uri`` it registered, both in the request itself (RFC 6749 §4.1.2.1).
+    Anything less gets a page."""
+    ids, uris = params.getlist("client_id"), params.getlist("redirect_uri")
+    if len(ids) != 1 or len(uris) != 1:
+        return None
+    client = get_state().clients.get(ids[0])
+    if client is None or not client.check_redirect_uri(uris[0]):
+        return None
+    return client, uris[0]
+
+
+def redirect_error(err: OAuth2Error, params: MultiDict[str, str]) -> ResponseReturnValue | None:
+    """Send an error found before Authlib reads the request to the client, when the request
+    names a trusted redirect URI; ``state`` goes back only when sent once and readable."""
+    trusted = trusted_redirect_uri(params)
+    if trusted is None:
+        return None
+    client, err.redirect_uri = trusted
+    states = params.getlist("state")
+    try:
+        if len(states) == 1:
+            check_text("state", states[0], get_state().config["UAUTH_MAX_PARAM_LENGTH"])
+            kept = states
+        else:
+            kept = []
+    except BadInput:
+        kept = []
+    safe: MultiDict[str, str] = MultiDict(
+        [(k, v) for k, v in params.items(multi=True) if k != "state"]
+        + [("state", v) for v in kept])
+    return error_response(err, safe, client)
+
+
+def redirect_bad_input(exc: BadInput) -> ResponseReturnValue | None:
+    """Unreadable input at /authorize (:mod:`.inputs`) for a trusted client and redirect URI:
+    redirected as ``invalid_request``, or ``invalid_scope`` for a scope outside RFC 6749's
+    scope-token grammar (§3.3); None: show the page."""
+    err_class = InvalidScopeError if exc.param == "scope" else InvalidRequestError
+    return redirect_error(err_class(str(exc)), authorization_params())
+
+
+def early_error(params: MultiDict[str, str]) -> ResponseReturnValue | None:
+    """Errors in a request's shape, redirected to a trusted redirect URI: a repeated parameter
+    (RFC 6749 §3.1) and a missing ``response_type`` (``invalid_request``, §4.1.2.1)."""
+    repeated = next((k for k in params if k not in _REPEATABLE and len(params.getlist(k)) > 1),
+                    None)
+    if repeated is not None:
+        name = "".join(ch for ch in repeated[:40] if ch.isascii() and (ch.isalnum() or ch in "_-."))
+        return redirect_error(InvalidRequestError(f"The parameter {name or '(unnamed)'} is "
+                                                  "repeated."), params)
+    if not params.get("response_type"):
+        return redirect_error(InvalidRequestError("response_type is required."), params)
+    return None
+
+
 @bp.route("/authorize", methods=["GET", "POST"])
 def authorize() -> ResponseReturnValue:
     state = get_state()
-    params = authorization_params()
+    wire = authorization_params()
+    try:
+        params, pushed = resolve_pushed(state.store, wire)
+        params = expand_request_object(state, params)
+    except OAuth2Error as err:
+        redirected = redirect_error(err, wire)
+        return redirected if redirected is not None else error_response(err, wire)
+    early = early_error(params)
+    if early is not None:
+        return early
     known = session_user() if current_user.is_authenticated else None
     if current_user.is_authenticated and known is None:
         return error_page("This account cannot sign in to applications",
@@ -394,14 +484,15 @@ def authorize() -> ResponseReturnValue:
     auth = authentication()
     user = known if auth else None
     try:
-        # Authlib refuses repeated parameters here (RFC 6749 §3.1) with an error page.
+        # Authlib refuses repeated parameters (RFC 6749 §3.1) early_error could not redirect.
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)
         check_response_mode(params, grant.redirect_uri)
+        check_pushed_required(state.config, grant.client, pushed, grant.redirect_uri)
         oidc = parse_auth_params(state, params, grant.client, grant.redirect_uri)
     except OAuth2Error as err:
         return error_response(err, params)
     ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
-                     oidc=oidc)
+                     oidc=oidc, wire=wire if pushed else None, pushed=pushed)
     try:
         for step in STEPS:
             response = step(ix)
@@ -415,11 +506,14 @@ def authorize() -> ResponseReturnValue:
     grant.request.requested_claims = ix.oidc.claims.to_record()
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
-    return issue(grant, ix.user, params)
+    return issue(grant, ix.user, params, pushed)
 
 
-def issue(grant: Any, user: User | None, params: MultiDict[str, str]) -> ResponseReturnValue:
+def issue(grant: Any, user: User | None, params: MultiDict[str, str],
+          pushed: str | None = None) -> ResponseReturnValue:
     try:
+        if pushed is not None:
+            finish_pushed(get_state().store, pushed)
         triple = grant.create_authorization_response(grant.redirect_uri, user)
     except OAuth2Error as err:
         if err.redirect_uri is None:

@@ -19,7 +19,9 @@ from ..endpoints import INTROSPECTION_AUTH_METHODS
 from ..endpoints import REVOCATION_AUTH_METHODS
 from ..extension import State
 from ..extension import get_state
+from ..request_object import REQUEST_OBJECT_ALGS
 from ..responses import RESPONSE_MODES
+from .par import PAR_AUTH_METHODS
 
 bp = Blueprint("discovery", __name__)
 
@@ -38,7 +40,6 @@ def build_metadata(state: State) -> dict[str, Any]:
                             if any("token" in rt.split() for rt in g.RESPONSE_TYPES)})
     response_types = sorted({rt for g, _ in state.server._authorization_grants
                              for rt in g.RESPONSE_TYPES}, key=lambda rt: (len(rt), rt))
-    pkce = ["S256", "plain"] if config["UAUTH_ALLOW_PLAIN_PKCE"] else ["S256"]
     return {
         "issuer": state.issuer,
         "authorization_endpoint": endpoint_url(state, "uauth.ui.authorize"),
@@ -60,13 +61,21 @@ def build_metadata(state: State) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
         "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
+        "pushed_authorization_request_endpoint_auth_methods_supported": list(PAR_AUTH_METHODS),
         "claims_supported": claims_supported(),
-        "code_challenge_methods_supported": pkce,
+        # What any client may use; ``plain`` is a per-client opt-in (--allow-plain-pkce).
+        "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
+        "pushed_authorization_request_endpoint": endpoint_url(state, "uauth.par.par"),
+        "device_authorization_endpoint": endpoint_url(
+            state, "uauth.device_authorization.device_authorization"),
+        "require_pushed_authorization_requests": bool(config["UAUTH_REQUIRE_PAR"]),
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        # Request objects are refused (request_not_supported), never ignored: authrequest.py.
-        "request_parameter_supported": False,
+        # Request objects by value (signed with the client's registered keys); request_uri
+        # only as PAR's, never fetched from elsewhere.
+        "request_parameter_supported": True,
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "end_session_endpoint": endpoint_url(state, "uauth.logout.end_session"),
