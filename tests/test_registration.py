@@ -122,6 +122,9 @@ def test_not_json_is_invalid_client_metadata(driver: Driver) -> None:
     assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
     response = driver.http.post("/register", data="[1]", content_type="application/json")
     assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
+    deep = '{"client_name": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = driver.http.post("/register", data=deep, content_type="application/json")
+    assert response.status_code == 400 and response.json["error"] == "invalid_client_metadata"
 
 
 def test_open_registration_is_throttled_per_address(shared: Path, store: Store,

@@ -67,7 +67,7 @@ def check_requested_scope(grant: Any) -> None:
     """Scope rules at the authorization endpoint.
 
     Resources (RFC 8707 ``resource``) must be allowed for the client (``invalid_target``).
-    Without a scope the request gets a default (RFC 6749 §3.3): the scopes of the requested
+    Without a ``scope`` parameter the request gets a default (RFC 6749 §3.3): the scopes of the requested
     resources, else the client's registered scope. Scopes the provider does not know are an
     error in plain OAuth and ignored in an OpenID request (OIDC Core §3.1.2.1); scopes it knows
     but the client may not request are always ``invalid_scope``.
@@ -77,7 +77,7 @@ def check_requested_scope(grant: Any) -> None:
     config = state_of(grant).config
     request.resources = check_resources(config, client, requested(request.payload.data))
     scopes = scope_to_list(request.payload.scope) or []
-    if not scopes:
+    if "scope" not in request.payload.data:  # omitted, not empty (an empty one is malformed)
         fallback = default_scope(config, client, request.resources)
         request.set_param("scope", fallback)
         scopes = scope_to_list(fallback) or []

@@ -12,6 +12,7 @@ from flask import abort
 from flask import request
 from flask.typing import ResponseReturnValue
 
+from .. import jsondepth
 from ..extension import get_state
 from ..registration import JsonRequest
 from .token import oauth_error
@@ -28,7 +29,10 @@ def _json_request(client_id: str | None = None) -> JsonRequest | Response:
         if request.mimetype != "application/json":
             return oauth_error("invalid_client_metadata",
                                "Send the client metadata as application/json.")
-        data = request.get_json(silent=True)
+        try:  # nesting bounded before parsing (a deep document is a clean error, not a 500)
+            data = jsondepth.loads(request.get_data(cache=True))
+        except (ValueError, UnicodeDecodeError):
+            data = None
         if not isinstance(data, dict):
             return oauth_error("invalid_client_metadata",
                                "The body must be a JSON object of client metadata.")
