@@ -67,10 +67,10 @@ def check_requested_scope(grant: Any) -> None:
     """Scope rules at the authorization endpoint.
 
     Resources (RFC 8707 ``resource``) must be allowed for the client (``invalid_target``).
-    Without a ``scope`` parameter the request gets a default (RFC 6749 §3.3): the scopes of the requested
-    resources, else the client's registered scope. Scopes the provider does not know are an
-    error in plain OAuth and ignored in an OpenID request (OIDC Core §3.1.2.1); scopes it knows
-    but the client may not request are always ``invalid_scope``.
+    Without a ``scope`` parameter the request gets a default (RFC 6749 §3.3): the scopes of
+    the requested resources, else the client's registered scope. Scopes the provider does not
+    know are an error in plain OAuth and ignored in an OpenID request (OIDC Core §3.1.2.1);
+    scopes it knows but the client may not request are always ``invalid_scope``.
     """
     request: UAuthRequest = grant.request
     client: Client = request.client
