@@ -112,12 +112,14 @@ def refused(response: Any, words: str = "") -> None:
 
 
 def test_replayed_assertion_is_refused(driver: Driver, clock: FakeClock,
-                                       rsa_key: tuple[Any, dict[str, Any]]) -> None:
+                                       rsa_key: tuple[Any, dict[str, Any]],
+                                       log_lines: Any) -> None:
     private, public = rsa_key
     client_id = register(driver, public)
     signed = assertion(client_id, private, "RS256", clock)
     assert token(driver, signed).status_code == 200
     refused(token(driver, signed), "jwt id")
+    assert "client_auth.failed" in log_lines.getvalue()
 
 
 @pytest.mark.parametrize(("overrides", "words"), [

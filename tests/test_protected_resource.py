@@ -80,6 +80,30 @@ def test_only_tokens_for_this_resource_are_accepted(host: Flask) -> None:
     assert "resource_metadata=" in refused.headers["WWW-Authenticate"]
 
 
+def test_a_separate_resource_server_serves_its_metadata_and_names_it() -> None:
+    from uauth.protected_resource import serve_metadata
+    from uauth.resource import ResourceProtector
+
+    api = Flask("api")
+    resource = "https://api.example.com/v1"
+    serve_metadata(api, resource, ["https://id.example.com"], scopes=["notes"])
+    protector = ResourceProtector.for_issuer("https://id.example.com", audience=resource,
+                                             resource_metadata=metadata_url(resource))
+
+    @api.get("/v1/notes")
+    @protector.require_token("notes")
+    def notes() -> dict[str, str]:
+        return {}
+
+    http = api.test_client()
+    document = http.get("/.well-known/oauth-protected-resource/v1").json
+    assert document["resource"] == resource
+    assert document["authorization_servers"] == ["https://id.example.com"]
+    challenge = http.get("/v1/notes").headers["WWW-Authenticate"]
+    assert 'resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/v1"' \
+        in challenge
+
+
 def test_a_resource_must_be_an_absolute_uri() -> None:
     with pytest.raises(ValueError, match="absolute"):
         UAuth().protected_resource("/mcp")

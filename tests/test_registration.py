@@ -159,6 +159,33 @@ def test_token_mode_needs_an_initial_access_token(shared: Path, store: Store,
     assert register(driver, MCP_CLIENT, late).status_code == 401  # expired
 
 
+def test_a_registered_private_key_jwt_client_authenticates(shared: Path, store: Store,
+                                                           clock: FakeClock) -> None:
+    import uuid
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    driver = app(shared, store, clock, mode="token")
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = jwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    with driver.app.app_context():
+        initial = create_initial_token(get_state().store, expires=600, uses=1, now=int(clock()))
+    body = register(driver, {"client_name": "svc", "grant_types": ["client_credentials"],
+                             "token_endpoint_auth_method": "private_key_jwt",
+                             "jwks": {"keys": [public]}, "scope": "profile"}, initial)
+    assert body.status_code == 201, body.json
+    client_id = body.json["client_id"]
+    assert "client_secret" not in body.json
+    now = int(clock())
+    signed = jwt.encode({"iss": client_id, "sub": client_id, "aud": "http://localhost",
+                         "exp": now + 60, "jti": uuid.uuid4().hex}, key, algorithm="ES256")
+    answer = driver.http.post("/token", data={
+        "grant_type": "client_credentials", "client_assertion": signed,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+    assert answer.status_code == 200, answer.json
+
+
 def test_client_reads_updates_and_deletes_itself(driver: Driver) -> None:
     body = register(driver, MCP_CLIENT).json
     uri = urlsplit(body["registration_client_uri"]).path

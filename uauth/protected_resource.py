@@ -15,7 +15,7 @@ authorization server and the scopes; the views' 401 answers carry
 can discover where to get a token; and only access tokens whose ``aud`` is this resource are
 accepted (RFC 8707), never one minted for another resource.
 
-A separate resource server uses :func:`metadata_document` and
+A separate resource server uses :func:`serve_metadata` and
 ``ResourceProtector.for_issuer(issuer, audience=resource, resource_metadata=url)``.
 """
 
@@ -119,6 +119,26 @@ def _serve(resource: ProtectedResource) -> Response:
     response.headers["Cache-Control"] = f"public, max-age={state.config['UAUTH_DISCOVERY_MAX_AGE']}"
     response.headers["Access-Control-Allow-Origin"] = "*"  # public metadata, no credentials
     return response
+
+
+def serve_metadata(app: Flask, resource: str, authorization_servers: Sequence[str], *,
+                   scopes: Iterable[str] = (), name: str | None = None,
+                   max_age: int = 300) -> None:
+    """For a separate resource server (no uauth in the app): serve ``resource``'s RFC 9728
+    document on ``app``; pair it with ``ResourceProtector.for_issuer(issuer,
+    audience=resource, resource_metadata=metadata_url(resource))``."""
+    body = json.dumps(metadata_document(resource, authorization_servers, scopes=scopes,
+                                        name=name))
+
+    def view() -> Response:
+        response = Response(body, mimetype="application/json")
+        response.headers["Cache-Control"] = f"public, max-age={max_age}"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    app.add_url_rule(metadata_path(resource), "oauth_protected_resource_metadata"
+                     + metadata_path(resource).replace("/", "_").replace(".", "_"), view,
+                     methods=["GET"])
 
 
 def declare(resource: str, *, scopes: Iterable[str] | None = None, name: str | None = None,
