@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from uauth.web.protected_resource import metadata_url
+from uauth.web.protected_resource import serve_metadata
 from uauth.web.resource import AccessToken
 from uauth.web.resource import IssuerKeys
 from uauth.web.resource import KeysUnavailable
@@ -11,4 +13,4 @@ from uauth.web.resource import TokenValidator
 from uauth.web.resource import current_token
 
 __all__ = ["AccessToken", "IssuerKeys", "KeysUnavailable", "ResourceProtector", "TokenValidator",
-           "current_token"]
+           "current_token", "metadata_url", "serve_metadata"]
