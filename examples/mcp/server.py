@@ -21,11 +21,11 @@ import threading
 from typing import Any
 
 import anyio.to_thread
-from uauth.tokens import InvalidToken
 
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from uauth.resource import InvalidToken
 from uauth.resource import KeysUnavailable
 from uauth.resource import TokenValidator
 
