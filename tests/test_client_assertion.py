@@ -11,6 +11,7 @@ from typing import Any
 import jwt
 import pytest
 from click.testing import CliRunner
+from click.testing import Result
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -21,6 +22,8 @@ from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.app import create_app
 from uauth.core.clients import RegistrationError
+from uauth.core.clients import get_client
+from uauth.core.models import Client
 from uauth.ops.cli import cli
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
@@ -263,3 +266,43 @@ def test_cli_registers_a_private_key_jwt_client(tmp_path: Path,
                               "http://keys.example.com/jwks"], env={"UAUTH_ISSUER": ISSUER},
                          obj=create_app)
     assert bad.exit_code == 1 and "https" in bad.output
+
+
+def test_cli_client_update_takes_the_key_options(tmp_path: Path,
+                                                 rsa_key: tuple[Any, dict[str, Any]]) -> None:
+    """`client update` accepts what `client add` does for private_key_jwt: a secret client
+    becomes a key client (its secret is dropped), and --jwks replaces a --jwks-uri."""
+    _, public = rsa_key
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [public]}))
+    runner = CliRunner()
+    instance = tmp_path / "inst"
+    env = {"UAUTH_ISSUER": ISSUER}
+
+    def run(*args: str) -> Result:
+        return runner.invoke(cli, ["--instance", str(instance), *args], env=env, obj=create_app)
+
+    assert run("init").exit_code == 0
+    created = json.loads(run("client", "add", "--name", "Svc", "--grant-type",
+                             "client_credentials", "--json").output.strip().splitlines()[-1])
+    client_id = created["client_id"]
+    assert created["client_secret"]
+    store = SQLiteStore(instance / "uauth.db")
+
+    def stored() -> Client:
+        found = get_client(store, client_id)
+        assert found is not None
+        return found
+
+    moved = run("client", "update", client_id, "--token-endpoint-auth-method", "private_key_jwt",
+                "--jwks-uri", "https://keys.example.com/jwks")
+    assert moved.exit_code == 0, moved.output
+    after = stored()
+    assert after.token_endpoint_auth_method == "private_key_jwt"
+    assert after.jwks_uri == "https://keys.example.com/jwks" and after.secret_hash is None
+    inline = run("client", "update", client_id, "--jwks", str(jwks))
+    assert inline.exit_code == 0, inline.output
+    assert stored().jwks == {"keys": [public]} and stored().jwks_uri is None
+    refused = run("client", "update", client_id, "--jwks-uri", "http://keys.example.com/jwks")
+    assert refused.exit_code == 1 and "https" in refused.output
+    store.close()

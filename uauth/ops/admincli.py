@@ -168,6 +168,9 @@ def client_update(client_id: str, **given: Any) -> None:
                 elif option == "jwks_uri":
                     values["jwks"] = None
         values["public"] = current.is_public if public is None else public
+        if not given.get("response_types") and not {"authorization_code", "implicit"} & set(
+                values["grant_types"]):
+            values["response_types"] = None  # a machine client's stored ["code"] is no choice
         if public is not None and public != current.is_public and not given.get(
                 "token_endpoint_auth_method"):
             values["token_endpoint_auth_method"] = None  # the new kind's default
