@@ -97,6 +97,7 @@ _FIELDS = {
     "require_par": "require_pushed_authorization_requests", "jwks_file": "jwks",
     "jwks_uri": "jwks_uri", "require_mfa": "require_mfa",
     "allow_unsigned_request_objects": "allow_unsigned_request_objects",
+    "require_mfa": "require_mfa",
 }
 #: What a client said about itself when it registered (RFC 7591): kept by an update.
 _KEPT = ("registration", "client_uri", "logo_uri", "application_type")
