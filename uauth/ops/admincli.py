@@ -95,7 +95,7 @@ _FIELDS = {
     "sector_identifier_uri": "sector_identifier_uri",
     "id_token_alg": "id_token_signed_response_alg",
     "require_par": "require_pushed_authorization_requests", "jwks_file": "jwks",
-    "jwks_uri": "jwks_uri", "require_mfa": "require_mfa",
+    "jwks_uri": "jwks_uri",
     "allow_unsigned_request_objects": "allow_unsigned_request_objects",
     "require_mfa": "require_mfa",
 }
