@@ -9,7 +9,7 @@ BIND   ?= 127.0.0.1:5000
 WORKERS ?= 2
 PORT   ?= 5001
 
-.PHONY: run lint test test-fast bench clean example
+.PHONY: run lint test test-fast bench clean example example-mcp
 
 # Two stamps: running needs the runtime dependencies only (`pip install -e .`); the tests add
 # the test extras (Playwright, mypy, ruff, ...) on top.
@@ -52,6 +52,10 @@ example: $(RUN_STAMP)
 	NOTES_UAUTH_ISSUER=http://127.0.0.1:$(PORT)/auth $(BIN)/flask --app examples/embedded/notes demo
 	NOTES_UAUTH_ISSUER=http://127.0.0.1:$(PORT)/auth $(BIN)/flask --app examples/embedded/notes \
 	  run --port $(PORT)
+
+# Notes MCP, an MCP server protected by uauth (examples/mcp/README.md): run `make run` beside it.
+example-mcp: $(STAMP)
+	$(BIN)/python -m examples.mcp.server --port 8000
 
 # The same suite without the slow browser/load tests (CI always runs everything).
 test-fast: $(STAMP)

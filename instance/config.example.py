@@ -115,6 +115,27 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Profile attributes released as claims: {scope: {description, claims: {claim: attribute} or [claim, ...]}}; new scopes join UAUTH_SCOPES and discovery.
 # UAUTH_CUSTOM_SCOPES = {}
 
+# Resources (RFC 8707) tokens may be asked for: {uri: {name, scopes: [...]}}; the scopes join UAUTH_SCOPES. Self-registered clients may ask for any of them; others for their --audience values.
+# UAUTH_RESOURCES = {}
+
+# Dynamic client registration (RFC 7591) at /register: off, token (needs an initial access token from `uauth registration token create`) or open (anyone, within the policy below).
+# UAUTH_REGISTRATION = 'off'
+
+# Scopes an openly registered client may ask for, besides every UAUTH_RESOURCES scope.
+# UAUTH_REGISTRATION_SCOPES = ['openid', 'profile', 'email', 'offline_access']
+
+# Open registrations allowed per IP address and hour.
+# UAUTH_REGISTRATION_RATE = 10
+
+# Seconds after which a dynamically registered client that got no token is removed by `uauth client prune`.
+# UAUTH_REGISTRATION_UNUSED_TTL = 2592000
+
+# Client ID metadata documents (an https URL as client_id): off, allowlist (only hosts in UAUTH_CIMD_HOSTS) or on (any public https host).
+# UAUTH_CIMD = 'allowlist'
+
+# Hosts whose client ID metadata documents are accepted under UAUTH_CIMD = allowlist.
+# UAUTH_CIMD_HOSTS = []
+
 # Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) or public (the same sub everywhere).
 # UAUTH_DEFAULT_SUBJECT_TYPE = 'pairwise'
 

@@ -21,12 +21,14 @@ from flask_login import user_logged_out
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from uauth.core import audit
+from uauth.core import cimd
 from uauth.core import settings
 from uauth.core.backchannel import Backchannel
 from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
 from uauth.core.factors import SEAL_INFO
 from uauth.core.factors import Factors
+from uauth.core.fetcher import from_settings as fetcher_from_settings
 from uauth.core.keyring import KeyRing
 from uauth.core.keyring import Policy
 from uauth.core.keys import KeySealError
@@ -47,12 +49,15 @@ from uauth.storage import system_clock
 from uauth.web.login import current_session
 from uauth.web.login import record_login
 from uauth.web.login import record_logout
+from uauth.web.protected_resource import ProtectedResource
+from uauth.web.protected_resource import declare
 from uauth.web.requestlog import audit_context
 from uauth.web.resource import ResourceProtector
 from uauth.web.resource import local_access_token
 from uauth.web.state import AppState
 from uauth.web.state import get_state
 from uauth.web.views import register_blueprints
+from uauth.web.views.discovery import build_metadata
 
 __all__ = ["AppState", "State", "UAuth", "get_state"]
 
@@ -75,6 +80,8 @@ class UAuth:
         self._store_override = store
         self._clock = clock or system_clock
         self._protector = ResourceProtector(local_access_token)
+        self._apps: list[Flask] = []
+        self._resources: list[ProtectedResource] = []
         if app is not None:
             self.init_app(app)
 
@@ -101,7 +108,11 @@ class UAuth:
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
         state.clients = ClientCache(store, config.client_cache_ttl)
         state.factors = Factors(store, sealer(_secrets(app), info=SEAL_INFO), self._clock)
+        state.fetch_json = fetcher_from_settings(config, timeout=5.0, max_bytes=64 * 1024,
+                                                 clock=self._clock).fetch_json
+        state.clients.resolver = functools.partial(cimd.lookup, state)
         state.server = build_server(state)
+        state.server.discovery = functools.partial(build_metadata, state)
         state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
         app.extensions["uauth"] = state
@@ -110,6 +121,9 @@ class UAuth:
         register_blueprints(app, config.url_prefix)
         _exempt_from_csrf(app)
         register_cli(app)
+        self._apps.append(app)
+        for declared in self._resources:
+            declared.serve_metadata(app)
         proxies = config.trusted_proxies
         if proxies:
             app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -144,6 +158,21 @@ class UAuth:
             return self._protector.require_token(scope)
         return ResourceProtector(functools.partial(local_access_token, audience=audience),
                                  realm=self._protector.realm).require_token(scope)
+
+    def protected_resource(self, resource: str, *, scopes: Iterable[str] | None = None,
+                           name: str | None = None) -> ProtectedResource:
+        """Declare a resource (RFC 8707 URI) the host app serves: uauth serves its RFC 9728
+        metadata, and its ``require_token`` accepts only tokens for it, with 401 challenges
+        naming the metadata (see :mod:`uauth.web.protected_resource`).
+
+        :param scopes: scopes the resource accepts (default: its ``UAUTH_RESOURCES`` entry).
+        :param name: a display name (default: its ``UAUTH_RESOURCES`` entry).
+        """
+        declared = declare(resource, scopes=scopes, name=name, realm=self._protector.realm)
+        self._resources.append(declared)
+        for app in self._apps:
+            declared.serve_metadata(app)
+        return declared
 
     @staticmethod
     def _init_login(app: Flask) -> None:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from uauth.core.tokens import InvalidToken
+from uauth.web.protected_resource import metadata_url
+from uauth.web.protected_resource import serve_metadata
 from uauth.web.resource import AccessToken
 from uauth.web.resource import IssuerKeys
 from uauth.web.resource import KeysUnavailable
@@ -10,5 +13,5 @@ from uauth.web.resource import ResourceProtector
 from uauth.web.resource import TokenValidator
 from uauth.web.resource import current_token
 
-__all__ = ["AccessToken", "IssuerKeys", "KeysUnavailable", "ResourceProtector", "TokenValidator",
-           "current_token"]
+__all__ = ["AccessToken", "InvalidToken", "IssuerKeys", "KeysUnavailable", "ResourceProtector",
+           "TokenValidator", "current_token", "metadata_url", "serve_metadata"]

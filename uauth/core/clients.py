@@ -28,7 +28,10 @@ from .fetcher import SafeFetcher
 from .jwks import check_jwks
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
+from .models import OPERATOR
+from .models import PRIVATE_KEY_JWT
 from .models import RESPONSE_MODES
+from .models import SECRET_AUTH_METHODS
 from .models import Client
 from .settings import DEFAULTS
 from .settings import SUBJECT_TYPES
@@ -249,7 +252,17 @@ class Registration:
     require_pushed_authorization_requests: bool = False
     #: The client's public keys for signed request objects (an inline JWKS).
     jwks: dict[str, Any] | None = None
+    #: Or where to fetch them (https); private_key_jwt needs one of the two.
+    jwks_uri: str | None = None
     allow_unsigned_request_objects: bool = False
+    #: How the client came to exist: ``operator``, ``dynamic`` or ``metadata_document``.
+    registration: str = OPERATOR
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    #: ``web`` or ``native`` (OIDC Registration §2).
+    application_type: str = "web"
+    #: A given client id (a metadata document's URL); None: a new random one.
+    client_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,9 +295,13 @@ def registration_rules(state: State) -> RegistrationRules:
 
 
 def register_client(store: Store, registration: Registration,
-                    rules: RegistrationRules = RegistrationRules(), *, now: int = 0
-                    ) -> tuple[Client, str | None]:
-    """Validate and store a new client; returns it and its secret (shown once, stored hashed)."""
+                    rules: RegistrationRules = RegistrationRules(), *, now: int = 0,
+                    save: bool = True) -> tuple[Client, str | None]:
+    """Validate and store a new client; returns it and its secret (shown once, stored hashed).
+
+    :param save: False validates and builds the client without storing it (a client ID
+        metadata document's client lives in the fetcher's cache, not in storage).
+    """
     reg = registration
     name, public, scope = reg.name, reg.public, reg.scope
     redirect_uris, grant_types, response_types = (reg.redirect_uris, reg.grant_types,
@@ -316,7 +333,9 @@ def register_client(store: Store, registration: Registration,
         raise RegistrationError(
             f"token endpoint auth method must be one of {', '.join(AUTH_METHODS)}")
     if public != (method == "none"):
-        raise RegistrationError("public clients use 'none'; confidential clients use a secret")
+        raise RegistrationError("public clients use 'none'; confidential clients use a secret "
+                                "or private_key_jwt")
+    jwks, jwks_uri = check_client_keys(method, reg.jwks, reg.jwks_uri)
     responses = [" ".join(sorted(rt.split())) for rt in (response_types or ["code"])]
     for rt in responses:
         if rt not in {" ".join(sorted(r.split())) for r in RESPONSE_TYPES}:
@@ -366,14 +385,15 @@ def register_client(store: Store, registration: Registration,
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
-    if reg.jwks is not None:
+    if jwks is not None:
         try:
-            check_jwks(reg.jwks)
+            check_jwks(jwks)
         except ValueError as exc:
             raise RegistrationError(f"--jwks: {exc}") from None
-    secret = None if public else secrets.token_urlsafe(32)
+    secret = None if method not in SECRET_AUTH_METHODS else secrets.token_urlsafe(32)
     client = Client(
-        client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
+        # alphanumeric: never mistaken for a CLI option
+        client_id=reg.client_id or generate_token(24),
         name=name,
         redirect_uris=uris,
         secret_hash=None if secret is None else hash_key(secret),
@@ -397,13 +417,36 @@ def register_client(store: Store, registration: Registration,
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
-        require_mfa=registration.require_mfa,
+        require_mfa=reg.require_mfa,
         require_pushed_authorization_requests=reg.require_pushed_authorization_requests,
-        jwks=reg.jwks,
+        jwks=jwks,
+        jwks_uri=jwks_uri,
         allow_unsigned_request_objects=reg.allow_unsigned_request_objects,
+        registration=reg.registration,
+        client_uri=reg.client_uri,
+        logo_uri=reg.logo_uri,
+        application_type=reg.application_type,
     )
-    save_client(store, client)
+    if save:
+        save_client(store, client)
     return client, secret
+
+
+def check_client_keys(method: str, jwks: dict[str, Any] | None, jwks_uri: str | None
+                      ) -> tuple[dict[str, Any] | None, str | None]:
+    """A client's keys (signed request objects, private_key_jwt): an inline ``jwks`` (checked
+    by :func:`uauth.request_object.check_jwks`) or an https ``jwks_uri``, never both;
+    private_key_jwt needs one of them."""
+    if jwks and jwks_uri:
+        raise RegistrationError("give either jwks (--jwks FILE) or jwks_uri (--jwks-uri URL)")
+    if method == PRIVATE_KEY_JWT and not (jwks or jwks_uri):
+        raise RegistrationError("private_key_jwt needs either jwks (--jwks FILE) or jwks_uri "
+                                "(--jwks-uri URL)")
+    if jwks_uri is not None:
+        parts = urlsplit(jwks_uri)
+        if parts.scheme != "https" or not parts.hostname or parts.fragment or "#" in jwks_uri:
+            raise RegistrationError(f"jwks_uri {jwks_uri!r} must be an https URL")
+    return jwks or None, jwks_uri or None
 
 
 def save_client(store: Store, client: Client) -> None:
@@ -430,8 +473,12 @@ class ClientCache:
         self._clock = clock
         self._entries: dict[str, tuple[Client, float]] = {}
         self._origins: dict[str, float] = {}
+        #: Looks up clients whose id is an https URL (client ID metadata documents, uauth.cimd).
+        self.resolver: Callable[[str], Client | None] | None = None
 
     def get(self, client_id: str | None) -> Client | None:
+        if self.resolver is not None and client_id and client_id.startswith("https://"):
+            return self.resolver(client_id)  # the safe fetcher caches the document
         if not client_id or self._ttl <= 0:
             return get_client(self._store, client_id)
         now = self._clock()

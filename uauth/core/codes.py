@@ -8,8 +8,11 @@ a replay.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from uauth.core.records import CODE
 from uauth.storage import Consumed
+from uauth.storage import Record
 from uauth.storage import Store
 from uauth.storage import hash_key
 
@@ -21,12 +24,19 @@ def save_code(store: Store, code: str, record: AuthorizationCode, *, ttl: int) -
     store.save(CODE, hash_key(code), record.to_record(), ttl=ttl, grant_id=record.grant_id)
 
 
-def consume_code(store: Store, code: str, client_id: str) -> Consumed | None:
+def consume_code(store: Store, code: str, client_id: str,
+                 before: Callable[[Record], None] | None = None) -> Consumed | None:
     """Redeem ``code`` once, atomically, for ``client_id``; None for an unknown or expired
     code, and for a code issued to another client, which is left as it was: a foreign client
-    burns nothing and revokes nothing (issue 17)."""
+    burns nothing and revokes nothing (issue 17).
+
+    :param before: called with the stored record before the code is spent; what it raises
+        leaves the code unspent (the token request's resources, RFC 8707 §2.2).
+    """
     key = hash_key(code)
     found = store.find(CODE, key)
     if found is None or found.get("client_id") != client_id:
         return None
+    if before is not None:
+        before(found)
     return store.consume(CODE, key)

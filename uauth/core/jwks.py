@@ -1,8 +1,16 @@
-"""Clients' registered public keys (an inline JWKS, RFC 7517): what registration accepts and
-what a request object's signature is checked against (:mod:`uauth.oauth.request_object`)."""
+"""Clients' registered public keys (RFC 7517): what registration accepts, and what a request
+object's signature (:mod:`uauth.oauth.request_object`) and a private_key_jwt client assertion
+(:mod:`uauth.oauth.client_assertion`) are checked against: an inline ``jwks``, or an https
+``jwks_uri`` fetched through the safe outbound fetcher (:mod:`uauth.core.fetcher`, which
+caches) and checked the same way.
+
+Only public keys are accepted: a symmetric (``oct``) or private key in a client's set is
+refused, so an HMAC "signature" made with a public key can never verify.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -29,7 +37,29 @@ def check_jwks(jwks: Any) -> dict[str, Any]:
     return jwks
 
 
-def client_keys(client: Client) -> list[dict[str, Any]]:
-    """The public keys a client signs with, as JWKs: its registered inline JWKS (issue 16 adds
-    ``jwks_uri``)."""
-    return list((client.jwks or {}).get("keys", []))
+#: ``fetch(url) -> JSON``: the safe fetcher's ``fetch_json``; raises on any failure.
+JsonFetcher = Callable[[str], Any]
+
+
+class ClientKeysError(ValueError):
+    """The client's keys cannot be fetched or used; the message says why."""
+
+
+def client_keys(client: Client, fetch: JsonFetcher | None = None) -> list[dict[str, Any]]:
+    """The public keys a client signs with, as JWKs: its registered ``jwks``, else its
+    ``jwks_uri`` fetched with ``fetch``; [] when it has neither (or no ``fetch`` is given).
+
+    :raises ClientKeysError: the ``jwks_uri`` cannot be fetched or holds unusable keys.
+    """
+    if client.jwks:
+        return list(client.jwks.get("keys", []))
+    if client.jwks_uri and fetch is not None:
+        try:
+            document = fetch(client.jwks_uri)
+        except Exception as exc:  # FetchError, with the reason (never a hung worker)
+            raise ClientKeysError(f"cannot fetch the client's jwks_uri: {exc}") from None
+        try:
+            return list(check_jwks(document)["keys"])
+        except ValueError as exc:
+            raise ClientKeysError(f"the client's jwks_uri: {exc}") from None
+    return []

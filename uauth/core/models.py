@@ -21,6 +21,8 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from uauth.storage import Record
 from uauth.storage import hash_key
 
+from .loopback import redirect_uri_matches
+
 M = TypeVar("M", bound="Model")
 
 
@@ -47,7 +49,12 @@ class Model:
 
 #: Client authentication methods at the token endpoint, secret-based first.
 SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-AUTH_METHODS = (*SECRET_AUTH_METHODS, "none")
+#: Client authentication with a JWT signed by the client's own key (RFC 7523 §2.2).
+PRIVATE_KEY_JWT = "private_key_jwt"
+AUTH_METHODS = (*SECRET_AUTH_METHODS, "none", PRIVATE_KEY_JWT)
+#: How a client came to exist: an operator's CLI, dynamic registration (RFC 7591), or its
+#: client ID metadata document (an https URL as client_id).
+OPERATOR, DYNAMIC, METADATA_DOCUMENT = "operator", "dynamic", "metadata_document"
 #: Authorization response modes (OAuth 2.0 Multiple Response Types; Form Post Response Mode).
 RESPONSE_MODES = ("query", "fragment", "form_post")
 
@@ -99,14 +106,30 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     require_mfa: bool = False
     #: Authorization requests must come through /par (RFC 9126 §6).
     require_pushed_authorization_requests: bool = False
-    #: Public keys the client signs request objects with (an inline JWKS, RFC 7517).
+    #: Public keys the client signs request objects and private_key_jwt assertions with (an
+    #: inline JWKS, RFC 7517), or where to fetch them (https).
     jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
     #: Accept request objects with ``alg: none`` from this client (OIDC Core §6.1).
     allow_unsigned_request_objects: bool = False
+    #: ``operator``, ``dynamic`` or ``metadata_document`` (see :data:`OPERATOR`).
+    registration: str = OPERATOR
+    #: Shown on the consent page as the client says it (registration / metadata document).
+    client_uri: str | None = None
+    logo_uri: str | None = None
+    #: ``web`` or ``native`` (OIDC Registration §2).
+    application_type: str = "web"
+    #: Digest of the RFC 7592 registration access token of a dynamic client.
+    registration_token_hash: str | None = None
 
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def self_registered(self) -> bool:
+        """Registered by no operator: dynamic registration or a metadata document."""
+        return self.registration != OPERATOR
 
     @property
     def allowed_scopes(self) -> set[str]:
@@ -127,8 +150,9 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
         return " ".join(s for s in dict.fromkeys(scope_to_list(scope)) if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        # Exact string match, no normalisation (RFC 9700 §2.1, §4.1.3).
-        return redirect_uri in self.redirect_uris
+        # Exact string match, no normalisation (RFC 9700 §2.1, §4.1.3), except the port of a
+        # loopback redirect URI (RFC 8252 §7.3).
+        return redirect_uri_matches(redirect_uri, self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_hash is None:
@@ -138,6 +162,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if self.is_public:
             return method == "none"
+        if self.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+            return method == PRIVATE_KEY_JWT
         return method in SECRET_AUTH_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
@@ -195,6 +221,8 @@ class AuthorizationCode(Model, AuthorizationCodeMixin):  # type: ignore[misc]
     acr: str | None = None
     sid: str | None = None
     claims: dict[str, Any] | None = None
+    #: Resources (RFC 8707) the authorization request named and the user allowed.
+    resources: list[str] = field(default_factory=list)
 
     def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
@@ -227,6 +255,8 @@ class RefreshToken(Model, TokenMixin):  # type: ignore[misc]
     sid: str | None = None
     #: Claim names the ``claims`` request parameter asked for, kept for every refresh.
     claims: dict[str, Any] | None = None
+    #: Resources (RFC 8707) granted: a refresh may narrow to these, never widen.
+    resources: list[str] = field(default_factory=list)
 
     def check_client(self, client: ClientMixin) -> bool:
         return bool(self.client_id == client.get_client_id())

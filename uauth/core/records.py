@@ -55,6 +55,11 @@ PUSHED = "pushed_request"
 DEVICE_CODE = "device_code"
 USER_CODE = "device_user_code"
 DEVICE_POLL = "device_poll"
+INITIAL_TOKEN = "registration_token"
+INITIAL_TOKEN_USES = "registration_token_uses"
+REGISTRATION_RATE = "registration_rate"
+CLIENT_USED = "client_used"
+ASSERTION_JTI = "client_assertion_jti"
 
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
@@ -117,4 +122,15 @@ RECORDS: tuple[RecordKind, ...] = (
     RecordKind(USER_CODE, "hash_key(normalised user code)", "UAUTH_DEVICE_CODE_TTL; consumed by "
                "the person's decision", "uauth.core.device"),
     RecordKind(DEVICE_POLL, "hash_key(device code)", "as its device code", "uauth.core.device"),
+    RecordKind(INITIAL_TOKEN, "hash_key(initial access token)", "its --expires (`uauth "
+               "registration token create`)", "uauth.core.registration"),
+    RecordKind(INITIAL_TOKEN_USES, "hash_key(initial access token)", "as its token "
+               "(Store.incr: registrations made with it)", "uauth.core.registration"),
+    RecordKind(REGISTRATION_RATE, "client address", "an hour from the first open registration "
+               "(Store.incr)", "uauth.oauth.registration"),
+    RecordKind(CLIENT_USED, "client id", "forever (as its dynamic client); when it last got a "
+               "token, for `uauth client prune`", "uauth.core.registration"),
+    RecordKind(ASSERTION_JTI, "hash_key(<client id>\\x00<jti>)", "until the client assertion "
+               "could no longer verify (its exp + leeway; Store.add: used once)",
+               "uauth.oauth.client_assertion"),
 )

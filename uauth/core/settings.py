@@ -27,6 +27,7 @@ from uauth.core.attributes import catalogue
 from uauth.core.attributes import parse_definition
 from uauth.core.claims import parse_custom_scopes
 from uauth.core.keys import SUPPORTED_ALGS
+from uauth.core.resources import parse_resources
 from uauth.storage.redis import parse_sentinel_url
 from uauth.storage.redis_cluster import parse_cluster_url
 
@@ -275,6 +276,15 @@ def _custom_scopes(name: str, value: Any, config: Mapping[str, Any]) -> dict[str
         raise ConfigError(f"{name}: {exc}") from None
 
 
+def _resources(name: str, value: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The resources (RFC 8707); their scopes are known scopes too
+    (:attr:`Settings.known_scopes`)."""
+    try:
+        return parse_resources(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 SUBJECT_TYPES = ("pairwise", "public")
 
 
@@ -507,6 +517,54 @@ SETTINGS: tuple[Setting, ...] = (
         _custom_scopes,
     ),
     Setting(
+        "UAUTH_RESOURCES",
+        {},
+        "Resources (RFC 8707) tokens may be asked for: {uri: {name, scopes: [...]}}; the "
+        "scopes join UAUTH_SCOPES. Self-registered clients may ask for any of them; others "
+        "for their --audience values.",
+        _resources,
+    ),
+    Setting(
+        "UAUTH_REGISTRATION",
+        "off",
+        "Dynamic client registration (RFC 7591) at /register: off, token (needs an initial "
+        "access token from `uauth registration token create`) or open (anyone, within the "
+        "policy below).",
+        _choice(("off", "token", "open")),
+    ),
+    Setting(
+        "UAUTH_REGISTRATION_SCOPES",
+        ["openid", "profile", "email", "offline_access"],
+        "Scopes an openly registered client may ask for, besides every UAUTH_RESOURCES scope.",
+        _str_list,
+    ),
+    Setting(
+        "UAUTH_REGISTRATION_RATE",
+        10,
+        "Open registrations allowed per IP address and hour.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_REGISTRATION_UNUSED_TTL",
+        30 * 24 * 3600,
+        "Seconds after which a dynamically registered client that got no token is removed by "
+        "`uauth client prune`.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_CIMD",
+        "allowlist",
+        "Client ID metadata documents (an https URL as client_id): off, allowlist (only hosts "
+        "in UAUTH_CIMD_HOSTS) or on (any public https host).",
+        _choice(("off", "allowlist", "on")),
+    ),
+    Setting(
+        "UAUTH_CIMD_HOSTS",
+        [],
+        "Hosts whose client ID metadata documents are accepted under UAUTH_CIMD = allowlist.",
+        _str_list,
+    ),
+    Setting(
         "UAUTH_DEFAULT_SUBJECT_TYPE",
         "pairwise",
         "Subject type of new clients: pairwise (a different sub per sector, OIDC Core 8.1) "
@@ -702,6 +760,13 @@ class Settings:
     mfa: str
     webauthn_rp_id: str
     custom_scopes: Mapping[str, Mapping[str, Any]]
+    resources: Mapping[str, Mapping[str, Any]]
+    registration: str
+    registration_scopes: tuple[str, ...]
+    registration_rate: int
+    registration_unused_ttl: int
+    cimd: str
+    cimd_hosts: tuple[str, ...]
     default_subject_type: str
     trusted_proxies: int
     max_body_bytes: int
@@ -729,8 +794,11 @@ class Settings:
 
     @property
     def known_scopes(self) -> tuple[str, ...]:
-        """``UAUTH_SCOPES`` and the operator's custom scopes: every scope a client may ask for."""
-        return (*self.scopes, *(s for s in self.custom_scopes if s not in self.scopes))
+        """``UAUTH_SCOPES``, the operator's custom scopes and the scopes of ``UAUTH_RESOURCES``:
+        every scope a client may ask for."""
+        extra = [*self.custom_scopes,
+                 *(s for spec in self.resources.values() for s in spec["scopes"])]
+        return (*self.scopes, *(s for s in dict.fromkeys(extra) if s not in self.scopes))
 
 
 def field_key(name: str) -> str:

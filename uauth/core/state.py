@@ -7,6 +7,7 @@ server (:class:`uauth.web.state.AppState`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -49,6 +50,8 @@ class State:
     clients: ClientCache = field(init=False)
     #: Passkeys, TOTP devices and recovery codes (factors.py).
     factors: Factors = field(init=False)
+    #: ``fetch_json(url)`` of the safe outbound fetcher (jwks_uri, metadata documents).
+    fetch_json: Callable[[str], Any] | None = None
 
     def now(self) -> int:
         return int(self.clock())

@@ -42,8 +42,9 @@ REFRESH_TOKEN = "refresh_token"
 
 #: Public clients may revoke their own tokens (an SPA signing out); only confidential clients,
 #: resource servers above all, may introspect.
-REVOCATION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+REVOCATION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
+                           "private_key_jwt"]
+INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 #: Access token claims an introspection response repeats (RFC 7662 §2.2).
 INTROSPECTED_CLAIMS = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time",

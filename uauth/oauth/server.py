@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 from typing import Any
@@ -22,12 +23,16 @@ from werkzeug.datastructures import MultiDict
 from uauth.core.audit import CLIENT_AUTH_FAILED
 from uauth.core.audit import CLIENT_AUTH_THROTTLED
 from uauth.core.audit import audit
+from uauth.core.cimd import is_metadata_url
+from uauth.core.cimd import resolve
 from uauth.core.models import Client
 
+from .client_assertion import register as register_private_key_jwt
 from .end_session import EndSession
 from .endpoints import register_endpoints
 from .grants import register_grants
 from .grants.device_code import DeviceAuthorization
+from .registration import register as register_registration
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -59,6 +64,13 @@ class UAuthRequest(OAuth2Request):  # type: ignore[misc]
     def __init__(self, method: str, path: str, headers: Any, data: MultiDict[str, str],
                  issuer: str) -> None:
         super().__init__(method=method, uri=issuer + path, headers=headers)
+        self.payload = _Payload(data)
+
+    def set_param(self, name: str, value: str) -> None:
+        """Replace one parameter for the grant (a default the server chose), leaving the
+        view's own copy of the parameters as the client sent them."""
+        data = self.payload.data.copy()
+        data[name] = value
         self.payload = _Payload(data)
 
     @property
@@ -98,8 +110,13 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, state: State) -> None:
         super().__init__(scopes_supported=None)
         self.state = state
+        #: The discovery document (RFC 8414), built by the web layer and set by the wiring;
+        #: dynamic registration checks client metadata against it.
+        self.discovery: Callable[[], dict[str, Any]] | None = None
 
     def query_client(self, client_id: str) -> Client | None:
+        if is_metadata_url(client_id) and self.state.settings.cimd != "off":
+            return resolve(self.state, client_id)  # invalid_client, with the reason
         return self.state.clients.get(client_id)
 
     def authenticate_client(self, request: OAuth2Request, methods: list[str],
@@ -151,7 +168,9 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
 
 def build_server(state: State) -> UAuthServer:
     server = UAuthServer(state)
+    register_private_key_jwt(server)
     register_grants(server)
+    register_registration(server)
     register_endpoints(server)
     server.register_endpoint(EndSession)
     server.register_endpoint(DeviceAuthorization)

@@ -20,6 +20,7 @@ from uauth.core.clients import save_client
 from uauth.core.consents import apps_group
 from uauth.core.consents import apps_of
 from uauth.core.consents import revoke_app
+from uauth.core.models import SECRET_AUTH_METHODS
 from uauth.ops.cli import _end_sessions
 from uauth.ops.cli import _own_users
 from uauth.ops.cli import client
@@ -94,9 +95,12 @@ _FIELDS = {
     "sector_identifier_uri": "sector_identifier_uri",
     "id_token_alg": "id_token_signed_response_alg",
     "require_par": "require_pushed_authorization_requests", "jwks_file": "jwks",
+    "jwks_uri": "jwks_uri",
     "allow_unsigned_request_objects": "allow_unsigned_request_objects",
     "require_mfa": "require_mfa",
 }
+#: What a client said about itself when it registered (RFC 7591): kept by an update.
+_KEPT = ("registration", "client_uri", "logo_uri", "application_type")
 
 
 def _get_client(client_id: str) -> Any:
@@ -151,7 +155,7 @@ def client_update(client_id: str, **given: Any) -> None:
     with in_app(ctx):
         state = current_state()
         current = _get_client(client_id)
-        values = {field: getattr(current, field) for field in _FIELDS.values()}
+        values = {field: getattr(current, field) for field in (*_FIELDS.values(), *_KEPT)}
         for option, value in given.items():
             if option == "jwks_file" and value is not None:
                 try:
@@ -160,7 +164,14 @@ def client_update(client_id: str, **given: Any) -> None:
                     fail("--jwks: the file is not JSON")
             if value is not None and value != ():
                 values[_FIELDS[option]] = list(value) if isinstance(value, tuple) else value
+                if option == "jwks_file":
+                    values["jwks_uri"] = None  # one or the other
+                elif option == "jwks_uri":
+                    values["jwks"] = None
         values["public"] = current.is_public if public is None else public
+        if not given.get("response_types") and not {"authorization_code", "implicit"} & set(
+                values["grant_types"]):
+            values["response_types"] = None  # a machine client's stored ["code"] is no choice
         if public is not None and public != current.is_public and not given.get(
                 "token_endpoint_auth_method"):
             values["token_endpoint_auth_method"] = None  # the new kind's default
@@ -181,7 +192,8 @@ def client_update(client_id: str, **given: Any) -> None:
                  f"{current.sector_identifier!r} to {checked.sector_identifier!r}, and with it "
                  "every user's sub; keep a redirect URI on the old host or register a new client")
         checked.client_id = current.client_id
-        if not checked.is_public and current.secret_hash:
+        checked.registration_token_hash = current.registration_token_hash
+        if checked.token_endpoint_auth_method in SECRET_AUTH_METHODS and current.secret_hash:
             checked.secret_hash, secret = current.secret_hash, None
         save_client(state.store, checked)
     changed = sorted(k.replace("secret_hash", "client_secret") for k, v in

@@ -408,7 +408,10 @@ def client() -> None:
 @click.option("--require-par", is_flag=True,
               help="Authorization requests must be pushed to /par first (RFC 9126).")
 @click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
-              help="JSON Web Key Set of the client's public keys (signed request objects).")
+              help="JSON Web Key Set of the client's public keys (signed request objects, "
+              "private_key_jwt).")
+@click.option("--jwks-uri", metavar="URL",
+              help="https URL of the client's JWK Set, for private_key_jwt.")
 @click.option("--allow-unsigned-request-objects", is_flag=True,
               help="Accept request objects with alg none from this client (not recommended).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
@@ -423,9 +426,13 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
                id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
-               allow_unsigned_request_objects: bool, require_mfa: bool,
+               jwks_uri: str | None, allow_unsigned_request_objects: bool, require_mfa: bool,
                as_json: bool) -> None:
-    """Register a client; its secret is printed once and stored only as a hash."""
+    """Register a client; its secret is printed once and stored only as a hash.
+
+    With --token-endpoint-auth-method private_key_jwt the client authenticates with a JWT
+    signed by a key of its --jwks or --jwks-uri (no secret).
+    """
     try:
         jwks = json.load(jwks_file) if jwks_file is not None else None
     except ValueError:
@@ -449,7 +456,8 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                 sector_identifier_uri=sector_identifier_uri,
                 id_token_signed_response_alg=id_token_alg,
                 require_pushed_authorization_requests=require_par,
-                jwks=jwks, allow_unsigned_request_objects=allow_unsigned_request_objects,
+                jwks=jwks, jwks_uri=jwks_uri,
+                allow_unsigned_request_objects=allow_unsigned_request_objects,
                 require_mfa=require_mfa,
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
@@ -513,6 +521,13 @@ register_mfa_commands(user, client)
 # Last, on purpose: the day-one commands (user enable/remove, client show/update/rotate-secret)
 # attach themselves to the groups above, and `client update` reuses `client add`'s options.
 from uauth.ops import admincli  # noqa: E402,F401
+
+# The self-registration commands (registration token create, client prune), likewise.
+from uauth.ops.registration_cli import client_prune  # noqa: E402
+from uauth.ops.registration_cli import registration  # noqa: E402
+
+cli.add_command(registration)
+client.add_command(client_prune)
 
 _standalone = False
 

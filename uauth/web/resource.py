@@ -100,9 +100,13 @@ class KeysUnavailable(Exception):
 
 
 def bearer_challenge(status: int, error: str | None = None, description: str | None = None,
-                     *, scope: str | None = None, realm: str = "uauth") -> Response:
-    """RFC 6750 §3: a challenge, with an error code only when a token was presented."""
+                     *, scope: str | None = None, realm: str = "uauth",
+                     resource_metadata: str | None = None) -> Response:
+    """RFC 6750 §3: a challenge, with an error code only when a token was presented; with
+    ``resource_metadata`` the RFC 9728 §5.1 pointer to the resource's metadata."""
     params = [f'realm="{realm}"']
+    if resource_metadata:
+        params.append(f'resource_metadata="{resource_metadata}"')
     body: dict[str, str] = {}
     if error:
         params.append(f'error="{error}"')
@@ -162,20 +166,25 @@ class ResourceProtector:
     :param realm: the ``realm`` of the ``WWW-Authenticate`` challenges.
     """
 
-    def __init__(self, validate: Callable[[str], AccessToken], *, realm: str = "uauth") -> None:
+    def __init__(self, validate: Callable[[str], AccessToken], *, realm: str = "uauth",
+                 resource_metadata: str | None = None) -> None:
         self.validate = validate
         self.realm = realm
+        #: URL of the RFC 9728 metadata named in every challenge (uauth.web.protected_resource).
+        self.resource_metadata = resource_metadata
 
     @classmethod
     def for_issuer(cls, issuer: str, *, audience: str | None = None, jwks_uri: str | None = None,
                    cache_seconds: float = 300, cooldown: float = 30, timeout: float = 5,
-                   leeway: float = 0, realm: str = "api") -> ResourceProtector:
+                   leeway: float = 0, realm: str = "api", resource_metadata: str | None = None
+                   ) -> ResourceProtector:
         """A protector for a resource server that only knows the issuer (see
-        :class:`TokenValidator` for the parameters)."""
+        :class:`TokenValidator` for the parameters; ``resource_metadata``: the RFC 9728
+        metadata URL its challenges name)."""
         validator = TokenValidator(issuer, audience=audience, jwks_uri=jwks_uri,
                                    cache_seconds=cache_seconds, cooldown=cooldown,
                                    timeout=timeout, leeway=leeway)
-        return cls(validator.access_token, realm=realm)
+        return cls(validator.access_token, realm=realm, resource_metadata=resource_metadata)
 
     def authenticate(self, scope: str | Iterable[str] | None = None) -> AccessToken | Response:
         """The current request's validated token, or the challenge to answer with."""
@@ -183,13 +192,16 @@ class ResourceProtector:
         try:
             raw = bearer_token()
         except BearerRequestError as exc:
-            return bearer_challenge(exc.status, exc.error, exc.description, realm=self.realm)
+            return bearer_challenge(exc.status, exc.error, exc.description, realm=self.realm,
+                                    resource_metadata=self.resource_metadata)
         if not raw:
-            return bearer_challenge(401, realm=self.realm)
+            return bearer_challenge(401, realm=self.realm,
+                                    resource_metadata=self.resource_metadata)
         try:
             token = self.validate(raw)
         except InvalidToken as exc:
-            return bearer_challenge(401, "invalid_token", str(exc), realm=self.realm)
+            return bearer_challenge(401, "invalid_token", str(exc), realm=self.realm,
+                                    resource_metadata=self.resource_metadata)
         except (KeysUnavailable, StorageError):
             response = Response(json.dumps({"error": "temporarily_unavailable"}), status=503,
                                 mimetype="application/json")
@@ -198,7 +210,8 @@ class ResourceProtector:
         if not required <= token.scopes:
             return bearer_challenge(403, "insufficient_scope",
                                     "The token lacks a scope this resource requires.",
-                                    scope=" ".join(sorted(required)), realm=self.realm)
+                                    scope=" ".join(sorted(required)), realm=self.realm,
+                                    resource_metadata=self.resource_metadata)
         return token
 
     def require_token(self, scope: str | Iterable[str] | None = None) -> Callable[[F], F]:

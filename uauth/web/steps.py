@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from urllib.parse import urlencode
+from urllib.parse import urlsplit
 
 from authlib.oauth2 import OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError
@@ -36,8 +37,11 @@ from uauth.core.claims import describe_scope
 from uauth.core.claims import subject
 from uauth.core.consents import has_consent
 from uauth.core.consents import remember_consent
+from uauth.core.loopback import is_loopback_only
 from uauth.core.models import Client
 from uauth.core.models import User
+from uauth.core.resources import consent_entries
+from uauth.core.resources import display
 from uauth.core.tokens import Authentication
 from uauth.core.users import editable
 from uauth.oauth.authrequest import AuthParams
@@ -96,6 +100,11 @@ class Interaction:
     def consent_scopes(self) -> list[str]:
         """The granted scopes plus those of claims asked for by name (``claims`` parameter)."""
         return list(dict.fromkeys([*self.scopes, *sorted(self.oidc.claims.scopes)]))
+
+    @property
+    def resources(self) -> list[str]:
+        """Resources (RFC 8707) the request names, validated by the grant."""
+        return list(self.grant.context.resources)
 
 
 def issue(grant: Any, user: User | None, params: MultiDict[str, str],
@@ -183,8 +192,9 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     state = get_state()
     assert ix.user is not None
     scopes = ix.consent_scopes
+    consented = [*scopes, *consent_entries(ix.resources)]
     if "consent" not in ix.prompts and (ix.client.first_party or has_consent(
-            state.store, ix.user.id, ix.client.client_id, scopes)):
+            state.store, ix.user.id, ix.client.client_id, consented)):
         return None
     if "none" in ix.prompts:
         raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")
@@ -195,18 +205,28 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
                                scopes=[(s, describe_scope(custom, s)) for s in scopes],
                                essential=sorted(ix.oidc.claims.essential),
-                               params=list(ix.sent.items(multi=True)), user=ix.user)
+                               params=list(ix.sent.items(multi=True)), user=ix.user,
+                               resources=display(state.settings, ix.resources),
+                               **client_facts(ix.client, ix.grant.redirect_uri))
     if not form.validate_on_submit():
         return error_page("This page has expired",
                           "Go back to the application and sign in again.")
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
         return issue(ix.grant, None, ix.params, ix.pushed)
-    remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
+    remember_consent(state.store, ix.user.id, ix.client.client_id, consented,
                      ttl=state.settings.consent_ttl, now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
           scope=" ".join(scopes))
     return None
+
+
+def client_facts(client: Client, redirect_uri: str) -> dict[str, Any]:
+    """What the consent page says about a client that registered itself: its name as it gave
+    it, the host its redirect goes to, and whether that is only the person's own machine."""
+    return {"self_registered": client.self_registered,
+            "redirect_host": urlsplit(redirect_uri).hostname or redirect_uri,
+            "loopback_only": is_loopback_only([redirect_uri])}
 
 
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
-from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc6749.util import scope_to_list
 
 from uauth.core.models import Client
+from uauth.core.resources import InvalidTargetError
+from uauth.core.resources import check_resources
+from uauth.core.settings import Settings
 
 from .common import state_of
 from .issuance import IssuesTokens
@@ -24,24 +26,21 @@ if TYPE_CHECKING:
 USER_ONLY_SCOPES = frozenset({"openid", "offline_access"})
 
 
-class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
-    """RFC 8707 §2: a resource the client may not obtain tokens for."""
-
-    error = "invalid_target"
+__all__ = ["ClientCredentialsGrant", "InvalidTargetError", "requested_audience"]
 
 
-def requested_audience(request: UAuthRequest, client: Client) -> list[str] | None:
+def requested_audience(request: UAuthRequest, client: Client, settings: Settings
+                       ) -> list[str] | None:
     """Resource indicators (RFC 8707 ``resource``, or the common ``audience``) of a request.
 
-    Each must be registered for the client (``--audience``); none means the issuer.
+    Each must be allowed for the client (:func:`uauth.core.resources.allowed_resources`); none
+    means the issuer.
     """
     wanted = [*request.payload.datalist.get("resource", []),
               *request.payload.datalist.get("audience", [])]
     if not wanted:
         return None
-    if any(uri not in client.audiences for uri in wanted):
-        raise InvalidTargetError("The requested resource is not registered for this client.")
-    return list(dict.fromkeys(wanted))
+    return check_resources(settings, client, wanted)
 
 
 class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # type: ignore[misc]
@@ -52,7 +51,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
     defaults to all of that when omitted (RFC 6749 §3.3).
     """
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
     WITH_ID_TOKEN = False
 
     def validate_requested_scope(self) -> None:
@@ -64,7 +63,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         known = set(state_of(self).settings.known_scopes)
         if any(s not in known or s not in client.allowed_scopes for s in requested):
             raise InvalidScopeError("The requested scope exceeds what this client may request.")
-        self.context.audience = requested_audience(request, client)
+        self.context.audience = requested_audience(request, client, state_of(self).settings)
 
     def granted_scope(self) -> str:
         request: UAuthRequest = self.request

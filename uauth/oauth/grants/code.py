@@ -24,9 +24,12 @@ from uauth.core.models import AuthorizationCode
 from uauth.core.models import Client
 from uauth.core.models import User
 from uauth.core.records import CODE
+from uauth.core.resources import check_resources
+from uauth.core.resources import requested
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import revoke_grant
 from uauth.oauth.responses import authorization_response
+from uauth.storage import Record
 
 from .common import MAX_CODE_LENGTH
 from .common import active_user
@@ -47,7 +50,8 @@ log = logging.getLogger("uauth.grants")
 
 
 class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
+                                   "private_key_jwt"]
 
     validate_authorization_redirect_uri = staticmethod(check_redirect_uri)
     validate_requested_scope = check_requested_scope
@@ -72,7 +76,20 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if len(code) > MAX_CODE_LENGTH:
             return None
         state = state_of(self)
-        outcome = consume_code(state.store, code, client.client_id)
+        targets = IssueContext()
+
+        def check_targets(found: Record) -> None:
+            # RFC 8707 §2.2: the token request may name resources among those authorized (or,
+            # for a code that named none, the client's own audiences); checked before the code
+            # is spent.
+            granted = list(found.get("resources") or [])
+            wanted = requested(self.request.payload.data)
+            targets.resources = granted
+            targets.audience = check_resources(
+                state.settings, client, wanted, within=granted or client.audiences
+            ) if wanted else (granted or None)
+
+        outcome = consume_code(state.store, code, client.client_id, before=check_targets)
         if outcome is None:
             return None
         record = AuthorizationCode.from_record(outcome.record)
@@ -85,7 +102,8 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
                   kind=CODE, grant=record.grant_id[:8])
             return None
         self.context = IssueContext(auth=Authentication.of(record), grant_id=record.grant_id,
-                                    nonce=record.nonce, requested_claims=record.claims)
+                                    nonce=record.nonce, requested_claims=record.claims,
+                                    audience=targets.audience, resources=targets.resources)
         return record
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
@@ -141,6 +159,7 @@ def save_code(state: State, code: str, request: UAuthRequest, ctx: IssueContext)
         acr=auth.acr,
         sid=auth.sid,
         claims=ctx.requested_claims,
+        resources=list(ctx.resources),
     )
     store_code(state.store, code, record, ttl=state.settings.code_ttl)
 

@@ -12,6 +12,9 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 
 from uauth.core.models import Client
 from uauth.core.models import User
+from uauth.core.resources import check_resources
+from uauth.core.resources import default_scope
+from uauth.core.resources import requested
 from uauth.core.users import UserDirectory
 
 if TYPE_CHECKING:
@@ -62,19 +65,29 @@ def active_user(grant: Any, user_id: str) -> User | None:
 def check_requested_scope(grant: Any) -> None:
     """Scope rules at the authorization endpoint.
 
-    A scope is required. Scopes the provider does not know are an error in plain OAuth and
-    ignored in an OpenID request (OIDC Core §3.1.2.1); scopes it knows but the client may not
-    request are always ``invalid_scope``.
+    Resources (RFC 8707 ``resource``) must be allowed for the client (``invalid_target``).
+    Without a ``scope`` parameter the request gets a default (RFC 6749 §3.3): the scopes of
+    the requested resources, else the client's registered scope. Scopes the provider does not
+    know are an error in plain OAuth and ignored in an OpenID request (OIDC Core §3.1.2.1);
+    scopes it knows but the client may not request are always ``invalid_scope``.
     """
-    requested = scope_to_list(grant.request.payload.scope) or []
-    if not requested:
+    request: UAuthRequest = grant.request
+    client: Client = request.client
+    settings = state_of(grant).settings
+    resources = check_resources(settings, client, requested(request.payload.data))
+    grant.context.resources = resources
+    scopes = scope_to_list(request.payload.scope) or []
+    if "scope" not in request.payload.data:  # omitted, not empty (an empty one is malformed)
+        fallback = default_scope(settings, client, resources)
+        request.set_param("scope", fallback)
+        scopes = scope_to_list(fallback) or []
+    if not scopes:
         raise InvalidScopeError("A scope is required; OpenID Connect requests need 'openid'.")
-    known = set(state_of(grant).settings.known_scopes)
-    unknown = [s for s in requested if s not in known]
-    if unknown and "openid" not in requested:
+    known = set(settings.known_scopes)
+    unknown = [s for s in scopes if s not in known]
+    if unknown and "openid" not in scopes:
         raise InvalidScopeError("The request includes a scope this provider does not know.")
-    client: Client = grant.request.client
-    if any(s in known and s not in client.allowed_scopes for s in requested):
+    if any(s in known and s not in client.allowed_scopes for s in scopes):
         raise InvalidScopeError("The requested scope exceeds what this client may request.")
 
 

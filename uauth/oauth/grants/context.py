@@ -9,6 +9,7 @@ code and refresh grants fill it from the record they redeem. Nothing is parked o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field
 from functools import cached_property
 
 from uauth.core.tokens import Authentication
@@ -30,6 +31,10 @@ class IssueContext:
     requested_claims: dict[str, list[str]] | None = None
     #: Audiences (RFC 8707 resource indicators) the access token is for; None: the issuer.
     audience: list[str] | None = None
+    #: Resources (RFC 8707) granted by the authorization request, the code or the refresh
+    #: token: stored with the code and the refresh token; a later request may only narrow
+    #: to them (:mod:`uauth.core.resources`).
+    resources: list[str] = field(default_factory=list)
     #: A refresh rotation's successor: the value of the token that replaces the one presented
     #: (the same one again for a retry within the grace window).
     successor: str | None = None

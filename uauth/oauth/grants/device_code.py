@@ -73,7 +73,8 @@ def device_scope(server: Any, request: UAuthRequest, client: Client) -> str:
     /authorize; when absent (it is OPTIONAL, RFC 8628 §3.1), the client's registered scopes
     this provider knows (RFC 6749 §3.3: a pre-defined default)."""
     if request.payload.scope:
-        check_requested_scope(SimpleNamespace(request=request, server=server))
+        check_requested_scope(SimpleNamespace(request=request, server=server,
+                                              context=IssueContext()))
         return " ".join(dict.fromkeys(str(request.payload.scope).split()))
     known = set(server.state.settings.known_scopes)
     default = " ".join(s for s in dict.fromkeys(client.scope.split()) if s in known)

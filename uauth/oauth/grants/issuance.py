@@ -21,6 +21,7 @@ from uauth.core.models import Client
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
 from uauth.core.refresh import store_refresh_token
+from uauth.core.registration import mark_used
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import mint_access_token
 from uauth.core.tokens import mint_id_token
@@ -107,6 +108,8 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     if with_id_token and user is not None and auth is not None and is_openid(scope):
         token["id_token"] = id_token_for(state, request, ctx, user, sub, scope,
                                          access_token=access_token)
+    if client.self_registered:
+        mark_used(state.store, client, now=state.now())  # `uauth client prune` removes unused ones
     grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
     state.metrics.token_issued(grant_type)
     audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,
@@ -172,6 +175,7 @@ def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, 
         grant_id=str(ctx.grant_id), auth_time=auth.auth_time, issued_at=now,
         expires_at=now + ttl, family_expires_at=family_expires, amr=list(auth.amr),
         acr=auth.acr, sid=auth.sid, claims=ctx.requested_claims,
+        resources=list(ctx.resources),
     )
     store_refresh_token(state.store, raw, record, ttl=ttl)
     if rotated is None:  # a new family: the session's next authorization starts another grant

@@ -19,6 +19,8 @@ from uauth.core.refresh import consume_refresh_token
 from uauth.core.refresh import find_refresh_token
 from uauth.core.refresh import record_rotation
 from uauth.core.refresh import retried_successor
+from uauth.core.resources import check_resources
+from uauth.core.resources import requested
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import revoke_grant
 
@@ -43,7 +45,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
     grace window (see :func:`~uauth.core.refresh.retried_successor`).
     """
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
+                                   "private_key_jwt"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
@@ -61,6 +64,12 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         request: UAuthRequest = self.request
         presented = str(request.form["refresh_token"])
         token: RefreshToken = request.refresh_token
+        # RFC 8707 §2.2: narrow to granted resources, never widen (checked before the token
+        # is spent); the successor keeps every granted resource.
+        wanted = requested(request.payload.data)
+        audience = check_resources(state.settings, request.client, wanted,
+                                   within=token.resources
+                                   ) if wanted else (list(token.resources) or None)
         outcome = consume_refresh_token(state.store, presented)
         if outcome is None:
             raise InvalidGrantError("The refresh token is invalid or has expired.")
@@ -85,7 +94,8 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             raise InvalidGrantError("The user of this grant is no longer active.")
         request.user = user
         self.context = IssueContext(auth=Authentication.of(token), grant_id=token.grant_id,
-                                    requested_claims=token.claims, successor=successor)
+                                    requested_claims=token.claims, successor=successor,
+                                    audience=audience, resources=list(token.resources))
         body: dict[str, Any] = self.issue_token(user, token)
         self.save_token(body)
         return 200, body, self.TOKEN_RESPONSE_HEADER

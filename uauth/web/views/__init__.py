@@ -36,6 +36,7 @@ from . import metrics
 from . import mfa
 from . import par
 from . import passkeys
+from . import registration
 from . import sessions
 from . import token
 from . import ui
@@ -47,7 +48,7 @@ bp = Blueprint("uauth", __name__, template_folder="../../templates",
                static_folder="../../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
               userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp,
-              mfa.bp, passkeys.bp):
+              mfa.bp, passkeys.bp, registration.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -57,7 +58,8 @@ CORS_ENDPOINTS = {
 }
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
-                "uauth.metrics", "uauth.par", "uauth.device_authorization"}
+                "uauth.metrics", "uauth.par", "uauth.device_authorization",
+                "uauth.registration"}
 #: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
 STRICT_PARAMS = {"uauth.token", "uauth.userinfo", "uauth.par", "uauth.device_authorization"}
 #: Blueprints that authenticate clients (Basic credentials checked before Authlib reads them).

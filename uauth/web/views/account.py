@@ -28,6 +28,7 @@ from uauth.core.claims import describe_scope
 from uauth.core.consents import apps_of
 from uauth.core.consents import revoke_app
 from uauth.core.models import User
+from uauth.core.resources import CONSENT_PREFIX
 from uauth.core.sessions import end
 from uauth.core.sessions import of_user
 from uauth.core.users import VERIFIED_BY
@@ -119,7 +120,8 @@ def _apps(user: User) -> list[dict[str, Any]]:
             continue
         shown.append({
             "client_id": app.client_id, "name": client.name, "first_party": client.first_party,
-            "scopes": [describe_scope(custom, s) for s in app.scopes if s != "openid"],
+            "scopes": [describe_scope(custom, s) for s in app.scopes
+                       if s != "openid" and not s.startswith(CONSENT_PREFIX)],
             "since": _date(app.granted_at), "used": _date(app.last_authorized),
         })
     return shown

@@ -144,7 +144,8 @@ def authorize() -> ResponseReturnValue:
         if err.redirect_uri is None:
             err.redirect_uri = grant.redirect_uri
         return error_response(err, params, ix.client)
-    grant.context = IssueContext(auth=ix.auth, requested_claims=ix.oidc.claims.to_record())
+    grant.context = IssueContext(auth=ix.auth, requested_claims=ix.oidc.claims.to_record(),
+                                 resources=ix.resources)
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
     return issue(grant, ix.user, params, pushed)

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from uauth.core.claims import claims_supported
 from uauth.core.mfa import ACR_VALUES
 from uauth.core.models import RESPONSE_MODES
+from uauth.oauth.client_assertion import ASSERTION_ALGS
 from uauth.oauth.endpoints import INTROSPECTION_AUTH_METHODS
 from uauth.oauth.endpoints import REVOCATION_AUTH_METHODS
 from uauth.oauth.par import PAR_AUTH_METHODS
@@ -53,7 +54,10 @@ def build_metadata(state: AppState) -> dict[str, Any]:
         "subject_types_supported": ["public", "pairwise"],
         "id_token_signing_alg_values_supported": list(settings.signing_algs),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                  "none"],
+                                                  "none", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "revocation_endpoint": endpoint_url(state, "uauth.token.revoke"),
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
@@ -79,7 +83,20 @@ def build_metadata(state: AppState) -> dict[str, Any]:
         "end_session_endpoint": endpoint_url(state, "uauth.logout.end_session"),
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        **self_registration_metadata(state),
     }
+
+
+def self_registration_metadata(state: AppState) -> dict[str, Any]:
+    """RFC 7591 ``registration_endpoint`` when registration is on; client ID metadata
+    documents when accepted."""
+    extra: dict[str, Any] = {}
+    cimd = state.settings.cimd
+    if cimd == "on" or (cimd == "allowlist" and state.settings.cimd_hosts):
+        extra["client_id_metadata_document_supported"] = True
+    if state.settings.registration != "off":
+        extra["registration_endpoint"] = endpoint_url(state, "uauth.registration.register")
+    return extra
 
 
 def cached_json(state: AppState, name: str, build: Callable[[AppState], Any]) -> Response:
