@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from flask import current_app
+from flask import has_app_context
 from flask import has_request_context
 from flask import request
 
@@ -34,12 +37,32 @@ REPLAY_DETECTED = "replay.detected"
 FAMILY_REVOKED = "family.revoked"
 PASSWORD_CHANGED = "password.changed"
 ADMIN = "admin"
+ACCESS_REFUSED = "access.refused"
+PASSWORD_RESET_REQUESTED = "password_reset.requested"
+PASSWORD_RESET = "password_reset.completed"
+EMAIL_VERIFIED = "email.verified"
+MAIL_SENT = "mail.sent"
+MAIL_FAILED = "mail.failed"
+INVITATION_CREATED = "invitation.created"
+INVITATION_ACCEPTED = "invitation.accepted"
+SIGNUP_REQUESTED = "signup.requested"
+SIGNUP_COMPLETED = "signup.completed"
+LINK_REFUSED = "link.refused"
+ADMIN_DENIED = "admin.denied"
+
+#: One per token request: in the log lines, but too many to keep in storage for the console.
+NOT_KEPT = frozenset({TOKEN_ISSUED, TOKEN_REFRESHED})
 
 
 def audit(event: str, *, client_id: str | None = None, user_id: str | None = None,
           **detail: Any) -> None:
-    """Log one audit event; ``detail`` holds further non-secret fields (``grant``, ...)."""
-    if not log.isEnabledFor(logging.INFO):
+    """Log one audit event; ``detail`` holds further non-secret fields (``grant``, ...).
+
+    Within an app, the event is also kept in storage for the admin console's audit view
+    (:mod:`uauth.audittrail`, ``UAUTH_AUDIT_RETENTION``).
+    """
+    keeper = _keeper(event)
+    if not log.isEnabledFor(logging.INFO) and keeper is None:
         return
     fields: dict[str, Any] = {"event": event}
     if client_id is not None:
@@ -57,3 +80,16 @@ def audit(event: str, *, client_id: str | None = None, user_id: str | None = Non
     text = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
                     for k, v in fields.items() if k != "event")
     log.info("%s %s", event, text, extra={"audit": fields})
+    if keeper is not None:
+        keeper(fields)
+
+
+def _keeper(event: str) -> Callable[[dict[str, Any]], None] | None:
+    """Where this app keeps audit events, if it keeps this one."""
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get("uauth")
+    keep: Callable[[dict[str, Any]], None] | None = getattr(state, "keep_audit", None)
+    if keep is None or event in NOT_KEPT:
+        return None
+    return keep

@@ -45,7 +45,8 @@ REVOCATION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 #: Access token claims an introspection response repeats (RFC 7662 §2.2).
-INTROSPECTED_CLAIMS = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time")
+INTROSPECTED_CLAIMS = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time",
+                      "groups")
 
 
 @dataclass(frozen=True)

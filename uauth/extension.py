@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .backchannel import Backchannel
     from .claims import SubjectIndex
     from .clients import ClientCache
+    from .mail import Mailer
     from .server import UAuthServer
     from .throttle import Throttle
     from .users import UserDirectory
@@ -71,6 +72,10 @@ class State:
     throttle: Throttle = field(init=False)
     #: Clients this worker looked up recently (clients.ClientCache).
     clients: ClientCache = field(init=False)
+    #: Outgoing mail (mail.Mailer): reset, verification, invitation and sign-up links.
+    mailer: Mailer = field(init=False)
+    #: Saves each audit event for the console's audit view (audittrail.py); None: not kept.
+    keep_audit: Callable[[dict[str, Any]], None] | None = None
 
     def now(self) -> int:
         return int(self.clock())
@@ -141,6 +146,11 @@ class UAuth:
 
         state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
+        from .audittrail import keeper
+        from .outbox import build_mailer
+
+        state.mailer = build_mailer(app, config)
+        state.keep_audit = keeper(store, self._clock, config["UAUTH_AUDIT_RETENTION"])
         app.extensions["uauth"] = state
         self._init_login(app)
         from .cli import register as register_cli

@@ -93,6 +93,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     sector_identifier: str | None = None
     #: Algorithm of this client's ID tokens (OIDC Dynamic Registration §2); None: the default.
     id_token_signed_response_alg: str | None = None
+    #: Only members of one of these groups may sign in to this client (empty: everyone).
+    allowed_groups: list[str] = field(default_factory=list)
 
     @property
     def is_public(self) -> bool:
@@ -150,6 +152,10 @@ class User(Model):
     disabled: bool = False
     created_at: int = 0
     updated_at: int = 0
+    #: Names of the groups the person belongs to (:mod:`uauth.groups`): the ``groups`` claim.
+    groups: list[str] = field(default_factory=list)
+    #: May use the admin console (``/admin``).
+    admin: bool = False
 
     # flask-login's user protocol
     @property

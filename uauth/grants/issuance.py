@@ -14,6 +14,7 @@ from ..audit import TOKEN_REFRESHED
 from ..audit import audit
 from ..claims import claim_scopes
 from ..claims import claims_by_name
+from ..claims import groups_claim
 from ..claims import subject
 from ..models import Client
 from ..models import RefreshToken
@@ -71,7 +72,8 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         state, client_id=client.client_id, sub=sub, scope=scope, grant_id=request.grant_id,
         audience=request.audience,
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
-        extra={USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else None,
+        extra={**({USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else {}),
+               **(groups_claim(user, scope) if user else {})} or None,
     )
     token: dict[str, Any] = {
         "access_token": access_token,
@@ -108,7 +110,7 @@ def id_token_for(state: State, request: UAuthRequest, user: User, sub: str, scop
     return mint_id_token(
         state, client_id=client.client_id, sub=sub, auth=request.auth, nonce=request.nonce,
         access_token=access_token, code=code, alg=id_token_alg(state, client),
-        extra={**(extra or {}), **named},
+        extra={**(extra or {}), **groups_claim(user, scope), **named},
     )
 
 

@@ -28,6 +28,7 @@ from . import health
 from . import inputs
 from . import logout
 from . import metrics
+from . import recovery
 from . import sessions
 from . import token
 from . import userinfo
@@ -37,7 +38,7 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp):
+              userinfo.bp, logout.bp, sessions.bp, recovery.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -56,6 +57,14 @@ STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; base-uri 'none'")
 HSTS = "max-age=31536000"
+
+
+@bp.context_processor
+def _page_links() -> dict[str, bool]:
+    """What the login page may offer: a reset link (mail is set up), sign-up (allowed)."""
+    state = get_state()
+    return {"can_reset": recovery.mail_ready(state),
+            "can_signup": state.config["UAUTH_SIGNUP"] == "open" and recovery.mail_ready(state)}
 
 
 @bp.before_request

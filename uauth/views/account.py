@@ -41,6 +41,9 @@ from ..users import EditableDirectory
 from ..users import editable
 from .authorize import authentication
 from .authorize import session_user
+from .recovery import ConfirmForm
+from .recovery import needs_verifying
+from .recovery import send_verification
 
 bp = Blueprint("account", __name__)
 
@@ -129,6 +132,8 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
         password=password,
         revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
         sessions_url=url_for("uauth.sessions.account_sessions"), logout=LogoutForm(formdata=None),
+        verify_form=ConfirmForm(prefix="verify", formdata=None) if editing and needs_verifying(
+            get_state(), user) else None,
     ), status, headers or {}
 
 
@@ -148,6 +153,8 @@ def profile() -> ResponseReturnValue:
         return _page(user, profile=form, status=400)
     changed = editor.update_profile(user, submitted(form, _editable(), user.profile))
     flash("Your profile was saved." if changed else "Nothing to save: your profile is unchanged.")
+    if "email" in changed and send_verification(get_state(), user):
+        flash(f"We sent a link to {user.profile['email']}: follow it to confirm the address.")
     return redirect(url_for(".account"))
 
 

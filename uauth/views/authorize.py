@@ -15,7 +15,9 @@ from urllib.parse import parse_qsl
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
@@ -40,6 +42,7 @@ from ..attributes import catalogue
 from ..attributes import make_form
 from ..attributes import missing
 from ..attributes import submitted
+from ..audit import ACCESS_REFUSED
 from ..audit import CONSENT_DENIED
 from ..audit import CONSENT_GIVEN
 from ..audit import LOGIN_FAILED
@@ -57,6 +60,7 @@ from ..extension import get_state
 from ..forms import ConsentForm
 from ..forms import LoginForm
 from ..forms import LogoutForm
+from ..groups import may_sign_in
 from ..models import Client
 from ..models import User
 from ..responses import check_response_mode
@@ -290,6 +294,28 @@ def require_login(ix: Interaction) -> ResponseReturnValue | None:
     return login_redirect(ix.params)
 
 
+def require_group(ix: Interaction) -> ResponseReturnValue | None:
+    """A client registered with ``--allow-group`` admits only members of those groups: anyone
+    else gets a page that says why, and the app gets ``access_denied`` (RFC 6749 §4.1.2.1)."""
+    assert ix.user is not None
+    if may_sign_in(ix.user, ix.client.allowed_groups):
+        return None
+    audit(ACCESS_REFUSED, client_id=ix.client.client_id, user_id=ix.user.id,
+          reason="not in an allowed group")
+    err = AccessDeniedError("The user is not a member of a group allowed to use this client.")
+    if "none" in ix.prompts:
+        raise err
+    params = [("error", err.error), ("error_description", err.description)]
+    if ix.params.get("state"):
+        params.append(("state", ix.params["state"]))
+    params.append(("iss", get_state().issuer))
+    mode = response_mode(ix.params, ix.client, ix.grant.redirect_uri)
+    back = None if mode == "form_post" else add_params_to_uri(
+        ix.grant.redirect_uri, params, fragment=(mode == "fragment"))
+    return render_template("uauth/refused.html", client=ix.client, user=ix.user, back=back,
+                           action=ix.grant.redirect_uri, params=params), 403
+
+
 def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
     """Ask, on one form, for every required attribute the user has no value for (the global
     ones and the client's), then let the flow go on where it was."""
@@ -351,7 +377,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
 
 
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.
-STEPS: list[Step] = [require_login, require_attributes, require_consent]
+STEPS: list[Step] = [require_login, require_group, require_attributes, require_consent]
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
