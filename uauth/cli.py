@@ -59,18 +59,29 @@ class _Context:
         return self._app
 
 
-def admin_action(action: str, **fields: Any) -> None:
-    """An audit event for a change made with the CLI, naming the OS account that made it."""
+def admin_actor() -> str:
+    """The OS account running the CLI."""
     import getpass
 
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def admin_action(action: str, **fields: Any) -> None:
+    """An audit event for a change made with the CLI, naming the OS account that made it; kept
+    in the app's storage too (the console's audit view), as every audit event is."""
     from .audit import ADMIN
     from .audit import audit
 
-    try:
-        actor = getpass.getuser()
-    except (KeyError, OSError):
-        actor = str(os.getuid())
-    audit(ADMIN, action=action, actor=actor, **fields)
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(_Context) if ctx is not None else None
+    if current_app or obj is None:
+        audit(ADMIN, action=action, actor=admin_actor(), **fields)
+        return
+    with obj.app().app_context():
+        audit(ADMIN, action=action, actor=admin_actor(), **fields)
 
 
 def fail(message: str) -> None:
@@ -215,10 +226,12 @@ def user() -> None:
 @click.option("--name")
 @click.option("--given-name")
 @click.option("--family-name")
+@click.option("--admin", is_flag=True, help="May use the admin console (/admin).")
+@click.option("--group", "groups", multiple=True, metavar="GROUP", help="Join this group (repeat).")
 @pass_ctx
 def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | None,
              email_verified: bool, name: str | None, given_name: str | None,
-             family_name: str | None) -> None:
+             family_name: str | None, admin: bool, groups: tuple[str, ...]) -> None:
     """Create a user (password hashed with argon2id)."""
 
     if password_stdin:
@@ -232,11 +245,20 @@ def user_add(ctx: _Context, username: str, password_stdin: bool, email: str | No
     if email and email_verified:
         profile["email_verified"] = True
     with _in_app(ctx):
+        from .groups import get as get_group
+
+        missing_groups = [g for g in groups if get_group(_state().store, g) is None]
+        if missing_groups:
+            fail(f"no group {missing_groups[0]!r} (uauth group add {missing_groups[0]})")
         try:
             created = _own_users().create(username, password, profile)
         except ValueError as exc:  # UserExists too: one line, the reason
             fail(str(exc))
-    admin_action("user.add", user_id=created.id)
+        if admin or groups:
+            created.admin, created.groups = admin, list(dict.fromkeys(groups))
+            _own_users().save(created)
+    admin_action("user.add", user_id=created.id, admin=admin or None,
+                 groups=" ".join(groups) or None)
     click.echo(f"created user {created.username} ({created.id})")
 
 
@@ -385,6 +407,8 @@ def client() -> None:
 @click.option("--id-token-signed-response-alg", "id_token_alg",
               type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
+@click.option("--allow-group", "allowed_groups", multiple=True, metavar="GROUP",
+              help="Only members of this group may sign in to the client (repeat).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -396,7 +420,7 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, as_json: bool) -> None:
+               id_token_alg: str | None, allowed_groups: tuple[str, ...], as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     import json
 
@@ -428,6 +452,18 @@ def client_add(ctx: _Context, name: str, redirect_uris: tuple[str, ...], public:
             )
         except RegistrationError as exc:
             fail(str(exc))
+        if allowed_groups:
+            from .clients import save_client
+            from .groups import get as get_group
+
+            unknown = [g for g in allowed_groups if get_group(state.store, g) is None]
+            if unknown:
+                from .clients import remove_client
+
+                remove_client(state.store, created.client_id)  # nothing half-done
+                fail(f"no group {unknown[0]!r} (uauth group add {unknown[0]})")
+            created.allowed_groups = list(dict.fromkeys(allowed_groups))
+            save_client(state.store, created)
     admin_action("client.add", client_id=created.client_id)
     if as_json:
         click.echo(json.dumps({"client_id": created.client_id, "client_secret": secret}))
@@ -480,10 +516,13 @@ def config_example() -> None:
 
 
 def _add_operations() -> None:
+    from .admincli import COMMANDS
+    from .admincli import add_user_commands
     from .opscli import OPERATIONS
 
-    for command in OPERATIONS:
+    for command in (*OPERATIONS, *COMMANDS):
         cli.add_command(command)
+    add_user_commands(user)
 
 
 _add_operations()

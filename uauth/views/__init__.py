@@ -30,6 +30,7 @@ from . import logout
 from . import metrics
 from . import recovery
 from . import sessions
+from . import signup
 from . import token
 from . import userinfo
 
@@ -38,7 +39,7 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, recovery.bp):
+              userinfo.bp, logout.bp, sessions.bp, recovery.bp, signup.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
