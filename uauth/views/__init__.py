@@ -22,6 +22,7 @@ from .. import logs
 from ..extension import get_state
 from ..storage import StorageError
 from . import account
+from . import admin
 from . import authorize
 from . import discovery
 from . import health
@@ -39,7 +40,7 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../templates",
                static_folder="../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, authorize.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, recovery.bp, signup.bp):
+              userinfo.bp, logout.bp, sessions.bp, recovery.bp, signup.bp, admin.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).

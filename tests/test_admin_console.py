@@ -1,0 +1,193 @@
+"""The admin console at /admin, in process: who may see it, CSRF, audit, re-authentication,
+last-admin protection, and what its changes do to sign-in and tokens."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.app_driver import PASSWORD
+from tests.app_driver import Driver
+from tests.app_driver import json_of
+from tests.app_driver import make_app
+from tests.browser import csrf_token
+from tests.conftest import FakeClock
+from uauth.audittrail import Query
+from uauth.audittrail import search
+from uauth.clients import get_client
+from uauth.extension import get_state
+from uauth.models import User
+from uauth.storage import Store
+
+
+@pytest.fixture
+def driver(shared_instance: Path, store: Store, clock: FakeClock) -> Driver:
+    """On every backend: memory, SQLite and Redis."""
+    return Driver.of(make_app(shared_instance, store, clock))
+
+
+def make_admin(driver: Driver, username: str = "root") -> User:
+    user = driver.user(username)
+    with driver.app.app_context():
+        user.admin = True
+        get_state().users.save(user)  # type: ignore[attr-defined]
+    return user
+
+
+def post(driver: Driver, page_path: str, action: str, **data: str) -> object:
+    page = driver.http.get(page_path)
+    assert page.status_code == 200, (page_path, page.text[:300])
+    return driver.http.post(action, data={"csrf_token": csrf_token(page.text), **data})
+
+
+def fetch(driver: Driver, username: str) -> User:
+    with driver.app.app_context():
+        user = get_state().users.find_by_username(username)
+    assert user is not None
+    return user
+
+
+def events(driver: Driver, **query: str) -> list[dict[str, object]]:
+    with driver.app.app_context():
+        return search(get_state().store, Query(**query))
+
+
+def test_nobody_but_an_admin_sees_anything(driver: Driver) -> None:
+    for path in ("/admin", "/admin/people", "/admin/apps", "/admin/people/x"):
+        anonymous = driver.http.get(path)
+        assert anonymous.status_code == 404, path
+        assert "admin" not in anonymous.text.lower() and "people" not in anonymous.text.lower()
+    driver.user("mallory")
+    driver.login("mallory")
+    assert driver.http.get("/admin/people").status_code == 404
+    assert driver.http.post("/admin/groups", data={"name": "x"}).status_code == 404
+    assert any(e["event"] == "admin.denied" for e in events(driver))
+
+
+def test_an_admin_manages_people_and_every_change_is_audited(driver: Driver) -> None:
+    root = make_admin(driver)
+    bob = driver.user("bob", email="bob@example.com")
+    bob_session = Driver.of(driver.app)
+    bob_session.login("bob")
+    driver.login("root")
+    assert driver.http.get("/admin").headers["Location"] == "/admin/people"
+    listing = driver.http.get("/admin/people?q=bob")
+    assert "bob" in listing.text and "root" not in listing.text.split("<h1>")[1].split("Signed in")[0]
+    assert post(driver, "/admin/groups", "/admin/groups", name="staff").status_code == 302  # type: ignore[attr-defined]
+    person = f"/admin/people/{bob.id}"
+    post(driver, person, f"{person}/groups", groups="staff")
+    post(driver, person, f"{person}/profile", name="Bob B", email="bob@example.com",
+         email_verified="on")
+    again = fetch(driver, "bob")
+    assert again.groups == ["staff"] and again.profile["name"] == "Bob B"
+    assert again.profile["email_verified"] is True
+    # disabling ends bob's sessions
+    post(driver, person, f"{person}/status", disabled="yes")
+    assert fetch(driver, "bob").disabled is True
+    assert bob_session.http.get("/account").status_code == 302
+    assert Driver.of(driver.app).login("bob").status_code == 401
+    post(driver, person, f"{person}/status", disabled="no")
+    assert Driver.of(driver.app).login("bob").status_code == 302
+    # a POST without its CSRF token changes nothing
+    driver.http.post(f"{person}/status", data={"disabled": "yes"})
+    assert fetch(driver, "bob").disabled is False
+    actions = {e.get("action") for e in events(driver, event="admin")}
+    assert {"group.add", "user.groups", "user.set", "user.disable", "user.enable"} <= actions
+    assert all(e["actor"] == "root" and e["actor_id"] == root.id
+               for e in events(driver, event="admin") if e.get("via") == "console")
+    # the audit view filters by event, user and text
+    page = driver.http.get(f"/admin/audit?event=admin&user_id={bob.id}").text
+    assert "user.disable" in page and "group.add" not in page
+    assert "group.add" in driver.http.get("/admin/audit?q=staff").text
+
+
+def test_the_last_admin_cannot_lose_the_role_or_be_disabled(driver: Driver) -> None:
+    root = make_admin(driver)
+    driver.login("root")
+    me = f"/admin/people/{root.id}"
+    answer = post(driver, me, f"{me}/admin", admin="off")
+    assert fetch(driver, "root").admin is True
+    page = driver.http.get(me).text
+    assert "last active admin" in page
+    post(driver, me, f"{me}/status", disabled="yes")
+    assert fetch(driver, "root").disabled is False
+    assert any(e.get("action") == "refused" for e in events(driver, event="admin"))
+    second = make_admin(driver, "second")
+    post(driver, me, f"{me}/admin", admin="off")
+    assert fetch(driver, "root").admin is False and answer is not None
+    assert driver.http.get("/admin/people").status_code == 404  # no longer an admin
+    assert fetch(driver, "second").admin is True and second.admin
+
+
+def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
+                                                                clock: FakeClock) -> None:
+    make_admin(driver)
+    driver.login("root")
+    created = post(driver, "/admin/apps/new", "/admin/apps/new", name="Wiki",
+                   redirect_uris="https://wiki.example.com/cb")
+    text = created.text  # type: ignore[attr-defined]
+    client_id = re.search(r'id="client-id">([^<]+)<', text).group(1)  # type: ignore[union-attr]
+    secret = re.search(r'id="client-secret">([^<]+)<', text).group(1)  # type: ignore[union-attr]
+    with driver.app.app_context():
+        client = get_client(get_state().store, client_id)
+    assert client is not None and client.check_client_secret(secret)
+    app_page = f"/admin/apps/{client_id}"
+    bad = post(driver, app_page, app_page, name="Wiki", redirect_uris="http://evil.example/cb")
+    assert bad.status_code == 400 and "http on a non-loopback host" in bad.text  # type: ignore[attr-defined]
+    rotated = post(driver, app_page, f"{app_page}/rotate")
+    new_secret = re.search(r'id="client-secret">([^<]+)<', rotated.text).group(1)  # type: ignore[attr-defined,union-attr]
+    with driver.app.app_context():
+        client = get_client(get_state().store, client_id)
+    assert client is not None and client.check_client_secret(new_secret)
+    assert not client.check_client_secret(secret)
+    # removal asks for the password again
+    first = post(driver, app_page, f"{app_page}/remove")
+    assert first.headers["Location"].startswith("/admin/reauth")  # type: ignore[attr-defined]
+    reauth = driver.http.get(first.headers["Location"])  # type: ignore[attr-defined]
+    wrong = driver.http.post(reauth.request.full_path, data={
+        "csrf_token": csrf_token(reauth.text), "password": "nope-nope"})
+    assert wrong.status_code == 401
+    ok = driver.http.post(reauth.request.full_path, data={
+        "csrf_token": csrf_token(reauth.text), "password": PASSWORD})
+    assert ok.status_code == 302
+    post(driver, app_page, f"{app_page}/remove")
+    with driver.app.app_context():
+        assert get_client(get_state().store, client_id) is None
+    clock.advance(301)  # the re-authentication has worn off
+    make_client = post(driver, "/admin/apps/new", "/admin/apps/new", name="Two",
+                       redirect_uris="https://two.example.com/cb")
+    two = re.search(r'id="client-id">([^<]+)<', make_client.text).group(1)  # type: ignore[attr-defined,union-attr]
+    again = post(driver, f"/admin/apps/{two}", f"/admin/apps/{two}/remove")
+    assert again.headers["Location"].startswith("/admin/reauth")  # type: ignore[attr-defined]
+
+
+def test_disabling_a_person_makes_their_next_refresh_fail(driver: Driver) -> None:
+    make_admin(driver)
+    bob = driver.user("bob")
+    client, secret = driver.client(first_party=True, scope="openid offline_access",
+                                   always_issue_refresh_token=True)
+    bob_driver = Driver.of(driver.app)
+    bob_driver.login("bob")
+    code = bob_driver.code(client.client_id, scope="openid offline_access")
+    tokens = json_of(bob_driver.token(client.client_id, secret, code=code))
+    driver.login("root")
+    person = f"/admin/people/{bob.id}"
+    post(driver, person, f"{person}/status", disabled="yes")
+    refreshed = bob_driver.token(client.client_id, secret, grant_type="refresh_token",
+                                 refresh_token=tokens["refresh_token"])
+    assert refreshed.status_code == 400 and json_of(refreshed)["error"] == "invalid_grant"
+
+
+def test_keys_and_invitations_pages(driver: Driver) -> None:
+    make_admin(driver)
+    driver.login("root")
+    with driver.app.app_context():
+        before = len(get_state().keys.describe())
+    post(driver, "/admin/keys", "/admin/keys")
+    with driver.app.app_context():
+        assert len(get_state().keys.describe()) == before + 1
+    page = post(driver, "/admin/invitations", "/admin/invitations", email="zoe@example.com")
+    link = re.search(r'id="invitation-link">([^<]+)<', page.text).group(1)  # type: ignore[attr-defined,union-attr]
+    assert "/invite/" in link and "zoe@example.com" in page.text  # type: ignore[attr-defined]
