@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from werkzeug.test import TestResponse
 
 from tests.app_driver import PASSWORD
 from tests.app_driver import Driver
@@ -36,7 +37,7 @@ def make_admin(driver: Driver, username: str = "root") -> User:
     return user
 
 
-def post(driver: Driver, page_path: str, action: str, **data: str) -> object:
+def post(driver: Driver, page_path: str, action: str, **data: str) -> TestResponse:
     page = driver.http.get(page_path)
     assert page.status_code == 200, (page_path, page.text[:300])
     return driver.http.post(action, data={"csrf_token": csrf_token(page.text), **data})
@@ -75,7 +76,7 @@ def test_an_admin_manages_people_and_every_change_is_audited(driver: Driver) -> 
     assert driver.http.get("/admin").headers["Location"] == "/admin/people"
     listing = driver.http.get("/admin/people?q=bob")
     assert "bob" in listing.text and "root" not in listing.text.split("<h1>")[1].split("Signed in")[0]
-    assert post(driver, "/admin/groups", "/admin/groups", name="staff").status_code == 302  # type: ignore[attr-defined]
+    assert post(driver, "/admin/groups", "/admin/groups", name="staff").status_code == 302
     person = f"/admin/people/{bob.id}"
     post(driver, person, f"{person}/groups", groups="staff")
     post(driver, person, f"{person}/profile", name="Bob B", email="bob@example.com",
@@ -127,7 +128,7 @@ def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
     driver.login("root")
     created = post(driver, "/admin/apps/new", "/admin/apps/new", name="Wiki",
                    redirect_uris="https://wiki.example.com/cb")
-    text = created.text  # type: ignore[attr-defined]
+    text = created.text
     client_id = re.search(r'id="client-id">([^<]+)<', text).group(1)  # type: ignore[union-attr]
     secret = re.search(r'id="client-secret">([^<]+)<', text).group(1)  # type: ignore[union-attr]
     with driver.app.app_context():
@@ -135,17 +136,17 @@ def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
     assert client is not None and client.check_client_secret(secret)
     app_page = f"/admin/apps/{client_id}"
     bad = post(driver, app_page, app_page, name="Wiki", redirect_uris="http://evil.example/cb")
-    assert bad.status_code == 400 and "http on a non-loopback host" in bad.text  # type: ignore[attr-defined]
+    assert bad.status_code == 400 and "http on a non-loopback host" in bad.text
     rotated = post(driver, app_page, f"{app_page}/rotate")
-    new_secret = re.search(r'id="client-secret">([^<]+)<', rotated.text).group(1)  # type: ignore[attr-defined,union-attr]
+    new_secret = re.search(r'id="client-secret">([^<]+)<', rotated.text).group(1)  # type: ignore[union-attr]
     with driver.app.app_context():
         client = get_client(get_state().store, client_id)
     assert client is not None and client.check_client_secret(new_secret)
     assert not client.check_client_secret(secret)
     # removal asks for the password again
     first = post(driver, app_page, f"{app_page}/remove")
-    assert first.headers["Location"].startswith("/admin/reauth")  # type: ignore[attr-defined]
-    reauth = driver.http.get(first.headers["Location"])  # type: ignore[attr-defined]
+    assert first.headers["Location"].startswith("/admin/reauth")
+    reauth = driver.http.get(first.headers["Location"])
     wrong = driver.http.post(reauth.request.full_path, data={
         "csrf_token": csrf_token(reauth.text), "password": "nope-nope"})
     assert wrong.status_code == 401
@@ -158,9 +159,9 @@ def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
     clock.advance(301)  # the re-authentication has worn off
     make_client = post(driver, "/admin/apps/new", "/admin/apps/new", name="Two",
                        redirect_uris="https://two.example.com/cb")
-    two = re.search(r'id="client-id">([^<]+)<', make_client.text).group(1)  # type: ignore[attr-defined,union-attr]
+    two = re.search(r'id="client-id">([^<]+)<', make_client.text).group(1)  # type: ignore[union-attr]
     again = post(driver, f"/admin/apps/{two}", f"/admin/apps/{two}/remove")
-    assert again.headers["Location"].startswith("/admin/reauth")  # type: ignore[attr-defined]
+    assert again.headers["Location"].startswith("/admin/reauth")
 
 
 def test_disabling_a_person_makes_their_next_refresh_fail(driver: Driver) -> None:
@@ -189,5 +190,5 @@ def test_keys_and_invitations_pages(driver: Driver) -> None:
     with driver.app.app_context():
         assert len(get_state().keys.describe()) == before + 1
     page = post(driver, "/admin/invitations", "/admin/invitations", email="zoe@example.com")
-    link = re.search(r'id="invitation-link">([^<]+)<', page.text).group(1)  # type: ignore[attr-defined,union-attr]
-    assert "/invite/" in link and "zoe@example.com" in page.text  # type: ignore[attr-defined]
+    link = re.search(r'id="invitation-link">([^<]+)<', page.text).group(1)  # type: ignore[union-attr]
+    assert "/invite/" in link and "zoe@example.com" in page.text

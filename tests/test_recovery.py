@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
+from werkzeug.test import TestResponse
 
 from tests.app_driver import PASSWORD
 from tests.app_driver import Driver
@@ -57,7 +58,8 @@ def link_in(mail: Received, word: str) -> str:
     return path_of(links[0])
 
 
-def set_password(driver: Driver, path: str, password: str, *, apps: bool = False) -> object:
+def set_password(driver: Driver, path: str, password: str, *, apps: bool = False
+                 ) -> TestResponse:
     page = driver.http.get(path)
     assert page.status_code == 200, page.text
     data = {"csrf_token": csrf_token(page.text), "new_password": password, "confirm": password}

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from werkzeug.test import TestResponse
 
 from tests.app_driver import Driver
 from tests.browser import csrf_token
@@ -35,7 +36,7 @@ def invite(driver: Driver, email: str, **kwargs: object) -> str:
     return f"/invite/{issued.token}"
 
 
-def fill(driver: Driver, path: str, **values: str) -> object:
+def fill(driver: Driver, path: str, **values: str) -> TestResponse:
     page = driver.http.get(path)
     assert page.status_code == 200, page.text
     return driver.http.post(path, data={"csrf_token": csrf_token(page.text), **values})
@@ -50,7 +51,7 @@ def test_an_invitation_creates_the_account_once_with_its_groups(
     page = driver.http.get(path)
     assert "nina@example.com" in page.text and "staff" in page.text
     done = fill(driver, path, username="nina", password="nina-secret-1", confirm="nina-secret-1")
-    assert done.status_code == 302 and done.headers["Location"] == "/account"  # type: ignore[attr-defined]
+    assert done.status_code == 302 and done.headers["Location"] == "/account"
     assert "nina" in driver.http.get("/account").text  # signed in
     with driver.app.app_context():
         user = get_state().users.find_by_username("nina")
@@ -66,9 +67,9 @@ def test_an_invitation_for_a_taken_username_is_kept_for_another_try(
     driver.user("omar")
     path = invite(driver, "omar2@example.com")
     taken = fill(driver, path, username="OMAR", password="omar-secret-1", confirm="omar-secret-1")
-    assert taken.status_code == 400 and "taken" in taken.text  # type: ignore[attr-defined]
+    assert taken.status_code == 400 and "taken" in taken.text
     ok = fill(driver, path, username="omar2", password="omar-secret-1", confirm="omar-secret-1")
-    assert ok.status_code == 302  # type: ignore[attr-defined]
+    assert ok.status_code == 302
     clock.advance(3601)
     expired = invite(driver, "late@example.com")
     clock.advance(3601)
@@ -82,10 +83,10 @@ def test_open_signup_needs_the_mailed_link_and_an_allowed_domain(
     assert "Create an account" in driver.http.get("/login").text
     wrong = fill(driver, "/signup", username="pia", email="pia@elsewhere.org",
                  password="pia-secret-1", confirm="pia-secret-1")
-    assert wrong.status_code == 400 and "example.com" in wrong.text  # type: ignore[attr-defined]
+    assert wrong.status_code == 400 and "example.com" in wrong.text
     asked = fill(driver, "/signup", username="pia", email="pia@example.com",
                  password="pia-secret-1", confirm="pia-secret-1")
-    assert asked.status_code == 200 and "Check your email" in asked.text  # type: ignore[attr-defined]
+    assert asked.status_code == 200 and "Check your email" in asked.text
     with driver.app.app_context():
         assert get_state().users.find_by_username("pia") is None  # not before the link
     path = link_in(smtp.wait_for("pia@example.com")[0], "signup")

@@ -93,7 +93,7 @@ def accept(store: Store, users: Any, token: str, *, username: str, password: str
     if invitation.mailed:  # the link reached that mailbox: the address is proven
         profile["email_verified"] = True
     try:
-        user = users.create(username, password, profile)
+        user: User = users.create(username, password, profile)
     except (UserExists, ValueError) as exc:
         left = max(int(record.get("expires_at", now + 60)) - now, 1)
         store.save(INVITE, hash_key(token), record, ttl=left)  # put the invitation back
