@@ -177,3 +177,36 @@ def test_verification_can_be_asked_again_from_the_account_page(
                               data={"verify-csrf_token": csrf_token(page, "verify")})
     assert answer.status_code == 302
     assert smtp.wait_for("gina@example.com")[0].subject == "Confirm your email address"
+
+
+def test_the_mail_server_probe_and_url_settings(smtp: SmtpServer) -> None:
+    from tests.redis_server import free_port
+    from uauth.mail import MailConfigError
+    from uauth.mail import parse_smtp_url
+    from uauth.mail import probe
+
+    assert probe(parse_smtp_url(smtp.url, ""), 5) is None
+    problem = probe(parse_smtp_url(f"smtp://127.0.0.1:{free_port()}", ""), 5)
+    assert problem is not None and "ConnectionRefusedError" in problem
+    tls = parse_smtp_url("smtp://me%40x.org:p%3Ass@mail.example.com:587?starttls=true", "env")
+    assert (tls.host, tls.port, tls.tls, tls.username, tls.password) == (
+        "mail.example.com", 587, "starttls", "me@x.org", "p:ss")
+    assert "p:ss" not in repr(tls)
+    ssl = parse_smtp_url("smtps://relay.example.com", "from-env")
+    assert (ssl.port, ssl.tls, ssl.password) == (465, "ssl", "from-env")
+    for bad in ("http://x", "smtp://", "smtp://h:x", "smtp://h?tls=1", "smtps://h?starttls=true"):
+        with pytest.raises(MailConfigError):
+            parse_smtp_url(bad, "")
+
+
+def test_mail_settings_fail_early_with_the_fix(shared_instance: Path, clock: FakeClock) -> None:
+    from uauth.config import ConfigError
+
+    with pytest.raises(ConfigError, match="UAUTH_MAIL_FROM must be set"):
+        make_app(shared_instance, MemoryStore(clock=clock), clock,
+                 UAUTH_SMTP_URL="smtp://127.0.0.1:25")
+    with pytest.raises(ConfigError, match="UAUTH_SMTP_URL: use smtp://"):
+        make_app(shared_instance, MemoryStore(clock=clock), clock, UAUTH_SMTP_URL="mail.example",
+                 UAUTH_MAIL_FROM="a@b.c")
+    with pytest.raises(ConfigError, match="UAUTH_SIGNUP must be one of off, invite, open"):
+        make_app(shared_instance, MemoryStore(clock=clock), clock, UAUTH_SIGNUP="yes")

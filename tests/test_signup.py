@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +157,8 @@ def test_cli_groups_admins_invitations_and_reset_links(tmp_path: Path, smtp: Smt
     assert client.returncode == 1 and "no group 'nope'" in client.stderr
     assert "Staff app" not in uauth(instance, "client", "list").stdout
     assert uauth(instance, "group", "remove", "staff").returncode == 0
+    checked = uauth(instance, "check", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert re.search(r"mail.*127\.0\.0\.1:\d+ answers", checked.stdout), checked.stdout
+    unset = uauth(instance, "check", env={"UAUTH_ISSUER": "http://localhost:5000"})
+    assert "password reset by email" in unset.stdout and unset.returncode == 0

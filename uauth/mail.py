@@ -131,6 +131,29 @@ def deliver_once(settings: SmtpSettings, message: EmailMessage, timeout: float) 
         client.send_message(message)
 
 
+def probe(settings: SmtpSettings, timeout: float) -> str | None:
+    """Connect, greet, TLS and log in as sending would, without sending; why not, or None."""
+    context = ssl.create_default_context()
+    try:
+        client: smtplib.SMTP
+        if settings.tls == "ssl":
+            client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout,
+                                      context=context)
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+        with client:
+            if settings.tls == "starttls":
+                client.starttls(context=context)
+            if settings.username:
+                client.login(settings.username, settings.password)
+            code, _ = client.noop()
+            if code != 250:
+                return f"the server answered NOOP with {code}"
+    except (smtplib.SMTPException, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return None
+
+
 def _permanent(exc: Exception) -> bool:
     """A 5xx answer (a refused recipient, failed authentication): sending again won't help."""
     code = getattr(exc, "smtp_code", None)
