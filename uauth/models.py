@@ -65,7 +65,7 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     token_endpoint_auth_method: str = "client_secret_basic"
     grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
     response_types: list[str] = field(default_factory=lambda: ["code"])
-    scope: str = "openid profile email address phone offline_access"
+    scope: str = "openid profile email address phone groups offline_access"
     allowed_origins: list[str] = field(default_factory=list)
     first_party: bool = False
     allow_plain_pkce: bool = False
