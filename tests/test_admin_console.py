@@ -145,14 +145,14 @@ def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
     assert not client.check_client_secret(secret)
     # removal asks for the password again
     first = post(driver, app_page, f"{app_page}/remove")
-    assert first.headers["Location"].startswith("/admin/reauth")
+    assert first.headers["Location"] == f"/admin/reauth?next={app_page}"
     reauth = driver.http.get(first.headers["Location"])
     wrong = driver.http.post(reauth.request.full_path, data={
         "csrf_token": csrf_token(reauth.text), "password": "nope-nope"})
     assert wrong.status_code == 401
     ok = driver.http.post(reauth.request.full_path, data={
         "csrf_token": csrf_token(reauth.text), "password": PASSWORD})
-    assert ok.status_code == 302
+    assert ok.status_code == 302 and ok.headers["Location"] == app_page
     post(driver, app_page, f"{app_page}/remove")
     with driver.app.app_context():
         assert get_client(get_state().store, client_id) is None

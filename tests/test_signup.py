@@ -20,6 +20,7 @@ from tests.test_recovery import link_in
 from tests.test_recovery import mail_app
 from uauth.extension import get_state
 from uauth.groups import create as create_group
+from uauth.invitations import InvitationError
 from uauth.invitations import create as create_invitation
 from uauth.storage.memory import MemoryStore
 
@@ -66,6 +67,10 @@ def test_an_invitation_for_a_taken_username_is_kept_for_another_try(
         shared_instance: Path, clock: FakeClock, smtp: SmtpServer) -> None:
     driver = signup_driver(shared_instance, clock, smtp)
     driver.user("omar")
+    with pytest.raises(InvitationError, match="the username 'Omar' is taken"):
+        invite(driver, "omar@example.com", username="Omar")
+    with pytest.raises(InvitationError, match="no group 'ghosts'"):
+        invite(driver, "omar@example.com", groups=["ghosts"])
     path = invite(driver, "omar2@example.com")
     taken = fill(driver, path, username="OMAR", password="omar-secret-1", confirm="omar-secret-1")
     assert taken.status_code == 400 and "taken" in taken.text

@@ -208,15 +208,42 @@ class Mailer:
         future.add_done_callback(self._done)
         return True
 
+    def run(self, job: Callable[[], object]) -> bool:
+        """Run ``job`` on the mail thread (work whose duration must not show in a page's
+        answer, such as finding whom to mail); False (and nothing run) without SMTP."""
+        if not self.configured:
+            return False
+
+        def wrapped() -> bool:
+            try:
+                job()
+            except Exception:
+                log.exception("mail job failed")
+                return False
+            return True
+
+        future = self._executor().submit(wrapped)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._done)
+        return True
+
     def _done(self, future: Future[bool]) -> None:
         with self._lock:
             self._pending.discard(future)
 
     def drain(self, timeout: float) -> bool:
-        """Wait for queued mail (the CLI, before it exits; tests); False if some is left."""
-        with self._lock:
-            pending = set(self._pending)
-        return not wait(pending, timeout=timeout).not_done
+        """Wait for queued mail and the mail a queued job queues in turn (the CLI, before it
+        exits; tests); False if some is left."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = set(self._pending)
+            if not pending:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or wait(pending, timeout=left).not_done:
+                return False
 
     def deadline(self) -> float:
         """Longest one mail can take, retries and backoff included."""

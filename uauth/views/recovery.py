@@ -9,7 +9,12 @@ that fetches links burns nothing.
 
 from __future__ import annotations
 
+import functools
+from urllib.parse import urlsplit
+
 from flask import Blueprint
+from flask import Flask
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -131,21 +136,36 @@ def forgot() -> ResponseReturnValue:
     if not form.validate_on_submit():
         return render_template("uauth/forgot.html", form=form), 400 if form.errors else 200
     identifier = form.identifier.data.strip()
-    keys = [f"address:{normal_email(identifier)}", f"ip:{request.remote_addr}"]
-    accounts = []
+    ip = request.remote_addr
+    keys = [f"address:{normal_email(identifier)}", f"ip:{ip}"]
     if within_limit(state.store, keys, state.config["UAUTH_MAIL_LIMIT"]):
-        accounts = [u for u in find_accounts(state.users, identifier)
-                    if within_limit(state.store, [f"user:{u.id}"],
-                                    state.config["UAUTH_MAIL_LIMIT"])]
-    for user in accounts:
-        send_reset_link(state, user)
-        audit(PASSWORD_RESET_REQUESTED, user_id=user.id)
-    if not accounts:
-        audit(PASSWORD_RESET_REQUESTED, outcome="no mail")
+        # Who the request names is found on the mail thread: the answer below takes the same
+        # time whether or not an account matches (a lookup by address reads every user).
+        state.mailer.run(functools.partial(_mail_reset_links, current_app._get_current_object(),
+                                           identifier, ip))
+    else:
+        audit(PASSWORD_RESET_REQUESTED, outcome="throttled")
     # The same page whether or not an account was found, throttled or mailed.
     return render_template("uauth/message.html", title="Check your email",
                            message="If an account matches what you entered, we have sent a link "
                            "to its email address. It works once and expires soon.")
+
+
+def _mail_reset_links(app: Flask, identifier: str, ip: str | None) -> None:
+    """On the mail thread: a reset link for each account ``identifier`` names (throttled per
+    account), in a request context on the issuer's origin so links can be built."""
+    with app.app_context():
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(get_state().issuer))
+    with app.test_request_context(base_url=origin):
+        state = get_state()
+        accounts = [u for u in find_accounts(state.users, identifier)
+                    if within_limit(state.store, [f"user:{u.id}"],
+                                    state.config["UAUTH_MAIL_LIMIT"])]
+        for user in accounts:
+            send_reset_link(state, user)
+            audit(PASSWORD_RESET_REQUESTED, user_id=user.id, ip=ip)
+        if not accounts:
+            audit(PASSWORD_RESET_REQUESTED, outcome="no account", ip=ip)
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])

@@ -128,8 +128,10 @@ def dangerous(view: F) -> F:
     """The view runs only after the admin re-entered their password (recently)."""
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
         if not fresh_reauth():
-            back = request.referrer if request.method == "POST" else request.full_path
-            nxt = safe_next(_local(back)) or url_for(".people")
+            # A POST to …/<id>/remove comes back to …/<id>, whose button the admin presses again
+            back = request.path.rsplit("/", 1)[0] if request.method == "POST" else \
+                request.full_path
+            nxt = safe_next(back) or url_for(".people")
             flash("Enter your password again to do this.")
             return redirect(url_for(".reauth", next=nxt))
         return view(*args, **kwargs)
@@ -137,18 +139,6 @@ def dangerous(view: F) -> F:
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__
     return cast(F, wrapper)
-
-
-def _local(url: str | None) -> str | None:
-    """The path and query of a referrer on our own origin."""
-    if not url:
-        return None
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.netloc and parts.netloc != request.host:
-        return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
