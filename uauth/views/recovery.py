@@ -47,9 +47,9 @@ from ..models import User
 from ..outbox import absolute
 from ..outbox import render_mail
 from ..outbox import send
-from ..recovery import find_accounts
-from ..recovery import normal_email
-from ..recovery import within_limit
+from ..reset import find_accounts
+from ..reset import normal_email
+from ..reset import within_limit
 from ..sessions import end_all
 from ..users import editable
 from .authorize import authentication

@@ -41,8 +41,8 @@ from ..links import redeem
 from ..outbox import absolute
 from ..outbox import render_mail
 from ..outbox import send
-from ..recovery import normal_email
-from ..recovery import within_limit
+from ..reset import normal_email
+from ..reset import within_limit
 from ..users import HASHER
 from ..users import UserExists
 from ..users import editable
