@@ -22,6 +22,7 @@ from uauth.extension import get_state
 from uauth.groups import create as create_group
 from uauth.invitations import InvitationError
 from uauth.invitations import create as create_invitation
+from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 
 
@@ -45,8 +46,8 @@ def fill(driver: Driver, path: str, **values: str) -> TestResponse:
 
 
 def test_an_invitation_creates_the_account_once_with_its_groups(
-        shared_instance: Path, clock: FakeClock, smtp: SmtpServer) -> None:
-    driver = signup_driver(shared_instance, clock, smtp)
+        shared_instance: Path, store: Store, clock: FakeClock, smtp: SmtpServer) -> None:
+    driver = Driver.of(mail_app(shared_instance, store, clock, smtp))  # every backend
     with driver.app.app_context():
         create_group(get_state().store, "staff", now=0)
     path = invite(driver, "nina@example.com", groups=["staff"])
@@ -83,9 +84,9 @@ def test_an_invitation_for_a_taken_username_is_kept_for_another_try(
 
 
 def test_open_signup_needs_the_mailed_link_and_an_allowed_domain(
-        shared_instance: Path, clock: FakeClock, smtp: SmtpServer) -> None:
-    driver = signup_driver(shared_instance, clock, smtp, UAUTH_SIGNUP="open",
-                           UAUTH_SIGNUP_DOMAINS=["example.com"])
+        shared_instance: Path, store: Store, clock: FakeClock, smtp: SmtpServer) -> None:
+    driver = Driver.of(mail_app(shared_instance, store, clock, smtp, UAUTH_SIGNUP="open",
+                                UAUTH_SIGNUP_DOMAINS=["example.com"]))  # every backend
     assert "Create an account" in driver.http.get("/login").text
     wrong = fill(driver, "/signup", username="pia", email="pia@elsewhere.org",
                  password="pia-secret-1", confirm="pia-secret-1")

@@ -88,6 +88,9 @@ def new_person() -> ResponseReturnValue:
                     send_reset_link(state, user)
                     flash(f"Created {user.username}; a link to choose a password was sent to "
                           f"{email}.")
+                elif not password:
+                    flash(f"Created {user.username} without a password: hand them a link to "
+                          f"choose one (`uauth user reset-link {user.username}`).")
                 else:
                     flash(f"Created {user.username}.")
                 return redirect(url_for(".person", user_id=user.id))
