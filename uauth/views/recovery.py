@@ -141,7 +141,8 @@ def forgot() -> ResponseReturnValue:
     if within_limit(state.store, keys, state.config["UAUTH_MAIL_LIMIT"]):
         # Who the request names is found on the mail thread: the answer below takes the same
         # time whether or not an account matches (a lookup by address reads every user).
-        state.mailer.run(functools.partial(_mail_reset_links, current_app._get_current_object(),
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state.mailer.run(functools.partial(_mail_reset_links, app,
                                            identifier, ip))
     else:
         audit(PASSWORD_RESET_REQUESTED, outcome="throttled")
