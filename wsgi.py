@@ -7,7 +7,7 @@ the ``child_exit`` hook shown in docs/deploy.md; ``uauth serve`` does both itsel
 from __future__ import annotations
 
 from uauth import create_app
-from uauth.logs import configure_logging
+from uauth.ops.logs import configure_logging
 
 app = create_app()
 configure_logging(app.config["UAUTH_LOG_FORMAT"], app.config["UAUTH_LOG_LEVEL"])

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from uauth.core.users import HASHER
 from uauth.storage import hash_key
-from uauth.users import HASHER
 
 #: Django 5.2's default PBKDF2-SHA256 iteration count (its default password hasher).
 DJANGO_PBKDF2_ITERATIONS = 1_000_000

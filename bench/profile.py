@@ -23,9 +23,11 @@ from flask import Flask
 
 from tests.redis_server import RedisServer
 from uauth import create_app
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.records import USERNAME
+from uauth.core.users import StoreUsers
 from uauth.extension import get_state
-from uauth.users import StoreUsers
 
 from .driver import Connection
 from .driver import Reply
@@ -33,7 +35,6 @@ from .driver import Target
 from .driver import prepare
 from .servers import PASSWORD
 from .servers import REDIRECT_URI
-from .servers import USERNAME
 
 ISSUER = "http://127.0.0.1:5000"
 
@@ -62,10 +63,10 @@ def build(store: str, workdir: Path, redis_url: str | None,
                      instance_path=workdir / "instance")
     with app.app_context():
         state = get_state()
-        spa, _ = register_client(state.store, name="bench-spa", redirect_uris=[REDIRECT_URI],
-                                 public=True, first_party=True)
-        service, secret = register_client(state.store, name="bench-service", redirect_uris=[],
-                                          grant_types=["client_credentials"])
+        spa, _ = register_client(state.store, Registration(
+            name="bench-spa", redirect_uris=[REDIRECT_URI], public=True, first_party=True))
+        service, secret = register_client(state.store, Registration(
+            name="bench-service", redirect_uris=[], grant_types=["client_credentials"]))
         StoreUsers(state.store, state.clock).create(
             USERNAME, PASSWORD, {"email": "bench@example.com", "name": "Bench"})
     target = Target(issuer=ISSUER, spa_client=spa.client_id, redirect_uri=REDIRECT_URI,

@@ -17,12 +17,14 @@ from werkzeug.test import TestResponse
 
 from tests.browser import csrf_token
 from uauth import create_app
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import RegistrationRules
+from uauth.core.clients import register_client
+from uauth.core.models import Client
+from uauth.core.models import User
+from uauth.core.users import StoreUsers
 from uauth.extension import get_state
-from uauth.models import Client
-from uauth.models import User
 from uauth.storage import Store
-from uauth.users import StoreUsers
 
 REDIRECT = "http://127.0.0.1:8399/cb"
 PASSWORD = "password123"
@@ -72,7 +74,13 @@ class Driver:
         kwargs.setdefault("name", "App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
         with self.app.app_context():
-            return register_client(get_state().store, **kwargs)
+            state = get_state()
+            rules = RegistrationRules(  # what the caller names of the provider's rules
+                **{name: kwargs.pop(name) for name in ("known_scopes", "known_attributes",
+                                                        "enabled_algs") if name in kwargs},
+                default_subject_type=state.settings.default_subject_type)
+            now = kwargs.pop("now", 0)
+            return register_client(state.store, Registration(**kwargs), rules, now=now)
 
     def login(self, username: str = "alice", password: str = PASSWORD, next_url: str = ""
               ) -> TestResponse:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from uauth.selfcheck import forms
+from uauth.ops.selfcheck import forms
 
 
 class Browser:

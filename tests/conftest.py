@@ -21,12 +21,12 @@ from tests.chromium import start as start_chromium
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_required
 from tests.smtp_server import SmtpServer
-from uauth.logs import JsonFormatter
-from uauth.logs import RequestIdFilter
+from uauth.ops.logs import JsonFormatter
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
+from uauth.web.requestlog import RequestIdFilter
 
 BACKENDS = ["memory", "sqlite", "redis"]
 

@@ -19,9 +19,10 @@ from examples.embedded.notes import create_app as create_notes
 from examples.embedded.notes import users as notes_users
 from tests.app_driver import basic_auth
 from tests.browser import csrf_token
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.models import Client
 from uauth.extension import get_state
-from uauth.models import Client
 
 ISSUER = "http://localhost/auth"
 REDIRECT = "http://127.0.0.1:8399/cb"
@@ -48,8 +49,8 @@ class Host:
 
     def add_client(self, scope: str = "openid profile notes") -> tuple[Client, str]:
         with self.app.app_context():
-            client, secret = register_client(get_state().store, name="Notes Mobile",
-                                             redirect_uris=[REDIRECT], scope=scope)
+            client, secret = register_client(get_state().store, Registration(
+                name="Notes Mobile", redirect_uris=[REDIRECT], scope=scope))
         assert secret is not None
         return client, secret
 

@@ -15,9 +15,9 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
+from uauth.core.models import User
+from uauth.core.records import REFRESH
 from uauth.extension import get_state
-from uauth.grants import REFRESH
-from uauth.models import User
 from uauth.storage import Store
 from uauth.storage import hash_key
 from uauth.storage.memory import MemoryStore
@@ -182,7 +182,7 @@ def test_saving_the_profile_leaves_untouched_fields_as_they_were(driver: Driver)
 
 def test_only_grants_that_may_still_hold_tokens_are_remembered(driver: Driver,
                                                                clock: FakeClock) -> None:
-    from uauth.consents import apps_of
+    from uauth.core.consents import apps_of
 
     user = driver.user(given_name="Ada")
     client, _ = driver.client(first_party=True)

@@ -15,9 +15,9 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
-from uauth.audittrail import Query
-from uauth.audittrail import search
-from uauth.clients import get_client
+from uauth.core.audittrail import Query
+from uauth.core.audittrail import search
+from uauth.core.clients import get_client
 from uauth.extension import get_state
 from uauth.models import User
 from uauth.storage import Store

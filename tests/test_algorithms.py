@@ -17,7 +17,7 @@ from tests.app_driver import Driver
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
-from uauth.clients import RegistrationError
+from uauth.core.clients import RegistrationError
 from uauth.storage.memory import MemoryStore
 
 ALGS = ["RS256", "PS256", "ES256", "EdDSA"]
@@ -108,8 +108,8 @@ def test_a_client_whose_algorithm_was_disabled_gets_a_clear_error(tmp_path: Path
 def test_logout_tokens_are_signed_like_the_clients_id_tokens(tmp_path: Path,
                                                              clock: FakeClock) -> None:
     from tests.logout_receiver import receiver
+    from uauth.core.sessions import end_all
     from uauth.extension import get_state
-    from uauth.sessions import end_all
 
     driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock, SECRET_KEY=SECRET,
                                 UAUTH_SIGNING_ALGS=["EdDSA"]))

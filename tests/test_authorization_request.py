@@ -113,17 +113,19 @@ def fragment(response: Any) -> dict[str, str]:
 
 
 def test_front_channel_tokens_need_the_implicit_grant(driver: Driver) -> None:
-    from uauth.clients import RegistrationError
-    from uauth.clients import register_client
-    from uauth.clients import save_client
+    from uauth.core.clients import Registration
+    from uauth.core.clients import RegistrationError
+    from uauth.core.clients import register_client
+    from uauth.core.clients import save_client
     from uauth.extension import get_state
 
     driver.user()
     client, _ = driver.client(first_party=True, response_types=["id_token token"])
     assert client.grant_types == ["implicit", "refresh_token"], "derived from the response types"
     with driver.app.app_context(), pytest.raises(RegistrationError) as refused:
-        register_client(get_state().store, name="X", redirect_uris=[REDIRECT],
-                        response_types=["id_token"], grant_types=["authorization_code"])
+        register_client(get_state().store, Registration(
+            name="X", redirect_uris=[REDIRECT], response_types=["id_token"],
+            grant_types=["authorization_code"]))
     assert str(refused.value) == "the response types need --grant-type implicit too"
     client.grant_types = ["authorization_code"]  # a record stored before that rule
     with driver.app.app_context():

@@ -18,13 +18,13 @@ from tests.app_driver import own_users
 from tests.conftest import FakeClock
 from tests.http_stub import serve
 from uauth import create_app
-from uauth.claims import SALT
-from uauth.claims import SETTING
-from uauth.claims import SUBJECT
-from uauth.claims import shared_salt
-from uauth.clients import RegistrationError
-from uauth.config import ConfigError
-from uauth.instance import SALT_FILE
+from uauth.core.claims import SALT
+from uauth.core.claims import shared_salt
+from uauth.core.clients import RegistrationError
+from uauth.core.records import SETTING
+from uauth.core.records import SUBJECT
+from uauth.core.settings import ConfigError
+from uauth.ops.instance import SALT_FILE
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 

@@ -77,7 +77,7 @@ def test_client_add_accepts_native_and_loopback_uris(instance: Path) -> None:
 
 
 def test_client_add_machine_client_and_resource_server(instance: Path) -> None:
-    from uauth.clients import get_client
+    from uauth.core.clients import get_client
     from uauth.storage.sqlite import SQLiteStore
 
     added = uauth(instance, "client", "add", "--name", "Billing job", "--grant-type",
@@ -99,7 +99,7 @@ def test_client_add_machine_client_and_resource_server(instance: Path) -> None:
 
 
 def test_client_add_registers_for_logout(instance: Path) -> None:
-    from uauth.clients import get_client
+    from uauth.core.clients import get_client
     from uauth.storage.sqlite import SQLiteStore
 
     added = uauth(instance, "client", "add", "--name", "RP", "--redirect-uri",
@@ -129,13 +129,14 @@ def test_client_add_registers_for_logout(instance: Path) -> None:
     ({"backchannel_logout_session_required": True}, "needs a --backchannel-logout-uri"),
 ])
 def test_client_add_refuses_bad_logout_settings(settings: dict[str, Any], reason: str) -> None:
-    from uauth.clients import RegistrationError
-    from uauth.clients import register_client
+    from uauth.core.clients import Registration
+    from uauth.core.clients import RegistrationError
+    from uauth.core.clients import register_client
     from uauth.storage.memory import MemoryStore
 
     with pytest.raises(RegistrationError, match=re.escape(reason)):
-        register_client(MemoryStore(), name="Bad", redirect_uris=["https://rp.example.com/cb"],
-                        **settings)
+        register_client(MemoryStore(), Registration(
+            name="Bad", redirect_uris=["https://rp.example.com/cb"], **settings))
 
 
 def test_environment_names_the_instance(tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ def test_the_same_commands_run_under_flask(tmp_path: Path) -> None:
 
 
 def test_client_add_response_types_and_default_mode(instance: Path) -> None:
-    from uauth.clients import get_client
+    from uauth.core.clients import get_client
     from uauth.storage.sqlite import SQLiteStore
 
     added = uauth(instance, "client", "add", "--name", "Hybrid", "--redirect-uri",
@@ -242,7 +243,7 @@ def test_flask_uauth_errors_are_one_line_too(tmp_path: Path) -> None:
 
 
 def test_client_add_stores_what_its_flags_say(instance: Path) -> None:
-    from uauth.clients import get_client
+    from uauth.core.clients import get_client
     from uauth.storage.sqlite import SQLiteStore
 
     added = uauth(instance, "client", "add", "--name", "Flags", "--redirect-uri",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from uauth import create_app
-from uauth.config import DEFAULTS
-from uauth.config import SETTINGS
-from uauth.config import ConfigError
+from uauth.core.settings import DEFAULTS
+from uauth.core.settings import SETTINGS
+from uauth.core.settings import ConfigError
+from uauth.core.settings import Settings
+from uauth.core.settings import field_key
 from uauth.extension import get_state
-from uauth.instance import example_config
+from uauth.ops.instance import example_config
 
 
 @pytest.mark.parametrize(
@@ -97,7 +101,7 @@ def test_committed_example_config_matches_the_settings() -> None:
 
 
 def test_the_configuration_page_documents_every_setting() -> None:
-    from uauth.config import markdown_table
+    from uauth.core.settings import markdown_table
 
     page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     assert markdown_table() in page, (
@@ -124,3 +128,23 @@ def test_default_instance_folder_is_instance_under_the_working_directory(
     app = create_app({"UAUTH_STORAGE": "memory://"})
     assert Path(app.instance_path) == tmp_path / "instance"
     assert (tmp_path / "instance" / "secret_key").exists()
+
+
+def test_settings_has_one_typed_field_per_key_and_is_frozen(tmp_path: Path) -> None:
+    assert {field_key(item.name) for item in fields(Settings)} == set(DEFAULTS)
+    app = create_app({"UAUTH_STORAGE": "memory://", "UAUTH_CODE_TTL": "90"},
+                     instance_path=tmp_path)
+    with app.app_context():
+        settings = get_state().settings
+    assert settings.code_ttl == 90 and settings.signing_algs == ("RS256",)
+    with pytest.raises(FrozenInstanceError):
+        settings.code_ttl = 1  # type: ignore[misc]
+
+
+def test_validating_custom_scopes_leaves_the_configured_scopes_alone(tmp_path: Path) -> None:
+    app = create_app({"UAUTH_STORAGE": "memory://",
+                      "UAUTH_CUSTOM_SCOPES": {"teams": {"claims": ["teams"]}}},
+                     instance_path=tmp_path)
+    assert "teams" not in app.config["UAUTH_SCOPES"], "no validator grows another setting"
+    with app.app_context():
+        assert get_state().settings.known_scopes[-1] == "teams"

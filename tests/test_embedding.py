@@ -20,10 +20,11 @@ from tests.host_driver import REDIRECT
 from tests.host_driver import Host
 from tests.host_driver import make_notes
 from uauth import current_token
-from uauth.claims import user_for_subject
-from uauth.clients import register_client
+from uauth.core.claims import user_for_subject
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.tokens import revoke_access_token
 from uauth.extension import get_state
-from uauth.tokens import revoke_access_token
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ def test_two_apps_in_one_process_share_nothing(tmp_path: Path) -> None:
 
 def test_embedding_needs_a_secret_key(tmp_path: Path) -> None:
     from uauth import UAuth
-    from uauth.config import ConfigError
+    from uauth.core.settings import ConfigError
 
     app = Flask("bare", instance_path=str(tmp_path / "bare"))
     with pytest.raises(ConfigError, match="SECRET_KEY"):
@@ -234,9 +235,9 @@ def test_require_token_can_name_a_resource_audience(host: Host) -> None:
 
     host.app.add_url_rule("/api/reports", view_func=reports)
     with host.app.app_context():
-        client, secret = register_client(
-            get_state().store, name="Reports", redirect_uris=[], scope="notes",
-            grant_types=["client_credentials"], audiences=[resource])
+        client, secret = register_client(get_state().store, Registration(
+            name="Reports", redirect_uris=[], scope="notes",
+            grant_types=["client_credentials"], audiences=[resource]))
     token = host.post("/auth/token", headers=basic_auth(client.client_id, secret), data={
         "grant_type": "client_credentials", "scope": "notes", "resource": resource})
     assert token.status_code == 200, token.text
@@ -286,7 +287,7 @@ def test_logout_with_a_hint_from_another_browser_keeps_subjects_working(host: Ho
 
 
 def test_signing_out_of_the_host_ends_the_uauth_session(host: Host) -> None:
-    from uauth.sessions import of_user
+    from uauth.core.sessions import of_user
 
     token = host.alice_tokens()
     user_id = jwt.decode(token["id_token"], options={"verify_signature": False})["sub"]

@@ -21,7 +21,7 @@ from tests.app_driver import Driver
 from tests.app_driver import json_of
 from tests.conftest import FakeClock
 from uauth import UAuth
-from uauth.models import User
+from uauth.core.models import User
 
 
 class DictUsers:
@@ -178,8 +178,8 @@ def test_a_host_login_is_a_uauth_session_and_ending_it_logs_the_browser_out(
         tmp_path: Path) -> None:
     import jwt
 
+    from uauth.core.sessions import end_all
     from uauth.extension import get_state
-    from uauth.sessions import end_all
 
     app = _host_with_login(tmp_path, DictUsers((CAROL, "pw")))
     driver = Driver.of(app)

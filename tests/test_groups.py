@@ -15,12 +15,12 @@ from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
-from uauth.clients import save_client
+from uauth.core.clients import save_client
 from uauth.extension import get_state
-from uauth.groups import GroupError
-from uauth.groups import change_membership
-from uauth.groups import create
-from uauth.groups import remove
+from uauth.core.groups import GroupError
+from uauth.core.groups import change_membership
+from uauth.core.groups import create
+from uauth.core.groups import remove
 from uauth.storage import Store
 
 

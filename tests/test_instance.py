@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import run_in_processes
-from uauth.instance import init_instance
+from uauth.ops.instance import init_instance
 
 
 def test_first_run_creates_private_files(tmp_path: Path) -> None:

@@ -16,15 +16,16 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.conftest import run_in_processes
-from uauth.cli import cli
-from uauth.config import ConfigError
+from uauth.app import create_app
+from uauth.core.keyring import KeyRing
+from uauth.core.keyring import Policy
+from uauth.core.keyring import plan
+from uauth.core.keys import new_signing_key
+from uauth.core.keys import pem_of
+from uauth.core.keys import sealer
+from uauth.core.settings import ConfigError
 from uauth.extension import get_state
-from uauth.keyring import KeyRing
-from uauth.keyring import Policy
-from uauth.keyring import plan
-from uauth.keys import new_signing_key
-from uauth.keys import pem_of
-from uauth.keys import sealer
+from uauth.ops.cli import cli
 from uauth.storage import Store
 from uauth.storage.sqlite import SQLiteStore
 
@@ -120,7 +121,7 @@ def test_a_rotation_elsewhere_reaches_every_worker(tmp_path: Path, clock: FakeCl
         fresh = get_state().keys.rotate(["RS256"], immediately=True)[0]
         assert fresh.created == int(clock()) + 1, "a second after the key it replaces"
         clock.advance(1)
-        from uauth.tokens import sign
+        from uauth.core.tokens import sign
 
         token = sign(get_state(), {"iss": "http://localhost", "sub": "x", "iat": 0,
                                    "exp": int(clock()) + 60}, typ="at+jwt")
@@ -186,7 +187,7 @@ def test_prepublication_must_be_shorter_than_the_rotation(tmp_path: Path,
 
 def uauth(instance: Path, *args: str) -> Result:
     """The CLI in-process (click's runner): the same commands, without an interpreter each."""
-    return CliRunner().invoke(cli, ["--instance", str(instance), *args])
+    return CliRunner().invoke(cli, ["--instance", str(instance), *args], obj=create_app)
 
 
 def test_cli_lists_rotates_and_retires(tmp_path: Path) -> None:

@@ -19,11 +19,12 @@ from tests.browser import Browser
 from tests.browser import location
 from tests.conftest import unique_prefix
 from tests.live_server import LiveServer
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.users import StoreUsers
 from uauth.storage import Store
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
-from uauth.users import StoreUsers
 
 pytestmark = pytest.mark.slow
 REDIRECT = "http://127.0.0.1:8399/cb"
@@ -102,7 +103,7 @@ def test_every_worker_signs_with_and_publishes_the_same_keys(
 
     users = StoreUsers(store, time.time)
     users.create("erin", "password123", {})
-    client, secret = register_client(store, name="App", redirect_uris=[REDIRECT])
+    client, secret = register_client(store, Registration(name="App", redirect_uris=[REDIRECT]))
     assert secret is not None
     with ThreadPoolExecutor(3) as pool:
         tokens = list(pool.map(lambda _: sign_in(live, client.client_id, secret, "erin"),

@@ -7,9 +7,9 @@ import time
 from argon2 import PasswordHasher
 from argon2 import extract_parameters
 
+from uauth.core.users import HASHER
+from uauth.core.users import StoreUsers
 from uauth.storage.memory import MemoryStore
-from uauth.users import HASHER
-from uauth.users import StoreUsers
 
 
 def test_passwords_are_argon2id_at_owasp_parameters() -> None:

@@ -16,8 +16,8 @@ from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from tests.smtp_server import Received
 from tests.smtp_server import SmtpServer
-from uauth.audittrail import Query
-from uauth.audittrail import search
+from uauth.core.audittrail import Query
+from uauth.core.audittrail import search
 from uauth.extension import get_state
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
@@ -188,9 +188,9 @@ def test_verification_can_be_asked_again_from_the_account_page(
 
 def test_the_mail_server_probe_and_url_settings(smtp: SmtpServer) -> None:
     from tests.redis_server import free_port
-    from uauth.mail import MailConfigError
-    from uauth.mail import parse_smtp_url
-    from uauth.mail import probe
+    from uauth.core.mail import MailConfigError
+    from uauth.core.mail import parse_smtp_url
+    from uauth.core.mail import probe
 
     assert probe(parse_smtp_url(smtp.url, ""), 5) is None
     problem = probe(parse_smtp_url(f"smtp://127.0.0.1:{free_port()}", ""), 5)
@@ -207,7 +207,7 @@ def test_the_mail_server_probe_and_url_settings(smtp: SmtpServer) -> None:
 
 
 def test_mail_settings_fail_early_with_the_fix(shared_instance: Path, clock: FakeClock) -> None:
-    from uauth.config import ConfigError
+    from uauth.core.settings import ConfigError
 
     with pytest.raises(ConfigError, match="UAUTH_MAIL_FROM must be set"):
         make_app(shared_instance, MemoryStore(clock=clock), clock,

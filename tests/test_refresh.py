@@ -15,11 +15,11 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.app_driver import own_users
 from tests.conftest import FakeClock
+from uauth.core.records import REFRESH
+from uauth.core.tokens import revoke_grant
 from uauth.extension import get_state
-from uauth.refresh import REFRESH
 from uauth.storage import Store
 from uauth.storage import hash_key
-from uauth.tokens import revoke_grant
 
 OFFLINE = "openid offline_access"
 

@@ -15,7 +15,7 @@ from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth import create_app
-from uauth.config import ConfigError
+from uauth.core.settings import ConfigError
 from uauth.extension import get_state
 from uauth.storage.memory import MemoryStore
 

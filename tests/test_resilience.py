@@ -26,11 +26,12 @@ from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
 from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.users import StoreUsers
 from uauth.storage import Store
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
-from uauth.users import StoreUsers
 
 REDIRECT = "http://127.0.0.1:8399/cb"
 PASSWORD = "password123"
@@ -52,8 +53,8 @@ def authorize_url(base: str, client_id: str) -> str:
 def provision(store: Store, users: int = 1) -> tuple[str, str]:
     for i in range(users):
         StoreUsers(store, time.time).create(f"user{i}", PASSWORD, {})
-    client, secret = register_client(store, name="Load", redirect_uris=[REDIRECT],
-                                      first_party=True, always_issue_refresh_token=True)
+    client, secret = register_client(store, Registration(
+        name="Load", redirect_uris=[REDIRECT], first_party=True, always_issue_refresh_token=True))
     assert secret
     return client.client_id, secret
 

@@ -20,15 +20,15 @@ from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from tests.logout_receiver import receiver
+from uauth.core.models import LoginSession
+from uauth.core.records import ENDED
+from uauth.core.records import SESSION
+from uauth.core.sessions import end
 from uauth.extension import get_state
-from uauth.models import LoginSession
-from uauth.sessions import ENDED
-from uauth.sessions import HANDLE
-from uauth.sessions import SESSION
-from uauth.sessions import end
 from uauth.storage import Store
 from uauth.storage import hash_key
 from uauth.storage.memory import MemoryStore
+from uauth.web.login import HANDLE
 
 AFTER_LOGOUT = "http://127.0.0.1:8399/bye"
 HOUR = 3600
@@ -208,7 +208,7 @@ def test_signing_in_again_keeps_the_sid_but_not_the_cookie(driver: Driver,
     assert bobs is not None and bobs.sid != first.sid and whoami(driver) == "bob"
     assert stored(driver, handle(driver)) is not None
     with driver.app.app_context():
-        from uauth.sessions import of_user
+        from uauth.core.sessions import of_user
 
         assert of_user(get_state(), first.user_id) == [], "alice's session ended"
 
@@ -249,8 +249,8 @@ def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
     login = stored(driver, handle(driver))
     assert login is not None and len(set(codes)) == 2
     with driver.app.app_context():
-        from uauth.sessions import clients_by_session
-        from uauth.sessions import grants_in
+        from uauth.core.sessions import clients_by_session
+        from uauth.core.sessions import grants_in
 
         records = grants_in(get_state(), login)
         assert clients_by_session(get_state(), login.user_id) == {login.sid: [client.client_id]}

@@ -19,9 +19,9 @@ from tests.smtp_server import SmtpServer
 from tests.test_recovery import link_in
 from tests.test_recovery import mail_app
 from uauth.extension import get_state
-from uauth.groups import create as create_group
-from uauth.invitations import InvitationError
-from uauth.invitations import create as create_invitation
+from uauth.core.groups import create as create_group
+from uauth.core.invitations import InvitationError
+from uauth.core.invitations import create as create_invitation
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 

@@ -19,14 +19,15 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
-from uauth.cli import cli
-from uauth.consents import remember_consent
+from uauth.app import create_app
+from uauth.core.consents import remember_consent
+from uauth.ops.cli import cli
+from uauth.ops.transfer import TransferError
+from uauth.ops.transfer import backup_sqlite
+from uauth.ops.transfer import compare
+from uauth.ops.transfer import migrate
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
-from uauth.transfer import TransferError
-from uauth.transfer import backup_sqlite
-from uauth.transfer import compare
-from uauth.transfer import migrate
 
 SECRET = "transfer-test-secret-key-0123456789"
 
@@ -58,7 +59,7 @@ def test_migrate_to_redis_keeps_every_record_ttl_and_consumed_state(
     prefix = unique_prefix()
     target = RedisStore(redis_url, prefix=prefix, clock=clock)
     counts = migrate(source, target, now=clock())
-    assert {"client", "cors_origin", "user", "username", "consent", "refresh_token",
+    assert {"client", "client_origin", "user", "username", "consent", "refresh_token",
             "authorization_code", "keyset"} <= set(counts)
     assert compare(source, target) == []
     assert sum(counts.values()) == sum(1 for _ in source.dump())
@@ -130,7 +131,8 @@ def test_online_backup_is_consistent_and_private(tmp_path: Path, clock: FakeCloc
 def uauth(instance: Path, *args: str, env: dict[str, str] | None = None,
           stdin: str | None = None) -> Result:
     """The CLI in-process (click's runner): the operator's commands without an interpreter each."""
-    return CliRunner().invoke(cli, ["--instance", str(instance), *args], env=env, input=stdin)
+    return CliRunner().invoke(cli, ["--instance", str(instance), *args], obj=create_app,
+                              env=env, input=stdin)
 
 
 def test_cli_backup_and_migrate_then_serve_from_redis(tmp_path: Path, redis_url: str) -> None:

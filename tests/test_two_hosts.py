@@ -25,9 +25,10 @@ from tests.browser import location
 from tests.conftest import unique_prefix
 from tests.live_server import LiveServer
 from tests.redis_server import free_port
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.users import StoreUsers
 from uauth.storage.redis import RedisStore
-from uauth.users import StoreUsers
 
 pytestmark = pytest.mark.slow
 REDIRECT = "http://127.0.0.1:8399/cb"
@@ -107,8 +108,8 @@ def test_a_flow_hops_between_two_hosts(two_hosts: tuple[str, list[LiveServer],
                                                         RedisStore]) -> None:
     issuer, hosts, store = two_hosts
     StoreUsers(store, __import__("time").time).create("fay", "password123", {})
-    client, secret = register_client(store, name="App", redirect_uris=[REDIRECT],
-                                     subject_type="pairwise")
+    client, secret = register_client(store, Registration(name="App", redirect_uris=[REDIRECT],
+                                                      subject_type="pairwise"))
     assert secret is not None
     url = (f"{issuer}/authorize?response_type=code&client_id={client.client_id}"
            f"&scope=openid&redirect_uri={REDIRECT}&state=s1")

@@ -12,13 +12,15 @@ from flask import Flask
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 
-from .config import from_environ
-from .extension import UAuth
-from .instance import init_instance
-from .instance import read_secret_key
-from .instance import resolve_instance_path
-from .storage import Clock
-from .storage import Store
+from uauth.core.settings import from_environ
+from uauth.extension import UAuth
+from uauth.ops.cli import cli
+from uauth.ops.instance import init_instance
+from uauth.ops.instance import read_secret_key
+from uauth.ops.instance import resolve_instance_path
+from uauth.ops.logs import configure_audit_logging
+from uauth.storage import Clock
+from uauth.storage import Store
 
 
 def create_app(
@@ -51,6 +53,13 @@ def create_app(
     standalone_session(app.config)
     app.session_interface = CookieSessions()
     return app
+
+
+def main() -> None:
+    """The ``uauth`` command: the ops CLI, given this module's :func:`create_app` to build the
+    standalone app with (ops sits below the wiring and never imports it)."""
+    configure_audit_logging(os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower())
+    cli(prog_name="uauth", obj=create_app)
 
 
 def standalone_session(config: Config) -> None:

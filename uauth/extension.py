@@ -9,94 +9,62 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from collections.abc import Iterable
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
 from flask import Flask
-from flask import current_app
 from flask_login import LoginManager
 from flask_login import user_loaded_from_cookie
 from flask_login import user_logged_in
 from flask_login import user_logged_out
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import config as settings
-from .instance import KEYS_DIR
-from .instance import SALT_FILE
-from .keyring import KeyRing
-from .keyring import Policy
-from .keys import KeySealError
-from .keys import sealer
-from .metrics import NullMetrics
-from .metrics import build_metrics
-from .storage import Clock
-from .storage import Store
-from .storage import open_store
-from .storage import system_clock
+from uauth.core import audit
+from uauth.core import settings
+from uauth.core.audittrail import keeper
+from uauth.core.backchannel import Backchannel
+from uauth.core.claims import SubjectIndex
+from uauth.core.clients import ClientCache
+from uauth.core.keyring import KeyRing
+from uauth.core.keyring import Policy
+from uauth.core.keys import KeySealError
+from uauth.core.keys import sealer
+from uauth.core.metrics import build_metrics
+from uauth.core.state import State
+from uauth.core.throttle import Throttle
+from uauth.core.users import StoreUsers
+from uauth.core.users import UserDirectory
+from uauth.oauth.server import build_server
+from uauth.ops.cli import register as register_cli
+from uauth.ops.instance import KEYS_DIR
+from uauth.ops.instance import SALT_FILE
+from uauth.storage import Clock
+from uauth.storage import Store
+from uauth.storage import open_store
+from uauth.storage import system_clock
+from uauth.web.login import current_session
+from uauth.web.login import record_login
+from uauth.web.login import record_logout
+from uauth.web.outbox import build_mailer
+from uauth.web.requestlog import audit_context
+from uauth.web.requestlog import audit_keeper
+from uauth.web.resource import ResourceProtector
+from uauth.web.resource import local_access_token
+from uauth.web.state import AppState
+from uauth.web.state import get_state
+from uauth.web.views import register_blueprints
 
-if TYPE_CHECKING:
-    from .backchannel import Backchannel
-    from .claims import SubjectIndex
-    from .clients import ClientCache
-    from .mail import Mailer
-    from .server import UAuthServer
-    from .throttle import Throttle
-    from .users import UserDirectory
+__all__ = ["AppState", "State", "UAuth", "get_state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class State:
-    """Everything one app's provider needs, built once per worker in :meth:`UAuth.init_app`."""
-
-    issuer: str
-    store: Store
-    #: The shared signing keys; a :class:`~uauth.keys.KeySet` kept fresh from storage.
-    keys: KeyRing
-    clock: Clock
-    config: dict[str, Any]
-    #: Documents that only change with the key set (discovery, JWKS), built on first use.
-    cache: dict[str, Any] = field(default_factory=dict)
-    #: Prometheus counters, or a stand-in that does nothing when ``UAUTH_METRICS`` is off.
-    metrics: NullMetrics = field(default_factory=NullMetrics)
-    users: UserDirectory = field(init=False)
-    server: UAuthServer = field(init=False)
-    backchannel: Backchannel = field(init=False)
-    #: Pairwise subjects: the instance salt and the sub -> user index cache (claims.py).
-    subjects: SubjectIndex = field(init=False)
-    #: Failure counters for logins and client authentication (throttle.py).
-    throttle: Throttle = field(init=False)
-    #: Clients this worker looked up recently (clients.ClientCache).
-    clients: ClientCache = field(init=False)
-    #: Outgoing mail (mail.Mailer): reset, verification, invitation and sign-up links.
-    mailer: Mailer = field(init=False)
-    #: Saves each audit event for the console's audit view (audittrail.py); None: not kept.
-    keep_audit: Callable[[dict[str, Any]], None] | None = None
-
-    def now(self) -> int:
-        return int(self.clock())
-
-
-def get_state() -> State:
-    """The current app's uauth state, with a helpful error outside an initialised app."""
-    try:
-        state: State = current_app.extensions["uauth"]
-    except KeyError:
-        raise RuntimeError(
-            "uauth is not initialised here; call UAuth(app) or uauth.init_app(app)"
-        ) from None
-    return state
 
 
 class UAuth:
     """The provider as a Flask extension.
 
     :param app: initialise immediately on this app.
-    :param users: where users live (:class:`~uauth.users.UserDirectory`); default: uauth's own
+    :param users: where users live (:class:`~uauth.core.users.UserDirectory`); default: uauth's own
         directory in its storage.
     :param store: use this storage instead of opening ``UAUTH_STORAGE`` (tests, embedding).
     :param clock: time source; tests inject one to expire things without sleeping.
@@ -104,9 +72,6 @@ class UAuth:
 
     def __init__(self, app: Flask | None = None, *, users: UserDirectory | None = None,
                  store: Store | None = None, clock: Clock | None = None) -> None:
-        from .resource import ResourceProtector
-        from .resource import local_access_token
-
         self._users = users
         self._store_override = store
         self._clock = clock or system_clock
@@ -122,56 +87,43 @@ class UAuth:
                                        "form CSRF tokens with it")
         settings.apply_defaults(app.config)
         settings.validate(app.config, instance_path=app.instance_path)
-        config = {k: v for k, v in app.config.items() if k.startswith("UAUTH_")}
+        config = settings.Settings.from_config(app.config)
         store = self._store_override or open_store(
-            config["UAUTH_STORAGE"], redis_prefix=config["UAUTH_REDIS_PREFIX"], clock=self._clock
+            config.storage, redis_prefix=config.redis_prefix, clock=self._clock
         )
         keys = self._keyring(app, store, config)
-        state = State(
-            issuer=config["UAUTH_ISSUER"], store=store, keys=keys, clock=self._clock, config=config,
-            metrics=build_metrics(config["UAUTH_METRICS"]),
+        state = AppState(
+            issuer=config.issuer, store=store, keys=keys, clock=self._clock, settings=config,
+            metrics=build_metrics(config.metrics),
         )
-        from .backchannel import Backchannel
-        from .claims import SubjectIndex
-        from .clients import ClientCache
         keys.listeners.append(state.cache.clear)
-        from .server import build_server
-        from .users import StoreUsers
 
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
-        state.clients = ClientCache(store, config["UAUTH_CLIENT_CACHE_TTL"])
+        state.clients = ClientCache(store, config.client_cache_ttl)
         state.server = build_server(state)
-        from .throttle import Throttle
-
         state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
-        from .audittrail import keeper
-        from .outbox import build_mailer
-
         state.mailer = build_mailer(app, config)
-        state.keep_audit = keeper(store, self._clock, config["UAUTH_AUDIT_RETENTION"])
+        state.keep_audit = keeper(store, self._clock, config.audit_retention)
         app.extensions["uauth"] = state
+        audit.context_fields = audit_context
+        audit.event_keeper = audit_keeper
         self._init_login(app)
-        from .cli import register as register_cli
-        from .views import register_blueprints
-
-        register_blueprints(app, config["UAUTH_URL_PREFIX"])
+        register_blueprints(app, config.url_prefix)
         _exempt_from_csrf(app)
         register_cli(app)
-        proxies = config["UAUTH_TRUSTED_PROXIES"]
+        proxies = config.trusted_proxies
         if proxies:
-            from werkzeug.middleware.proxy_fix import ProxyFix
-
             app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
                 app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
-    def _keyring(self, app: Flask, store: Store, config: dict[str, Any]) -> KeyRing:
+    def _keyring(self, app: Flask, store: Store, config: settings.Settings) -> KeyRing:
         secret = app.config["SECRET_KEY"]  # init_app refused to start without one
         ring = KeyRing(
             store, sealer([secret, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]),
-            Policy.from_config(config), self._clock,
-            check_interval=config["UAUTH_KEY_CHECK_INTERVAL"],
+            Policy.from_settings(config), self._clock,
+            check_interval=config.key_check_interval,
             legacy_dir=Path(app.instance_path) / KEYS_DIR,
         )
         try:
@@ -194,9 +146,6 @@ class UAuth:
         """
         if audience is None:
             return self._protector.require_token(scope)
-        from .resource import ResourceProtector
-        from .resource import local_access_token
-
         return ResourceProtector(functools.partial(local_access_token, audience=audience),
                                  realm=self._protector.realm).require_token(scope)
 
@@ -207,9 +156,6 @@ class UAuth:
         Either way every login (ours, the host's, a remember-me cookie) records the login time
         in the session: it becomes ``auth_time`` and bounds the session (``UAUTH_SESSION_TTL``).
         """
-        from .sessions import record_logout
-        from .views.authorize import record_login
-
         user_logged_in.connect(record_login, app)
         user_loaded_from_cookie.connect(record_login, app)
         user_logged_out.connect(record_logout, app)
@@ -221,8 +167,6 @@ class UAuth:
 
         @manager.user_loader  # type: ignore[untyped-decorator]
         def load_user(user_id: str) -> Any:
-            from .sessions import current_session
-
             # The signed cookie alone is not enough: its session must be live in storage, so
             # a logout anywhere (another worker, host, or the CLI) logs this browser out.
             login = current_session()

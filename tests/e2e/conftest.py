@@ -21,17 +21,18 @@ from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
 from uauth import create_app
-from uauth.claims import pairwise_subject
-from uauth.claims import sector_of
-from uauth.claims import shared_salt
-from uauth.clients import register_client
-from uauth.models import Client
-from uauth.models import User
+from uauth.core.claims import pairwise_subject
+from uauth.core.claims import sector_of
+from uauth.core.claims import shared_salt
+from uauth.core.clients import Registration
+from uauth.core.clients import register_client
+from uauth.core.models import Client
+from uauth.core.models import User
+from uauth.core.users import StoreUsers
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
-from uauth.users import StoreUsers
 
 PASSWORD = "password123"
 REDIRECT = "http://127.0.0.1:8399/cb"
@@ -62,7 +63,7 @@ class Provider:
     def add_client(self, **kwargs: Any) -> tuple[Client, str | None]:
         kwargs.setdefault("name", "Test App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
-        return register_client(self.store, **kwargs)
+        return register_client(self.store, Registration(**kwargs))
 
     def sub(self, user: User, client: Client) -> str:
         """The ``sub`` the client should see, computed as a relying party never could: from the

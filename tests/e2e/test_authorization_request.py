@@ -18,8 +18,8 @@ from tests.e2e.conftest import Provider
 from tests.e2e.test_response_types import token_request
 from tests.e2e.test_response_types import userinfo
 from tests.e2e.test_response_types import verify_id_token
-from uauth.models import Client
-from uauth.models import User
+from uauth.core.models import Client
+from uauth.core.models import User
 
 
 def url(provider: Provider, client: Client, **params: str) -> str:

@@ -28,8 +28,8 @@ from tests.e2e.test_code_flow import query
 from tests.logout_receiver import SLOW_SECONDS
 from tests.logout_receiver import Receiver
 from tests.logout_receiver import receiver
-from uauth.backchannel import EVENT
-from uauth.selfcheck import forms
+from uauth.core.backchannel import EVENT
+from uauth.ops.selfcheck import forms
 from uauth.storage import hash_key
 
 AFTER_LOGOUT = "http://127.0.0.1:8399/bye"

@@ -30,12 +30,12 @@ from tests.redis_server import free_port
 from uauth import ResourceProtector
 from uauth import create_app
 from uauth import current_token
+from uauth.core.keys import new_signing_key
+from uauth.core.keys import pem_of
+from uauth.core.tokens import mint_access_token
 from uauth.extension import get_state
-from uauth.instance import KEYS_DIR
-from uauth.keys import new_signing_key
-from uauth.keys import pem_of
+from uauth.ops.instance import KEYS_DIR
 from uauth.storage.memory import MemoryStore
-from uauth.tokens import mint_access_token
 
 
 def resource_server(protector: ResourceProtector) -> Flask:

@@ -23,9 +23,9 @@ from tests.browser import Browser
 from tests.browser import callback
 from tests.e2e.conftest import REDIRECT
 from tests.e2e.conftest import Provider
-from uauth.clients import RESPONSE_TYPES
-from uauth.models import Client
-from uauth.models import User
+from uauth.core.clients import RESPONSE_TYPES
+from uauth.core.models import Client
+from uauth.core.models import User
 
 TOKEN_TYPES = [rt for rt in RESPONSE_TYPES if rt != "code"]
 #: (response_type, response_mode); None is "no response_mode parameter".

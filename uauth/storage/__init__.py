@@ -35,7 +35,7 @@ def sqlite_path(url: str) -> str:
 
 
 def open_store(url: str, *, redis_prefix: str = "uauth:", clock: Clock = system_clock) -> Store:
-    """The backend for a ``UAUTH_STORAGE`` URL (already validated by :mod:`uauth.config`).
+    """The backend for a ``UAUTH_STORAGE`` URL (already validated by :mod:`uauth.core.settings`).
 
     Opening never connects: connections are made on first use, after gunicorn forks.
     """

@@ -116,7 +116,7 @@ class Store(Protocol):
         A missing or expired counter starts at 1 and lives ``ttl`` seconds from then; later
         increments never extend it, so a window counted from its first event always ends.
         Exactly one caller, across threads, processes and hosts, sees each value (throttling,
-        :mod:`uauth.throttle`). Counters are records like any other (``find``, ``delete``).
+        :mod:`uauth.core.throttle`). Counters are records like any other (``find``, ``delete``).
         """
 
     def delete(self, kind: Kind, key: str) -> None:
@@ -129,7 +129,7 @@ class Store(Protocol):
         """Every live record saved under ``grant_id``, as ``(kind, key, record)``.
 
         A grant id groups records so they can be listed and removed together: a token family,
-        or a user's login sessions (:mod:`uauth.sessions`). Kinds never contain ``:``.
+        or a user's login sessions (:mod:`uauth.core.sessions`). Kinds never contain ``:``.
         """
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:

@@ -23,8 +23,9 @@ from flask import Flask
 from flask_login import LoginManager
 from flask_wtf import CSRFProtect
 
-from uauth.clients import list_clients
-from uauth.clients import register_client
+from uauth.core.clients import Registration
+from uauth.core.clients import list_clients
+from uauth.core.clients import register_client
 from uauth.extension import get_state
 
 from . import users
@@ -97,8 +98,9 @@ def demo() -> None:
     store = get_state().store
     client = next((c for c in list_clients(store) if c.name == DEMO_CLIENT), None)
     if client is None:
-        client, _ = register_client(store, name=DEMO_CLIENT, redirect_uris=[DEMO_REDIRECT],
-                                    public=True, scope="openid profile email notes")
+        client, _ = register_client(store, Registration(
+            name=DEMO_CLIENT, redirect_uris=[DEMO_REDIRECT], public=True,
+            scope="openid profile email notes"))
     issuer = current_app.config["UAUTH_ISSUER"]
     click.echo(f"issuer:       {issuer} ({issuer}/.well-known/openid-configuration)")
     click.echo(f"demo login:   {DEMO_EMAIL} / {DEMO_PASSWORD}")

@@ -1,0 +1,99 @@
+"""The audit trail: one structured log event per security-relevant action.
+
+Events go to the ``uauth.core.audit`` logger through the same logging set-up as every other line
+(:mod:`uauth.ops.logs`): as JSON under ``uauth serve``, with the request id, and with ``event``,
+``client_id``, ``user_id`` and ``ip`` as fields of their own. They name who and what, never a
+secret: no password, code, token, client secret or session handle is ever passed here (grant
+ids appear shortened, as in the other logs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
+
+log = logging.getLogger("uauth.audit")
+
+
+def _no_context() -> Mapping[str, Any]:
+    return {}
+
+
+#: Fields of the request being served (``ip``), added to every event. Core knows no HTTP: the
+#: wiring installs the web layer's source of them (:func:`uauth.web.requestlog.audit_context`);
+#: events outside a request (the CLI) carry none.
+context_fields: Callable[[], Mapping[str, Any]] = _no_context
+
+
+def _no_keeper() -> Callable[[dict[str, Any]], None] | None:
+    return None
+
+
+#: Where the app serving this event keeps it for the admin console's audit view
+#: (:mod:`uauth.core.audittrail`); the wiring installs the web layer's lookup
+#: (:func:`uauth.web.requestlog.audit_keeper`). None: not kept.
+event_keeper: Callable[[], Callable[[dict[str, Any]], None] | None] = _no_keeper
+
+LOGIN_SUCCEEDED = "login.succeeded"
+LOGIN_FAILED = "login.failed"
+LOGIN_THROTTLED = "login.throttled"
+LOGOUT = "logout"
+CONSENT_GIVEN = "consent.given"
+CONSENT_DENIED = "consent.denied"
+CONSENT_REVOKED = "consent.revoked"
+TOKEN_ISSUED = "token.issued"
+TOKEN_REFRESHED = "token.refreshed"
+TOKEN_REVOKED = "token.revoked"
+CLIENT_AUTH_FAILED = "client_auth.failed"
+CLIENT_AUTH_THROTTLED = "client_auth.throttled"
+REPLAY_DETECTED = "replay.detected"
+FAMILY_REVOKED = "family.revoked"
+PASSWORD_CHANGED = "password.changed"
+ADMIN = "admin"
+ACCESS_REFUSED = "access.refused"
+PASSWORD_RESET_REQUESTED = "password_reset.requested"
+PASSWORD_RESET = "password_reset.completed"
+EMAIL_VERIFIED = "email.verified"
+MAIL_SENT = "mail.sent"
+MAIL_FAILED = "mail.failed"
+INVITATION_CREATED = "invitation.created"
+INVITATION_ACCEPTED = "invitation.accepted"
+SIGNUP_REQUESTED = "signup.requested"
+SIGNUP_COMPLETED = "signup.completed"
+LINK_REFUSED = "link.refused"
+ADMIN_DENIED = "admin.denied"
+
+#: One per token request: in the log lines, but too many to keep in storage for the console.
+NOT_KEPT = frozenset({TOKEN_ISSUED, TOKEN_REFRESHED})
+
+
+def audit(event: str, *, client_id: str | None = None, user_id: str | None = None,
+          **detail: Any) -> None:
+    """Log one audit event; ``detail`` holds further non-secret fields (``grant``, ...).
+
+    Within an app, the event is also kept in storage for the admin console's audit view
+    (:data:`event_keeper`, ``UAUTH_AUDIT_RETENTION``), token issuance excepted.
+    """
+    keeper = None if event in NOT_KEPT else event_keeper()
+    if not log.isEnabledFor(logging.INFO) and keeper is None:
+        return
+    fields: dict[str, Any] = {"event": event}
+    if client_id is not None:
+        fields["client_id"] = client_id
+    if user_id is not None:
+        fields["user_id"] = user_id
+    fields.update(context_fields())
+    fields.update((k, v) for k, v in detail.items() if v is not None)
+    for name, value in fields.items():
+        if isinstance(value, str):  # a claimed client id is the caller's text: keep it tame
+            fields[name] = "".join(ch for ch in value[:128] if ch.isprintable())
+    # Text values are quoted (JSON strings), so a caller's text can never look like another
+    # field in the plain-text log: client_id="evil user_id=alice" stays one value.
+    text = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
+                    for k, v in fields.items() if k != "event")
+    log.info("%s %s", event, text, extra={"audit": fields})
+    if keeper is not None:
+        keeper(fields)

@@ -1,0 +1,104 @@
+"""Every kind of record uauth keeps in storage: its key, its lifetime, and the module that
+writes it. The one map of what the database holds; the modules import their kinds from here.
+
+Keys of secrets are digests (``hash_key``), never the raw value. A "group" is the ``grant_id``
+a record is saved under: ``Store.revoke_grant`` and ``Store.grant_records`` act on a group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """One kind of stored record."""
+
+    #: The kind as the Store sees it (``Store.save(kind, key, ...)``).
+    name: str
+    #: What the key is made of.
+    key: str
+    #: How long a record lives (the TTL it is saved with).
+    lifetime: str
+    #: The module that writes it.
+    module: str
+    #: The group it is saved in, if any.
+    group: str = ""
+
+
+CODE = "authorization_code"
+REFRESH = "refresh_token"
+ROTATED = "refresh_token_rotated"
+REVOKED = "revoked"
+SESSION = "session"
+ENDED = "session_ended"
+CONSENT = "consent"
+APP_GRANT = "app_grant"
+CLIENT = "client"
+CLIENT_ORIGIN = "client_origin"
+ORIGIN = "cors_origin"
+USER = "user"
+USERNAME = "username"
+SUBJECT = "subject"
+SETTING = "setting"
+KEYSET = "keyset"
+FAILURES = "throttle"
+BLOCK = "throttle_block"
+GROUP = "group"
+AUDIT_EVENT = "audit_event"
+MAIL_COUNTER = "mail_counter"
+RESET = "reset_link"
+VERIFY = "verify_link"
+INVITE = "invitation"
+SIGNUP = "signup_link"
+
+RECORDS: tuple[RecordKind, ...] = (
+    RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
+               "then, so a replay is recognised", "uauth.core.codes", "the grant id"),
+    RecordKind(REFRESH, "hash_key(token)", "UAUTH_REFRESH_TOKEN_IDLE_TTL, never past the "
+               "family's UAUTH_REFRESH_TOKEN_TTL", "uauth.core.refresh", "the grant id"),
+    RecordKind(ROTATED, "hash_key(presented token)", "what the presented token had left "
+               "(its successor, for a retry within UAUTH_REFRESH_REUSE_GRACE)",
+               "uauth.core.refresh", "the grant id"),
+    RecordKind(REVOKED, "jti:<access token id> or grant:<grant id>", "until the token would "
+               "have expired; for a grant, max(UAUTH_ACCESS_TOKEN_TTL, UAUTH_REFRESH_TOKEN_TTL)",
+               "uauth.core.tokens"),
+    RecordKind(SESSION, "hash_key(cookie handle)", "UAUTH_SESSION_TTL from login, ended "
+               "earlier when idle UAUTH_SESSION_IDLE_TTL", "uauth.core.sessions",
+               "sessions-of:<user id>"),
+    RecordKind(ENDED, "hash_key(cookie handle)", "what the ended session had left",
+               "uauth.core.sessions"),
+    RecordKind(CONSENT, "<user id>:<client id>", "UAUTH_CONSENT_TTL", "uauth.core.consents",
+               "apps-of:<user id>"),
+    RecordKind(APP_GRANT, "<user id>:<client id>:<grant id>", "as long as the grant's tokens "
+               "(and its session, for logout)", "uauth.core.consents", "apps-of:<user id>"),
+    RecordKind(CLIENT, "client id", "forever (until `uauth client remove`)",
+               "uauth.core.clients"),
+    RecordKind(CLIENT_ORIGIN, "<origin> <client id>", "forever (as its client)",
+               "uauth.core.clients", "origins-of:<origin>"),
+    RecordKind(ORIGIN, "origin", "forever; read only, written by uauth before CLIENT_ORIGIN",
+               "uauth.core.clients"),
+    RecordKind(USER, "user id", "forever", "uauth.core.users"),
+    RecordKind(USERNAME, "canonical username", "forever (as its user)", "uauth.core.users"),
+    RecordKind(SUBJECT, "pairwise sub", "forever", "uauth.core.claims"),
+    RecordKind(SETTING, "pairwise_salt", "forever", "uauth.core.claims"),
+    RecordKind(KEYSET, "current, version or lock", "forever (lock: a few seconds)",
+               "uauth.core.keyring"),
+    RecordKind(FAILURES, "login:/login-ip:/reauth:/client:/client-ip: + digest or address",
+               "UAUTH_THROTTLE_WINDOW from the first failure (Store.incr)",
+               "uauth.core.throttle"),
+    RecordKind(BLOCK, "as FAILURES", "the delay it imposes", "uauth.core.throttle"),
+    RecordKind(GROUP, "group name", "forever (until removed)", "uauth.core.groups"),
+    RecordKind(AUDIT_EVENT, "<milliseconds, 15 digits>-<random>: sorts by time",
+               "UAUTH_AUDIT_RETENTION", "uauth.core.audittrail"),
+    RecordKind(MAIL_COUNTER, "hash_key(address:/user:/ip: + value)", "an hour from the first "
+               "mail (Store.incr)", "uauth.core.reset"),
+    RecordKind(RESET, "hash_key(link token)", "UAUTH_RESET_TTL; deleted when used",
+               "uauth.core.links"),
+    RecordKind(VERIFY, "hash_key(link token)", "UAUTH_VERIFY_TTL; deleted when used",
+               "uauth.core.links"),
+    RecordKind(INVITE, "hash_key(link token)", "UAUTH_INVITE_TTL or the invitation's own; "
+               "deleted when used or withdrawn", "uauth.core.invitations"),
+    RecordKind(SIGNUP, "hash_key(link token)", "UAUTH_VERIFY_TTL; deleted when used (the "
+               "account exists from then on)", "uauth.core.links"),
+)

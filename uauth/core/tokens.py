@@ -1,0 +1,284 @@
+"""Minting and validating the JWTs uauth issues: ID tokens and access tokens (RFC 9068).
+
+Signing uses key objects parsed once per worker (a PEM per call costs ~100x). The two token
+kinds can never stand in for each other: access tokens carry ``typ: at+jwt`` and the issuer as
+audience, ID tokens ``typ: JWT`` and the client as audience, and validation checks both.
+
+Revocation is a deny list in storage: ``jti:<id>`` for one access token, ``grant:<id>`` for every
+token of a grant (a refresh-token family, or the tokens of a replayed code).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import secrets
+from base64 import urlsafe_b64decode
+from base64 import urlsafe_b64encode
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
+
+import jwt
+
+from uauth.core.records import REVOKED
+from uauth.storage import Store
+
+from .audit import FAMILY_REVOKED
+from .audit import TOKEN_REVOKED
+from .audit import audit
+
+if TYPE_CHECKING:
+    from uauth.core.state import State
+
+#: ``typ`` values of our ID tokens (and what an ``id_token_hint`` must carry).
+ID_TOKEN_TYPES = {"jwt"}
+ACCESS_TOKEN_TYPES = {"at+jwt", "application/at+jwt"}
+#: Longest bearer token worth parsing; ours are well under 2 KiB.
+MAX_TOKEN_LENGTH = 8192
+
+#: The hash behind at_hash/c_hash per signing alg (OIDC Core §3.1.3.6; Ed25519 uses SHA-512).
+_HALF_HASH = {"RS256": hashlib.sha256, "PS256": hashlib.sha256, "ES256": hashlib.sha256,
+              "EdDSA": hashlib.sha512}
+
+
+def half_hash(value: str, alg: str) -> str:
+    """``at_hash`` / ``c_hash``: base64url of the left half of the alg's hash of ``value``."""
+    digest = _HALF_HASH[alg](value.encode("ascii")).digest()
+    return urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """When and how the user authenticated; carried from the login into codes and tokens."""
+
+    auth_time: int
+    amr: tuple[str, ...] = ("pwd",)
+    sid: str | None = None
+    acr: str | None = None
+
+    @classmethod
+    def of(cls, record: Any) -> Authentication:
+        """The authentication a code or refresh-token record carries on."""
+        return cls(record.auth_time, tuple(record.amr), record.sid, record.acr)
+
+
+def sign(state: State, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
+    key = state.keys.signing_key(alg or state.settings.signing_alg, state.clock())
+    return jwt.encode(claims, key.private, algorithm=key.alg, headers={"kid": key.kid, "typ": typ})
+
+
+def mint_access_token(
+    state: State,
+    *,
+    client_id: str,
+    sub: str,
+    scope: str,
+    grant_id: str | None,
+    audience: list[str] | None = None,
+    auth_time: int | None = None,
+    ttl: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """An RFC 9068 JWT access token and its claims (``extra`` never overrides the standard ones)."""
+    now = state.now()
+    claims: dict[str, Any] = dict(extra or {})
+    claims.update({
+        "iss": state.issuer,
+        "sub": sub,
+        "aud": (audience[0] if len(audience) == 1 else audience) if audience else state.issuer,
+        "exp": now + (ttl or state.settings.access_token_ttl),
+        "iat": now,
+        "jti": secrets.token_urlsafe(16),
+        "client_id": client_id,
+        "scope": scope,
+    })
+    if auth_time is not None:
+        claims["auth_time"] = auth_time
+    if grant_id is not None:
+        claims["gid"] = grant_id
+    return sign(state, claims, typ="at+jwt", alg=state.settings.access_token_alg), claims
+
+
+def mint_id_token(
+    state: State,
+    *,
+    client_id: str,
+    sub: str,
+    auth: Authentication,
+    nonce: str | None = None,
+    access_token: str | None = None,
+    code: str | None = None,
+    extra: dict[str, Any] | None = None,
+    alg: str | None = None,
+) -> str:
+    """An ID token (OIDC Core §2) for ``client_id``."""
+    alg = alg or state.settings.signing_alg
+    now = state.now()
+    claims: dict[str, Any] = dict(extra or {})
+    claims.update({
+        "iss": state.issuer,
+        "sub": sub,
+        "aud": client_id,
+        "azp": client_id,
+        "exp": now + state.settings.id_token_ttl,
+        "iat": now,
+        "auth_time": auth.auth_time,
+    })
+    if auth.amr:  # unknown when a host app's own login page authenticated the user
+        claims["amr"] = list(auth.amr)
+    if nonce:
+        claims["nonce"] = nonce
+    if auth.sid:
+        claims["sid"] = auth.sid
+    if auth.acr:
+        claims["acr"] = auth.acr
+    if access_token:
+        claims["at_hash"] = half_hash(access_token, alg)
+    if code:
+        claims["c_hash"] = half_hash(code, alg)
+    return sign(state, claims, typ="JWT", alg=alg)
+
+
+class InvalidToken(Exception):
+    """A bearer token that must be refused; ``str()`` is a public description."""
+
+
+class VerificationKey(Protocol):
+    """A public key and the one algorithm it verifies (our :class:`SigningKey`, or a JWK)."""
+
+    @property
+    def alg(self) -> str: ...
+
+    @property
+    def public(self) -> Any: ...
+
+
+#: Finds the key a token's ``kid`` names; None when the issuer has no such key.
+KeyLookup = Callable[[str], VerificationKey | None]
+
+#: Claims every access token carries (RFC 9068 §2.2).
+ACCESS_TOKEN_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+
+
+def peek_header(token: str) -> dict[str, Any]:
+    """The JOSE header, read only to pick the verification key; ``jwt.decode`` then parses and
+    checks the whole token strictly (so a header this lenient read misreads is refused there).
+    Cheaper than ``jwt.get_unverified_header``, which validates every segment a second time."""
+    segment = token.partition(".")[0]
+    try:
+        header = json.loads(urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidToken("the token is malformed") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token is malformed")
+    return header
+
+
+def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None,
+               audience: str | None, require: tuple[str, ...] = ("exp", "iat", "iss", "sub"),
+               verify_exp: bool = True, leeway: float = 0, now: float | None = None
+               ) -> dict[str, Any]:
+    """Decode a JWT from ``issuer``: the key its ``kid`` names, with that key's one algorithm
+    (never ``none``, never one the token picks), then ``typ``, ``iss``, ``aud`` and ``exp``.
+
+    :param now: the provider's own clock (injected in tests); without it, the wall clock.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidToken("the token is malformed")
+    header = peek_header(token)
+    if "crit" in header or "jwk" in header or "jku" in header or "x5u" in header:
+        raise InvalidToken("the token has unsupported header parameters")
+    if typ is not None and str(header.get("typ", "")).lower() not in typ:
+        raise InvalidToken("the token is not an access token")
+    key = keys(str(header.get("kid", "")))
+    if key is None:
+        raise InvalidToken("the token was not signed by this provider")
+    wall_clock = now is None
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public,
+            algorithms=[key.alg],
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway,
+            options={"require": list(require), "verify_exp": verify_exp and wall_clock,
+                     "verify_iat": wall_clock, "verify_nbf": wall_clock,
+                     "verify_aud": audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("the token has expired") from None
+    except jwt.MissingRequiredClaimError:
+        raise InvalidToken("the token lacks a required claim") from None
+    except jwt.InvalidTokenError:
+        raise InvalidToken("the token is invalid") from None
+    exp = claims.get("exp")
+    if now is not None and verify_exp and exp is not None and not (
+            isinstance(exp, int) and exp + leeway > now):
+        raise InvalidToken("the token has expired")
+    return claims
+
+
+def decode_signed(state: State, token: str, *, typ: set[str] | None, audience: str | None,
+                  verify_exp: bool = True,
+                  require: tuple[str, ...] = ("exp", "iat", "iss", "sub")) -> dict[str, Any]:
+    """Decode one of our own JWTs: our keys only, each with its one algorithm, never ``none``."""
+    return decode_jwt(token, keys=state.keys.verification_key, issuer=state.issuer, typ=typ,
+                      audience=audience, verify_exp=verify_exp, now=state.clock(),
+                      require=require)
+
+
+def decode_access_token(token: str, *, keys: KeyLookup, issuer: str, audience: str | None,
+                        leeway: float = 0, now: float | None = None) -> dict[str, Any]:
+    """An RFC 9068 access token's claims, validated per §4 (``typ``, keys, ``iss``, ``aud``,
+    ``exp``); an ID token or any other JWT of the issuer is refused."""
+    return decode_jwt(token, keys=keys, issuer=issuer, typ=ACCESS_TOKEN_TYPES,
+                      audience=audience, require=ACCESS_TOKEN_CLAIMS, leeway=leeway, now=now)
+
+
+def validate_access_token(state: State, token: str, *, audience: str | None = None
+                          ) -> dict[str, Any]:
+    """Claims of a live, unrevoked access token issued by us; raises :class:`InvalidToken`."""
+    claims = decode_access_token(token, keys=state.keys.verification_key, issuer=state.issuer,
+                                 audience=audience, now=state.clock())
+    if is_revoked(state.store, claims):
+        raise InvalidToken("the token has been revoked")
+    return claims
+
+
+def is_revoked(store: Store, claims: dict[str, Any]) -> bool:
+    """On the deny list itself, or part of a revoked grant: one storage query for both."""
+    keys = [f"jti:{claims['jti']}"]
+    if claims.get("gid") is not None:
+        keys.append(f"grant:{claims['gid']}")
+    return any(record is not None for record in store.find_many(REVOKED, keys))
+
+
+def revoke_access_token(state: State, claims: dict[str, Any]) -> None:
+    """Deny one access token until it would have expired anyway."""
+    audit(TOKEN_REVOKED, client_id=str(claims.get("client_id")), kind="access_token",
+          grant=str(claims.get("gid", ""))[:8] or None)
+    ttl = int(claims["exp"]) - state.now()
+    if ttl > 0:
+        state.store.save(REVOKED, f"jti:{claims['jti']}", {"exp": claims["exp"]}, ttl=ttl)
+
+
+def revoke_grant(state: State, grant_id: str) -> int:
+    """Kill every token of a grant: stored ones are deleted, JWTs of it are denied.
+
+    The marker outlives every token the grant could still have, and a refresh token saved by a
+    request racing this one is refused on use because the marker is checked there too.
+    """
+    ttl = max(state.settings.access_token_ttl, state.settings.refresh_token_ttl)
+    state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
+    removed = state.store.revoke_grant(grant_id)
+    audit(FAMILY_REVOKED, grant=grant_id[:8], records=removed)
+    return removed
+
+
+def grant_revoked(store: Store, grant_id: str) -> bool:
+    return store.find(REVOKED, f"grant:{grant_id}") is not None

@@ -1,0 +1,91 @@
+"""The refresh token grant: rotation on every use and reuse detection (RFC 9700 §4.14.2)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
+from authlib.oauth2.rfc6749.hooks import hooked
+
+from uauth.core.audit import REPLAY_DETECTED
+from uauth.core.audit import audit
+from uauth.core.models import RefreshToken
+from uauth.core.models import User
+from uauth.core.records import REFRESH
+from uauth.core.refresh import consume_refresh_token
+from uauth.core.refresh import find_refresh_token
+from uauth.core.refresh import record_rotation
+from uauth.core.refresh import retried_successor
+from uauth.core.tokens import Authentication
+from uauth.core.tokens import revoke_grant
+
+from .common import active_user
+from .common import state_of
+from .context import IssueContext
+from .issuance import IssuesTokens
+
+if TYPE_CHECKING:
+    from uauth.oauth.server import UAuthRequest
+
+log = logging.getLogger("uauth.grants")
+
+
+class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh with rotation on every use and reuse detection (RFC 9700 §4.14.2).
+
+    Authlib checks the client, that the token is this client's (``invalid_grant``) and that the
+    scope is only narrowed (``invalid_scope``) before anything is spent; then the token is
+    consumed. The one caller that consumes it first gets a successor; anyone presenting it again
+    is a replay, which revokes the whole family, unless it is the client's retry within the
+    grace window (see :func:`~uauth.core.refresh.retried_successor`).
+    """
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        return find_refresh_token(state_of(self), refresh_token)
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        return active_user(self, refresh_token.user_id)
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Nothing to do: consume() spent it, and it stays to recognise reuse."""
+
+    @hooked  # type: ignore[untyped-decorator]
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        state = state_of(self)
+        request: UAuthRequest = self.request
+        presented = str(request.form["refresh_token"])
+        token: RefreshToken = request.refresh_token
+        outcome = consume_refresh_token(state.store, presented)
+        if outcome is None:
+            raise InvalidGrantError("The refresh token is invalid or has expired.")
+        retried = None
+        if outcome.first:
+            successor = record_rotation(state, presented, token)
+        else:
+            retried = retried_successor(state, presented)
+            if retried is None:
+                revoke_grant(state, token.grant_id)
+                state.metrics.replay(REFRESH)
+                log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
+                audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
+                      kind=REFRESH, grant=token.grant_id[:8])
+                raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
+            successor = retried
+        # The first caller always gets its answer. Should the family be revoked meanwhile (by
+        # a replay racing this request, or /revoke), the grant's deny-list marker refuses the
+        # tokens minted here wherever they are used.
+        user = self.authenticate_user(token)
+        if user is None:
+            raise InvalidGrantError("The user of this grant is no longer active.")
+        request.user = user
+        self.context = IssueContext(auth=Authentication.of(token), grant_id=token.grant_id,
+                                    requested_claims=token.claims, successor=successor)
+        body: dict[str, Any] = self.issue_token(user, token)
+        self.save_token(body)
+        return 200, body, self.TOKEN_RESPONSE_HEADER

@@ -1,0 +1,144 @@
+"""Authlib's AuthorizationServer, bound to one app's state: grants, clients, token persistence."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import cached_property
+from typing import TYPE_CHECKING
+from typing import Any
+
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749 import OAuth2Payload
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from flask import Response
+from flask import json
+from flask import request as http_request
+from werkzeug.datastructures import MultiDict
+
+from uauth.core.audit import CLIENT_AUTH_FAILED
+from uauth.core.audit import CLIENT_AUTH_THROTTLED
+from uauth.core.audit import audit
+from uauth.core.models import Client
+
+from .end_session import EndSession
+from .endpoints import register_endpoints
+from .grants import register_grants
+
+if TYPE_CHECKING:
+    from uauth.core.state import State
+
+
+class _Payload(OAuth2Payload):  # type: ignore[misc]
+    def __init__(self, data: MultiDict[str, str]) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> MultiDict[str, str]:
+        return self._data
+
+    @cached_property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        values: defaultdict[str, list[str]] = defaultdict(list)
+        for key in self._data:
+            values[key].extend(self._data.getlist(key))
+        return values
+
+
+class UAuthRequest(OAuth2Request):  # type: ignore[misc]
+    """An OAuth request whose parameters the view chose (query+form, or a JSON body).
+
+    The transport check (``InsecureTransportError``) runs against the configured issuer, which
+    start-up already forced to https or loopback, so TLS terminated at a proxy works.
+    """
+
+    def __init__(self, method: str, path: str, headers: Any, data: MultiDict[str, str],
+                 issuer: str) -> None:
+        super().__init__(method=method, uri=issuer + path, headers=headers)
+        self.payload = _Payload(data)
+
+    @property
+    def form(self) -> MultiDict[str, str]:
+        return self.payload.data
+
+
+class ClientThrottled(OAuth2Error):  # type: ignore[misc]
+    """Too many failed client authentications from here: 429 with ``Retry-After``."""
+
+    error = "invalid_client"
+    status_code = 429
+
+    def __init__(self, wait: int) -> None:
+        super().__init__("Too many failed client authentications; retry later.")
+        self.wait = wait
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        return [*super().get_headers(), ("Retry-After", str(self.wait))]
+
+
+def claimed_client_id(request: OAuth2Request) -> str:
+    """The client id a request claims (Basic header, else the body), before authentication."""
+    basic_id, _ = extract_basic_authorization(request.headers)
+    return str(basic_id or request.payload.data.get("client_id") or "-")
+
+
+class UAuthServer(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, state: State) -> None:
+        super().__init__(scopes_supported=None)
+        self.state = state
+
+    def query_client(self, client_id: str) -> Client | None:
+        return self.state.clients.get(client_id)
+
+    def authenticate_client(self, request: OAuth2Request, methods: list[str],
+                            endpoint: str = "token") -> Client:
+        """Authlib's client authentication, throttled per client and address (throttle.py):
+        storage is touched only when authentication fails."""
+        throttle = self.state.throttle
+        claimed = claimed_client_id(request)
+        keys = throttle.client_keys(claimed, http_request.remote_addr)
+        wait = throttle.locally_blocked(keys)
+        if wait:
+            audit(CLIENT_AUTH_THROTTLED, client_id=claimed, endpoint=endpoint, retry_after=wait)
+            raise ClientThrottled(wait)
+        try:
+            client: Client = super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError:
+            wait = throttle.failed(keys, shared=False)
+            audit(CLIENT_AUTH_FAILED, client_id=claimed, endpoint=endpoint,
+                  retry_after=wait or None)
+            if wait:
+                raise ClientThrottled(wait) from None
+            raise
+        return client
+
+    def save_token(self, token: dict[str, Any], request: UAuthRequest) -> None:
+        """Nothing left to save: what must be stored (a refresh token) was stored where the
+        tokens were issued (:func:`uauth.oauth.grants.issuance.issue_refresh_token`); access
+        and ID tokens are JWTs, never stored."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        raise RuntimeError("uauth views build the OAuth request themselves")
+
+    def create_json_request(self, request: Any) -> Any:
+        raise RuntimeError("uauth views build the OAuth request themselves")
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        return Response(body, status=status, headers=headers)
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def build_server(state: State) -> UAuthServer:
+    server = UAuthServer(state)
+    register_grants(server)
+    register_endpoints(server)
+    server.register_endpoint(EndSession)
+    return server

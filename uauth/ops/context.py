@@ -1,0 +1,104 @@
+"""What every ``uauth`` command shares: the app it works on, one-line errors, audit events."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+import click
+from flask import Flask
+from flask import current_app
+
+from uauth.core.audit import ADMIN
+from uauth.core.audit import audit
+from uauth.core.settings import DEFAULTS
+from uauth.core.settings import ConfigError
+from uauth.core.settings import is_loopback_host
+from uauth.storage import StorageError
+from uauth.web.state import AppState
+from uauth.web.state import get_state
+
+#: Builds the standalone app for an instance folder (:func:`uauth.app.create_app`).
+AppFactory = Callable[..., Flask]
+
+
+class CliContext:
+    def __init__(self, instance: str | None, factory: AppFactory | None = None) -> None:
+        self.instance = instance
+        self.factory = factory
+        self._app: Flask | None = None
+
+    def reset(self) -> None:
+        self._app = None
+
+    def follow_loopback(self, origin: str) -> None:
+        """Left at its default, the issuer follows a loopback address uauth serves on (``serve
+        --bind``, ``check --url``), so ``make run BIND=127.0.0.1:5055`` and its discovery,
+        tokens and self-check agree without configuring anything."""
+        if (os.environ.get("UAUTH_ISSUER") is None
+                and is_loopback_host(urlsplit(origin).hostname)
+                and self.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
+            os.environ["UAUTH_ISSUER"] = origin
+            self.reset()
+
+    def app(self) -> Flask:
+        """The app under ``flask uauth``; otherwise a standalone one for ``--instance``."""
+        if current_app:
+            return current_app._get_current_object()  # type: ignore[attr-defined,no-any-return]
+        if self._app is None:
+            if self.factory is None:
+                raise click.UsageError("no app: run `uauth` (uauth.app.main) or `flask uauth`")
+            self._app = self.factory(instance_path=self.instance)
+        return self._app
+
+
+def admin_actor() -> str:
+    """The OS account running the CLI."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def admin_action(action: str, **fields: Any) -> None:
+    """An audit event for a change made with the CLI, naming the OS account that made it; kept
+    in the app's storage too (the console's audit view), as every audit event in an app is."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(CliContext) if ctx is not None else None
+    if current_app or obj is None:
+        audit(ADMIN, action=action, actor=admin_actor(), **fields)
+        return
+    with obj.app().app_context():
+        audit(ADMIN, action=action, actor=admin_actor(), **fields)
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+class CliGroup(click.Group):
+    """Turns the errors an operator can fix into one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, StorageError) as exc:
+            fail(str(exc))
+
+
+pass_ctx = click.make_pass_decorator(CliContext)
+
+
+def current_state() -> AppState:
+    return get_state()
+
+
+def in_app(ctx: CliContext) -> AbstractContextManager[Any]:
+    return ctx.app().app_context()

@@ -1,0 +1,28 @@
+"""The OAuth request as the front channel reads it: parameters from the query and our forms."""
+
+from __future__ import annotations
+
+from flask import request
+from werkzeug.datastructures import MultiDict
+
+from uauth.core.attributes import FORM_PREFIX
+from uauth.oauth.server import UAuthRequest
+from uauth.web.state import get_state
+
+#: Form fields of our own pages that are not part of an authorization request.
+_UI_FIELDS = {"csrf_token", "consent"}
+
+
+def authorization_params() -> MultiDict[str, str]:
+    """The authorization request's parameters, from the query and (for POST) the form."""
+    params: MultiDict[str, str] = MultiDict()
+    for source in (request.args, request.form if request.method == "POST" else MultiDict()):
+        for key, value in source.items(multi=True):
+            if key not in _UI_FIELDS and not key.startswith(FORM_PREFIX + "-"):
+                params.add(key, value)
+    return params
+
+
+def oauth_request(params: MultiDict[str, str]) -> UAuthRequest:
+    return UAuthRequest(request.method, request.full_path, request.headers, params,
+                        get_state().issuer)

@@ -1,0 +1,83 @@
+"""The request id and the access log line of every request to uauth's blueprints.
+
+The request id is the proxy's ``X-Request-ID`` when uauth trusts its proxies
+(``UAUTH_TRUSTED_PROXIES``), otherwise a fresh random one. It is echoed in the response, so a
+failed request a person reports can be found in the log. One ``uauth.request`` line per request
+replaces gunicorn's access log: method, path (never the query string, which can carry codes),
+status, duration and client address. Handlers and formats are set up in :mod:`uauth.ops.logs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import has_app_context
+from flask import has_request_context
+from flask import request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+access_log = logging.getLogger("uauth.request")
+
+
+def request_id() -> str:
+    """The current request's id, or ``-`` outside a request."""
+    if has_request_context():
+        return str(g.get("uauth_request_id", "-"))
+    return "-"
+
+
+def start_request(trust_proxy: bool) -> None:
+    """Before a request: its id and start time."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "") if trust_proxy else ""
+    g.uauth_request_id = incoming if _VALID_ID.match(incoming) else secrets.token_hex(8)
+    g.uauth_started = time.perf_counter()
+
+
+def finish_request(response: Response) -> float:
+    """After a request: echo the id, log the access line; returns the seconds it took."""
+    elapsed: float = time.perf_counter() - g.get("uauth_started", time.perf_counter())
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info("%s %s %s", request.method, request.path, response.status_code, extra={
+            "http": {"method": request.method, "path": request.path,
+                     "endpoint": request.endpoint, "status": response.status_code,
+                     "duration_ms": round(elapsed * 1000, 2), "remote_addr": request.remote_addr},
+        })
+    return elapsed
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record (``-`` outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id()
+        return True
+
+
+def audit_context() -> dict[str, str | None]:
+    """What an audit event records of the request it happens in (see
+    :data:`uauth.core.audit.context_fields`): the client address."""
+    if has_request_context():
+        return {"ip": request.remote_addr}
+    return {}
+
+
+def audit_keeper() -> Callable[[dict[str, Any]], None] | None:
+    """Where the current app keeps audit events for the console (see
+    :data:`uauth.core.audit.event_keeper`): its state's ``keep_audit``, or None outside one."""
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get("uauth")
+    keep: Callable[[dict[str, Any]], None] | None = getattr(state, "keep_audit", None)
+    return keep

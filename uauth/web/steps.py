@@ -1,0 +1,222 @@
+"""The interaction steps of /authorize: log in, fill in required attributes, consent.
+
+Each step receives the :class:`Interaction` and returns a response to show (a page, a redirect)
+or None to go on; under ``prompt=none`` a step that would ask raises the OAuth error instead
+(OIDC Core §3.1.2.6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oidc.core.errors import ConsentRequiredError
+from authlib.oidc.core.errors import InteractionRequiredError
+from authlib.oidc.core.errors import LoginRequiredError
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_login import login_url
+from werkzeug.datastructures import MultiDict
+
+from uauth.core.attributes import FORM_PREFIX
+from uauth.core.attributes import catalogue
+from uauth.core.attributes import missing
+from uauth.core.audit import ACCESS_REFUSED
+from uauth.core.audit import CONSENT_DENIED
+from uauth.core.audit import CONSENT_GIVEN
+from uauth.core.audit import audit
+from uauth.core.claims import describe_scope
+from uauth.core.claims import subject
+from uauth.core.consents import has_consent
+from uauth.core.consents import remember_consent
+from uauth.core.groups import may_sign_in
+from uauth.core.models import Client
+from uauth.core.models import User
+from uauth.core.tokens import Authentication
+from uauth.core.users import editable
+from uauth.oauth.authrequest import AuthParams
+from uauth.oauth.responses import response_mode
+from uauth.web.attribute_forms import make_form
+from uauth.web.attribute_forms import submitted
+from uauth.web.errors import error_page
+from uauth.web.errors import error_response
+from uauth.web.forms import ConsentForm
+from uauth.web.login import forget_login
+from uauth.web.login import logged_in_for
+from uauth.web.login import login_view
+from uauth.web.state import get_state
+
+
+def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
+    """To the login page, which comes back here. A host app's login page must see a visitor,
+    not someone logged in it would wave through, when a request asks for a new login."""
+    back = url_for("uauth.ui.authorize") + "?" + urlencode(list(params.items(multi=True)))
+    view = login_view()
+    if view != "uauth.ui.login" and current_user.is_authenticated:
+        forget_login()
+    return redirect(login_url(view, back))
+
+
+@dataclass
+class Interaction:
+    """One authorization request on its way through the interaction steps."""
+
+    params: MultiDict[str, str]
+    grant: Any
+    client: Client
+    user: User | None
+    auth: Authentication | None
+    oidc: AuthParams = field(default_factory=AuthParams)
+
+    @property
+    def prompts(self) -> frozenset[str]:
+        return self.oidc.prompts
+
+    @property
+    def scopes(self) -> list[str]:
+        return str(self.grant.request.scope).split()
+
+    @property
+    def consent_scopes(self) -> list[str]:
+        """The granted scopes plus those of claims asked for by name (``claims`` parameter)."""
+        return list(dict.fromkeys([*self.scopes, *sorted(self.oidc.claims.scopes)]))
+
+
+def issue(grant: Any, user: User | None, params: MultiDict[str, str]) -> ResponseReturnValue:
+    try:
+        triple = grant.create_authorization_response(grant.redirect_uri, user)
+    except OAuth2Error as err:
+        if err.redirect_uri is None:
+            err.redirect_uri = grant.redirect_uri
+        return error_response(err, params, grant.client)
+    return get_state().server.handle_response(*triple)
+
+
+#: A step returns a response to show (a page, a redirect, an error) or None to go on.
+Step = Callable[[Interaction], ResponseReturnValue | None]
+
+
+def login_needed(ix: Interaction) -> str | None:
+    """Why the user must log in (again) for this request, or None (OIDC Core §3.1.2.1)."""
+    if ix.user is None or ix.auth is None:
+        return "no session"
+    if ix.prompts & {"login", "select_account"}:  # one account per session: select = log in
+        return "prompt"
+    if ix.oidc.max_age is not None and get_state().now() - ix.auth.auth_time > ix.oidc.max_age:
+        return "max_age"
+    expected = ix.oidc.expected_sub
+    if expected is not None and expected != subject(get_state().subjects, ix.user, ix.client):
+        return "another user"
+    return None
+
+
+def require_login(ix: Interaction) -> ResponseReturnValue | None:
+    """Log in, or log in again when ``prompt``, ``max_age`` or ``id_token_hint`` say so;
+    under ``prompt=none`` each of those is a ``login_required`` error instead."""
+    reason = login_needed(ix)
+    if reason is None:
+        return None
+    if ix.user is not None and logged_in_for(ix.params):
+        if reason == "another user":
+            raise LoginRequiredError("The signed-in user is not the one the request names.")
+        return None
+    if "none" in ix.prompts:
+        raise LoginRequiredError("The user must sign in, which prompt=none does not allow.")
+    return login_redirect(ix.params)
+
+
+def require_group(ix: Interaction) -> ResponseReturnValue | None:
+    """A client registered with ``--allow-group`` admits only members of those groups: anyone
+    else gets a page that says why, and the app gets ``access_denied`` (RFC 6749 §4.1.2.1)."""
+    assert ix.user is not None
+    if may_sign_in(ix.user, ix.client.allowed_groups):
+        return None
+    audit(ACCESS_REFUSED, client_id=ix.client.client_id, user_id=ix.user.id,
+          reason="not in an allowed group")
+    err = AccessDeniedError("The user is not a member of a group allowed to use this client.")
+    if "none" in ix.prompts:
+        raise err
+    params = [("error", err.error), ("error_description", err.description)]
+    if ix.params.get("state"):
+        params.append(("state", ix.params["state"]))
+    params.append(("iss", get_state().issuer))
+    mode = response_mode(ix.params, ix.client, ix.grant.redirect_uri)
+    back = None if mode == "form_post" else add_params_to_uri(
+        ix.grant.redirect_uri, params, fragment=(mode == "fragment"))
+    return render_template("uauth/refused.html", client=ix.client, user=ix.user, back=back,
+                           action=ix.grant.redirect_uri, params=params), 403
+
+
+def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
+    """Ask, on one form, for every required attribute the user has no value for (the global
+    ones and the client's), then let the flow go on where it was."""
+    assert ix.user is not None
+    state = get_state()
+    editor = editable(state.users)
+    known = catalogue(state.settings.attributes)
+    needed = [name for name in missing(ix.user.profile, [
+        *state.settings.required_attributes, *ix.client.required_attributes])
+              if name in known]
+    if not needed or editor is None:  # a host app's own directory keeps its own profiles
+        return None
+    if "none" in ix.prompts:
+        raise InteractionRequiredError("The user must complete their profile first.")
+    asked = tuple(known[name] for name in needed)
+    answered = request.method == "POST" and any(
+        key.startswith(FORM_PREFIX + "-") for key in request.form)
+    form = make_form(asked, ix.user.profile, required=needed, submitted=answered)
+    if answered and form.validate():
+        editor.update_profile(ix.user, submitted(form, asked, ix.user.profile))
+        return None
+    if answered and form.csrf_token.errors:
+        return error_page("This page has expired", "Go back to the application and sign in again.")
+    page = render_template("uauth/attributes.html", form=form, client=ix.client, user=ix.user,
+                           fields=[form[a.name] for a in asked],
+                           params=list(ix.params.items(multi=True)))
+    return page, 400 if answered else 200
+
+
+def require_consent(ix: Interaction) -> ResponseReturnValue | None:
+    """Ask unless the client is first-party or the user already allowed these scopes;
+    ``prompt=consent`` always asks, ``prompt=none`` makes asking a ``consent_required`` error."""
+    state = get_state()
+    assert ix.user is not None
+    scopes = ix.consent_scopes
+    if "consent" not in ix.prompts and (ix.client.first_party or has_consent(
+            state.store, ix.user.id, ix.client.client_id, scopes)):
+        return None
+    if "none" in ix.prompts:
+        raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")
+    form = ConsentForm()
+    custom = state.settings.custom_scopes
+    decision = request.form.get("consent") if request.method == "POST" else None
+    if decision is None:
+        return render_template("uauth/consent.html", form=form, client=ix.client,
+                               scopes=[(s, describe_scope(custom, s)) for s in scopes],
+                               essential=sorted(ix.oidc.claims.essential),
+                               params=list(ix.params.items(multi=True)), user=ix.user)
+    if not form.validate_on_submit():
+        return error_page("This page has expired",
+                          "Go back to the application and sign in again.")
+    if decision != "allow":
+        audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
+        return issue(ix.grant, None, ix.params)
+    remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
+                     ttl=state.settings.consent_ttl, now=state.now())
+    audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
+          scope=" ".join(scopes))
+    return None
+
+
+#: The interaction, in order. Each step may stop the flow with a page or a redirect.
+STEPS: list[Step] = [require_login, require_group, require_attributes, require_consent]

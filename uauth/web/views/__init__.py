@@ -1,0 +1,179 @@
+"""Blueprints. All endpoints are namespaced under ``uauth.``, e.g. ``url_for("uauth.ui.login")``.
+
+Cross-cutting behaviour of our blueprints only (never the host app's): a request id, an access
+log line and metrics per request, input limits (:mod:`.inputs`), CORS for registered browser
+origins on the endpoints SPAs call, security headers, one answer to a storage outage (503,
+nothing half-done), and one to anything unexpected (500 without a stack trace, logged with the
+request id).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint
+from flask import Flask
+from flask import Response
+from flask import request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from uauth.storage import StorageError
+from uauth.web import requestlog as logs
+from uauth.web.errors import error_page
+from uauth.web.errors import oauth_error
+from uauth.web.state import get_state
+
+from . import account
+from . import admin
+from . import authorize  # noqa: F401  (registers /authorize on the ui blueprint)
+from . import discovery
+from . import health
+from . import inputs
+from . import login  # noqa: F401  (registers /login and / on the ui blueprint)
+from . import logout
+from . import metrics
+from . import recovery
+from . import sessions
+from . import signup
+from . import token
+from . import ui
+from . import userinfo
+
+log = logging.getLogger("uauth")
+
+bp = Blueprint("uauth", __name__, template_folder="../../templates",
+               static_folder="../../static/uauth", static_url_path="/static/uauth")
+for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
+              userinfo.bp, logout.bp, sessions.bp, recovery.bp, signup.bp, admin.bp):
+    bp.register_blueprint(child)
+
+#: Endpoints a browser-based client calls cross-origin (and only these get CORS).
+CORS_ENDPOINTS = {
+    "uauth.token.token", "uauth.token.revoke", "uauth.userinfo.userinfo", "uauth.discovery.jwks",
+    "uauth.discovery.openid_configuration", "uauth.discovery.oauth_authorization_server",
+}
+#: Blueprints that answer machines: JSON errors, never pages.
+BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
+                "uauth.metrics"}
+#: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
+STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
+#: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No
+#: ``form-action``: Chrome applies it to the redirect that follows a form POST, which would
+#: block the login and consent pages' redirects back to the client.
+PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
+            "frame-ancestors 'none'; base-uri 'none'")
+HSTS = "max-age=31536000"
+
+
+@bp.context_processor
+def _page_links() -> dict[str, bool]:
+    """What the login page may offer: a reset link (mail is set up), sign-up (allowed)."""
+    state = get_state()
+    return {"can_reset": recovery.mail_ready(state),
+            "can_signup": state.settings.signup == "open" and recovery.mail_ready(state)}
+
+
+@bp.before_request
+def _start() -> None:
+    settings = get_state().settings
+    logs.start_request(bool(settings.trusted_proxies))
+    request.max_content_length = settings.max_body_bytes
+    request.max_form_parts = inputs.MAX_PARAMS
+    inputs.check_request(settings.max_param_length,
+                         unique=request.blueprint in STRICT_PARAMS,
+                         basic=request.blueprint == "uauth.token")
+
+
+@bp.after_request
+def _finish(response: Response) -> Response:
+    """Registered first, so it runs last (after every other after-request hook)."""
+    elapsed = logs.finish_request(response)
+    get_state().metrics.request(request.endpoint or "-", request.method, response.status_code,
+                                elapsed)
+    return response
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    """Runs for every request our blueprints answer (Flask walks nested blueprints)."""
+    if request.endpoint in CORS_ENDPOINTS:
+        _cors(response)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if get_state().issuer.startswith("https://"):
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _cors(response: Response) -> None:
+    origin = request.headers.get("Origin")
+    response.vary.add("Origin")
+    if not origin:
+        return
+    try:
+        allowed = get_state().clients.origin_allowed(origin)
+    except StorageError:
+        return
+    if not allowed:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+    else:
+        response.headers["Access-Control-Expose-Headers"] = "WWW-Authenticate"
+
+
+@bp.errorhandler(StorageError)
+def _storage_down(exc: StorageError) -> ResponseReturnValue:
+    log.error("storage failure: %s", exc)
+    get_state().metrics.storage_error()
+    if request.blueprint in BACK_CHANNEL:
+        return oauth_error("temporarily_unavailable",
+                                 "The service is temporarily unavailable; try again shortly.",
+                                 503, {"Retry-After": "5"})
+    return error_page("Temporarily unavailable", "We cannot reach our storage right "
+                                "now. Please try again in a moment; nothing you did was lost.",
+                                503, "temporarily_unavailable", {"Retry-After": "5"})
+
+
+def _failure(status: int, error: str, title: str, message: str,
+             headers: dict[str, str] | None = None) -> ResponseReturnValue:
+    """JSON on the back channel, a page on pages."""
+    if request.blueprint in BACK_CHANNEL:
+        return oauth_error(error, message, status, headers)
+    return error_page(title, message, status, error, headers)
+
+
+@bp.errorhandler(inputs.BadInput)
+def _bad_input(exc: inputs.BadInput) -> ResponseReturnValue:
+    headers = {"WWW-Authenticate": 'Basic realm="uauth"'} if exc.status == 401 else None
+    return _failure(exc.status, exc.error, "This request cannot be read", str(exc), headers)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> ResponseReturnValue:
+    """HTTP errors keep their status, in our format; anything else is our bug: logged with
+    the request id and answered 500 ``server_error``, never with a stack trace."""
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        if status < 400:
+            return exc
+        if status == 413:
+            return _failure(413, "invalid_request", "This request is too large",
+                            "The request body is too large.")
+        if status < 500:
+            return _failure(status, "invalid_request", exc.name,
+                            "The request could not be handled.")
+    log.exception("unexpected error answering %s %s", request.method, request.path)
+    return _failure(500, "server_error", "Something went wrong",
+                    "An unexpected error occurred; it has been logged. Please try again.")
+
+
+def register_blueprints(app: Flask, url_prefix: str) -> None:
+    app.register_blueprint(bp, url_prefix=url_prefix or None)

@@ -1,0 +1,66 @@
+"""/account/sessions: a person's own login sessions, each of which they can end."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint
+from flask import redirect
+from flask import render_template
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from uauth.core.sessions import clients_by_session
+from uauth.core.sessions import end
+from uauth.core.sessions import end_all
+from uauth.core.sessions import of_user
+from uauth.web.errors import error_page
+from uauth.web.forms import SessionsForm
+from uauth.web.login import current_session
+from uauth.web.login import end_browser_session
+from uauth.web.login import session_user
+from uauth.web.state import get_state
+
+bp = Blueprint("sessions", __name__)
+
+
+def when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.route("/account/sessions", methods=["GET", "POST"])
+def account_sessions() -> ResponseReturnValue:
+    here = url_for("uauth.sessions.account_sessions")
+    login = current_session() if current_user.is_authenticated else None
+    user = session_user() if login is not None else None
+    if login is None or user is None:
+        return redirect(url_for("uauth.ui.login", next=here))
+    state = get_state()
+    form = SessionsForm()
+    if form.validate_on_submit():
+        if form.everywhere.data:
+            end_all(state, login.user_id)
+            end_browser_session()
+            return render_template("uauth/logged_out.html", client=None)
+        target = next((s for s in of_user(state, login.user_id) if s.sid == form.sid.data),
+                      None)
+        if target is not None and target.key == login.key:
+            end_browser_session()
+            return render_template("uauth/logged_out.html", client=None)
+        if target is not None:
+            end(state, target)
+        return redirect(here)
+    if form.is_submitted():
+        return error_page("This page has expired", "Reload the page and try again.")
+    rows: list[dict[str, Any]] = []
+    by_session = clients_by_session(state, login.user_id)
+    for item in of_user(state, login.user_id):
+        clients = [state.clients.get(cid) for cid in by_session.get(item.sid, [])]
+        rows.append({"sid": item.sid, "current": item.key == login.key,
+                     "started": when(item.auth_time), "last_seen": when(item.last_seen),
+                     "user_agent": item.user_agent or "Unknown browser",
+                     "clients": [c.name for c in clients if c is not None]})
+    return render_template("uauth/sessions.html", form=form, rows=rows, user=user)

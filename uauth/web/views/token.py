@@ -1,0 +1,73 @@
+"""The back channel: /token, /revoke, /introspect (form-encoded or JSON bodies).
+
+JSON in, JSON out, never a page.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import request
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import MultiDict
+
+from uauth.oauth.server import UAuthRequest
+from uauth.web.state import get_state
+
+from .inputs import BadInput
+from .inputs import check_params
+
+bp = Blueprint("token", __name__)
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def request_body() -> MultiDict[str, str]:
+    """Parameters of a back-channel POST: form-encoded, or a JSON object with string values.
+
+    The JSON form is a compatibility extra for clients that send it; it is read into the
+    same parameters, so it can never change what a form-encoded request means.
+    """
+    mimetype = request.mimetype
+    if mimetype == "application/x-www-form-urlencoded":
+        return MultiDict(request.form)
+    if mimetype == "application/json":
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise BadInput("The JSON body must be an object.")
+        if not all(isinstance(v, str) for v in data.values()):
+            raise BadInput("Every JSON parameter must be a string.")
+        check_params(data.items(), get_state().settings.max_param_length, unique=True)
+        return MultiDict(data)
+    raise BadInput("Content-Type must be application/x-www-form-urlencoded or "
+                   "application/json.")
+
+
+def back_channel_request() -> UAuthRequest:
+    return UAuthRequest("POST", request.full_path, request.headers, request_body(),
+                        get_state().issuer)
+
+
+@bp.post("/token")
+def token() -> ResponseReturnValue:
+    response: Response = get_state().server.create_token_response(back_channel_request())
+    return response
+
+
+def endpoint_response(name: str) -> ResponseReturnValue:
+    """Run one of Authlib's endpoints (revocation, introspection) on a back-channel POST."""
+    response: Response = get_state().server.create_endpoint_response(name,
+                                                                        back_channel_request())
+    return response
+
+
+@bp.post("/revoke")
+def revoke() -> ResponseReturnValue:
+    """RFC 7009 token revocation."""
+    return endpoint_response("revocation")
+
+
+@bp.post("/introspect")
+def introspect() -> ResponseReturnValue:
+    """RFC 7662 token introspection."""
+    return endpoint_response("introspection")
