@@ -16,11 +16,11 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.core.clients import save_client
-from uauth.extension import get_state
 from uauth.core.groups import GroupError
 from uauth.core.groups import change_membership
 from uauth.core.groups import create
 from uauth.core.groups import remove
+from uauth.extension import get_state
 from uauth.storage import Store
 
 

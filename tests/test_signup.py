@@ -18,10 +18,10 @@ from tests.conftest import FakeClock
 from tests.smtp_server import SmtpServer
 from tests.test_recovery import link_in
 from tests.test_recovery import mail_app
-from uauth.extension import get_state
 from uauth.core.groups import create as create_group
 from uauth.core.invitations import InvitationError
 from uauth.core.invitations import create as create_invitation
+from uauth.extension import get_state
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 
