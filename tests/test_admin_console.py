@@ -79,11 +79,16 @@ def test_an_admin_manages_people_and_every_change_is_audited(driver: Driver) -> 
     assert post(driver, "/admin/groups", "/admin/groups", name="staff").status_code == 302
     person = f"/admin/people/{bob.id}"
     post(driver, person, f"{person}/groups", groups="staff")
-    post(driver, person, f"{person}/profile", name="Bob B", email="bob@example.com",
-         email_verified="on")
+    page = driver.http.get(person).text
+    bad = driver.http.post(f"{person}/profile", data={
+        "attr-csrf_token": csrf_token(page, "attr"), "attr-email": "not-an-address"})
+    assert bad.status_code == 400 and "Enter an email address" in bad.text
+    driver.http.post(f"{person}/profile", data={
+        "attr-csrf_token": csrf_token(page, "attr"), "attr-name": "Bob B",
+        "attr-email": "bob@example.com", "attr-birthdate": "1990-02-03", "email_verified": "on"})
     again = fetch(driver, "bob")
     assert again.groups == ["staff"] and again.profile["name"] == "Bob B"
-    assert again.profile["email_verified"] is True
+    assert again.profile["email_verified"] is True and again.profile["birthdate"] == "1990-02-03"
     # disabling ends bob's sessions
     post(driver, person, f"{person}/status", disabled="yes")
     assert fetch(driver, "bob").disabled is True

@@ -217,3 +217,15 @@ def test_mail_settings_fail_early_with_the_fix(shared_instance: Path, clock: Fak
                  UAUTH_MAIL_FROM="a@b.c")
     with pytest.raises(ConfigError, match="UAUTH_SIGNUP must be one of off, invite, open"):
         make_app(shared_instance, MemoryStore(clock=clock), clock, UAUTH_SIGNUP="yes")
+
+
+def test_an_older_reset_link_cannot_undo_a_newer_reset(driver: Driver, smtp: SmtpServer,
+                                                       clock: FakeClock) -> None:
+    driver.user("hana", email="hana@example.com")
+    ask_reset(driver, "hana")
+    clock.advance(5)
+    ask_reset(driver, "hana")
+    first, second = (link_in(m, "reset") for m in smtp.wait_for("hana@example.com", 2))
+    clock.advance(5)
+    assert set_password(driver, second, "the newest secret").status_code == 200
+    assert driver.http.get(first).status_code == 400  # made before the account changed

@@ -177,6 +177,10 @@ def reset(token: str) -> ResponseReturnValue:
     user = state.users.get(record["user_id"]) if record else None
     if record is None or user is None or users is None or not user.is_active:
         return refused_link(RESET)
+    if user.updated_at > int(record.get("created_at", 0)):
+        # The account changed since the link was made (its password reset with another link,
+        # say): an older link must not undo that.
+        return refused_link(RESET)
     form = ResetForm()
     if not form.validate_on_submit():
         return render_template("uauth/reset.html", form=form, user=user), \

@@ -135,15 +135,18 @@ def signup() -> ResponseReturnValue:
     if form.validate_on_submit():
         email = form.email.data.strip()
         name = form.username.data.strip()
-        if not _domain_allowed(state, email):
+        limit = state.settings.mail_limit
+        # Every attempt counts per IP address first, so the "taken" answer cannot be used to
+        # list the usernames that exist faster than the throttle allows.
+        if not within_limit(state.store, [f"ip:{request.remote_addr}"], limit):
+            error = "Too many sign-ups from here: try again in an hour."
+        elif not _domain_allowed(state, email):
             form.email.errors.append("Accounts here are for addresses at "
                                      + ", ".join(state.settings.signup_domains) + ".")
         elif state.users.find_by_username(name) is not None:
             form.username.errors.append("This username is taken; choose another.")
-        elif not within_limit(state.store, [f"address:{normal_email(email)}",
-                                            f"ip:{request.remote_addr}"],
-                              state.settings.mail_limit):
-            error = "Too many sign-ups from here or for this address: try again in an hour."
+        elif not within_limit(state.store, [f"address:{normal_email(email)}"], limit):
+            error = "Too many sign-ups for this address: try again in an hour."
         else:
             ttl = state.settings.verify_ttl
             issued = issue(state.store, SIGNUP, {

@@ -9,7 +9,10 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
+from flask_wtf import FlaskForm
 
+from uauth.core.attributes import Attribute
+from uauth.core.attributes import catalogue
 from uauth.core.groups import GroupError
 from uauth.core.groups import all_groups
 from uauth.core.groups import change_membership
@@ -31,6 +34,8 @@ from uauth.core.sessions import end
 from uauth.core.sessions import end_all
 from uauth.core.sessions import of_user
 from uauth.core.users import UserExists
+from uauth.web.attribute_forms import make_form
+from uauth.web.attribute_forms import submitted
 from uauth.web.outbox import absolute
 from uauth.web.state import get_state
 from uauth.web.views.recovery import send_reset_link
@@ -41,9 +46,6 @@ from . import admin
 from . import checked
 from . import dangerous
 from . import directory
-
-#: Profile attributes the person page edits (the rest: ``uauth user set``).
-EDITED = ("name", "given_name", "family_name", "email")
 
 
 def _person(user_id: str) -> User:
@@ -100,15 +102,43 @@ def new_person() -> ResponseReturnValue:
     return render_template("uauth/admin/person_new.html", groups=groups, form={})
 
 
-def person(user_id: str) -> ResponseReturnValue:
+def _attributes() -> tuple[Attribute, ...]:
+    """Every profile attribute this provider knows (the standard ones and UAUTH_ATTRIBUTES):
+    an admin edits those people cannot edit themselves too."""
+    return tuple(catalogue(get_state().settings.attributes).values())
+
+
+def person(user_id: str, profile: FlaskForm | None = None, status: int = 200
+           ) -> ResponseReturnValue:
     state = get_state()
     user = _person(user_id)
     sessions = sorted(of_user(state, user.id), key=lambda s: -s.last_seen)
+    form = profile or make_form(_attributes(), user.profile, submitted=False)
     return render_template(
         "uauth/admin/person.html", person=user, groups=all_groups(state.store),
-        sessions=sessions, edited=EDITED, mail=state.mailer.configured,
-        mfa=mfa_available(state), factors=has_second_factor(state, user),
-        is_self=user.id == admin().id)
+        sessions=sessions, profile=form, profile_fields=[form[a.name] for a in _attributes()],
+        mail=state.mailer.configured, mfa=mfa_available(state),
+        factors=has_second_factor(state, user), is_self=user.id == admin().id), status
+
+
+def person_profile(user_id: str) -> ResponseReturnValue:
+    """The profile form: every attribute, validated as on the account page."""
+    user = _person(user_id)
+    attributes = _attributes()
+    form = make_form(attributes, user.profile, submitted=True)
+    if not form.validate_on_submit():
+        flash("This form had expired; please try again." if form.csrf_token.errors
+              else "Please correct the fields marked below.", "error")
+        return person(user_id, form, 400)
+    values: dict[str, object] = submitted(form, attributes, user.profile)
+    email = values.get("email", user.profile.get("email"))
+    verified = request.form.get("email_verified") == "on" and bool(email)
+    if verified != (user.profile.get("email_verified") is True) or "email" in values:
+        values["email_verified"] = True if verified else None
+    changed = directory().update_profile(user, values)
+    act("user.set", user_id=user.id, attributes=" ".join(changed) or None)
+    flash("Saved." if changed else "Nothing changed.")
+    return redirect(url_for(".person", user_id=user.id))
 
 
 def person_update(user_id: str, what: str) -> ResponseReturnValue:
@@ -120,14 +150,7 @@ def person_update(user_id: str, what: str) -> ResponseReturnValue:
         return back
     form = request.form
     try:
-        if what == "profile":
-            values: dict[str, object] = {name: form.get(name, "").strip() for name in EDITED}
-            if form.get("email_verified") and values.get("email"):
-                values["email_verified"] = True
-            changed = directory().update_profile(user, values)
-            act("user.set", user_id=user.id, attributes=" ".join(changed) or None)
-            flash("Saved." if changed else "Nothing changed.")
-        elif what == "groups":
+        if what == "groups":
             wanted = set(form.getlist("groups"))
             before = list(user.groups)
             change_membership(state.store, directory(), user, add=sorted(wanted - set(before)),
@@ -248,7 +271,9 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/people", "people", people)
     bp.add_url_rule("/people/new", "new_person", new_person, methods=["GET", "POST"])
     bp.add_url_rule("/people/<user_id>", "person", person)
-    bp.add_url_rule("/people/<user_id>/<any(profile, groups, admin, status, reset, sessions):what>",
+    bp.add_url_rule("/people/<user_id>/profile", "person_profile", person_profile,
+                    methods=["POST"])
+    bp.add_url_rule("/people/<user_id>/<any(groups, admin, status, reset, sessions):what>",
                     "person_update", person_update, methods=["POST"])
     bp.add_url_rule("/people/<user_id>/factors", "person_factors", person_factors,
                     methods=["POST"])
