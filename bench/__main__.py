@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import report
+from .factors import factor_costs
+from .factors import factors_table
 from .passwords import password_costs
 from .run import ALGS
 from .run import UAUTH_OPS
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-workers", type=int, default=1)
     ap.add_argument("--memory-steps", type=int, default=2,
                     help="how many times to run N flows (RSS is read after each)")
+    ap.add_argument("--factors-only", action="store_true",
+                    help="only the in-process passkey and TOTP costs (a few seconds)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--workdir", type=Path, help="keep instances and logs here (default: a "
                     "temporary folder)")
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                         rounds=args.rounds,
                         clients_per_worker=args.clients_per_worker,
                         reference=not args.no_reference, workdir=args.workdir)
+    if args.factors_only:
+        print(factors_table(factor_costs()))
+        return 0
     if args.memory:
         rows = run_memory(settings, args.memory, args.memory_workers, args.memory_steps)
         print(report.memory_table(rows))
@@ -81,8 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     print(report.passwords_table(costs))
     print()
     print(report.targets_table(run, costs))
+    factors = factor_costs()
+    print()
+    print(factors_table(factors))
     _dump(args.json, {"rows": [asdict(r) for r in run.rows],
-                      "passwords": [asdict(c) for c in costs]})
+                      "passwords": [asdict(c) for c in costs],
+                      "factors": [asdict(c) for c in factors]})
     return 0
 
 

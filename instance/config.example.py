@@ -5,7 +5,7 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 """
 
 # Issuer identifier: the public base URL of the provider (https except on loopback).
-# UAUTH_ISSUER = 'http://127.0.0.1:5000'
+# UAUTH_ISSUER = 'http://localhost:5000'
 
 # Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or redis+sentinel://host:port,host:port/service/db; {instance} is the instance folder.
 # UAUTH_STORAGE = 'sqlite:///{instance}/uauth.db'
@@ -90,6 +90,12 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 
 # Attribute names every user must fill in before returning to any app (clients can require more with --require-attribute).
 # UAUTH_REQUIRED_ATTRIBUTES = []
+
+# Second factors: off; optional (people may add passkeys and TOTP, and who has one uses it); required (everyone enrols one at their next sign-in). docs/signing-in.md.
+# UAUTH_MFA = 'optional'
+
+# Passkeys' relying party ID: empty for the issuer's host, or a parent domain of it (passkeys then work on every host under it).
+# UAUTH_WEBAUTHN_RP_ID = ''
 
 # Profile attributes released as claims: {scope: {description, claims: {claim: attribute} or [claim, ...]}}; new scopes join UAUTH_SCOPES and discovery.
 # UAUTH_CUSTOM_SCOPES = {}

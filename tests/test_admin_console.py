@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pyotp
 import pytest
 from werkzeug.test import TestResponse
 
@@ -29,12 +30,30 @@ def driver(shared_instance: Path, store: Store, clock: FakeClock) -> Driver:
     return Driver.of(make_app(shared_instance, store, clock))
 
 
+SECRETS: dict[str, str] = {}
+
+
 def make_admin(driver: Driver, username: str = "root") -> User:
+    """An admin with an authenticator app (admins sign in with a second factor)."""
     user = driver.user(username)
     with driver.app.app_context():
         user.admin = True
-        get_state().users.save(user)  # type: ignore[attr-defined]
+        state = get_state()
+        state.users.save(user)  # type: ignore[attr-defined]
+        _, SECRETS[user.id] = state.factors.add_totp(user.id)
     return user
+
+
+def console_login(driver: Driver, user: User, clock: FakeClock) -> None:
+    """Password, then the authenticator app's code, as an admin signs in."""
+    assert driver.login(user.username, next_url="/admin").status_code == 302
+    step = driver.http.get("/admin")
+    assert step.headers["Location"].startswith("/login/second-factor")
+    page = driver.http.get(step.headers["Location"])
+    done = driver.http.post(page.request.full_path, data={
+        "csrf_token": csrf_token(page.text),
+        "otp": pyotp.TOTP(SECRETS[user.id]).at(int(clock()))})
+    assert done.status_code == 302 and done.headers["Location"].startswith("/admin"), done.text
 
 
 def post(driver: Driver, page_path: str, action: str, **data: str) -> TestResponse:
@@ -67,12 +86,13 @@ def test_nobody_but_an_admin_sees_anything(driver: Driver) -> None:
     assert any(e["event"] == "admin.denied" for e in events(driver))
 
 
-def test_an_admin_manages_people_and_every_change_is_audited(driver: Driver) -> None:
+def test_an_admin_manages_people_and_every_change_is_audited(driver: Driver,
+                                                             clock: FakeClock) -> None:
     root = make_admin(driver)
     bob = driver.user("bob", email="bob@example.com")
     bob_session = Driver.of(driver.app)
     bob_session.login("bob")
-    driver.login("root")
+    console_login(driver, root, clock)
     assert driver.http.get("/admin").headers["Location"] == "/admin/people"
     listing = driver.http.get("/admin/people?q=bob")
     assert "bob" in listing.text and "root" not in listing.text.split("<h1>")[1].split("Signed in")[0]
@@ -109,9 +129,10 @@ def test_an_admin_manages_people_and_every_change_is_audited(driver: Driver) -> 
     assert "group.add" in driver.http.get("/admin/audit?q=staff").text
 
 
-def test_the_last_admin_cannot_lose_the_role_or_be_disabled(driver: Driver) -> None:
+def test_the_last_admin_cannot_lose_the_role_or_be_disabled(driver: Driver,
+                                                            clock: FakeClock) -> None:
     root = make_admin(driver)
-    driver.login("root")
+    console_login(driver, root, clock)
     me = f"/admin/people/{root.id}"
     answer = post(driver, me, f"{me}/admin", admin="off")
     assert fetch(driver, "root").admin is True
@@ -129,8 +150,7 @@ def test_the_last_admin_cannot_lose_the_role_or_be_disabled(driver: Driver) -> N
 
 def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
                                                                 clock: FakeClock) -> None:
-    make_admin(driver)
-    driver.login("root")
+    console_login(driver, make_admin(driver), clock)
     created = post(driver, "/admin/apps/new", "/admin/apps/new", name="Wiki",
                    redirect_uris="https://wiki.example.com/cb")
     text = created.text
@@ -169,8 +189,9 @@ def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
     assert again.headers["Location"].startswith("/admin/reauth")
 
 
-def test_disabling_a_person_makes_their_next_refresh_fail(driver: Driver) -> None:
-    make_admin(driver)
+def test_disabling_a_person_makes_their_next_refresh_fail(driver: Driver,
+                                                          clock: FakeClock) -> None:
+    root = make_admin(driver)
     bob = driver.user("bob")
     client, secret = driver.client(first_party=True, scope="openid offline_access",
                                    always_issue_refresh_token=True)
@@ -178,7 +199,7 @@ def test_disabling_a_person_makes_their_next_refresh_fail(driver: Driver) -> Non
     bob_driver.login("bob")
     code = bob_driver.code(client.client_id, scope="openid offline_access")
     tokens = json_of(bob_driver.token(client.client_id, secret, code=code))
-    driver.login("root")
+    console_login(driver, root, clock)
     person = f"/admin/people/{bob.id}"
     post(driver, person, f"{person}/status", disabled="yes")
     refreshed = bob_driver.token(client.client_id, secret, grant_type="refresh_token",
@@ -186,9 +207,8 @@ def test_disabling_a_person_makes_their_next_refresh_fail(driver: Driver) -> Non
     assert refreshed.status_code == 400 and json_of(refreshed)["error"] == "invalid_grant"
 
 
-def test_keys_and_invitations_pages(driver: Driver) -> None:
-    make_admin(driver)
-    driver.login("root")
+def test_keys_and_invitations_pages(driver: Driver, clock: FakeClock) -> None:
+    console_login(driver, make_admin(driver), clock)
     with driver.app.app_context():
         before = len(get_state().keys.describe())
     post(driver, "/admin/keys", "/admin/keys")
@@ -197,3 +217,46 @@ def test_keys_and_invitations_pages(driver: Driver) -> None:
     page = post(driver, "/admin/invitations", "/admin/invitations", email="zoe@example.com")
     link = re.search(r'id="invitation-link">([^<]+)<', page.text).group(1)  # type: ignore[union-attr]
     assert "/invite/" in link and "zoe@example.com" in page.text
+
+
+def test_an_admin_without_a_second_factor_sets_one_up_first(shared_instance: Path,
+                                                           clock: FakeClock) -> None:
+    from uauth.storage.memory import MemoryStore
+
+    driver = Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock))
+    root = driver.user("root")
+    with driver.app.app_context():
+        root.admin = True
+        get_state().users.save(root)  # type: ignore[attr-defined]
+    driver.login("root")
+    step = driver.http.get("/admin/people")
+    assert step.headers["Location"] == "/login/second-factor?next=/admin/people"
+    assert driver.http.get(step.headers["Location"]).headers["Location"].startswith(
+        "/login/enrol")
+    off = Driver.of(make_app(shared_instance, MemoryStore(clock=clock), clock, UAUTH_MFA="off"))
+    admin = off.user("root")
+    with off.app.app_context():
+        admin.admin = True
+        get_state().users.save(admin)  # type: ignore[attr-defined]
+    off.login("root")
+    assert off.http.get("/admin/people").status_code == 200  # no second factors here at all
+
+
+def test_resetting_second_factors_needs_reauthentication(driver: Driver,
+                                                          clock: FakeClock) -> None:
+    root = make_admin(driver)
+    bob = make_admin(driver, "bob")  # someone with an authenticator app
+    console_login(driver, root, clock)
+    person = f"/admin/people/{bob.id}"
+    page = driver.http.get(person).text
+    assert "Reset second factors" in page
+    first = post(driver, person, f"{person}/factors")
+    assert first.headers["Location"] == f"/admin/reauth?next={person}"
+    reauth = driver.http.get(first.headers["Location"])
+    driver.http.post(reauth.request.full_path, data={"csrf_token": csrf_token(reauth.text),
+                                                     "password": PASSWORD})
+    done = post(driver, person, f"{person}/factors")
+    assert done.status_code == 302
+    with driver.app.app_context():
+        assert not get_state().factors.has_second_factor(bob.id)
+    assert any(e.get("action") == "user.mfa.reset" for e in events(driver, event="admin"))

@@ -26,6 +26,8 @@ from uauth.core.audittrail import keeper
 from uauth.core.backchannel import Backchannel
 from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
+from uauth.core.factors import SEAL_INFO
+from uauth.core.factors import Factors
 from uauth.core.keyring import KeyRing
 from uauth.core.keyring import Policy
 from uauth.core.keys import KeySealError
@@ -101,6 +103,7 @@ class UAuth:
         state.users = self._users if self._users is not None else StoreUsers(store, self._clock)
         state.subjects = SubjectIndex(store, Path(app.instance_path) / SALT_FILE)
         state.clients = ClientCache(store, config.client_cache_ttl)
+        state.factors = Factors(store, sealer(_secrets(app), info=SEAL_INFO), self._clock)
         state.server = build_server(state)
         state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
@@ -119,9 +122,8 @@ class UAuth:
                 app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
     def _keyring(self, app: Flask, store: Store, config: settings.Settings) -> KeyRing:
-        secret = app.config["SECRET_KEY"]  # init_app refused to start without one
         ring = KeyRing(
-            store, sealer([secret, *(app.config.get("SECRET_KEY_FALLBACKS") or [])]),
+            store, sealer(_secrets(app)),
             Policy.from_settings(config), self._clock,
             check_interval=config.key_check_interval,
             legacy_dir=Path(app.instance_path) / KEYS_DIR,
@@ -174,6 +176,11 @@ class UAuth:
                 return None
             user = get_state().users.get(user_id)
             return user if user is not None and user.is_active else None
+
+
+def _secrets(app: Flask) -> list[str | bytes]:
+    """``SECRET_KEY`` then its fallbacks: what sealed records are sealed and opened with."""
+    return [app.config["SECRET_KEY"], *(app.config.get("SECRET_KEY_FALLBACKS") or [])]
 
 
 def _exempt_from_csrf(app: Flask) -> None:

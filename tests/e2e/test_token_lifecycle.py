@@ -366,7 +366,8 @@ def test_introspection_of_own_tokens(provider: Provider) -> None:
     assert info == {"active": True, "scope": OFFLINE, "client_id": client.client_id,
                     "sub": claims["sub"], "exp": claims["exp"], "iat": claims["iat"],
                     "iss": provider.url, "aud": provider.url, "jti": claims["jti"],
-                    "auth_time": claims["auth_time"], "token_type": "Bearer"}
+                    "auth_time": claims["auth_time"], "token_type": "Bearer",
+                    "acr": "urn:uauth:acr:sfa", "amr": ["pwd"]}
     info = introspect(provider, client.client_id, secret, token["refresh_token"],
                       token_type_hint="refresh_token")
     assert info["active"] is True and info["token_type"] == "refresh_token"

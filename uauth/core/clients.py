@@ -228,6 +228,8 @@ class Registration:
     backchannel_logout_uri: str | None = None
     backchannel_logout_session_required: bool = False
     id_token_signed_response_alg: str | None = None
+    #: Users must present a second factor to sign in to this client.
+    require_mfa: bool = False
 
 
 @dataclass(frozen=True)
@@ -366,6 +368,7 @@ def register_client(store: Store, registration: Registration,
         sector_identifier_uri=sector_identifier_uri or None,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
+        require_mfa=registration.require_mfa,
     )
     save_client(store, client)
     return client, secret

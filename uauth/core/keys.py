@@ -134,16 +134,18 @@ def new_signing_key(alg: str, created: int) -> SigningKey:
     return make_signing_key(alg, created, generate_private_key(alg))
 
 
-def sealer(secrets: Iterable[str | bytes]) -> MultiFernet:
+def sealer(secrets: Iterable[str | bytes], *, info: bytes = b"uauth signing keys v1"
+           ) -> MultiFernet:
     """Seals with the first secret (``SECRET_KEY``), opens with any (``SECRET_KEY_FALLBACKS``).
 
-    Each Fernet key is HKDF-SHA256 of the secret, so the secret itself never touches the keys.
+    Each Fernet key is HKDF-SHA256 of the secret, so the secret itself never touches the keys;
+    ``info`` separates purposes (TOTP secrets are sealed under their own derived key).
     """
     fernets = []
     for secret in secrets:
         raw = secret.encode("utf-8") if isinstance(secret, str) else secret
         derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                       info=b"uauth signing keys v1").derive(raw)
+                       info=info).derive(raw)
         fernets.append(Fernet(urlsafe_b64encode(derived)))
     if not fernets:
         raise ValueError("SECRET_KEY is required to seal signing keys")

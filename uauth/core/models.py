@@ -97,6 +97,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     id_token_signed_response_alg: str | None = None
     #: Only members of one of these groups may sign in to this client (empty: everyone).
     allowed_groups: list[str] = field(default_factory=list)
+    #: Users must present a second factor to sign in to this client (``--require-mfa``).
+    require_mfa: bool = False
 
     @property
     def is_public(self) -> bool:

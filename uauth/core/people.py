@@ -67,21 +67,23 @@ def remove(state: State, user: User) -> int:
     return ended
 
 
-# --- second factors (issue 15) -----------------------------------------------------------------
-# Passkeys, TOTP and recovery codes are being built on another branch. Until they land these
-# hooks say "no factors": the console then does not demand one of admins, and offers no reset.
+# --- second factors (issue 15: uauth.core.factors) ------------------------------------------
 
 
 def mfa_available(state: State) -> bool:
-    """True when this provider has second factors (passkeys, TOTP) people can enrol."""
-    return False
+    """True when people can enrol second factors here (``UAUTH_MFA`` is not ``off``)."""
+    return state.settings.mfa != "off"
 
 
 def has_second_factor(state: State, user: User) -> bool:
-    """True when ``user`` has enrolled a second factor."""
-    return False
+    """True when ``user`` has an active passkey or authenticator app."""
+    return state.factors.has_second_factor(user.id)
 
 
-def reset_second_factors(state: State, user: User) -> int:
-    """Remove every second factor of ``user``; returns how many there were."""
-    return 0
+def reset_second_factors(state: State, user: User) -> tuple[int, int]:
+    """Remove every passkey, authenticator app and recovery code of ``user`` (they lost them)
+    and end their sessions, as ``uauth user mfa reset`` does; returns (records, sessions)."""
+    from uauth.core.sessions import end_all
+
+    removed = state.factors.reset(user.id)
+    return removed, end_all(state, user.id)

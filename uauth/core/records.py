@@ -51,6 +51,11 @@ RESET = "reset_link"
 VERIFY = "verify_link"
 INVITE = "invitation"
 SIGNUP = "signup_link"
+FACTOR = "factor"
+PASSKEY = "passkey"
+RECOVERY_CODE = "recovery_code"
+TOTP_USED = "totp_used"
+CHALLENGE = "webauthn_challenge"
 
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
@@ -101,4 +106,15 @@ RECORDS: tuple[RecordKind, ...] = (
                "deleted when used or withdrawn", "uauth.core.invitations"),
     RecordKind(SIGNUP, "hash_key(link token)", "UAUTH_VERIFY_TTL; deleted when used (the "
                "account exists from then on)", "uauth.core.links"),
+    RecordKind(FACTOR, "random factor id", "forever (until removed or `uauth user mfa reset`); "
+               "a TOTP enrolment awaiting its first code: PENDING_TTL", "uauth.core.factors",
+               "factors-of:<user id>"),
+    RecordKind(PASSKEY, "base64url credential id", "as its factor", "uauth.core.factors",
+               "factors-of:<user id>"),
+    RecordKind(RECOVERY_CODE, "hash_key(<user id>:<code>)", "until used (consume) or replaced",
+               "uauth.core.factors", "factors-of:<user id>"),
+    RecordKind(TOTP_USED, "hash_key(<user id>:<time step>)", "four time steps (Store.add: a "
+               "code is accepted once)", "uauth.core.factors"),
+    RecordKind(CHALLENGE, "hash_key(ceremony id in the browser's session)",
+               "passkeys.CHALLENGE_TTL; consumed once", "uauth.core.factors"),
 )

@@ -74,6 +74,15 @@ def _save(state: State, login: LoginSession) -> None:
                      grant_id=user_group(login.user_id))
 
 
+def elevate(state: State, login: LoginSession, amr: list[str]) -> LoginSession:
+    """Record a second factor in a session (:mod:`uauth.web.views.mfa`): the same session,
+    ``sid`` and ``auth_time``, with the methods it now has."""
+    login.amr = amr
+    login.last_seen = state.now()
+    _save(state, login)
+    return login
+
+
 def is_idle(state: State, login: LoginSession) -> bool:
     return state.now() - login.last_seen >= int(state.settings.session_idle_ttl)
 

@@ -288,7 +288,7 @@ def _domains(name: str, value: Any, config: Mapping[str, Any]) -> list[str]:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_ISSUER",
-        "http://127.0.0.1:5000",
+        "http://localhost:5000",
         "Issuer identifier: the public base URL of the provider (https except on loopback).",
         _issuer,
     ),
@@ -451,6 +451,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Attribute names every user must fill in before returning to any app (clients can "
         "require more with --require-attribute).",
         _required_attributes,
+    ),
+    Setting(
+        "UAUTH_MFA",
+        "optional",
+        "Second factors: off; optional (people may add passkeys and TOTP, and who has one "
+        "uses it); required (everyone enrols one at their next sign-in). docs/signing-in.md.",
+        _choice(("off", "optional", "required")),
+    ),
+    Setting(
+        "UAUTH_WEBAUTHN_RP_ID",
+        "",
+        "Passkeys' relying party ID: empty for the issuer's host, or a parent domain of it "
+        "(passkeys then work on every host under it).",
+        lambda name, value, _: str(value or "").strip().lower(),
     ),
     Setting(
         "UAUTH_CUSTOM_SCOPES",
@@ -732,6 +746,8 @@ class Settings:
     login_view: str
     attributes: tuple[Attribute, ...]
     required_attributes: tuple[str, ...]
+    mfa: str
+    webauthn_rp_id: str
     custom_scopes: Mapping[str, Mapping[str, Any]]
     default_subject_type: str
     trusted_proxies: int

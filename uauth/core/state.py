@@ -15,6 +15,7 @@ from typing import Any
 from uauth.core.backchannel import Backchannel
 from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
+from uauth.core.factors import Factors
 from uauth.core.keyring import KeyRing
 from uauth.core.mail import Mailer
 from uauth.core.metrics import NullMetrics
@@ -52,6 +53,8 @@ class State:
     mailer: Mailer = field(init=False)
     #: Saves each audit event for the console's audit view (audittrail.py); None: not kept.
     keep_audit: Callable[[dict[str, Any]], None] | None = None
+    #: Passkeys, TOTP devices and recovery codes (factors.py).
+    factors: Factors = field(init=False)
 
     def now(self) -> int:
         return int(self.clock())

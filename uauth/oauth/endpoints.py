@@ -47,7 +47,7 @@ INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 #: Access token claims an introspection response repeats (RFC 7662 §2.2).
 INTROSPECTED_CLAIMS = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time",
-                      "groups")
+                       "acr", "amr", "groups")
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from uauth.ops.instance import example_config
 from uauth.ops.instance import init_instance
 from uauth.ops.instance import resolve_instance_path
 from uauth.ops.logs import configure_logging
+from uauth.ops.mfacli import register as register_mfa_commands
 from uauth.ops.opscli import OPERATIONS
 
 
@@ -330,6 +331,8 @@ def client() -> None:
 @click.option("--id-token-signed-response-alg", "id_token_alg",
               type=click.Choice(SUPPORTED_ALGS),
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
+@click.option("--require-mfa", is_flag=True,
+              help="Users must present a second factor to sign in to this client.")
 @click.option("--allow-group", "allowed_groups", multiple=True, metavar="GROUP",
               help="Only members of this group may sign in to the client (repeat).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
@@ -343,7 +346,8 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, allowed_groups: tuple[str, ...], as_json: bool) -> None:
+               id_token_alg: str | None, require_mfa: bool, allowed_groups: tuple[str, ...],
+               as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
 
 
@@ -364,7 +368,7 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                 required_attributes=required_attributes,
                 subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri,
-                id_token_signed_response_alg=id_token_alg,
+                id_token_signed_response_alg=id_token_alg, require_mfa=require_mfa,
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))
@@ -428,6 +432,7 @@ from uauth.ops.admincli import add_user_commands  # noqa: E402
 
 for _command in (*OPERATIONS, *ADMIN_COMMANDS):
     cli.add_command(_command)
+register_mfa_commands(user, client)
 add_user_commands(user)
 
 

@@ -40,11 +40,14 @@ class CliContext:
     def follow_loopback(self, origin: str) -> None:
         """Left at its default, the issuer follows a loopback address uauth serves on (``serve
         --bind``, ``check --url``), so ``make run BIND=127.0.0.1:5055`` and its discovery,
-        tokens and self-check agree without configuring anything."""
+        tokens and self-check agree without configuring anything. It is named ``localhost``,
+        not the IP address: browsers refuse an IP address as a passkey's relying party."""
+        parts = urlsplit(origin)
         if (os.environ.get("UAUTH_ISSUER") is None
-                and is_loopback_host(urlsplit(origin).hostname)
+                and is_loopback_host(parts.hostname)
                 and self.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
-            os.environ["UAUTH_ISSUER"] = origin
+            port = f":{parts.port}" if parts.port else ""
+            os.environ["UAUTH_ISSUER"] = f"{parts.scheme}://localhost{port}"
             self.reset()
 
     def app(self) -> Flask:

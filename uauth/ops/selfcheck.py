@@ -30,6 +30,7 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from uauth.core import sessions
+from uauth.core import totp
 from uauth.core.attributes import catalogue
 from uauth.core.clients import Registration
 from uauth.core.clients import list_clients
@@ -212,6 +213,8 @@ class Checker:
         password = secrets.token_urlsafe(24)
         user = state.users.create(username, password, throwaway_profile(state, username))
         self.created["user"] = user
+        if state.settings.mfa == "required":  # the flow then asks for a second step
+            _, self.created["totp"] = state.factors.add_totp(user.id, "uauth check")
         client, secret = register_client(state.store, Registration(
             name="uauth check", redirect_uris=[CALLBACK], scope="openid email",
             grant_types=["authorization_code"]), registration_rules(state), now=state.now())
@@ -238,6 +241,12 @@ class Checker:
                 response = self.submit(response, page[0], {"username": username,
                                                             "password": password})
                 self.report.ok("flow", f"POST login form -> {_outcome(response)}")
+                continue
+            if response.status_code == 200 and page and self.created.get("totp") and any(
+                    name == "otp" for name, _ in page[0]["fields"]):
+                code = totp.code_at(self.created["totp"], self.state.clock())
+                response = self.submit(response, page[0], {"otp": code})
+                self.report.ok("flow", f"POST second factor (TOTP) -> {_outcome(response)}")
                 continue
             if response.status_code == 200 and page and page[0]["buttons"]:
                 response = self.submit(response, page[0], {}, ("consent", "allow"))
@@ -311,6 +320,7 @@ class Checker:
             remove_client(store, client_id)
         if user:
             sessions.end_all(self.state, user.id)
+            self.state.factors.reset(user.id)
             store.revoke_grant(apps_group(user.id))  # what is left of the user's: subjects
             StoreUsers(store, self.state.clock).delete(user)
         if self.created:

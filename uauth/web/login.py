@@ -24,6 +24,7 @@ from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.datastructures import MultiDict
 
+from uauth.core.mfa import acr_for
 from uauth.core.models import LoginSession
 from uauth.core.models import User
 from uauth.core.sessions import create
@@ -132,7 +133,8 @@ def authentication() -> Authentication | None:
         # elsewhere or by the CLI: log out, or a host login page would wave the person back.
         forget_login()
         return None
-    return Authentication(auth_time=login.auth_time, amr=tuple(login.amr), sid=login.sid)
+    return Authentication(auth_time=login.auth_time, amr=tuple(login.amr), sid=login.sid,
+                          acr=acr_for(login.amr))
 
 
 def forget_login() -> None:

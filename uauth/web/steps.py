@@ -54,6 +54,7 @@ from uauth.web.forms import ConsentForm
 from uauth.web.login import forget_login
 from uauth.web.login import logged_in_for
 from uauth.web.login import login_view
+from uauth.web.mfa import require_second_factor
 from uauth.web.state import get_state
 
 
@@ -219,4 +220,5 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
 
 
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.
-STEPS: list[Step] = [require_login, require_group, require_attributes, require_consent]
+STEPS: list[Step] = [require_login, require_group, require_second_factor, require_attributes,
+                     require_consent]

@@ -57,6 +57,19 @@ def id_token_alg(state: State, client: Client) -> str:
     return str(alg)
 
 
+def _access_extra(userinfo_claims: Any, auth: Authentication | None) -> dict[str, Any] | None:
+    """Claims of an access token beyond RFC 9068's: the claims asked for at /userinfo, and
+    how the user authenticated (``amr``, ``acr``), so a resource server can ask for more."""
+    extra: dict[str, Any] = {}
+    if userinfo_claims:
+        extra[USERINFO_CLAIMS] = userinfo_claims
+    if auth is not None and auth.amr:
+        extra["amr"] = list(auth.amr)
+    if auth is not None and auth.acr:
+        extra["acr"] = auth.acr
+    return extra or None
+
+
 def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_token: bool,
                  with_id_token: bool) -> dict[str, Any]:
     """The token response body for one grant: an RFC 9068 access token, and as due a refresh
@@ -77,8 +90,8 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         state, client_id=client.client_id, sub=sub, scope=scope, grant_id=ctx.grant_id,
         audience=ctx.audience,
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
-        extra={**({USERINFO_CLAIMS: userinfo_claims} if userinfo_claims and user else {}),
-               **(groups_claim(user, scope) if user else {})} or None,
+        extra={**(_access_extra(userinfo_claims if user else None, auth if user else None)
+                  or {}), **(groups_claim(user, scope) if user else {})} or None,
     )
     token: dict[str, Any] = {
         "access_token": access_token,

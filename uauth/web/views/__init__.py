@@ -33,6 +33,8 @@ from . import inputs
 from . import login  # noqa: F401  (registers /login and / on the ui blueprint)
 from . import logout
 from . import metrics
+from . import mfa
+from . import passkeys
 from . import recovery
 from . import sessions
 from . import signup
@@ -45,7 +47,8 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../../templates",
                static_folder="../../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, recovery.bp, signup.bp, admin.bp):
+              userinfo.bp, logout.bp, sessions.bp, mfa.bp, passkeys.bp, recovery.bp, signup.bp,
+              admin.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -63,6 +66,11 @@ STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
 #: block the login and consent pages' redirects back to the client.
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
             "frame-ancestors 'none'; base-uri 'none'")
+#: Pages with a passkey button: the same, plus uauth's own script (never inline) and its
+#: fetches to the passkey endpoints.
+SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
+SCRIPT_PAGES = {"uauth.ui.login", "uauth.account.account", "uauth.mfa.second_factor",
+                "uauth.mfa.enrol", "uauth.signup.add_passkey"}
 HSTS = "max-age=31536000"
 
 
@@ -103,7 +111,8 @@ def _headers(response: Response) -> Response:
     if get_state().issuer.startswith("https://"):
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+        response.headers.setdefault("Content-Security-Policy", SCRIPT_CSP if request.endpoint
+                                    in SCRIPT_PAGES else PAGE_CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
     return response

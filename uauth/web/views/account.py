@@ -40,7 +40,9 @@ from uauth.web.forms import RevokeForm
 from uauth.web.login import authentication
 from uauth.web.login import current_session
 from uauth.web.login import session_user
+from uauth.web.mfa import needs_second_factor
 from uauth.web.state import get_state
+from uauth.web.views.mfa import account_panel
 from uauth.web.views.recovery import ConfirmForm
 from uauth.web.views.recovery import needs_verifying
 from uauth.web.views.recovery import send_verification
@@ -52,12 +54,17 @@ REVOKE_PREFIX = "app"
 
 
 def _signed_in() -> User | None:
-    """The directory's user (not a host app's own user object) of a live login."""
-    return session_user() if authentication() is not None else None
+    """The directory's user (not a host app's own user object) of a live login, once it has
+    presented its second factor if it has one."""
+    user = session_user() if authentication() is not None else None
+    return None if user is None or needs_second_factor(user) else user
 
 
 def _to_login() -> ResponseReturnValue:
-    return redirect(url_for("uauth.ui.login", next=url_for("uauth.account.account")))
+    here = url_for("uauth.account.account")
+    if authentication() is not None and session_user() is not None:
+        return redirect(url_for("uauth.mfa.second_factor", next=here))
+    return redirect(url_for("uauth.ui.login", next=here))
 
 
 def _editable() -> tuple[Attribute, ...]:
@@ -133,6 +140,7 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
         password=password,
         revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
         sessions_url=url_for("uauth.sessions.account_sessions"), logout=LogoutForm(formdata=None),
+        mfa=account_panel(user), date=_date,
         verify_form=ConfirmForm(prefix="verify", formdata=None) if editing and needs_verifying(
             get_state(), user) else None,
     ), status, headers or {}

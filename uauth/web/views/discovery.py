@@ -14,6 +14,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from uauth.core.claims import claims_supported
+from uauth.core.mfa import ACR_VALUES
 from uauth.core.models import RESPONSE_MODES
 from uauth.oauth.endpoints import INTROSPECTION_AUTH_METHODS
 from uauth.oauth.endpoints import REVOCATION_AUTH_METHODS
@@ -61,6 +62,7 @@ def build_metadata(state: AppState) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": list(ACR_VALUES),
         # Request objects are refused (request_not_supported), never ignored: authrequest.py.
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

@@ -27,6 +27,8 @@ from uauth.web.login import next_params
 from uauth.web.login import safe_next
 from uauth.web.login import session_user
 from uauth.web.login import start_session
+from uauth.web.mfa import after_password
+from uauth.web.mfa import passkeys_offered
 from uauth.web.state import get_state
 from uauth.web.views.ui import bp
 
@@ -51,7 +53,7 @@ def login() -> ResponseReturnValue:
         if user is not None:
             start_session(user)  # record_login notes the request it continues
             audit(LOGIN_SUCCEEDED, user_id=user.id, client_id=continues.get("client_id"))
-            response = redirect(next_url or url_for("uauth.ui.home"))
+            response = redirect(after_password(user, next_url))
             response.set_cookie(DEVICE_COOKIE, new_device_cookie(username,
                                                                  current_app.secret_key or ""),
                                 max_age=DEVICE_MAX_AGE, secure=state.issuer.startswith("https://"),
@@ -79,8 +81,8 @@ def login() -> ResponseReturnValue:
     else:
         form.username.data = login_hint(continues)
     return render_template("uauth/login.html", form=form, error=error,
-                           client=state.clients.get(continues.get("client_id"))), status, \
-        headers
+                           client=state.clients.get(continues.get("client_id")),
+                           passkeys=passkeys_offered(), next_url=next_url), status, headers
 
 
 @bp.get("/")

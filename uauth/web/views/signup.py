@@ -43,7 +43,10 @@ from uauth.core.users import HASHER
 from uauth.core.users import UserExists
 from uauth.core.users import editable
 from uauth.web.errors import error_page
+from uauth.web.login import authentication
+from uauth.web.login import session_user
 from uauth.web.login import start_session
+from uauth.web.mfa import passkeys_unavailable
 from uauth.web.outbox import absolute
 from uauth.web.outbox import render_mail
 from uauth.web.outbox import send
@@ -71,6 +74,20 @@ class AccountForm(FlaskForm):  # type: ignore[misc]
                             render_kw={"autocomplete": "new-password"})
 
 
+class PasskeyAccountForm(FlaskForm):  # type: ignore[misc]
+    """An invitee who signs up with a passkey instead of a password: only a username here;
+    the passkey is made on the next page, signed in to the new account."""
+
+    username = StringField("Username", validators=[DataRequired("Choose a username."),
+                                                   Length(max=150)],
+                           render_kw={"autocomplete": "username", "autocapitalize": "none"})
+
+
+def passkeys_offered() -> bool:
+    """Passkeys are on (``UAUTH_MFA`` is not off) and the issuer can have them (a domain)."""
+    return get_state().settings.mfa != "off" and passkeys_unavailable() is None
+
+
 class SignupForm(AccountForm):
     email = EmailField("Email address",
                        validators=[DataRequired("Enter your email address."), Length(max=320),
@@ -95,24 +112,45 @@ def invitation(token: str) -> ResponseReturnValue:
     found = find(state.store, token)
     if found is None or users is None:
         return refused_link("invitation")
-    form = AccountForm()
-    if found.username:
-        form.username.data = found.username
-        form.username.render_kw = {**form.username.render_kw, "readonly": True}
+    with_passkey = passkeys_offered()
+    chose_passkey = with_passkey and request.form.get("method") == "passkey"
+    form = AccountForm(formdata=None if chose_passkey else request.form or None)
+    passkey_form = PasskeyAccountForm(prefix="pk", formdata=request.form if chose_passkey
+                                      else None)
+    for each in (form, passkey_form):
+        if found.username:
+            each.username.data = found.username
+            each.username.render_kw = {**each.username.render_kw, "readonly": True}
     error = None
-    if form.validate_on_submit():
+    chosen = passkey_form if chose_passkey else form
+    if request.method == "POST" and chosen.validate():
         try:
-            user = accept(state.store, users, token, username=form.username.data,
-                          password=form.password.data, now=state.now())
+            user = accept(state.store, users, token, username=chosen.username.data,
+                          password=None if chose_passkey else form.password.data,
+                          now=state.now())
         except InvitationError as exc:
             error = str(exc)
         else:
-            audit(INVITATION_ACCEPTED, user_id=user.id, invited_by=found.created_by or None)
-            start_session(user)
+            audit(INVITATION_ACCEPTED, user_id=user.id, invited_by=found.created_by or None,
+                  method="passkey" if chose_passkey else "password")
+            # The single-use link is the proof of this first sign-in; with a passkey chosen,
+            # the session has no method yet until the passkey is made on the next page.
+            start_session(user, () if chose_passkey else ("pwd",))
+            if chose_passkey:
+                return redirect(url_for(".add_passkey"))
             return redirect(url_for("uauth.account.account"))
-    status = 400 if (error or form.errors) else 200
-    return render_template("uauth/invite.html", form=form, invitation=found,
-                           error=error), status
+    status = 400 if (error or chosen.errors) else 200
+    return render_template("uauth/invite.html", form=form, passkey_form=passkey_form,
+                           with_passkey=with_passkey, invitation=found, error=error), status
+
+
+@bp.get("/welcome/passkey")
+def add_passkey() -> ResponseReturnValue:
+    """Make the passkey of an account just created from an invitation (passkeys.js)."""
+    user = session_user() if authentication() is not None else None
+    if user is None:
+        return redirect(url_for("uauth.ui.login"))
+    return render_template("uauth/invite_passkey.html", user=user, form=ConfirmForm())
 
 
 def _domain_allowed(state: State, email: str) -> bool:

@@ -1,11 +1,11 @@
 """The admin console at ``/admin``: people, invitations, groups, apps, keys and the audit trail.
 
 Only signed-in people with the admin role see it; everyone else gets the plain 404 of a page
-that does not exist (and an audit event). When second factors exist (issue 15), an admin without
-one is sent to enrol first. Every change is a POST with a CSRF token, audited as ``admin`` with
-the admin as ``actor``; dangerous ones (removing an app or a person, resetting second factors)
-ask for the admin's password again (``UAUTH_REAUTH_TTL``). Server-rendered, no scripts, usable
-on a phone, like every other page.
+that does not exist (and an audit event). Unless ``UAUTH_MFA`` is off, an admin's session must
+have used a second factor (they are sent to present one, or to set one up). Every change is a
+POST with a CSRF token, audited as ``admin`` with the admin as ``actor``; dangerous ones
+(removing an app or a person, resetting second factors) ask for the admin's password again
+(``UAUTH_REAUTH_TTL``). Server-rendered, no scripts, usable on a phone, like every other page.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from uauth.core.audittrail import Query
 from uauth.core.audittrail import event_names
 from uauth.core.audittrail import search
 from uauth.core.models import User
-from uauth.core.people import has_second_factor
 from uauth.core.people import mfa_available
 from uauth.core.users import StoreUsers
 from uauth.web.login import authentication
+from uauth.web.login import current_session
 from uauth.web.login import safe_next
 from uauth.web.login import session_user
 from uauth.web.state import get_state
@@ -81,12 +81,12 @@ def _guard() -> ResponseReturnValue | None:
     if user is None or not user.admin or not isinstance(get_state().users, StoreUsers):
         audit(ADMIN_DENIED, user_id=user.id if user else None, path=request.path[:100])
         abort(404)  # never a hint of what is here
-    state = get_state()
-    if mfa_available(state) and not has_second_factor(state, user):
-        return render_template("uauth/message.html", title="Add a second factor first",
-                               message="Admins sign in with a second factor. Add a passkey or an "
-                               "authenticator app on your account page, then come back.",
-                               link=(url_for("uauth.account.account"), "Go to your account")), 403
+    login = current_session()
+    if mfa_available(get_state()) and (login is None or "mfa" not in login.amr):
+        # Admins sign in with a second factor: present it now, or set one up first (the
+        # second-factor page sends a person without one to enrol).
+        back = request.full_path.rstrip("?") if request.method == "GET" else url_for(".people")
+        return redirect(url_for("uauth.mfa.second_factor", next=back))
     g.uauth_admin = user
     return None
 

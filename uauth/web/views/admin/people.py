@@ -13,6 +13,8 @@ from flask_wtf import FlaskForm
 
 from uauth.core.attributes import Attribute
 from uauth.core.attributes import catalogue
+from uauth.core.audit import MFA_RESET
+from uauth.core.audit import audit
 from uauth.core.groups import GroupError
 from uauth.core.groups import all_groups
 from uauth.core.groups import change_membership
@@ -199,9 +201,11 @@ def person_factors(user_id: str) -> ResponseReturnValue:
     state = get_state()
     user = _person(user_id)
     if checked():
-        removed = reset_second_factors(state, user)
-        act("user.mfa_reset", user_id=user.id, factors=removed)
-        flash(f"Removed {removed} second factor(s) of {user.username}.")
+        removed, ended = reset_second_factors(state, user)
+        audit(MFA_RESET, user_id=user.id, records=removed)
+        act("user.mfa.reset", user_id=user.id, records=removed, sessions=ended)
+        flash(f"Removed the second factors of {user.username} ({removed} record(s)); "
+              f"{ended} session(s) ended.")
     return redirect(url_for(".person", user_id=user.id))
 
 
