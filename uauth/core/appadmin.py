@@ -15,12 +15,11 @@ from uauth.core.clients import RegistrationError
 from uauth.core.clients import check_redirect_uri
 from uauth.core.clients import save_client
 from uauth.core.consents import apps_of
+from uauth.core.groups import get as get_group
 from uauth.core.models import Client
 from uauth.core.models import User
 from uauth.storage import Store
 from uauth.storage import hash_key
-
-from .groups import get as get_group
 
 
 def rotate_secret(store: Store, client: Client) -> str:

@@ -1,6 +1,6 @@
 """Recent audit events kept in storage, for the admin console's searchable audit view.
 
-Each event :func:`uauth.audit.audit` logs within an app is also saved as an ``audit_event``
+Each event :func:`uauth.core.audit.audit` logs within an app is also saved as an ``audit_event``
 record for ``UAUTH_AUDIT_RETENTION`` seconds (token issuance excepted: one per token request is
 for the log lines only). Keys sort by time, so the newest come first without an index. The
 fields are the log line's: names of who and what, never a secret. No Flask here.

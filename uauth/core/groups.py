@@ -69,7 +69,7 @@ def members(users: Iterable[User], name: str) -> list[User]:
 def remove(store: Store, users: Any, name: str) -> int:
     """Delete a group and take it off every member; returns how many members it had.
 
-    :param users: the :class:`~uauth.users.StoreUsers` directory.
+    :param users: the :class:`~uauth.core.users.StoreUsers` directory.
     """
     if get(store, name) is None:
         raise GroupError(f"no group {name!r}")

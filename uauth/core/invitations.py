@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from uauth.core import groups as group_records
 from uauth.core.links import Issued
 from uauth.core.links import issue
 from uauth.core.links import peek
@@ -22,8 +23,6 @@ from uauth.core.records import INVITE
 from uauth.core.users import UserExists
 from uauth.storage import Store
 from uauth.storage import hash_key
-
-from . import groups as group_records
 
 
 class InvitationError(ValueError):

@@ -2,11 +2,11 @@
 
 No Flask here: the web layer renders the message (text and HTML, from overridable templates)
 and hands it to :class:`Mailer`, which returns at once. Like back-channel logout
-(:mod:`uauth.backchannel`), delivery runs on a small thread pool per worker process: each attempt
-waits at most ``UAUTH_MAIL_TIMEOUT`` seconds, a connection failure or a temporary refusal (4xx)
-is retried with backoff up to ``UAUTH_MAIL_RETRIES`` times, a permanent refusal (5xx) is not.
-The outcome goes to a callback (the wiring logs and audits it); a message's text, which holds a
-link that works once, is never logged.
+(:mod:`uauth.core.backchannel`), delivery runs on a small thread pool per worker process: each
+attempt waits at most ``UAUTH_MAIL_TIMEOUT`` seconds, a connection failure or a temporary
+refusal (4xx) is retried with backoff up to ``UAUTH_MAIL_RETRIES`` times, a permanent refusal
+(5xx) is not. The outcome goes to a callback (the wiring logs and audits it); a message's text,
+which holds a link that works once, is never logged.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The rules live here once: the last active admin can neither lose the role nor be disabled or
 removed (someone must be able to open the console), and disabling a person ends their sessions.
-The functions take the directory (:class:`~uauth.users.StoreUsers`) and return what happened;
+The functions take the directory (:class:`~uauth.core.users.StoreUsers`) and return what happened;
 callers audit with their actor.
 """
 

@@ -1,6 +1,6 @@
 """Password reset and email verification: who a request names, and how often mail may go.
 
-No Flask here; the pages are :mod:`uauth.views.recovery`. Nothing a visitor sees depends on
+No Flask here; the pages are :mod:`uauth.web.views.recovery`. Nothing a visitor sees depends on
 whether an account exists: the caller shows the same page either way, and the mail itself
 goes out on the mail thread.
 """

@@ -2,7 +2,7 @@
 
 Templates live in ``templates/uauth/mail/<name>.txt`` (and ``.html``): a host app or an
 operator's template folder overrides them like any other uauth template. Sending only queues
-the mail (:class:`uauth.mail.Mailer`); the outcome is logged and audited when it is known.
+the mail (:class:`uauth.core.mail.Mailer`); the outcome is logged and audited when it is known.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Forgot your password, reset it from a link, and confirm an email address from a link.
 
-Links work once and expire (:mod:`uauth.links`). The "forgot" page answers the same words,
+Links work once and expire (:mod:`uauth.core.links`). The "forgot" page answers the same words,
 status and (near enough) time whether or not the address or username is known: the lookup
 happens, the mail is queued for the mail thread, and the page does not wait for it. Following a
 link shows a page with a button; only the button's POST uses the link up, so a mail scanner
