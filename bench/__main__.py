@@ -19,6 +19,7 @@ from .factors import factor_costs
 from .factors import factors_table
 from .passwords import password_costs
 from .run import ALGS
+from .run import STORES
 from .run import UAUTH_OPS
 from .run import Settings
 from .run import run_bench
@@ -37,7 +38,9 @@ def _csv(kind: type, choices: tuple[str, ...] | None = None):  # type: ignore[no
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stores", type=_csv(str, ("sqlite", "redis")), default=("sqlite", "redis"))
+    ap.add_argument("--stores", type=_csv(str, STORES), default=STORES,
+                    help="storage backends (PostgreSQL: a database of its own on "
+                         "127.0.0.1:5432, or $UAUTH_TEST_POSTGRES)")
     ap.add_argument("--workers", type=_csv(int), default=(1, 2), help="gunicorn worker counts")
     ap.add_argument("--ops", type=_csv(str, UAUTH_OPS), default=UAUTH_OPS)
     ap.add_argument("--algs", type=_csv(str, ALGS), default=ALGS,

@@ -120,11 +120,14 @@ def targets_table(run: Run, passwords: list[Cost]) -> str:
         lines.append(["client_credentials ≥ 100× cheaper than a KDF-checked secret",
                       f"{(kdf.cpu_ms + cc) / cc:,.0f}× ({kdf.cpu_ms:.0f} ms KDF)" if cc
                       else f"cc not measured ({kdf.cpu_ms:.0f} ms per KDF check)", _verdict(ok)])
-    sqlite, redis = (_cpu(find(rows, "uauth", "flow", s, min(run.settings.workers)))
-                     for s in ("sqlite", "redis"))
-    lines.append(["Redis CPU per flow within 20% of SQLite",
-                  f"{redis / sqlite:.2f}×" if sqlite and redis else "not measured",
-                  _verdict(None if not (sqlite and redis) else redis <= 1.2 * sqlite)])
+    for store, base, limit, what in (
+            ("redis", "sqlite", 1.2, "Redis CPU per flow within 20% of SQLite"),
+            ("postgres", "sqlite", 1.3, "PostgreSQL CPU per flow ≤ 1.3× SQLite"),
+            ("redis-cluster", "redis", 1.2, "Redis Cluster CPU per flow ≤ 1.2× single Redis")):
+        ours, theirs = (_cpu(find(rows, "uauth", "flow", s, min(run.settings.workers)))
+                        for s in (store, base))
+        lines.append([what, f"{ours / theirs:.2f}×" if ours and theirs else "not measured",
+                      _verdict(None if not (ours and theirs) else ours <= limit * theirs)])
     for store in run.settings.stores:
         lines.append(_scaling(rows, store))
     peak = max((r.result.peak_rss for r in rows if r.provider == "uauth" and r.result),

@@ -4,6 +4,7 @@ of them alike; each figure is the median over the rounds."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
+from tests.postgres_server import SessionDatabase
+from tests.postgres_server import with_options
+from tests.redis_cluster import RedisClusterServer
 from tests.redis_server import RedisServer
 
 from . import procstat
@@ -29,6 +33,9 @@ from .servers import reference_problem
 from .servers import serve_bare
 from .servers import serve_reference
 
+#: Storage backends measured, in table order.
+STORES = ("sqlite", "redis", "postgres", "redis-cluster")
+
 #: Operations measured on uauth, in table order (see bench.driver.OPERATIONS).
 UAUTH_OPS = ("flow", "refresh", "cc", "userinfo", "login")
 
@@ -40,7 +47,7 @@ ALGS = ("RS256", "ES256")
 
 @dataclass
 class Settings:
-    stores: tuple[str, ...] = ("sqlite", "redis")
+    stores: tuple[str, ...] = STORES
     workers: tuple[int, ...] = (1, 2)
     threads: int = 1
     ops: tuple[str, ...] = UAUTH_OPS
@@ -166,23 +173,44 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
 @contextmanager
 def _deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("RS256",)
                 ) -> Iterator[Uauth | None]:
-    """A provisioned uauth deployment on ``store``; Redis gets its own redis-server."""
-    redis = None
-    if store == "redis":
-        redis = RedisServer(workdir / "redis")
+    """A provisioned uauth deployment on ``store``; Redis gets its own redis-server, Redis
+    Cluster its own six, PostgreSQL a database of its own on the local server (dropped after)."""
+    with ExitStack() as stack:
         try:
-            redis.start()
-        except (FileNotFoundError, RuntimeError) as exc:
-            run.log(f"redis skipped: {exc}")
+            storage, redis = _backend(store, workdir, stack)
+        except (FileNotFoundError, RuntimeError, OSError) as exc:
+            run.log(f"{store} skipped: {exc}")
             yield None
             return
-    try:
-        uauth = Uauth(workdir, store, redis, algs)
+        uauth = Uauth(workdir, store, redis, algs, storage=storage)
         uauth.provision()
         yield uauth
-    finally:
-        if redis is not None:
-            redis.stop()
+
+
+def _backend(store: str, workdir: Path, stack: ExitStack) -> tuple[str | None, RedisServer | None]:
+    """The storage URL (None: SQLite in the instance) and the redis-server for ``store``."""
+    if store == "redis":
+        redis = RedisServer(workdir / "redis")
+        redis.start()
+        stack.callback(redis.stop)
+        return None, redis
+    if store == "redis-cluster":
+        cluster = RedisClusterServer(workdir / "cluster")
+        stack.callback(cluster.stop)
+        cluster.start()
+        return cluster.url, None
+    if store == "postgres":
+        import psycopg
+
+        database = SessionDatabase()
+        try:
+            database.create()
+        except psycopg.Error as exc:
+            raise RuntimeError(f"no PostgreSQL at {database.admin_url}: {exc}") from None
+        stack.callback(database.drop)
+        options = os.environ.get("BENCH_POSTGRES_OPTIONS")  # e.g. -csynchronous_commit=off
+        return (with_options(database.url, options) if options else database.url), None
+    return None, None
 
 
 def _warmup(settings: Settings, server: Server, round_index: int) -> float:

@@ -113,10 +113,10 @@ class Uauth:
     and one browser-app client per algorithm for its ID tokens (access tokens stay RS256)."""
 
     def __init__(self, workdir: Path, store: str, redis: RedisServer | None = None,
-                 algs: tuple[str, ...] = ("RS256",)) -> None:
+                 algs: tuple[str, ...] = ("RS256",), storage: str | None = None) -> None:
         self.store = store
         self.instance = workdir / f"instance-{store}"
-        self.storage = redis.url if redis else f"sqlite:///{self.instance}/uauth.db"
+        self.storage = storage or (redis.url if redis else f"sqlite:///{self.instance}/uauth.db")
         self.algs = tuple(dict.fromkeys(("RS256", *algs)))
         self.env = {"UAUTH_SIGNING_ALGS": json.dumps(list(self.algs))}
         self.spa_clients: dict[str, str] = {}

@@ -7,7 +7,7 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Issuer identifier: the public base URL of the provider (https except on loopback).
 # UAUTH_ISSUER = 'http://localhost:5000'
 
-# Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or redis+sentinel://host:port,host:port/service/db; {instance} is the instance folder.
+# Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or redis+sentinel://host:port,host:port/service/db, redis+cluster://host:port,host:port or postgresql://user:pass@host:5432/db; {instance} is the instance folder.
 # UAUTH_STORAGE = 'sqlite:///{instance}/uauth.db'
 
 # Prefix of every Redis key uauth writes.
@@ -36,6 +36,18 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 
 # Require PKCE from every client, confidential ones included.
 # UAUTH_REQUIRE_PKCE = False
+
+# Require pushed authorization requests (RFC 9126) from every client.
+# UAUTH_REQUIRE_PAR = False
+
+# Seconds a pushed request's request_uri stays usable at /authorize (RFC 9126).
+# UAUTH_PAR_TTL = 60
+
+# Seconds a device code and its user code stay usable (RFC 8628 expires_in).
+# UAUTH_DEVICE_CODE_TTL = 600
+
+# Seconds a device must wait between polls of /token (RFC 8628 interval).
+# UAUTH_DEVICE_POLL_INTERVAL = 5
 
 # Global switch for PKCE 'plain'; when true, only clients allowed it may use it.
 # UAUTH_ALLOW_PLAIN_PKCE = True

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake clock, a real redis-server, and a store per backend."""
+"""Shared fixtures: a fake clock, a real redis-server, Redis Cluster and PostgreSQL, and a store
+per backend."""
 
 from __future__ import annotations
 
@@ -18,17 +19,23 @@ import pytest
 from tests.chromium import BrowserUnavailable
 from tests.chromium import browser_required
 from tests.chromium import start as start_chromium
+from tests.postgres_server import SessionDatabase
+from tests.postgres_server import postgres_required
+from tests.redis_cluster import RedisClusterServer
+from tests.redis_cluster import cluster_required
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_required
 from tests.smtp_server import SmtpServer
 from uauth.ops.logs import JsonFormatter
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
+from uauth.storage.postgres import PostgresStore
 from uauth.storage.redis import RedisStore
+from uauth.storage.redis_cluster import RedisClusterStore
 from uauth.storage.sqlite import SQLiteStore
 from uauth.web.requestlog import RequestIdFilter
 
-BACKENDS = ["memory", "sqlite", "redis"]
+BACKENDS = ["memory", "sqlite", "redis", "postgres", "redis-cluster"]
 
 
 class FakeClock:
@@ -78,6 +85,49 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[SessionDatabase]:
+    """A database of this session's own on the PostgreSQL at 127.0.0.1:5432, dropped at the end;
+    skipped loudly (or failed under UAUTH_REQUIRE_POSTGRES=1) without PostgreSQL."""
+    import psycopg
+
+    database = SessionDatabase()
+    try:
+        database.create()
+    except psycopg.Error as exc:
+        not_here("POSTGRESQL", f"cannot create a database at {database.admin_url} "
+                 f"({type(exc).__name__}: {str(exc).strip()[:200]})",
+                 required=postgres_required(), flag="UAUTH_REQUIRE_POSTGRES")
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def postgres_url(postgres_database: SessionDatabase) -> str:
+    """A storage URL on a fresh, empty schema of the session's database."""
+    return postgres_database.schema_url()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServer]:
+    """Three primaries and three replicas for the session; skipped loudly (or failed under
+    UAUTH_REQUIRE_REDIS_CLUSTER=1) where redis-server cannot make a cluster."""
+    cluster = RedisClusterServer(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        cluster.stop()
+        not_here("REDIS CLUSTER", f"cannot start a cluster ({exc})",
+                 required=cluster_required(), flag="UAUTH_REQUIRE_REDIS_CLUSTER")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServer) -> str:
+    return redis_cluster.url
+
+
 def run_in_processes(target: Callable[..., object], *args: object, n: int = 6) -> None:
     """Start ``n`` forked processes on ``target`` at once (start-up races); all must succeed."""
     ctx = multiprocessing.get_context("fork")
@@ -98,6 +148,11 @@ def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path, clock:
         return SQLiteStore(tmp_path / "t.sqlite3", clock=clock)
     if kind == "redis":
         return RedisStore(request.getfixturevalue("redis_url"), prefix=unique_prefix(), clock=clock)
+    if kind == "postgres":
+        return PostgresStore(request.getfixturevalue("postgres_url"), clock=clock)
+    if kind == "redis-cluster":
+        return RedisClusterStore(request.getfixturevalue("redis_cluster_url"),
+                                 prefix=unique_prefix(), clock=clock)
     return MemoryStore(clock=clock)
 
 

@@ -257,3 +257,26 @@ def test_client_add_stores_what_its_flags_say(instance: Path) -> None:
     assert client.allowed_origins == ["https://app.example.com"] and client.first_party
     assert client.token_endpoint_auth_method == "client_secret_post"
     assert client.scope == "openid profile"
+
+
+def test_client_add_registers_keys_and_request_policies(instance: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    from uauth.core.clients import get_client
+    from uauth.storage.sqlite import SQLiteStore
+
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": [jwk]}))
+    added = uauth(instance, "client", "add", "--name", "Signed", "--redirect-uri",
+                  "https://app.example.com/cb", "--jwks", str(keys), "--require-par",
+                  "--allow-unsigned-request-objects", "--json")
+    assert added.returncode == 0, added.stderr
+    client = get_client(SQLiteStore(instance / "uauth.db"), json.loads(added.stdout)["client_id"])
+    assert client is not None and client.jwks == {"keys": [jwk]}
+    assert client.require_pushed_authorization_requests and client.allow_unsigned_request_objects
+    keys.write_text("{not json")
+    refused = uauth(instance, "client", "add", "--name", "Bad", "--redirect-uri",
+                    "https://app.example.com/cb", "--jwks", str(keys))
+    assert refused.returncode == 1 and "--jwks" in refused.stderr

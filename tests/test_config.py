@@ -25,7 +25,7 @@ from uauth.ops.instance import example_config
         ("UAUTH_ISSUER", "ftp://id.example.com", "must be an absolute http(s) URL"),
         ("UAUTH_ISSUER", "http://id.example.com", "uses http on the non-loopback host"),
         ("UAUTH_ISSUER", "https://id.example.com/?x=1", "must not contain a query"),
-        ("UAUTH_STORAGE", "postgres://db/uauth", "unknown storage scheme 'postgres'"),
+        ("UAUTH_STORAGE", "mysql://db/uauth", "unknown storage scheme 'mysql'"),
         ("UAUTH_STORAGE", "uauth.db", "unknown storage scheme"),
         ("UAUTH_STORAGE", "sqlite://relative.db", "sqlite:///relative/path.db"),
         ("UAUTH_CODE_TTL", 0, "UAUTH_CODE_TTL must be a positive whole number"),

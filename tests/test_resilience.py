@@ -1,5 +1,6 @@
 """Failing parts and load: storage outages answer 503 and recover with nothing lost, and
-gunicorn with 4 workers on SQLite and Redis loses no code and lets nothing be redeemed twice."""
+gunicorn with 4 workers on SQLite, Redis, PostgreSQL and Redis Cluster loses no code and lets
+nothing be redeemed twice (outages of PostgreSQL and Redis Cluster: tests/test_scaleout.py)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from uauth.core.clients import Registration
 from uauth.core.clients import register_client
 from uauth.core.users import StoreUsers
 from uauth.storage import Store
+from uauth.storage import open_store
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
 
@@ -196,17 +198,24 @@ def race(calls: list[Callable[[], requests.Response]]) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres", "redis-cluster"])
 def test_four_workers_lose_no_code_and_allow_no_double_redemption(
         backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     instance = tmp_path / "instance"
     env = {"UAUTH_LOG_LEVEL": "INFO"}
-    if backend == "redis":
+    if backend in ("postgres", "redis-cluster"):
+        url = (request.getfixturevalue("postgres_url") if backend == "postgres"
+               else request.getfixturevalue("redis_cluster_url"))
+        prefix = unique_prefix()
+        env["UAUTH_REDIS_PREFIX"] = prefix
+        live = LiveServer(instance, storage=url, workers=4, env=env)
+        store: Store = open_store(url, redis_prefix=prefix)
+    elif backend == "redis":
         redis_url = request.getfixturevalue("redis_url")
         prefix = unique_prefix()
         env["UAUTH_REDIS_PREFIX"] = prefix
         live = LiveServer(instance, storage=redis_url, workers=4, env=env)
-        store: Store = RedisStore(redis_url, prefix=prefix)
+        store = RedisStore(redis_url, prefix=prefix)
     else:
         live = LiveServer(instance, storage=f"sqlite:///{instance}/uauth.db", workers=4, env=env)
         store = SQLiteStore(instance / "uauth.db")

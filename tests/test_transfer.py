@@ -164,5 +164,7 @@ def test_the_target_must_differ_from_the_source(tmp_path: Path) -> None:
     assert uauth(instance, "init").exit_code == 0
     same = uauth(instance, "migrate", "--to", f"sqlite:///{instance}/uauth.db")
     assert same.exit_code == 1 and "already uses" in same.stderr
-    bad = uauth(instance, "migrate", "--to", "postgres://db")
+    bad = uauth(instance, "migrate", "--to", "mysql://db/uauth")
     assert bad.exit_code == 1 and "unknown storage scheme" in bad.stderr
+    nameless = uauth(instance, "migrate", "--to", "postgres://db")
+    assert nameless.exit_code == 1 and "must name a database" in nameless.stderr

@@ -30,6 +30,7 @@ from uauth.core.models import Client
 from uauth.core.models import User
 from uauth.core.users import StoreUsers
 from uauth.storage import Store
+from uauth.storage import open_store
 from uauth.storage.memory import MemoryStore
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
@@ -96,7 +97,8 @@ def _memory_provider(tmp: Path, config: dict[str, Any] | None = None) -> Iterato
 
 
 def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None,
-                       config: dict[str, Any] | None = None) -> Iterator[Provider]:
+                       config: dict[str, Any] | None = None,
+                       scale_out_url: str | None = None) -> Iterator[Provider]:
     instance = tmp / "instance"
     env = {k: str(v) for k, v in (config or {}).items()}
     if backend == "redis":
@@ -105,6 +107,12 @@ def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None,
         storage = redis.url
         env["UAUTH_REDIS_PREFIX"] = prefix
         store: Store = RedisStore(redis.url, prefix=prefix)
+    elif backend in ("postgres", "redis-cluster"):
+        assert scale_out_url is not None
+        storage = scale_out_url
+        prefix = unique_prefix()
+        env["UAUTH_REDIS_PREFIX"] = prefix
+        store = open_store(storage, redis_prefix=prefix)
     else:
         storage = f"sqlite:///{instance}/uauth.db"
         store = SQLiteStore(instance / "uauth.db")
@@ -125,10 +133,22 @@ def start_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         yield from _memory_provider(tmp, config)
     else:
         redis = request.getfixturevalue("redis_server") if backend == "redis" else None
-        yield from _gunicorn_provider(tmp, backend, redis, config)
+        url = None
+        if backend == "postgres":
+            url = request.getfixturevalue("postgres_database").schema_url()
+        elif backend == "redis-cluster":
+            url = request.getfixturevalue("redis_cluster").url
+        yield from _gunicorn_provider(tmp, backend, redis, config, url)
 
 
-@pytest.fixture(scope="session", params=["memory", "sqlite", "redis"])
+#: Every backend a deployment may use; the scale-out ones only in the slow run (CI), which
+#: keeps the everyday run short.
+PROVIDER_BACKENDS = ["memory", "sqlite", "redis",
+                     pytest.param("postgres", marks=pytest.mark.slow),
+                     pytest.param("redis-cluster", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="session", params=PROVIDER_BACKENDS)
 def provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[Provider]:
     yield from start_provider(request, tmp_path_factory, request.param)

@@ -212,12 +212,12 @@ def test_request_objects_are_refused_not_ignored(provider: Provider) -> None:
     _, client, _, browser = setup(provider)
     unsigned = "eyJhbGciOiJub25lIn0.eyJub25jZSI6Im4ifQ."
     assert error_of(browser.authorize(url(provider, client, request=unsigned))) == \
-        "request_not_supported"
+        "invalid_request_object", "unsigned, and the client did not opt in"
     assert error_of(browser.authorize(url(provider, client,
                                           request_uri="https://rp.example/r/1"))) == \
         "request_uri_not_supported"
     meta = provider.discovery
-    assert meta["request_parameter_supported"] is False
+    assert meta["request_parameter_supported"] is True
     assert meta["request_uri_parameter_supported"] is False
     assert meta["claims_parameter_supported"] is True
     assert "none" in meta["prompt_values_supported"]

@@ -154,7 +154,7 @@ def test_pkce_wrong_missing_and_unasked_verifiers_fail(provider: Provider) -> No
     code = get_code(provider, public.client_id, user.username, code_challenge=s256(verifier),
                     code_challenge_method="S256")
     missing = token_request(provider, public.client_id, None, code=code)
-    assert missing.json()["error"] == "invalid_request"
+    assert missing.json()["error"] == "invalid_grant", "RFC 7636 4.6 (issue 21)"
 
     code = get_code(provider, public.client_id, user.username, code_challenge=s256(verifier),
                     code_challenge_method="S256")

@@ -17,6 +17,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
+from tests.e2e.conftest import PROVIDER_BACKENDS
 from tests.e2e.conftest import Provider
 from tests.e2e.conftest import start_provider
 from tests.e2e.test_code_flow import get_code
@@ -208,7 +209,7 @@ def test_refresh_needs_the_grant_type(provider: Provider) -> None:
 # --- the grace window ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["memory", "sqlite", "redis"])
+@pytest.fixture(scope="module", params=PROVIDER_BACKENDS)
 def graced(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Provider]:
     yield from start_provider(request, tmp_path_factory, request.param,

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from typing import Any
 from urllib.error import URLError
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from uauth.storage import Store
 from uauth.storage import hash_key
 
 from .attributes import catalogue
+from .jwks import check_jwks
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
 from .models import RESPONSE_MODES
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
     from .state import State
 
 
-GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials", "implicit",
+               "urn:ietf:params:oauth:grant-type:device_code")
 RESPONSE_TYPES = ("code", "id_token", "id_token token", "code id_token", "code token",
                   "code id_token token")
 #: Schemes a redirect URI may never use: they run code or read local files in the browser.
@@ -230,6 +233,11 @@ class Registration:
     id_token_signed_response_alg: str | None = None
     #: Users must present a second factor to sign in to this client.
     require_mfa: bool = False
+    #: Authorization requests must be pushed to /par first (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
+    #: The client's public keys for signed request objects (an inline JWKS).
+    jwks: dict[str, Any] | None = None
+    allow_unsigned_request_objects: bool = False
 
 
 @dataclass(frozen=True)
@@ -342,6 +350,11 @@ def register_client(store: Store, registration: Registration,
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
+    if reg.jwks is not None:
+        try:
+            check_jwks(reg.jwks)
+        except ValueError as exc:
+            raise RegistrationError(f"--jwks: {exc}") from None
     secret = None if public else secrets.token_urlsafe(32)
     client = Client(
         client_id=generate_token(24),  # alphanumeric: never mistaken for a CLI option
@@ -369,6 +382,9 @@ def register_client(store: Store, registration: Registration,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
         require_mfa=registration.require_mfa,
+        require_pushed_authorization_requests=reg.require_pushed_authorization_requests,
+        jwks=reg.jwks,
+        allow_unsigned_request_objects=reg.allow_unsigned_request_objects,
     )
     save_client(store, client)
     return client, secret

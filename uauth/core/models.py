@@ -99,6 +99,12 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     allowed_groups: list[str] = field(default_factory=list)
     #: Users must present a second factor to sign in to this client (``--require-mfa``).
     require_mfa: bool = False
+    #: Authorization requests must come through /par (RFC 9126 §6).
+    require_pushed_authorization_requests: bool = False
+    #: Public keys the client signs request objects with (an inline JWKS, RFC 7517).
+    jwks: dict[str, Any] | None = None
+    #: Accept request objects with ``alg: none`` from this client (OIDC Core §6.1).
+    allow_unsigned_request_objects: bool = False
 
     @property
     def is_public(self) -> bool:

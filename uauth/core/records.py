@@ -56,6 +56,10 @@ PASSKEY = "passkey"
 RECOVERY_CODE = "recovery_code"
 TOTP_USED = "totp_used"
 CHALLENGE = "webauthn_challenge"
+PUSHED = "pushed_request"
+DEVICE_CODE = "device_code"
+USER_CODE = "device_user_code"
+DEVICE_POLL = "device_poll"
 
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
@@ -89,7 +93,8 @@ RECORDS: tuple[RecordKind, ...] = (
     RecordKind(SETTING, "pairwise_salt", "forever", "uauth.core.claims"),
     RecordKind(KEYSET, "current, version or lock", "forever (lock: a few seconds)",
                "uauth.core.keyring"),
-    RecordKind(FAILURES, "login:/login-ip:/reauth:/client:/client-ip: + digest or address",
+    RecordKind(FAILURES, "login:/login-ip:/reauth:/client:/client-ip:/device-code:/device-code-ip: "
+               "+ digest or address",
                "UAUTH_THROTTLE_WINDOW from the first failure (Store.incr)",
                "uauth.core.throttle"),
     RecordKind(BLOCK, "as FAILURES", "the delay it imposes", "uauth.core.throttle"),
@@ -117,4 +122,12 @@ RECORDS: tuple[RecordKind, ...] = (
                "code is accepted once)", "uauth.core.factors"),
     RecordKind(CHALLENGE, "hash_key(ceremony id in the browser's session)",
                "passkeys.CHALLENGE_TTL; consumed once", "uauth.core.factors"),
+    RecordKind(PUSHED, "hash_key(request_uri)", "UAUTH_PAR_TTL until first used at /authorize, "
+               "then the interaction (30 min); deleted when the response is issued",
+               "uauth.core.par"),
+    RecordKind(DEVICE_CODE, "hash_key(device code)", "UAUTH_DEVICE_CODE_TTL + 5 min (so a late "
+               "poll hears expired_token)", "uauth.core.device"),
+    RecordKind(USER_CODE, "hash_key(normalised user code)", "UAUTH_DEVICE_CODE_TTL; consumed by "
+               "the person's decision", "uauth.core.device"),
+    RecordKind(DEVICE_POLL, "hash_key(device code)", "as its device code", "uauth.core.device"),
 )

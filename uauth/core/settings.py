@@ -30,6 +30,7 @@ from uauth.core.keys import SUPPORTED_ALGS
 from uauth.core.mail import MailConfigError
 from uauth.core.mail import parse_smtp_url
 from uauth.storage.redis import parse_sentinel_url
+from uauth.storage.redis_cluster import parse_cluster_url
 
 
 class ConfigError(ValueError):
@@ -109,7 +110,8 @@ def _issuer(name: str, value: Any, _: Mapping[str, Any]) -> str:
     return text.rstrip("/")
 
 
-STORAGE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix", "redis+sentinel")
+STORAGE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "unix", "redis+sentinel",
+                   "redis+cluster", "rediss+cluster", "postgresql", "postgres")
 
 
 def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
@@ -118,8 +120,9 @@ def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
     if scheme not in STORAGE_SCHEMES:
         raise ConfigError(
             f"{name} has an unknown storage scheme {scheme or text!r}; use memory://, "
-            "sqlite:///path/to/uauth.db, redis://host:6379/0 or "
-            "redis+sentinel://host:26379,host2:26379/service/0"
+            "sqlite:///path/to/uauth.db, redis://host:6379/0, "
+            "redis+sentinel://host:26379,host2:26379/service/0, "
+            "redis+cluster://host:7000,host2:7000 or postgresql://user@host:5432/db"
         )
     if scheme == "redis+sentinel":
         try:
@@ -128,6 +131,14 @@ def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
             raise ConfigError(
                 f"{name}: {exc}; e.g. redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0"
             ) from None
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        try:
+            parse_cluster_url(text)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}; e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+                              ) from None
+    if scheme in ("postgresql", "postgres") and not urlsplit(text).path.strip("/"):
+        raise ConfigError(f"{name} must name a database: postgresql://user@host:5432/uauth")
     if scheme == "sqlite" and (not text.startswith("sqlite:///") or text == "sqlite:///"):
         raise ConfigError(
             f"{name} must be sqlite:///relative/path.db or sqlite:////absolute/path.db, "
@@ -296,7 +307,8 @@ SETTINGS: tuple[Setting, ...] = (
         "UAUTH_STORAGE",
         "sqlite:///{instance}/uauth.db",
         "Storage URL: memory://, sqlite:///path (sqlite:////abs/path), redis://host:port/db or "
-        "redis+sentinel://host:port,host:port/service/db; {instance} is the instance folder.",
+        "redis+sentinel://host:port,host:port/service/db, redis+cluster://host:port,host:port "
+        "or postgresql://user:pass@host:5432/db; {instance} is the instance folder.",
         _storage,
     ),
     Setting("UAUTH_REDIS_PREFIX", "uauth:", "Prefix of every Redis key uauth writes."),
@@ -336,6 +348,30 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "Require PKCE from every client, confidential ones included.",
         _boolean,
+    ),
+    Setting(
+        "UAUTH_REQUIRE_PAR",
+        False,
+        "Require pushed authorization requests (RFC 9126) from every client.",
+        _boolean,
+    ),
+    Setting(
+        "UAUTH_PAR_TTL",
+        60,
+        "Seconds a pushed request's request_uri stays usable at /authorize (RFC 9126).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_DEVICE_CODE_TTL",
+        600,
+        "Seconds a device code and its user code stay usable (RFC 8628 expires_in).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_DEVICE_POLL_INTERVAL",
+        5,
+        "Seconds a device must wait between polls of /token (RFC 8628 interval).",
+        _positive_int,
     ),
     Setting(
         "UAUTH_ALLOW_PLAIN_PKCE",
@@ -728,6 +764,10 @@ class Settings:
     refresh_token_idle_ttl: int
     refresh_reuse_grace: int
     require_pkce: bool
+    require_par: bool
+    par_ttl: int
+    device_code_ttl: int
+    device_poll_interval: int
     allow_plain_pkce: bool
     signing_alg: str
     access_token_alg: str

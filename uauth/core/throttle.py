@@ -168,6 +168,12 @@ class Throttle:
         return {"client:" + digest(client_id) + ":" + (ip or "-"): self.policy.key_limit,
                 "client-ip:" + (ip or "-"): self.policy.ip_limit}
 
+    def user_code_keys(self, user_id: str, ip: str | None) -> dict[str, Limit]:
+        """Wrong device user codes (RFC 8628 §5.1: guessing is throttled), per person and
+        address."""
+        return {"device-code:" + digest(user_id): self.policy.key_limit,
+                "device-code-ip:" + (ip or "-"): self.policy.ip_limit}
+
 
 # -- device cookies ------------------------------------------------------------------------
 

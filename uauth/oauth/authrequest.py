@@ -3,9 +3,11 @@
 Parsed once per request, after Authlib has validated the client and its redirect URI, so a bad
 value is an OAuth error redirected to the client. ``display``, ``ui_locales``,
 ``claims_locales`` and ``acr_values`` are accepted and have no effect (one language, one way to
-log in). Request Objects (``request``, ``request_uri``) are refused with
-``request_not_supported`` / ``request_uri_not_supported`` rather than ignored: ignoring one
-would silently drop the parameters it carries.
+log in). Request objects (``request``) and pushed requests (PAR's ``request_uri``) have been
+replaced by their parameters before this runs (:mod:`uauth.web.request_objects`,
+:mod:`uauth.oauth.par`); any other ``request_uri`` is refused with
+``request_uri_not_supported`` rather than ignored: ignoring one would silently drop the
+parameters it carries.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Payload
 from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Response
 from flask import json
@@ -26,6 +27,7 @@ from uauth.core.models import Client
 from .end_session import EndSession
 from .endpoints import register_endpoints
 from .grants import register_grants
+from .grants.device_code import DeviceAuthorization
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -84,6 +86,14 @@ def claimed_client_id(request: OAuth2Request) -> str:
     return str(basic_id or request.payload.data.get("client_id") or "-")
 
 
+def authenticates_twice(request: OAuth2Request) -> bool:
+    """True when a request authenticates more than once (Basic and a secret or assertion in
+    the body), which RFC 6749 §2.3 forbids."""
+    basic_id, _ = extract_basic_authorization(request.headers)
+    data = request.payload.data
+    return bool(basic_id) and bool(data.get("client_secret") or data.get("client_assertion"))
+
+
 class UAuthServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, state: State) -> None:
         super().__init__(scopes_supported=None)
@@ -96,6 +106,9 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
                             endpoint: str = "token") -> Client:
         """Authlib's client authentication, throttled per client and address (throttle.py):
         storage is touched only when authentication fails."""
+        if authenticates_twice(request):
+            raise InvalidRequestError("Use one client authentication method per request "
+                                      "(RFC 6749 section 2.3).")
         throttle = self.state.throttle
         claimed = claimed_client_id(request)
         keys = throttle.client_keys(claimed, http_request.remote_addr)
@@ -141,4 +154,5 @@ def build_server(state: State) -> UAuthServer:
     register_grants(server)
     register_endpoints(server)
     server.register_endpoint(EndSession)
+    server.register_endpoint(DeviceAuthorization)
     return server

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import sys
+from typing import IO
 from typing import Any
 
 import click
@@ -298,7 +299,7 @@ def client() -> None:
 @click.option("--public", is_flag=True, help="No secret: SPAs and native apps (PKCE required).")
 @click.option("--grant-type", "grant_types", multiple=True,
               help="authorization_code (default, with refresh_token), refresh_token, "
-              "client_credentials, implicit.")
+              "client_credentials, implicit, urn:ietf:params:oauth:grant-type:device_code.")
 @click.option("--response-type", "response_types", multiple=True, help="Default: code.")
 @click.option("--scope", help="Scopes the client may request (space separated).")
 @click.option("--token-endpoint-auth-method",
@@ -335,6 +336,12 @@ def client() -> None:
               help="Users must present a second factor to sign in to this client.")
 @click.option("--allow-group", "allowed_groups", multiple=True, metavar="GROUP",
               help="Only members of this group may sign in to the client (repeat).")
+@click.option("--require-par", is_flag=True,
+              help="Authorization requests must be pushed to /par first (RFC 9126).")
+@click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
+              help="JSON Web Key Set of the client's public keys (signed request objects).")
+@click.option("--allow-unsigned-request-objects", is_flag=True,
+              help="Accept request objects with alg none from this client (not recommended).")
 @click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
 def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], public: bool,
@@ -347,10 +354,13 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
                id_token_alg: str | None, require_mfa: bool, allowed_groups: tuple[str, ...],
-               as_json: bool) -> None:
+               require_par: bool, jwks_file: IO[str] | None,
+               allow_unsigned_request_objects: bool, as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
-
-
+    try:
+        jwks = json.load(jwks_file) if jwks_file is not None else None
+    except ValueError:
+        fail("--jwks: the file is not JSON")
     with in_app(ctx):
         state = current_state()
         try:
@@ -369,6 +379,8 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                 subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri,
                 id_token_signed_response_alg=id_token_alg, require_mfa=require_mfa,
+                require_pushed_authorization_requests=require_par,
+                jwks=jwks, allow_unsigned_request_objects=allow_unsigned_request_objects,
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))

@@ -23,7 +23,10 @@ from uauth.ops.transfer import TransferError
 from uauth.ops.transfer import backup_sqlite
 from uauth.ops.transfer import compare
 from uauth.ops.transfer import migrate as copy_all
+from uauth.storage import StorageError
 from uauth.storage import open_store
+from uauth.storage.postgres import LATEST
+from uauth.storage.postgres import PostgresStore
 from uauth.storage.sqlite import SQLiteStore
 
 
@@ -159,7 +162,7 @@ def backup(ctx: CliContext, dest: Path, force: bool) -> None:
         store = current_state().store
         if not isinstance(store, SQLiteStore):
             fail("backup copies SQLite storage; for Redis use its own persistence (RDB/AOF), "
-                 "see docs/operations.md")
+                 "for PostgreSQL pg_dump; see docs/operations.md")
         try:
             counts = backup_sqlite(store, dest, overwrite=force)
         except TransferError as exc:
@@ -170,14 +173,20 @@ def backup(ctx: CliContext, dest: Path, force: bool) -> None:
 
 
 @click.command()
-@click.option("--to", "target_url", required=True, metavar="URL",
-              help="Storage to copy into, e.g. redis://10.0.0.7:6379/0.")
+@click.option("--to", "target_url", metavar="URL",
+              help="Storage to copy into, e.g. redis://10.0.0.7:6379/0 or "
+                   "postgresql://uauth@db:5432/uauth. Without it: bring the configured "
+                   "PostgreSQL schema up to date.")
 @click.option("--prefix", help="Redis key prefix at the target (default: UAUTH_REDIS_PREFIX).")
 @click.option("--overwrite", is_flag=True, help="Copy even if the target holds records.")
 @pass_ctx
-def migrate(ctx: CliContext, target_url: str, prefix: str | None, overwrite: bool) -> None:
+def migrate(ctx: CliContext, target_url: str | None, prefix: str | None, overwrite: bool) -> None:
     """Copy every live record (clients, users, consents, refresh tokens, keys, …) to another
-    storage, keeping TTLs; then point UAUTH_STORAGE at it."""
+    storage, keeping TTLs; then point UAUTH_STORAGE at it. Without --to: apply the schema
+    versions the configured PostgreSQL lacks (idempotent; hosts may run it together)."""
+    if target_url is None:
+        _migrate_schema(ctx)
+        return
 
     with ctx.app().app_context():
         state = current_state()
@@ -204,6 +213,23 @@ def migrate(ctx: CliContext, target_url: str, prefix: str | None, overwrite: boo
     click.echo(f"verified: the target holds every record. Now set UAUTH_STORAGE={target_url}"
                + (f" and UAUTH_REDIS_PREFIX={prefix}" if url.startswith("redis") else "")
                + " on every host and restart uauth.")
+
+
+def _migrate_schema(ctx: CliContext) -> None:
+    with ctx.app().app_context():
+        store = current_state().store
+        if not isinstance(store, PostgresStore):
+            fail("only PostgreSQL storage has schema versions; to move records to another "
+                 "storage use uauth migrate --to URL")
+        try:
+            applied = store.migrate()
+        except StorageError as exc:
+            fail(str(exc))
+    if applied:
+        admin_action("migrate-schema", versions=len(applied))
+        click.echo(f"applied schema versions {', '.join(map(str, applied))} at {store.where}")
+    else:
+        click.echo(f"the schema at {store.where} is up to date (version {LATEST})")
 
 
 OPERATIONS: tuple[click.Command, ...] = (keys, check, backup, migrate)

@@ -1,4 +1,5 @@
-"""Storage: one protocol (:class:`Store`), three backends, chosen by a URL."""
+"""Storage: one protocol (:class:`Store`), five backends (memory, SQLite, Redis, Redis Cluster,
+PostgreSQL), chosen by a URL."""
 
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def open_store(url: str, *, redis_prefix: str = "uauth:", clock: Clock = system_
         from .sqlite import SQLiteStore
 
         return SQLiteStore(sqlite_path(url), clock=clock)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, clock=clock)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .redis_cluster import RedisClusterStore
+
+        return RedisClusterStore(url, prefix=redis_prefix, clock=clock)
     from .redis import RedisStore
 
     return RedisStore(url, prefix=redis_prefix, clock=clock)

@@ -45,6 +45,7 @@ from uauth.core.models import User
 from uauth.core.tokens import Authentication
 from uauth.core.users import editable
 from uauth.oauth.authrequest import AuthParams
+from uauth.oauth.par import spend_pushed
 from uauth.oauth.responses import response_mode
 from uauth.web.attribute_forms import make_form
 from uauth.web.attribute_forms import submitted
@@ -78,6 +79,15 @@ class Interaction:
     user: User | None
     auth: Authentication | None
     oidc: AuthParams = field(default_factory=AuthParams)
+    #: What the browser sent, when it is not ``params``: a pushed request's client_id and
+    #: request_uri (RFC 9126), carried through login and consent instead of the parameters.
+    wire: MultiDict[str, str] | None = None
+    #: The pushed request's request_uri, spent when the response is issued.
+    pushed: str | None = None
+
+    @property
+    def sent(self) -> MultiDict[str, str]:
+        return self.params if self.wire is None else self.wire
 
     @property
     def prompts(self) -> frozenset[str]:
@@ -93,8 +103,13 @@ class Interaction:
         return list(dict.fromkeys([*self.scopes, *sorted(self.oidc.claims.scopes)]))
 
 
-def issue(grant: Any, user: User | None, params: MultiDict[str, str]) -> ResponseReturnValue:
+def issue(grant: Any, user: User | None, params: MultiDict[str, str],
+          pushed: str | None = None) -> ResponseReturnValue:
+    """The authorization response; a pushed request's request_uri is spent with it, so one
+    pushed request gets one response (RFC 9126 §4)."""
     try:
+        if pushed is not None:
+            spend_pushed(get_state().store, pushed)
         triple = grant.create_authorization_response(grant.redirect_uri, user)
     except OAuth2Error as err:
         if err.redirect_uri is None:
@@ -113,6 +128,8 @@ def login_needed(ix: Interaction) -> str | None:
         return "no session"
     if ix.prompts & {"login", "select_account"}:  # one account per session: select = log in
         return "prompt"
+    if ix.oidc.max_age == 0:  # OIDC Core §3.1.2.1 (errata set 2): max_age=0 is prompt=login
+        return "max_age"
     if ix.oidc.max_age is not None and get_state().now() - ix.auth.auth_time > ix.oidc.max_age:
         return "max_age"
     expected = ix.oidc.expected_sub
@@ -127,13 +144,13 @@ def require_login(ix: Interaction) -> ResponseReturnValue | None:
     reason = login_needed(ix)
     if reason is None:
         return None
-    if ix.user is not None and logged_in_for(ix.params):
+    if ix.user is not None and logged_in_for(ix.sent):
         if reason == "another user":
             raise LoginRequiredError("The signed-in user is not the one the request names.")
         return None
     if "none" in ix.prompts:
         raise LoginRequiredError("The user must sign in, which prompt=none does not allow.")
-    return login_redirect(ix.params)
+    return login_redirect(ix.sent)
 
 
 def require_group(ix: Interaction) -> ResponseReturnValue | None:
@@ -183,7 +200,7 @@ def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
         return error_page("This page has expired", "Go back to the application and sign in again.")
     page = render_template("uauth/attributes.html", form=form, client=ix.client, user=ix.user,
                            fields=[form[a.name] for a in asked],
-                           params=list(ix.params.items(multi=True)))
+                           params=list(ix.sent.items(multi=True)))
     return page, 400 if answered else 200
 
 
@@ -205,13 +222,13 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
         return render_template("uauth/consent.html", form=form, client=ix.client,
                                scopes=[(s, describe_scope(custom, s)) for s in scopes],
                                essential=sorted(ix.oidc.claims.essential),
-                               params=list(ix.params.items(multi=True)), user=ix.user)
+                               params=list(ix.sent.items(multi=True)), user=ix.user)
     if not form.validate_on_submit():
         return error_page("This page has expired",
                           "Go back to the application and sign in again.")
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
-        return issue(ix.grant, None, ix.params)
+        return issue(ix.grant, None, ix.params, ix.pushed)
     remember_consent(state.store, ix.user.id, ix.client.client_id, scopes,
                      ttl=state.settings.consent_ttl, now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,

@@ -21,6 +21,7 @@ from .client_credentials import ClientCredentialsGrant
 from .code import AuthorizationCodeGrant
 from .code import Pkce
 from .common import USERINFO_CLAIMS
+from .device_code import DeviceCodeGrant
 from .front_channel import HybridGrant
 from .front_channel import ImplicitGrant
 from .refresh_token import RefreshTokenGrant
@@ -37,3 +38,4 @@ def register_grants(server: UAuthServer) -> None:
     server.register_grant(HybridGrant, [Pkce(required=True)])
     server.register_grant(RefreshTokenGrant)
     server.register_grant(ClientCredentialsGrant)
+    server.register_grant(DeviceCodeGrant)

@@ -8,6 +8,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 
@@ -157,3 +158,13 @@ class Pkce(CodeChallenge):  # type: ignore[misc]
             raise InvalidRequestError(
                 "code_challenge_method 'plain' is not allowed for this client; use S256."
             )
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        """A code issued with a challenge redeemed without its verifier is ``invalid_grant``
+        (RFC 7636 §4.6: the grant does not verify), not a malformed request."""
+        request = grant.request
+        if not request.form.get("code_verifier") and self.get_authorization_code_challenge(
+                request.authorization_code):
+            raise InvalidGrantError("code_verifier is required: the code was issued with a "
+                                    "code_challenge (RFC 7636).")
+        super().validate_code_verifier(grant, result)

@@ -26,7 +26,8 @@ from uauth.web.state import get_state
 
 from . import account
 from . import admin
-from . import authorize  # noqa: F401  (registers /authorize on the ui blueprint)
+from . import authorize
+from . import device
 from . import discovery
 from . import health
 from . import inputs
@@ -34,6 +35,7 @@ from . import login  # noqa: F401  (registers /login and / on the ui blueprint)
 from . import logout
 from . import metrics
 from . import mfa
+from . import par
 from . import passkeys
 from . import recovery
 from . import sessions
@@ -48,7 +50,7 @@ bp = Blueprint("uauth", __name__, template_folder="../../templates",
                static_folder="../../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
               userinfo.bp, logout.bp, sessions.bp, mfa.bp, passkeys.bp, recovery.bp, signup.bp,
-              admin.bp):
+              admin.bp, par.bp, device.api, device.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -58,9 +60,11 @@ CORS_ENDPOINTS = {
 }
 #: Blueprints that answer machines: JSON errors, never pages.
 BACK_CHANNEL = {"uauth.token", "uauth.userinfo", "uauth.discovery", "uauth.health",
-                "uauth.metrics"}
+                "uauth.metrics", "uauth.par", "uauth.device_authorization"}
 #: Blueprints whose parameters may not repeat (RFC 6749 §3.2) and that read Basic credentials.
-STRICT_PARAMS = {"uauth.token", "uauth.userinfo"}
+STRICT_PARAMS = {"uauth.token", "uauth.userinfo", "uauth.par", "uauth.device_authorization"}
+#: Blueprints that authenticate clients (Basic credentials checked before Authlib reads them).
+CLIENT_AUTH = {"uauth.token", "uauth.par", "uauth.device_authorization"}
 #: Baseline policy for our pages: no scripts at all, nothing framed, nothing leaked. No
 #: ``form-action``: Chrome applies it to the redirect that follows a form POST, which would
 #: block the login and consent pages' redirects back to the client.
@@ -90,7 +94,7 @@ def _start() -> None:
     request.max_form_parts = inputs.MAX_PARAMS
     inputs.check_request(settings.max_param_length,
                          unique=request.blueprint in STRICT_PARAMS,
-                         basic=request.blueprint == "uauth.token")
+                         basic=request.blueprint in CLIENT_AUTH)
 
 
 @bp.after_request
@@ -161,6 +165,10 @@ def _failure(status: int, error: str, title: str, message: str,
 
 @bp.errorhandler(inputs.BadInput)
 def _bad_input(exc: inputs.BadInput) -> ResponseReturnValue:
+    if request.endpoint == "uauth.ui.authorize":
+        redirected = authorize.redirect_bad_input(exc)
+        if redirected is not None:
+            return redirected
     headers = {"WWW-Authenticate": 'Basic realm="uauth"'} if exc.status == 401 else None
     return _failure(exc.status, exc.error, "This request cannot be read", str(exc), headers)
 

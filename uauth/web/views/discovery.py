@@ -18,6 +18,8 @@ from uauth.core.mfa import ACR_VALUES
 from uauth.core.models import RESPONSE_MODES
 from uauth.oauth.endpoints import INTROSPECTION_AUTH_METHODS
 from uauth.oauth.endpoints import REVOCATION_AUTH_METHODS
+from uauth.oauth.par import PAR_AUTH_METHODS
+from uauth.oauth.request_object import REQUEST_OBJECT_ALGS
 from uauth.web.state import AppState
 from uauth.web.state import get_state
 
@@ -38,7 +40,6 @@ def build_metadata(state: AppState) -> dict[str, Any]:
                             if any("token" in rt.split() for rt in g.RESPONSE_TYPES)})
     response_types = sorted({rt for g, _ in state.server._authorization_grants
                              for rt in g.RESPONSE_TYPES}, key=lambda rt: (len(rt), rt))
-    pkce = ["S256", "plain"] if settings.allow_plain_pkce else ["S256"]
     return {
         "issuer": state.issuer,
         "authorization_endpoint": endpoint_url(state, "uauth.ui.authorize"),
@@ -57,14 +58,22 @@ def build_metadata(state: AppState) -> dict[str, Any]:
         "revocation_endpoint_auth_methods_supported": list(REVOCATION_AUTH_METHODS),
         "introspection_endpoint": endpoint_url(state, "uauth.token.introspect"),
         "introspection_endpoint_auth_methods_supported": list(INTROSPECTION_AUTH_METHODS),
+        "pushed_authorization_request_endpoint_auth_methods_supported": list(PAR_AUTH_METHODS),
         "claims_supported": claims_supported(settings.custom_scopes),
-        "code_challenge_methods_supported": pkce,
+        # What any client may use; ``plain`` is a per-client opt-in (--allow-plain-pkce).
+        "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": True,
+        "pushed_authorization_request_endpoint": endpoint_url(state, "uauth.par.par"),
+        "device_authorization_endpoint": endpoint_url(
+            state, "uauth.device_authorization.device_authorization"),
+        "require_pushed_authorization_requests": settings.require_par,
         "claims_parameter_supported": True,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "acr_values_supported": list(ACR_VALUES),
-        # Request objects are refused (request_not_supported), never ignored: authrequest.py.
-        "request_parameter_supported": False,
+        # Request objects by value (signed with the client's registered keys); request_uri
+        # only as PAR's, never fetched from elsewhere.
+        "request_parameter_supported": True,
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "end_session_endpoint": endpoint_url(state, "uauth.logout.end_session"),

@@ -42,6 +42,11 @@ class BadInput(Exception):
     error = "invalid_request"
     status = 400
 
+    def __init__(self, description: str, *, param: str | None = None) -> None:
+        super().__init__(description)
+        #: The parameter at fault, when one is.
+        self.param = param
+
 
 class BadClientAuth(BadInput):
     """A malformed ``Authorization: Basic`` header (RFC 6749 §2.3.1)."""
@@ -52,10 +57,10 @@ class BadClientAuth(BadInput):
 
 def check_text(name: str, value: str, max_length: int) -> None:
     if len(value) > max_length:
-        raise BadInput(f"The parameter {_safe(name)} is too long.")
+        raise BadInput(f"The parameter {_safe(name)} is too long.", param=name)
     if _BAD_TEXT.search(value) or _BAD_TEXT.search(name):
         raise BadInput(f"The parameter {_safe(name)} holds characters that are not allowed "
-                       "(control characters, or bytes that are not UTF-8).")
+                       "(control characters, or bytes that are not UTF-8).", param=name)
 
 
 def check_params(params: Iterable[tuple[str, str]], max_length: int, *, unique: bool) -> None:
@@ -67,7 +72,7 @@ def check_params(params: Iterable[tuple[str, str]], max_length: int, *, unique: 
         check_text(name, value, max_length)
         if name in NQSCHAR_PARAMS and not _NQSCHAR.fullmatch(value):
             raise BadInput(f"The parameter {name} must be printable ASCII without quotes or "
-                           "backslashes.")
+                           "backslashes.", param=name)
         if unique and name in seen and name not in REPEATABLE:
             raise BadInput(f"The parameter {_safe(name)} is repeated.")
         seen.add(name)

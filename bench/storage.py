@@ -1,0 +1,149 @@
+"""Storage round trips and CPU per SSO code + PKCE flow, per backend, in-process.
+
+``python -m bench.storage`` runs the bench's flow (authorize with a
+signed-in session, code exchange with PKCE, the ID token checked) through the WSGI app on SQLite,
+Redis, PostgreSQL and Redis Cluster, and counts what each flow asks of its storage:
+
+* round trips: how often the app waits for its storage: an SQL statement (SQLite, PostgreSQL), a
+  command, script or pipeline (Redis, Redis Cluster; a cluster pipeline writes to every node it
+  touches, then reads every reply, so it is one wait);
+* requests: what reaches the servers (a cluster pipeline counts once per node).
+
+CPU is the app's own per flow (no HTTP server), so it isolates the storage client's share; the
+gunicorn figures of ``make bench`` (``--stores``) are the ones the targets are judged on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import ExitStack
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis.connection
+from redis.client import Pipeline
+from redis.cluster import RedisCluster
+
+from tests.postgres_server import SessionDatabase
+from tests.redis_cluster import RedisClusterServer
+from tests.redis_server import RedisServer
+from uauth.storage.postgres import PostgresStore
+from uauth.storage.redis_cluster import RedisClusterStore
+from uauth.storage.sqlite import SQLiteStore
+
+from .profile import build
+from .profile import profile
+from .run import STORES
+
+
+class Counter:
+    """Counts calls of a method (on the class, so every instance and process-local pool)."""
+
+    def __init__(self, owner: type, name: str) -> None:
+        self.owner, self.name = owner, name
+        self.original = getattr(owner, name)
+        self.calls = 0
+
+    def __enter__(self) -> Counter:
+        original = self.original
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        setattr(self.owner, self.name, counted)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.owner, self.name, self.original)
+
+
+def _counters(store: str) -> list[Counter]:
+    """What makes the app wait for its storage: a statement, a command, a pipeline."""
+    if store == "sqlite":
+        return [Counter(SQLiteStore, "_run")]
+    if store == "postgres":
+        return [Counter(PostgresStore, "_run")]
+    if store == "redis":
+        return [Counter(redis.Redis, "execute_command"), Counter(Pipeline, "execute")]
+    # uauth routes its commands itself (one wait per call); the cluster client's own calls
+    # (slot map refreshes, the fallback, admin listings) count too.
+    return [Counter(RedisClusterStore, "_send"), Counter(RedisCluster, "execute_command"),
+            Counter(redis.Redis, "execute_command")]
+
+
+def _requests(store: str) -> Counter:
+    """Requests written to a server socket (a cluster pipeline writes one per node)."""
+    return Counter(redis.connection.AbstractConnection, "send_packed_command")
+
+
+@contextmanager
+def backend(store: str, workdir: Path) -> Iterator[str | None]:
+    """The storage URL for ``store`` (None: SQLite in ``workdir``), torn down afterwards."""
+    with ExitStack() as stack:
+        if store == "redis":
+            server = RedisServer(workdir / "redis")
+            server.start()
+            stack.callback(server.stop)
+            yield server.url
+        elif store == "redis-cluster":
+            cluster = RedisClusterServer(workdir / "cluster")
+            stack.callback(cluster.stop)
+            cluster.start()
+            yield cluster.url
+        elif store == "postgres":
+            database = SessionDatabase()
+            database.create()
+            stack.callback(database.drop)
+            yield database.url
+        else:
+            yield None
+
+
+def measure(store: str, flows: int, rounds: int, log: Callable[[str], None]
+            ) -> tuple[float, float, float]:
+    """Round trips (waits), requests written and app CPU ms per flow on ``store`` (CPU: median
+    over ``rounds``)."""
+    with tempfile.TemporaryDirectory(prefix=f"uauth-bench-{store}-") as tmp, \
+            backend(store, Path(tmp)) as url:
+        app, target = build(store, Path(tmp), url)
+        profile(app, target, "flow", 50, with_profiler=False)  # connections open, caches warm
+        with ExitStack() as stack:
+            counters = [stack.enter_context(c) for c in (*_counters(store), _requests(store))]
+            profile(app, target, "flow", flows, with_profiler=False)
+        runs = flows + min(200, flows)  # profile() warms up with up to 200 more
+        trips = sum(c.calls for c in counters[:-1]) / runs
+        sent = counters[-1].calls / runs if store.startswith("redis") else trips
+        cpu = statistics.median(profile(app, target, "flow", flows, with_profiler=False)[1]
+                                for _ in range(rounds))
+        log(f"{store}: {trips:.1f} storage round trips ({sent:.1f} requests), "
+            f"{cpu:.2f} app CPU ms per flow")
+        return trips, sent, cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.storage", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stores", default=",".join(STORES))
+    ap.add_argument("--flows", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    figures = {}
+    for store in args.stores.split(","):
+        figures[store] = measure(store, args.flows, args.rounds,
+                                 lambda m: print(m, file=sys.stderr, flush=True))
+    print("| storage | round trips per flow | requests per flow | app CPU ms per flow |")
+    print("|---|---|---|---|")
+    for store, (trips, sent, cpu) in figures.items():
+        print(f"| {store} | {trips:.1f} | {sent:.1f} | {cpu:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

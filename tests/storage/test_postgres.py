@@ -1,0 +1,128 @@
+"""What the contract cannot say about PostgreSQL: the schema, expiry through an index and a purge
+one worker runs at a time, connections opened after fork, typed errors without secrets."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import FakeClock
+from uauth.core.settings import ConfigError
+from uauth.core.settings import validate_storage_url
+from uauth.storage import StorageUnavailable
+from uauth.storage import open_store
+from uauth.storage.base import PURGE_EVERY
+from uauth.storage.postgres import PURGE_LOCK
+from uauth.storage.postgres import PostgresStore
+
+
+def rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM uauth_records").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_records_and_consumption_survive_reopening(postgres_url: str, clock: FakeClock) -> None:
+    first = PostgresStore(postgres_url, clock=clock)
+    first.save("client", "c", {"name": "kept"}, ttl=None)
+    first.save("authorization_code", "k", {"n": 1}, ttl=60)
+    first.consume("authorization_code", "k")
+    first.close()
+    second = PostgresStore(postgres_url, clock=clock)
+    assert second.find("client", "c") == {"name": "kept"}
+    outcome = second.consume("authorization_code", "k")
+    assert outcome is not None and not outcome.first, "consumption survives a restart too"
+    second.close()
+
+
+def test_purge_deletes_only_expired_rows_and_yields_to_another_purger(
+        postgres_url: str, clock: FakeClock) -> None:
+    store = PostgresStore(postgres_url, clock=clock)
+    for i in range(20):
+        store.save("authorization_code", f"spent{i}", {"i": i}, ttl=60)
+    store.save("client", "forever", {"n": 1}, ttl=None)
+    store.save("session", "later", {"n": 2}, ttl=3600)
+    clock.advance(61)
+    with psycopg.connect(postgres_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (PURGE_LOCK,))
+        assert store.purge() == 0, "another worker is purging: this one skips"
+        other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK,))
+    assert rows(postgres_url) == 22
+    assert store.purge() == 20
+    assert rows(postgres_url) == 2
+    assert store.find("client", "forever") == {"n": 1}
+    assert store.find("session", "later") == {"n": 2}
+    store.close()
+
+
+def test_every_purge_every_writes_a_purge_runs(postgres_url: str, clock: FakeClock) -> None:
+    store = PostgresStore(postgres_url, clock=clock)
+    store.save("authorization_code", "spent", {"n": 1}, ttl=5)
+    clock.advance(6)
+    store._writes = PURGE_EVERY - 2  # as if this worker had written that much meanwhile
+    store.save("client", "c", {"n": 1}, ttl=None)
+    assert rows(postgres_url) == 2, "not yet"
+    store.save("client", "d", {"n": 1}, ttl=None)
+    assert rows(postgres_url) == 2, "the expired code went, the new client came"
+    store.close()
+
+
+def test_the_purge_and_the_lookups_use_indexes(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    store.ping()  # creates the schema
+    store.close()
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("SET enable_seqscan = off")  # a tiny table: ask what the plan could use
+        purge = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT ctid FROM uauth_records WHERE expires_at <= 1 LIMIT 10"))
+        find = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN SELECT value FROM uauth_records WHERE kind = 'a' AND key = 'b'"))
+        grant = "\n".join(r[0] for r in conn.execute(
+            "EXPLAIN DELETE FROM uauth_records WHERE grant_id = 'g'"))
+    assert "uauth_records_expiry" in purge, purge
+    assert "uauth_records_pkey" in find, find
+    assert "uauth_records_grant" in grant, grant
+
+
+def _child_pool_is_its_own(store: PostgresStore, results: object) -> None:
+    inherited = store._pool
+    store.save("client", "child", {"n": 2}, ttl=None)
+    results.put(inherited is not None and store._pool is not inherited)  # type: ignore[attr-defined]
+
+
+def test_children_never_use_a_pool_inherited_through_fork(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    store.save("client", "parent", {"n": 1}, ttl=None)  # the parent holds a connection now
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child_pool_is_its_own, args=(store, results))
+    child.start()
+    assert results.get(timeout=30) is True
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert store.find("client", "child") == {"n": 2}
+    assert store.find("client", "parent") == {"n": 1}, "the parent's connection still works"
+    store.close()
+
+
+def test_wrong_port_raises_the_typed_error_without_secrets() -> None:
+    store = PostgresStore("postgresql://uauth:s3cret-pw@127.0.0.1:1/uauth", timeout=0.5)
+    for call in (lambda: store.find("client", "c"), store.ping,
+                 lambda: store.save("client", "c", {}, ttl=None),
+                 lambda: store.consume("code", "k"), lambda: store.revoke_grant("g")):
+        with pytest.raises(StorageUnavailable) as caught:
+            call()
+        assert "s3cret-pw" not in str(caught.value) and "127.0.0.1:1/uauth" in str(caught.value)
+    store.close()
+
+
+def test_urls(tmp_path: Path) -> None:
+    for url in ("postgresql://u:p@db:5432/uauth", "postgres://db/uauth?sslmode=require"):
+        assert validate_storage_url(url, str(tmp_path)) == url
+        assert isinstance(open_store(url), PostgresStore)
+    with pytest.raises(ConfigError, match="must name a database"):
+        validate_storage_url("postgresql://db:5432", str(tmp_path))

@@ -1,0 +1,83 @@
+"""Pushed authorization requests (RFC 9126): the protocol rules over :mod:`uauth.core.par`.
+
+``/authorize`` answers the pushed request a ``request_uri`` names (its other parameters are
+ignored, §4) and spends it with the response; a client registered with
+``require_pushed_authorization_requests`` (or anyone under ``UAUTH_REQUIRE_PAR``) must push
+(§6). The endpoint itself is :mod:`uauth.web.views.par`.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from werkzeug.datastructures import MultiDict
+
+from uauth.core.models import Client
+from uauth.core.par import finish_pushed
+from uauth.core.par import is_pushed_uri
+from uauth.core.par import open_pushed
+from uauth.core.settings import Settings
+from uauth.storage import Store
+
+#: How a client may authenticate at /par: as at /token, public clients included.
+PAR_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+#: Body parameters that authenticate the client and are not part of the request pushed.
+CREDENTIALS = frozenset({"client_secret", "client_assertion", "client_assertion_type"})
+
+
+class InvalidRequestUriError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9101 §7: the request_uri is unknown, expired, used or another client's."""
+
+    error = "invalid_request_uri"
+
+
+def resolve_pushed(store: Store, sent: MultiDict[str, str]
+                   ) -> tuple[MultiDict[str, str], str | None]:
+    """The authorization request /authorize should answer: the pushed one when ``sent``
+    names a pushed request_uri (its other parameters are ignored, RFC 9126 §4), else ``sent``.
+
+    :returns: the parameters, and the request_uri to spend, or None.
+    :raises InvalidRequestUriError: unknown, expired, already answered, or another client's.
+    """
+    request_uri = sent.get("request_uri")
+    if request_uri is None or not is_pushed_uri(request_uri):
+        return sent, None
+    params = open_pushed(store, request_uri, sent.get("client_id"))
+    if params is None:
+        raise InvalidRequestUriError("The request_uri is unknown, expired or already used.")
+    return MultiDict(params), request_uri
+
+
+def spend_pushed(store: Store, request_uri: str) -> None:
+    """Spend the request_uri as its response is issued.
+
+    :raises InvalidRequestUriError: it was answered already (or has expired meanwhile).
+    """
+    if not finish_pushed(store, request_uri):
+        raise InvalidRequestUriError("The request_uri was already used.")
+
+
+def check_pushed_required(settings: Settings, client: Client, pushed: str | None,
+                          redirect_uri: str) -> None:
+    """Refuse a request sent in the query from a client that must push (RFC 9126 §6), or
+    anyone under ``UAUTH_REQUIRE_PAR``."""
+    if pushed is None and (settings.require_par
+                           or client.require_pushed_authorization_requests):
+        raise InvalidRequestError("This client must push its authorization requests to the "
+                                  "par endpoint (RFC 9126).", redirect_uri=redirect_uri)
+
+
+def pushable(client: Client, data: MultiDict[str, str]) -> MultiDict[str, str]:
+    """The authorization request in a /par body (RFC 9126 §2.1): without the client's
+    credentials, with its ``client_id``.
+
+    :raises InvalidRequestError: a pushed ``request_uri``, or another client's ``client_id``.
+    """
+    params: MultiDict[str, str] = MultiDict(
+        [(k, v) for k, v in data.items(multi=True) if k not in CREDENTIALS])
+    if "request_uri" in params:  # §2.1
+        raise InvalidRequestError("request_uri cannot be pushed.")
+    if params.get("client_id", client.client_id) != client.client_id:
+        raise InvalidRequestError("client_id is not the authenticated client.")
+    params["client_id"] = client.client_id
+    return params

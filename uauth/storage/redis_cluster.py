@@ -1,0 +1,366 @@
+"""Redis Cluster storage: ``redis+cluster://host:7000[,host:7001…]`` (TLS: ``rediss+cluster://``).
+
+Records are hashes with the fields of :mod:`uauth.storage.redis` (``v e c g``), under keys whose
+hash tag is the record's own ``kind:key``, so records spread over every primary::
+
+    {prefix}r:{authorization_code:<digest>}      a record
+    {prefix}g:{<grant id>}                       the set of record keys saved under a grant
+
+Every script touches exactly one key and names it (``KEYS[1]``), so it runs in that key's slot:
+save, add, consume and incr are one atomic script each, as on single Redis. A record and its
+grant index live in different slots, so a save under a grant is two atomic scripts sent in one
+pipeline (one round trip's wait, both primaries written in parallel): the index gains the
+record's key, the record is written with its grant id. Should one fail, the save raises, so the
+caller never hands out the secret (code, token, session cookie) of a record the index may lack.
+The index may name a record that is gone or was re-saved under another grant; revocation and
+listing trust the record's own ``g`` field, as the single-Redis scripts do. Revocation removes
+from the index only the members it read, so a record added meanwhile stays revocable.
+
+The single-Redis backend keeps its key format (``{prefix}r:{kind}:{key}`` without hash tags):
+nothing changes for existing deployments; moving to a cluster is ``uauth migrate --to``.
+
+Failover: redis-py's cluster client follows ``MOVED`` redirections and re-reads the slot map
+after a connection error; while a primary's slots have no primary yet, calls raise
+:class:`StorageUnavailable` (503) and succeed again once a replica is promoted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import threading
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+from typing import TypeVar
+from urllib.parse import parse_qs
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
+
+from .base import Clock
+from .base import Consumed
+from .base import Entry
+from .base import Kind
+from .base import Record
+from .base import StorageError
+from .base import StorageUnavailable
+from .base import system_clock
+from .redis import _CONSUME
+from .redis import _INCR
+from .redis import _glob_escape
+
+SCHEMES = ("redis+cluster", "rediss+cluster")
+
+# KEYS: record. ARGV: value, expires_at|'', ttl_ms|'', grant|'', now, mode.
+_SAVE = """
+if ARGV[6] == 'add' then
+  local e = redis.call('HGET', KEYS[1], 'e')
+  if e and (e == '' or tonumber(e) > tonumber(ARGV[5])) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2], 'c', 0, 'g', ARGV[4])
+if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
+
+# KEYS: grant index. ARGV: record key, ttl_ms|''. The index lives as long as its longest record.
+_INDEX = """
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+if ARGV[2] == '' then
+  redis.call('PERSIST', KEYS[1])
+else
+  local left = redis.call('PTTL', KEYS[1])
+  if existed == 0 or (left >= 0 and left < tonumber(ARGV[2])) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+end
+return 1
+"""
+
+# KEYS: record. ARGV: grant id. Deletes the record only if it is still saved under that grant.
+_DELETE_IF_GRANT = """
+if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+T = TypeVar("T")
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """``redis+cluster://[user:password@]host:port[,host:port…][?…]``: the seed nodes and the
+    connection options (credentials, TLS). Raises ValueError with the reason."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"the scheme must be one of {', '.join(SCHEMES)}")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"cluster node {item!r} must be host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    if parts.path.strip("/") not in ("", "0"):
+        raise ValueError("Redis Cluster has only database 0; drop the path")
+    options: dict[str, Any] = {}
+    username, _, password = userinfo.partition(":")
+    if password:
+        options["password"] = unquote(password)
+    if username:
+        options["username"] = unquote(username)
+    if parts.scheme == "rediss+cluster":
+        options["ssl"] = True
+        query = parse_qs(parts.query)
+        if "ssl_ca_certs" in query:
+            options["ssl_ca_certs"] = query["ssl_ca_certs"][0]
+    return nodes, options
+
+
+class RedisClusterStore:
+    def __init__(self, url: str, *, prefix: str = "uauth:", clock: Clock = system_clock,
+                 timeout: float = 2.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._clock = clock
+        self._timeout = timeout
+        self._nodes, self._auth = parse_cluster_url(url)
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _client(self) -> Any:  # redis-py's cluster client is barely typed
+        """The cluster client, made on first use: its constructor reads the slot map, and
+        opening a store must not connect. redis-py resets its pools in a forked child."""
+        cluster = self._cluster
+        if cluster is None:
+            with self._lock:
+                if self._cluster is None:
+                    self._cluster = RedisCluster(
+                        startup_nodes=[ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                                       for host, port in self._nodes],
+                        socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
+                        retry=Retry(NoBackoff(), 1), reinitialize_steps=1,
+                        **self._auth)
+                cluster = self._cluster
+        return cluster
+
+    def _where(self) -> str:
+        return ",".join(f"{host}:{port}" for host, port in self._nodes)
+
+    def _call(self, fn: Callable[[Any], T]) -> T:
+        try:
+            return fn(self._client())
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
+                redis.exceptions.TryAgainError) as exc:
+            raise StorageUnavailable(f"redis cluster unavailable at {self._where()}") from exc
+        except RedisClusterException as exc:
+            # e.g. no seed node answers, or a slot has no primary: start afresh next time,
+            # from the seed nodes of the URL, so the store recovers without a restart.
+            self._reset()
+            raise StorageUnavailable(f"redis cluster unavailable at {self._where()}") from exc
+        except redis.RedisError as exc:
+            raise StorageError(
+                f"redis cluster at {self._where()} failed: {type(exc).__name__}") from exc
+
+    def _reset(self) -> None:
+        with self._lock:
+            cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            with contextlib.suppress(redis.RedisError, RedisClusterException, OSError):
+                cluster.close()
+
+    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run ``commands`` (each names its key second: ``HMGET key …``, ``EVAL body 1 key …``)
+        and return their raw replies, in order.
+
+        The hot path routes them itself: the slot map gives each key's primary, each primary
+        gets its commands in one write, then every reply is read, so commands on several
+        primaries cost one round trip's wait and none of the cluster client's per-command
+        bookkeeping. Anything unusual (a ``MOVED`` or ``ASK`` after a resharding or failover, a
+        node that does not answer, a slot without a primary) falls back to redis-py's cluster
+        pipeline, which follows redirections and re-reads the slot map, or raises."""
+        try:
+            return self._send_direct(self._client(), commands)
+        except (redis.RedisError, RedisClusterException, OSError):
+            pass
+
+        def via_cluster(c: Any) -> list[Any]:
+            pipe = c.pipeline()
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(pipe.execute())
+
+        return self._call(via_cluster)
+
+    @staticmethod
+    def _send_direct(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        manager = client.nodes_manager
+        groups: dict[str, tuple[Any, list[int]]] = {}
+        for index, command in enumerate(commands):
+            key = command[1] if command[0] != "EVAL" else command[3]
+            node = manager.get_node_from_slot(client.keyslot(key))
+            groups.setdefault(node.name, (node, []))[1].append(index)
+        held = []
+        replies: list[Any] = [None] * len(commands)
+        try:
+            for node, indexes in groups.values():
+                pool = client.get_redis_connection(node).connection_pool
+                connection = pool.get_connection()
+                held.append((pool, connection, indexes))
+                connection.send_packed_command(
+                    connection.pack_commands([commands[i] for i in indexes]))
+            for _, connection, indexes in held:
+                for i in indexes:
+                    replies[i] = connection.read_response()
+        except BaseException:
+            for _, connection, _ in held:  # replies may be left unread: never reuse these
+                connection.disconnect()
+            raise
+        finally:
+            for pool, connection, _ in held:
+                pool.release(connection)
+        return replies
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def _key(self, kind: Kind, key: str) -> str:
+        return f"{self.prefix}r:{{{kind}:{key}}}"
+
+    def _grant_key(self, grant_id: str) -> str:
+        return f"{self.prefix}g:{{{grant_id}}}"
+
+    def _split(self, name: bytes) -> tuple[Kind, str]:
+        inner = name.decode("utf-8")[len(self.prefix) + 3:-1]
+        kind, _, key = inner.partition(":")
+        return kind, key
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
+               grant_id: str | None) -> bool:
+        now = self._clock()
+        expires = "" if ttl is None else repr(now + ttl)
+        ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
+        name = self._key(kind, key)
+        save = ("EVAL", _SAVE, 1, name, json.dumps(record), expires, ttl_ms, grant_id or "",
+                repr(now), mode)
+        if not grant_id:
+            return bool(self._send([save])[0])
+        # The index and the record in one round trip (both primaries written, then both
+        # replies read); if either fails, the save raises.
+        indexed, saved = self._send([("EVAL", _INDEX, 1, self._grant_key(grant_id), name,
+                                      ttl_ms), save])
+        return bool(indexed) and bool(saved)
+
+    def save(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> None:
+        self._write("save", kind, key, record, ttl, grant_id)
+
+    def add(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> bool:
+        return self._write("add", kind, key, record, ttl, grant_id)
+
+    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
+        if value is None:
+            return None
+        if expires and float(expires) <= self._clock():
+            return None
+        return dict(json.loads(value))
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        value, expires = self._send([("HMGET", self._key(kind, key), "v", "e")])[0]
+        return self._decode_live(value, expires)
+
+    def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
+        """HMGET ``fields`` of every name, in one round trip."""
+        return self._send([("HMGET", name, *fields) for name in names]) if names else []
+
+    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+        rows = self._fields([self._key(kind, key) for key in keys], ["v", "e"])
+        return [self._decode_live(value, expires) for value, expires in rows]
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        result = self._send([("EVAL", _CONSUME, 1, self._key(kind, key), repr(self._clock()))])[0]
+        if result is None:
+            return None
+        value, times = result
+        return Consumed(dict(json.loads(value)), first=int(times) == 1)
+
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        now = self._clock()
+        return int(self._send([("EVAL", _INCR, 1, self._key(kind, key),
+                                str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now))])[0])
+
+    def delete(self, kind: Kind, key: str) -> None:
+        self._send([("DEL", self._key(kind, key))])
+
+    def _members(self, grant_id: str) -> list[bytes]:
+        return sorted(self._call(lambda c: c.smembers(self._grant_key(grant_id))))
+
+    def revoke_grant(self, grant_id: str) -> int:
+        members = self._members(grant_id)
+        removed = sum(int(n) for n in self._send(
+            [("EVAL", _DELETE_IF_GRANT, 1, name, grant_id) for name in members])) \
+            if members else 0
+        if members:
+            self._call(lambda c: c.srem(self._grant_key(grant_id), *members))
+        return removed
+
+    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
+        members = self._members(grant_id)
+        found = []
+        rows = self._fields([name.decode("utf-8") for name in members], ["v", "e", "g"])
+        for name, (value, expires, grant) in zip(members, rows, strict=True):
+            record = self._decode_live(value, expires)
+            if record is not None and grant == grant_id.encode("utf-8"):
+                kind, key = self._split(name)
+                found.append((kind, key, record))
+        return found
+
+    def _bulk(self, head: str) -> Iterator[tuple[bytes, list[bytes | None]]]:
+        """Every record whose key starts with ``head`` (SCAN on every primary), in key order,
+        with its ``v e g c`` fields read in pipelined batches of 500."""
+        def names_on_every_primary(client: Any) -> list[bytes]:
+            # SCAN names no key, so no MOVED reply would correct a stale map of the primaries
+            # (a replica answers it with whatever it holds): read the map afresh first.
+            client.nodes_manager.initialize()
+            return list(client.scan_iter(match=_glob_escape(head) + "*", count=1000))
+
+        names = sorted(self._call(names_on_every_primary))
+        for start in range(0, len(names), 500):
+            batch = names[start:start + 500]
+            rows = self._fields([name.decode("utf-8") for name in batch], ["v", "e", "g", "c"])
+            yield from zip(batch, rows, strict=True)
+
+    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
+        for name, (value, expires, _, _) in self._bulk(f"{self.prefix}r:{{{kind}:"):
+            record = self._decode_live(value, expires)
+            if record is not None:
+                yield self._split(name)[1], record
+
+    def dump(self) -> Iterator[Entry]:
+        for name, (value, expires, grant, consumed) in self._bulk(f"{self.prefix}r:{{"):
+            record = self._decode_live(value, expires)
+            if record is None:
+                continue
+            kind, key = self._split(name)
+            yield Entry(kind, key, record, float(expires) if expires else None,
+                        grant.decode("utf-8") if grant else None, int(consumed or 0))
+
+    def ping(self) -> None:
+        """Every primary answers (redis-py sends PING to all of them)."""
+        self._call(lambda c: c.ping())
+
+    def close(self) -> None:
+        self._reset()
