@@ -112,6 +112,7 @@ def test_totp_enrolment_then_sign_in_with_a_code(d: Driver, clock: FakeClock) ->
     assert response.status_code == 302 and response.headers["Location"].startswith(SECOND)
     assert other.http.get("/account").headers["Location"].startswith(SECOND), \
         "a password alone does not open the account page"
+    assert other.http.get("/account/sessions").headers["Location"].startswith(SECOND)
     clock.advance(30)
     wrong = answer_otp(other, response.headers["Location"], "000000")
     assert wrong.status_code == 401 and "not valid" in wrong.text
@@ -333,3 +334,16 @@ def test_max_age_asks_for_the_password_and_the_second_factor_again(d: Driver,
     claims = jwks_verify(d.app, body(d.token(client.client_id, client_secret, code=code))
                          ["id_token"], client.client_id)
     assert claims["auth_time"] >= int(clock()) - 1 and claims["acr"] == ACR_MFA
+
+
+def test_the_device_page_waits_for_the_second_factor(d: Driver, clock: FakeClock) -> None:
+    d.login()
+    secret, _ = enrol_totp(d, clock)
+    browser = fresh(d)
+    browser.login()  # the password only: the session has no second factor yet
+    held = browser.http.get("/device")
+    assert held.status_code == 302 and held.headers["Location"].startswith(SECOND)
+    clock.advance(30)
+    back = answer_otp(browser, held.headers["Location"], pyotp.TOTP(secret).at(int(clock())))
+    assert back.headers["Location"] == "/device"
+    assert browser.http.get("/device").status_code == 200

@@ -353,9 +353,9 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                backchannel_logout_uri: str | None, backchannel_logout_session_required: bool,
                required_attributes: tuple[str, ...],
                subject_type: str | None, sector_identifier_uri: str | None,
-               id_token_alg: str | None, require_mfa: bool, allowed_groups: tuple[str, ...],
-               require_par: bool, jwks_file: IO[str] | None,
-               allow_unsigned_request_objects: bool, as_json: bool) -> None:
+               id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
+               allow_unsigned_request_objects: bool, require_mfa: bool,
+               allowed_groups: tuple[str, ...], as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash."""
     try:
         jwks = json.load(jwks_file) if jwks_file is not None else None
@@ -378,9 +378,10 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                 required_attributes=required_attributes,
                 subject_type=subject_type,
                 sector_identifier_uri=sector_identifier_uri,
-                id_token_signed_response_alg=id_token_alg, require_mfa=require_mfa,
+                id_token_signed_response_alg=id_token_alg,
                 require_pushed_authorization_requests=require_par,
                 jwks=jwks, allow_unsigned_request_objects=allow_unsigned_request_objects,
+                require_mfa=require_mfa,
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))

@@ -49,8 +49,8 @@ log = logging.getLogger("uauth")
 bp = Blueprint("uauth", __name__, template_folder="../../templates",
                static_folder="../../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
-              userinfo.bp, logout.bp, sessions.bp, mfa.bp, passkeys.bp, recovery.bp, signup.bp,
-              admin.bp, par.bp, device.api, device.bp):
+              userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp,
+              mfa.bp, passkeys.bp, recovery.bp, signup.bp, admin.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).

@@ -13,6 +13,7 @@ from flask import Response
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import login_url
 from flask_wtf import FlaskForm
@@ -32,6 +33,7 @@ from uauth.web.errors import error_page
 from uauth.web.login import authentication
 from uauth.web.login import login_view
 from uauth.web.login import session_user
+from uauth.web.mfa import needs_second_factor
 from uauth.web.state import get_state
 
 from .token import back_channel_request
@@ -77,6 +79,8 @@ def device() -> ResponseReturnValue:
     user = session_user() if auth else None
     if user is None or auth is None:
         return redirect(login_url(login_view(), request.full_path.rstrip("?")))
+    if needs_second_factor(user):  # whoever has a second factor presents it here too
+        return redirect(url_for("uauth.mfa.second_factor", next=request.full_path.rstrip("?")))
     form = UserCodeForm()
     typed = (request.form.get("user_code") if request.method == "POST"
              else request.args.get("user_code")) or ""

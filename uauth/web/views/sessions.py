@@ -22,6 +22,7 @@ from uauth.web.forms import SessionsForm
 from uauth.web.login import current_session
 from uauth.web.login import end_browser_session
 from uauth.web.login import session_user
+from uauth.web.mfa import needs_second_factor
 from uauth.web.state import get_state
 
 bp = Blueprint("sessions", __name__)
@@ -38,6 +39,8 @@ def account_sessions() -> ResponseReturnValue:
     user = session_user() if login is not None else None
     if login is None or user is None:
         return redirect(url_for("uauth.ui.login", next=here))
+    if needs_second_factor(user):  # as on /account: a password alone is not enough here
+        return redirect(url_for("uauth.mfa.second_factor", next=here))
     state = get_state()
     form = SessionsForm()
     if form.validate_on_submit():
