@@ -103,3 +103,35 @@ def test_removing_a_group_takes_it_off_its_members(driver: Driver) -> None:
         assert user is not None and user.groups == []
         with pytest.raises(GroupError, match="no group"):
             change_membership(state.store, state.users, user, add=["staff"])
+
+
+def test_the_device_flow_refuses_a_person_outside_the_allowed_groups(driver: Driver) -> None:
+    from tests.test_device import DEVICE
+    from tests.test_device import decide
+    from tests.test_device import poll
+    from tests.test_device import start
+
+    driver.user("alice")
+    client, _ = driver.client(grant_types=[DEVICE, "refresh_token"], redirect_uris=[],
+                              public=True)
+    client.allowed_groups = ["staff"]
+    with driver.app.app_context():
+        state = get_state()
+        create(state.store, "staff", now=state.now())
+        save_client(state.store, client)
+    body = json_of(start(driver, client.client_id))
+    driver.login("alice")
+    page = driver.http.get("/device", query_string={"user_code": body["user_code"]})
+    assert page.status_code == 403 and "only admits members of certain groups" in page.text
+    answer = json_of(poll(driver, client.client_id, body["device_code"]))
+    assert answer["error"] == "access_denied"
+    with_groups_existing = Driver.of(driver.app)  # a member is let through
+    driver.user("bob")
+    with driver.app.app_context():
+        bob = get_state().users.find_by_username("bob")
+        assert bob is not None
+        change_membership(get_state().store, get_state().users, bob, add=["staff"])
+    second = json_of(start(with_groups_existing, client.client_id))
+    with_groups_existing.login("bob")
+    assert 'data-device-result="approved"' in decide(with_groups_existing,
+                                                     second["user_code"]).text
