@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -229,3 +230,23 @@ def test_an_older_reset_link_cannot_undo_a_newer_reset(driver: Driver, smtp: Smt
     clock.advance(5)
     assert set_password(driver, second, "the newest secret").status_code == 200
     assert driver.http.get(first).status_code == 400  # made before the account changed
+
+
+def test_a_mail_server_that_is_down_is_retried_then_audited(shared_instance: Path,
+                                                             clock: FakeClock) -> None:
+    from tests.redis_server import free_port
+
+    down = make_app(shared_instance, MemoryStore(clock=clock), clock,
+                    UAUTH_SMTP_URL=f"smtp://127.0.0.1:{free_port()}", UAUTH_MAIL_FROM=SENDER,
+                    UAUTH_MAIL_RETRIES=1, UAUTH_MAIL_TIMEOUT=2)
+    driver = Driver.of(down)
+    driver.user("ivan", email="ivan@example.com")
+    started = time.monotonic()
+    assert "Check your email" in ask_reset(driver, "ivan")
+    assert time.monotonic() - started < 1.5, "the page does not wait for the mail server"
+    with driver.app.app_context():
+        state = get_state()
+        assert state.mailer.drain(15)
+        failed = search(state.store, Query(event="mail.failed"))
+    assert failed and failed[0]["attempts"] == 2
+    assert failed[0]["reason"] == "ConnectionRefusedError"
