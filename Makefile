@@ -3,19 +3,28 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 INSTANCE ?= instance
 BIND   ?= 127.0.0.1:5000
 WORKERS ?= 2
+PORT   ?= 5001
 
 .PHONY: run lint test test-fast bench clean example
 
-$(STAMP): pyproject.toml
+# Two stamps: running needs the runtime dependencies only (`pip install -e .`); the tests add
+# the test extras (Playwright, mypy, ruff, ...) on top.
+$(RUN_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# `uauth serve` checks the port first and says who holds it; `init` creates the instance once.
+run: $(RUN_STAMP)
 	$(BIN)/uauth --instance $(INSTANCE) init
 	$(BIN)/uauth --instance $(INSTANCE) serve --bind $(BIND) --workers $(WORKERS)
 
@@ -38,9 +47,11 @@ test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Notes, a Flask app with its own users and login page that embeds uauth (docs/embedding.md).
-example: $(STAMP)
-	$(BIN)/flask --app examples/embedded/notes demo
-	$(BIN)/flask --app examples/embedded/notes run --port 5001
+# `make example PORT=5002` serves it elsewhere; it prints the URLs it really serves.
+example: $(RUN_STAMP)
+	NOTES_UAUTH_ISSUER=http://127.0.0.1:$(PORT)/auth $(BIN)/flask --app examples/embedded/notes demo
+	NOTES_UAUTH_ISSUER=http://127.0.0.1:$(PORT)/auth $(BIN)/flask --app examples/embedded/notes \
+	  run --port $(PORT)
 
 # The same suite without the slow browser/load tests (CI always runs everything).
 test-fast: $(STAMP)

@@ -82,6 +82,9 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Seconds to wait for a client's back-channel logout endpoint to answer, per attempt.
 # UAUTH_BACKCHANNEL_TIMEOUT = 5
 
+# Hosts uauth may call although they resolve to a loopback, private or other internal address (back-channel logout, sector identifier URIs), and which may use plain http; e.g. a development receiver on 127.0.0.1. Empty: public https hosts only.
+# UAUTH_FETCH_ALLOWED_HOSTS = []
+
 # Extra attempts (with backoff) at a back-channel logout that failed with a network or 5xx error.
 # UAUTH_BACKCHANNEL_RETRIES = 2
 

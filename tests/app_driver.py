@@ -78,7 +78,9 @@ class Driver:
             rules = RegistrationRules(  # what the caller names of the provider's rules
                 **{name: kwargs.pop(name) for name in ("known_scopes", "known_attributes",
                                                         "enabled_algs") if name in kwargs},
-                default_subject_type=state.settings.default_subject_type)
+                default_subject_type=state.settings.default_subject_type,
+                fetch_allowed_hosts=kwargs.pop("fetch_allowed_hosts",
+                                               state.settings.fetch_allowed_hosts))
             now = kwargs.pop("now", 0)
             return register_client(state.store, Registration(**kwargs), rules, now=now)
 

@@ -1,7 +1,7 @@
 """A relying party's back-channel logout endpoint, on loopback, for tests.
 
 Paths choose the behaviour: ``/ok`` answers 200, ``/fail`` 500, ``/refuse`` 400, ``/slow`` 200
-after :data:`SLOW_SECONDS`. Every POST is recorded so a test can wait for it.
+after :data:`SLOW_SECONDS`, ``/hang`` 200 after :data:`HANG_SECONDS` (longer than any timeout). Every POST is recorded so a test can wait for it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 SLOW_SECONDS = 2.0
-STATUS = {"/ok": 200, "/fail": 500, "/refuse": 400, "/slow": 200}
+HANG_SECONDS = 30.0
+STATUS = {"/ok": 200, "/fail": 500, "/refuse": 400, "/slow": 200, "/hang": 200}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Receiver:
                 path = self.path.split("?")[0]
                 if path == "/slow":
                     time.sleep(SLOW_SECONDS)
+                if path == "/hang":
+                    time.sleep(HANG_SECONDS)
                 with receiver._changed:
                     receiver.received.append(Received(
                         path, self.headers.get("Content-Type", ""), parse_qs(body)))

@@ -112,7 +112,8 @@ def test_logout_tokens_are_signed_like_the_clients_id_tokens(tmp_path: Path,
     from uauth.extension import get_state
 
     driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock, SECRET_KEY=SECRET,
-                                UAUTH_SIGNING_ALGS=["EdDSA"]))
+                                UAUTH_SIGNING_ALGS=["EdDSA"],
+                                UAUTH_FETCH_ALLOWED_HOSTS=["127.0.0.1"]))  # the test receiver
     user = driver.user()
     with receiver() as rp:
         client, secret = driver.client(id_token_signed_response_alg="EdDSA", enabled_algs=ALGS,

@@ -70,15 +70,25 @@ def test_a_flow_leaves_a_trail_without_a_single_secret(tmp_path: Path, clock: Fa
 
 
 def test_cli_changes_are_audited(tmp_path: Path) -> None:
+    """In the instance's audit.log; on stderr too only with --verbose (issue 18 item 11)."""
     env = {"UAUTH_INSTANCE": str(tmp_path / "instance"), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-m", "uauth", "user", "add", "carol",
-                          "--password-stdin"], input="a-long-password\n", capture_output=True,
-                         text=True, env=env, timeout=60)
+    uauth = [sys.executable, "-m", "uauth"]
+    assert subprocess.run([*uauth, "init"], env=env, timeout=60).returncode == 0
+    run = subprocess.run([*uauth, "user", "add", "carol", "--password-stdin"],
+                         input="a-long-password\n", capture_output=True, text=True, env=env,
+                         timeout=60)
     assert run.returncode == 0, run.stderr
-    event = json.loads(run.stderr.strip().splitlines()[-1])
+    assert run.stderr == "", "no audit line on stderr without --verbose"
+    log = (tmp_path / "instance" / "audit.log").read_text()
+    event = json.loads(log.strip().splitlines()[-1])
     assert event["event"] == "admin" and event["action"] == "user.add"
     assert event["user_id"] in run.stdout and event["actor"]
-    assert "a-long-password" not in run.stderr
+    assert "a-long-password" not in log
+    verbose = subprocess.run([*uauth, "--verbose", "user", "add", "dan", "--password-stdin"],
+                             input="a-long-password\n", capture_output=True, text=True, env=env,
+                             timeout=60)
+    assert json.loads(verbose.stderr.strip().splitlines()[-1])["action"] == "user.add"
+    assert len((tmp_path / "instance" / "audit.log").read_text().splitlines()) == 2
 
 
 def test_a_callers_text_cannot_forge_fields_in_the_text_line(tmp_path: Path, clock: FakeClock,

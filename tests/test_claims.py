@@ -19,6 +19,7 @@ from tests.conftest import FakeClock
 from tests.http_stub import serve
 from uauth import create_app
 from uauth.core.claims import SALT
+from uauth.core.claims import sector_of
 from uauth.core.claims import shared_salt
 from uauth.core.clients import RegistrationError
 from uauth.core.records import SETTING
@@ -162,11 +163,12 @@ def driver(shared_instance: Path, store: Store, clock: FakeClock) -> Driver:
 def test_pairwise_subjects_differ_per_sector_and_resolve_at_userinfo(
         driver: Driver, shared_instance: Path, store: Store, clock: FakeClock) -> None:
     user = driver.user()
-    same_a, secret_a = driver.client(redirect_uris=[REDIRECT])
-    same_b, secret_b = driver.client(redirect_uris=[REDIRECT])  # same host: same sector
-    other, secret_o = driver.client(redirect_uris=[REDIRECT.replace("127.0.0.1", "localhost")])
+    web = "https://rp.example.com/cb"
+    same_a, secret_a = driver.client(redirect_uris=[web])
+    same_b, secret_b = driver.client(redirect_uris=[web])  # same host: same sector
+    other, secret_o = driver.client(redirect_uris=[web.replace("rp.", "other.")])
     public, secret_p = driver.client(subject_type="public")
-    assert same_a.subject_type == "pairwise" and same_a.sector_identifier == "127.0.0.1"
+    assert same_a.subject_type == "pairwise" and same_a.sector_identifier == "rp.example.com"
     driver.login()
     got = {}
     for client, secret in ((same_a, secret_a), (same_b, secret_b), (other, secret_o),
@@ -180,13 +182,13 @@ def test_pairwise_subjects_differ_per_sector_and_resolve_at_userinfo(
     assert got[same_a.client_id] != got[other.client_id], "another sector, another sub"
     assert got[public.client_id] == user.id
     assert user.id not in got[same_a.client_id] and len(got[same_a.client_id]) == 43
-    again = tokens(driver, same_a.client_id, secret_a)
+    again = tokens(driver, same_a.client_id, secret_a, redirect_uri=web)
     assert sub_of(again["id_token"]) == got[same_a.client_id], "stable across tokens"
     # another worker (empty cache) over the same storage resolves it through the index
     fresh = Driver.of(make_app(shared_instance, store, clock))
     assert json_of(userinfo(fresh, again["access_token"]))["sub"] == got[same_a.client_id]
     index = store.find(SUBJECT, got[same_a.client_id])
-    assert index == {"user_id": user.id, "sector": "127.0.0.1"}
+    assert index == {"user_id": user.id, "sector": "rp.example.com"}
 
 
 def test_the_pairwise_salt_is_shared_through_storage(tmp_path: Path, clock: FakeClock) -> None:
@@ -231,7 +233,22 @@ def test_pairwise_needs_one_host_or_a_sector_identifier_uri(driver: Driver) -> N
                                              "https://b.example.com/cb"], subject_type="public")
     assert public.sector_identifier is None
     native, _ = driver.client(redirect_uris=["com.example.app:/cb"], public=True)
-    assert native.sector_identifier == "com.example.app"
+    assert native.sector_identifier is None, "a private-use scheme: the client's own sector"
+
+
+def test_loopback_and_native_clients_each_get_their_own_sector(driver: Driver) -> None:
+    """Issue 17 item 5: every CLI redirecting to 127.0.0.1 must not share one pairwise sub."""
+    user = driver.user()
+    cli_a, secret_a = driver.client(redirect_uris=[REDIRECT])
+    cli_b, secret_b = driver.client(redirect_uris=[REDIRECT])
+    driver.login()
+    sub_a = sub_of(tokens(driver, cli_a.client_id, secret_a)["id_token"])
+    sub_b = sub_of(tokens(driver, cli_b.client_id, secret_b)["id_token"])
+    assert sub_a != sub_b, "two loopback clients, two sectors"
+    assert user.id not in (sub_a, sub_b)
+    app_a, _ = driver.client(redirect_uris=["com.example.app:/cb"], public=True)
+    app_b, _ = driver.client(redirect_uris=["com.example.app:/cb"], public=True)
+    assert sector_of(app_a) != sector_of(app_b)
 
 
 @pytest.fixture
@@ -248,14 +265,21 @@ def test_a_sector_identifier_uri_groups_hosts_into_one_sector(
     documents.update({"/sector.json": json.dumps([*uris, "http://localhost:9/x"]).encode(),
                       "/short.json": json.dumps(uris[:1]).encode(),
                       "/object.json": b'{"redirect_uris": []}'})
+    # The stub is plain http on loopback: allowed only because the host is allow-listed.
+    allowed = {"fetch_allowed_hosts": ["127.0.0.1"]}
     client, _ = driver.client(redirect_uris=uris, sector_identifier_uri=sector_host +
-                              "/sector.json")
+                              "/sector.json", **allowed)
     assert client.sector_identifier == "127.0.0.1"
     with pytest.raises(RegistrationError, match=r"does not list the redirect URI\(s\) http://\[::1\]"):
-        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/short.json")
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/short.json",
+                      **allowed)
     with pytest.raises(RegistrationError, match="must return a JSON array"):
-        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/object.json")
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/object.json",
+                      **allowed)
     with pytest.raises(RegistrationError, match="cannot fetch"):
-        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/missing.json")
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/missing.json",
+                      **allowed)
+    with pytest.raises(RegistrationError, match="must be an https URL"):
+        driver.client(redirect_uris=uris, sector_identifier_uri=sector_host + "/sector.json")
     with pytest.raises(RegistrationError, match="must be an https URL"):
         driver.client(redirect_uris=uris, sector_identifier_uri="http://example.com/s.json")

@@ -199,8 +199,9 @@ def test_client_add_subject_types_and_required_attributes(instance: Path) -> Non
     assert hosts.returncode == 1 and "--sector-identifier-uri" in hosts.stderr
     unreachable = uauth(instance, "client", "add", "--name", "S", "--redirect-uri",
                         "https://a.example.com/cb", "--sector-identifier-uri",
-                        "http://127.0.0.1:9/sector.json")
+                        "https://127.0.0.1:9/sector.json")
     assert unreachable.returncode == 1 and "cannot fetch sector_identifier_uri" in unreachable.stderr
+    assert "non-public address" in unreachable.stderr, "loopback is refused before connecting"
 
 
 def test_user_set_writes_operator_attributes_and_verification(instance: Path) -> None:

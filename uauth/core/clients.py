@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
-import urllib.request
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -13,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
-from urllib.error import URLError
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
@@ -26,6 +23,8 @@ from uauth.storage import Store
 from uauth.storage import hash_key
 
 from .attributes import catalogue
+from .fetcher import FetchError
+from .fetcher import SafeFetcher
 from .jwks import check_jwks
 from .keys import SUPPORTED_ALGS
 from .models import AUTH_METHODS
@@ -114,9 +113,10 @@ def check_post_logout_redirect_uri(uri: str) -> None:
         raise RegistrationError(f"post-logout {exc}") from None
 
 
-def check_backchannel_logout_uri(uri: str) -> None:
-    """Back-Channel Logout §2.2: an absolute URI without a fragment; https, or http on
-    loopback, since the logout token travels in it."""
+def check_backchannel_logout_uri(uri: str, allowed_hosts: Iterable[str] = ()) -> None:
+    """Back-Channel Logout §2.2: an absolute URI without a fragment; https, since the logout
+    token travels in it (plain http only to a host in ``UAUTH_FETCH_ALLOWED_HOSTS``). Where it
+    may point is checked again at every delivery (:mod:`uauth.core.fetcher`)."""
     try:
         parts = urlsplit(uri)
     except ValueError:
@@ -124,52 +124,64 @@ def check_backchannel_logout_uri(uri: str) -> None:
     if parts.fragment or "#" in uri or any(ch.isspace() for ch in uri) or not parts.hostname:
         raise RegistrationError(f"back-channel logout URI {uri!r} must be an absolute URL "
                                 "without a fragment")
-    if not secure_web_url(parts):
+    allowed = {host.lower() for host in allowed_hosts}
+    if parts.scheme != "https" and not (parts.scheme == "http"
+                                        and (parts.hostname or "").lower() in allowed):
         raise RegistrationError(f"back-channel logout URI {uri!r} must use https (http only "
-                                "on loopback)")
+                                "for a host in UAUTH_FETCH_ALLOWED_HOSTS)")
 
 
 #: Largest sector identifier document worth reading (a JSON array of redirect URIs).
 MAX_SECTOR_DOCUMENT = 64 * 1024
 
 
-def fetch_sector_redirect_uris(uri: str, timeout: float = 10.0) -> list[str]:
-    """The JSON array of redirect URIs published at a sector_identifier_uri."""
-    # the caller checked the scheme is https (or http on loopback)
-    request = urllib.request.Request(uri, headers={"Accept": "application/json"})  # noqa: S310
+def fetch_sector_redirect_uris(uri: str, timeout: float = 10.0,
+                               allowed_hosts: Iterable[str] = ()) -> list[str]:
+    """The JSON array of redirect URIs published at a sector_identifier_uri, fetched under the
+    server-side fetch rules (:mod:`uauth.core.fetcher`: no internal address unless allow-listed, no
+    redirects, 64 KiB at most)."""
+    fetcher = SafeFetcher(allowed_hosts, timeout=timeout, max_bytes=MAX_SECTOR_DOCUMENT)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = response.read(MAX_SECTOR_DOCUMENT + 1)
-    except (URLError, OSError, ValueError) as exc:
+        uris = fetcher.fetch_json(uri)
+    except FetchError as exc:
         raise RegistrationError(f"cannot fetch sector_identifier_uri {uri!r}: {exc}") from None
-    if len(body) > MAX_SECTOR_DOCUMENT:
-        raise RegistrationError(f"sector_identifier_uri {uri!r} is larger than 64 KiB")
-    try:
-        uris = json.loads(body)
-    except ValueError:
-        uris = None
     if not isinstance(uris, list) or not all(isinstance(item, str) for item in uris):
         raise RegistrationError(
             f"sector_identifier_uri {uri!r} must return a JSON array of redirect URIs")
     return uris
 
 
-def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | None) -> str | None:
+def native_redirect_uri(uri: str) -> bool:
+    """A loopback (RFC 8252 §7.3) or private-use-scheme (§7.1) redirect URI."""
+    parts = urlsplit(uri)
+    return parts.scheme not in {"http", "https"} or is_loopback_host(parts.hostname)
+
+
+def sector_identifier(redirect_uris: list[str], sector_identifier_uri: str | None,
+                      allowed_hosts: Iterable[str] = ()) -> str | None:
     """The sector pairwise subjects are computed for (OIDC Core §8.1).
 
     The host of a validated ``sector_identifier_uri`` whose document lists every redirect URI;
-    else the one host the redirect URIs share (a native app's private scheme counts as its host).
+    else the one host the redirect URIs share. A loopback or private-use-scheme redirect URI
+    names no one's host (every CLI listens on 127.0.0.1, any app may claim a scheme), so such a
+    client gets a sector of its own: None here, the client id in
+    :func:`uauth.core.claims.sector_of`.
     """
     if sector_identifier_uri:
         parts = urlsplit(sector_identifier_uri)
-        if not parts.hostname or not secure_web_url(parts):
+        allowed = {host.lower() for host in allowed_hosts}
+        if not parts.hostname or not (parts.scheme == "https" or (
+                parts.scheme == "http" and parts.hostname.lower() in allowed)):
             raise RegistrationError("sector_identifier_uri must be an https URL")
-        listed = set(fetch_sector_redirect_uris(sector_identifier_uri))
+        listed = set(fetch_sector_redirect_uris(sector_identifier_uri,
+                                                allowed_hosts=allowed_hosts))
         absent = [uri for uri in redirect_uris if uri not in listed]
         if absent:
             raise RegistrationError(
                 f"sector_identifier_uri does not list the redirect URI(s) {' '.join(absent)}")
         return parts.hostname
+    if any(native_redirect_uri(uri) for uri in redirect_uris):
+        return None
     hosts = {urlsplit(uri).hostname or urlsplit(uri).scheme for uri in redirect_uris}
     if len(hosts) > 1:
         raise RegistrationError(
@@ -248,12 +260,15 @@ class RegistrationRules:
     :param known_attributes: attribute names ``required_attributes`` may use (the catalogue).
     :param enabled_algs: ``UAUTH_SIGNING_ALGS``.
     :param default_subject_type: ``UAUTH_DEFAULT_SUBJECT_TYPE``.
+    :param fetch_allowed_hosts: ``UAUTH_FETCH_ALLOWED_HOSTS``: internal hosts a back-channel
+        logout or sector identifier URI may name (and over plain http).
     """
 
     known_scopes: Iterable[str] | None = None
     known_attributes: Iterable[str] | None = None
     enabled_algs: Iterable[str] | None = None
     default_subject_type: str = str(DEFAULTS["UAUTH_DEFAULT_SUBJECT_TYPE"])
+    fetch_allowed_hosts: Iterable[str] = ()
 
 
 def registration_rules(state: State) -> RegistrationRules:
@@ -262,7 +277,8 @@ def registration_rules(state: State) -> RegistrationRules:
     return RegistrationRules(known_scopes=settings.known_scopes,
                              known_attributes=catalogue(settings.attributes),
                              enabled_algs=settings.signing_algs,
-                             default_subject_type=settings.default_subject_type)
+                             default_subject_type=settings.default_subject_type,
+                             fetch_allowed_hosts=settings.fetch_allowed_hosts)
 
 
 def register_client(store: Store, registration: Registration,
@@ -283,6 +299,7 @@ def register_client(store: Store, registration: Registration,
     backchannel_logout_session_required = reg.backchannel_logout_session_required
     known_scopes, known_attributes = rules.known_scopes, rules.known_attributes
     enabled_algs = rules.enabled_algs
+    allowed = list(rules.fetch_allowed_hosts)
     uris = list(dict.fromkeys(redirect_uris))
     for uri in uris:
         check_redirect_uri(uri)
@@ -290,7 +307,7 @@ def register_client(store: Store, registration: Registration,
     for uri in logout_uris:
         check_post_logout_redirect_uri(uri)
     if backchannel_logout_uri is not None:
-        check_backchannel_logout_uri(backchannel_logout_uri)
+        check_backchannel_logout_uri(backchannel_logout_uri, allowed)
     elif backchannel_logout_session_required:
         raise RegistrationError("--backchannel-logout-session-required needs a "
                                 "--backchannel-logout-uri")
@@ -343,7 +360,8 @@ def register_client(store: Store, registration: Registration,
         raise RegistrationError("subject type must be pairwise or public")
     if sector_identifier_uri and subject_type != "pairwise":
         raise RegistrationError("a sector_identifier_uri is only for pairwise subjects")
-    sector = (sector_identifier(uris, sector_identifier_uri) if subject_type == "pairwise"
+    sector = (sector_identifier(uris, sector_identifier_uri, allowed)
+              if subject_type == "pairwise"
               else None)
     alg = reg.id_token_signed_response_alg
     if alg is not None and alg not in set(enabled_algs if enabled_algs is not None else

@@ -21,6 +21,12 @@ def save_code(store: Store, code: str, record: AuthorizationCode, *, ttl: int) -
     store.save(CODE, hash_key(code), record.to_record(), ttl=ttl, grant_id=record.grant_id)
 
 
-def consume_code(store: Store, code: str) -> Consumed | None:
-    """Redeem ``code`` once, atomically; None for an unknown or expired code."""
-    return store.consume(CODE, hash_key(code))
+def consume_code(store: Store, code: str, client_id: str) -> Consumed | None:
+    """Redeem ``code`` once, atomically, for ``client_id``; None for an unknown or expired
+    code, and for a code issued to another client, which is left as it was: a foreign client
+    burns nothing and revokes nothing (issue 17)."""
+    key = hash_key(code)
+    found = store.find(CODE, key)
+    if found is None or found.get("client_id") != client_id:
+        return None
+    return store.consume(CODE, key)

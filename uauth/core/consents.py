@@ -66,7 +66,7 @@ def grant_lifetime(settings: Settings, *, offline: bool) -> int:
 
 def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,
                    now: int, sid: str | None = None, revoke_at_logout: bool = False,
-                   keep: int | None = None) -> None:
+                   keep: int | None = None, offline: bool = True) -> None:
     """Note that ``grant_id`` was issued to this client for this user and may have live tokens
     for ``lives`` seconds (the note expires with them).
 
@@ -74,11 +74,13 @@ def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *,
     names it, so logout finds the clients to notify and the grants to revoke
     (``revoke_at_logout``: every grant but ``offline_access`` ones) with one write per
     authorization, not two. ``keep`` (at least ``lives``) is how long the note must stay for
-    that: as long as the session may last.
+    that: as long as the session may last. ``offline``: the grant has refresh tokens
+    (:mod:`uauth.core.grantlimits` caps those per client).
     """
     store.save(APP_GRANT, f"{_key(user_id, client_id)}:{grant_id}",
                {"client_id": client_id, "grant_id": grant_id, "issued_at": now, "sid": sid,
-                "revoke_at_logout": revoke_at_logout, "tokens_until": now + lives},
+                "revoke_at_logout": revoke_at_logout, "tokens_until": now + lives,
+                "offline": offline},
                ttl=max(lives, keep or 0), grant_id=apps_group(user_id))
 
 

@@ -56,6 +56,8 @@ PASSKEY = "passkey"
 RECOVERY_CODE = "recovery_code"
 TOTP_USED = "totp_used"
 CHALLENGE = "webauthn_challenge"
+SESSION_GRANT = "session_grant"
+EMAIL = "user_email"
 PUSHED = "pushed_request"
 DEVICE_CODE = "device_code"
 USER_CODE = "device_user_code"
@@ -90,7 +92,8 @@ RECORDS: tuple[RecordKind, ...] = (
     RecordKind(USER, "user id", "forever", "uauth.core.users"),
     RecordKind(USERNAME, "canonical username", "forever (as its user)", "uauth.core.users"),
     RecordKind(SUBJECT, "pairwise sub", "forever", "uauth.core.claims"),
-    RecordKind(SETTING, "pairwise_salt", "forever", "uauth.core.claims"),
+    RecordKind(SETTING, "pairwise_salt; email_index (the email index is built)", "forever",
+               "uauth.core.claims, uauth.core.emailindex"),
     RecordKind(KEYSET, "current, version or lock", "forever (lock: a few seconds)",
                "uauth.core.keyring"),
     RecordKind(FAILURES, "login:/login-ip:/reauth:/client:/client-ip:/device-code:/device-code-ip: "
@@ -122,6 +125,10 @@ RECORDS: tuple[RecordKind, ...] = (
                "code is accepted once)", "uauth.core.factors"),
     RecordKind(CHALLENGE, "hash_key(ceremony id in the browser's session)",
                "passkeys.CHALLENGE_TTL; consumed once", "uauth.core.factors"),
+    RecordKind(EMAIL, "<canonical email address> <user id>", "forever (as its user's address)",
+               "uauth.core.emailindex", "email:<canonical email address>"),
+    RecordKind(SESSION_GRANT, "<sid>:<client id>", "UAUTH_SESSION_TTL; removed with its grant",
+               "uauth.core.grantlimits", "the grant id"),
     RecordKind(PUSHED, "hash_key(request_uri)", "UAUTH_PAR_TTL until first used at /authorize, "
                "then the interaction (30 min); deleted when the response is issued",
                "uauth.core.par"),

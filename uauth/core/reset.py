@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from uauth.core.emailindex import accounts_with
 from uauth.core.models import User
 from uauth.core.records import MAIL_COUNTER
+from uauth.core.users import StoreUsers
 from uauth.storage import Store
 from uauth.storage import hash_key
 
@@ -29,7 +31,7 @@ def find_accounts(users: Any, identifier: str) -> list[User]:
     address (every account with it, up to :data:`MAX_ACCOUNTS`). Only accounts with an email
     address can get a link.
 
-    :param users: the user directory; email lookup needs :meth:`StoreUsers.list`.
+    :param users: the user directory; email lookup needs uauth's own (its email index).
     """
     identifier = identifier.strip()
     if not identifier or len(identifier) > 320:
@@ -38,10 +40,12 @@ def find_accounts(users: Any, identifier: str) -> list[User]:
     user = users.find_by_username(identifier)
     if user is not None:
         found = [user]
-    elif "@" in identifier and hasattr(users, "list"):
+    elif "@" in identifier and isinstance(users, StoreUsers):
+        # the email index (uauth.core.emailindex) may name stale accounts: check each profile
         wanted = normal_email(identifier)
-        found = [u for u in users.list()
-                 if normal_email(str(u.profile.get("email", ""))) == wanted][:MAX_ACCOUNTS]
+        candidates = (users.get(user_id) for user_id in accounts_with(users.store, identifier))
+        found = [u for u in candidates if u is not None
+                 and normal_email(str(u.profile.get("email", ""))) == wanted][:MAX_ACCOUNTS]
     return [u for u in found if not u.disabled and u.profile.get("email")]
 
 

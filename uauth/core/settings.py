@@ -131,6 +131,8 @@ def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
             raise ConfigError(
                 f"{name}: {exc}; e.g. redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster/0"
             ) from None
+    if scheme in ("redis", "rediss"):
+        _redis_url(name, text)
     if scheme in ("redis+cluster", "rediss+cluster"):
         try:
             parse_cluster_url(text)
@@ -145,6 +147,28 @@ def _storage(name: str, value: Any, _: Mapping[str, Any]) -> str:
             f"got {text!r}"
         )
     return text
+
+
+def _redis_url(name: str, text: str) -> None:
+    """Port and database number, checked before anything connects (never echoing a password)."""
+    parts = urlsplit(text)
+    where = f"{parts.scheme}://{parts.hostname or ''}"
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port == -1 or port == 0:
+        shown = parts.netloc.rpartition("@")[2]
+        raise ConfigError(f"{name}: the port in {parts.scheme}://{shown} is not a number from "
+                          "1 to 65535; e.g. redis://127.0.0.1:6379/0")
+    db = parts.path.strip("/")
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        if key == "db":
+            db = value
+    if db and not db.isdigit():
+        raise ConfigError(f"{name}: the database in {where}:{port or 6379}/{db} must be a "
+                          f"number (0 to 15 on a default Redis server), got {db!r}")
 
 
 def validate_storage_url(url: str, instance_path: str, name: str = "--to") -> str:
@@ -441,6 +465,14 @@ SETTINGS: tuple[Setting, ...] = (
         5,
         "Seconds to wait for a client's back-channel logout endpoint to answer, per attempt.",
         _positive_int,
+    ),
+    Setting(
+        "UAUTH_FETCH_ALLOWED_HOSTS",
+        [],
+        "Hosts uauth may call although they resolve to a loopback, private or other internal "
+        "address (back-channel logout, sector identifier URIs), and which may use plain http; "
+        "e.g. a development receiver on 127.0.0.1. Empty: public https hosts only.",
+        _str_list,
     ),
     Setting(
         "UAUTH_BACKCHANNEL_RETRIES",
@@ -779,6 +811,7 @@ class Settings:
     session_ttl: int
     session_idle_ttl: int
     backchannel_timeout: int
+    fetch_allowed_hosts: tuple[str, ...]
     backchannel_retries: int
     consent_ttl: int
     scopes: tuple[str, ...]

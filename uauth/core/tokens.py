@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import secrets
 from base64 import urlsafe_b64decode
 from base64 import urlsafe_b64encode
@@ -27,6 +26,7 @@ import jwt
 from uauth.core.records import REVOKED
 from uauth.storage import Store
 
+from . import jsondepth
 from .audit import FAMILY_REVOKED
 from .audit import TOKEN_REVOKED
 from .audit import audit
@@ -170,7 +170,7 @@ def peek_header(token: str) -> dict[str, Any]:
     Cheaper than ``jwt.get_unverified_header``, which validates every segment a second time."""
     segment = token.partition(".")[0]
     try:
-        header = json.loads(urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        header = jsondepth.loads(urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, binascii.Error):
         raise InvalidToken("the token is malformed") from None
     if not isinstance(header, dict):
@@ -214,7 +214,7 @@ def decode_jwt(token: str, *, keys: KeyLookup, issuer: str, typ: set[str] | None
         raise InvalidToken("the token has expired") from None
     except jwt.MissingRequiredClaimError:
         raise InvalidToken("the token lacks a required claim") from None
-    except jwt.InvalidTokenError:
+    except (jwt.InvalidTokenError, RecursionError):  # PyJWT parses the payload recursively
         raise InvalidToken("the token is invalid") from None
     exp = claims.get("exp")
     if now is not None and verify_exp and exp is not None and not (

@@ -24,6 +24,9 @@ from uauth.core.records import USER
 from uauth.core.records import USERNAME
 from uauth.storage import Store
 
+from .emailindex import accounts_with
+from .emailindex import canonical_email
+from .emailindex import index as index_email
 from .models import User
 
 #: Verification flags (OIDC Core §5.1) and the attribute whose value each vouches for.
@@ -126,8 +129,18 @@ class StoreUsers:
         entry = self.store.find(USERNAME, canonical_username(username))
         return None if entry is None else self.get(entry["id"])
 
+    def find_by_email(self, address: str) -> User | None:
+        """The one account whose email address this is; None when none or several are."""
+        wanted = canonical_email(address)
+        found = [user for user in map(self.get, accounts_with(self.store, address))
+                 if user is not None and canonical_email(user.profile.get("email")) == wanted]
+        return found[0] if len(found) == 1 else None
+
     def authenticate(self, username: str, password: str) -> User | None:
+        """``username`` may be the email address of exactly one account, too."""
         user = self.find_by_username(username)
+        if user is None and "@" in username:
+            user = self.find_by_email(username)
         stored = user.password_hash if user else None
         try:
             HASHER.verify(stored or _dummy(), password)
@@ -157,6 +170,7 @@ class StoreUsers:
         if not self.store.add(USERNAME, canonical_username(name), {"id": user.id}, ttl=None):
             raise UserExists(f"user {name!r} already exists")
         self.save(user)
+        index_email(self.store, user.id, None, user.profile.get("email"))
         return user
 
     def save(self, user: User) -> None:
@@ -166,6 +180,7 @@ class StoreUsers:
         """Remove the user and its username (``uauth check``'s throwaway user)."""
         self.store.delete(USER, user.id)
         self.store.delete(USERNAME, canonical_username(user.username))
+        index_email(self.store, user.id, user.profile.get("email"), None)
 
     def update_profile(self, user: User, values: dict[str, Any]) -> list[str]:
         """Set profile attributes (None or "" removes one) and save; returns what changed.
@@ -174,6 +189,7 @@ class StoreUsers:
         so itself (an operator, or a verification step).
         """
         profile = dict(user.profile)
+        old_email = profile.get("email")
         changed = []
         for name, value in values.items():
             if value in (None, "", [], {}):
@@ -190,6 +206,7 @@ class StoreUsers:
             user.profile = profile
             user.updated_at = int(self.clock())
             self.save(user)
+            index_email(self.store, user.id, old_email, user.profile.get("email"))
         return changed
 
     def check_password(self, user: User, password: str) -> bool:

@@ -12,7 +12,6 @@ parameters it carries.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oidc.core.errors import RequestNotSupportedError
 from authlib.oidc.core.errors import RequestURINotSupportedError
 
+from uauth.core import jsondepth
 from uauth.core.claims import claim_scopes
 from uauth.core.models import Client
 from uauth.core.state import State
@@ -141,8 +141,8 @@ def parse_claims(raw: str | None, allowed_scopes: set[str], scope_of: Mapping[st
     if len(raw) > MAX_CLAIMS_LENGTH:
         raise InvalidRequestError("The claims parameter is too long.")
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = jsondepth.loads(raw)
+    except ValueError:  # also TooDeep: nesting is bounded before parsing
         raise InvalidRequestError("The claims parameter is not valid JSON.") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("The claims parameter must be a JSON object.")

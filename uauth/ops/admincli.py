@@ -1,291 +1,225 @@
-"""CLI for groups, admins, reset links and invitations (``uauth group …``, ``uauth invite …``,
-``uauth user groups|set-admin|reset-link``): the same core functions as the admin console."""
+"""Day-one admin commands of the ``uauth`` CLI: enabling and removing users, and showing,
+changing and rotating clients. Added to the ``user`` and ``client`` groups of
+:mod:`uauth.ops.cli` (which imports this module last; ``user set-password`` lives there, beside
+``user disable``, since both end every session and every app's access)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+import json
+import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
+from uauth.core.clients import Registration
+from uauth.core.clients import RegistrationError
+from uauth.core.clients import get_client
+from uauth.core.clients import register_client
+from uauth.core.clients import registration_rules
+from uauth.core.clients import save_client
+from uauth.core.consents import apps_group
+from uauth.core.consents import apps_of
+from uauth.core.consents import revoke_app
+from uauth.core.groups import get as get_group
+from uauth.ops.cli import _end_sessions
 from uauth.ops.cli import _own_users
+from uauth.ops.cli import client
+from uauth.ops.cli import client_add
+from uauth.ops.cli import user
 from uauth.ops.context import CliContext
 from uauth.ops.context import admin_action
 from uauth.ops.context import current_state
 from uauth.ops.context import fail
 from uauth.ops.context import in_app
 from uauth.ops.context import pass_ctx
+from uauth.storage import hash_key
+from uauth.storage.memory import MemoryStore
 
 
-@contextmanager
-def _pages(ctx: CliContext) -> Iterator[Any]:
-    """An app and request context on the issuer's origin, so links can be built."""
-    app = ctx.app()
-    with app.app_context():
-        parts = urlsplit(current_state().issuer)
-        with app.test_request_context(base_url=f"{parts.scheme}://{parts.netloc}"):
-            yield current_state()
-
-
-def _user(username: str) -> Any:
-    found = _own_users().find_by_username(username)
+def _found(username: str) -> Any:
+    users = _own_users()
+    found = users.find_by_username(username)
     if found is None:
         fail(f"no user {username!r}")
+    return users, found
+
+
+@user.command("enable")
+@click.argument("username")
+@pass_ctx
+def user_enable(ctx: CliContext, username: str) -> None:
+    """Enable a disabled user again: they can sign in and use tokens issued from now on."""
+    with in_app(ctx):
+        users, found = _found(username)
+        was = found.disabled
+        found.disabled = False
+        users.save(found)
+    admin_action("user.enable", user_id=found.id)
+    click.echo(f"enabled user {username}" if was else f"user {username} was already enabled")
+
+
+@user.command("remove")
+@click.argument("username")
+@pass_ctx
+def user_remove(ctx: CliContext, username: str) -> None:
+    """Delete a user: their sessions end, every app loses its consent and tokens, and the
+    username becomes free."""
+    with in_app(ctx):
+        users, found = _found(username)
+        state = current_state()
+        ended = _end_sessions(found.id)
+        apps = apps_of(state.store, found.id, state.now())
+        for app in apps:
+            revoke_app(state, found.id, app.client_id)
+        state.store.revoke_grant(apps_group(found.id))
+        users.delete(found)
+    admin_action("user.remove", user_id=found.id, sessions=ended, apps=len(apps))
+    click.echo(f"removed user {username}; ended {ended} session(s), revoked {len(apps)} app(s)")
+
+
+# --- clients --------------------------------------------------------------------------------
+
+#: ``client add`` option -> the :func:`register_client` argument and :class:`Client` field.
+_FIELDS = {
+    "name": "name", "redirect_uris": "redirect_uris", "grant_types": "grant_types",
+    "response_types": "response_types", "scope": "scope",
+    "token_endpoint_auth_method": "token_endpoint_auth_method", "origins": "allowed_origins",
+    "first_party": "first_party", "allow_plain_pkce": "allow_plain_pkce",
+    "always_refresh_token": "always_issue_refresh_token",
+    "default_response_mode": "default_response_mode", "audiences": "audiences",
+    "introspect_any_token": "introspect_any_token",
+    "post_logout_redirect_uris": "post_logout_redirect_uris",
+    "backchannel_logout_uri": "backchannel_logout_uri",
+    "backchannel_logout_session_required": "backchannel_logout_session_required",
+    "required_attributes": "required_attributes", "subject_type": "subject_type",
+    "sector_identifier_uri": "sector_identifier_uri",
+    "id_token_alg": "id_token_signed_response_alg",
+    "require_par": "require_pushed_authorization_requests", "jwks_file": "jwks",
+    "allow_unsigned_request_objects": "allow_unsigned_request_objects",
+    "require_mfa": "require_mfa",
+}
+
+
+def _get_client(client_id: str) -> Any:
+    found = get_client(current_state().store, client_id)
+    if found is None:
+        fail(f"no client {client_id!r}")
     return found
 
 
-def _drain_mail(state: Any) -> None:
-    if not state.mailer.drain(state.mailer.deadline()):
-        click.echo("warning: the mail was still being sent", err=True)
-
-
-@click.group()
-def group() -> None:
-    """Manage groups (released to apps in the groups claim)."""
-
-
-@group.command("add")
-@click.argument("name")
-@click.option("--description", default="")
+@client.command("show")
+@click.argument("client_id")
 @pass_ctx
-def group_add(ctx: CliContext, name: str, description: str) -> None:
-    """Create a group."""
-    from uauth.core.groups import GroupError
-    from uauth.core.groups import create
-
+def client_show(ctx: CliContext, client_id: str) -> None:
+    """Show everything registered for a client (never its secret, which is stored hashed)."""
     with in_app(ctx):
-        try:
-            create(current_state().store, name, description, now=current_state().now())
-        except GroupError as exc:
-            fail(str(exc))
-    admin_action("group.add", group=name)
-    click.echo(f"created group {name}")
+        found = _get_client(client_id)
+    record = found.to_record()
+    secret = record.pop("secret_hash", None)
+    first = ("client_id", "name", "redirect_uris")
+    record = {k: record[k] for k in (*first, *sorted(set(record) - set(first)))}
+    record["client_secret"] = "set (stored hashed)" if secret else "none (public client)"
+    width = max(map(len, record))
+    for key, value in record.items():
+        shown = " ".join(map(str, value)) if isinstance(value, list) else value
+        click.echo(f"{key + ':':<{width + 1}} {'-' if shown in (None, '') else shown}")
 
 
-@group.command("remove")
-@click.argument("name")
-@pass_ctx
-def group_remove(ctx: CliContext, name: str) -> None:
-    """Remove a group (its members leave it)."""
-    from uauth.core.groups import GroupError
-    from uauth.core.groups import remove
-
-    with in_app(ctx):
-        try:
-            had = remove(current_state().store, _own_users(), name)
-        except GroupError as exc:
-            fail(str(exc))
-    admin_action("group.remove", group=name, members=had)
-    click.echo(f"removed group {name} ({had} member(s) left it)")
-
-
-@group.command("list")
-@pass_ctx
-def group_list(ctx: CliContext) -> None:
-    """List groups with their number of members."""
-    from uauth.core.groups import all_groups
-
-    with in_app(ctx):
-        users = list(_own_users().list())
-        found = all_groups(current_state().store)
-        for item in found:
-            count = sum(1 for u in users if item.name in u.groups)
-            click.echo(f"{item.name}\t{count} member(s)\t{item.description}")
-    if not found:
-        click.echo("no groups yet: uauth group add NAME", err=True)
-
-
-@group.command("members")
-@click.argument("name")
-@pass_ctx
-def group_members(ctx: CliContext, name: str) -> None:
-    """List the members of a group."""
-    from uauth.core.groups import get
-    from uauth.core.groups import members
-
-    with in_app(ctx):
-        if get(current_state().store, name) is None:
-            fail(f"no group {name!r}")
-        for user in members(_own_users().list(), name):
-            click.echo(f"{user.username}\t{user.id}")
-
-
-def add_user_commands(user: click.Group) -> None:
-    user.add_command(user_groups)
-    user.add_command(user_set_admin)
-    user.add_command(user_reset_link)
-
-
-@click.command("groups")
-@click.argument("username")
-@click.option("--add", "add", multiple=True, metavar="GROUP", help="Join this group (repeat).")
-@click.option("--remove", "remove", multiple=True, metavar="GROUP",
-              help="Leave this group (repeat).")
-@pass_ctx
-def user_groups(ctx: CliContext, username: str, add: tuple[str, ...],
-                remove: tuple[str, ...]) -> None:
-    """Show a user's groups, or change them with --add/--remove."""
-    from uauth.core.groups import GroupError
-    from uauth.core.groups import change_membership
-
-    with in_app(ctx):
-        found = _user(username)
-        if add or remove:
-            try:
-                change_membership(current_state().store, _own_users(), found, add=add,
-                                  remove=remove)
-            except GroupError as exc:
-                fail(str(exc))
-    if add or remove:
-        admin_action("user.groups", user_id=found.id, added=" ".join(add) or None,
-                     removed=" ".join(remove) or None)
-    click.echo(f"{username}: {' '.join(found.groups) or '(no groups)'}")
-
-
-@click.command("set-admin")
-@click.argument("username")
-@click.option("--off", is_flag=True, help="Take the admin role away instead.")
-@pass_ctx
-def user_set_admin(ctx: CliContext, username: str, off: bool) -> None:
-    """Give a user the admin role (the console at /admin), or take it away with --off."""
-    from uauth.core.people import LastAdminError
-    from uauth.core.people import set_admin
-
-    with in_app(ctx):
-        found = _user(username)
-        try:
-            changed = set_admin(_own_users(), found, not off)
-        except LastAdminError as exc:
-            fail(str(exc))
-    if changed:
-        admin_action("user.set_admin", user_id=found.id, admin=not off)
-    click.echo(f"{username} is {'no longer ' if off else ''}an admin"
-               + ("" if changed else " (unchanged)"))
-
-
-@click.command("reset-link")
-@click.argument("username")
-@click.option("--send", is_flag=True, help="Mail the link to the user's email address.")
-@pass_ctx
-def user_reset_link(ctx: CliContext, username: str, send: bool) -> None:
-    """Print a single-use password reset link for a user (and mail it with --send)."""
-    from uauth.core.links import issue
-    from uauth.core.records import RESET
-    from uauth.web.outbox import absolute
-    from uauth.web.views.recovery import send_reset_link
-
-    with _pages(ctx) as state:
-        found = _user(username)
-        if send:
-            if not state.mailer.configured:
-                fail("no mail server: set UAUTH_SMTP_URL and UAUTH_MAIL_FROM, or leave out --send")
-            if not found.profile.get("email"):
-                fail(f"{username} has no email address; leave out --send and hand the link over")
-            url = send_reset_link(state, found)
-            _drain_mail(state)
+def _update_params() -> list[click.Parameter]:
+    """``client add``'s options, each optional: one left out keeps the client's value; a flag
+    gets its ``--no-`` form; a repeated option given replaces the whole list."""
+    params: list[click.Parameter] = []
+    for option in client_add.params:
+        if not isinstance(option, click.Option) or option.name == "as_json":
+            continue
+        if option.is_flag:
+            long = option.opts[0]
+            params.append(click.Option([f"{long}/--no-{long[2:]}", option.name or ""],
+                                       default=None, help=option.help))
         else:
-            link = issue(state.store, RESET, {"user_id": found.id},
-                         ttl=state.settings.reset_ttl, now=state.now())
-            url = absolute(state, "uauth.recovery.reset", token=link.token)
-    admin_action("user.reset_link", user_id=found.id, sent=send)
-    click.echo(url)
+            params.append(click.Option([*option.opts, option.name or ""],
+                                       multiple=option.multiple, default=None,
+                                       type=option.type, metavar=option.metavar,
+                                       help=option.help))
+    return params
 
 
-_DURATION = re.compile(r"^(\d+)([smhd]?)$")
-
-
-def parse_duration(text: str) -> int:
-    """``90``, ``90s``, ``30m``, ``12h``, ``7d`` in seconds."""
-    match = _DURATION.match(text.strip())
-    if not match or int(match.group(1)) <= 0:
-        raise click.BadParameter("use a number of seconds, or e.g. 30m, 12h, 7d")
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-
-
-@click.group()
-def invite() -> None:
-    """Invite people: a single-use link to create their account."""
-
-
-@invite.command("create")
-@click.option("--email", required=True, help="Who is invited.")
-@click.option("--group", "groups", multiple=True, metavar="GROUP", help="Join this group (repeat).")
-@click.option("--username", default="", help="Fix the username (default: the invitee chooses).")
-@click.option("--admin", is_flag=True, help="The new account is an admin.")
-@click.option("--expires", default=None, metavar="DURATION",
-              help="e.g. 3d or 12h (default: UAUTH_INVITE_TTL).")
-@click.option("--send", is_flag=True, help="Mail the invitation (else hand the link over).")
-@pass_ctx
-def invite_create(ctx: CliContext, email: str, groups: tuple[str, ...], username: str, admin: bool,
-                  expires: str | None, send: bool) -> None:
-    """Create an invitation and print its link."""
-    from uauth.core.invitations import InvitationError
-    from uauth.core.invitations import create
-    from uauth.core.invitations import find
-    from uauth.ops.context import admin_actor
-    from uauth.web.views.signup import send_invitation
-
-    with _pages(ctx) as state:
-        if send and not state.mailer.configured:
-            fail("no mail server: set UAUTH_SMTP_URL and UAUTH_MAIL_FROM, or leave out --send")
-        ttl = parse_duration(expires) if expires else state.settings.invite_ttl
-        try:
-            issued = create(state.store, _own_users(), email=email, groups=groups,
-                            username=username, admin=admin, now=state.now(), ttl=ttl,
-                            created_by=admin_actor(), mailed=send)
-        except (InvitationError, ValueError) as exc:
+def client_update(client_id: str, **given: Any) -> None:
+    """Change a client's registration with the options of 'client add'; what is left out
+    stays as it is. The client_id, secret and pairwise subjects do not change."""
+    ctx: CliContext = click.get_current_context().find_object(CliContext)  # type: ignore[assignment]
+    public = given.pop("public")
+    groups = given.pop("allowed_groups", None)  # not part of a Registration (issue 19)
+    with in_app(ctx):
+        state = current_state()
+        current = _get_client(client_id)
+        values = {field: getattr(current, field) for field in _FIELDS.values()}
+        for option, value in given.items():
+            if option == "jwks_file" and value is not None:
+                try:
+                    value = json.load(value)
+                except ValueError:
+                    fail("--jwks: the file is not JSON")
+            if value is not None and value != ():
+                values[_FIELDS[option]] = list(value) if isinstance(value, tuple) else value
+        values["public"] = current.is_public if public is None else public
+        if public is not None and public != current.is_public and not given.get(
+                "token_endpoint_auth_method"):
+            values["token_endpoint_auth_method"] = None  # the new kind's default
+        alg = values.pop("id_token_signed_response_alg")
+        refresh = values.pop("always_issue_refresh_token")
+        origins = values.pop("allowed_origins")
+        try:  # the same checks as `client add`, on a scratch store
+            checked, secret = register_client(
+                MemoryStore(clock=state.clock), Registration(
+                    **values, id_token_signed_response_alg=alg,
+                    always_issue_refresh_token=refresh, allowed_origins=origins),
+                registration_rules(state), now=current.created_at)
+        except RegistrationError as exc:
             fail(str(exc))
-        invitation = find(state.store, issued.token)
-        assert invitation is not None
-        if send:
-            url = send_invitation(state, issued, invitation)
-            _drain_mail(state)
-        else:
-            from uauth.web.outbox import absolute
+        if (current.subject_type == "pairwise" and checked.subject_type == "pairwise"
+                and checked.sector_identifier != current.sector_identifier):
+            fail(f"the redirect URIs' host would change this client's pairwise sector from "
+                 f"{current.sector_identifier!r} to {checked.sector_identifier!r}, and with it "
+                 "every user's sub; keep a redirect URI on the old host or register a new client")
+        checked.client_id = current.client_id
+        checked.allowed_groups = list(dict.fromkeys(groups)) if groups else current.allowed_groups
+        unknown = [g for g in checked.allowed_groups if get_group(state.store, g) is None]
+        if unknown:
+            fail(f"no group {unknown[0]!r} (uauth group add {unknown[0]})")
+        if not checked.is_public and current.secret_hash:
+            checked.secret_hash, secret = current.secret_hash, None
+        save_client(state.store, checked)
+    changed = sorted(k.replace("secret_hash", "client_secret") for k, v in
+                     checked.to_record().items() if current.to_record().get(k) != v)
+    admin_action("client.update", client_id=client_id, fields=" ".join(changed))
+    click.echo(f"updated client {client_id}: {', '.join(changed) or 'nothing changed'}")
+    if secret:
+        click.echo(f"client_secret: {secret}")
+        click.echo("(the secret is shown only now; it is stored hashed)")
 
-            url = absolute(state, "uauth.signup.invitation", token=issued.token)
-    admin_action("invitation.create", invitation=issued.key[:12], groups=" ".join(groups) or None,
-                 sent=send)
-    click.echo(url)
+
+client.add_command(click.Command(
+    "update", callback=client_update, help=client_update.__doc__,
+    params=[click.Argument(["client_id"]), *_update_params()]))
 
 
-@invite.command("list")
+@client.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True, help="Print {client_id, client_secret} as JSON.")
 @pass_ctx
-def invite_list(ctx: CliContext) -> None:
-    """List pending invitations (id, email, groups, expiry)."""
-    import datetime
-
-    from uauth.core.invitations import all_pending
-
+def client_rotate_secret(ctx: CliContext, client_id: str, as_json: bool) -> None:
+    """Give a confidential client a new secret (printed once); the old one stops working."""
     with in_app(ctx):
-        found = all_pending(current_state().store)
-    for item in found:
-        when = datetime.datetime.fromtimestamp(item.expires_at, datetime.UTC)
-        click.echo(f"{item.key[:12]}\t{item.email}\t{' '.join(item.groups)}\t"
-                   f"expires {when:%Y-%m-%d %H:%M} UTC")
-    if not found:
-        click.echo("no pending invitations", err=True)
-
-
-@invite.command("revoke")
-@click.argument("invitation_id")
-@pass_ctx
-def invite_revoke(ctx: CliContext, invitation_id: str) -> None:
-    """Withdraw a pending invitation (its id from `invite list`)."""
-    from uauth.core.invitations import all_pending
-    from uauth.core.links import revoke
-    from uauth.core.records import INVITE
-
-    with in_app(ctx):
-        matches = [i for i in all_pending(current_state().store) if i.key.startswith(invitation_id)]
-        if len(invitation_id) < 6 or len(matches) != 1:
-            fail(f"no single pending invitation {invitation_id!r}")
-        revoke(current_state().store, INVITE, matches[0].key)
-    admin_action("invitation.revoke", invitation=matches[0].key[:12])
-    click.echo(f"revoked the invitation for {matches[0].email}")
-
-
-COMMANDS: tuple[click.Command, ...] = (group, invite)
+        found = _get_client(client_id)
+        if found.is_public:
+            fail(f"client {client_id} is public: it has no secret to rotate")
+        secret = secrets.token_urlsafe(32)
+        found.secret_hash = hash_key(secret)
+        save_client(current_state().store, found)
+    admin_action("client.rotate_secret", client_id=client_id)
+    if as_json:
+        click.echo(json.dumps({"client_id": client_id, "client_secret": secret}))
+        return
+    click.echo(f"client_secret: {secret}")
+    click.echo("(the secret is shown only now; it is stored hashed; the old one no longer works)")

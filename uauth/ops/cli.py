@@ -6,6 +6,7 @@ Errors are one clear line on stderr and a non-zero exit; secrets are printed onc
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -17,6 +18,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from gunicorn.app.base import BaseApplication
 
+from uauth.core.appaccess import end_app_access
 from uauth.core.attributes import RESERVED
 from uauth.core.clients import Registration
 from uauth.core.clients import RegistrationError
@@ -36,6 +38,9 @@ from uauth.core.settings import SUBJECT_TYPES
 from uauth.core.settings import markdown_table
 from uauth.core.users import VERIFIED_BY
 from uauth.core.users import StoreUsers
+from uauth.ops.bind import port_in_use
+from uauth.ops.bind import record_serving
+from uauth.ops.context import AppFactory
 from uauth.ops.context import CliContext
 from uauth.ops.context import CliGroup
 from uauth.ops.context import admin_action
@@ -43,9 +48,11 @@ from uauth.ops.context import current_state
 from uauth.ops.context import fail
 from uauth.ops.context import in_app
 from uauth.ops.context import pass_ctx
+from uauth.ops.instance import AUDIT_LOG
 from uauth.ops.instance import example_config
 from uauth.ops.instance import init_instance
 from uauth.ops.instance import resolve_instance_path
+from uauth.ops.logs import configure_cli_logging
 from uauth.ops.logs import configure_logging
 from uauth.ops.mfacli import register as register_mfa_commands
 from uauth.ops.opscli import OPERATIONS
@@ -54,9 +61,16 @@ from uauth.ops.opscli import OPERATIONS
 @click.group(cls=CliGroup)
 @click.option("--instance", envvar="UAUTH_INSTANCE", metavar="DIR",
               help="Instance folder (default: $UAUTH_INSTANCE or ./instance).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Also print audit events and log lines on stderr.")
+@click.version_option(package_name="uauth", prog_name="uauth")
 @click.pass_context
-def cli(ctx: click.Context, instance: str | None) -> None:
+def cli(ctx: click.Context, instance: str | None, verbose: bool) -> None:
     """uauth: a lightweight OpenID Connect provider."""
+    if _standalone:  # `uauth …` (run_cli), not a test's runner or a host app's `flask uauth`
+        fmt = os.environ.get("UAUTH_LOG_FORMAT", "json").strip().lower()
+        audit_file = resolve_instance_path(instance) / AUDIT_LOG
+        configure_cli_logging(fmt, audit_file=str(audit_file), verbose=verbose)
     # The wiring (uauth.app.main) passes create_app as obj: ops never imports the wiring.
     ctx.obj = CliContext(instance, ctx.obj if callable(ctx.obj) else None)
 
@@ -65,6 +79,7 @@ def cli(ctx: click.Context, instance: str | None) -> None:
 @pass_ctx
 def init(ctx: CliContext) -> None:
     """Create the instance folder: secret key, signing key, database, example config."""
+    ctx.may_create = True
     path = resolve_instance_path(ctx.instance)
     created = init_instance(path)
     app = ctx.app()
@@ -88,13 +103,17 @@ def init(ctx: CliContext) -> None:
 @pass_ctx
 def serve(ctx: CliContext, bind: str, workers: int, threads: int, timeout: int) -> None:
     """Serve the provider with gunicorn (each worker loads keys and connects once)."""
-
-
-
+    ctx.may_create = True  # `make run` the first time: serve initialises the instance
     # Before anything imports prometheus-client: it picks multi-process mode at import time.
     metrics_dir, made_dir = prepare_multiprocess_dir()
+    busy = port_in_use(bind)
+    if busy:
+        if made_dir:
+            shutil.rmtree(metrics_dir, True)
+        fail(f"{busy}; stop it, or serve on another port: `uauth serve --bind HOST:PORT` "
+             "(`make run BIND=127.0.0.1:5055`)")
     try:
-        ctx.follow_loopback(f"http://{bind}")
+        ctx.follow_bind(bind)
         app = ctx.app()
         with app.app_context():
 
@@ -110,9 +129,15 @@ def serve(ctx: CliContext, bind: str, workers: int, threads: int, timeout: int) 
             shutil.rmtree(metrics_dir, True)
         raise
     path = resolve_instance_path(ctx.instance)
+    serving = record_serving(path, bind, issuer)  # for `uauth check` without --url
     click.echo(f"uauth issuer:    {issuer}")
     click.echo(f"discovery:       {issuer}/.well-known/openid-configuration")
     click.echo(f"instance folder: {path}")
+
+    def _leave() -> None:  # workers leave through on_exit too, so not a finally
+        serving.unlink(missing_ok=True)
+        if made_dir:
+            shutil.rmtree(metrics_dir, True)
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -123,8 +148,7 @@ def serve(ctx: CliContext, bind: str, workers: int, threads: int, timeout: int) 
             self.cfg.set("accesslog", None)  # uauth logs each request itself, with its id
             self.cfg.set("proc_name", "uauth")
             self.cfg.set("child_exit", lambda _arbiter, worker: worker_exited(worker.pid))
-            if made_dir:  # the master's last act; workers leave through here too, so not finally
-                self.cfg.set("on_exit", lambda _arbiter: shutil.rmtree(metrics_dir, True))
+            self.cfg.set("on_exit", lambda _arbiter: _leave())  # the master's last act
             if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 24
                 self.cfg.set("control_socket_disable", True)
 
@@ -196,7 +220,10 @@ def user_add(ctx: CliContext, username: str, password_stdin: bool, email: str | 
 def user_list(ctx: CliContext) -> None:
     """List users."""
     with in_app(ctx):
-        for item in sorted(_own_users().list(), key=lambda u: u.username.casefold()):
+        found = sorted(_own_users().list(), key=lambda u: u.username.casefold())
+        if not found:
+            click.echo("no users yet; add one with `uauth user add USERNAME`", err=True)
+        for item in found:
             status = "disabled" if item.disabled else "active"
             email = item.profile.get("email", "")
             click.echo(f"{item.username}\t{item.id}\t{status}\t{email}")
@@ -206,7 +233,8 @@ def user_list(ctx: CliContext) -> None:
 @click.argument("username")
 @pass_ctx
 def user_disable(ctx: CliContext, username: str) -> None:
-    """Disable a user: no new logins, tokens or userinfo for them."""
+    """Disable a user: no new logins, tokens or userinfo for them; every session and every
+    app's access (offline_access included) ends, so re-enabling revives none of it."""
     with in_app(ctx):
         users = _own_users()
         found = users.find_by_username(username)
@@ -215,8 +243,36 @@ def user_disable(ctx: CliContext, username: str) -> None:
         found.disabled = True
         users.save(found)
         ended = _end_sessions(found.id)
-    admin_action("user.disable", user_id=found.id, sessions=ended)
-    click.echo(f"disabled user {username}; ended {ended} session(s)")
+        apps = end_app_access(current_state(), found.id)
+    admin_action("user.disable", user_id=found.id, sessions=ended, apps=apps)
+    click.echo(f"disabled user {username}; ended {ended} session(s) and the access of "
+               f"{apps} app(s)")
+
+
+@user.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+def user_set_password(ctx: CliContext, username: str, password_stdin: bool) -> None:
+    """Set a user's password (an operator's reset, e.g. after a takeover): every session and
+    every app's access, offline_access included, ends with it."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters")
+    with in_app(ctx):
+        users = _own_users()
+        found = users.find_by_username(username)
+        if found is None:
+            fail(f"no user {username!r}")
+        users.set_password(found, password)
+        ended = _end_sessions(found.id)
+        apps = end_app_access(current_state(), found.id)
+    admin_action("user.set_password", user_id=found.id, sessions=ended, apps=apps)
+    click.echo(f"password of {username} changed; ended {ended} session(s) and the access of "
+               f"{apps} app(s)")
 
 
 def _end_sessions(user_id: str) -> int:
@@ -256,6 +312,29 @@ def _attribute_value(raw: str) -> Any:
     return raw
 
 
+#: ``user set`` names that are not profile attributes, and the command that changes them.
+INSTEAD = {
+    "disabled": "uauth user disable NAME / uauth user enable NAME",
+    "enabled": "uauth user enable NAME / uauth user disable NAME",
+    "password": "uauth user set-password NAME",
+    "password_hash": "uauth user set-password NAME",
+    "username": "uauth user remove NAME, then uauth user add NEWNAME",
+    "preferred_username": "uauth user remove NAME, then uauth user add NEWNAME",
+    "id": None,
+    "sub": None,
+}
+
+
+def instead_of(name: str) -> str | None:
+    """The error for a reserved ``user set`` name, with the command to use, if any."""
+    if name not in INSTEAD:
+        return None
+    command = INSTEAD[name]
+    if command is None:
+        return f"{name!r} is not a profile attribute and cannot be changed"
+    return f"{name!r} is not a profile attribute; use `{command}`"
+
+
 @user.command("set")
 @click.argument("username")
 @click.argument("assignments", nargs=-1, required=True, metavar="NAME=VALUE...")
@@ -273,6 +352,9 @@ def user_set(ctx: CliContext, username: str, assignments: tuple[str, ...]) -> No
         name = name.strip()
         if not sep or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", name):
             fail(f"{item!r} is not NAME=VALUE with a lower-case attribute name")
+        refused = instead_of(name)
+        if refused:
+            fail(refused)
         if name in RESERVED and name not in flags:
             fail(f"{name!r} is not a profile attribute")
         values[name] = _attribute_value(raw)
@@ -408,7 +490,11 @@ def client_list(ctx: CliContext) -> None:
     """List clients."""
 
     with in_app(ctx):
-        for item in sorted(list_clients(current_state().store), key=lambda c: c.name.casefold()):
+        found = sorted(list_clients(current_state().store), key=lambda c: c.name.casefold())
+        if not found:
+            click.echo("no clients yet; register one with `uauth client add --name NAME "
+                       "--redirect-uri URI`", err=True)
+        for item in found:
             kind = "public" if item.is_public else "confidential"
             click.echo(f"{item.client_id}\t{item.name}\t{kind}\t{' '.join(item.redirect_uris)}"
                        f"\tsub:{item.subject_type}")
@@ -440,13 +526,27 @@ def config_example() -> None:
     click.echo(example_config(), nl=False)
 
 
-from uauth.ops.admincli import COMMANDS as ADMIN_COMMANDS  # noqa: E402
-from uauth.ops.admincli import add_user_commands  # noqa: E402
+from uauth.ops.teamcli import COMMANDS as TEAM_COMMANDS  # noqa: E402
+from uauth.ops.teamcli import add_user_commands  # noqa: E402
 
-for _command in (*OPERATIONS, *ADMIN_COMMANDS):
+for _command in (*OPERATIONS, *TEAM_COMMANDS):
     cli.add_command(_command)
 register_mfa_commands(user, client)
 add_user_commands(user)
+
+# Last, on purpose: the day-one commands (user enable/remove, client show/update/rotate-secret)
+# attach themselves to the groups above, and `client update` reuses `client add`'s options.
+from uauth.ops import admincli  # noqa: E402,F401
+
+_standalone = False
+
+
+def run_cli(factory: AppFactory) -> None:
+    """Run ``uauth`` as its own process (:func:`uauth.app.main`): its logging is ours to set up
+    (audit events to the instance's audit.log), never a test runner's or a host app's."""
+    global _standalone
+    _standalone = True
+    cli(prog_name="uauth", obj=factory)
 
 
 def register(app: Flask) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
+import inspect
 import os
+import re
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -20,6 +22,11 @@ from uauth.core.audit import audit
 from uauth.core.settings import DEFAULTS
 from uauth.core.settings import ConfigError
 from uauth.core.settings import is_loopback_host
+from uauth.ops.bind import loopback_origin
+from uauth.ops.bind import no_issuer
+from uauth.ops.instance import CONFIG_FILE
+from uauth.ops.instance import require_instance
+from uauth.ops.instance import resolve_instance_path
 from uauth.storage import StorageError
 from uauth.web.state import AppState
 from uauth.web.state import get_state
@@ -33,6 +40,8 @@ class CliContext:
         self.instance = instance
         self.factory = factory
         self._app: Flask | None = None
+        #: Only ``init`` and ``serve`` may create an instance; every other command needs one.
+        self.may_create = False
 
     def reset(self) -> None:
         self._app = None
@@ -50,6 +59,16 @@ class CliContext:
             os.environ["UAUTH_ISSUER"] = f"{parts.scheme}://localhost{port}"
             self.reset()
 
+    def follow_bind(self, bind: str) -> None:
+        """``serve --bind``: a loopback bind gives the default issuer; any other needs
+        ``UAUTH_ISSUER`` (refused with the line to add, instead of publishing 127.0.0.1)."""
+        origin = loopback_origin([bind])
+        if origin is not None:
+            self.follow_loopback(origin)
+        elif (os.environ.get("UAUTH_ISSUER") is None
+                and self.app().config["UAUTH_ISSUER"] == DEFAULTS["UAUTH_ISSUER"]):
+            raise no_issuer([bind], resolve_instance_path(self.instance) / CONFIG_FILE)
+
     def app(self) -> Flask:
         """The app under ``flask uauth``; otherwise a standalone one for ``--instance``."""
         if current_app:
@@ -57,6 +76,8 @@ class CliContext:
         if self._app is None:
             if self.factory is None:
                 raise click.UsageError("no app: run `uauth` (uauth.app.main) or `flask uauth`")
+            if not self.may_create:
+                require_instance(resolve_instance_path(self.instance))
             self._app = self.factory(instance_path=self.instance)
         return self._app
 
@@ -87,13 +108,33 @@ def fail(message: str) -> NoReturn:
 
 
 class CliGroup(click.Group):
-    """Turns the errors an operator can fix into one line instead of a traceback."""
+    """Turns the errors an operator can fix into one line instead of a traceback, and lists
+    its commands with their whole first sentence (click cuts them at about 45 characters)."""
+
+    group_class = type  # subgroups (``user``, ``client``) are CliGroups too
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, first_sentence(command)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (ConfigError, StorageError) as exc:
             fail(str(exc))
+
+
+def first_sentence(command: click.Command) -> str:
+    text = command.short_help or inspect.cleandoc(command.help or "").split("\n\n")[0]
+    text = " ".join(text.split())
+    found = re.match(r"(.+?\.)(?=\s+[A-Z])", text)
+    return found.group(1) if found else text
 
 
 pass_ctx = click.make_pass_decorator(CliContext)

@@ -20,6 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from uauth.core.settings import SETTINGS
+from uauth.core.settings import ConfigError
+from uauth.storage.filemodes import create_private_file
+from uauth.storage.filemodes import make_private_dir
+from uauth.storage.filemodes import write_private_file
 
 SECRET_FILE = "secret_key"
 #: Where uauth before 0.2 kept the pairwise salt; it now lives in storage
@@ -27,6 +31,8 @@ SECRET_FILE = "secret_key"
 SALT_FILE = "pairwise_salt"
 CONFIG_FILE = "config.py"
 KEYS_DIR = "keys"
+#: Where the admin CLI appends its audit events (``uauth user add`` …), one JSON line each.
+AUDIT_LOG = "audit.log"
 
 
 def resolve_instance_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -54,6 +60,7 @@ def example_config() -> str:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
+    create_private_file(path / ".init.lock")
     with open(path / ".init.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -62,27 +69,55 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+class MissingInstance(ConfigError):
+    """An admin command pointed at a folder that ``uauth init`` never initialised."""
+
+
+def is_initialised(path: Path) -> bool:
+    """True once ``uauth init`` (or a first ``serve``) has written the instance's secret key."""
+    return (path / SECRET_FILE).is_file()
+
+
+def require_instance(path: Path) -> None:
+    """Admin commands never create a provider: run from the wrong folder, they would add users
+    where the server never looks."""
+    if not is_initialised(path):
+        raise MissingInstance(f"no instance at {path}; run `uauth init` or pass `--instance` "
+                              "(or set UAUTH_INSTANCE)")
+
+
+def unwritable(path: Path, exc: OSError) -> ConfigError:
+    """One line naming the path and the fix, instead of a traceback."""
+    reason = exc.strerror or type(exc).__name__
+    return ConfigError(f"cannot write {exc.filename or path}: {reason}; make the instance folder "
+                       "writable by the user uauth runs as (chown/chmod), or pass `--instance` "
+                       "with a folder it may write")
 
 
 def init_instance(path: Path) -> list[str]:
-    """Create what is missing in the instance folder; returns what was created."""
+    """Create what is missing in the instance folder; returns what was created.
+
+    :raises ConfigError: the folder or a file in it cannot be written (one line, with the fix).
+    """
+    try:
+        return _init_instance(path)
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+
+
+def _init_instance(path: Path) -> list[str]:
     created: list[str] = []
-    if not path.exists():
-        # Workers starting together on a fresh instance race here: exist_ok, then the lock.
-        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+    # Workers starting together on a fresh instance race here: each mkdir tolerates the other.
+    if make_private_dir(path):
         created.append(str(path))
     with _locked(path):
         secret = path / SECRET_FILE
         if not secret.exists():
-            _write_private(secret, secrets.token_urlsafe(48))
+            write_private_file(secret, secrets.token_urlsafe(48))
             created.append(str(secret))
         config = path / CONFIG_FILE
         if not config.exists():
-            config.write_text(example_config())
+            write_private_file(config, example_config())
             created.append(str(config))
     return created
 

@@ -17,8 +17,10 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+from uauth.storage.filemodes import create_private_file
 from uauth.web.requestlog import RequestIdFilter
 
 
@@ -55,14 +57,41 @@ def _stderr_handler(fmt: str) -> logging.Handler:
     return handler
 
 
-def configure_audit_logging(fmt: str = "json") -> None:
-    """The admin CLI's audit events (``uauth user add`` …) to stderr, unless an embedding app
-    or :func:`configure_logging` already gave ``uauth.audit`` somewhere to go."""
-    logger = logging.getLogger("uauth.audit")
-    if logger.handlers or logging.getLogger("uauth").handlers:
+class _AuditFile(logging.FileHandler):
+    """The instance's audit log; opened at the first event, so a refused command creates no
+    file. If it cannot be written the event goes to stderr rather than being lost. Created
+    owner-only (0600), as every file uauth writes."""
+
+    def _open(self) -> Any:
+        create_private_file(Path(self.baseFilename))
+        return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        fallback = _stderr_handler("json")
+        fallback.setFormatter(self.formatter)
+        fallback.handle(record)
+
+
+def configure_cli_logging(fmt: str = "json", *, audit_file: str | None = None,
+                          verbose: bool = False) -> None:
+    """The admin CLI's logging, unless an embedding app or :func:`configure_logging` already
+    gave ``uauth`` somewhere to go: audit events (``uauth user add`` …) are appended to
+    ``audit_file`` (the instance's ``audit.log``); on stderr only with ``verbose``, where
+    uauth's other log lines go too. Otherwise the one ``error:`` line is all a failed command
+    prints (no second copy from Python's last-resort handler)."""
+    audit = logging.getLogger("uauth.audit")
+    logger = logging.getLogger("uauth")
+    if audit.handlers or logger.handlers:
         return
-    logger.addHandler(_stderr_handler(fmt))
-    logger.setLevel(logging.INFO)
+    audit.setLevel(logging.INFO)
+    audit.propagate = True  # to "uauth": stderr with --verbose
+    if audit_file:
+        handler = _AuditFile(audit_file, delay=True, encoding="utf-8")
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+        audit.addHandler(handler)
+    logger.handlers[:] = [_stderr_handler(fmt) if verbose else logging.NullHandler()]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.propagate = False
 
 

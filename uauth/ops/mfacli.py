@@ -1,17 +1,15 @@
-"""Operators' commands for second factors: ``uauth user mfa list|reset``, ``uauth user totp
-enroll``, and ``uauth client update --require-mfa`` (added to the ``user`` and ``client``
-groups of :mod:`uauth.ops.cli`)."""
+"""Operators' commands for second factors: ``uauth user mfa list|reset`` and ``uauth user totp
+enroll`` (added to the ``user`` group of :mod:`uauth.ops.cli`)."""
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import click
 
 from uauth.core.audit import MFA_RESET
 from uauth.core.audit import audit
-from uauth.core.clients import get_client
-from uauth.core.clients import save_client
 from uauth.core.models import User
 from uauth.core.passkeys import relying_party
 from uauth.core.sessions import end_all
@@ -49,8 +47,6 @@ def mfa() -> None:
 @pass_ctx
 def mfa_list(ctx: CliContext, username: str) -> None:
     """List a user's passkeys, authenticator apps and recovery codes left."""
-    import datetime
-
     with in_app(ctx):
         found = _user(username)
         factors = current_state().factors
@@ -109,27 +105,9 @@ def totp_enroll(ctx: CliContext, username: str, name: str, as_json: bool) -> Non
     click.echo(f"secret:      {secret}\notpauth_uri: {uri}\n(shown only now; stored sealed)")
 
 
-@click.command("update")
-@click.argument("client_id")
-@click.option("--require-mfa/--no-require-mfa", default=None,
-              help="Users must present a second factor to sign in to this client.")
-@pass_ctx
-def client_update(ctx: CliContext, client_id: str, require_mfa: bool | None) -> None:
-    """Change a client's settings (workers see it within UAUTH_CLIENT_CACHE_TTL)."""
-    with in_app(ctx):
-        store = current_state().store
-        found = get_client(store, client_id)
-        if found is None:
-            fail(f"no client {client_id!r}")
-        if require_mfa is not None:
-            found.require_mfa = require_mfa
-        save_client(store, found)
-    admin_action("client.update", client_id=client_id, require_mfa=require_mfa)
-    click.echo(f"updated client {client_id}" + (
-        "" if require_mfa is None else f"; require_mfa={str(require_mfa).lower()}"))
-
-
 def register(user: click.Group, client: click.Group) -> None:
+    """Add the second-factor commands; ``client add|update --require-mfa`` live with the client
+    commands."""
+    del client
     user.add_command(mfa)
     user.add_command(totp)
-    client.add_command(client_update)

@@ -9,22 +9,31 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
+from flask import Config
 
 from uauth.core.keys import SUPPORTED_ALGS
 from uauth.core.mail import probe
+from uauth.core.records import KEYSET
+from uauth.core.settings import DEFAULTS
 from uauth.core.settings import ConfigError
+from uauth.core.settings import from_environ
 from uauth.core.settings import validate_storage_url
+from uauth.ops.bind import running_server
 from uauth.ops.context import CliContext
+from uauth.ops.context import CliGroup
 from uauth.ops.context import admin_action
 from uauth.ops.context import current_state
 from uauth.ops.context import fail
 from uauth.ops.context import pass_ctx
+from uauth.ops.instance import require_instance
+from uauth.ops.instance import resolve_instance_path
 from uauth.ops.transfer import TransferError
 from uauth.ops.transfer import backup_sqlite
 from uauth.ops.transfer import compare
 from uauth.ops.transfer import migrate as copy_all
 from uauth.storage import StorageError
 from uauth.storage import open_store
+from uauth.storage import sqlite_path
 from uauth.storage.postgres import LATEST
 from uauth.storage.postgres import PostgresStore
 from uauth.storage.sqlite import SQLiteStore
@@ -34,7 +43,7 @@ def _when(ts: int | None) -> str:
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ts))
 
 
-@click.group()
+@click.group(cls=CliGroup)
 def keys() -> None:
     """Signing keys: list, rotate, retire (shared by every worker and host through storage)."""
 
@@ -120,6 +129,12 @@ def check(ctx: CliContext, url: str | None) -> None:
     from uauth.ops.selfcheck import serve_in_process
 
     report = Report(click.echo)
+    instance = resolve_instance_path(ctx.instance)
+    _require_initialised_store(ctx)
+    running = None if url else running_server(instance)
+    if running:  # the server `uauth serve` runs on this instance, wherever it listens
+        url = running[0]
+        report.ok("server", f"uauth serve runs this instance at {url} (issuer {running[1]})")
     if url:
         parts = urlsplit(url)
         ctx.follow_loopback(f"{parts.scheme}://{parts.netloc}")
@@ -149,6 +164,32 @@ def check(ctx: CliContext, url: str | None) -> None:
                 ok = run(state, base, report)
     click.echo("deployment works" if ok else "deployment check FAILED")
     sys.exit(0 if ok else 1)
+
+
+def _require_initialised_store(ctx: CliContext) -> None:
+    """The check adds a throwaway user and client to storage; to storage that ``uauth init``
+    never set up it would add signing keys too. Looked at before the app starts (which would
+    create them)."""
+    instance = resolve_instance_path(ctx.instance)
+    require_instance(instance)
+    config = Config(str(instance))
+    config.from_pyfile(str(instance / "config.py"), silent=True)
+    config.update(from_environ())
+    raw = str(config.get("UAUTH_STORAGE", DEFAULTS["UAUTH_STORAGE"]))
+    url = validate_storage_url(raw, str(instance), "UAUTH_STORAGE")
+    if url.startswith("memory"):
+        return  # per process: the check serves it in-process, nothing outlives it
+    empty = url.startswith("sqlite") and not Path(sqlite_path(url)).exists()
+    if not empty:
+        store = open_store(url, redis_prefix=str(config.get(
+            "UAUTH_REDIS_PREFIX", DEFAULTS["UAUTH_REDIS_PREFIX"])))
+        try:
+            empty = store.find(KEYSET, "version") is None
+        finally:
+            store.close()
+    if empty:
+        fail(f"the storage {url.split('@')[-1]} holds no signing keys: it was never "
+             "initialised; run `uauth init` with the same UAUTH_STORAGE first")
 
 
 @click.command()

@@ -32,6 +32,7 @@ from werkzeug.serving import make_server
 from uauth.core import sessions
 from uauth.core import totp
 from uauth.core.attributes import catalogue
+from uauth.core.claims import SALT
 from uauth.core.clients import Registration
 from uauth.core.clients import list_clients
 from uauth.core.clients import register_client
@@ -40,6 +41,11 @@ from uauth.core.clients import remove_client
 from uauth.core.consents import apps_group
 from uauth.core.consents import revoke_app
 from uauth.core.models import User
+from uauth.core.records import APP_GRANT
+from uauth.core.records import ENDED
+from uauth.core.records import REVOKED
+from uauth.core.records import SESSION
+from uauth.core.records import SETTING
 from uauth.core.state import State
 from uauth.core.tokens import decode_signed
 from uauth.core.tokens import half_hash
@@ -215,9 +221,12 @@ class Checker:
         self.created["user"] = user
         if state.settings.mfa == "required":  # the flow then asks for a second step
             _, self.created["totp"] = state.factors.add_totp(user.id, "uauth check")
+        # Pairwise like the deployment's clients once it has a salt; never the one to make it.
+        salted = state.store.find(SETTING, SALT) is not None
         client, secret = register_client(state.store, Registration(
             name="uauth check", redirect_uris=[CALLBACK], scope="openid email",
-            grant_types=["authorization_code"]), registration_rules(state), now=state.now())
+            grant_types=["authorization_code"], subject_type=None if salted else "public"),
+            registration_rules(state), now=state.now())
         self.created["client"] = client.client_id
         assert secret is not None
         self.report.ok("provision", f"throwaway user {username} and client {client.client_id}")
@@ -311,9 +320,18 @@ class Checker:
         return claims
 
     def cleanup(self) -> None:
+        """Remove everything the check created, the tombstones of its revocations included
+        (they would otherwise outlive it by weeks): no token of it exists any more."""
         store = self.state.store
         user: User | None = self.created.get("user")
         client_id = self.created.get("client")
+        tombstones: list[tuple[str, str]] = []
+        if user:
+            tombstones += [(REVOKED, f"grant:{r['grant_id']}") for kind, _, r in
+                           store.grant_records(apps_group(user.id)) if kind == APP_GRANT]
+            tombstones += [(ENDED, key) for kind, key, _ in
+                           store.grant_records(sessions.user_group(user.id))
+                           if kind == SESSION]
         if client_id:
             if user:  # consent, grant notes, and the grants' tokens
                 revoke_app(self.state, user.id, client_id)
@@ -323,6 +341,8 @@ class Checker:
             self.state.factors.reset(user.id)
             store.revoke_grant(apps_group(user.id))  # what is left of the user's: subjects
             StoreUsers(store, self.state.clock).delete(user)
+        for kind, key in tombstones:
+            store.delete(kind, key)
         if self.created:
             self.report.ok("cleanup", "removed the throwaway client, user, login session, "
                            "consent and grant")

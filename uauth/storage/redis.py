@@ -141,6 +141,13 @@ class RedisStore:
             return fn(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise StorageUnavailable(f"redis unavailable at {self._where()}") from exc
+        except redis.ResponseError as exc:
+            if "DB index is out of range" in str(exc):
+                db = self._client.connection_pool.connection_kwargs.get("db", "?")
+                raise StorageError(
+                    f"redis at {self._where()} has no database {db}; use a number below its "
+                    "`databases` setting (16 by default) in UAUTH_STORAGE") from exc
+            raise StorageError(f"redis at {self._where()} failed: ResponseError: {exc}") from exc
         except redis.RedisError as exc:
             raise StorageError(f"redis at {self._where()} failed: {type(exc).__name__}") from exc
 

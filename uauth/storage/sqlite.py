@@ -27,11 +27,23 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
+from .filemodes import create_private_file
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
 
+def _contended(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED: another connection holds the lock (worth a retry)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY,
+                                                            sqlite3.SQLITE_LOCKED)
+
+
 def _wrap(exc: sqlite3.Error, path: Path) -> StorageError:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return StorageUnavailable(
+            f"sqlite database {path} cannot be written: {exc}; make the file and its folder "
+            "writable by the user uauth runs as (chown/chmod), or point UAUTH_STORAGE elsewhere")
     if isinstance(exc, sqlite3.OperationalError):
         return StorageUnavailable(f"sqlite database {path} unavailable: {exc}")
     return StorageError(f"sqlite database {path} failed: {exc}")
@@ -47,6 +59,9 @@ class SQLiteStore:
         self._writes = 0
 
     def _connect(self) -> sqlite3.Connection:
+        # Owner-only whatever the folder's mode: SQLite gives -wal and -shm the database's mode.
+        if str(self.path) != ":memory:" and not self.path.exists() and self.path.parent.is_dir():
+            create_private_file(self.path)
         conn = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -58,8 +73,9 @@ class SQLiteStore:
             try:
                 self._set_up(conn)
                 return conn
-            except sqlite3.OperationalError:
-                if time.monotonic() >= deadline:
+            except sqlite3.OperationalError as exc:
+                # Only contention is worth waiting for; a read-only or missing file fails now.
+                if not _contended(exc) or time.monotonic() >= deadline:
                     conn.close()
                     raise
                 time.sleep(0.02)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from wtforms import BooleanField
 from wtforms import HiddenField
 from wtforms import PasswordField
 from wtforms import StringField
@@ -14,7 +15,7 @@ from wtforms.validators import Optional
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
-    username = StringField("Username", validators=[DataRequired(), Length(max=150)],
+    username = StringField("Username or email", validators=[DataRequired(), Length(max=150)],
                            render_kw={"autocomplete": "username", "autocapitalize": "none",
                                       "autofocus": True})
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)],
@@ -34,6 +35,9 @@ class SessionsForm(FlaskForm):  # type: ignore[misc]
 
     sid = HiddenField(validators=[Optional(), Length(max=64)])
     everywhere = SubmitField("Sign out everywhere")
+    end_app_access = BooleanField(
+        "Also end app access: every app must ask again, even those allowed offline access",
+        default=False)
 
 
 class PasswordForm(FlaskForm):  # type: ignore[misc]
@@ -52,6 +56,9 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
         validators=[DataRequired("Repeat the new password."),
                     EqualTo("new_password", message="The two new passwords differ.")],
         render_kw={"autocomplete": "new-password"})
+    end_app_access = BooleanField(
+        "Also end app access: every app must ask again, even those allowed offline access",
+        default=False)
 
 
 class RevokeForm(FlaskForm):  # type: ignore[misc]

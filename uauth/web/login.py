@@ -36,6 +36,9 @@ from uauth.web.state import get_state
 
 #: Key of the session handle inside the browser's (signed) session cookie.
 HANDLE = "uauth_handle"
+#: Key of the handle of a session whose user is re-authenticating (``prompt=login``,
+#: ``max_age`` through a host's login page): the next login continues or ends it.
+SUSPENDED = "uauth_suspended"
 
 
 _CACHE = "_uauth_login_session"
@@ -62,15 +65,35 @@ def current_session() -> LoginSession | None:
     return login
 
 
-def begin_browser_session(user_id: str, amr: Iterable[str]) -> LoginSession:
+def suspend_browser_session() -> None:
+    """This browser's user must sign in again: put the handle aside, so the session is not
+    used meanwhile but the next login continues it (same user) or ends it (someone else)
+    instead of leaving it running unseen (issue 17)."""
+    handle = session.get(HANDLE)
+    drop_uauth_keys()
+    if isinstance(handle, str) and len(handle) <= MAX_HANDLE_LENGTH:
+        session[SUSPENDED] = handle
+
+
+def suspended_session(handle: object) -> LoginSession | None:
+    """The live session a :data:`SUSPENDED` handle names, if any."""
+    if not isinstance(handle, str) or len(handle) > MAX_HANDLE_LENGTH:
+        return None
+    return find(get_state(), handle)
+
+
+def begin_browser_session(user_id: str, amr: Iterable[str], suspended: object = None
+                          ) -> LoginSession:
     """Start ``user_id``'s session on this browser with a fresh cookie handle (no fixation).
 
     Called for every flask-login login (:func:`record_login`). Signing in again
-    as the same user keeps the session's ``sid`` (clients that know it keep recognising it);
-    signing in as someone else ends the previous user's session first.
+    as the same user keeps the session's ``sid`` (clients that know it keep recognising it)
+    and retires the old handle, so copies of the old cookie are worthless; signing in as
+    someone else ends the previous user's session first. ``suspended`` is the handle
+    :func:`suspend_browser_session` put aside, the previous session of a re-authentication.
     """
     state = get_state()
-    previous = current_session()
+    previous = current_session() or suspended_session(suspended)
     sid = None
     if previous is not None and previous.user_id == user_id:
         retire(state, previous)
@@ -112,9 +135,9 @@ def record_logout(sender: Any, user: Any = None, **extra: Any) -> None:
     logout, as uauth's own /logout does."""
     if g.pop(KEEP_SESSION, False):
         return
-    login = current_session()
-    if login is not None:
-        end(get_state(), login)
+    for login in (current_session(), suspended_session(session.get(SUSPENDED))):
+        if login is not None:
+            end(get_state(), login)
     drop_uauth_keys()
 
 
@@ -143,7 +166,7 @@ def forget_login() -> None:
     setattr(g, KEEP_SESSION, True)
     logout_user()
     g.pop(KEEP_SESSION, None)
-    drop_uauth_keys()
+    suspend_browser_session()
 
 
 #: ``g`` key carrying the authentication methods of a login uauth's own page makes.
@@ -159,10 +182,14 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
     was made for that request (see :func:`logged_in_for`).
     """
     amr = tuple(g.pop(_AMR, ()))
+    suspended = session.get(SUSPENDED)  # the session a re-authentication continues
     drop_uauth_keys(keep=HANDLE)  # nothing of uauth's from before the login survives it
     if user is None or get_state().users.get(str(user.get_id())) is None:
+        previous = suspended_session(suspended)
+        if previous is not None:  # someone else signed in: the suspended session is over
+            end(get_state(), previous)
         return  # unknown to the directory: session_user() shows a page, never a loop
-    begin_browser_session(str(user.get_id()), amr)
+    begin_browser_session(str(user.get_id()), amr, suspended)
     continues = next_params(safe_next(request.args.get("next")))
     if continues:
         session[FRESH_LOGIN] = request_digest(continues)

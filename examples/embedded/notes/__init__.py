@@ -5,7 +5,7 @@ provider under ``/auth`` (issuer ``http://127.0.0.1:5001/auth``), uses Notes' us
 login page, leaves Notes' CSRF protection and session alone, and protects Notes' own API
 (``/api/notes``) with the access tokens it issues.
 
-Run it with ``make example`` from the repository root.
+Run it with ``make example`` (``make example PORT=5002``) from the repository root.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -105,4 +106,6 @@ def demo() -> None:
     click.echo(f"issuer:       {issuer} ({issuer}/.well-known/openid-configuration)")
     click.echo(f"demo login:   {DEMO_EMAIL} / {DEMO_PASSWORD}")
     click.echo(f"demo client:  {client.client_id} (public, PKCE), redirect {DEMO_REDIRECT}")
-    click.echo("protected API: GET/POST http://127.0.0.1:5001/api/notes (scope 'notes')")
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(issuer))  # NOTES_UAUTH_ISSUER's, if set
+    click.echo(f"notes app:    {origin}/")
+    click.echo(f"protected API: GET/POST {origin}/api/notes (scope 'notes')")

@@ -18,6 +18,9 @@ from uauth.core.codes import consume_code
 from uauth.core.codes import save_code as store_code
 from uauth.core.consents import grant_lifetime
 from uauth.core.consents import remember_grant
+from uauth.core.grantlimits import evict_oldest
+from uauth.core.grantlimits import remember_session_grant
+from uauth.core.grantlimits import session_grant
 from uauth.core.models import AuthorizationCode
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -70,7 +73,7 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if len(code) > MAX_CODE_LENGTH:
             return None
         state = state_of(self)
-        outcome = consume_code(state.store, code)
+        outcome = consume_code(state.store, code, client.client_id)
         if outcome is None:
             return None
         record = AuthorizationCode.from_record(outcome.record)
@@ -81,8 +84,6 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
             audit(REPLAY_DETECTED, client_id=record.client_id, user_id=record.user_id,
                   kind=CODE, grant=record.grant_id[:8])
-            return None
-        if record.client_id != client.client_id:
             return None
         self.context = IssueContext(auth=Authentication.of(record), grant_id=record.grant_id,
                                     nonce=record.nonce, requested_claims=record.claims)
@@ -96,19 +97,28 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
 
 
 def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
-    """A new grant for ``request.user``: its id, remembered per user and client for as long as
+    """A grant for ``request.user``: its id, remembered per user and client for as long as
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
-    from /account, and in its login session, so logout revokes it and notifies the client."""
-    ctx.grant_id = new_grant_id()
+    from /account, and in its login session, so logout revokes it and notifies the client.
+
+    Bounded (:mod:`uauth.core.grantlimits`): a grant without refresh tokens is reused for the
+    same client in the same session; refresh-token grants per user and client are capped."""
+    client_id = request.client.client_id
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
     # Only refresh tokens granted offline_access outlive the login (OIDC Core §11).
     outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = ctx.auth.sid if ctx.auth is not None else None
-    remember_grant(state.store, request.user.id, request.client.client_id, ctx.grant_id,
+    keep = int(state.settings.session_ttl) if sid else None
+    reused = session_grant(state, sid, client_id) if sid and not offline else None
+    ctx.grant_id = reused or new_grant_id()
+    if offline:
+        evict_oldest(state, request.user.id, client_id)
+    elif sid and reused is None:
+        remember_session_grant(state, sid, client_id, ctx.grant_id, ttl=int(keep or 0))
+    remember_grant(state.store, request.user.id, client_id, ctx.grant_id,
                    lives=grant_lifetime(state.settings, offline=offline), now=state.now(),
-                   sid=sid, revoke_at_logout=not outlives_login,
-                   keep=int(state.settings.session_ttl) if sid else None)
+                   sid=sid, revoke_at_logout=not outlives_login, keep=keep, offline=offline)
 
 
 def save_code(state: State, code: str, request: UAuthRequest, ctx: IssueContext) -> None:

@@ -18,6 +18,7 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
+from uauth.core.appaccess import end_app_access
 from uauth.core.attributes import Attribute
 from uauth.core.attributes import catalogue
 from uauth.core.attributes import display
@@ -185,8 +186,10 @@ def password() -> ResponseReturnValue:
             others = [s for s in of_user(get_state(), user.id) if here is None or s.key != here.key]
             for login in others:
                 end(get_state(), login)
+            apps = (end_app_access(get_state(), user.id) if form.end_app_access.data else 0)
             flash("Your password was changed" + (
-                "; your other sessions were signed out." if others else "."))
+                "; your other sessions were signed out" if others else "") + (
+                "; no app has access to your account any more" if apps else "") + ".")
             return redirect(url_for(".account"))
         if not wait:
             wait = throttle.failed(keys)

@@ -121,6 +121,10 @@ def authorize() -> ResponseReturnValue:
                           403)
     auth = authentication()
     user = known if auth else None
+    if not params.get("client_id"):  # Authlib would complain of the response_type first
+        return error_page("This sign-in request cannot be completed",
+                          "The request does not say which application it is for: client_id "
+                          "is missing.", error="invalid_request")
     try:
         # Authlib refuses repeated parameters (RFC 6749 §3.1) early_error could not redirect.
         grant = state.server.get_consent_grant(oauth_request(params), end_user=user)

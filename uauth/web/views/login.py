@@ -80,7 +80,10 @@ def login() -> ResponseReturnValue:
         status = 400
     else:
         form.username.data = login_hint(continues)
+    # After a wrong password the name stays filled in: the cursor goes where the retry is.
+    focus_password = bool(error and form.username.data)
     return render_template("uauth/login.html", form=form, error=error,
+                           focus_password=focus_password,
                            client=state.clients.get(continues.get("client_id")),
                            passkeys=passkeys_offered(), next_url=next_url), status, headers
 

@@ -10,7 +10,6 @@ import hmac
 
 from flask import Blueprint
 from flask import Response
-from flask import abort
 from flask import request
 from flask.typing import ResponseReturnValue
 
@@ -23,8 +22,8 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics() -> ResponseReturnValue:
     state = get_state()
-    if not isinstance(state.metrics, Metrics):
-        abort(404)
+    if not isinstance(state.metrics, Metrics):  # off: nothing here, and no OAuth error either
+        return Response("Not Found\n", status=404, mimetype="text/plain")
     expected = state.settings.metrics_token
     if expected:
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")

@@ -13,6 +13,7 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from uauth.core.appaccess import end_app_access
 from uauth.core.sessions import clients_by_session
 from uauth.core.sessions import end
 from uauth.core.sessions import end_all
@@ -24,6 +25,7 @@ from uauth.web.login import end_browser_session
 from uauth.web.login import session_user
 from uauth.web.mfa import needs_second_factor
 from uauth.web.state import get_state
+from uauth.web.useragent import describe
 
 bp = Blueprint("sessions", __name__)
 
@@ -46,6 +48,8 @@ def account_sessions() -> ResponseReturnValue:
     if form.validate_on_submit():
         if form.everywhere.data:
             end_all(state, login.user_id)
+            if form.end_app_access.data:
+                end_app_access(state, login.user_id)
             end_browser_session()
             return render_template("uauth/logged_out.html", client=None)
         target = next((s for s in of_user(state, login.user_id) if s.sid == form.sid.data),
@@ -64,6 +68,6 @@ def account_sessions() -> ResponseReturnValue:
         clients = [state.clients.get(cid) for cid in by_session.get(item.sid, [])]
         rows.append({"sid": item.sid, "current": item.key == login.key,
                      "started": when(item.auth_time), "last_seen": when(item.last_seen),
-                     "user_agent": item.user_agent or "Unknown browser",
+                     "user_agent": describe(item.user_agent), "raw_agent": item.user_agent,
                      "clients": [c.name for c in clients if c is not None]})
     return render_template("uauth/sessions.html", form=form, rows=rows, user=user)

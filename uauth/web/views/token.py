@@ -11,6 +11,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
+from uauth.core import jsondepth
 from uauth.oauth.server import UAuthRequest
 from uauth.web.state import get_state
 
@@ -32,7 +33,10 @@ def request_body() -> MultiDict[str, str]:
     if mimetype == "application/x-www-form-urlencoded":
         return MultiDict(request.form)
     if mimetype == "application/json":
-        data = request.get_json(silent=True)
+        try:
+            data = jsondepth.loads(request.get_data(cache=True))
+        except ValueError:  # also TooDeep: nesting is bounded before parsing (issue 17)
+            data = None
         if not isinstance(data, dict):
             raise BadInput("The JSON body must be an object.")
         if not all(isinstance(v, str) for v in data.values()):

@@ -1,0 +1,70 @@
+"""Issue 17 item 4: what one session or account accumulates is bounded, and logout's cost does
+not grow with how many times a person authorized."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.app_driver import Driver
+from tests.app_driver import json_of
+from tests.app_driver import make_app
+from tests.conftest import FakeClock
+from uauth.core.consents import apps_group
+from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
+from uauth.core.records import APP_GRANT
+from uauth.core.records import REVOKED
+from uauth.core.sessions import end_all
+from uauth.extension import get_state
+from uauth.storage.memory import MemoryStore
+
+ROUNDS = 120
+
+
+def notes(store: MemoryStore, user_id: str, client_id: str) -> int:
+    return sum(1 for kind, _, record in store.grant_records(apps_group(user_id))
+               if kind == APP_GRANT and record["client_id"] == client_id)
+
+
+def test_silent_authorizations_reuse_one_grant_per_client_and_session(tmp_path: Path,
+                                                                     clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    d = Driver.of(make_app(tmp_path, store, clock))
+    user = d.user()
+    client, secret = d.client()
+    d.login()
+    first = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    for _ in range(ROUNDS):
+        d.code(client.client_id, prompt="none")
+    last = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    assert notes(store, user.id, client.client_id) == 1, "one grant note, however many times"
+    for token in (first, last):
+        info = d.http.get("/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert info.status_code == 200
+    markers = sum(1 for _ in store.scan(REVOKED))
+    with d.app.app_context():
+        end_all(get_state(), user.id)
+    assert sum(1 for _ in store.scan(REVOKED)) - markers == 1, "logout revokes one grant"
+    info = d.http.get("/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"})
+    assert info.status_code == 401
+
+
+def test_refresh_grants_per_client_are_capped_oldest_first(tmp_path: Path,
+                                                           clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    d = Driver.of(make_app(tmp_path, store, clock))
+    user = d.user()
+    client, secret = d.client(always_issue_refresh_token=True)
+    d.login()
+    oldest = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    for _ in range(MAX_GRANTS_PER_CLIENT + 10):
+        clock.advance(1)
+        d.code(client.client_id, prompt="none")
+    newest = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    assert notes(store, user.id, client.client_id) <= MAX_GRANTS_PER_CLIENT
+    refresh = {"grant_type": "refresh_token"}
+    gone = d.http.post("/token", data={**refresh, "refresh_token": oldest["refresh_token"]},
+                       auth=(client.client_id, secret))
+    assert gone.status_code == 400, "the oldest grant was evicted and revoked"
+    kept = d.http.post("/token", data={**refresh, "refresh_token": newest["refresh_token"]},
+                       auth=(client.client_id, secret))
+    assert kept.status_code == 200
