@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,3 +71,20 @@ def search(store: Store, query: Query, *, limit: int = LIMIT) -> list[dict[str, 
 def event_names(store: Store) -> list[str]:
     """The kinds of event kept right now, for the view's filter."""
     return sorted({str(record.get("event", "")) for _, record in store.scan(AUDIT_EVENT)})
+
+
+def forget(store: Store, *, user_id: str | None = None, client_id: str | None = None,
+           grants: Iterable[str] = ()) -> int:
+    """Delete the kept events naming a user, a client or one of some grants (``uauth check``'s
+    throwaway ones, which leave nothing behind); returns how many.
+
+    :param grants: grant ids; events name them shortened, as the logs do.
+    """
+    short = {grant[:8] for grant in grants}
+    doomed = [key for key, record in store.scan(AUDIT_EVENT)
+              if (user_id and record.get("user_id") == user_id)
+              or (client_id and record.get("client_id") == client_id)
+              or record.get("grant") in short]
+    for key in doomed:
+        store.delete(AUDIT_EVENT, key)
+    return len(doomed)
