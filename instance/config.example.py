@@ -92,7 +92,7 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # UAUTH_CONSENT_TTL = 31536000
 
 # Scopes this provider knows; clients are limited to a subset.
-# UAUTH_SCOPES = ['openid', 'profile', 'email', 'address', 'phone', 'offline_access']
+# UAUTH_SCOPES = ['openid', 'profile', 'email', 'address', 'phone', 'groups', 'offline_access']
 
 # Cache-Control max-age in seconds for discovery and JWKS documents.
 # UAUTH_DISCOVERY_MAX_AGE = 300
@@ -177,6 +177,45 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 
 # Log lines as JSON objects (json) or plain text (text); set up by uauth serve and wsgi.py.
 # UAUTH_LOG_FORMAT = 'json'
+
+# Outgoing mail server: smtp://host:25, smtp://user:pass@host:587?starttls=true or smtps://host:465 (empty: no mail; password reset, verification and invitation mails are off).
+# UAUTH_SMTP_URL = ''
+
+# SMTP password, when it is not in UAUTH_SMTP_URL (keep it in the environment).
+# UAUTH_SMTP_PASSWORD = ''
+
+# Sender of uauth's mails, e.g. 'Example ID <id@example.com>' (required with UAUTH_SMTP_URL).
+# UAUTH_MAIL_FROM = ''
+
+# Seconds to wait for the mail server, per attempt.
+# UAUTH_MAIL_TIMEOUT = 10
+
+# Extra attempts (with backoff) at a mail the server could not take.
+# UAUTH_MAIL_RETRIES = 2
+
+# Seconds a password reset link stays usable (it works once).
+# UAUTH_RESET_TTL = 1800
+
+# Seconds an email verification link (and an open sign-up waiting for it) stays usable.
+# UAUTH_VERIFY_TTL = 172800
+
+# Seconds an invitation stays usable, unless it names its own expiry.
+# UAUTH_INVITE_TTL = 604800
+
+# Mails (reset, verification, sign-up) one address or account gets per hour at most; an IP address may ask for ten times as many.
+# UAUTH_MAIL_LIMIT = 3
+
+# Who may create an account: off (admins only), invite (with an invitation) or open (anyone, after verifying their email address).
+# UAUTH_SIGNUP = 'off'
+
+# With UAUTH_SIGNUP=open: email domains allowed to sign up (empty: any).
+# UAUTH_SIGNUP_DOMAINS = []
+
+# Seconds audit events are kept in storage for the admin console's audit view (0: not kept; the audit log lines are unaffected).
+# UAUTH_AUDIT_RETENTION = 2592000
+
+# Seconds an admin's re-entered password counts for dangerous console actions (removing an app, resetting second factors).
+# UAUTH_REAUTH_TTL = 300
 
 # Lowest level logged: DEBUG, INFO, WARNING or ERROR (INFO logs one line per request).
 # UAUTH_LOG_LEVEL = 'INFO'

@@ -25,6 +25,7 @@ from tests.redis_cluster import RedisClusterServer
 from tests.redis_cluster import cluster_required
 from tests.redis_server import RedisServer
 from tests.redis_server import redis_required
+from tests.smtp_server import SmtpServer
 from uauth.ops.logs import JsonFormatter
 from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
@@ -197,3 +198,21 @@ def log_lines() -> Iterator[io.StringIO]:
     logger.removeHandler(handler)
     logger.setLevel(level)
     logger.propagate = propagate
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpServer]:
+    """One real SMTP server (aiosmtpd) for the test session."""
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpServer) -> Iterator[SmtpServer]:
+    """The session's SMTP server, emptied and accepting mail for this test."""
+    smtp_server.clear()
+    smtp_server.refuse(None)
+    yield smtp_server
+    smtp_server.refuse(None)

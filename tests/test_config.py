@@ -143,8 +143,8 @@ def test_settings_has_one_typed_field_per_key_and_is_frozen(tmp_path: Path) -> N
 
 def test_validating_custom_scopes_leaves_the_configured_scopes_alone(tmp_path: Path) -> None:
     app = create_app({"UAUTH_STORAGE": "memory://",
-                      "UAUTH_CUSTOM_SCOPES": {"groups": {"claims": ["groups"]}}},
+                      "UAUTH_CUSTOM_SCOPES": {"teams": {"claims": ["teams"]}}},
                      instance_path=tmp_path)
-    assert "groups" not in app.config["UAUTH_SCOPES"], "no validator grows another setting"
+    assert "teams" not in app.config["UAUTH_SCOPES"], "no validator grows another setting"
     with app.app_context():
-        assert get_state().settings.known_scopes[-1] == "groups"
+        assert get_state().settings.known_scopes[-1] == "teams"

@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from uauth.core import audit
 from uauth.core import cimd
 from uauth.core import settings
+from uauth.core.audittrail import keeper
 from uauth.core.backchannel import Backchannel
 from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
@@ -49,9 +50,11 @@ from uauth.storage import system_clock
 from uauth.web.login import current_session
 from uauth.web.login import record_login
 from uauth.web.login import record_logout
+from uauth.web.outbox import build_mailer
 from uauth.web.protected_resource import ProtectedResource
 from uauth.web.protected_resource import declare
 from uauth.web.requestlog import audit_context
+from uauth.web.requestlog import audit_keeper
 from uauth.web.resource import ResourceProtector
 from uauth.web.resource import local_access_token
 from uauth.web.state import AppState
@@ -115,8 +118,11 @@ class UAuth:
         state.server.discovery = functools.partial(build_metadata, state)
         state.throttle = Throttle(state)
         state.backchannel = Backchannel(state)
+        state.mailer = build_mailer(app, config)
+        state.keep_audit = keeper(store, self._clock, config.audit_retention)
         app.extensions["uauth"] = state
         audit.context_fields = audit_context
+        audit.event_keeper = audit_keeper
         self._init_login(app)
         register_blueprints(app, config.url_prefix)
         _exempt_from_csrf(app)

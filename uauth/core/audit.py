@@ -27,6 +27,16 @@ def _no_context() -> Mapping[str, Any]:
 #: events outside a request (the CLI) carry none.
 context_fields: Callable[[], Mapping[str, Any]] = _no_context
 
+
+def _no_keeper() -> Callable[[dict[str, Any]], None] | None:
+    return None
+
+
+#: Where the app serving this event keeps it for the admin console's audit view
+#: (:mod:`uauth.core.audittrail`); the wiring installs the web layer's lookup
+#: (:func:`uauth.web.requestlog.audit_keeper`). None: not kept.
+event_keeper: Callable[[], Callable[[dict[str, Any]], None] | None] = _no_keeper
+
 LOGIN_SUCCEEDED = "login.succeeded"
 LOGIN_FAILED = "login.failed"
 LOGIN_THROTTLED = "login.throttled"
@@ -55,12 +65,32 @@ PASSKEY_LOGIN = "passkey.login"
 PASSKEY_FAILED = "passkey.failed"
 PASSKEY_COUNTER = "passkey.counter_regressed"
 ADMIN = "admin"
+ACCESS_REFUSED = "access.refused"
+PASSWORD_RESET_REQUESTED = "password_reset.requested"
+PASSWORD_RESET = "password_reset.completed"
+EMAIL_VERIFIED = "email.verified"
+MAIL_SENT = "mail.sent"
+MAIL_FAILED = "mail.failed"
+INVITATION_CREATED = "invitation.created"
+INVITATION_ACCEPTED = "invitation.accepted"
+SIGNUP_REQUESTED = "signup.requested"
+SIGNUP_COMPLETED = "signup.completed"
+LINK_REFUSED = "link.refused"
+ADMIN_DENIED = "admin.denied"
+
+#: One per token request: in the log lines, but too many to keep in storage for the console.
+NOT_KEPT = frozenset({TOKEN_ISSUED, TOKEN_REFRESHED})
 
 
 def audit(event: str, *, client_id: str | None = None, user_id: str | None = None,
           **detail: Any) -> None:
-    """Log one audit event; ``detail`` holds further non-secret fields (``grant``, ...)."""
-    if not log.isEnabledFor(logging.INFO):
+    """Log one audit event; ``detail`` holds further non-secret fields (``grant``, ...).
+
+    Within an app, the event is also kept in storage for the admin console's audit view
+    (:data:`event_keeper`, ``UAUTH_AUDIT_RETENTION``), token issuance excepted.
+    """
+    keeper = None if event in NOT_KEPT else event_keeper()
+    if not log.isEnabledFor(logging.INFO) and keeper is None:
         return
     fields: dict[str, Any] = {"event": event}
     if client_id is not None:
@@ -77,3 +107,5 @@ def audit(event: str, *, client_id: str | None = None, user_id: str | None = Non
     text = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
                     for k, v in fields.items() if k != "event")
     log.info("%s %s", event, text, extra={"audit": fields})
+    if keeper is not None:
+        keeper(fields)

@@ -42,6 +42,7 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
     "email": ("email", "email_verified"),
     "address": ("address",),
     "phone": ("phone_number", "phone_number_verified"),
+    "groups": ("groups",),
 }
 
 #: Plain words for the consent page.
@@ -51,6 +52,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "email": "Your email address",
     "address": "Your postal address",
     "phone": "Your phone number",
+    "groups": "The groups you belong to",
     "offline_access": "Stay connected when you are not using it (keeps access until you revoke it)",
 }
 
@@ -131,7 +133,18 @@ def standard_claims(user: User) -> dict[str, Any]:
         claims["email_verified"] = claims.get("email_verified") is True
     if "phone_number" in claims:
         claims["phone_number_verified"] = claims.get("phone_number_verified") is True
+    if user.groups:  # first-class groups (uauth.groups) win over a profile attribute
+        claims["groups"] = sorted(user.groups)
     return claims
+
+
+def groups_claim(user: User, scope: str) -> dict[str, Any]:
+    """``{"groups": [...]}`` when the ``groups`` scope was granted: for ID tokens, access
+    tokens and introspection (userinfo releases it like any scope claim)."""
+    if "groups" not in scope.split():
+        return {}
+    groups = standard_claims(user).get("groups")
+    return {"groups": groups} if groups else {}
 
 
 def _mapped(user: User, spec: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -357,7 +357,9 @@ def register_client(store: Store, registration: Registration,
     needs_redirect = "authorization_code" in grants or "implicit" in grants
     if needs_redirect and not uris:
         raise RegistrationError("a client using the authorization endpoint needs a --redirect-uri")
-    scopes = (scope or "openid profile email address phone offline_access").split()
+    scopes = (scope or "openid profile email address phone groups offline_access").split()
+    if not scope and known_scopes is not None:  # the default: what this provider knows of it
+        scopes = [s for s in scopes if s in set(known_scopes)]
     if known_scopes is not None:
         unknown = [s for s in scopes if s not in set(known_scopes)]
         if unknown:

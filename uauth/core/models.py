@@ -74,7 +74,7 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     token_endpoint_auth_method: str = "client_secret_basic"
     grant_types: list[str] = field(default_factory=lambda: ["authorization_code", "refresh_token"])
     response_types: list[str] = field(default_factory=lambda: ["code"])
-    scope: str = "openid profile email address phone offline_access"
+    scope: str = "openid profile email address phone groups offline_access"
     allowed_origins: list[str] = field(default_factory=list)
     first_party: bool = False
     allow_plain_pkce: bool = False
@@ -102,6 +102,8 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     sector_identifier: str | None = None
     #: Algorithm of this client's ID tokens (OIDC Dynamic Registration §2); None: the default.
     id_token_signed_response_alg: str | None = None
+    #: Only members of one of these groups may sign in to this client (empty: everyone).
+    allowed_groups: list[str] = field(default_factory=list)
     #: Users must present a second factor to sign in to this client (``--require-mfa``).
     require_mfa: bool = False
     #: Authorization requests must come through /par (RFC 9126 §6).
@@ -186,6 +188,10 @@ class User(Model):
     disabled: bool = False
     created_at: int = 0
     updated_at: int = 0
+    #: Names of the groups the person belongs to (:mod:`uauth.core.groups`): the ``groups`` claim.
+    groups: list[str] = field(default_factory=list)
+    #: May use the admin console (``/admin``).
+    admin: bool = False
 
     # flask-login's user protocol
     @property

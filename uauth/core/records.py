@@ -44,6 +44,13 @@ SETTING = "setting"
 KEYSET = "keyset"
 FAILURES = "throttle"
 BLOCK = "throttle_block"
+GROUP = "group"
+AUDIT_EVENT = "audit_event"
+MAIL_COUNTER = "mail_counter"
+RESET = "reset_link"
+VERIFY = "verify_link"
+INVITE = "invitation"
+SIGNUP = "signup_link"
 FACTOR = "factor"
 PASSKEY = "passkey"
 RECOVERY_CODE = "recovery_code"
@@ -99,6 +106,19 @@ RECORDS: tuple[RecordKind, ...] = (
                "UAUTH_THROTTLE_WINDOW from the first failure (Store.incr)",
                "uauth.core.throttle"),
     RecordKind(BLOCK, "as FAILURES", "the delay it imposes", "uauth.core.throttle"),
+    RecordKind(GROUP, "group name", "forever (until removed)", "uauth.core.groups"),
+    RecordKind(AUDIT_EVENT, "<milliseconds, 15 digits>-<random>: sorts by time",
+               "UAUTH_AUDIT_RETENTION", "uauth.core.audittrail"),
+    RecordKind(MAIL_COUNTER, "hash_key(address:/user:/ip: + value)", "an hour from the first "
+               "mail (Store.incr)", "uauth.core.reset"),
+    RecordKind(RESET, "hash_key(link token)", "UAUTH_RESET_TTL; deleted when used",
+               "uauth.core.links"),
+    RecordKind(VERIFY, "hash_key(link token)", "UAUTH_VERIFY_TTL; deleted when used",
+               "uauth.core.links"),
+    RecordKind(INVITE, "hash_key(link token)", "UAUTH_INVITE_TTL or the invitation's own; "
+               "deleted when used or withdrawn", "uauth.core.invitations"),
+    RecordKind(SIGNUP, "hash_key(link token)", "UAUTH_VERIFY_TTL; deleted when used (the "
+               "account exists from then on)", "uauth.core.links"),
     RecordKind(FACTOR, "random factor id", "forever (until removed or `uauth user mfa reset`); "
                "a TOTP enrolment awaiting its first code: PENDING_TTL", "uauth.core.factors",
                "factors-of:<user id>"),

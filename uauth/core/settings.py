@@ -27,6 +27,8 @@ from uauth.core.attributes import catalogue
 from uauth.core.attributes import parse_definition
 from uauth.core.claims import parse_custom_scopes
 from uauth.core.keys import SUPPORTED_ALGS
+from uauth.core.mail import MailConfigError
+from uauth.core.mail import parse_smtp_url
 from uauth.core.resources import parse_resources
 from uauth.storage.redis import parse_sentinel_url
 from uauth.storage.redis_cluster import parse_cluster_url
@@ -295,6 +297,39 @@ def _subject_type(name: str, value: Any, _: Mapping[str, Any]) -> str:
     return text
 
 
+SIGNUP_MODES = ("off", "invite", "open")
+
+
+def _smtp_url(name: str, value: Any, _: Mapping[str, Any]) -> str:
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    try:
+        parse_smtp_url(text, "")
+    except MailConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    return text
+
+
+def _mail_from(name: str, value: Any, config: Mapping[str, Any]) -> str:
+    text = str(value or "").strip()
+    if config.get("UAUTH_SMTP_URL") and not text:
+        raise ConfigError(f"{name} must be set when UAUTH_SMTP_URL is: the address uauth's "
+                          "mails come from, e.g. 'Example ID <id@example.com>'")
+    if text and ("@" not in text or any(ch in text for ch in "\r\n")):
+        raise ConfigError(f"{name} must be an address such as 'uauth <id@example.com>', "
+                          f"got {text!r}")
+    return text
+
+
+def _domains(name: str, value: Any, config: Mapping[str, Any]) -> list[str]:
+    domains = [d.strip().lstrip("@").lower() for d in _str_list(name, value, config)]
+    for domain in domains:
+        if not domain or "." not in domain or "@" in domain:
+            raise ConfigError(f"{name} lists email domains such as example.com, got {domain!r}")
+    return domains
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "UAUTH_ISSUER",
@@ -464,7 +499,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "UAUTH_SCOPES",
-        ["openid", "profile", "email", "address", "phone", "offline_access"],
+        ["openid", "profile", "email", "address", "phone", "groups", "offline_access"],
         "Scopes this provider knows; clients are limited to a subset.",
         _str_list,
     ),
@@ -653,6 +688,91 @@ SETTINGS: tuple[Setting, ...] = (
         _choice(_LOG_FORMATS),
     ),
     Setting(
+        "UAUTH_SMTP_URL",
+        "",
+        "Outgoing mail server: smtp://host:25, smtp://user:pass@host:587?starttls=true or "
+        "smtps://host:465 (empty: no mail; password reset, verification and invitation mails "
+        "are off).",
+        _smtp_url,
+    ),
+    Setting(
+        "UAUTH_SMTP_PASSWORD",
+        "",
+        "SMTP password, when it is not in UAUTH_SMTP_URL (keep it in the environment).",
+        lambda name, value, _: "" if value is None else str(value),
+    ),
+    Setting(
+        "UAUTH_MAIL_FROM",
+        "",
+        "Sender of uauth's mails, e.g. 'Example ID <id@example.com>' (required with "
+        "UAUTH_SMTP_URL).",
+        _mail_from,
+    ),
+    Setting(
+        "UAUTH_MAIL_TIMEOUT",
+        10,
+        "Seconds to wait for the mail server, per attempt.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_MAIL_RETRIES",
+        2,
+        "Extra attempts (with backoff) at a mail the server could not take.",
+        _non_negative_int,
+    ),
+    Setting(
+        "UAUTH_RESET_TTL",
+        1800,
+        "Seconds a password reset link stays usable (it works once).",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_VERIFY_TTL",
+        2 * 86400,
+        "Seconds an email verification link (and an open sign-up waiting for it) stays usable.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_INVITE_TTL",
+        7 * 86400,
+        "Seconds an invitation stays usable, unless it names its own expiry.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_MAIL_LIMIT",
+        3,
+        "Mails (reset, verification, sign-up) one address or account gets per hour at most; "
+        "an IP address may ask for ten times as many.",
+        _positive_int,
+    ),
+    Setting(
+        "UAUTH_SIGNUP",
+        "off",
+        "Who may create an account: off (admins only), invite (with an invitation) or open "
+        "(anyone, after verifying their email address).",
+        _choice(SIGNUP_MODES),
+    ),
+    Setting(
+        "UAUTH_SIGNUP_DOMAINS",
+        [],
+        "With UAUTH_SIGNUP=open: email domains allowed to sign up (empty: any).",
+        _domains,
+    ),
+    Setting(
+        "UAUTH_AUDIT_RETENTION",
+        30 * 86400,
+        "Seconds audit events are kept in storage for the admin console's audit view "
+        "(0: not kept; the audit log lines are unaffected).",
+        _non_negative_int,
+    ),
+    Setting(
+        "UAUTH_REAUTH_TTL",
+        300,
+        "Seconds an admin's re-entered password counts for dangerous console actions "
+        "(removing an app, resetting second factors).",
+        _positive_int,
+    ),
+    Setting(
         "UAUTH_LOG_LEVEL",
         "INFO",
         "Lowest level logged: DEBUG, INFO, WARNING or ERROR (INFO logs one line per request).",
@@ -780,6 +900,19 @@ class Settings:
     throttle_max_delay: int
     metrics: bool
     metrics_token: str
+    smtp_url: str
+    smtp_password: str
+    mail_from: str
+    mail_timeout: int
+    mail_retries: int
+    reset_ttl: int
+    verify_ttl: int
+    invite_ttl: int
+    mail_limit: int
+    signup: str
+    signup_domains: tuple[str, ...]
+    audit_retention: int
+    reauth_ttl: int
     log_format: str
     log_level: str
 

@@ -17,6 +17,7 @@ from uauth.core.claims import SubjectIndex
 from uauth.core.clients import ClientCache
 from uauth.core.factors import Factors
 from uauth.core.keyring import KeyRing
+from uauth.core.mail import Mailer
 from uauth.core.metrics import NullMetrics
 from uauth.core.settings import Settings
 from uauth.core.throttle import Throttle
@@ -48,6 +49,10 @@ class State:
     throttle: Throttle = field(init=False)
     #: Clients this worker looked up recently (clients.ClientCache).
     clients: ClientCache = field(init=False)
+    #: Outgoing mail (mail.Mailer): reset, verification, invitation and sign-up links.
+    mailer: Mailer = field(init=False)
+    #: Saves each audit event for the console's audit view (audittrail.py); None: not kept.
+    keep_audit: Callable[[dict[str, Any]], None] | None = None
     #: Passkeys, TOTP devices and recovery codes (factors.py).
     factors: Factors = field(init=False)
     #: ``fetch_json(url)`` of the safe outbound fetcher (jwks_uri, metadata documents).

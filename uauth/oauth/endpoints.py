@@ -48,7 +48,7 @@ INTROSPECTION_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "priv
 
 #: Access token claims an introspection response repeats (RFC 7662 §2.2).
 INTROSPECTED_CLAIMS = ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "auth_time",
-                       "acr", "amr")
+                       "acr", "amr", "groups")
 
 
 @dataclass(frozen=True)

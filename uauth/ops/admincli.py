@@ -20,6 +20,7 @@ from uauth.core.clients import save_client
 from uauth.core.consents import apps_group
 from uauth.core.consents import apps_of
 from uauth.core.consents import revoke_app
+from uauth.core.groups import get as get_group
 from uauth.core.models import SECRET_AUTH_METHODS
 from uauth.ops.cli import _end_sessions
 from uauth.ops.cli import _own_users
@@ -152,6 +153,7 @@ def client_update(client_id: str, **given: Any) -> None:
     stays as it is. The client_id, secret and pairwise subjects do not change."""
     ctx: CliContext = click.get_current_context().find_object(CliContext)  # type: ignore[assignment]
     public = given.pop("public")
+    groups = given.pop("allowed_groups", None)  # not part of a Registration (issue 19)
     with in_app(ctx):
         state = current_state()
         current = _get_client(client_id)
@@ -193,6 +195,10 @@ def client_update(client_id: str, **given: Any) -> None:
                  "every user's sub; keep a redirect URI on the old host or register a new client")
         checked.client_id = current.client_id
         checked.registration_token_hash = current.registration_token_hash
+        checked.allowed_groups = list(dict.fromkeys(groups)) if groups else current.allowed_groups
+        unknown = [g for g in checked.allowed_groups if get_group(state.store, g) is None]
+        if unknown:
+            fail(f"no group {unknown[0]!r} (uauth group add {unknown[0]})")
         if checked.token_endpoint_auth_method in SECRET_AUTH_METHODS and current.secret_hash:
             checked.secret_hash, secret = current.secret_hash, None
         save_client(state.store, checked)

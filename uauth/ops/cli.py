@@ -26,6 +26,8 @@ from uauth.core.clients import list_clients
 from uauth.core.clients import register_client
 from uauth.core.clients import registration_rules
 from uauth.core.clients import remove_client
+from uauth.core.clients import save_client
+from uauth.core.groups import get as get_group
 from uauth.core.keys import SUPPORTED_ALGS
 from uauth.core.metrics import prepare_multiprocess_dir
 from uauth.core.metrics import worker_exited
@@ -179,10 +181,12 @@ def user() -> None:
 @click.option("--name")
 @click.option("--given-name")
 @click.option("--family-name")
+@click.option("--admin", is_flag=True, help="May use the admin console (/admin).")
+@click.option("--group", "groups", multiple=True, metavar="GROUP", help="Join this group (repeat).")
 @pass_ctx
 def user_add(ctx: CliContext, username: str, password_stdin: bool, email: str | None,
              email_verified: bool, name: str | None, given_name: str | None,
-             family_name: str | None) -> None:
+             family_name: str | None, admin: bool, groups: tuple[str, ...]) -> None:
     """Create a user (password hashed with argon2id)."""
 
     if password_stdin:
@@ -196,11 +200,18 @@ def user_add(ctx: CliContext, username: str, password_stdin: bool, email: str | 
     if email and email_verified:
         profile["email_verified"] = True
     with in_app(ctx):
+        missing_groups = [g for g in groups if get_group(current_state().store, g) is None]
+        if missing_groups:
+            fail(f"no group {missing_groups[0]!r} (uauth group add {missing_groups[0]})")
         try:
             created = _own_users().create(username, password, profile)
         except ValueError as exc:  # UserExists too: one line, the reason
             fail(str(exc))
-    admin_action("user.add", user_id=created.id)
+        if admin or groups:
+            created.admin, created.groups = admin, list(dict.fromkeys(groups))
+            _own_users().save(created)
+    admin_action("user.add", user_id=created.id, admin=admin or None,
+                 groups=" ".join(groups) or None)
     click.echo(f"created user {created.username} ({created.id})")
 
 
@@ -405,6 +416,8 @@ def client() -> None:
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
 @click.option("--require-mfa", is_flag=True,
               help="Users must present a second factor to sign in to this client.")
+@click.option("--allow-group", "allowed_groups", multiple=True, metavar="GROUP",
+              help="Only members of this group may sign in to the client (repeat).")
 @click.option("--require-par", is_flag=True,
               help="Authorization requests must be pushed to /par first (RFC 9126).")
 @click.option("--jwks", "jwks_file", type=click.File("r"), metavar="FILE",
@@ -427,7 +440,7 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                subject_type: str | None, sector_identifier_uri: str | None,
                id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
                jwks_uri: str | None, allow_unsigned_request_objects: bool, require_mfa: bool,
-               as_json: bool) -> None:
+               allowed_groups: tuple[str, ...], as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash.
 
     With --token-endpoint-auth-method private_key_jwt the client authenticates with a JWT
@@ -462,6 +475,13 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))
+        if allowed_groups:
+            unknown = [g for g in allowed_groups if get_group(state.store, g) is None]
+            if unknown:
+                remove_client(state.store, created.client_id)  # nothing half-done
+                fail(f"no group {unknown[0]!r} (uauth group add {unknown[0]})")
+            created.allowed_groups = list(dict.fromkeys(allowed_groups))
+            save_client(state.store, created)
     admin_action("client.add", client_id=created.client_id)
     if as_json:
         click.echo(json.dumps({"client_id": created.client_id, "client_secret": secret}))
@@ -514,9 +534,13 @@ def config_example() -> None:
     click.echo(example_config(), nl=False)
 
 
-for _command in OPERATIONS:
+from uauth.ops.teamcli import COMMANDS as TEAM_COMMANDS  # noqa: E402
+from uauth.ops.teamcli import add_user_commands  # noqa: E402
+
+for _command in (*OPERATIONS, *TEAM_COMMANDS):
     cli.add_command(_command)
 register_mfa_commands(user, client)
+add_user_commands(user)
 
 # Last, on purpose: the day-one commands (user enable/remove, client show/update/rotate-secret)
 # attach themselves to the groups above, and `client update` reuses `client add`'s options.

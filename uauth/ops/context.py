@@ -82,13 +82,24 @@ class CliContext:
         return self._app
 
 
-def admin_action(action: str, **fields: Any) -> None:
-    """An audit event for a change made with the CLI, naming the OS account that made it."""
+def admin_actor() -> str:
+    """The OS account running the CLI."""
     try:
-        actor = getpass.getuser()
+        return getpass.getuser()
     except (KeyError, OSError):
-        actor = str(os.getuid())
-    audit(ADMIN, action=action, actor=actor, **fields)
+        return str(os.getuid())
+
+
+def admin_action(action: str, **fields: Any) -> None:
+    """An audit event for a change made with the CLI, naming the OS account that made it; kept
+    in the app's storage too (the console's audit view), as every audit event in an app is."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_object(CliContext) if ctx is not None else None
+    if current_app or obj is None:
+        audit(ADMIN, action=action, actor=admin_actor(), **fields)
+        return
+    with obj.app().app_context():
+        audit(ADMIN, action=action, actor=admin_actor(), **fields)
 
 
 def fail(message: str) -> NoReturn:

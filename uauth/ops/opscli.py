@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 from flask import Config
 
 from uauth.core.keys import SUPPORTED_ALGS
+from uauth.core.mail import probe
 from uauth.core.records import KEYSET
 from uauth.core.settings import DEFAULTS
 from uauth.core.settings import ConfigError
@@ -96,6 +98,22 @@ def keys_retire(ctx: CliContext, kid: str) -> None:
         click.echo(f"it was signing: {replacement.alg} key {replacement.kid} signs from now on")
 
 
+def _check_mail(state: Any, report: Any) -> None:
+    """Mail is optional; without it, say what is off. With it, it must answer."""
+    mailer = state.mailer
+    if not mailer.configured:
+        report.warn("mail", "not configured: password reset by email, email verification, "
+                    "invitations by mail and open sign-up are off (set UAUTH_SMTP_URL and "
+                    "UAUTH_MAIL_FROM)")
+        return
+    problem = probe(mailer.settings, mailer.timeout)
+    if problem:
+        report.fail("mail", f"{mailer.settings.host}:{mailer.settings.port}: {problem}")
+    else:
+        report.ok("mail", f"{mailer.settings.host}:{mailer.settings.port} answers "
+                  f"({mailer.settings.tls})")
+
+
 @click.command()
 @click.option("--url", metavar="ORIGIN",
               help="Check the server answering at this origin (e.g. https://id.example.com or a "
@@ -137,6 +155,7 @@ def check(ctx: CliContext, url: str | None) -> None:
             fail("memory:// storage is per process: this command cannot see a server's data")
         state.store.ping()
         report.ok("storage", f"{storage} answers")
+        _check_mail(state, report)
         if url:
             parts = urlsplit(url)
             ok = run(state, f"{parts.scheme}://{parts.netloc}", report)

@@ -32,6 +32,7 @@ from werkzeug.serving import make_server
 from uauth.core import sessions
 from uauth.core import totp
 from uauth.core.attributes import catalogue
+from uauth.core.audittrail import forget as forget_audit
 from uauth.core.claims import SALT
 from uauth.core.clients import Registration
 from uauth.core.clients import list_clients
@@ -343,6 +344,10 @@ class Checker:
             StoreUsers(store, self.state.clock).delete(user)
         for kind, key in tombstones:
             store.delete(kind, key)
+        if user or client_id:  # the audit events it caused, kept for the console
+            forget_audit(store, user_id=user.id if user else None, client_id=client_id,
+                         grants=[key.removeprefix("grant:") for kind, key in tombstones
+                                 if kind == REVOKED])
         if self.created:
             self.report.ok("cleanup", "removed the throwaway client, user, login session, "
                            "consent and grant")

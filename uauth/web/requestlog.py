@@ -13,9 +13,13 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Response
+from flask import current_app
 from flask import g
+from flask import has_app_context
 from flask import has_request_context
 from flask import request
 
@@ -67,3 +71,13 @@ def audit_context() -> dict[str, str | None]:
     if has_request_context():
         return {"ip": request.remote_addr}
     return {}
+
+
+def audit_keeper() -> Callable[[dict[str, Any]], None] | None:
+    """Where the current app keeps audit events for the console (see
+    :data:`uauth.core.audit.event_keeper`): its state's ``keep_audit``, or None outside one."""
+    if not has_app_context():
+        return None
+    state = current_app.extensions.get("uauth")
+    keep: Callable[[dict[str, Any]], None] | None = getattr(state, "keep_audit", None)
+    return keep

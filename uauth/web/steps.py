@@ -14,7 +14,9 @@ from typing import Any
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oidc.core.errors import ConsentRequiredError
 from authlib.oidc.core.errors import InteractionRequiredError
 from authlib.oidc.core.errors import LoginRequiredError
@@ -30,6 +32,7 @@ from werkzeug.datastructures import MultiDict
 from uauth.core.attributes import FORM_PREFIX
 from uauth.core.attributes import catalogue
 from uauth.core.attributes import missing
+from uauth.core.audit import ACCESS_REFUSED
 from uauth.core.audit import CONSENT_DENIED
 from uauth.core.audit import CONSENT_GIVEN
 from uauth.core.audit import audit
@@ -37,6 +40,7 @@ from uauth.core.claims import describe_scope
 from uauth.core.claims import subject
 from uauth.core.consents import has_consent
 from uauth.core.consents import remember_consent
+from uauth.core.groups import may_sign_in
 from uauth.core.loopback import is_loopback_only
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -46,6 +50,7 @@ from uauth.core.tokens import Authentication
 from uauth.core.users import editable
 from uauth.oauth.authrequest import AuthParams
 from uauth.oauth.par import spend_pushed
+from uauth.oauth.responses import response_mode
 from uauth.web.attribute_forms import make_form
 from uauth.web.attribute_forms import submitted
 from uauth.web.errors import error_page
@@ -157,6 +162,28 @@ def require_login(ix: Interaction) -> ResponseReturnValue | None:
     return login_redirect(ix.sent)
 
 
+def require_group(ix: Interaction) -> ResponseReturnValue | None:
+    """A client registered with ``--allow-group`` admits only members of those groups: anyone
+    else gets a page that says why, and the app gets ``access_denied`` (RFC 6749 §4.1.2.1)."""
+    assert ix.user is not None
+    if may_sign_in(ix.user, ix.client.allowed_groups):
+        return None
+    audit(ACCESS_REFUSED, client_id=ix.client.client_id, user_id=ix.user.id,
+          reason="not in an allowed group")
+    err = AccessDeniedError("The user is not a member of a group allowed to use this client.")
+    if "none" in ix.prompts:
+        raise err
+    params = [("error", err.error), ("error_description", err.description)]
+    if ix.params.get("state"):
+        params.append(("state", ix.params["state"]))
+    params.append(("iss", get_state().issuer))
+    mode = response_mode(ix.params, ix.client, ix.grant.redirect_uri)
+    back = None if mode == "form_post" else add_params_to_uri(
+        ix.grant.redirect_uri, params, fragment=(mode == "fragment"))
+    return render_template("uauth/refused.html", client=ix.client, user=ix.user, back=back,
+                           action=ix.grant.redirect_uri, params=params), 403
+
+
 def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
     """Ask, on one form, for every required attribute the user has no value for (the global
     ones and the client's), then let the flow go on where it was."""
@@ -230,4 +257,5 @@ def client_facts(client: Client, redirect_uri: str) -> dict[str, Any]:
 
 
 #: The interaction, in order. Each step may stop the flow with a page or a redirect.
-STEPS: list[Step] = [require_login, require_second_factor, require_attributes, require_consent]
+STEPS: list[Step] = [require_login, require_group, require_second_factor, require_attributes,
+                     require_consent]

@@ -15,6 +15,7 @@ from uauth.core.audit import audit
 from uauth.core.claims import CustomScopes
 from uauth.core.claims import claim_scopes
 from uauth.core.claims import claims_by_name
+from uauth.core.claims import groups_claim
 from uauth.core.claims import subject
 from uauth.core.grantlimits import family_started
 from uauth.core.models import Client
@@ -91,7 +92,8 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         state, client_id=client.client_id, sub=sub, scope=scope, grant_id=ctx.grant_id,
         audience=ctx.audience,
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
-        extra=_access_extra(userinfo_claims if user else None, auth if user else None),
+        extra={**(_access_extra(userinfo_claims if user else None, auth if user else None)
+                  or {}), **(groups_claim(user, scope) if user else {})} or None,
     )
     token: dict[str, Any] = {
         "access_token": access_token,
@@ -133,7 +135,7 @@ def id_token_for(state: State, request: UAuthRequest, ctx: IssueContext, user: U
     return mint_id_token(
         state, client_id=client.client_id, sub=sub, auth=ctx.auth, nonce=ctx.nonce,
         access_token=access_token, code=code, alg=id_token_alg(state, client),
-        extra={**(extra or {}), **named},
+        extra={**(extra or {}), **groups_claim(user, scope), **named},
     )
 
 

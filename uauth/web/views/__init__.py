@@ -25,6 +25,7 @@ from uauth.web.errors import oauth_error
 from uauth.web.state import get_state
 
 from . import account
+from . import admin
 from . import authorize
 from . import device
 from . import discovery
@@ -36,8 +37,10 @@ from . import metrics
 from . import mfa
 from . import par
 from . import passkeys
+from . import recovery
 from . import registration
 from . import sessions
+from . import signup
 from . import token
 from . import ui
 from . import userinfo
@@ -48,7 +51,7 @@ bp = Blueprint("uauth", __name__, template_folder="../../templates",
                static_folder="../../static/uauth", static_url_path="/static/uauth")
 for child in (account.bp, ui.bp, discovery.bp, health.bp, metrics.bp, token.bp,
               userinfo.bp, logout.bp, sessions.bp, par.bp, device.api, device.bp,
-              mfa.bp, passkeys.bp, registration.bp):
+              mfa.bp, passkeys.bp, registration.bp, recovery.bp, signup.bp, admin.bp):
     bp.register_blueprint(child)
 
 #: Endpoints a browser-based client calls cross-origin (and only these get CORS).
@@ -73,8 +76,16 @@ PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
 #: fetches to the passkey endpoints.
 SCRIPT_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
 SCRIPT_PAGES = {"uauth.ui.login", "uauth.account.account", "uauth.mfa.second_factor",
-                "uauth.mfa.enrol"}
+                "uauth.mfa.enrol", "uauth.signup.add_passkey"}
 HSTS = "max-age=31536000"
+
+
+@bp.context_processor
+def _page_links() -> dict[str, bool]:
+    """What the login page may offer: a reset link (mail is set up), sign-up (allowed)."""
+    state = get_state()
+    return {"can_reset": recovery.mail_ready(state),
+            "can_signup": state.settings.signup == "open" and recovery.mail_ready(state)}
 
 
 @bp.before_request

@@ -45,6 +45,9 @@ from uauth.web.login import session_user
 from uauth.web.mfa import needs_second_factor
 from uauth.web.state import get_state
 from uauth.web.views.mfa import account_panel
+from uauth.web.views.recovery import ConfirmForm
+from uauth.web.views.recovery import needs_verifying
+from uauth.web.views.recovery import send_verification
 
 bp = Blueprint("account", __name__)
 
@@ -141,6 +144,8 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
         revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
         sessions_url=url_for("uauth.sessions.account_sessions"), logout=LogoutForm(formdata=None),
         mfa=account_panel(user), date=_date,
+        verify_form=ConfirmForm(prefix="verify", formdata=None) if editing and needs_verifying(
+            get_state(), user) else None,
     ), status, headers or {}
 
 
@@ -160,6 +165,8 @@ def profile() -> ResponseReturnValue:
         return _page(user, profile=form, status=400)
     changed = editor.update_profile(user, submitted(form, _editable(), user.profile))
     flash("Your profile was saved." if changed else "Nothing to save: your profile is unchanged.")
+    if "email" in changed and send_verification(get_state(), user):
+        flash(f"We sent a link to {user.profile['email']}: follow it to confirm the address.")
     return redirect(url_for(".account"))
 
 

@@ -20,6 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length
 
+from uauth.core.audit import ACCESS_REFUSED
 from uauth.core.audit import CONSENT_DENIED
 from uauth.core.audit import CONSENT_GIVEN
 from uauth.core.audit import audit
@@ -28,6 +29,7 @@ from uauth.core.device import DeviceGrant
 from uauth.core.device import decide
 from uauth.core.device import find_by_user_code
 from uauth.core.device import normalize_user_code
+from uauth.core.groups import may_sign_in
 from uauth.core.models import User
 from uauth.web.errors import error_page
 from uauth.web.login import authentication
@@ -97,6 +99,12 @@ def device() -> ResponseReturnValue:
     client = state.clients.get(grant.client_id)
     if client is None:
         return error_page("This device cannot be connected", "The app is no longer registered.")
+    if not may_sign_in(user, client.allowed_groups):  # a client that admits only some groups
+        audit(ACCESS_REFUSED, client_id=client.client_id, user_id=user.id,
+              reason="not in an allowed group")
+        decide(state.store, device_key, grant, user_id=None, auth_time=auth.auth_time,
+               amr=list(auth.amr), now=state.now())  # the device hears access_denied
+        return render_template("uauth/refused.html", client=client, user=user), 403
     decision = request.form.get("decision") if request.method == "POST" else None
     if decision is None:
         custom = state.settings.custom_scopes
