@@ -185,11 +185,14 @@ def test_only_grants_that_may_still_hold_tokens_are_remembered(driver: Driver,
     from uauth.core.consents import apps_of
 
     user = driver.user(given_name="Ada")
-    client, _ = driver.client(first_party=True)
+    client, secret = driver.client(first_party=True)
     driver.login()
-    driver.code(client.client_id, scope="openid offline_access")
+    family = driver.token(client.client_id, secret,
+                          code=driver.code(client.client_id, scope="openid offline_access"))
+    assert "refresh_token" in json_of(family)
+    driver.code(client.client_id, scope="openid offline_access")  # never redeemed: no family
     driver.code(client.client_id, scope="openid")
-    clock.advance(60 + 7200 + 1)  # the code and access token of the second grant are over
+    clock.advance(60 + 7200 + 1)  # the codes and access tokens of the other grants are over
     driver.code(client.client_id, scope="openid")
     with driver.app.app_context():
         apps = apps_of(get_state().store, user.id, get_state().now())

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -205,7 +206,10 @@ def run_client(stack: Stack, username: str, client_metadata_url: str | None) -> 
             seen["added"] = added
             seen["listed"] = listed
 
-    anyio.run(main)
+    # Its own thread: a session's sync Playwright (browser tests) keeps an asyncio loop
+    # running in the main thread, where anyio.run refuses to start another.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(anyio.run, main).result()
     seen["client_id"] = storage.client.client_id if storage.client else None
     seen["access_token"] = storage.tokens.access_token if storage.tokens else None
     return seen

@@ -7,12 +7,13 @@ requests, and logout, which revokes a session's grants one by one, grew as slow 
 - A grant without refresh tokens is reused for the same client within the same login session:
   its tokens end together anyway (at logout, or when their short lifetime runs out), so a
   session holds at most one such grant per client.
-- A grant that will carry refresh tokens is reused the same way until its first refresh token
-  is issued (:func:`family_started`); only then is it a family of its own, and the next
-  authorization starts a new one. So codes that are never redeemed cost one grant per session
-  and client, and cannot evict anyone's live refresh tokens.
-- Refresh-token families are capped: a user keeps at most :data:`MAX_GRANTS_PER_CLIENT` per
-  client, and a family that starts beyond that evicts (and revokes) the oldest.
+- A grant that will carry refresh tokens gets its own id (one code's replay must not revoke
+  another authorization), but until its first refresh token is issued its note lives only as
+  long as its code and does not count as a family: codes never redeemed leave nothing behind
+  and cannot evict anyone's live refresh tokens.
+- When the first refresh token is issued (:func:`family_started`) the note is kept for the
+  family's life, and a user keeps at most :data:`MAX_GRANTS_PER_CLIENT` families per client:
+  one more evicts (and revokes) the oldest.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from uauth.core.records import APP_GRANT
 from uauth.core.records import SESSION_GRANT
 
 from .consents import apps_group
+from .consents import grant_lifetime
+from .consents import remember_grant
 from .tokens import grant_revoked
 from .tokens import revoke_grant
 
@@ -33,37 +36,47 @@ if TYPE_CHECKING:
 MAX_GRANTS_PER_CLIENT = 50
 
 
-def _key(sid: str, client_id: str, offline: bool) -> str:
-    return f"{sid}:{client_id}:offline" if offline else f"{sid}:{client_id}"
+def _key(sid: str, client_id: str) -> str:
+    return f"{sid}:{client_id}"
 
 
-def session_grant(state: State, sid: str, client_id: str, *, offline: bool = False
-                  ) -> str | None:
-    """The live grant this session already holds for this client, if any; ``offline``: the
-    grant awaiting its first refresh token."""
-    record = state.store.find(SESSION_GRANT, _key(sid, client_id, offline))
+def session_grant(state: State, sid: str, client_id: str) -> str | None:
+    """The live grant this session already holds for this client, if any."""
+    record = state.store.find(SESSION_GRANT, _key(sid, client_id))
     if record is None or grant_revoked(state.store, record["grant_id"]):
         return None
     return str(record["grant_id"])
 
 
 def remember_session_grant(state: State, sid: str, client_id: str, grant_id: str,
-                           ttl: int, *, offline: bool = False) -> None:
+                           ttl: int) -> None:
     """Note the grant this session reuses for the client; saved under the grant, so revoking
     the grant (logout, /account, a code replay) removes the note with it."""
-    state.store.save(SESSION_GRANT, _key(sid, client_id, offline), {"grant_id": grant_id},
-                     ttl=ttl, grant_id=grant_id)
+    state.store.save(SESSION_GRANT, _key(sid, client_id), {"grant_id": grant_id}, ttl=ttl,
+                     grant_id=grant_id)
+
+
+def remember_pending(state: State, user_id: str, client_id: str, grant_id: str,
+                     sid: str | None) -> None:
+    """The note of a grant whose code may still bring refresh tokens: as long as its code (and a
+    hybrid response's access token) lives, revoked at logout, not counted as a family."""
+    remember_grant(state.store, user_id, client_id, grant_id,
+                   lives=grant_lifetime(state.settings, offline=False), now=state.now(), sid=sid,
+                   revoke_at_logout=True, offline=False)
 
 
 def family_started(state: State, user_id: str, client_id: str, sid: str | None,
-                   grant_id: str) -> int:
-    """A grant's first refresh token was issued: later authorizations in this session start a
-    new grant, and the user's oldest families of this client beyond the cap are evicted.
+                   grant_id: str, *, outlives_login: bool) -> int:
+    """A code's grant issued its first refresh token: its note is kept for the family's life,
+    and the user's oldest families of this client beyond the cap are evicted.
 
+    :param outlives_login: ``offline_access`` was granted (OIDC Core §11), so logout keeps it.
     :returns: how many families were evicted.
     """
-    if sid is not None and session_grant(state, sid, client_id, offline=True) == grant_id:
-        state.store.delete(SESSION_GRANT, _key(sid, client_id, True))
+    remember_grant(state.store, user_id, client_id, grant_id,
+                   lives=grant_lifetime(state.settings, offline=True), now=state.now(), sid=sid,
+                   revoke_at_logout=not outlives_login,
+                   keep=int(state.settings.session_ttl) if sid else None, offline=True)
     return evict_oldest(state, user_id, client_id, keep=grant_id)
 
 

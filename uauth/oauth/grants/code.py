@@ -18,6 +18,7 @@ from uauth.core.codes import consume_code
 from uauth.core.codes import save_code as store_code
 from uauth.core.consents import grant_lifetime
 from uauth.core.consents import remember_grant
+from uauth.core.grantlimits import remember_pending
 from uauth.core.grantlimits import remember_session_grant
 from uauth.core.grantlimits import session_grant
 from uauth.core.models import AuthorizationCode
@@ -118,24 +119,25 @@ def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
     its tokens can live (refresh tokens only come with a code), so the person can revoke them
     from /account, and in its login session, so logout revokes it and notifies the client.
 
-    Bounded (:mod:`uauth.core.grantlimits`): a session reuses one grant per client until that
-    grant's first refresh token is issued; refresh-token families per user and client are
-    capped when they start."""
+    Bounded (:mod:`uauth.core.grantlimits`): a grant without refresh tokens is reused for the
+    same client in the same session; a code that may bring refresh tokens gets a short pending
+    note until its family starts, and families per user and client are capped."""
     client_id = request.client.client_id
     offline = ("code" in str(request.payload.response_type).split()
                and wants_refresh_token(request.client, request.scope))
-    # Only refresh tokens granted offline_access outlive the login (OIDC Core §11).
-    outlives_login = offline and "offline_access" in str(request.scope).split()
     sid = ctx.auth.sid if ctx.auth is not None else None
+    if offline:  # its own grant; the note grows into a family's when its refresh token comes
+        ctx.grant_id = new_grant_id()
+        remember_pending(state, request.user.id, client_id, ctx.grant_id, sid)
+        return
     keep = int(state.settings.session_ttl) if sid else None
-    reused = session_grant(state, sid, client_id, offline=offline) if sid else None
+    reused = session_grant(state, sid, client_id) if sid else None
     ctx.grant_id = reused or new_grant_id()
     if sid and reused is None:
-        remember_session_grant(state, sid, client_id, ctx.grant_id, ttl=int(keep or 0),
-                               offline=offline)
+        remember_session_grant(state, sid, client_id, ctx.grant_id, ttl=int(keep or 0))
     remember_grant(state.store, request.user.id, client_id, ctx.grant_id,
-                   lives=grant_lifetime(state.settings, offline=offline), now=state.now(),
-                   sid=sid, revoke_at_logout=not outlives_login, keep=keep, offline=offline)
+                   lives=grant_lifetime(state.settings, offline=False), now=state.now(),
+                   sid=sid, revoke_at_logout=True, keep=keep, offline=False)
 
 
 def save_code(state: State, code: str, request: UAuthRequest, ctx: IssueContext) -> None:

@@ -180,8 +180,9 @@ def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, 
         resources=list(ctx.resources),
     )
     store_refresh_token(state.store, raw, record, ttl=ttl)
-    if rotated is None:  # a new family: the session's next authorization starts another grant
-        family_started(state, user.id, request.client.client_id, auth.sid, str(ctx.grant_id))
+    if rotated is None and request.payload.grant_type == "authorization_code":  # a new family
+        family_started(state, user.id, request.client.client_id, auth.sid, str(ctx.grant_id),
+                       outlives_login="offline_access" in scope.split())
     return raw
 
 
