@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from uauth.core.models import User
+from uauth.core.sessions import end_all
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -46,8 +47,6 @@ def set_admin(users: Any, user: User, admin: bool) -> bool:
 
 def set_disabled(state: State, user: User, disabled: bool) -> int:
     """Disable (and end every session of) or enable a person; returns the sessions ended."""
-    from uauth.core.sessions import end_all
-
     if user.disabled == disabled:
         return 0
     if disabled:
@@ -59,7 +58,6 @@ def set_disabled(state: State, user: User, disabled: bool) -> int:
 
 def remove(state: State, user: User) -> int:
     """Remove a person: their sessions end, their account and username go."""
-    from uauth.core.sessions import end_all
 
     _guard(state.users, user)
     ended = end_all(state, user.id)
@@ -83,7 +81,6 @@ def has_second_factor(state: State, user: User) -> bool:
 def reset_second_factors(state: State, user: User) -> tuple[int, int]:
     """Remove every passkey, authenticator app and recovery code of ``user`` (they lost them)
     and end their sessions, as ``uauth user mfa reset`` does; returns (records, sessions)."""
-    from uauth.core.sessions import end_all
 
     removed = state.factors.reset(user.id)
     return removed, end_all(state, user.id)

@@ -4,6 +4,7 @@ admin console. (The day-one user and client commands are :mod:`uauth.ops.admincl
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,13 +13,30 @@ from urllib.parse import urlsplit
 
 import click
 
+from uauth.core import groups as groupdir
+from uauth.core import invitations
+from uauth.core import links
+from uauth.core.groups import GroupError
+from uauth.core.groups import all_groups
+from uauth.core.groups import change_membership
+from uauth.core.groups import members
+from uauth.core.invitations import InvitationError
+from uauth.core.invitations import all_pending
+from uauth.core.people import LastAdminError
+from uauth.core.people import set_admin
+from uauth.core.records import INVITE
+from uauth.core.records import RESET
 from uauth.ops.cli import _own_users
 from uauth.ops.context import CliContext
 from uauth.ops.context import admin_action
+from uauth.ops.context import admin_actor
 from uauth.ops.context import current_state
 from uauth.ops.context import fail
 from uauth.ops.context import in_app
 from uauth.ops.context import pass_ctx
+from uauth.web.outbox import absolute
+from uauth.web.views.recovery import send_reset_link
+from uauth.web.views.signup import send_invitation
 
 
 @contextmanager
@@ -54,12 +72,9 @@ def group() -> None:
 @pass_ctx
 def group_add(ctx: CliContext, name: str, description: str) -> None:
     """Create a group."""
-    from uauth.core.groups import GroupError
-    from uauth.core.groups import create
-
     with in_app(ctx):
         try:
-            create(current_state().store, name, description, now=current_state().now())
+            groupdir.create(current_state().store, name, description, now=current_state().now())
         except GroupError as exc:
             fail(str(exc))
     admin_action("group.add", group=name)
@@ -71,12 +86,9 @@ def group_add(ctx: CliContext, name: str, description: str) -> None:
 @pass_ctx
 def group_remove(ctx: CliContext, name: str) -> None:
     """Remove a group (its members leave it)."""
-    from uauth.core.groups import GroupError
-    from uauth.core.groups import remove
-
     with in_app(ctx):
         try:
-            had = remove(current_state().store, _own_users(), name)
+            had = groupdir.remove(current_state().store, _own_users(), name)
         except GroupError as exc:
             fail(str(exc))
     admin_action("group.remove", group=name, members=had)
@@ -87,8 +99,6 @@ def group_remove(ctx: CliContext, name: str) -> None:
 @pass_ctx
 def group_list(ctx: CliContext) -> None:
     """List groups with their number of members."""
-    from uauth.core.groups import all_groups
-
     with in_app(ctx):
         users = list(_own_users().list())
         found = all_groups(current_state().store)
@@ -104,11 +114,8 @@ def group_list(ctx: CliContext) -> None:
 @pass_ctx
 def group_members(ctx: CliContext, name: str) -> None:
     """List the members of a group."""
-    from uauth.core.groups import get
-    from uauth.core.groups import members
-
     with in_app(ctx):
-        if get(current_state().store, name) is None:
+        if groupdir.get(current_state().store, name) is None:
             fail(f"no group {name!r}")
         for user in members(_own_users().list(), name):
             click.echo(f"{user.username}\t{user.id}")
@@ -129,9 +136,6 @@ def add_user_commands(user: click.Group) -> None:
 def user_groups(ctx: CliContext, username: str, add: tuple[str, ...],
                 remove: tuple[str, ...]) -> None:
     """Show a user's groups, or change them with --add/--remove."""
-    from uauth.core.groups import GroupError
-    from uauth.core.groups import change_membership
-
     with in_app(ctx):
         found = _user(username)
         if add or remove:
@@ -152,9 +156,6 @@ def user_groups(ctx: CliContext, username: str, add: tuple[str, ...],
 @pass_ctx
 def user_set_admin(ctx: CliContext, username: str, off: bool) -> None:
     """Give a user the admin role (the console at /admin), or take it away with --off."""
-    from uauth.core.people import LastAdminError
-    from uauth.core.people import set_admin
-
     with in_app(ctx):
         found = _user(username)
         try:
@@ -173,11 +174,6 @@ def user_set_admin(ctx: CliContext, username: str, off: bool) -> None:
 @pass_ctx
 def user_reset_link(ctx: CliContext, username: str, send: bool) -> None:
     """Print a single-use password reset link for a user (and mail it with --send)."""
-    from uauth.core.links import issue
-    from uauth.core.records import RESET
-    from uauth.web.outbox import absolute
-    from uauth.web.views.recovery import send_reset_link
-
     with _pages(ctx) as state:
         found = _user(username)
         if send:
@@ -188,7 +184,7 @@ def user_reset_link(ctx: CliContext, username: str, send: bool) -> None:
             url = send_reset_link(state, found)
             _drain_mail(state)
         else:
-            link = issue(state.store, RESET, {"user_id": found.id},
+            link = links.issue(state.store, RESET, {"user_id": found.id},
                          ttl=state.settings.reset_ttl, now=state.now())
             url = absolute(state, "uauth.recovery.reset", token=link.token)
     admin_action("user.reset_link", user_id=found.id, sent=send)
@@ -223,29 +219,22 @@ def invite() -> None:
 def invite_create(ctx: CliContext, email: str, groups: tuple[str, ...], username: str, admin: bool,
                   expires: str | None, send: bool) -> None:
     """Create an invitation and print its link."""
-    from uauth.core.invitations import InvitationError
-    from uauth.core.invitations import create
-    from uauth.core.invitations import find
-    from uauth.ops.context import admin_actor
-    from uauth.web.views.signup import send_invitation
-
     with _pages(ctx) as state:
         if send and not state.mailer.configured:
             fail("no mail server: set UAUTH_SMTP_URL and UAUTH_MAIL_FROM, or leave out --send")
         ttl = parse_duration(expires) if expires else state.settings.invite_ttl
         try:
-            issued = create(state.store, _own_users(), email=email, groups=groups,
+            issued = invitations.create(state.store, _own_users(), email=email, groups=groups,
                             username=username, admin=admin, now=state.now(), ttl=ttl,
                             created_by=admin_actor(), mailed=send)
         except (InvitationError, ValueError) as exc:
             fail(str(exc))
-        invitation = find(state.store, issued.token)
+        invitation = invitations.find(state.store, issued.token)
         assert invitation is not None
         if send:
             url = send_invitation(state, issued, invitation)
             _drain_mail(state)
         else:
-            from uauth.web.outbox import absolute
 
             url = absolute(state, "uauth.signup.invitation", token=issued.token)
     admin_action("invitation.create", invitation=issued.key[:12], groups=" ".join(groups) or None,
@@ -257,9 +246,7 @@ def invite_create(ctx: CliContext, email: str, groups: tuple[str, ...], username
 @pass_ctx
 def invite_list(ctx: CliContext) -> None:
     """List pending invitations (id, email, groups, expiry)."""
-    import datetime
 
-    from uauth.core.invitations import all_pending
 
     with in_app(ctx):
         found = all_pending(current_state().store)
@@ -276,15 +263,11 @@ def invite_list(ctx: CliContext) -> None:
 @pass_ctx
 def invite_revoke(ctx: CliContext, invitation_id: str) -> None:
     """Withdraw a pending invitation (its id from `invite list`)."""
-    from uauth.core.invitations import all_pending
-    from uauth.core.links import revoke
-    from uauth.core.records import INVITE
-
     with in_app(ctx):
         matches = [i for i in all_pending(current_state().store) if i.key.startswith(invitation_id)]
         if len(invitation_id) < 6 or len(matches) != 1:
             fail(f"no single pending invitation {invitation_id!r}")
-        revoke(current_state().store, INVITE, matches[0].key)
+        links.revoke(current_state().store, INVITE, matches[0].key)
     admin_action("invitation.revoke", invitation=matches[0].key[:12])
     click.echo(f"revoked the invitation for {matches[0].email}")
 

@@ -192,6 +192,7 @@ def keys() -> ResponseReturnValue:
 
 
 def register() -> None:
+    # Deferred on purpose: the page modules import this package's blueprint and helpers.
     from . import apps
     from . import people
 

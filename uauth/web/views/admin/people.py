@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask import abort
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -51,8 +52,6 @@ from . import directory
 
 
 def _person(user_id: str) -> User:
-    from flask import abort
-
     user = directory().get(user_id)
     if user is None:
         abort(404)
