@@ -260,3 +260,49 @@ def test_resetting_second_factors_needs_reauthentication(driver: Driver,
     with driver.app.app_context():
         assert not get_state().factors.has_second_factor(bob.id)
     assert any(e.get("action") == "user.mfa.reset" for e in events(driver, event="admin"))
+
+
+def test_registration_tokens_are_shown_once_listed_and_revoked(shared_instance: Path,
+                                                                store: Store,
+                                                                clock: FakeClock) -> None:
+    driver = Driver.of(make_app(shared_instance, store, clock, UAUTH_REGISTRATION="token"))
+    # a signed-in non-admin gets the plain 404, for the page and its forms
+    driver.user("mallory")
+    visitor = Driver.of(driver.app)
+    visitor.login("mallory")
+    assert visitor.http.get("/admin/registration").status_code == 404
+    assert visitor.http.post("/admin/registration", data={"expires": "3600",
+                                                          "uses": "1"}).status_code == 404
+    root = make_admin(driver)
+    console_login(driver, root, clock)
+    assert 'href="/admin/registration"' in driver.http.get("/admin/people").text
+    # without its CSRF token a POST creates nothing
+    driver.http.post("/admin/registration", data={"expires": "3600", "uses": "1"})
+    assert "registration-token" not in driver.http.get("/admin/registration").text
+    refused = post(driver, "/admin/registration", "/admin/registration", expires="123", uses="1")
+    assert refused.status_code == 400 and "registration-token" not in refused.text
+    page = post(driver, "/admin/registration", "/admin/registration", expires="3600", uses="2")
+    assert page.status_code == 200
+    token = re.search(r'id="registration-token">([^<]+)<', page.text).group(1)  # type: ignore[union-attr]
+    metadata = {"client_name": "svc", "redirect_uris": ["https://app.example/cb"],
+                "token_endpoint_auth_method": "none"}
+    made = driver.http.post("/register", json=metadata,
+                            headers={"Authorization": f"Bearer {token}"})
+    assert made.status_code == 201, made.text
+    # the list shows an id, the lifetime and the uses left, never the token again
+    listing = driver.http.get("/admin/registration").text
+    assert token not in listing and "1 of 2 use(s) left" in listing
+    key = re.search(r'name="key" value="([^"]+)"', listing).group(1)  # type: ignore[union-attr]
+    assert key != token and key[:12] in listing
+    revoked = post(driver, "/admin/registration", "/admin/registration/revoke", key=key)
+    assert revoked.status_code == 302
+    assert "None." in driver.http.get("/admin/registration").text
+    late = driver.http.post("/register", json=metadata,
+                            headers={"Authorization": f"Bearer {token}"})
+    assert late.status_code == 401 and json_of(late)["error"] == "invalid_token"
+    console = [e for e in events(driver, event="admin") if e.get("via") == "console"]
+    actions = [e.get("action") for e in console]
+    assert "registration.token.create" in actions and "registration.token.revoke" in actions
+    assert actions.count("registration.token.create") == 1
+    assert all(e["actor"] == "root" and e["actor_id"] == root.id for e in console)
+    assert all(token not in str(e) for e in events(driver))

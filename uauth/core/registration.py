@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from uauth.core.records import CLIENT_USED
 from uauth.core.records import INITIAL_TOKEN
@@ -53,6 +54,39 @@ def spend_initial_token(store: Store, token: str) -> bool:
         return False
     ttl = max(int(record["expires_at"]) - int(record["created_at"]), 1)
     return store.incr(INITIAL_TOKEN_USES, key, ttl) <= int(record["uses"])
+
+
+@dataclass(frozen=True)
+class InitialToken:
+    """A live initial access token as an admin sees it: never the token itself."""
+
+    #: The digest it is stored under: an id to list and revoke by, never a way in.
+    key: str
+    created_at: int
+    expires_at: int
+    uses: int
+    uses_left: int
+
+
+def initial_tokens(store: Store) -> list[InitialToken]:
+    """Every unexpired initial access token, newest first (used-up ones have no use left)."""
+    found = []
+    for key, record in store.scan(INITIAL_TOKEN):
+        counter = store.find(INITIAL_TOKEN_USES, key)
+        used = int(counter["count"]) if counter else 0
+        uses = int(record["uses"])
+        found.append(InitialToken(key, int(record["created_at"]), int(record["expires_at"]),
+                                  uses, max(uses - used, 0)))
+    return sorted(found, key=lambda t: (-t.created_at, t.key))
+
+
+def revoke_initial_token(store: Store, key: str) -> bool:
+    """Withdraw an initial access token by its digest; False when there is no such token."""
+    if not key or len(key) > 200 or store.find(INITIAL_TOKEN, key) is None:
+        return False
+    store.delete(INITIAL_TOKEN, key)
+    store.delete(INITIAL_TOKEN_USES, key)
+    return True
 
 
 # --- pruning ---------------------------------------------------------------------------------

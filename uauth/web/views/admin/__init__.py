@@ -1,4 +1,5 @@
-"""The admin console at ``/admin``: people, invitations, groups, apps, keys and the audit trail.
+"""The admin console at ``/admin``: people, invitations, groups, apps, registration tokens,
+keys and the audit trail.
 
 Only signed-in people with the admin role see it; everyone else gets the plain 404 of a page
 that does not exist (and an audit event). Unless ``UAUTH_MFA`` is off, an admin's session must
@@ -195,9 +196,11 @@ def register() -> None:
     # Deferred on purpose: the page modules import this package's blueprint and helpers.
     from . import apps
     from . import people
+    from . import registration
 
     apps.register(bp)
     people.register(bp)
+    registration.register(bp)
 
 
 register()
