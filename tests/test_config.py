@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import FrozenInstanceError
 from dataclasses import fields
 from pathlib import Path
@@ -115,10 +116,17 @@ def test_an_unknown_setting_is_refused_with_the_nearest_name(
         create_app({"UAUTH_STORAGE": "memory://"}, instance_path=tmp_path)
     assert str(caught.value) == ("UAUTH_ACESS_TOKEN_TTL is not a uauth setting; did you mean "
                                  "UAUTH_ACCESS_TOKEN_TTL?")
-    monkeypatch.delenv("UAUTH_ACESS_TOKEN_TTL")
-    monkeypatch.setenv("UAUTH_REQUIRE_REDIS", "1")  # harness variables are not settings
-    assert "UAUTH_REQUIRE_REDIS" not in create_app({"UAUTH_STORAGE": "memory://"},
-                                                   instance_path=tmp_path).config
+
+
+def test_the_variables_ci_exports_are_not_taken_for_settings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ci_run = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+    exported = re.findall(r"^export (UAUTH_[A-Z_]+)=", ci_run, flags=re.MULTILINE)
+    assert "UAUTH_REQUIRE_POSTGRES" in exported
+    for name in exported:
+        monkeypatch.setenv(name, "1")
+    config = create_app({"UAUTH_STORAGE": "memory://"}, instance_path=tmp_path).config
+    assert not set(exported) & set(config)
 
 
 def test_default_instance_folder_is_instance_under_the_working_directory(

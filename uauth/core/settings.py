@@ -805,7 +805,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 #: Environment variables read by the CLI and test harness, not app settings.
-ENV_ONLY = frozenset({"UAUTH_INSTANCE", "UAUTH_REQUIRE_REDIS", "UAUTH_REQUIRE_BROWSER",
+ENV_ONLY = frozenset({"UAUTH_INSTANCE", "UAUTH_REQUIRE_REDIS", "UAUTH_REQUIRE_REDIS_CLUSTER",
+                      "UAUTH_REQUIRE_POSTGRES", "UAUTH_REQUIRE_BROWSER",
                       "UAUTH_BENCH_REFERENCE", "UAUTH_BENCH_ANCHOR", "UAUTH_FUZZ_EXAMPLES"})
 
 
