@@ -6,7 +6,10 @@ import html
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
 
+import jwt
 import pytest
 
 from tests.app_driver import Driver
@@ -15,7 +18,9 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
+from tests.test_mfa import enrol_totp
 from uauth.core.device import USER_CODE_ALPHABET
+from uauth.core.mfa import ACR_MFA
 from uauth.storage import Store
 
 DEVICE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -183,3 +188,31 @@ def test_without_scope_the_device_gets_the_clients_registered_scope(driver: Driv
     token = poll(driver, client_id, body["device_code"])
     assert token.status_code == 200 and json_of(token)["scope"] == "openid email"
     assert "id_token" in json_of(token) and "refresh_token" not in json_of(token)
+
+
+@pytest.mark.parametrize("policy", ["client", "required"])
+def test_the_second_factor_rule_holds_on_the_device_page(tmp_path: Path, store: Store,
+                                                         clock: FakeClock, policy: str) -> None:
+    """A client that requires a second factor (or UAUTH_MFA=required) cannot be approved from
+    the device page with a password alone: the person sets one up first, then approves, and
+    the device's ID token says so."""
+    config = {"UAUTH_MFA": "required"} if policy == "required" else {}
+    driver = Driver.of(make_app(tmp_path, store, clock, **config))
+    driver.user()
+    client_id, _ = device_client(driver, require_mfa=policy == "client")
+    body = json_of(start(driver, client_id))
+    driver.login()
+    page = driver.http.get("/device", query_string={"user_code": body["user_code"]})
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login/enrol")
+    forged = driver.http.post("/device", data={"csrf_token": csrf_token(
+        driver.http.get("/device").text), "user_code": body["user_code"], "decision": "allow"})
+    assert forged.status_code == 302, "no approval without the second factor"
+    back = parse_qs(urlsplit(page.headers["Location"]).query)["next"][0]
+    assert back.startswith("/device?user_code=")
+    enrol_totp(driver, clock, next_url=back)
+    assert 'data-device-result="approved"' in decide(driver, body["user_code"]).text
+    clock.advance(5)
+    tokens = poll(driver, client_id, body["device_code"])
+    assert tokens.status_code == 200, json_of(tokens)
+    claims = jwt.decode(json_of(tokens)["id_token"], options={"verify_signature": False})
+    assert claims["acr"] == ACR_MFA and "otp" in claims["amr"]

@@ -121,5 +121,23 @@ def require_second_factor(ix: Interaction) -> ResponseReturnValue | None:
     if "none" in ix.prompts:
         raise InteractionRequiredError("The user must present a second factor first.")
     back = url_for("uauth.ui.authorize") + "?" + urlencode(list(ix.params.items(multi=True)))
+    return _second_factor_page(has_factor, back)
+
+
+def second_factor_before(user: User, amr: list[str], *, client_requires: bool, back: str
+                         ) -> ResponseReturnValue | None:
+    """The same rule for pages that approve a client outside ``/authorize`` (the device page):
+    the policy or the client may ask for a second factor that this session has not used."""
+    if "mfa" in amr:
+        return None
+    has_factor = get_state().factors.has_second_factor(user.id)
+    if not asked_for(policy(), has_factor=has_factor, client_requires=client_requires,
+                     acr=requested_acr({})):
+        return None
+    return _second_factor_page(has_factor, back)
+
+
+def _second_factor_page(has_factor: bool, back: str) -> ResponseReturnValue:
+    """Present the factor the person has, or set one up; then ``back``."""
     target = "uauth.mfa.second_factor" if has_factor else "uauth.mfa.enrol"
     return redirect(url_for(target, next=back))

@@ -40,6 +40,7 @@ from uauth.core.device import find_device_grant
 from uauth.core.device import note_poll
 from uauth.core.device import redeem
 from uauth.core.device import start
+from uauth.core.mfa import acr_for
 from uauth.core.models import Client
 from uauth.core.models import User
 from uauth.core.tokens import Authentication
@@ -149,7 +150,7 @@ class DeviceCodeGrant(IssuesTokens, AuthlibDeviceCodeGrant):  # type: ignore[mis
         grant_id = new_grant_id()
         self.context = IssueContext(
             auth=Authentication(auth_time=int(credential.auth_time or state.now()),
-                                amr=tuple(credential.amr)),
+                                amr=tuple(credential.amr), acr=acr_for(credential.amr)),
             grant_id=grant_id)
         offline = wants_refresh_token(client, credential.scope)
         # The device's tokens do not depend on the browser session that approved them.

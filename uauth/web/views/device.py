@@ -36,6 +36,7 @@ from uauth.web.login import authentication
 from uauth.web.login import login_view
 from uauth.web.login import session_user
 from uauth.web.mfa import needs_second_factor
+from uauth.web.mfa import second_factor_before
 from uauth.web.state import get_state
 
 from .token import back_channel_request
@@ -99,6 +100,10 @@ def device() -> ResponseReturnValue:
     client = state.clients.get(grant.client_id)
     if client is None:
         return error_page("This device cannot be connected", "The app is no longer registered.")
+    step = second_factor_before(user, list(auth.amr), client_requires=client.require_mfa,
+                                back=url_for(".device", user_code=typed))
+    if step is not None:  # UAUTH_MFA=required or a client that requires it, as at /authorize
+        return step
     if not may_sign_in(user, client.allowed_groups):  # a client that admits only some groups
         audit(ACCESS_REFUSED, client_id=client.client_id, user_id=user.id,
               reason="not in an allowed group")
