@@ -22,6 +22,7 @@ from uauth.core.metrics import NullMetrics
 from uauth.core.settings import Settings
 from uauth.core.throttle import Throttle
 from uauth.core.users import UserDirectory
+from uauth.core.verified import VerifiedTokens
 from uauth.storage import Clock
 from uauth.storage import Store
 
@@ -57,6 +58,8 @@ class State:
     factors: Factors = field(init=False)
     #: ``fetch_json(url)`` of the safe outbound fetcher (jwks_uri, metadata documents).
     fetch_json: Callable[[str], Any] | None = None
+    #: Access tokens this worker verified or signed (verified.py): no second signature check.
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens)
 
     def now(self) -> int:
         return int(self.clock())

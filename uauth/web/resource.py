@@ -41,6 +41,7 @@ from uauth.core.claims import token_user
 from uauth.core.tokens import InvalidToken
 from uauth.core.tokens import decode_access_token
 from uauth.core.tokens import validate_access_token
+from uauth.core.verified import VerifiedTokens
 from uauth.storage import StorageError
 from uauth.web.state import get_state
 
@@ -321,12 +322,18 @@ class TokenValidator:
         self.leeway = leeway
         self.keys = IssuerKeys(issuer, jwks_uri=jwks_uri, cache_seconds=cache_seconds,
                                cooldown=cooldown, timeout=timeout)
+        self.verified = VerifiedTokens()
 
     def validate(self, token: str) -> dict[str, Any]:
         """The token's claims; raises :class:`~uauth.core.tokens.InvalidToken` or
-        :class:`KeysUnavailable`."""
-        return decode_access_token(token, keys=self.keys.verification_key, issuer=self.issuer,
-                                   audience=self.audience, leeway=self.leeway)
+        :class:`KeysUnavailable`. A token seen before skips the signature check while it
+        lives and its key is still published (:mod:`uauth.core.verified`)."""
+        return self.verified.verify(
+            token, lambda: decode_access_token(token, keys=self.keys.verification_key,
+                                               issuer=self.issuer, audience=self.audience,
+                                               leeway=self.leeway),
+            now=time.time(), audience=self.audience, leeway=self.leeway,
+            trusted=lambda kid: self.keys.verification_key(kid) is not None)
 
     def access_token(self, token: str) -> AccessToken:
         return AccessToken(self.validate(token))

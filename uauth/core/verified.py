@@ -1,0 +1,73 @@
+"""Access tokens this worker has already verified, or signed itself.
+
+A resource server sees the same bearer token many times during its life, and ``/userinfo``
+usually sees a token moments after this worker minted it. Parsing and checking the signature
+again each time costs more than everything else a protected request does, so the claims of a
+verified token are kept, keyed by the whole token string: the same string, signature included,
+is the same verified token.
+
+A hit still checks what can change after verification: expiry (against the caller's clock),
+that the signing key is still one the provider trusts (a key removed from the key set ends its
+tokens at once) and the audience asked for. Revocation and the user's state are not cached:
+callers check them on every use. The cache is bounded, per worker, and holds nothing that is
+not in the token itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from uauth.core.tokens import peek_header
+
+#: Tokens kept per worker: a few MB at the most.
+SIZE = 2048
+
+
+class VerifiedTokens:
+    def __init__(self, size: int = SIZE) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[dict[str, Any], str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, *, now: float, audience: str | None,
+            trusted: Callable[[str], bool], leeway: float = 0) -> dict[str, Any] | None:
+        """The claims of ``token`` if it was verified here and still holds, else None (then
+        verify it in full)."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        claims, kid = entry
+        if not (claims["exp"] + leeway > now and trusted(kid) and _for(claims, audience)):
+            return None
+        return dict(claims)
+
+    def verify(self, token: str, decode: Callable[[], dict[str, Any]], *, now: float,
+               audience: str | None, trusted: Callable[[str], bool], leeway: float = 0
+               ) -> dict[str, Any]:
+        """The claims of ``token``: from the cache while it holds, else ``decode()`` (the full
+        check, which raises on a bad token) and kept for next time."""
+        claims = self.get(token, now=now, audience=audience, trusted=trusted, leeway=leeway)
+        if claims is None:
+            claims = decode()
+            self.put(token, dict(claims), str(peek_header(token).get("kid", "")))
+        return claims
+
+    def put(self, token: str, claims: dict[str, Any], kid: str) -> None:
+        """Keep a token whose signature, issuer, type and claims were checked (or that this
+        provider just signed); the oldest entry goes when the cache is full."""
+        if not isinstance(claims.get("exp"), int):
+            return
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.pop(next(iter(self._entries)), None)
+            self._entries[token] = (claims, kid)
+
+
+def _for(claims: dict[str, Any], audience: str | None) -> bool:
+    """PyJWT's audience rule: ``aud`` is the audience, or a list that contains it."""
+    if audience is None:
+        return True
+    aud = claims.get("aud")
+    return aud == audience or (isinstance(aud, list) and audience in aud)
