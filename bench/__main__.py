@@ -18,6 +18,7 @@ from . import report
 from .factors import factor_costs
 from .factors import factors_table
 from .passwords import password_costs
+from .require_token import require_token_costs
 from .run import ALGS
 from .run import STORES
 from .run import UAUTH_OPS
@@ -85,17 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     run = run_bench(settings)
     costs = password_costs()
+    guard = require_token_costs()
     print()
     print(report.results_table(run))
     print()
     print(report.passwords_table(costs))
     print()
-    print(report.targets_table(run, costs))
+    print(report.passwords_table(guard, "host app's @require_token (in-process, one core)", "µs"))
+    print()
+    print(report.targets_table(run, costs, guard))
     factors = factor_costs()
     print()
     print(factors_table(factors))
     _dump(args.json, {"rows": [asdict(r) for r in run.rows],
                       "passwords": [asdict(c) for c in costs],
+                      "require_token": [asdict(c) for c in guard],
                       "factors": [asdict(c) for c in factors]})
     return 0
 

@@ -14,9 +14,12 @@ from bench.driver import pkce_pair
 from bench.driver import prepare
 from bench.driver import read_form
 from bench.load import Result
+from bench.passwords import Cost
 from bench.profile import InProcess
 from bench.profile import build
 from bench.report import results_table
+from bench.report import targets_table
+from bench.require_token import require_token_costs
 from bench.run import Row
 from bench.run import Run
 from bench.run import Settings
@@ -90,3 +93,34 @@ def test_figures_are_medians_and_ratios_to_bare_and_reference() -> None:
     line = next(line for line in table.splitlines() if "uauth" in line and "flow" in line)
     assert "3.00 (6.00×)" in line and "1.50×" in line and "200 (0.20×)" in line
     assert "not supported yet: cc" in table
+
+
+def test_targets_table_gives_a_verdict_per_target() -> None:
+    run = Run(Settings(stores=("sqlite", "redis"), workers=(1,)))
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
+                Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                Row("uauth", "sqlite", 1, "flow", result=_result(1.9, 200)),
+                Row("uauth", "redis", 1, "flow", result=_result(2.2, 200)),
+                Row("uauth", "sqlite", 1, "userinfo", result=_result(0.40, 900)),
+                Row("uauth", "redis", 1, "userinfo", result=_result(0.50, 900))]
+    guard = [Cost("require_token: a token seen for the first time (µs)", 180.0, 180.0),
+             Cost("require_token: the same token again (µs)", 40.0, 40.0)]
+    lines = targets_table(run, [], guard).splitlines()
+
+    def verdict(start: str) -> str:
+        return next(line for line in lines if line.lstrip("| ").startswith(start)
+                    ).rstrip(" |").rsplit("|", 1)[1].strip()
+
+    assert verdict("SSO code+PKCE flow, RS256 ID token (sqlite)") == "met"
+    assert verdict("SSO code+PKCE flow, RS256 ID token (redis)") == "MISSED"
+    assert verdict("rotating refresh (sqlite)") == "n/a"
+    assert verdict("userinfo (sqlite)") == "met" and verdict("userinfo (redis)") == "MISSED"
+    assert verdict("require_token") == "met"
+    assert verdict("Redis CPU per flow ≤ 1.1× SQLite") == "MISSED"
+    assert verdict("≤ 80 MB RSS") == "met"
+
+
+def test_require_token_is_measured_through_a_host_app() -> None:
+    first, again = require_token_costs(seconds=0.01)
+    assert "first" in first.name and "again" in again.name
+    assert first.cpu_ms > 0 and again.cpu_ms > 0

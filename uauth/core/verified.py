@@ -57,7 +57,7 @@ class VerifiedTokens:
     def put(self, token: str, claims: dict[str, Any], kid: str) -> None:
         """Keep a token whose signature, issuer, type and claims were checked (or that this
         provider just signed); the oldest entry goes when the cache is full."""
-        if not isinstance(claims.get("exp"), int):
+        if self._size <= 0 or not isinstance(claims.get("exp"), int):
             return
         with self._lock:
             if len(self._entries) >= self._size:
