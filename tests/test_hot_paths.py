@@ -3,6 +3,8 @@ is built once (parsed keys, discovery and JWKS documents, storage connections, c
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.app_driver import make_app
@@ -41,3 +43,16 @@ def test_a_worker_reuses_its_storage_connection(tmp_path: Path) -> None:
     connection = store._conn()
     store.find("client", "c")
     assert store._conn() is connection
+
+
+def test_a_sqlite_worker_loads_no_other_database_driver(tmp_path: Path) -> None:
+    """Each driver costs a worker's memory (psycopg and its pool about 12 MB): only the storage
+    in use is imported, whatever the app and its CLI commands could reach."""
+    script = ("import sys; from uauth import create_app; "
+              f"create_app({{'UAUTH_STORAGE': 'sqlite:///{tmp_path}/u.db'}}, "
+              f"instance_path={str(tmp_path / 'instance')!r}); "
+              "print(sorted(m for m in ('psycopg', 'psycopg_pool') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -32,10 +32,9 @@ from uauth.ops.transfer import backup_sqlite
 from uauth.ops.transfer import compare
 from uauth.ops.transfer import migrate as copy_all
 from uauth.storage import StorageError
+from uauth.storage import VersionedSchema
 from uauth.storage import open_store
 from uauth.storage import sqlite_path
-from uauth.storage.postgres import LATEST
-from uauth.storage.postgres import PostgresStore
 from uauth.storage.sqlite import SQLiteStore
 
 
@@ -259,7 +258,7 @@ def migrate(ctx: CliContext, target_url: str | None, prefix: str | None, overwri
 def _migrate_schema(ctx: CliContext) -> None:
     with ctx.app().app_context():
         store = current_state().store
-        if not isinstance(store, PostgresStore):
+        if not isinstance(store, VersionedSchema):
             fail("only PostgreSQL storage has schema versions; to move records to another "
                  "storage use uauth migrate --to URL")
         try:
@@ -270,7 +269,7 @@ def _migrate_schema(ctx: CliContext) -> None:
         admin_action("migrate-schema", versions=len(applied))
         click.echo(f"applied schema versions {', '.join(map(str, applied))} at {store.where}")
     else:
-        click.echo(f"the schema at {store.where} is up to date (version {LATEST})")
+        click.echo(f"the schema at {store.where} is up to date (version {store.version()})")
 
 
 OPERATIONS: tuple[click.Command, ...] = (keys, check, backup, migrate)

@@ -11,6 +11,7 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import Store
+from .base import VersionedSchema
 from .base import hash_key
 from .base import system_clock
 
@@ -23,6 +24,7 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "Store",
+    "VersionedSchema",
     "hash_key",
     "open_store",
     "sqlite_path",

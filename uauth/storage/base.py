@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
+from typing import runtime_checkable
 
 #: Backends drop expired records once every this many writes (cheap, bounded work): spent
 #: codes, revocation markers and counters are never read again, so nothing else would.
@@ -144,3 +145,17 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections (they reopen on next use)."""
+
+
+@runtime_checkable
+class VersionedSchema(Protocol):
+    """A store whose schema uauth migrates in place (PostgreSQL): ``uauth migrate`` checks for
+    this rather than importing a database driver the deployment may not use."""
+
+    where: str
+
+    def migrate(self) -> list[int]:
+        """Apply the schema versions not applied yet; the ones applied now."""
+
+    def version(self) -> int:
+        """The schema version the database is at."""
