@@ -25,6 +25,7 @@ from .run import UAUTH_OPS
 from .run import Settings
 from .run import run_bench
 from .run import run_memory
+from .signing import signing_costs
 
 
 def _csv(kind: type, choices: tuple[str, ...] | None = None):  # type: ignore[no-untyped-def]
@@ -87,20 +88,22 @@ def main(argv: list[str] | None = None) -> int:
     run = run_bench(settings)
     costs = password_costs()
     guard = require_token_costs()
+    signs = signing_costs()
     print()
     print(report.results_table(run))
     print()
-    print(report.passwords_table(costs))
+    print(report.passwords_table(costs + signs))
     print()
     print(report.passwords_table(guard, "host app's @require_token (in-process, one core)", "µs"))
     print()
-    print(report.targets_table(run, costs, guard))
+    print(report.targets_table(run, costs, guard, signs))
     factors = factor_costs()
     print()
     print(factors_table(factors))
     _dump(args.json, {"rows": [asdict(r) for r in run.rows],
                       "passwords": [asdict(c) for c in costs],
                       "require_token": [asdict(c) for c in guard],
+                      "signatures": [asdict(c) for c in signs],
                       "factors": [asdict(c) for c in factors]})
     return 0
 

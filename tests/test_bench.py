@@ -24,6 +24,7 @@ from bench.run import Row
 from bench.run import Run
 from bench.run import Settings
 from bench.run import median_result
+from bench.signing import signing_costs
 
 
 def test_agent_logs_in_once_then_runs_sso_flows(tmp_path: Path) -> None:
@@ -105,13 +106,16 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
                 Row("uauth", "redis", 1, "userinfo", result=_result(0.50, 900))]
     guard = [Cost("require_token: a token seen for the first time (µs)", 180.0, 180.0),
              Cost("require_token: the same token again (µs)", 40.0, 40.0)]
-    lines = targets_table(run, [], guard).splitlines()
+    signs = [Cost("RS256 JWT signature (PyJWT, one access token)", 0.4, 0.4)]
+    lines = targets_table(run, [], guard, signs).splitlines()
 
     def verdict(start: str) -> str:
         return next(line for line in lines if line.lstrip("| ").startswith(start)
                     ).rstrip(" |").rsplit("|", 1)[1].strip()
 
     assert verdict("SSO code+PKCE flow, RS256 ID token (sqlite)") == "met"
+    assert "floor 1.70 ms = 0.85× (3 bare requests + 2 RS256)" in next(
+        line for line in lines if "flow, RS256 ID token (redis)" in line)
     assert verdict("SSO code+PKCE flow, RS256 ID token (redis)") == "MISSED"
     assert verdict("rotating refresh (sqlite)") == "n/a"
     assert verdict("userinfo (sqlite)") == "met" and verdict("userinfo (redis)") == "MISSED"
@@ -124,3 +128,9 @@ def test_require_token_is_measured_through_a_host_app() -> None:
     first, again = require_token_costs(seconds=0.01)
     assert "first" in first.name and "again" in again.name
     assert first.cpu_ms > 0 and again.cpu_ms > 0
+
+
+def test_signatures_are_measured_with_real_keys() -> None:
+    costs = signing_costs(seconds=0.01)
+    assert [c.name.split()[0] for c in costs] == ["RS256", "ES256"]
+    assert all(c.cpu_ms > 0 for c in costs)
