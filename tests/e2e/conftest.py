@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+from tests.chromium import DESKTOP
+from tests.chromium import new_page
 from tests.conftest import unique_prefix
 from tests.http_stub import serve
 from tests.live_server import LiveServer
@@ -154,6 +156,13 @@ def app_page(title: str, heading: str) -> Iterator[str]:
     page = f"<!doctype html><title>{title}</title><h1>{heading}</h1>".encode()
     with serve({"/callback": page}, "text/html; charset=utf-8") as url:
         yield url + "/callback"
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A desktop-sized page in a context of its own."""
+    with new_page(chromium, **DESKTOP) as page:
+        yield page
 
 
 def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
