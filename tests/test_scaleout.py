@@ -4,8 +4,6 @@ lost; two hosts on one PostgreSQL database share sessions, keys and consumption.
 
 from __future__ import annotations
 
-import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -23,12 +21,11 @@ from tests.live_server import LiveServer
 from tests.postgres_server import PostgresServer
 from tests.postgres_server import SessionDatabase
 from tests.redis_cluster import RedisClusterServer
-from tests.redis_server import free_port
 from tests.test_resilience import REDIRECT
 from tests.test_resilience import authorize_url
 from tests.test_resilience import outage_drill
 from tests.test_resilience import provision
-from tests.test_two_hosts import LoadBalancer
+from tests.test_two_hosts import hosts_behind_a_balancer
 from tests.test_two_hosts import test_a_flow_hops_between_two_hosts as flow_hops_between_hosts
 from uauth.storage.postgres import PostgresStore
 from uauth.storage.redis_cluster import RedisClusterStore
@@ -101,28 +98,10 @@ def two_hosts_on_postgres(tmp_path: Path, postgres_database: SessionDatabase
                           ) -> Iterator[tuple[str, list[LiveServer], PostgresStore]]:
     """tests/test_two_hosts.py's recipe with one PostgreSQL database instead of one Redis."""
     url = postgres_database.schema_url()
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {"UAUTH_ISSUER": issuer, "UAUTH_TRUSTED_PROXIES": "1"}
-    hosts = [LiveServer(tmp_path / f"host-{name}" / "instance", storage=url, env=env)
-             for name in ("a", "b")]
-    assert hosts[0].cli("init").returncode == 0
-    hosts[1].instance.mkdir(parents=True, mode=0o700)
-    shutil.copy2(hosts[0].instance / "secret_key", hosts[1].instance / "secret_key")
-    assert hosts[1].cli("init").returncode == 0
-    for host in hosts:
-        host.start()
-    balancer = LoadBalancer(port, [host.url for host in hosts])
-    thread = threading.Thread(target=balancer.serve_forever, daemon=True)
-    thread.start()
-    store = PostgresStore(url)
-    yield issuer, hosts, store
-    balancer.shutdown()
-    balancer.server_close()
-    thread.join()
-    for host in hosts:
-        host.stop()
-    store.close()
+    with hosts_behind_a_balancer(tmp_path, url) as (issuer, hosts):
+        store = PostgresStore(url)
+        yield issuer, hosts, store
+        store.close()
 
 
 def test_two_hosts_on_one_postgresql_share_sessions_keys_and_consumption(
