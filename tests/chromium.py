@@ -8,12 +8,15 @@ from reaching for the network (this machine's is closed) and let it run as root 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 860}}
 
 
 class BrowserUnavailable(Exception):
@@ -58,3 +61,26 @@ def squashed_buttons(page: Any) -> list[str]:
                        return r.height > 6 * em || r.width < 4 * em; })
         .map(b => b.textContent.trim())""")
     return found
+
+
+@contextmanager
+def new_page(browser: Any, **options: Any) -> Iterator[Any]:
+    """A page in a context of its own (``options`` as ``new_context`` takes them), closed after;
+    15 s to find an element: a loaded CI machine is slow, a missing one still fails."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(15_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def add_virtual_authenticator(page: Any) -> tuple[Any, str]:
+    """A virtual platform authenticator for ``page`` (ctap2, internal transport, resident keys,
+    user verification), so a test can make and use passkeys: its CDP session and its ID."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
+        "hasUserVerification": True, "isUserVerified": True}})
+    return cdp, str(added["authenticatorId"])

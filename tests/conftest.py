@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import multiprocessing
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from typing import NoReturn
+from typing import TypeVar
 
 import pytest
 
@@ -36,6 +38,7 @@ from uauth.storage.sqlite import SQLiteStore
 from uauth.web.requestlog import RequestIdFilter
 
 BACKENDS = ["memory", "sqlite", "redis", "postgres", "redis-cluster"]
+T = TypeVar("T")
 
 
 class FakeClock:
@@ -137,6 +140,38 @@ def run_in_processes(target: Callable[..., object], *args: object, n: int = 6) -
     for w in workers:
         w.join(timeout=60)
         assert w.exitcode == 0
+
+
+def run_in_threads(target: Callable[[], T], n: int) -> list[T]:
+    """Start ``n`` threads on ``target`` at once (races within one process); what each returned,
+    in the order they finished. A thread that raises returns nothing, so the count is short."""
+    results: list[T] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        result = target()
+        with lock:
+            results.append(result)
+
+    pool = [threading.Thread(target=run) for _ in range(n)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return results
+
+
+def ask_forked_child(target: Callable[..., object], *args: object) -> object:
+    """Run ``target(*args, results)`` in a forked child, which inherits the parent's connections
+    (the tests check it does not use them); what it put on ``results``, once it exited cleanly."""
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=target, args=(*args, results))
+    child.start()
+    answer = results.get(timeout=30)
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    return answer
 
 
 def unique_prefix() -> str:

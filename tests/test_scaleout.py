@@ -4,11 +4,6 @@ lost; two hosts on one PostgreSQL database share sessions, keys and consumption.
 
 from __future__ import annotations
 
-import shutil
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -26,89 +21,16 @@ from tests.live_server import LiveServer
 from tests.postgres_server import PostgresServer
 from tests.postgres_server import SessionDatabase
 from tests.redis_cluster import RedisClusterServer
-from tests.redis_server import free_port
 from tests.test_resilience import REDIRECT
 from tests.test_resilience import authorize_url
-from tests.test_resilience import code_of
+from tests.test_resilience import outage_drill
 from tests.test_resilience import provision
-from tests.test_resilience import records_of
-from tests.test_two_hosts import LoadBalancer
+from tests.test_two_hosts import hosts_behind_a_balancer
 from tests.test_two_hosts import test_a_flow_hops_between_two_hosts as flow_hops_between_hosts
-from uauth.storage import Store
 from uauth.storage.postgres import PostgresStore
 from uauth.storage.redis_cluster import RedisClusterStore
 
 pytestmark = pytest.mark.slow
-
-
-def outage_drill(live: LiveServer, store: Store, stop: Callable[[], None],
-                 start: Callable[[], None], *, ends_by_itself: bool = False) -> None:
-    """Traffic throughout; ``stop()`` the backend: 503s with the OAuth error or the styled page;
-    ``start()`` it: uauth recovers by itself, with every acknowledged record. A failover
-    ``ends_by_itself``: readiness may be back before the drill looks."""
-    client_id, secret = provision(store)
-    browser = Browser(live.url)
-    code = code_of(browser.authorize(authorize_url(live.url, client_id), username="user0"))
-    tokens = requests.post(live.url + "/token", data={
-        "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
-        headers=basic_auth(client_id, secret), timeout=10).json()
-    before = records_of(store)
-    statuses: Counter[int] = Counter()
-    halt = threading.Event()
-
-    def traffic() -> None:
-        while not halt.is_set():
-            userinfo = requests.get(live.url + "/userinfo", timeout=10, headers={
-                "Authorization": "Bearer " + tokens["access_token"]})
-            statuses[userinfo.status_code] += 1
-            page = browser.http.get(authorize_url(live.url, client_id), allow_redirects=False,
-                                    timeout=10)
-            statuses[page.status_code] += 1
-
-    runner = threading.Thread(target=traffic)
-    runner.start()
-    try:
-        time.sleep(0.5)
-        stop()
-        time.sleep(0.5)
-        down = requests.post(live.url + "/token", data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-            headers=basic_auth(client_id, secret), timeout=15)
-        assert down.status_code == 503 and down.json()["error"] == "temporarily_unavailable"
-        page = browser.http.get(live.url + "/login", timeout=15)
-        # A cluster loses one primary: a page whose records live on the others still works.
-        assert page.status_code in ((200, 503) if ends_by_itself else (503,)), page.status_code
-        assert page.status_code == 200 or "Temporarily unavailable" in page.text
-        assert "Traceback" not in page.text
-        if not ends_by_itself:
-            assert requests.get(live.url + "/readyz", timeout=15).status_code == 503
-        start()
-        deadline = time.monotonic() + 30
-        while requests.get(live.url + "/readyz", timeout=15).status_code != 200:
-            assert time.monotonic() < deadline, "uauth did not recover"
-            time.sleep(0.2)
-        time.sleep(0.5)
-    finally:
-        halt.set()
-        runner.join(timeout=30)
-    assert statuses[503] > 0 and statuses[200] > 0 and statuses[302] > 0, statuses
-    assert set(statuses) <= {200, 302, 503}, statuses
-    assert live.process is not None and live.process.poll() is None, "still serving"
-    after = records_of(store)
-    assert after["user"] == before["user"] == 1 and after["client"] == before["client"]
-    refreshed = requests.post(live.url + "/token", data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        headers=basic_auth(client_id, secret), timeout=10)
-    assert refreshed.status_code == 200, "the refresh token survived the outage unspent"
-    again = requests.post(live.url + "/token", data={
-        "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-        headers=basic_auth(client_id, secret), timeout=10)
-    assert again.json()["error"] == "invalid_grant", "and is spent exactly once"
-    fresh = code_of(browser.authorize(authorize_url(live.url, client_id)))
-    assert requests.post(live.url + "/token", data={
-        "grant_type": "authorization_code", "code": fresh, "redirect_uri": REDIRECT},
-        headers=basic_auth(client_id, secret), timeout=10).status_code == 200
-    assert "Traceback" not in live.log()
 
 
 def test_a_postgresql_restart_mid_traffic_answers_503_and_recovers(
@@ -176,28 +98,10 @@ def two_hosts_on_postgres(tmp_path: Path, postgres_database: SessionDatabase
                           ) -> Iterator[tuple[str, list[LiveServer], PostgresStore]]:
     """tests/test_two_hosts.py's recipe with one PostgreSQL database instead of one Redis."""
     url = postgres_database.schema_url()
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    env = {"UAUTH_ISSUER": issuer, "UAUTH_TRUSTED_PROXIES": "1"}
-    hosts = [LiveServer(tmp_path / f"host-{name}" / "instance", storage=url, env=env)
-             for name in ("a", "b")]
-    assert hosts[0].cli("init").returncode == 0
-    hosts[1].instance.mkdir(parents=True, mode=0o700)
-    shutil.copy2(hosts[0].instance / "secret_key", hosts[1].instance / "secret_key")
-    assert hosts[1].cli("init").returncode == 0
-    for host in hosts:
-        host.start()
-    balancer = LoadBalancer(port, [host.url for host in hosts])
-    thread = threading.Thread(target=balancer.serve_forever, daemon=True)
-    thread.start()
-    store = PostgresStore(url)
-    yield issuer, hosts, store
-    balancer.shutdown()
-    balancer.server_close()
-    thread.join()
-    for host in hosts:
-        host.stop()
-    store.close()
+    with hosts_behind_a_balancer(tmp_path, url) as (issuer, hosts):
+        store = PostgresStore(url)
+        yield issuer, hosts, store
+        store.close()
 
 
 def test_two_hosts_on_one_postgresql_share_sessions_keys_and_consumption(

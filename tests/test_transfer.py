@@ -13,6 +13,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from click.testing import Result
+from werkzeug.test import TestResponse
 
 from tests.app_driver import Driver
 from tests.app_driver import json_of
@@ -26,6 +27,7 @@ from uauth.ops.transfer import TransferError
 from uauth.ops.transfer import backup_sqlite
 from uauth.ops.transfer import compare
 from uauth.ops.transfer import migrate
+from uauth.storage import Store
 from uauth.storage.redis import RedisStore
 from uauth.storage.sqlite import SQLiteStore
 
@@ -53,6 +55,23 @@ def populated(tmp_path: Path, clock: FakeClock) -> tuple[Driver, SQLiteStore, di
                            "refresh_token": tokens["refresh_token"], "client_id": client.client_id}
 
 
+def use_old_tokens(tmp_path: Path, store: Store, clock: FakeClock, tokens: dict[str, str]
+                   ) -> tuple[TestResponse, TestResponse]:
+    """A provider on the store the records moved to, given ``populated``'s tokens: the access
+    token must still validate and the refresh token refresh (users and signing keys moved).
+    Returns that refresh and a replay of the same refresh token, for the caller to judge."""
+    moved = Driver.of(make_app(tmp_path / "b", store, clock, SECRET_KEY=SECRET))
+    info = moved.http.get("/userinfo",
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert info.status_code == 200, "users and signing keys moved: old tokens still validate"
+    refreshed = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
+                            refresh_token=tokens["refresh_token"])
+    assert refreshed.status_code == 200, refreshed.text
+    again = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
+                        refresh_token=tokens["refresh_token"])
+    return refreshed, again
+
+
 def test_migrate_to_redis_keeps_every_record_ttl_and_consumed_state(
         tmp_path: Path, clock: FakeClock, redis_url: str) -> None:
     driver, source, tokens = populated(tmp_path, clock)
@@ -78,16 +97,8 @@ def test_migrate_to_redis_keeps_every_record_ttl_and_consumed_state(
     with pytest.raises(TransferError, match="already holds"):
         migrate(source, target, now=clock())
 
-    moved = Driver.of(make_app(tmp_path / "b", target, clock, SECRET_KEY=SECRET))
-    info = moved.http.get("/userinfo",
-                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
-    assert info.status_code == 200, "users and signing keys moved: old tokens still validate"
-    refreshed = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
-                            refresh_token=tokens["refresh_token"])
-    assert refreshed.status_code == 200, refreshed.text
+    refreshed, again = use_old_tokens(tmp_path, target, clock, tokens)
     assert json_of(refreshed)["refresh_token"] != tokens["refresh_token"], "rotated on the new store"
-    again = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
-                        refresh_token=tokens["refresh_token"])
     assert again.status_code == 400 and json_of(again)["error"] == "invalid_grant"
     target.close()
     source.close()

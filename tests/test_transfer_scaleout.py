@@ -9,16 +9,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.app_driver import Driver
 from tests.app_driver import json_of
-from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from tests.conftest import run_in_processes
 from tests.conftest import unique_prefix
 from tests.postgres_server import SessionDatabase
-from tests.test_transfer import SECRET
 from tests.test_transfer import populated
 from tests.test_transfer import uauth
+from tests.test_transfer import use_old_tokens
 from uauth.ops.transfer import compare
 from uauth.ops.transfer import migrate
 from uauth.storage import Store
@@ -57,15 +55,7 @@ def test_sqlite_to_postgres_to_cluster_to_redis_and_back_keeps_everything(
     on_postgres = chain[1]
     replayed = on_postgres.consume("refresh_token", "rotated-digest")
     assert replayed is not None and not replayed.first, "a rotated one is still a replay"
-    moved = Driver.of(make_app(tmp_path / "b", on_postgres, clock, SECRET_KEY=SECRET))
-    info = moved.http.get("/userinfo",
-                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
-    assert info.status_code == 200, "users and signing keys moved: old tokens still validate"
-    refreshed = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
-                            refresh_token=tokens["refresh_token"])
-    assert refreshed.status_code == 200, refreshed.text
-    again = moved.token(tokens["client_id"], tokens["secret"], grant_type="refresh_token",
-                        refresh_token=tokens["refresh_token"])
+    _, again = use_old_tokens(tmp_path, on_postgres, clock, tokens)
     assert json_of(again)["error"] == "invalid_grant", "spent exactly once on PostgreSQL too"
     for store in chain:
         store.close()

@@ -10,6 +10,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -75,14 +76,15 @@ class _Forward(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-@pytest.fixture
-def two_hosts(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, list[LiveServer],
-                                                                RedisStore]]:
+@contextmanager
+def hosts_behind_a_balancer(tmp_path: Path, storage: str, env: dict[str, str] | None = None
+                            ) -> Iterator[tuple[str, list[LiveServer]]]:
+    """The guide's recipe on ``storage``: two hosts, each with its own instance folder, behind
+    the balancer, whose address is the issuer. Yields the issuer and the hosts."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    prefix = unique_prefix()
-    env = {"UAUTH_ISSUER": issuer, "UAUTH_REDIS_PREFIX": prefix, "UAUTH_TRUSTED_PROXIES": "1"}
-    hosts = [LiveServer(tmp_path / f"host-{name}" / "instance", storage=redis_url, env=env)
+    env = {"UAUTH_ISSUER": issuer, "UAUTH_TRUSTED_PROXIES": "1", **(env or {})}
+    hosts = [LiveServer(tmp_path / f"host-{name}" / "instance", storage=storage, env=env)
              for name in ("a", "b")]
     assert hosts[0].cli("init").returncode == 0
     hosts[1].instance.mkdir(parents=True, mode=0o700)
@@ -94,14 +96,25 @@ def two_hosts(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, list[LiveSe
     balancer = LoadBalancer(port, [host.url for host in hosts])
     thread = threading.Thread(target=balancer.serve_forever, daemon=True)
     thread.start()
-    store = RedisStore(redis_url, prefix=prefix)
-    yield issuer, hosts, store
-    balancer.shutdown()
-    balancer.server_close()
-    thread.join()
-    for host in hosts:
-        host.stop()
-    store.close()
+    try:
+        yield issuer, hosts
+    finally:
+        balancer.shutdown()
+        balancer.server_close()
+        thread.join()
+        for host in hosts:
+            host.stop()
+
+
+@pytest.fixture
+def two_hosts(tmp_path: Path, redis_url: str) -> Iterator[tuple[str, list[LiveServer],
+                                                                RedisStore]]:
+    prefix = unique_prefix()
+    with hosts_behind_a_balancer(tmp_path, redis_url, {"UAUTH_REDIS_PREFIX": prefix}
+                                 ) as (issuer, hosts):
+        store = RedisStore(redis_url, prefix=prefix)
+        yield issuer, hosts, store
+        store.close()
 
 
 def test_a_flow_hops_between_two_hosts(two_hosts: tuple[str, list[LiveServer],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -16,7 +17,10 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
+from tests.chromium import DESKTOP
+from tests.chromium import new_page
 from tests.conftest import unique_prefix
+from tests.http_stub import serve
 from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
@@ -126,6 +130,46 @@ def _gunicorn_provider(tmp: Path, backend: str, redis: RedisServer | None,
     yield Provider(backend, live.url, store, instance, live)
     live.stop()
     store.close()
+
+
+@contextmanager
+def localhost_provider(tmp: Path, env: dict[str, str] | None = None
+                       ) -> Iterator[tuple[LiveServer, SQLiteStore]]:
+    """A provider under gunicorn on SQLite with ``http://localhost:<port>`` as its issuer, for
+    passkeys: browsers refuse an IP address as a passkey's relying party ID."""
+    instance = tmp / "instance"
+    live = LiveServer(instance, storage=f"sqlite:///{instance}/uauth.db", env=env)
+    live.extra_env["UAUTH_ISSUER"] = f"http://localhost:{live.port}"
+    assert live.cli("init").returncode == 0
+    live.start()
+    store = SQLiteStore(instance / "uauth.db")
+    try:
+        yield live, store
+    finally:
+        live.stop()
+        store.close()
+
+
+@contextmanager
+def app_page(title: str, heading: str) -> Iterator[str]:
+    """A relying party's redirect URI: a real page on loopback that the browser lands on."""
+    page = f"<!doctype html><title>{title}</title><h1>{heading}</h1>".encode()
+    with serve({"/callback": page}, "text/html; charset=utf-8") as url:
+        yield url + "/callback"
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A desktop-sized page in a context of its own."""
+    with new_page(chromium, **DESKTOP) as page:
+        yield page
+
+
+def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
+    """Fill in the login page and press its password button (not "Sign in with a passkey")."""
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def start_provider(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,

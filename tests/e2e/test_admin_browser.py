@@ -28,10 +28,14 @@ import pytest
 import requests
 from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
+from tests.chromium import add_virtual_authenticator
+from tests.chromium import new_page
 from tests.chromium import overflows
 from tests.chromium import squashed_buttons
 from tests.e2e.conftest import PASSWORD
-from tests.http_stub import serve
+from tests.e2e.conftest import app_page
+from tests.e2e.conftest import localhost_provider
+from tests.e2e.conftest import sign_in
 from tests.live_server import LiveServer
 from tests.smtp_server import SmtpServer
 from uauth.core.users import StoreUsers
@@ -60,46 +64,28 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, smtp_server: SmtpServer) -> Iterator[Site]:
-    instance = tmp_path_factory.mktemp("admin") / "instance"
-    live = LiveServer(instance, storage=f"sqlite:///{instance}/uauth.db", env={
-        "UAUTH_SMTP_URL": smtp_server.url, "UAUTH_MAIL_FROM": "Example ID <id@example.com>"})
-    live.extra_env["UAUTH_ISSUER"] = f"http://localhost:{live.port}"
-    assert live.cli("init").returncode == 0
-    live.start()
-    store = SQLiteStore(instance / "uauth.db")
-    yield Site(live, store)
-    live.stop()
-    store.close()
+    env = {"UAUTH_SMTP_URL": smtp_server.url, "UAUTH_MAIL_FROM": "Example ID <id@example.com>"}
+    with localhost_provider(tmp_path_factory.mktemp("admin"), env) as (live, store):
+        yield Site(live, store)
 
 
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
-    page = b"<!doctype html><title>Wiki</title><h1>Signed in to the Wiki</h1>"
-    with serve({"/callback": page}, "text/html; charset=utf-8") as url:
-        yield url + "/callback"
+    with app_page("Wiki", "Signed in to the Wiki") as url:
+        yield url
 
 
 @pytest.fixture
 def phone(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(**PHONE)
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
+    with new_page(chromium, **PHONE) as page:
+        yield page
 
 
 @pytest.fixture
 def phone_with_passkeys(chromium: Any) -> Iterator[tuple[Any, Any, str]]:
     """A phone with a virtual platform authenticator (ctap2, internal, resident keys, UV)."""
-    context = chromium.new_context(**PHONE)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
-        "hasUserVerification": True, "isUserVerified": True}})
-    yield page, cdp, added["authenticatorId"]
-    context.close()
+    with new_page(chromium, **PHONE) as page:
+        yield (page, *add_virtual_authenticator(page))
 
 
 def shot(page: Any, name: str) -> None:
@@ -112,12 +98,6 @@ def shot(page: Any, name: str) -> None:
 
 def text(page: Any, selector: str) -> str:
     return str(page.locator(selector).inner_text())
-
-
-def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def authorize_url(site: Site, client_id: str, redirect_uri: str, verifier: str, scope: str

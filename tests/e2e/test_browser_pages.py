@@ -26,6 +26,8 @@ from tests.chromium import squashed_buttons
 from tests.e2e.conftest import PASSWORD
 from tests.e2e.conftest import Provider
 from tests.e2e.conftest import _gunicorn_provider
+from tests.e2e.conftest import app_page
+from tests.e2e.conftest import sign_in
 from tests.http_stub import serve
 
 pytestmark = pytest.mark.slow
@@ -50,22 +52,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
     """The relying party's redirect URI: a real page on loopback."""
-    page = b"<!doctype html><title>Example App</title><h1>Signed in to Example App</h1>"
-    with serve({"/callback": page}, "text/html; charset=utf-8") as url:
-        yield url + "/callback"
+    with app_page("Example App", "Signed in to Example App") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
 
 
 def shot(page: Any, shots: Path, name: str) -> None:
@@ -82,12 +75,6 @@ def authorize_url(site: Provider, client_id: str, redirect_uri: str, verifier: s
         "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
         "scope": scope, "state": "st-42", "nonce": "n-42", "code_challenge": s256(verifier),
         "code_challenge_method": "S256"})
-
-
-def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def text(page: Any, selector: str) -> str:

@@ -24,14 +24,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
     yield from _gunicorn_provider(tmp_path_factory.mktemp("device"), "sqlite", None)
 
 
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
-
-
 def poll(site: Provider, client_id: str, device_code: str) -> requests.Response:
     return requests.post(site.discovery["token_endpoint"], timeout=10, data={
         "grant_type": DEVICE, "device_code": device_code, "client_id": client_id})

@@ -20,10 +20,15 @@ import pytest
 import requests
 from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
 
+from tests.chromium import DESKTOP
+from tests.chromium import add_virtual_authenticator
+from tests.chromium import new_page
 from tests.chromium import overflows
 from tests.chromium import squashed_buttons
 from tests.e2e.conftest import PASSWORD
-from tests.http_stub import serve
+from tests.e2e.conftest import app_page
+from tests.e2e.conftest import localhost_provider
+from tests.e2e.conftest import sign_in
 from tests.live_server import LiveServer
 from uauth.core.clients import Registration
 from uauth.core.clients import register_client
@@ -47,43 +52,21 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    instance = tmp_path_factory.mktemp("passkeys") / "instance"
-    live = LiveServer(instance, storage=f"sqlite:///{instance}/uauth.db")
-    live.extra_env["UAUTH_ISSUER"] = f"http://localhost:{live.port}"
-    assert live.cli("init").returncode == 0
-    live.start()
-    store = SQLiteStore(instance / "uauth.db")
-    yield Site(live, store)
-    live.stop()
-    store.close()
+    with localhost_provider(tmp_path_factory.mktemp("passkeys")) as (live, store):
+        yield Site(live, store)
 
 
 @pytest.fixture(scope="module")
 def app_url() -> Iterator[str]:
-    page = b"<!doctype html><title>Example App</title><h1>Signed in to Example App</h1>"
-    with serve({"/callback": page}, "text/html; charset=utf-8") as url:
-        yield url + "/callback"
+    with app_page("Example App", "Signed in to Example App") as url:
+        yield url
 
 
 @pytest.fixture
 def browser(chromium: Any) -> Iterator[tuple[Any, Any, str]]:
     """A page with a virtual platform authenticator, and its CDP session."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True,
-        "hasUserVerification": True, "isUserVerified": True}})
-    yield page, cdp, added["authenticatorId"]
-    context.close()
-
-
-def sign_in(page: Any, username: str, password: str = PASSWORD) -> None:
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
+    with new_page(chromium, **DESKTOP) as page:
+        yield (page, *add_virtual_authenticator(page))
 
 
 def test_passkey_register_sign_in_autofill_and_remove(site: Site, app_url: str,

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeClock
+from tests.conftest import ask_forked_child
+from tests.conftest import run_in_threads
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
 from uauth.storage import StorageUnavailable
@@ -174,19 +176,11 @@ def test_incr_counts_within_a_window_that_never_extends(store: Store, clock: Fak
 
 def test_incr_thread_race_loses_no_count(store: Store) -> None:
     threads, each = 8, 50
-    seen: list[int] = []
-    lock = threading.Lock()
 
-    def bump() -> None:
-        mine = [store.incr("throttle", "race", ttl=600) for _ in range(each)]
-        with lock:
-            seen.extend(mine)
+    def bump() -> list[int]:
+        return [store.incr("throttle", "race", ttl=600) for _ in range(each)]
 
-    pool = [threading.Thread(target=bump) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    seen = [n for mine in run_in_threads(bump, threads) for n in mine]
     assert sorted(seen) == list(range(1, threads * each + 1)), "every value seen exactly once"
 
 
@@ -419,10 +413,4 @@ def _child_connection_is_fresh(store: SQLiteStore, results: object) -> None:
 def test_sqlite_children_never_use_a_connection_inherited_through_fork(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "fork.sqlite3")
     store.save("client", "c", {"n": 1}, ttl=None)  # the parent has a live connection now
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    child = ctx.Process(target=_child_connection_is_fresh, args=(store, results))
-    child.start()
-    assert results.get(timeout=30) is True
-    child.join(timeout=30)
-    assert child.exitcode == 0
+    assert ask_forked_child(_child_connection_is_fresh, store) is True

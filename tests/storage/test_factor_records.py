@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from cryptography.fernet import MultiFernet
 
 from tests.conftest import FakeClock
+from tests.conftest import run_in_threads
 from uauth.core import totp
 from uauth.core.factors import KINDS
 from uauth.core.factors import PENDING_TTL
@@ -58,20 +59,12 @@ def test_recovery_code_race_has_one_winner(store: Store, clock: FakeClock) -> No
     f.add_totp("u1")
     code = f.new_recovery_codes("u1")[3]
     threads, barrier = 8, threading.Barrier(8)
-    outcomes: list[int | None] = []
-    lock = threading.Lock()
 
-    def contender() -> None:
+    def contender() -> int | None:
         barrier.wait()
-        left = f.use_recovery_code("u1", code)
-        with lock:
-            outcomes.append(left)
+        return f.use_recovery_code("u1", code)
 
-    pool = [threading.Thread(target=contender) for _ in range(threads)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    outcomes = run_in_threads(contender, threads)
     assert sorted(outcomes, key=lambda x: x is None) == [9] + [None] * 7
     assert f.recovery_left("u1") == 9
 
@@ -81,20 +74,12 @@ def test_totp_step_accepted_once_even_in_a_race(store: Store, clock: FakeClock) 
     _, secret = f.add_totp("u1")
     code = totp.code_at(secret, clock())
     barrier = threading.Barrier(6)
-    wins: list[bool] = []
-    lock = threading.Lock()
 
-    def contender() -> None:
+    def contender() -> bool:
         barrier.wait()
-        won = f.check_totp("u1", code) is not None
-        with lock:
-            wins.append(won)
+        return f.check_totp("u1", code) is not None
 
-    pool = [threading.Thread(target=contender) for _ in range(6)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
+    wins = run_in_threads(contender, 6)
     assert wins.count(True) == 1
 
 

@@ -3,13 +3,13 @@ one worker runs at a time, connections opened after fork, typed errors without s
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.conftest import FakeClock
+from tests.conftest import ask_forked_child
 from uauth.core.settings import ConfigError
 from uauth.core.settings import validate_storage_url
 from uauth.storage import StorageUnavailable
@@ -97,13 +97,7 @@ def _child_pool_is_its_own(store: PostgresStore, results: object) -> None:
 def test_children_never_use_a_pool_inherited_through_fork(postgres_url: str) -> None:
     store = PostgresStore(postgres_url)
     store.save("client", "parent", {"n": 1}, ttl=None)  # the parent holds a connection now
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    child = ctx.Process(target=_child_pool_is_its_own, args=(store, results))
-    child.start()
-    assert results.get(timeout=30) is True
-    child.join(timeout=30)
-    assert child.exitcode == 0
+    assert ask_forked_child(_child_pool_is_its_own, store) is True
     assert store.find("client", "child") == {"n": 2}
     assert store.find("client", "parent") == {"n": 1}, "the parent's connection still works"
     store.close()
