@@ -15,6 +15,7 @@ from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
+from uauth.core.mfa import ACR_MFA
 from uauth.core.par import URN_PREFIX
 from uauth.storage import Store
 
@@ -130,3 +131,19 @@ def test_par_can_be_required_of_every_client(tmp_path: Path, store: Store,
     meta = json_of(driver.http.get("/.well-known/openid-configuration"))
     assert meta["require_pushed_authorization_requests"] is True
     assert meta["pushed_authorization_request_endpoint"] == "http://localhost/par"
+
+
+def test_a_pushed_acr_request_asks_for_the_second_factor(driver: Driver) -> None:
+    """``acr_values`` and ``prompt`` travel inside the pushed request, not the query: step-up
+    still applies (OIDC Core §3.1.2.1), and ``prompt=none`` still answers without a page."""
+    driver.user()
+    client, secret = driver.client(first_party=True)
+    driver.login()
+    pushed = json_of(push(driver, client.client_id, secret, acr_values=ACR_MFA))
+    step = driver.http.get("/authorize", query_string={"client_id": client.client_id,
+                                                       "request_uri": pushed["request_uri"]})
+    assert step.status_code == 302 and step.headers["Location"].startswith("/login/enrol")
+    silent = json_of(push(driver, client.client_id, secret, acr_values=ACR_MFA, prompt="none"))
+    answer = query(driver.http.get("/authorize", query_string={
+        "client_id": client.client_id, "request_uri": silent["request_uri"]}))
+    assert answer["error"] == "interaction_required" and answer["state"] == "st"

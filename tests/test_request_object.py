@@ -21,6 +21,7 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.core.clients import RegistrationError
+from uauth.core.mfa import ACR_MFA
 from uauth.storage import Store
 
 ISSUER = "http://localhost"
@@ -154,3 +155,19 @@ def test_discovery_tells_what_request_objects_may_use(driver: Driver) -> None:
 def test_only_public_key_sets_can_be_registered(driver: Driver, jwks: Any) -> None:
     with pytest.raises(RegistrationError, match="--jwks"):
         driver.client(jwks=jwks)
+
+
+def test_an_essential_acr_inside_a_request_object_is_honoured(driver: Driver,
+                                                              clock: FakeClock) -> None:
+    """An essential ``acr`` in the signed object's ``claims`` (OIDC Core §5.5.1.1) steps up
+    like one in the query: with ``prompt=none`` and no second factor yet, the answer is
+    ``interaction_required``; without it, the person is sent to set one up."""
+    client, _ = driver.client(first_party=True, jwks=JWKS)
+    essential = {"id_token": {"acr": {"essential": True, "values": [ACR_MFA]}}}
+    silent = send(driver, client.client_id,
+                  sign(obj(client.client_id, clock, claims=essential, prompt="none")))
+    assert silent["error"] == "interaction_required" and silent["state"] == "from-object"
+    step = driver.http.get("/authorize", query_string={
+        "client_id": client.client_id, "redirect_uri": REDIRECT, "response_type": "code",
+        "scope": "openid", "request": sign(obj(client.client_id, clock, acr_values=ACR_MFA))})
+    assert step.status_code == 302 and step.headers["Location"].startswith("/login/enrol")
