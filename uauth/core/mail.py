@@ -18,9 +18,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -115,9 +117,12 @@ def build(sender: str, mail: Mail) -> EmailMessage:
     return message
 
 
-def deliver_once(settings: SmtpSettings, message: EmailMessage, timeout: float) -> None:
-    """One attempt over SMTP; raises what smtplib raises."""
-    context = ssl.create_default_context()
+@contextmanager
+def _session(settings: SmtpSettings, timeout: float,
+             context: ssl.SSLContext) -> Iterator[smtplib.SMTP]:
+    """A connection greeted, in TLS as the settings say and logged in: sending and probing
+    go the same way, so a probe that passes means a send would get as far. Closed (QUIT)
+    on the way out."""
     client: smtplib.SMTP
     if settings.tls == "ssl":
         client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout, context=context)
@@ -128,6 +133,12 @@ def deliver_once(settings: SmtpSettings, message: EmailMessage, timeout: float) 
             client.starttls(context=context)
         if settings.username:
             client.login(settings.username, settings.password)
+        yield client
+
+
+def deliver_once(settings: SmtpSettings, message: EmailMessage, timeout: float) -> None:
+    """One attempt over SMTP; raises what smtplib raises."""
+    with _session(settings, timeout, ssl.create_default_context()) as client:
         client.send_message(message)
 
 
@@ -135,17 +146,7 @@ def probe(settings: SmtpSettings, timeout: float) -> str | None:
     """Connect, greet, TLS and log in as sending would, without sending; why not, or None."""
     context = ssl.create_default_context()
     try:
-        client: smtplib.SMTP
-        if settings.tls == "ssl":
-            client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=timeout,
-                                      context=context)
-        else:
-            client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
-        with client:
-            if settings.tls == "starttls":
-                client.starttls(context=context)
-            if settings.username:
-                client.login(settings.username, settings.password)
+        with _session(settings, timeout, context) as client:
             code, _ = client.noop()
             if code != 250:
                 return f"the server answered NOOP with {code}"

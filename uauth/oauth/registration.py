@@ -228,8 +228,26 @@ def describe(state: State, client: Client) -> dict[str, Any]:
     return body
 
 
-class MetadataRules:
-    """Authlib's metadata validation, with redirect URI errors named as RFC 7591 §3.2.2 does."""
+class EndpointBase:
+    """What both registration endpoints share: the metadata claims Authlib checks, against the
+    server's metadata, with redirect URI errors named as RFC 7591 §3.2.2 does; the State."""
+
+    claims_classes = [ClientMetadataClaims, OIDCClientMetadataClaims]
+    server: UAuthServer  # set by Authlib's endpoint, the next class in the MRO
+
+    def __init__(self, server: Any = None) -> None:
+        super().__init__(server, claims_classes=self.claims_classes)  # type: ignore[call-arg]
+
+    @property
+    def state(self) -> State:
+        state: State = self.server.state
+        return state
+
+    def create_endpoint_request(self, request: JsonRequest) -> JsonRequest:
+        return request
+
+    def get_server_metadata(self) -> dict[str, Any]:
+        return server_metadata(self.server)
 
     def extract_client_metadata(self, request: JsonRequest) -> dict[str, Any]:
         try:
@@ -253,21 +271,8 @@ def server_metadata(server: UAuthServer) -> dict[str, Any]:
     return metadata
 
 
-class Registration(MetadataRules, ClientRegistrationEndpoint):  # type: ignore[misc]
+class Registration(EndpointBase, ClientRegistrationEndpoint):  # type: ignore[misc]
     """RFC 7591 §3: POST /register."""
-
-    claims_classes = [ClientMetadataClaims, OIDCClientMetadataClaims]
-
-    def __init__(self, server: Any = None) -> None:
-        super().__init__(server, claims_classes=self.claims_classes)
-
-    @property
-    def state(self) -> State:
-        state: State = self.server.state
-        return state
-
-    def create_endpoint_request(self, request: JsonRequest) -> JsonRequest:
-        return request
 
     def authenticate_token(self, request: JsonRequest) -> Any:
         state = self.state
@@ -285,9 +290,6 @@ class Registration(MetadataRules, ClientRegistrationEndpoint):  # type: ignore[m
             raise TooManyRegistrations(
                 "Too many registrations from this address; try again later.")
         return {"mode": mode}
-
-    def get_server_metadata(self) -> dict[str, Any]:
-        return server_metadata(self.server)
 
     def create_registration_response(self, request: JsonRequest
                                      ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
@@ -323,21 +325,8 @@ class RegistrationToken:
         return self.client_id == client.client_id
 
 
-class Configuration(MetadataRules, ClientConfigurationEndpoint):  # type: ignore[misc]
+class Configuration(EndpointBase, ClientConfigurationEndpoint):  # type: ignore[misc]
     """RFC 7592: GET, PUT, DELETE /register/<client_id> with the registration access token."""
-
-    claims_classes = [ClientMetadataClaims, OIDCClientMetadataClaims]
-
-    def __init__(self, server: Any = None) -> None:
-        super().__init__(server, claims_classes=self.claims_classes)
-
-    @property
-    def state(self) -> State:
-        state: State = self.server.state
-        return state
-
-    def create_endpoint_request(self, request: JsonRequest) -> JsonRequest:
-        return request
 
     def authenticate_token(self, request: JsonRequest) -> RegistrationToken:
         """RFC 7592 §2: a bad token, or one for a client that is gone, is 401 invalid_token."""
@@ -357,9 +346,6 @@ class Configuration(MetadataRules, ClientConfigurationEndpoint):  # type: ignore
 
     def check_permission(self, client: Client, request: JsonRequest) -> bool:
         return client.registration == DYNAMIC
-
-    def get_server_metadata(self) -> dict[str, Any]:
-        return server_metadata(self.server)
 
     def introspect_client(self, client: Client) -> dict[str, Any]:
         return describe(self.state, client)

@@ -22,7 +22,6 @@ from uauth.core.consents import apps_of
 from uauth.core.consents import revoke_app
 from uauth.core.groups import get as get_group
 from uauth.core.models import SECRET_AUTH_METHODS
-from uauth.ops.cli import _end_sessions
 from uauth.ops.cli import _own_users
 from uauth.ops.cli import client
 from uauth.ops.cli import client_add
@@ -30,6 +29,7 @@ from uauth.ops.cli import user
 from uauth.ops.context import CliContext
 from uauth.ops.context import admin_action
 from uauth.ops.context import current_state
+from uauth.ops.context import end_sessions
 from uauth.ops.context import fail
 from uauth.ops.context import in_app
 from uauth.ops.context import pass_ctx
@@ -68,7 +68,7 @@ def user_remove(ctx: CliContext, username: str) -> None:
     with in_app(ctx):
         users, found = _found(username)
         state = current_state()
-        ended = _end_sessions(found.id)
+        ended = end_sessions(found.id)
         apps = apps_of(state.store, found.id, state.now())
         for app in apps:
             revoke_app(state, found.id, app.client_id)

@@ -33,7 +33,6 @@ from uauth.core.metrics import prepare_multiprocess_dir
 from uauth.core.metrics import worker_exited
 from uauth.core.models import AUTH_METHODS
 from uauth.core.models import RESPONSE_MODES
-from uauth.core.sessions import end_all
 from uauth.core.settings import SUBJECT_TYPES
 from uauth.core.settings import markdown_table
 from uauth.core.users import VERIFIED_BY
@@ -45,6 +44,7 @@ from uauth.ops.context import CliContext
 from uauth.ops.context import CliGroup
 from uauth.ops.context import admin_action
 from uauth.ops.context import current_state
+from uauth.ops.context import end_sessions
 from uauth.ops.context import fail
 from uauth.ops.context import in_app
 from uauth.ops.context import pass_ctx
@@ -189,12 +189,7 @@ def user_add(ctx: CliContext, username: str, password_stdin: bool, email: str | 
              family_name: str | None, admin: bool, groups: tuple[str, ...]) -> None:
     """Create a user (password hashed with argon2id)."""
 
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        fail("the password must have at least 8 characters")
+    password = _read_password(password_stdin, "Password")
     given = {"email": email, "name": name, "given_name": given_name, "family_name": family_name}
     profile: dict[str, Any] = {k: v for k, v in given.items() if v}
     if email and email_verified:
@@ -213,6 +208,18 @@ def user_add(ctx: CliContext, username: str, password_stdin: bool, email: str | 
     admin_action("user.add", user_id=created.id, admin=admin or None,
                  groups=" ".join(groups) or None)
     click.echo(f"created user {created.username} ({created.id})")
+
+
+def _read_password(from_stdin: bool, prompt: str) -> str:
+    """A user's password from standard input (a script's, one line) or typed twice at the
+    prompt; at least 8 characters, as the web pages ask."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        fail("the password must have at least 8 characters")
+    return password
 
 
 @user.command("list")
@@ -242,7 +249,7 @@ def user_disable(ctx: CliContext, username: str) -> None:
             fail(f"no user {username!r}")
         found.disabled = True
         users.save(found)
-        ended = _end_sessions(found.id)
+        ended = end_sessions(found.id)
         apps = end_app_access(current_state(), found.id)
     admin_action("user.disable", user_id=found.id, sessions=ended, apps=apps)
     click.echo(f"disabled user {username}; ended {ended} session(s) and the access of "
@@ -256,33 +263,18 @@ def user_disable(ctx: CliContext, username: str) -> None:
 def user_set_password(ctx: CliContext, username: str, password_stdin: bool) -> None:
     """Set a user's password (an operator's reset, e.g. after a takeover): every session and
     every app's access, offline_access included, ends with it."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 8:
-        fail("the password must have at least 8 characters")
+    password = _read_password(password_stdin, "New password")
     with in_app(ctx):
         users = _own_users()
         found = users.find_by_username(username)
         if found is None:
             fail(f"no user {username!r}")
         users.set_password(found, password)
-        ended = _end_sessions(found.id)
+        ended = end_sessions(found.id)
         apps = end_app_access(current_state(), found.id)
     admin_action("user.set_password", user_id=found.id, sessions=ended, apps=apps)
     click.echo(f"password of {username} changed; ended {ended} session(s) and the access of "
                f"{apps} app(s)")
-
-
-def _end_sessions(user_id: str) -> int:
-    """End a user's sessions and wait (boundedly) for their back-channel logouts to go out."""
-
-    state = current_state()
-    ended = end_all(state, user_id)
-    if not state.backchannel.drain(state.backchannel.deadline()):
-        click.echo("warning: some back-channel logouts were still pending", err=True)
-    return ended
 
 
 @user.command("logout")
@@ -295,7 +287,7 @@ def user_logout(ctx: CliContext, username: str) -> None:
         found = current_state().users.find_by_username(username)
         if found is None:
             fail(f"no user {username!r}")
-        ended = _end_sessions(found.id)
+        ended = end_sessions(found.id)
     admin_action("user.logout", user_id=found.id, sessions=ended)
     click.echo(f"ended {ended} session(s) of {username}")
 

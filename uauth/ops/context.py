@@ -19,6 +19,7 @@ from flask import current_app
 
 from uauth.core.audit import ADMIN
 from uauth.core.audit import audit
+from uauth.core.sessions import end_all
 from uauth.core.settings import DEFAULTS
 from uauth.core.settings import ConfigError
 from uauth.core.settings import is_loopback_host
@@ -100,6 +101,16 @@ def admin_action(action: str, **fields: Any) -> None:
         return
     with obj.app().app_context():
         audit(ADMIN, action=action, actor=admin_actor(), **fields)
+
+
+def end_sessions(user_id: str) -> int:
+    """End a user's sessions and wait (boundedly) for their back-channel logouts to go out:
+    the CLI exits right after, and the deliveries still queued would be lost."""
+    state = current_state()
+    ended = end_all(state, user_id)
+    if not state.backchannel.drain(state.backchannel.deadline()):
+        click.echo("warning: some back-channel logouts were still pending", err=True)
+    return ended
 
 
 def fail(message: str) -> NoReturn:

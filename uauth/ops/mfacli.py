@@ -12,11 +12,11 @@ from uauth.core.audit import MFA_RESET
 from uauth.core.audit import audit
 from uauth.core.models import User
 from uauth.core.passkeys import relying_party
-from uauth.core.sessions import end_all
 from uauth.core.totp import provisioning_uri
 from uauth.ops.context import CliContext
 from uauth.ops.context import admin_action
 from uauth.ops.context import current_state
+from uauth.ops.context import end_sessions
 from uauth.ops.context import fail
 from uauth.ops.context import in_app
 from uauth.ops.context import pass_ctx
@@ -27,14 +27,6 @@ def _user(username: str) -> User:
     if found is None:
         fail(f"no user {username!r}")
     return found
-
-
-def _end_sessions(user_id: str) -> int:
-    state = current_state()
-    ended = end_all(state, user_id)
-    if not state.backchannel.drain(state.backchannel.deadline()):
-        click.echo("warning: some back-channel logouts were still pending", err=True)
-    return ended
 
 
 @click.group("mfa")
@@ -70,7 +62,7 @@ def mfa_reset(ctx: CliContext, username: str) -> None:
     with in_app(ctx):
         found = _user(username)
         removed = current_state().factors.reset(found.id)
-        ended = _end_sessions(found.id)
+        ended = end_sessions(found.id)
         audit(MFA_RESET, user_id=found.id, records=removed)
     admin_action("user.mfa.reset", user_id=found.id, records=removed, sessions=ended)
     click.echo(f"removed the second factors of {username} ({removed} record(s)); "

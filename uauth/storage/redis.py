@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import math
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -35,9 +37,10 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 
-# KEYS: record, grant index (or a dummy). ARGV: value, expires_at|'', ttl_ms|'', grant|'',
-# now, mode ('save' replaces, 'add' only creates when no live record exists).
-_SAVE = """
+# KEYS: record. ARGV: value, expires_at|'', ttl_ms|'', grant|'', now, mode ('save' replaces,
+# 'add' only creates when no live record exists). The first part of a save, the record alone;
+# Redis Cluster's save is this and ``return 1``, so ``add`` means the same on both.
+_SAVE_RECORD = """
 if ARGV[6] == 'add' then
   local e = redis.call('HGET', KEYS[1], 'e')
   if e and (e == '' or tonumber(e) > tonumber(ARGV[5])) then return 0 end
@@ -45,6 +48,11 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2], 'c', 0, 'g', ARGV[4])
 if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+"""
+
+# KEYS: record, grant index (or a dummy). ARGV: as _SAVE_RECORD. Writes the record, then adds
+# it to its grant's index, which lives as long as its longest record.
+_SAVE = _SAVE_RECORD + """
 if ARGV[4] ~= '' then
   local existed = redis.call('EXISTS', KEYS[2])
   redis.call('SADD', KEYS[2], KEYS[1])
@@ -109,7 +117,122 @@ return out
 """
 
 
-class RedisStore:
+class RedisRecordStore(ABC):
+    """What the single-Redis and the Redis Cluster stores share: the record hash (``v e c g``),
+    the expiry checked on every read, and the protocol methods that read and write it alike on
+    both. A backend says only how it names keys (the cluster adds hash tags) and how it sends
+    commands (registered scripts to one server; each key's primary in a cluster)."""
+
+    prefix: str
+    _clock: Clock
+
+    @abstractmethod
+    def _key(self, kind: Kind, key: str) -> str:
+        """The name of a record."""
+
+    @abstractmethod
+    def _head(self, kind: Kind | None) -> str:
+        """How the names of the records of ``kind`` start (of every record, for None)."""
+
+    @abstractmethod
+    def _split(self, name: bytes) -> tuple[Kind, str]:
+        """A record's kind and key, from its name."""
+
+    @abstractmethod
+    def _command(self, *command: Any) -> Any:
+        """The raw reply to one command on one key (named second: ``HMGET key …``)."""
+
+    @abstractmethod
+    def _script(self, body: str, name: str, *args: str) -> Any:
+        """The reply of a script that touches only the record ``name`` (its ``KEYS[1]``)."""
+
+    @abstractmethod
+    def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
+        """HMGET ``fields`` of every name, in one round trip."""
+
+    @abstractmethod
+    def _names(self, head: str) -> list[bytes]:
+        """The names of every record that start with ``head``, found by SCAN."""
+
+    @abstractmethod
+    def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
+        """Write the record ``name`` with the save script's ``argv`` and, under a grant, add
+        it to the grant's index; False when ``add`` found a live record."""
+
+    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
+               grant_id: str | None) -> bool:
+        now = self._clock()
+        expires = "" if ttl is None else repr(now + ttl)
+        ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
+        argv = [json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode]
+        return self._put(self._key(kind, key), argv, grant_id, ttl_ms)
+
+    def save(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> None:
+        self._write("save", kind, key, record, ttl, grant_id)
+
+    def add(
+        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
+    ) -> bool:
+        return self._write("add", kind, key, record, ttl, grant_id)
+
+    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
+        if value is None:
+            return None
+        if expires and float(expires) <= self._clock():
+            return None
+        return dict(json.loads(value))
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        value, expires = self._command("HMGET", self._key(kind, key), "v", "e")
+        return self._decode_live(value, expires)
+
+    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+        rows = self._fields([self._key(kind, key) for key in keys], ["v", "e"])
+        return [self._decode_live(value, expires) for value, expires in rows]
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        result = self._script(_CONSUME, self._key(kind, key), repr(self._clock()))
+        if result is None:
+            return None
+        value, times = result
+        return Consumed(dict(json.loads(value)), first=int(times) == 1)
+
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        now = self._clock()
+        return int(self._script(_INCR, self._key(kind, key),
+                                str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now)))
+
+    def delete(self, kind: Kind, key: str) -> None:
+        self._command("DEL", self._key(kind, key))
+
+    def _bulk(self, head: str) -> Iterator[tuple[bytes, list[bytes | None]]]:
+        """Every record whose name starts with ``head``, in name order, with its ``v e g c``
+        fields read in pipelined batches of 500."""
+        names = sorted(self._names(head))
+        for start in range(0, len(names), 500):
+            batch = names[start:start + 500]
+            rows = self._fields([name.decode("utf-8") for name in batch], ["v", "e", "g", "c"])
+            yield from zip(batch, rows, strict=True)
+
+    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
+        for name, (value, expires, _, _) in self._bulk(self._head(kind)):
+            record = self._decode_live(value, expires)
+            if record is not None:
+                yield self._split(name)[1], record
+
+    def dump(self) -> Iterator[Entry]:
+        for name, (value, expires, grant, consumed) in self._bulk(self._head(None)):
+            record = self._decode_live(value, expires)
+            if record is None:
+                continue
+            kind, key = self._split(name)
+            yield Entry(kind, key, record, float(expires) if expires else None,
+                        grant.decode("utf-8") if grant else None, int(consumed or 0))
+
+
+class RedisStore(RedisRecordStore):
     def __init__(self, url: str, *, prefix: str = "uauth:", clock: Clock = system_clock,
                  timeout: float = 2.0) -> None:
         self.url = url
@@ -125,13 +248,19 @@ class RedisStore:
         else:
             self._client = redis.Redis.from_url(url, **options)
         self._save = self._client.register_script(_SAVE)
-        self._consume = self._client.register_script(_CONSUME)
+        self._scripts = {body: self._client.register_script(body) for body in (_CONSUME, _INCR)}
         self._revoke = self._client.register_script(_REVOKE)
         self._grant_records = self._client.register_script(_GRANT_RECORDS)
-        self._incr = self._client.register_script(_INCR)
 
     def _key(self, kind: Kind, key: str) -> str:
         return f"{self.prefix}r:{kind}:{key}"
+
+    def _head(self, kind: Kind | None) -> str:
+        return f"{self.prefix}r:" if kind is None else self._key(kind, "")
+
+    def _split(self, name: bytes) -> tuple[Kind, str]:
+        kind, _, key = name.decode("utf-8")[len(self.prefix) + 2:].partition(":")
+        return kind, key
 
     def _grant_key(self, grant_id: str) -> str:
         return f"{self.prefix}g:{grant_id}"
@@ -155,63 +284,28 @@ class RedisStore:
         kwargs = self._client.connection_pool.connection_kwargs
         return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
 
-    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
-               grant_id: str | None) -> bool:
-        now = self._clock()
-        expires = "" if ttl is None else repr(now + ttl)
-        ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
-        grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")
-        result = self._call(
-            self._save,
-            keys=[self._key(kind, key), grant_key],
-            args=[json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode],
-        )
-        return bool(result)
+    def _command(self, *command: Any) -> Any:
+        return self._call(self._client.execute_command, *command)
 
-    def save(
-        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
-    ) -> None:
-        self._write("save", kind, key, record, ttl, grant_id)
+    def _script(self, body: str, name: str, *args: str) -> Any:
+        return self._call(self._scripts[body], keys=[name], args=list(args))
 
-    def add(
-        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
-    ) -> bool:
-        return self._write("add", kind, key, record, ttl, grant_id)
-
-    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
-        if value is None:
-            return None
-        if expires and float(expires) <= self._clock():
-            return None
-        return dict(json.loads(value))
-
-    def find(self, kind: Kind, key: str) -> Record | None:
-        value, expires = self._call(self._client.hmget, self._key(kind, key), ["v", "e"])
-        return self._decode_live(value, expires)
-
-    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
+    def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
         def fetch() -> Any:
             pipe = self._client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hmget(self._key(kind, key), ["v", "e"])
+            for name in names:
+                pipe.hmget(name, fields)
             return pipe.execute()
 
-        return [self._decode_live(value, expires) for value, expires in self._call(fetch)]
+        return list(self._call(fetch))
 
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
-        result = self._call(self._consume, keys=[self._key(kind, key)], args=[repr(self._clock())])
-        if result is None:
-            return None
-        value, times = result
-        return Consumed(dict(json.loads(value)), first=int(times) == 1)
+    def _names(self, head: str) -> list[bytes]:
+        return list(self._call(
+            lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
 
-    def incr(self, kind: Kind, key: str, ttl: int) -> int:
-        now = self._clock()
-        return int(self._call(self._incr, keys=[self._key(kind, key)],
-                              args=[str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now)]))
-
-    def delete(self, kind: Kind, key: str) -> None:
-        self._call(self._client.delete, self._key(kind, key))
+    def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
+        grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")
+        return bool(self._call(self._save, keys=[name, grant_key], args=argv))
 
     def revoke_grant(self, grant_id: str) -> int:
         return int(self._call(self._revoke, keys=[self._grant_key(grant_id)], args=[grant_id]))
@@ -219,41 +313,11 @@ class RedisStore:
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         flat = self._call(self._grant_records, keys=[self._grant_key(grant_id)],
                           args=[grant_id, repr(self._clock())])
-        head = f"{self.prefix}r:"
         found = []
         for name, value in zip(flat[::2], flat[1::2], strict=True):
-            kind, _, key = name.decode("utf-8")[len(head):].partition(":")
+            kind, key = self._split(name)
             found.append((kind, key, dict(json.loads(value))))
         return found
-
-    def _bulk(self, head: str) -> Iterator[tuple[bytes, list[bytes | None]]]:
-        """Every record whose key starts with ``head``, in key order, with its ``v e g c``
-        fields: names found by SCAN, fields read in pipelined batches of 500."""
-        names = sorted(self._call(
-            lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
-        for start in range(0, len(names), 500):
-            batch = names[start:start + 500]
-            pipe = self._client.pipeline(transaction=False)
-            for name in batch:
-                pipe.hmget(name, ["v", "e", "g", "c"])
-            yield from zip(batch, self._call(pipe.execute), strict=True)
-
-    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
-        head = self._key(kind, "")
-        for name, (value, expires, _, _) in self._bulk(head):
-            record = self._decode_live(value, expires)
-            if record is not None:
-                yield name.decode("utf-8")[len(head):], record
-
-    def dump(self) -> Iterator[Entry]:
-        head = f"{self.prefix}r:"
-        for name, (value, expires, grant, consumed) in self._bulk(head):
-            record = self._decode_live(value, expires)
-            if record is None:
-                continue
-            kind, _, key = name.decode("utf-8")[len(head):].partition(":")
-            yield Entry(kind, key, record, float(expires) if expires else None,
-                        grant.decode("utf-8") if grant else None, int(consumed or 0))
 
     def ping(self) -> None:
         self._call(self._client.ping)
@@ -273,25 +337,38 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[
     """
     parts = urlsplit(url)
     userinfo, _, hosts = parts.netloc.rpartition("@")
+    addresses = parse_addresses(hosts, "sentinel address")
+    segments = [seg for seg in parts.path.split("/") if seg]
+    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
+        raise ValueError("the path must be /<service name>[/<db number>]")
+    options = parse_credentials(userinfo)
+    query = parse_qs(parts.query)
+    if "sentinel_password" in query:
+        options["sentinel_password"] = query["sentinel_password"][0]
+    return addresses, segments[0], int(segments[1]) if len(segments) == 2 else 0, options
+
+
+def parse_addresses(hosts: str, what: str) -> list[tuple[str, int]]:
+    """``host:port[,host:port…]`` (a URL's netloc after the credentials), as the Sentinel and
+    the cluster URLs list their servers. Raises ValueError naming ``what`` was wrong."""
     addresses = []
     for item in hosts.split(","):
         host, _, port = item.strip().rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"sentinel address {item!r} must be host:port")
+            raise ValueError(f"{what} {item!r} must be host:port")
         addresses.append((host.strip("[]"), int(port)))
-    segments = [seg for seg in parts.path.split("/") if seg]
-    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
-        raise ValueError("the path must be /<service name>[/<db number>]")
+    return addresses
+
+
+def parse_credentials(userinfo: str) -> dict[str, Any]:
+    """``[user]:password`` from a URL, as redis-py's connection options."""
     options: dict[str, Any] = {}
     username, _, password = userinfo.partition(":")
     if password:
         options["password"] = unquote(password)
     if username:
         options["username"] = unquote(username)
-    query = parse_qs(parts.query)
-    if "sentinel_password" in query:
-        options["sentinel_password"] = query["sentinel_password"][0]
-    return addresses, segments[0], int(segments[1]) if len(segments) == 2 else 0, options
+    return options
 
 
 def sentinel_client(url: str, options: dict[str, Any]) -> redis.Redis:

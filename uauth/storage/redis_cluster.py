@@ -1,7 +1,8 @@
 """Redis Cluster storage: ``redis+cluster://host:7000[,host:7001…]`` (TLS: ``rediss+cluster://``).
 
-Records are hashes with the fields of :mod:`uauth.storage.redis` (``v e c g``), under keys whose
-hash tag is the record's own ``kind:key``, so records spread over every primary::
+Records are hashes with the fields of :mod:`uauth.storage.redis` (``v e c g``), read and written
+by the same code (:class:`~uauth.storage.redis.RedisRecordStore`), under keys whose hash tag is
+the record's own ``kind:key``, so records spread over every primary::
 
     {prefix}r:{authorization_code:<digest>}      a record
     {prefix}g:{<grant id>}                       the set of record keys saved under a grant
@@ -27,15 +28,11 @@ after a connection error; while a primary's slots have no primary yet, calls rai
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import threading
 from collections.abc import Callable
-from collections.abc import Iterator
 from typing import Any
 from typing import TypeVar
 from urllib.parse import parse_qs
-from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 import redis
@@ -46,30 +43,21 @@ from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from .base import Clock
-from .base import Consumed
-from .base import Entry
 from .base import Kind
 from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
-from .redis import _CONSUME
-from .redis import _INCR
+from .redis import _SAVE_RECORD
+from .redis import RedisRecordStore
 from .redis import _glob_escape
+from .redis import parse_addresses
+from .redis import parse_credentials
 
 SCHEMES = ("redis+cluster", "rediss+cluster")
 
 # KEYS: record. ARGV: value, expires_at|'', ttl_ms|'', grant|'', now, mode.
-_SAVE = """
-if ARGV[6] == 'add' then
-  local e = redis.call('HGET', KEYS[1], 'e')
-  if e and (e == '' or tonumber(e) > tonumber(ARGV[5])) then return 0 end
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[2], 'c', 0, 'g', ARGV[4])
-if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return 1
-"""
+_SAVE = _SAVE_RECORD + "return 1\n"
 
 # KEYS: grant index. ARGV: record key, ttl_ms|''. The index lives as long as its longest record.
 _INDEX = """
@@ -102,20 +90,10 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     if parts.scheme not in SCHEMES:
         raise ValueError(f"the scheme must be one of {', '.join(SCHEMES)}")
     userinfo, _, hosts = parts.netloc.rpartition("@")
-    nodes = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"cluster node {item!r} must be host:port")
-        nodes.append((host.strip("[]"), int(port)))
+    nodes = parse_addresses(hosts, "cluster node")
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError("Redis Cluster has only database 0; drop the path")
-    options: dict[str, Any] = {}
-    username, _, password = userinfo.partition(":")
-    if password:
-        options["password"] = unquote(password)
-    if username:
-        options["username"] = unquote(username)
+    options = parse_credentials(userinfo)
     if parts.scheme == "rediss+cluster":
         options["ssl"] = True
         query = parse_qs(parts.query)
@@ -124,7 +102,7 @@ def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
     return nodes, options
 
 
-class RedisClusterStore:
+class RedisClusterStore(RedisRecordStore):
     def __init__(self, url: str, *, prefix: str = "uauth:", clock: Clock = system_clock,
                  timeout: float = 2.0) -> None:
         self.url = url
@@ -235,6 +213,9 @@ class RedisClusterStore:
     def _key(self, kind: Kind, key: str) -> str:
         return f"{self.prefix}r:{{{kind}:{key}}}"
 
+    def _head(self, kind: Kind | None) -> str:
+        return f"{self.prefix}r:{{" if kind is None else f"{self.prefix}r:{{{kind}:"
+
     def _grant_key(self, grant_id: str) -> str:
         return f"{self.prefix}g:{{{grant_id}}}"
 
@@ -245,14 +226,26 @@ class RedisClusterStore:
 
     # -- the protocol ---------------------------------------------------------------------
 
-    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
-               grant_id: str | None) -> bool:
-        now = self._clock()
-        expires = "" if ttl is None else repr(now + ttl)
-        ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
-        name = self._key(kind, key)
-        save = ("EVAL", _SAVE, 1, name, json.dumps(record), expires, ttl_ms, grant_id or "",
-                repr(now), mode)
+    def _command(self, *command: Any) -> Any:
+        return self._send([command])[0]
+
+    def _script(self, body: str, name: str, *args: str) -> Any:
+        return self._command("EVAL", body, 1, name, *args)
+
+    def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
+        return self._send([("HMGET", name, *fields) for name in names]) if names else []
+
+    def _names(self, head: str) -> list[bytes]:
+        def names_on_every_primary(client: Any) -> list[bytes]:
+            # SCAN names no key, so no MOVED reply would correct a stale map of the primaries
+            # (a replica answers it with whatever it holds): read the map afresh first.
+            client.nodes_manager.initialize()
+            return list(client.scan_iter(match=_glob_escape(head) + "*", count=1000))
+
+        return self._call(names_on_every_primary)
+
+    def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
+        save = ("EVAL", _SAVE, 1, name, *argv)
         if not grant_id:
             return bool(self._send([save])[0])
         # The index and the record in one round trip (both primaries written, then both
@@ -260,50 +253,6 @@ class RedisClusterStore:
         indexed, saved = self._send([("EVAL", _INDEX, 1, self._grant_key(grant_id), name,
                                       ttl_ms), save])
         return bool(indexed) and bool(saved)
-
-    def save(
-        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
-    ) -> None:
-        self._write("save", kind, key, record, ttl, grant_id)
-
-    def add(
-        self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
-    ) -> bool:
-        return self._write("add", kind, key, record, ttl, grant_id)
-
-    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
-        if value is None:
-            return None
-        if expires and float(expires) <= self._clock():
-            return None
-        return dict(json.loads(value))
-
-    def find(self, kind: Kind, key: str) -> Record | None:
-        value, expires = self._send([("HMGET", self._key(kind, key), "v", "e")])[0]
-        return self._decode_live(value, expires)
-
-    def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        """HMGET ``fields`` of every name, in one round trip."""
-        return self._send([("HMGET", name, *fields) for name in names]) if names else []
-
-    def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
-        rows = self._fields([self._key(kind, key) for key in keys], ["v", "e"])
-        return [self._decode_live(value, expires) for value, expires in rows]
-
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
-        result = self._send([("EVAL", _CONSUME, 1, self._key(kind, key), repr(self._clock()))])[0]
-        if result is None:
-            return None
-        value, times = result
-        return Consumed(dict(json.loads(value)), first=int(times) == 1)
-
-    def incr(self, kind: Kind, key: str, ttl: int) -> int:
-        now = self._clock()
-        return int(self._send([("EVAL", _INCR, 1, self._key(kind, key),
-                                str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now))])[0])
-
-    def delete(self, kind: Kind, key: str) -> None:
-        self._send([("DEL", self._key(kind, key))])
 
     def _members(self, grant_id: str) -> list[bytes]:
         return sorted(self._call(lambda c: c.smembers(self._grant_key(grant_id))))
@@ -327,36 +276,6 @@ class RedisClusterStore:
                 kind, key = self._split(name)
                 found.append((kind, key, record))
         return found
-
-    def _bulk(self, head: str) -> Iterator[tuple[bytes, list[bytes | None]]]:
-        """Every record whose key starts with ``head`` (SCAN on every primary), in key order,
-        with its ``v e g c`` fields read in pipelined batches of 500."""
-        def names_on_every_primary(client: Any) -> list[bytes]:
-            # SCAN names no key, so no MOVED reply would correct a stale map of the primaries
-            # (a replica answers it with whatever it holds): read the map afresh first.
-            client.nodes_manager.initialize()
-            return list(client.scan_iter(match=_glob_escape(head) + "*", count=1000))
-
-        names = sorted(self._call(names_on_every_primary))
-        for start in range(0, len(names), 500):
-            batch = names[start:start + 500]
-            rows = self._fields([name.decode("utf-8") for name in batch], ["v", "e", "g", "c"])
-            yield from zip(batch, rows, strict=True)
-
-    def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
-        for name, (value, expires, _, _) in self._bulk(f"{self.prefix}r:{{{kind}:"):
-            record = self._decode_live(value, expires)
-            if record is not None:
-                yield self._split(name)[1], record
-
-    def dump(self) -> Iterator[Entry]:
-        for name, (value, expires, grant, consumed) in self._bulk(f"{self.prefix}r:{{"):
-            record = self._decode_live(value, expires)
-            if record is None:
-                continue
-            kind, key = self._split(name)
-            yield Entry(kind, key, record, float(expires) if expires else None,
-                        grant.decode("utf-8") if grant else None, int(consumed or 0))
 
     def ping(self) -> None:
         """Every primary answers (redis-py sends PING to all of them)."""

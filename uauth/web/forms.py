@@ -40,6 +40,24 @@ class SessionsForm(FlaskForm):  # type: ignore[misc]
         default=False)
 
 
+def new_password_field() -> PasswordField:
+    """A new password, as changing one and resetting a forgotten one ask for it: the same
+    rule and words on both pages. A call per form, so each form's fields keep their order."""
+    return PasswordField(
+        "New password", validators=[DataRequired("Choose a new password."),
+                                    Length(min=8, max=1024, message="Use 8 to 1024 characters.")],
+        render_kw={"autocomplete": "new-password"}, description="At least 8 characters.")
+
+
+def confirm_password_field() -> PasswordField:
+    """The new password again, to equal the form's ``new_password``."""
+    return PasswordField(
+        "Repeat the new password",
+        validators=[DataRequired("Repeat the new password."),
+                    EqualTo("new_password", message="The two new passwords differ.")],
+        render_kw={"autocomplete": "new-password"})
+
+
 class PasswordForm(FlaskForm):  # type: ignore[misc]
     """Changing a password needs the current one: a session left open is not enough."""
 
@@ -47,15 +65,8 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
         "Current password", validators=[DataRequired("Enter your current password."),
                                         Length(max=1024)],
         render_kw={"autocomplete": "current-password"})
-    new_password = PasswordField(
-        "New password", validators=[DataRequired("Choose a new password."),
-                                    Length(min=8, max=1024, message="Use 8 to 1024 characters.")],
-        render_kw={"autocomplete": "new-password"}, description="At least 8 characters.")
-    confirm = PasswordField(
-        "Repeat the new password",
-        validators=[DataRequired("Repeat the new password."),
-                    EqualTo("new_password", message="The two new passwords differ.")],
-        render_kw={"autocomplete": "new-password"})
+    new_password = new_password_field()
+    confirm = confirm_password_field()
     end_app_access = BooleanField(
         "Also end app access: every app must ask again, even those allowed offline access",
         default=False)

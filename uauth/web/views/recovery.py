@@ -23,10 +23,8 @@ from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
-from wtforms import PasswordField
 from wtforms import StringField
 from wtforms.validators import DataRequired
-from wtforms.validators import EqualTo
 from wtforms.validators import Length
 
 from uauth.core.audit import EMAIL_VERIFIED
@@ -47,8 +45,12 @@ from uauth.core.reset import normal_email
 from uauth.core.reset import within_limit
 from uauth.core.sessions import end_all
 from uauth.core.state import State
+from uauth.core.users import EditableDirectory
 from uauth.core.users import editable
+from uauth.storage import Record
 from uauth.web.errors import error_page
+from uauth.web.forms import confirm_password_field
+from uauth.web.forms import new_password_field
 from uauth.web.login import authentication
 from uauth.web.login import session_user
 from uauth.web.outbox import absolute
@@ -67,15 +69,8 @@ class ForgotForm(FlaskForm):  # type: ignore[misc]
 
 
 class ResetForm(FlaskForm):  # type: ignore[misc]
-    new_password = PasswordField(
-        "New password", validators=[DataRequired("Choose a new password."),
-                                    Length(min=8, max=1024, message="Use 8 to 1024 characters.")],
-        render_kw={"autocomplete": "new-password"}, description="At least 8 characters.")
-    confirm = PasswordField(
-        "Repeat the new password",
-        validators=[DataRequired("Repeat the new password."),
-                    EqualTo("new_password", message="The two new passwords differ.")],
-        render_kw={"autocomplete": "new-password"})
+    new_password = new_password_field()
+    confirm = confirm_password_field()
     sign_out_apps = BooleanField("Also take away the access of every app I allowed")
 
 
@@ -169,17 +164,28 @@ def _mail_reset_links(app: Flask, identifier: str, ip: str | None) -> None:
             audit(PASSWORD_RESET_REQUESTED, outcome="no account", ip=ip)
 
 
+def _link_account(state: State, kind: str, token: str
+                  ) -> tuple[Record, User, EditableDirectory] | None:
+    """A link's record (still unused), the account it names, and the directory that can change
+    that account; None when any is missing, and the page refuses the link."""
+    users = editable(state.users)
+    record = peek(state.store, kind, token)
+    user = state.users.get(record["user_id"]) if record else None
+    if record is None or user is None or users is None:
+        return None
+    return record, user, users
+
+
 @bp.route("/reset/<token>", methods=["GET", "POST"])
 def reset(token: str) -> ResponseReturnValue:
     state = get_state()
-    users = editable(state.users)
-    record = peek(state.store, RESET, token)
-    user = state.users.get(record["user_id"]) if record else None
-    if record is None or user is None or users is None or not user.is_active:
+    found = _link_account(state, RESET, token)
+    if found is None:
         return refused_link(RESET)
-    if user.updated_at > int(record.get("created_at", 0)):
-        # The account changed since the link was made (its password reset with another link,
-        # say): an older link must not undo that.
+    record, user, users = found
+    if not user.is_active or user.updated_at > int(record.get("created_at", 0)):
+        # A disabled account; or one changed since the link was made (its password reset with
+        # another link, say): an older link must not undo that.
         return refused_link(RESET)
     form = ResetForm()
     if not form.validate_on_submit():
@@ -206,11 +212,10 @@ def reset(token: str) -> ResponseReturnValue:
 @bp.route("/verify/<token>", methods=["GET", "POST"])
 def verify(token: str) -> ResponseReturnValue:
     state = get_state()
-    users = editable(state.users)
-    record = peek(state.store, VERIFY, token)
-    user = state.users.get(record["user_id"]) if record else None
-    if record is None or user is None or users is None:
+    found = _link_account(state, VERIFY, token)
+    if found is None:
         return refused_link(VERIFY)
+    record, user, users = found
     if user.profile.get("email") != record["email"]:
         return error_page("This link is for an older address",
                           "Your account's email address changed since this link was sent. "
