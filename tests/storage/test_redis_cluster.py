@@ -20,7 +20,7 @@ from uauth.storage import StorageUnavailable
 from uauth.storage import open_store
 from uauth.storage.redis import RedisStore
 from uauth.storage.redis_cluster import RedisClusterStore
-from uauth.storage.redis_cluster import parse_cluster_url
+from uauth.storage.redis_urls import parse_cluster_url
 
 
 def test_every_key_is_hash_tagged_and_records_spread_over_the_primaries(

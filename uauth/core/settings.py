@@ -30,8 +30,8 @@ from uauth.core.keys import SUPPORTED_ALGS
 from uauth.core.mail import MailConfigError
 from uauth.core.mail import parse_smtp_url
 from uauth.core.resources import parse_resources
-from uauth.storage.redis import parse_sentinel_url
-from uauth.storage.redis_cluster import parse_cluster_url
+from uauth.storage.redis_urls import parse_cluster_url
+from uauth.storage.redis_urls import parse_sentinel_url
 
 
 class ConfigError(ValueError):

@@ -20,9 +20,6 @@ from abc import ABC
 from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs
-from urllib.parse import unquote
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -36,6 +33,8 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
+from .redis_urls import SENTINEL_SCHEME
+from .redis_urls import parse_sentinel_url
 
 # KEYS: record. ARGV: value, expires_at|'', ttl_ms|'', grant|'', now, mode ('save' replaces,
 # 'add' only creates when no live record exists). The first part of a save, the record alone;
@@ -324,51 +323,6 @@ class RedisStore(RedisRecordStore):
 
     def close(self) -> None:
         self._client.close()
-
-
-SENTINEL_SCHEME = "redis+sentinel"
-
-
-def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int, dict[str, Any]]:
-    """``redis+sentinel://[:password@]host:port[,host:port…]/service[/db][?sentinel_password=…]``
-
-    Returns the Sentinel addresses, the service (master) name, the database number and the
-    connection options for the master (its password). Raises ValueError with the reason.
-    """
-    parts = urlsplit(url)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    addresses = parse_addresses(hosts, "sentinel address")
-    segments = [seg for seg in parts.path.split("/") if seg]
-    if not segments or len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
-        raise ValueError("the path must be /<service name>[/<db number>]")
-    options = parse_credentials(userinfo)
-    query = parse_qs(parts.query)
-    if "sentinel_password" in query:
-        options["sentinel_password"] = query["sentinel_password"][0]
-    return addresses, segments[0], int(segments[1]) if len(segments) == 2 else 0, options
-
-
-def parse_addresses(hosts: str, what: str) -> list[tuple[str, int]]:
-    """``host:port[,host:port…]`` (a URL's netloc after the credentials), as the Sentinel and
-    the cluster URLs list their servers. Raises ValueError naming ``what`` was wrong."""
-    addresses = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"{what} {item!r} must be host:port")
-        addresses.append((host.strip("[]"), int(port)))
-    return addresses
-
-
-def parse_credentials(userinfo: str) -> dict[str, Any]:
-    """``[user]:password`` from a URL, as redis-py's connection options."""
-    options: dict[str, Any] = {}
-    username, _, password = userinfo.partition(":")
-    if password:
-        options["password"] = unquote(password)
-    if username:
-        options["username"] = unquote(username)
-    return options
 
 
 def sentinel_client(url: str, options: dict[str, Any]) -> redis.Redis:

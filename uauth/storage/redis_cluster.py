@@ -32,8 +32,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
-from urllib.parse import parse_qs
-from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -51,10 +49,7 @@ from .base import system_clock
 from .redis import _SAVE_RECORD
 from .redis import RedisRecordStore
 from .redis import _glob_escape
-from .redis import parse_addresses
-from .redis import parse_credentials
-
-SCHEMES = ("redis+cluster", "rediss+cluster")
+from .redis_urls import parse_cluster_url
 
 # KEYS: record. ARGV: value, expires_at|'', ttl_ms|'', grant|'', now, mode.
 _SAVE = _SAVE_RECORD + "return 1\n"
@@ -81,25 +76,6 @@ return 0
 """
 
 T = TypeVar("T")
-
-
-def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
-    """``redis+cluster://[user:password@]host:port[,host:port…][?…]``: the seed nodes and the
-    connection options (credentials, TLS). Raises ValueError with the reason."""
-    parts = urlsplit(url)
-    if parts.scheme not in SCHEMES:
-        raise ValueError(f"the scheme must be one of {', '.join(SCHEMES)}")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    nodes = parse_addresses(hosts, "cluster node")
-    if parts.path.strip("/") not in ("", "0"):
-        raise ValueError("Redis Cluster has only database 0; drop the path")
-    options = parse_credentials(userinfo)
-    if parts.scheme == "rediss+cluster":
-        options["ssl"] = True
-        query = parse_qs(parts.query)
-        if "ssl_ca_certs" in query:
-            options["ssl_ca_certs"] = query["ssl_ca_certs"][0]
-    return nodes, options
 
 
 class RedisClusterStore(RedisRecordStore):
