@@ -8,12 +8,14 @@ autocommit, so each is atomic and costs one round trip. Consume-once is
 sees 1 was first, across threads, processes and hosts.
 
 Connections come from a psycopg pool per process, opened on first use so nothing crosses a
-gunicorn ``fork``; it opens connections as threads need them (one for a sync worker, at most
-``max_connections``). The schema is versioned (``uauth_schema``): the first connection of each
-process applies missing versions under an advisory lock, as ``uauth migrate`` does, so hosts
-starting together agree. Expired rows are never returned (``expires_at`` is checked in every
-query) and are purged through the ``expires_at`` index every :data:`~.base.PURGE_EVERY` writes
-of a process, by whichever worker takes the purge's advisory lock first, in bounded batches.
+gunicorn ``fork``; a thread keeps the one it got (up to half the pool's), and statements go to
+libpq as prepared statements with text parameters and rows: a pool checkout and psycopg's cursor
+machinery per statement cost more client CPU than the round trip itself. The schema is versioned
+(``uauth_schema``): the first connection of each process applies missing versions under an
+advisory lock, as ``uauth migrate`` does, so hosts starting together agree. Expired rows are
+never returned (``expires_at`` is checked in every query) and are purged through the
+``expires_at`` index every :data:`~.base.PURGE_EVERY` writes of a process, by whichever worker
+takes the purge's advisory lock first, in bounded batches.
 """
 
 from __future__ import annotations
