@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Flask
 
+from tests.postgres_server import SessionDatabase
 from tests.redis_server import RedisServer
 from uauth import create_app
 from uauth.core.clients import Registration
@@ -54,9 +55,10 @@ class InProcess(Connection):
         return reply, response.headers.getlist("Set-Cookie")
 
 
-def build(store: str, workdir: Path, redis_url: str | None,
+def build(store: str, workdir: Path, url: str | None,
           config: dict[str, Any] | None = None) -> tuple[Flask, Target]:
-    storage = redis_url or f"sqlite:///{workdir}/uauth.db"
+    """The app on ``store``: ``url`` (Redis, PostgreSQL, ...) or SQLite in ``workdir``."""
+    storage = url or f"sqlite:///{workdir}/uauth.db"
     if store == "memory":
         storage = "memory://"
     app = create_app({"UAUTH_ISSUER": ISSUER, "UAUTH_STORAGE": storage, **(config or {})},
@@ -164,7 +166,9 @@ def breakdown(profiler: cProfile.Profile, plain_ms: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    ap.add_argument("--store", choices=["sqlite", "redis", "memory"], default="sqlite")
+    ap.add_argument("--store", choices=["sqlite", "redis", "postgres", "memory"],
+                    default="sqlite", help="postgres: a database of its own on 127.0.0.1:5432 "
+                    "(or $UAUTH_TEST_POSTGRES), dropped afterwards")
     ap.add_argument("--op", choices=["flow", "refresh", "cc", "userinfo", "login"],
                     default="flow")
     ap.add_argument("--count", type=int, default=1000)
@@ -177,19 +181,31 @@ def main(argv: list[str] | None = None) -> int:
                     help="app setting to try, e.g. UAUTH_SIGNING_ALG='\"ES256\"' (repeatable)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="uauth-profile-") as tmp:
-        redis = None
+        redis = database = None
+        url = None
         if args.store == "redis":
             redis = RedisServer(Path(tmp) / "redis")
             redis.start()
+            url = redis.url
+        elif args.store == "postgres":
+            database = SessionDatabase()
+            database.create()
+            url = database.url
         try:
             config = {k: json.loads(v) for k, _, v in (c.partition("=") for c in args.config)}
-            app, target = build(args.store, Path(tmp), redis.url if redis else None, config)
-            # Timed once without the profiler: the profiler itself roughly doubles the cost.
-            _, plain_ms = profile(app, target, args.op, args.count, with_profiler=False)
-            profiler, _ = profile(app, target, args.op, args.count, with_profiler=True)
+            app, target = build(args.store, Path(tmp), url, config)
+            try:
+                # Timed once without the profiler: the profiler itself roughly doubles the cost.
+                _, plain_ms = profile(app, target, args.op, args.count, with_profiler=False)
+                profiler, _ = profile(app, target, args.op, args.count, with_profiler=True)
+            finally:
+                with app.app_context():
+                    get_state().store.close()  # before a DROP DATABASE ends its connections
         finally:
             if redis is not None:
                 redis.stop()
+            if database is not None:
+                database.drop()
     if args.output:
         profiler.dump_stats(str(args.output))
     if args.breakdown:

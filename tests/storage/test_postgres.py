@@ -3,6 +3,8 @@ one worker runs at a time, connections opened after fork, typed errors without s
 
 from __future__ import annotations
 
+import gc
+import threading
 from pathlib import Path
 
 import psycopg
@@ -100,6 +102,53 @@ def test_children_never_use_a_pool_inherited_through_fork(postgres_url: str) -> 
     assert ask_forked_child(_child_pool_is_its_own, store) is True
     assert store.find("client", "child") == {"n": 2}
     assert store.find("client", "parent") == {"n": 1}, "the parent's connection still works"
+    store.close()
+
+
+def test_find_many_quotes_every_key_of_the_array(postgres_url: str) -> None:
+    """find_many sends its keys as one text[] literal: no key may end or split it."""
+    keys = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "ünï", ""]
+    store = PostgresStore(postgres_url)
+    for i, key in enumerate(keys):
+        store.save("client", key, {"i": i}, ttl=None)
+    assert store.find_many("client", [*keys, "absent"]) == [{"i": i} for i in range(len(keys))] + [None]
+    store.close()
+
+
+def test_a_dropped_connection_is_replaced_and_the_statement_retried(postgres_url: str) -> None:
+    store = PostgresStore(postgres_url)
+    store.save("client", "c", {"n": 1}, ttl=None)  # this thread keeps its connection now
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert store.find("client", "c") == {"n": 1}
+    store.close()
+
+
+def test_threads_beyond_the_kept_connections_share_the_rest(postgres_url: str) -> None:
+    """Threads keep a connection only up to half the pool: more threads than connections never
+    wait behind idle holders, and a connection goes back to the pool when its thread ends."""
+    store = PostgresStore(postgres_url, max_connections=2, timeout=5)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for i in range(30):
+                store.incr("throttle", "threads", ttl=600)
+                store.find("client", f"c{i}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work) for _ in range(8)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+    assert store.incr("throttle", "threads", ttl=600) == 8 * 30 + 1
+    del pool
+    gc.collect()
+    assert len(store._held) <= 1, "only this thread's, the ended threads' went back"
     store.close()
 
 

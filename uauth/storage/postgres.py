@@ -8,27 +8,32 @@ autocommit, so each is atomic and costs one round trip. Consume-once is
 sees 1 was first, across threads, processes and hosts.
 
 Connections come from a psycopg pool per process, opened on first use so nothing crosses a
-gunicorn ``fork``; it opens connections as threads need them (one for a sync worker, at most
-``max_connections``). The schema is versioned (``uauth_schema``): the first connection of each
-process applies missing versions under an advisory lock, as ``uauth migrate`` does, so hosts
-starting together agree. Expired rows are never returned (``expires_at`` is checked in every
-query) and are purged through the ``expires_at`` index every :data:`~.base.PURGE_EVERY` writes
-of a process, by whichever worker takes the purge's advisory lock first, in bounded batches.
+gunicorn ``fork``; a thread keeps the one it got (up to half the pool's), and statements go to
+libpq as prepared statements with text parameters and rows: a pool checkout and psycopg's cursor
+machinery per statement cost more client CPU than the round trip itself. The schema is versioned
+(``uauth_schema``): the first connection of each process applies missing versions under an
+advisory lock, as ``uauth migrate`` does, so hosts starting together agree. Expired rows are
+never returned (``expires_at`` is checked in every query) and are purged through the
+``expires_at`` index every :data:`~.base.PURGE_EVERY` writes of a process, by whichever worker
+takes the purge's advisory lock first, in bounded batches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
-from typing import LiteralString
 from typing import TypeVar
+from typing import cast
 from urllib.parse import urlsplit
 
 import psycopg
+from psycopg import pq
 from psycopg_pool import ConnectionPool
 from psycopg_pool import PoolTimeout
 
@@ -104,6 +109,111 @@ def schema_version(conn: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row else 0
 
 
+class _Statement:
+    """A statement of the hot path, prepared on a connection the first time it runs there."""
+
+    __slots__ = ("name", "sql")
+
+    def __init__(self, name: str, sql: str) -> None:
+        self.name = f"uauth_{name}".encode()
+        self.sql = sql.encode()
+
+
+FIND = _Statement(
+    "find", "SELECT value FROM uauth_records WHERE kind = $1 AND key = $2 "
+    "AND (expires_at IS NULL OR expires_at > $3)")
+FIND_MANY = _Statement(
+    "find_many", "SELECT key, value FROM uauth_records WHERE kind = $1 AND key = ANY($2::text[]) "
+    "AND (expires_at IS NULL OR expires_at > $3)")
+SAVE = _Statement(
+    "save", "INSERT INTO uauth_records (kind, key, value, grant_id, expires_at, consumed) "
+    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+    "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0")
+ADD = _Statement(
+    "add", "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
+    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+    "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0 "
+    "WHERE r.expires_at IS NOT NULL AND r.expires_at <= $6")
+CONSUME = _Statement(
+    "consume", "UPDATE uauth_records SET consumed = consumed + 1 WHERE kind = $1 AND key = $2 "
+    "AND (expires_at IS NULL OR expires_at > $3) RETURNING value, consumed")
+INCR = _Statement(
+    "incr", "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
+    "VALUES ($1, $2, '{\"count\": 1}', NULL, $4, 0) "
+    "ON CONFLICT (kind, key) DO UPDATE SET "
+    "value = CASE WHEN r.expires_at IS NULL OR r.expires_at > $3 "
+    "THEN json_build_object('count', "
+    "coalesce((r.value::jsonb ->> 'count')::bigint, 0) + 1)::text "
+    "ELSE excluded.value END, "
+    "expires_at = CASE WHEN r.expires_at IS NULL OR r.expires_at > $3 "
+    "THEN r.expires_at ELSE excluded.expires_at END, grant_id = NULL, consumed = 0 "
+    "RETURNING (value::jsonb ->> 'count')::bigint")
+DELETE = _Statement("delete", "DELETE FROM uauth_records WHERE kind = $1 AND key = $2")
+REVOKE = _Statement("revoke", "DELETE FROM uauth_records WHERE grant_id = $1")
+GRANT_RECORDS = _Statement(
+    "grant_records", "SELECT kind, key, value FROM uauth_records WHERE grant_id = $1 "
+    "AND (expires_at IS NULL OR expires_at > $2)")
+SCAN = _Statement(
+    "scan", "SELECT key, value FROM uauth_records WHERE kind = $1 "
+    "AND (expires_at IS NULL OR expires_at > $2) ORDER BY key")
+DUMP = _Statement(
+    "dump", "SELECT kind, key, value, expires_at, grant_id, consumed FROM uauth_records "
+    "WHERE (expires_at IS NULL OR expires_at > $1) ORDER BY kind, key")
+PURGE = _Statement(
+    "purge", "WITH lock AS (SELECT pg_try_advisory_xact_lock($1) AS held) "
+    "DELETE FROM uauth_records WHERE ctid = ANY(ARRAY(SELECT ctid FROM uauth_records "
+    "WHERE (SELECT held FROM lock) AND expires_at <= $2 LIMIT $3))")
+PING = _Statement("ping", "SELECT 1")
+
+_OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
+_SQLSTATE = pq.DiagnosticField.SQLSTATE
+_NOT_PREPARED = b"26000"
+
+
+def _text(value: str | None) -> bytes | None:
+    return None if value is None else value.encode()
+
+
+def _number(value: float | None) -> bytes | None:
+    return None if value is None else repr(value).encode()
+
+
+def _text_array(values: list[str]) -> bytes:
+    """A ``text[]`` literal: every element quoted, so no key can end or split it."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return ("{" + ",".join(f'"{v}"' for v in quoted) + "}").encode()
+
+
+def _decode(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def _record(value: bytes | None) -> Record:
+    assert value is not None
+    return dict(json.loads(value.decode()))  # a str skips json's encoding detection
+
+
+class _Held:
+    """The connection a thread keeps between statements (see :meth:`PostgresStore._acquire`)."""
+
+    __slots__ = ("conn", "pid", "__weakref__")
+
+    def __init__(self, conn: psycopg.Connection[Any], pid: int) -> None:
+        self.conn = conn
+        self.pid = pid
+
+
+def _give_back(pool: ConnectionPool[Any], conn: psycopg.Connection[Any], pid: int,
+               held: set[psycopg.Connection[Any]], lock: threading.Lock) -> None:
+    """A holding thread ended (or dropped its connection): the pool gets the connection back."""
+    if os.getpid() != pid:
+        return
+    with lock:
+        held.discard(conn)
+    with contextlib.suppress(Exception):  # a closed pool closes it instead
+        pool.putconn(conn)
+
+
 class PostgresStore:
     def __init__(self, url: str, *, clock: Clock = system_clock, timeout: float = 2.0,
                  max_connections: int = 10) -> None:
@@ -111,6 +221,9 @@ class PostgresStore:
         self._clock = clock
         self._timeout = timeout
         self._max = max_connections
+        #: Threads that may keep a connection between statements; the rest of the pool
+        #: circulates per statement, so threads beyond these never wait behind idle holders.
+        self._hold_limit = max(1, max_connections // 2)
         parts = urlsplit(url)
         #: Where, for messages: never the password.
         self.where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
@@ -118,6 +231,8 @@ class PostgresStore:
         self._pool: ConnectionPool[Any] | None = None
         self._pid = 0
         self._writes = 0
+        self._local = threading.local()
+        self._held: set[psycopg.Connection[Any]] = set()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -131,13 +246,15 @@ class PostgresStore:
                 # belong to the parent (psycopg leaves them alone in a child).
                 self._pool = self._open_pool()
                 self._pid = os.getpid()
+                self._held = set()
             return self._pool
 
     def _open_pool(self) -> ConnectionPool[Any]:
         conninfo = "postgresql" + self.url[self.url.index("://"):]
         pool: ConnectionPool[Any] = ConnectionPool(
             conninfo, min_size=1, max_size=self._max, open=False, timeout=self._timeout,
-            kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout))},
+            kwargs={"autocommit": True, "connect_timeout": max(1, round(self._timeout)),
+                    "client_encoding": "utf8"},
             # After an outage, requests open new connections themselves; a background
             # reconnection that backs off for minutes would only hold a slot meanwhile.
             reconnect_timeout=10.0, name="uauth", configure=self._configure)
@@ -153,11 +270,99 @@ class PostgresStore:
             migrate_schema(conn)
         self._schema_pid = os.getpid()
 
-    def _run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """``work`` on a pooled connection. A connection the server dropped (a restart) is
-        replaced and the work retried once, as the Redis client does; an outage raises
+    def _acquire(self) -> tuple[psycopg.Connection[Any], bool]:
+        """A connection for one statement, and whether this thread keeps it afterwards.
+
+        Checking a connection out of the pool and back costs more client CPU than the statement
+        itself, so a thread keeps the one it got (a sync worker: always the same one) while fewer
+        than :attr:`_hold_limit` threads do; it goes back to the pool when it breaks, when the
+        thread ends, or on :meth:`close`."""
+        pid = os.getpid()
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None:
+            if held.pid == pid and not held.conn.closed:
+                return held.conn, True
+            self._local.held = None  # the parent's (fork), or closed: never used again
+        pool = self._get_pool()
+        conn = pool.getconn()
+        with self._lock:
+            keep = self._pool is pool and len(self._held) < self._hold_limit
+            if keep:
+                self._held.add(conn)
+        if keep:
+            held = self._local.held = _Held(conn, pid)
+            weakref.finalize(held, _give_back, pool, conn, pid, self._held, self._lock
+                             ).atexit = False
+        return conn, keep
+
+    def _release(self, conn: psycopg.Connection[Any], kept: bool, lost: bool) -> None:
+        if lost:
+            conn.close()  # the pool replaces it
+            if kept:
+                self._local.held = None  # its finalizer gives the closed connection back
+                return
+        if not kept:
+            with contextlib.suppress(Exception):  # a pool closed meanwhile closes it instead
+                self._get_pool().putconn(conn)
+
+    def _run(self, statement: _Statement, params: list[bytes | None]) -> pq.abc.PGresult:
+        """One statement, one round trip (two the first time it runs on a connection: it is
+        prepared there). A connection the server dropped (a restart) is replaced and the
+        statement retried once, as the Redis client does; an outage raises
         :class:`StorageUnavailable` within the pool timeout. (Should a server die between
-        committing a consume and answering it, the retry reports a replay: the safe side.)"""
+        committing a consume and answering it, the retry reports a replay: the safe side.)
+
+        Statements go to libpq directly (``psycopg.pq``), parameters and rows as text: psycopg's
+        cursors would cost more client CPU than the round trip itself."""
+        for attempt in (1, 2):
+            try:
+                conn, kept = self._acquire()
+            except PoolTimeout as exc:
+                raise StorageUnavailable(f"postgresql unavailable at {self.where}") from exc
+            lost = False
+            try:
+                return self._execute(conn.pgconn, statement, params)
+            except psycopg.OperationalError as exc:
+                lost = self._connection_lost(exc) or conn.pgconn.status == pq.ConnStatus.BAD
+                if attempt == 2 or not lost:
+                    raise StorageUnavailable(
+                        f"postgresql unavailable at {self.where}: {type(exc).__name__}") from exc
+                self._get_pool().check()  # drop the other connections the restart broke
+            except psycopg.Error as exc:
+                lost = conn.pgconn.status == pq.ConnStatus.BAD
+                raise StorageError(
+                    f"postgresql at {self.where} failed: {type(exc).__name__}") from exc
+            finally:
+                self._release(conn, kept, lost)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _execute(pgconn: pq.abc.PGconn, statement: _Statement, params: list[bytes | None]
+                 ) -> pq.abc.PGresult:
+        # (None is NULL: libpq's wrapper takes it, though its stub does not say so)
+        result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
+        if result.status in _OK:
+            return result
+        if result.error_field(_SQLSTATE) == _NOT_PREPARED:
+            prepared = pgconn.prepare(statement.name, statement.sql)
+            if prepared.status != pq.ExecStatus.COMMAND_OK:
+                raise PostgresStore._error(pgconn, prepared)
+            result = pgconn.exec_prepared(statement.name, params)  # type: ignore[arg-type]
+            if result.status in _OK:
+                return result
+        raise PostgresStore._error(pgconn, result)
+
+    @staticmethod
+    def _error(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> psycopg.Error:
+        if pgconn.status == pq.ConnStatus.BAD and result.error_field(_SQLSTATE) is None:
+            # libpq's own report ("server closed the connection unexpectedly"): no SQLSTATE
+            message = (result.error_message or b"connection lost").decode(errors="replace")
+            return psycopg.OperationalError(message.strip())
+        return psycopg.errors.error_from_result(result, encoding="utf-8")
+
+    def _with_connection(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """``work`` on a pooled connection through psycopg's own API (migrations, the schema
+        version: nothing on the hot path); errors as :meth:`_run` reports them."""
         for attempt in (1, 2):
             pool = self._get_pool()
             try:
@@ -169,7 +374,7 @@ class PostgresStore:
                 if attempt == 2 or not self._connection_lost(exc):
                     raise StorageUnavailable(
                         f"postgresql unavailable at {self.where}: {type(exc).__name__}") from exc
-                pool.check()  # drop the other connections the restart broke
+                pool.check()
             except psycopg.Error as exc:
                 raise StorageError(
                     f"postgresql at {self.where} failed: {type(exc).__name__}") from exc
@@ -180,15 +385,6 @@ class PostgresStore:
         return not isinstance(exc, psycopg.errors.CannotConnectNow) and (
             exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P")))
 
-    def _one(self, sql: LiteralString, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        return self._run(lambda conn: conn.execute(sql, params).fetchone())
-
-    def _all(self, sql: LiteralString, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        return self._run(lambda conn: conn.execute(sql, params).fetchall())
-
-    def _count(self, sql: LiteralString, params: dict[str, Any]) -> int:
-        return self._run(lambda conn: conn.execute(sql, params).rowcount)
-
     def _after_write(self) -> None:
         self._writes += 1
         if self._writes % PURGE_EVERY == 0:
@@ -197,131 +393,96 @@ class PostgresStore:
     def purge(self) -> int:
         """Delete up to :data:`PURGE_BATCH` expired rows through the expiry index, unless
         another worker is purging (advisory lock); returns how many went."""
-        return self._count(
-            "WITH lock AS (SELECT pg_try_advisory_xact_lock(%(lock)s) AS held) "
-            "DELETE FROM uauth_records WHERE ctid = ANY(ARRAY(SELECT ctid FROM uauth_records "
-            "WHERE (SELECT held FROM lock) AND expires_at <= %(now)s LIMIT %(batch)s))",
-            {"now": self._clock(), "lock": PURGE_LOCK, "batch": PURGE_BATCH})
+        result = self._run(PURGE, [str(PURGE_LOCK).encode(), _number(self._clock()),
+                                   str(PURGE_BATCH).encode()])
+        return result.command_tuples or 0
 
     def migrate(self) -> list[int]:
         """Apply missing schema versions (``uauth migrate``); returns those applied."""
-        return self._run(migrate_schema)
+        return self._with_connection(migrate_schema)
 
     def version(self) -> int:
-        return self._run(schema_version)
+        return self._with_connection(schema_version)
 
     # -- the protocol ---------------------------------------------------------------------
 
-    def _expiry(self, ttl: int | None) -> float | None:
-        return None if ttl is None else self._clock() + ttl
+    def _expiry(self, ttl: int | None) -> bytes | None:
+        return None if ttl is None else _number(self._clock() + ttl)
 
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> None:
-        self._count(
-            "INSERT INTO uauth_records (kind, key, value, grant_id, expires_at, consumed) "
-            "VALUES (%(kind)s, %(key)s, %(value)s, %(grant)s, %(expires)s, 0) "
-            "ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
-            "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0",
-            {"kind": kind, "key": key, "value": json.dumps(record), "grant": grant_id,
-             "expires": self._expiry(ttl)})
+        self._run(SAVE, [kind.encode(), key.encode(), json.dumps(record).encode(),
+                         _text(grant_id), self._expiry(ttl)])
         self._after_write()
 
     def add(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> bool:
-        count = self._count(
-            "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
-            "VALUES (%(kind)s, %(key)s, %(value)s, %(grant)s, %(expires)s, 0) "
-            "ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
-            "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0 "
-            "WHERE r.expires_at IS NOT NULL AND r.expires_at <= %(now)s",
-            {"kind": kind, "key": key, "value": json.dumps(record), "grant": grant_id,
-             "expires": self._expiry(ttl), "now": self._clock()})
+        result = self._run(ADD, [kind.encode(), key.encode(), json.dumps(record).encode(),
+                                 _text(grant_id), self._expiry(ttl), _number(self._clock())])
         self._after_write()
-        return count == 1
+        return result.command_tuples == 1
 
     def find(self, kind: Kind, key: str) -> Record | None:
-        row = self._one(
-            "SELECT value FROM uauth_records WHERE kind = %(kind)s AND key = %(key)s "
-            "AND (expires_at IS NULL OR expires_at > %(now)s)",
-            {"kind": kind, "key": key, "now": self._clock()})
-        return None if row is None else dict(json.loads(row[0]))
+        result = self._run(FIND, [kind.encode(), key.encode(), _number(self._clock())])
+        return _record(result.get_value(0, 0)) if result.ntuples else None
 
     def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
         if not keys:
             return []
-        rows = self._all(
-            "SELECT key, value FROM uauth_records WHERE kind = %(kind)s AND key = ANY(%(keys)s) "
-            "AND (expires_at IS NULL OR expires_at > %(now)s)",
-            {"kind": kind, "keys": list(keys), "now": self._clock()})
-        found = {key: dict(json.loads(value)) for key, value in rows}
+        result = self._run(FIND_MANY, [kind.encode(), _text_array(keys), _number(self._clock())])
+        found = {_decode(result.get_value(i, 0)): _record(result.get_value(i, 1))
+                 for i in range(result.ntuples)}
         return [found.get(key) for key in keys]
 
     def consume(self, kind: Kind, key: str) -> Consumed | None:
-        row = self._one(
-            "UPDATE uauth_records SET consumed = consumed + 1 "
-            "WHERE kind = %(kind)s AND key = %(key)s "
-            "AND (expires_at IS NULL OR expires_at > %(now)s) RETURNING value, consumed",
-            {"kind": kind, "key": key, "now": self._clock()})
-        if row is None:
+        result = self._run(CONSUME, [kind.encode(), key.encode(), _number(self._clock())])
+        if not result.ntuples:
             return None
-        return Consumed(dict(json.loads(row[0])), first=row[1] == 1)
+        return Consumed(_record(result.get_value(0, 0)), first=result.get_value(0, 1) == b"1")
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:
         now = self._clock()
-        row = self._one(
-            "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
-            "VALUES (%(kind)s, %(key)s, '{\"count\": 1}', NULL, %(expires)s, 0) "
-            "ON CONFLICT (kind, key) DO UPDATE SET "
-            "value = CASE WHEN r.expires_at IS NULL OR r.expires_at > %(now)s "
-            "THEN json_build_object('count', "
-            "coalesce((r.value::jsonb ->> 'count')::bigint, 0) + 1)::text "
-            "ELSE excluded.value END, "
-            "expires_at = CASE WHEN r.expires_at IS NULL OR r.expires_at > %(now)s "
-            "THEN r.expires_at ELSE excluded.expires_at END, grant_id = NULL, consumed = 0 "
-            "RETURNING (value::jsonb ->> 'count')::bigint",
-            {"kind": kind, "key": key, "expires": now + ttl, "now": now})
+        result = self._run(INCR, [kind.encode(), key.encode(), _number(now), _number(now + ttl)])
         self._after_write()
-        assert row is not None
-        return int(row[0])
+        count = result.get_value(0, 0)
+        assert count is not None
+        return int(count)
 
     def delete(self, kind: Kind, key: str) -> None:
-        self._count("DELETE FROM uauth_records WHERE kind = %(kind)s AND key = %(key)s",
-                    {"kind": kind, "key": key})
+        self._run(DELETE, [kind.encode(), key.encode()])
 
     def revoke_grant(self, grant_id: str) -> int:
-        return self._count("DELETE FROM uauth_records WHERE grant_id = %(grant)s",
-                           {"grant": grant_id})
+        return self._run(REVOKE, [grant_id.encode()]).command_tuples or 0
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        rows = self._all(
-            "SELECT kind, key, value FROM uauth_records WHERE grant_id = %(grant)s "
-            "AND (expires_at IS NULL OR expires_at > %(now)s)",
-            {"grant": grant_id, "now": self._clock()})
-        return [(kind, key, dict(json.loads(value))) for kind, key, value in rows]
+        result = self._run(GRANT_RECORDS, [grant_id.encode(), _number(self._clock())])
+        return [(cast(Kind, _decode(result.get_value(i, 0))), str(_decode(result.get_value(i, 1))),
+                 _record(result.get_value(i, 2))) for i in range(result.ntuples)]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
-        rows = self._all(
-            "SELECT key, value FROM uauth_records WHERE kind = %(kind)s "
-            "AND (expires_at IS NULL OR expires_at > %(now)s) ORDER BY key",
-            {"kind": kind, "now": self._clock()})
-        for key, value in rows:
-            yield key, dict(json.loads(value))
+        result = self._run(SCAN, [kind.encode(), _number(self._clock())])
+        for i in range(result.ntuples):
+            yield str(_decode(result.get_value(i, 0))), _record(result.get_value(i, 1))
 
     def dump(self) -> Iterator[Entry]:
-        rows = self._all(
-            "SELECT kind, key, value, expires_at, grant_id, consumed FROM uauth_records "
-            "WHERE (expires_at IS NULL OR expires_at > %(now)s) ORDER BY kind, key",
-            {"now": self._clock()})
-        for kind, key, value, expires_at, grant_id, consumed in rows:
-            yield Entry(kind, key, dict(json.loads(value)), expires_at, grant_id, consumed)
+        result = self._run(DUMP, [_number(self._clock())])
+        for i in range(result.ntuples):
+            kind, key, value, expires_at, grant_id, consumed = (
+                result.get_value(i, c) for c in range(6))
+            yield Entry(cast(Kind, _decode(kind)), str(_decode(key)), _record(value),
+                        None if expires_at is None else float(expires_at), _decode(grant_id),
+                        int(consumed or 0))
 
     def ping(self) -> None:
-        self._one("SELECT 1", {})
+        self._run(PING, [])
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
-            if pool is not None and self._pid == os.getpid():
-                pool.close(timeout=1.0)
+            held, self._held = self._held, set()
+        if pool is not None and self._pid == os.getpid():
+            for conn in held:  # threads that kept one find it closed and let it go
+                conn.close()
+            pool.close(timeout=1.0)
