@@ -77,3 +77,20 @@ def test_gunicorn_serves_the_installed_package(installed: Path, tmp_path: Path) 
         out = server.communicate(timeout=30)[0]
     assert '"logger": "uauth.request"' in out, "uauth's own logging is configured"
     assert sys.executable != str(installed)
+
+
+@pytest.mark.slow
+def test_every_template_and_static_file_is_installed(installed: Path, tmp_path: Path) -> None:
+    """The admin console's and the mails' templates live in subfolders: a wheel that left them
+    out would serve sign-in and fail on the console or the first mail."""
+    listing = ("import pathlib, uauth; root = pathlib.Path(uauth.__file__).parent; "
+               "print('\\n'.join(sorted(str(p.relative_to(root)) for d in ('templates', "
+               "'static') for p in (root / d).rglob('*') if p.is_file())))")
+    done = subprocess.run([str(installed), "-c", listing], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    source = ROOT / "uauth"
+    expected = sorted(str(p.relative_to(source)) for d in ("templates", "static")
+                      for p in (source / d).rglob("*") if p.is_file())
+    assert "templates/uauth/admin/people.html" in expected
+    assert done.stdout.split() == expected

@@ -8,8 +8,9 @@ script, so it is atomic across workers and hosts and costs one round trip.
 
 High availability: ``redis+sentinel://host:26379,host2:26379/<service>/<db>`` asks the Sentinels
 for the current master and follows a failover (redis-py's Sentinel support; redis-py has no URL
-form for it, so uauth parses this one). Redis Cluster is not supported: the scripts touch a record
-and its grant index, which Cluster would place in different slots.
+form for it, so uauth parses this one). Redis Cluster is :mod:`.redis_cluster`, which shares
+this module's record code (:class:`RedisRecordStore`) and puts a record and its grant index in one
+hash slot.
 """
 
 from __future__ import annotations
