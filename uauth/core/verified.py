@@ -21,8 +21,8 @@ from typing import Any
 
 from uauth.core.tokens import peek_header
 
-#: Tokens kept per worker: a few MB at the most.
-SIZE = 2048
+#: Tokens kept per worker (about 2 KB each); a token beyond them is verified in full again.
+SIZE = 1024
 
 
 class VerifiedTokens:
