@@ -127,3 +127,26 @@ def test_a_primary_failover_is_survived_with_what_was_written(tmp_path: Path,
         store.close()
     finally:
         cluster.stop()
+
+
+def test_a_group_index_forgets_the_records_deleted_from_it(redis_url: str) -> None:
+    """Records deleted one by one (evicted families' notes) or expired leave the grant's index
+    when it is next read, so a long-lived group does not grow with every record ever saved."""
+    prefix = unique_prefix()
+    store = RedisStore(redis_url, prefix=prefix)
+    for n in range(5):
+        store.save("app_grant", f"n{n}", {"n": n}, ttl=3600, grant_id="apps-of:u")
+    store.save("app_grant", "short", {"n": 9}, ttl=1, grant_id="apps-of:u")
+    for n in range(3):
+        store.delete("app_grant", f"n{n}")
+    store.save("app_grant", "n4", {"n": 4}, ttl=3600, grant_id="apps-of:other")
+    raw = redis.Redis.from_url(redis_url)
+    assert raw.scard(f"{prefix}g:apps-of:u") == 6
+    time.sleep(1.1)
+    assert [key for _, key, _ in store.grant_records("apps-of:u")] == ["n3"]
+    assert raw.scard(f"{prefix}g:apps-of:u") == 1, "gone, expired and moved members dropped"
+    store.save("app_grant", "n0", {"n": 0}, ttl=3600, grant_id="apps-of:u")
+    assert sorted(key for _, key, _ in store.grant_records("apps-of:u")) == ["n0", "n3"]
+    assert store.revoke_grant("apps-of:u") == 2
+    raw.close()
+    store.close()

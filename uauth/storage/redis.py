@@ -103,15 +103,25 @@ return n
 """
 
 # KEYS: grant index. ARGV: grant id, now. Returns {key, value, key, value, ...} of the live
-# records still saved under that grant.
+# records still saved under that grant, and drops from the index the members that are not: a
+# record deleted one by one (an evicted family's note), expired, or saved again under another
+# grant. Without this a long-lived group index (a person's apps) would grow with every record
+# ever saved under it, and so would the cost of reading it. A save of such a record adds it to
+# the index again, and the script is atomic, so nothing live can be dropped.
 _GRANT_RECORDS = """
 local out = {}
+local stale = {}
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local r = redis.call('HMGET', k, 'v', 'e', 'g')
   if r[1] and r[3] == ARGV[1] and (r[2] == '' or tonumber(r[2]) > tonumber(ARGV[2])) then
     out[#out + 1] = k
     out[#out + 1] = r[1]
+  else
+    stale[#stale + 1] = k
   end
+end
+for i = 1, #stale, 500 do
+  redis.call('SREM', KEYS[1], unpack(stale, i, math.min(i + 499, #stale)))
 end
 return out
 """
