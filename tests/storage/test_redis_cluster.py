@@ -150,3 +150,28 @@ def test_a_group_index_forgets_the_records_deleted_from_it(redis_url: str) -> No
     assert store.revoke_grant("apps-of:u") == 2
     raw.close()
     store.close()
+
+
+def test_a_cluster_group_index_forgets_deleted_and_moved_records(
+        redis_cluster: RedisClusterServer) -> None:
+    """On a cluster a delete takes the record out of its grant's index first (a save racing
+    it can only leave a stale member), and a read drops members saved again elsewhere."""
+    prefix = unique_prefix()
+    store = RedisClusterStore(redis_cluster.url, prefix=prefix)
+    for n in range(5):
+        store.save("app_grant", f"n{n}", {"n": n}, ttl=3600, grant_id="apps-of:u")
+    store.save("throttle", "plain", {"n": 1}, ttl=60)
+    store.delete("throttle", "plain")
+    assert store.find("throttle", "plain") is None, "a record under no grant is deleted too"
+    for n in range(3):
+        store.delete("app_grant", f"n{n}")
+        assert store.find("app_grant", f"n{n}") is None
+    store.save("app_grant", "n4", {"n": 4}, ttl=3600, grant_id="apps-of:other")
+    raw = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    index = f"{prefix}g:{{apps-of:u}}"
+    assert raw.scard(index) == 2, "the deleted records left the index"
+    assert [key for _, key, _ in store.grant_records("apps-of:u")] == ["n3"]
+    assert raw.scard(index) == 1, "the record saved under another grant left it on reading"
+    assert store.revoke_grant("apps-of:u") == 1 and store.find("app_grant", "n4") is not None
+    raw.close()
+    store.close()

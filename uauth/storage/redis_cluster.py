@@ -75,6 +75,19 @@ if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then return redis.call('DEL', KEY
 return 0
 """
 
+# KEYS: record. Deletes a record saved under no grant and returns nil; for one saved under a
+# grant returns the grant id and leaves the record: the caller takes it out of the grant's index
+# first and deletes it second, so a save racing the delete can leave a stale index member (read
+# past) but never a live record its grant's revocation would miss.
+_DELETE_UNLESS_GRANT = """
+local g = redis.call('HGET', KEYS[1], 'g')
+if not g or g == '' then
+  redis.call('DEL', KEYS[1])
+  return nil
+end
+return g
+"""
+
 T = TypeVar("T")
 
 
@@ -233,6 +246,16 @@ class RedisClusterStore(RedisRecordStore):
     def _members(self, grant_id: str) -> list[bytes]:
         return sorted(self._call(lambda c: c.smembers(self._grant_key(grant_id))))
 
+    def delete(self, kind: Kind, key: str) -> None:
+        """The record, and its member of its grant's index (else a person's long-lived apps
+        index would keep a member for every family ever evicted, and every read of it would
+        pay for them)."""
+        name = self._key(kind, key)
+        grant = self._script(_DELETE_UNLESS_GRANT, name)
+        if grant is not None:
+            self._command("SREM", self._grant_key(grant.decode("utf-8")), name)
+            self._command("DEL", name)
+
     def revoke_grant(self, grant_id: str) -> int:
         members = self._members(grant_id)
         removed = sum(int(n) for n in self._send(
@@ -245,12 +268,17 @@ class RedisClusterStore(RedisRecordStore):
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         members = self._members(grant_id)
         found = []
+        moved = []
         rows = self._fields([name.decode("utf-8") for name in members], ["v", "e", "g"])
         for name, (value, expires, grant) in zip(members, rows, strict=True):
             record = self._decode_live(value, expires)
             if record is not None and grant == grant_id.encode("utf-8"):
                 kind, key = self._split(name)
                 found.append((kind, key, record))
+            elif value is not None and grant != grant_id.encode("utf-8"):
+                moved.append(name)  # saved again under another grant: never this one's again
+        if moved:  # (a missing record may be a save still in flight: its member stays)
+            self._command("SREM", self._grant_key(grant_id), *moved)
         return found
 
     def ping(self) -> None:
