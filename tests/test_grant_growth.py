@@ -15,6 +15,7 @@ from uauth.core.records import APP_GRANT
 from uauth.core.records import REVOKED
 from uauth.core.sessions import end_all
 from uauth.extension import get_state
+from uauth.storage import Store
 from uauth.storage.memory import MemoryStore
 
 ROUNDS = 120
@@ -80,3 +81,27 @@ def test_refresh_grants_per_client_are_capped_oldest_first(tmp_path: Path,
     kept = d.http.post("/token", data={**refresh, "refresh_token": newest["refresh_token"]},
                        auth=(client.client_id, secret))
     assert kept.status_code == 200
+
+
+def test_families_started_within_one_second_are_evicted_in_the_order_they_started(
+        tmp_path: Path, store: Store, clock: FakeClock) -> None:
+    """At the cap, the family evicted is the one that started first, even when every family
+    started within the same second (whole seconds left them in the order storage lists them,
+    so a family a moment old could be revoked before its first use)."""
+    d = Driver.of(make_app(tmp_path, store, clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True)
+    d.login()
+    clock.advance(0.5 - clock.now % 1)  # the middle of a second: all of it fits in this one
+    issued = []
+    for _ in range(MAX_GRANTS_PER_CLIENT + 3):
+        clock.advance(0.001)
+        issued.append(json_of(d.token(client.client_id, secret, code=d.code(client.client_id))))
+    assert int(clock.now) == int(clock.now - 0.001 * (MAX_GRANTS_PER_CLIENT + 3))
+
+    def alive(tokens: dict[str, str]) -> bool:
+        info = d.http.get("/userinfo",
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        return info.status_code == 200
+
+    assert [alive(t) for t in issued] == [False] * 3 + [True] * MAX_GRANTS_PER_CLIENT

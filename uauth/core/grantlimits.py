@@ -76,7 +76,8 @@ def family_started(state: State, user_id: str, client_id: str, sid: str | None,
     remember_grant(state.store, user_id, client_id, grant_id,
                    lives=grant_lifetime(state.settings, offline=True), now=state.now(), sid=sid,
                    revoke_at_logout=not outlives_login,
-                   keep=int(state.settings.session_ttl) if sid else None, offline=True)
+                   keep=int(state.settings.session_ttl) if sid else None, offline=True,
+                   started=state.clock())
     return evict_oldest(state, user_id, client_id, keep=grant_id)
 
 
@@ -84,7 +85,10 @@ def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str | None
     """Make room for one more refresh-token grant of ``client_id``: revoke the oldest while
     the user holds :data:`MAX_GRANTS_PER_CLIENT` or more besides ``keep``; returns how many were
     revoked."""
-    held = sorted(((record["issued_at"], key, record["grant_id"])
+    # By the exact start: many families can start within one second (a busy agent), and
+    # whole seconds would let a family started a moment ago sort as the oldest.
+    held = sorted(((float(record["started"] if "started" in record else record["issued_at"]),
+                    key, record["grant_id"])
                    for kind, key, record in state.store.grant_records(apps_group(user_id))
                    if kind == APP_GRANT and record["client_id"] == client_id
                    and record.get("offline", True) and record["grant_id"] != keep),
