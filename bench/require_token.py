@@ -60,4 +60,6 @@ def require_token_costs(seconds: float = 1.0) -> list[Cost]:
             state.verified = seen
             again = measure("require_token: the same token again (µs)", notes,
                             seconds=seconds)
+            # Both loops timed the accepted path, not a 401 challenge answered instead.
+            assert notes() == "ok" and len(state.verified) == 1
     return [Cost(c.name, c.cpu_ms * 1e3, c.wall_ms * 1e3) for c in (first, again)]

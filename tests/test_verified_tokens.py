@@ -87,7 +87,7 @@ def test_the_cache_is_bounded_and_copies_out() -> None:
         cache.put(f"t{n}", {"exp": 100, "n": n}, "k")
     kept = [n for n in range(5)
             if cache.get(f"t{n}", now=0, audience=None, trusted=lambda kid: True)]
-    assert kept == [2, 3, 4], "the oldest entries went"
+    assert kept == [2, 3, 4] and len(cache) == 3, "the oldest entries went"
     got = cache.get("t4", now=0, audience=None, trusted=lambda kid: True)
     assert got is not None
     got["n"] = "changed"

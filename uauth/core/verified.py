@@ -31,6 +31,9 @@ class VerifiedTokens:
         self._entries: dict[str, tuple[dict[str, Any], str]] = {}
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def get(self, token: str, *, now: float, audience: str | None,
             trusted: Callable[[str], bool], leeway: float = 0) -> dict[str, Any] | None:
         """The claims of ``token`` if it was verified here and still holds, else None (then
