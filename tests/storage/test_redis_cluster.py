@@ -19,6 +19,7 @@ from uauth.core.settings import validate_storage_url
 from uauth.storage import StorageUnavailable
 from uauth.storage import open_store
 from uauth.storage.redis import RedisStore
+from uauth.storage.redis_cluster import SETTLED
 from uauth.storage.redis_cluster import RedisClusterStore
 from uauth.storage.redis_urls import parse_cluster_url
 
@@ -39,8 +40,8 @@ def test_every_key_is_hash_tagged_and_records_spread_over_the_primaries(
         assert key_slot(name.encode()) == key_slot(tag.encode())
     owners = {raw.get_node_from_key(n).port for n in names}  # type: ignore[no-untyped-call]
     assert len(owners) == 3, "records spread over every primary"
-    assert raw.type(f"{prefix}g:{{g1}}") == b"set"
-    assert raw.scard(f"{prefix}g:{{g1}}") == 10
+    assert raw.type(f"{prefix}g:{{g1}}") == b"zset"
+    assert raw.zcard(f"{prefix}g:{{g1}}") == 10
     raw.close()
     assert store.revoke_grant("g1") == 10
     assert store.find("refresh_token", "t1") is None and store.find("refresh_token", "t2")
@@ -163,24 +164,95 @@ def test_a_group_index_forgets_the_records_deleted_from_it(redis_url: str) -> No
 
 def test_a_cluster_group_index_forgets_deleted_and_moved_records(
         redis_cluster: RedisClusterServer) -> None:
-    """On a cluster a delete takes the record out of its grant's index first (a save racing
-    it can only leave a stale member), and a read drops members saved again elsewhere."""
+    """On a cluster a delete is one script that leaves a tombstone; a read of the index drops
+    members saved again elsewhere and members of deleted records, but keeps a member whose record
+    is missing while it may be a save in flight (younger than SETTLED), and one saved again."""
     prefix = unique_prefix()
-    store = RedisClusterStore(redis_cluster.url, prefix=prefix)
+    now = [1_000_000.0]
+    store = RedisClusterStore(redis_cluster.url, prefix=prefix, clock=lambda: now[0])
     for n in range(5):
         store.save("app_grant", f"n{n}", {"n": n}, ttl=3600, grant_id="apps-of:u")
     store.save("throttle", "plain", {"n": 1}, ttl=60)
     store.delete("throttle", "plain")
     assert store.find("throttle", "plain") is None, "a record under no grant is deleted too"
+    now[0] += 1
     for n in range(3):
         store.delete("app_grant", f"n{n}")
         assert store.find("app_grant", f"n{n}") is None
+        assert store.add("app_grant", f"n{n}", {"n": n}, ttl=1, grant_id="elsewhere"), \
+            "a tombstone does not hold the key against add"
+        store.delete("app_grant", f"n{n}")
+    assert store.consume("app_grant", "n0") is None
+    assert sorted(key for key, _ in store.scan("app_grant")) == ["n3", "n4"], "no tombstones"
     store.save("app_grant", "n4", {"n": 4}, ttl=3600, grant_id="apps-of:other")
     raw = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
     index = f"{prefix}g:{{apps-of:u}}"
-    assert raw.scard(index) == 2, "the deleted records left the index"
+
+    def members() -> list[str]:
+        names: list[bytes] = raw.zrange(index, 0, -1)  # type: ignore[assignment]
+        return sorted(m.decode()[len(prefix) + 13:-1] for m in names)
+
     assert [key for _, key, _ in store.grant_records("apps-of:u")] == ["n3"]
-    assert raw.scard(index) == 1, "the record saved under another grant left it on reading"
+    assert members() == ["n3"], "deleted and moved members left"
+    assert store.revoke_grant("elsewhere") == 0, "tombstones are not counted as revoked"
+
+    store.save("app_grant", "gone", {"n": 9}, ttl=3600, grant_id="apps-of:u")
+    raw.delete(f"{prefix}r:{{app_grant:gone}}")  # as if expired, or a save not written yet
+    assert [key for _, key, _ in store.grant_records("apps-of:u")] == ["n3"]
+    assert members() == ["gone", "n3"], "a young member of a missing record may be in flight"
+    store.delete("app_grant", "n3")
+    now[0] += 1
+    store.save("app_grant", "n3", {"n": 3}, ttl=3600, grant_id="apps-of:u")  # saved again
+    now[0] += SETTLED + 1
+    assert [key for _, key, _ in store.grant_records("apps-of:u")] == ["n3"]
+    assert members() == ["n3"], "the settled missing member left; n3, saved again, stays"
     assert store.revoke_grant("apps-of:u") == 1 and store.find("app_grant", "n4") is not None
+    assert raw.zcard(index) == 0
+    raw.close()
+    store.close()
+
+
+def test_a_cluster_index_read_prunes_only_once_a_quarter_is_stale(
+        redis_cluster: RedisClusterServer) -> None:
+    """Pruning costs a round trip, so a read spends it only when stale members are a quarter of
+    the index: a person's apps index at the grant cap loses one family per new one, and pays
+    for its pruning once in a while, not on every read."""
+    prefix = unique_prefix()
+    now = [1_000_000.0]
+    store = RedisClusterStore(redis_cluster.url, prefix=prefix, clock=lambda: now[0])
+    for n in range(20):
+        store.save("app_grant", f"n{n:02}", {"n": n}, ttl=3600, grant_id="apps-of:u")
+    now[0] += 1
+    raw = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    index = f"{prefix}g:{{apps-of:u}}"
+    for n in range(4):
+        store.delete("app_grant", f"n{n:02}")
+    assert len(store.grant_records("apps-of:u")) == 16
+    assert raw.zcard(index) == 20, "4 of 20 stale: kept for now"
+    store.delete("app_grant", "n04")
+    assert len(store.grant_records("apps-of:u")) == 15
+    assert raw.zcard(index) == 15, "5 of 20 stale: pruned"
+    raw.close()
+    store.close()
+
+
+def test_a_cluster_index_written_as_a_set_is_read_and_extended(
+        redis_cluster: RedisClusterServer) -> None:
+    """A grant index written before the scores (a plain set) keeps working: its records are
+    listed and revoked, and a new save converts it in place, its expiry kept."""
+    prefix = unique_prefix()
+    store = RedisClusterStore(redis_cluster.url, prefix=prefix)
+    raw = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    store.save("refresh_token", "old", {"n": 1}, ttl=600, grant_id="g")
+    index = f"{prefix}g:{{g}}"
+    raw.delete(index)
+    raw.sadd(index, f"{prefix}r:{{refresh_token:old}}")
+    raw.pexpire(index, 500_000)
+    assert [key for _, key, _ in store.grant_records("g")] == ["old"]
+    store.save("refresh_token", "new", {"n": 2}, ttl=60, grant_id="g")
+    left: int = raw.pttl(index)  # type: ignore[assignment]
+    assert raw.type(index) == b"zset" and 0 < left <= 500_000
+    assert sorted(key for _, key, _ in store.grant_records("g")) == ["new", "old"]
+    assert store.revoke_grant("g") == 2
     raw.close()
     store.close()

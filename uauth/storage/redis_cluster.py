@@ -5,7 +5,8 @@ by the same code (:class:`~uauth.storage.redis.RedisRecordStore`), under keys wh
 the record's own ``kind:key``, so records spread over every primary::
 
     {prefix}r:{authorization_code:<digest>}      a record
-    {prefix}g:{<grant id>}                       the set of record keys saved under a grant
+    {prefix}g:{<grant id>}                       the records saved under a grant: a sorted set of
+                                                 their keys, scored by when each was last added
 
 Every script touches exactly one key and names it (``KEYS[1]``), so it runs in that key's slot:
 save, add, consume and incr are one atomic script each, as on single Redis. A record and its
@@ -13,9 +14,23 @@ grant index live in different slots, so a save under a grant is two atomic scrip
 pipeline (one round trip's wait, both primaries written in parallel): the index gains the
 record's key, the record is written with its grant id. Should one fail, the save raises, so the
 caller never hands out the secret (code, token, session cookie) of a record the index may lack.
-The index may name a record that is gone or was re-saved under another grant; revocation and
-listing trust the record's own ``g`` field, as the single-Redis scripts do. Revocation removes
-from the index only the members it read, so a record added meanwhile stays revocable.
+
+The index may name a record that is gone, expired or was saved again under another grant:
+revocation and listing trust the record's own ``g`` field, as the single-Redis scripts do, and
+a member leaves the index only when that is safe, so a live record is never missing from its
+grant's index (which would make it unrevocable):
+
+* a delete is one script: a record saved under a grant leaves a tombstone for :data:`SETTLED`
+  seconds (its grant id, no value), and its member stays in the index for now;
+* a read of the index drops members saved again under another grant (rare) at once; members
+  added before their record's tombstone, and members whose record is missing or expired that
+  were added more than :data:`SETTLED` seconds ago (before that, the record may be a save still
+  in flight, its index written and the record not yet), once they are a quarter of the index.
+  So a read of a person's long-lived group stays proportional to what is live, and pruning
+  costs one extra round trip now and then, not on every read. A member is dropped only if it
+  was not added again since it was read;
+* revocation removes from the index only the members it read, so a record added meanwhile stays
+  revocable.
 
 The single-Redis backend keeps its key format (``{prefix}r:{kind}:{key}`` without hash tags):
 nothing changes for existing deployments; moving to a cluster is ``uauth migrate --to``.
@@ -54,10 +69,23 @@ from .redis_urls import parse_cluster_url
 # KEYS: record. ARGV: value, expires_at|'', ttl_ms|'', grant|'', now, mode.
 _SAVE = _SAVE_RECORD + "return 1\n"
 
-# KEYS: grant index. ARGV: record key, ttl_ms|''. The index lives as long as its longest record.
-_INDEX = """
+# KEYS: grant index. An index written as a plain set (by uauth before the scores) becomes a
+# sorted set in place, its members as if added long ago, its expiry kept.
+_AS_SORTED_SET = """
+if redis.call('TYPE', KEYS[1]).ok == 'set' then
+  local members = redis.call('SMEMBERS', KEYS[1])
+  local left = redis.call('PTTL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  for _, member in ipairs(members) do redis.call('ZADD', KEYS[1], 0, member) end
+  if left > 0 then redis.call('PEXPIRE', KEYS[1], left) end
+end
+"""
+
+# KEYS: grant index. ARGV: record key, ttl_ms|'', now. The index lives as long as its longest
+# record; a member's score is when it was last added (see SETTLED).
+_INDEX = _AS_SORTED_SET + """
 local existed = redis.call('EXISTS', KEYS[1])
-redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 if ARGV[2] == '' then
   redis.call('PERSIST', KEYS[1])
 else
@@ -71,22 +99,48 @@ return 1
 
 # KEYS: record. ARGV: grant id. Deletes the record only if it is still saved under that grant.
 _DELETE_IF_GRANT = """
-if redis.call('HGET', KEYS[1], 'g') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('HGET', KEYS[1], 'g') ~= ARGV[1] then return 0 end
+local live = redis.call('HEXISTS', KEYS[1], 'v')
+redis.call('DEL', KEYS[1])
+return live
 """
 
-# KEYS: record. Deletes a record saved under no grant and returns nil; for one saved under a
-# grant returns the grant id and leaves the record: the caller takes it out of the grant's index
-# first and deletes it second, so a save racing the delete can leave a stale index member (read
-# past) but never a live record its grant's revocation would miss.
-_DELETE_UNLESS_GRANT = """
+# KEYS: record. ARGV: tombstone ttl_ms, now. Deletes the record; one saved under a grant leaves
+# a tombstone (its grant id, when it was deleted, no value, already expired for ``add``) that
+# tells a read of the grant's index that a member added before then is gone for good, not a save
+# in flight.
+_DELETE = """
 local g = redis.call('HGET', KEYS[1], 'g')
-if not g or g == '' then
-  redis.call('DEL', KEYS[1])
-  return nil
+local n = redis.call('DEL', KEYS[1])
+if g and g ~= '' then
+  redis.call('HSET', KEYS[1], 'e', '0', 'c', 0, 'g', g, 'd', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-return g
+return n
 """
+
+# KEYS: grant index. Its members and their scores.
+_MEMBERS = _AS_SORTED_SET + """
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+"""
+
+# KEYS: grant index. ARGV: member, score, member, score, ... as read. Removes each member whose
+# score is still the one read: one added again since (a new save under this grant) stays.
+_FORGET = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return n
+"""
+
+#: Seconds after which an index member whose record is missing is surely not a save in flight
+#: (a save writes its index and its record in one pipeline, within the socket timeout and one
+#: retry); only then may a read drop it. Generous, so that hosts' clocks may differ.
+SETTLED = 60.0
 
 T = TypeVar("T")
 
@@ -240,45 +294,54 @@ class RedisClusterStore(RedisRecordStore):
         # The index and the record in one round trip (both primaries written, then both
         # replies read); if either fails, the save raises.
         indexed, saved = self._send([("EVAL", _INDEX, 1, self._grant_key(grant_id), name,
-                                      ttl_ms), save])
+                                      ttl_ms, argv[4]), save])
         return bool(indexed) and bool(saved)
 
-    def _members(self, grant_id: str) -> list[bytes]:
-        return sorted(self._call(lambda c: c.smembers(self._grant_key(grant_id))))
+    def _members(self, grant_id: str) -> list[tuple[bytes, bytes]]:
+        """The index's members with when each was last added (as Redis wrote it), by name."""
+        scored = self._script(_MEMBERS, self._grant_key(grant_id))
+        return sorted(zip(scored[::2], scored[1::2], strict=True))
+
+    def _forget(self, grant_id: str, members: list[tuple[bytes, bytes]]) -> tuple[Any, ...]:
+        """The command that drops ``members`` from the index unless added again since."""
+        return ("EVAL", _FORGET, 1, self._grant_key(grant_id),
+                *(part for member in members for part in member))
 
     def delete(self, kind: Kind, key: str) -> None:
-        """The record, and its member of its grant's index (else a person's long-lived apps
-        index would keep a member for every family ever evicted, and every read of it would
-        pay for them)."""
-        name = self._key(kind, key)
-        grant = self._script(_DELETE_UNLESS_GRANT, name)
-        if grant is not None:
-            self._command("SREM", self._grant_key(grant.decode("utf-8")), name)
-            self._command("DEL", name)
+        self._script(_DELETE, self._key(kind, key), str(int(SETTLED * 1000)),
+                     repr(self._clock()))
 
     def revoke_grant(self, grant_id: str) -> int:
         members = self._members(grant_id)
-        removed = sum(int(n) for n in self._send(
-            [("EVAL", _DELETE_IF_GRANT, 1, name, grant_id) for name in members])) \
-            if members else 0
-        if members:
-            self._call(lambda c: c.srem(self._grant_key(grant_id), *members))
-        return removed
+        if not members:
+            return 0
+        # Every record's delete and the index's removal of the members read, in one round trip;
+        # a record saved under the grant meanwhile keeps its member (and the grant's revocation
+        # marker, written first by the caller, refuses its token).
+        replies = self._send([*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id)
+                                for name, _ in members), self._forget(grant_id, members)])
+        return sum(int(n) for n in replies[:-1])
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         members = self._members(grant_id)
-        found = []
-        moved = []
-        rows = self._fields([name.decode("utf-8") for name in members], ["v", "e", "g"])
-        for name, (value, expires, grant) in zip(members, rows, strict=True):
+        rows = self._fields([name.decode("utf-8") for name, _ in members], ["v", "e", "g", "d"])
+        found: list[tuple[Kind, str, Record]] = []
+        stale: list[bytes] = []
+        moved = False
+        settled = self._clock() - SETTLED
+        for (name, added), (value, expires, grant, deleted) in zip(members, rows, strict=True):
             record = self._decode_live(value, expires)
-            if record is not None and grant == grant_id.encode("utf-8"):
+            if value is not None and grant != grant_id.encode("utf-8"):
+                stale.append(name)  # saved again under another grant: never this one's again
+                moved = True
+            elif record is not None:
                 kind, key = self._split(name)
                 found.append((kind, key, record))
-            elif value is not None and grant != grant_id.encode("utf-8"):
-                moved.append(name)  # saved again under another grant: never this one's again
-        if moved:  # (a missing record may be a save still in flight: its member stays)
-            self._command("SREM", self._grant_key(grant_id), *moved)
+            elif float(added) < (float(deleted) if deleted is not None else settled):
+                stale.append(name)  # deleted or expired, and no save of it is in flight
+        if moved or (stale and len(stale) * 4 >= len(members)):
+            scores = dict(members)
+            self._send([self._forget(grant_id, [(name, scores[name]) for name in stale])])
         return found
 
     def ping(self) -> None:
