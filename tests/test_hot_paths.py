@@ -3,9 +3,12 @@ is built once (parsed keys, discovery and JWKS documents, storage connections, c
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
@@ -47,12 +50,53 @@ def test_a_worker_reuses_its_storage_connection(tmp_path: Path) -> None:
 
 def test_a_sqlite_worker_loads_no_other_database_driver(tmp_path: Path) -> None:
     """Each driver costs a worker's memory (psycopg and its pool about 12 MB): only the storage
-    in use is imported, whatever the app and its CLI commands could reach."""
+    in use is imported, whatever the app and its CLI commands could reach. So are py_webauthn
+    (5 MB) and segno, until a passkey ceremony or a TOTP enrolment needs them."""
     script = ("import sys; from uauth import create_app; "
               f"create_app({{'UAUTH_STORAGE': 'sqlite:///{tmp_path}/u.db'}}, "
               f"instance_path={str(tmp_path / 'instance')!r}); "
-              "print(sorted(m for m in ('psycopg', 'psycopg_pool') if m in sys.modules))")
+              "print(sorted(m for m in ('psycopg', 'psycopg_pool', 'redis', 'webauthn', 'segno')"
+              " if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+_PASSWORD_CHECKS = """
+import sys
+from argon2 import PasswordHasher
+if sys.argv[1] == "fixed":
+    from uauth.ops.malloc import return_large_blocks
+    assert return_large_blocks()
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) // 1024
+if sys.argv[1] == "wsgi":  # what gunicorn 'uauth.wsgi:app' runs in each worker
+    from uauth.app import create_app
+    from uauth.ops.wsgi import load
+    load(lambda overrides: create_app(overrides, instance_path=sys.argv[2]))
+hasher = PasswordHasher(memory_cost=19456, time_cost=2, parallelism=1)
+hashed = hasher.hash("pw")
+before = rss()
+for _ in range(3):
+    hasher.verify(hashed, "pw")
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists() or platform.libc_ver()[0] != "glibc",
+                    reason="glibc's mmap threshold, read from /proc")
+def test_a_worker_returns_the_memory_of_a_password_check(tmp_path: Path) -> None:
+    """argon2id borrows 19 MiB per check; glibc would keep it resident in every worker after
+    the first (its mmap threshold adapts), unless it is fixed, as ``uauth.wsgi`` does (``uauth
+    serve``: tests/e2e/test_worker_memory.py)."""
+    growth = {}
+    for mode in ("default", "fixed", "wsgi"):
+        done = subprocess.run([sys.executable, "-c", _PASSWORD_CHECKS, mode,
+                               str(tmp_path / mode)], capture_output=True, text=True,
+                              check=False, timeout=60, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        growth[mode] = int(done.stdout.split()[-1])
+    assert growth["default"] >= 15, growth  # the problem is real on this libc
+    assert growth["fixed"] <= 2 and growth["wsgi"] <= 2, growth

@@ -9,6 +9,10 @@ Registration asks for a discoverable credential (a passkey) and user verificatio
 accepts only user-verified assertions, so a passkey alone is a multi-factor login (RFC 8176:
 ``hwk`` or ``swk``, ``user``, ``mfa``). Sign counts must grow when the authenticator keeps one,
 and the backup-eligible flag may never change for a credential (WebAuthn L3 §6.1.3).
+
+py_webauthn is imported by the ceremonies themselves, on a worker's first passkey request: it
+and its dependencies hold 5 MB per worker, and most requests (every token, userinfo and
+password login) never need it.
 """
 
 from __future__ import annotations
@@ -18,21 +22,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
-
-from webauthn import generate_authentication_options
-from webauthn import generate_registration_options
-from webauthn import options_to_json
-from webauthn import verify_authentication_response
-from webauthn import verify_registration_response
-from webauthn.helpers import base64url_to_bytes
-from webauthn.helpers import bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import AuthenticatorSelectionCriteria
-from webauthn.helpers.structs import AuthenticatorTransport
-from webauthn.helpers.structs import CredentialDeviceType
-from webauthn.helpers.structs import PublicKeyCredentialDescriptor
-from webauthn.helpers.structs import ResidentKeyRequirement
-from webauthn.helpers.structs import UserVerificationRequirement
 
 #: Milliseconds the browser gives the person; the server-side challenge lives a little longer.
 TIMEOUT_MS = 120_000
@@ -81,6 +70,14 @@ def registration_options(rp: RelyingParty, *, user_handle: bytes, username: str,
                          display_name: str, existing: list[str]) -> tuple[bytes, str]:
     """``(challenge, options JSON)`` for ``navigator.credentials.create``: a discoverable
     credential with user verification, none of the person's existing ones again."""
+    from webauthn import generate_registration_options
+    from webauthn import options_to_json
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorSelectionCriteria
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+    from webauthn.helpers.structs import ResidentKeyRequirement
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = generate_registration_options(
         rp_id=rp.id, rp_name=rp.name, user_id=user_handle, user_name=username,
         user_display_name=display_name, timeout=TIMEOUT_MS,
@@ -97,6 +94,13 @@ def authentication_options(rp: RelyingParty, allowed: list[tuple[str, list[str]]
                            ) -> tuple[bytes, str]:
     """``(challenge, options JSON)`` for ``navigator.credentials.get``; ``allowed`` lists
     ``(credential id, transports)`` for a second factor, none for a discoverable sign-in."""
+    from webauthn import generate_authentication_options
+    from webauthn import options_to_json
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     descriptors = [PublicKeyCredentialDescriptor(
         id=base64url_to_bytes(cid),
         transports=[AuthenticatorTransport(t) for t in transports
@@ -135,6 +139,11 @@ def parse(raw: str | bytes) -> dict[str, Any]:
 
 def verify_registration(rp: RelyingParty, credential: dict[str, Any], challenge: bytes
                         ) -> NewCredential:
+    from webauthn import verify_registration_response
+    from webauthn.helpers import bytes_to_base64url
+    from webauthn.helpers.exceptions import WebAuthnException
+    from webauthn.helpers.structs import CredentialDeviceType
+
     try:
         verified = verify_registration_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp.id,
@@ -165,6 +174,11 @@ def verify_assertion(rp: RelyingParty, credential: dict[str, Any], challenge: by
     py_webauthn refuses a sign count that did not grow (when either count is non-zero): a
     cloned authenticator (WebAuthn §6.1.1). The backup-eligible flag is fixed at creation.
     """
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.exceptions import WebAuthnException
+    from webauthn.helpers.structs import CredentialDeviceType
+
     try:
         verified = verify_authentication_response(
             credential=credential, expected_challenge=challenge, expected_rp_id=rp.id,

@@ -7,7 +7,6 @@ steps already used, so a code is accepted once only.
 from __future__ import annotations
 
 import pyotp
-import segno
 
 #: Seconds per code (RFC 6238 §4: X = 30).
 STEP = 30
@@ -28,7 +27,10 @@ def provisioning_uri(secret: str, account: str, issuer: str) -> str:
 
 
 def qr_svg(uri: str) -> str:
-    """The URI as an inline SVG QR code, drawn here (no external service sees the secret)."""
+    """The URI as an inline SVG QR code, drawn here (no external service sees the secret).
+    segno is imported here, by the enrolment page alone (a worker's memory is kept for the rest)."""
+    import segno
+
     svg: str = segno.make(uri, error="m").svg_inline(scale=4, dark="#111", light="#fff")
     return svg
 

@@ -54,6 +54,7 @@ from uauth.ops.instance import init_instance
 from uauth.ops.instance import resolve_instance_path
 from uauth.ops.logs import configure_cli_logging
 from uauth.ops.logs import configure_logging
+from uauth.ops.malloc import return_large_blocks
 from uauth.ops.mfacli import register as register_mfa_commands
 from uauth.ops.opscli import OPERATIONS
 
@@ -138,6 +139,8 @@ def serve(ctx: CliContext, bind: str, workers: int, threads: int, timeout: int) 
         serving.unlink(missing_ok=True)
         if made_dir:
             shutil.rmtree(metrics_dir, True)
+
+    return_large_blocks()  # before the workers fork: they inherit it
 
     class _Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

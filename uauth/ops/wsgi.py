@@ -28,6 +28,7 @@ from uauth.ops.context import AppFactory
 from uauth.ops.instance import CONFIG_FILE
 from uauth.ops.instance import resolve_instance_path
 from uauth.ops.logs import configure_logging
+from uauth.ops.malloc import return_large_blocks
 
 
 def gunicorn_binds() -> list[str] | None:
@@ -59,6 +60,7 @@ def build(factory: AppFactory, binds: list[str] | None) -> Flask:
 
 def load(factory: AppFactory) -> Flask:
     """The app gunicorn (or any WSGI server) serves; a bad config is one line, no traceback."""
+    return_large_blocks()
     try:
         return build(factory, gunicorn_binds())
     except ConfigError as exc:
