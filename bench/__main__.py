@@ -14,6 +14,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from uauth.core.opaque import JWT
+from uauth.core.settings import ACCESS_TOKEN_FORMATS
+
 from . import report
 from .factors import factor_costs
 from .factors import factors_table
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="how many times to run N flows (RSS is read after each)")
     ap.add_argument("--factors-only", action="store_true",
                     help="only the in-process passkey and TOTP costs (a few seconds)")
+    ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
+                    help="uauth's bench clients get jwt (signed) or opaque (stored) access tokens")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     ap.add_argument("--workdir", type=Path, help="keep instances and logs here (default: a "
                     "temporary folder)")
@@ -76,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                         prewarm=args.prewarm, reference_prewarm=args.reference_prewarm,
                         rounds=args.rounds,
                         clients_per_worker=args.clients_per_worker,
-                        reference=not args.no_reference, workdir=args.workdir)
+                        reference=not args.no_reference, workdir=args.workdir,
+                        access_token_format=args.access_token_format)
     if args.factors_only:
         print(factors_table(factor_costs()))
         return 0

@@ -26,7 +26,9 @@ from tests.redis_server import RedisServer
 from uauth import create_app
 from uauth.core.clients import Registration
 from uauth.core.clients import register_client
+from uauth.core.opaque import JWT
 from uauth.core.records import USERNAME
+from uauth.core.settings import ACCESS_TOKEN_FORMATS
 from uauth.core.users import StoreUsers
 from uauth.extension import get_state
 
@@ -56,8 +58,10 @@ class InProcess(Connection):
 
 
 def build(store: str, workdir: Path, url: str | None,
-          config: dict[str, Any] | None = None) -> tuple[Flask, Target]:
-    """The app on ``store``: ``url`` (Redis, PostgreSQL, ...) or SQLite in ``workdir``."""
+          config: dict[str, Any] | None = None, *, access_token_format: str = JWT
+          ) -> tuple[Flask, Target]:
+    """The app on ``store``: ``url`` (Redis, PostgreSQL, ...) or SQLite in ``workdir``; the bench
+    clients get ``access_token_format`` (``jwt`` or ``opaque``)."""
     storage = url or f"sqlite:///{workdir}/uauth.db"
     if store == "memory":
         storage = "memory://"
@@ -66,14 +70,16 @@ def build(store: str, workdir: Path, url: str | None,
     with app.app_context():
         state = get_state()
         spa, _ = register_client(state.store, Registration(
-            name="bench-spa", redirect_uris=[REDIRECT_URI], public=True, first_party=True))
+            name="bench-spa", redirect_uris=[REDIRECT_URI], public=True, first_party=True,
+            access_token_format=access_token_format))
         service, secret = register_client(state.store, Registration(
-            name="bench-service", redirect_uris=[], grant_types=["client_credentials"]))
+            name="bench-service", redirect_uris=[], grant_types=["client_credentials"],
+            access_token_format=access_token_format))
         StoreUsers(state.store, state.clock).create(
             USERNAME, PASSWORD, {"email": "bench@example.com", "name": "Bench"})
     target = Target(issuer=ISSUER, spa_client=spa.client_id, redirect_uri=REDIRECT_URI,
                     service_client=(service.client_id, secret or ""),
-                    login=(USERNAME, PASSWORD))
+                    login=(USERNAME, PASSWORD), access_token_format=access_token_format)
     return app, target.discover(InProcess(app))
 
 
@@ -177,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, help="also save the raw profile (for snakeviz etc.)")
     ap.add_argument("--breakdown", action="store_true",
                     help="print CPU per operation by component instead of the function list")
+    ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
+                    help="access tokens of the bench clients (opaque: stored, not signed)")
     ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON",
                     help="app setting to try, e.g. UAUTH_SIGNING_ALG='\"ES256\"' (repeatable)")
     args = ap.parse_args(argv)
@@ -193,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             url = database.url
         try:
             config = {k: json.loads(v) for k, _, v in (c.partition("=") for c in args.config)}
-            app, target = build(args.store, Path(tmp), url, config)
+            app, target = build(args.store, Path(tmp), url, config,
+                                access_token_format=args.access_token_format)
             try:
                 # Timed once without the profiler: the profiler itself roughly doubles the cost.
                 _, plain_ms = profile(app, target, args.op, args.count, with_profiler=False)
@@ -209,13 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         profiler.dump_stats(str(args.output))
     if args.breakdown:
-        print(f"{args.op} on {args.store}: {plain_ms:.2f} CPU ms per operation in-process "
-              f"({args.count} operations)")
+        print(f"{args.op} on {args.store} ({args.access_token_format} access tokens): "
+              f"{plain_ms:.2f} CPU ms per operation in-process ({args.count} operations)")
         print(breakdown(profiler, plain_ms))
         return 0
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
-    print(f"{args.op} on {args.store}: {plain_ms:.2f} CPU ms per operation in-process (the "
+    print(f"{args.op} on {args.store} ({args.access_token_format} access tokens): "
+          f"{plain_ms:.2f} CPU ms per operation in-process (the "
           f"WSGI app only: no HTTP server, no access log), {args.count} operations; profile "
           "follows (per-call times are inflated by the profiler, proportions hold)")
     print(out.getvalue())

@@ -21,6 +21,7 @@ from tests.postgres_server import SessionDatabase
 from tests.postgres_server import with_options
 from tests.redis_cluster import RedisClusterServer
 from tests.redis_server import RedisServer
+from uauth.core.opaque import JWT
 
 from . import procstat
 from .load import NotMeasured
@@ -64,6 +65,8 @@ class Settings:
     clients_per_worker: int = 2
     reference: bool = True
     workdir: Path | None = None
+    #: uauth's bench clients get ``jwt`` or ``opaque`` access tokens.
+    access_token_format: str = JWT
 
 
 @dataclass
@@ -161,7 +164,8 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     for store in s.stores:
-        uauth = stack.enter_context(_deployment(run, workdir, store, s.algs))
+        uauth = stack.enter_context(_deployment(run, workdir, store, s.algs,
+                                                s.access_token_format))
         if uauth is None:
             continue
         for workers in s.workers:
@@ -171,8 +175,8 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
 
 
 @contextmanager
-def _deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("RS256",)
-                ) -> Iterator[Uauth | None]:
+def _deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("RS256",),
+                access_token_format: str = JWT) -> Iterator[Uauth | None]:
     """A provisioned uauth deployment on ``store``; Redis gets its own redis-server, Redis
     Cluster its own six, PostgreSQL a database of its own on the local server (dropped after)."""
     with ExitStack() as stack:
@@ -182,7 +186,8 @@ def _deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("R
             run.log(f"{store} skipped: {exc}")
             yield None
             return
-        uauth = Uauth(workdir, store, redis, algs, storage=storage)
+        uauth = Uauth(workdir, store, redis, algs, storage=storage,
+                      access_token_format=access_token_format)
         uauth.provision()
         yield uauth
 

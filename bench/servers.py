@@ -25,6 +25,7 @@ from urllib.request import urlopen
 from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
+from uauth.core.opaque import JWT
 
 from .driver import Target
 
@@ -110,15 +111,20 @@ class _Serve(LiveServer):
 class Uauth:
     """One uauth deployment (instance folder + storage), provisioned once, served by any number
     of ``uauth serve`` processes at once. It has a signing key for every algorithm in ``algs``
-    and one browser-app client per algorithm for its ID tokens (access tokens stay RS256)."""
+    and one browser-app client per algorithm for its ID tokens (access tokens stay RS256, or
+    are opaque with ``access_token_format="opaque"``)."""
 
     def __init__(self, workdir: Path, store: str, redis: RedisServer | None = None,
-                 algs: tuple[str, ...] = ("RS256",), storage: str | None = None) -> None:
+                 algs: tuple[str, ...] = ("RS256",), storage: str | None = None,
+                 access_token_format: str = JWT) -> None:
         self.store = store
         self.instance = workdir / f"instance-{store}"
         self.storage = storage or (redis.url if redis else f"sqlite:///{self.instance}/uauth.db")
         self.algs = tuple(dict.fromkeys(("RS256", *algs)))
-        self.env = {"UAUTH_SIGNING_ALGS": json.dumps(list(self.algs))}
+        # Read by `uauth client add` too: the bench clients get this access token format.
+        self.env = {"UAUTH_SIGNING_ALGS": json.dumps(list(self.algs)),
+                    "UAUTH_ACCESS_TOKEN_FORMAT": access_token_format}
+        self.access_token_format = access_token_format
         self.spa_clients: dict[str, str] = {}
         self.service_client: tuple[str, str] | None = None
 
@@ -151,7 +157,8 @@ class Uauth:
         assert live.process is not None
         first = Target(issuer=live.url, spa_client=self.spa_clients["RS256"],
                        redirect_uri=REDIRECT_URI, service_client=self.service_client,
-                       login=(USERNAME, PASSWORD)).discover()
+                       login=(USERNAME, PASSWORD),
+                       access_token_format=self.access_token_format).discover()
         targets = {alg: replace(first, spa_client=client)
                    for alg, client in self.spa_clients.items()}
         return Server("uauth", self.store, workers, ops, targets, live.process)

@@ -58,6 +58,9 @@ Flask settings (e.g. SESSION_COOKIE_NAME) may be set here too.
 # Signing algorithm of access tokens (RFC 9068 JWTs), for every client.
 # UAUTH_ACCESS_TOKEN_ALG = 'RS256'
 
+# Access token format of new clients (`--access-token-format` overrides it per client): jwt (RFC 9068, verifiable with the JWKS alone) or opaque (a random reference to claims in storage: no signature to compute, but only introspection or the embedding app can check it). Clients registered before keep theirs.
+# UAUTH_ACCESS_TOKEN_FORMAT = 'jwt'
+
 # Algorithms with a signing key (published in the JWKS, listed in discovery) out of RS256 PS256 ES256 EdDSA; RS256 and the two defaults above are always included.
 # UAUTH_SIGNING_ALGS = ['RS256']
 

@@ -79,6 +79,7 @@ class Driver:
                 **{name: kwargs.pop(name) for name in ("known_scopes", "known_attributes",
                                                         "enabled_algs") if name in kwargs},
                 default_subject_type=state.settings.default_subject_type,
+                default_access_token_format=state.settings.access_token_format,
                 fetch_allowed_hosts=kwargs.pop("fetch_allowed_hosts",
                                                state.settings.fetch_allowed_hosts))
             now = kwargs.pop("now", 0)

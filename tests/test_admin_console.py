@@ -160,6 +160,7 @@ def test_apps_register_rotate_and_remove_after_reauthentication(driver: Driver,
         client = get_client(get_state().store, client_id)
     assert client is not None and client.check_client_secret(secret)
     app_page = f"/admin/apps/{client_id}"
+    assert "jwt access tokens" in driver.http.get(app_page).text, "the format is shown"
     bad = post(driver, app_page, app_page, name="Wiki", redirect_uris="http://evil.example/cb")
     assert bad.status_code == 400 and "http on a non-loopback host" in bad.text
     rotated = post(driver, app_page, f"{app_page}/rotate")

@@ -49,6 +49,14 @@ def test_token_grants_are_measured(tmp_path: Path, operation: str) -> None:
     assert agent.requests - sent == 1
 
 
+@pytest.mark.parametrize("operation", ["flow", "refresh", "cc"])
+def test_the_bench_clients_can_get_opaque_access_tokens(tmp_path: Path, operation: str) -> None:
+    app, target = build("memory", tmp_path, None, access_token_format="opaque")
+    agent, run = prepare(target, operation, lambda _: InProcess(app))
+    run()  # the agent checks cc's token format and userinfo's answer itself
+    assert agent.access_token is None or "." not in agent.access_token
+
+
 def test_login_form_is_read_with_its_csrf_token() -> None:
     page = (b'<html><form method="post" novalidate><input id="csrf_token" name="csrf_token" '
             b'type="hidden" value="abc"><input name="username"></form><form action="/x">'

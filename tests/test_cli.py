@@ -281,3 +281,21 @@ def test_client_add_registers_keys_and_request_policies(instance: Path, tmp_path
     refused = uauth(instance, "client", "add", "--name", "Bad", "--redirect-uri",
                     "https://app.example.com/cb", "--jwks", str(keys))
     assert refused.returncode == 1 and "--jwks" in refused.stderr
+
+
+def test_client_access_token_format(instance: Path) -> None:
+    created = json.loads(uauth(instance, "client", "add", "--name", "Opaque", "--redirect-uri",
+                               "https://o.example.com/cb", "--access-token-format", "opaque",
+                               "--json").stdout)
+    client_id = created["client_id"]
+    assert f"{client_id}\tOpaque\tconfidential\thttps://o.example.com/cb\tsub:pairwise\tat:opaque" \
+        in uauth(instance, "client", "list").stdout
+    assert re.search(r"^access_token_format:\s+opaque$",
+                     uauth(instance, "client", "show", client_id).stdout, re.M)
+    updated = uauth(instance, "client", "update", client_id, "--access-token-format", "jwt")
+    assert updated.returncode == 0 and "access_token_format" in updated.stdout
+    assert re.search(r"^access_token_format:\s+jwt$",
+                     uauth(instance, "client", "show", client_id).stdout, re.M)
+    bad = uauth(instance, "client", "add", "--name", "B", "--redirect-uri",
+                "https://b.example.com/cb", "--access-token-format", "paseto")
+    assert bad.returncode == 2 and "paseto" in bad.stderr

@@ -394,6 +394,17 @@ def test_check_leaves_nothing_behind(tmp_path: Path) -> None:
     assert checked.stderr == "", "no audit lines on stderr"
 
 
+def test_check_works_and_leaves_nothing_with_opaque_access_tokens(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    env = {"UAUTH_ACCESS_TOKEN_FORMAT": "opaque"}
+    assert uauth("--instance", str(instance), "init", env=env).returncode == 0
+    before = records(instance / "uauth.db")
+    checked = uauth("--instance", str(instance), "check", env=env)
+    assert checked.returncode == 0 and "deployment works" in checked.stdout, checked.stdout
+    assert "the access token is opaque (checked at /userinfo)" in checked.stdout
+    assert records(instance / "uauth.db") == before, "the opaque token's record went too"
+
+
 def test_check_refuses_storage_that_was_never_initialised(tmp_path: Path) -> None:
     """Item 12: it would create signing keys there; nothing is created."""
     instance = tmp_path / "instance"

@@ -33,6 +33,7 @@ from .models import PRIVATE_KEY_JWT
 from .models import RESPONSE_MODES
 from .models import SECRET_AUTH_METHODS
 from .models import Client
+from .settings import ACCESS_TOKEN_FORMATS
 from .settings import DEFAULTS
 from .settings import SUBJECT_TYPES
 from .settings import is_loopback_host
@@ -248,6 +249,8 @@ class Registration:
     id_token_signed_response_alg: str | None = None
     #: Users must present a second factor to sign in to this client.
     require_mfa: bool = False
+    #: ``jwt`` or ``opaque`` access tokens; None: ``UAUTH_ACCESS_TOKEN_FORMAT``.
+    access_token_format: str | None = None
     #: Authorization requests must be pushed to /par first (RFC 9126 §6).
     require_pushed_authorization_requests: bool = False
     #: The client's public keys for signed request objects (an inline JWKS).
@@ -273,6 +276,7 @@ class RegistrationRules:
     :param known_attributes: attribute names ``required_attributes`` may use (the catalogue).
     :param enabled_algs: ``UAUTH_SIGNING_ALGS``.
     :param default_subject_type: ``UAUTH_DEFAULT_SUBJECT_TYPE``.
+    :param default_access_token_format: ``UAUTH_ACCESS_TOKEN_FORMAT``.
     :param fetch_allowed_hosts: ``UAUTH_FETCH_ALLOWED_HOSTS``: internal hosts a back-channel
         logout or sector identifier URI may name (and over plain http).
     """
@@ -281,6 +285,7 @@ class RegistrationRules:
     known_attributes: Iterable[str] | None = None
     enabled_algs: Iterable[str] | None = None
     default_subject_type: str = str(DEFAULTS["UAUTH_DEFAULT_SUBJECT_TYPE"])
+    default_access_token_format: str = str(DEFAULTS["UAUTH_ACCESS_TOKEN_FORMAT"])
     fetch_allowed_hosts: Iterable[str] = ()
 
 
@@ -291,6 +296,7 @@ def registration_rules(state: State) -> RegistrationRules:
                              known_attributes=catalogue(settings.attributes),
                              enabled_algs=settings.signing_algs,
                              default_subject_type=settings.default_subject_type,
+                             default_access_token_format=settings.access_token_format,
                              fetch_allowed_hosts=settings.fetch_allowed_hosts)
 
 
@@ -387,6 +393,9 @@ def register_client(store: Store, registration: Registration,
                                           SUPPORTED_ALGS):
         raise RegistrationError(f"id_token_signed_response_alg {alg!r} is not enabled; "
                                 "add it to UAUTH_SIGNING_ALGS")
+    token_format = reg.access_token_format or rules.default_access_token_format
+    if token_format not in ACCESS_TOKEN_FORMATS:
+        raise RegistrationError(f"access token format must be jwt or opaque, not {token_format!r}")
     if jwks is not None:
         try:
             check_jwks(jwks)
@@ -420,6 +429,7 @@ def register_client(store: Store, registration: Registration,
         sector_identifier=sector,
         id_token_signed_response_alg=alg,
         require_mfa=reg.require_mfa,
+        access_token_format=token_format,
         require_pushed_authorization_requests=reg.require_pushed_authorization_requests,
         jwks=jwks,
         jwks_uri=jwks_uri,

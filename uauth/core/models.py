@@ -106,6 +106,9 @@ class Client(Model, ClientMixin):  # type: ignore[misc]
     allowed_groups: list[str] = field(default_factory=list)
     #: Users must present a second factor to sign in to this client (``--require-mfa``).
     require_mfa: bool = False
+    #: ``jwt`` (RFC 9068) or ``opaque`` (a reference to stored claims, checked by introspection
+    #: or the embedding app). Records from before the choice existed are ``jwt``.
+    access_token_format: str = "jwt"
     #: Authorization requests must come through /par (RFC 9126 §6).
     require_pushed_authorization_requests: bool = False
     #: Public keys the client signs request objects and private_key_jwt assertions with (an

@@ -27,6 +27,7 @@ class RecordKind:
 
 
 CODE = "authorization_code"
+ACCESS = "access_token"
 REFRESH = "refresh_token"
 ROTATED = "refresh_token_rotated"
 REVOKED = "revoked"
@@ -71,6 +72,9 @@ ASSERTION_JTI = "client_assertion_jti"
 RECORDS: tuple[RecordKind, ...] = (
     RecordKind(CODE, "hash_key(code)", "UAUTH_CODE_TTL; kept after its one use (consume) until "
                "then, so a replay is recognised", "uauth.core.codes", "the grant id"),
+    RecordKind(ACCESS, "hash_key(token)", "the opaque access token's own lifetime "
+               "(UAUTH_ACCESS_TOKEN_TTL) + a minute, so a late use hears "
+               "'expired'; deleted when revoked", "uauth.core.opaque", "the grant id"),
     RecordKind(REFRESH, "hash_key(token)", "UAUTH_REFRESH_TOKEN_IDLE_TTL, never past the "
                "family's UAUTH_REFRESH_TOKEN_TTL", "uauth.core.refresh", "the grant id"),
     RecordKind(ROTATED, "hash_key(presented token)", "what the presented token had left "

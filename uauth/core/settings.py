@@ -288,6 +288,8 @@ def _resources(name: str, value: Any, config: Mapping[str, Any]) -> dict[str, An
 
 
 SUBJECT_TYPES = ("pairwise", "public")
+#: Access tokens a client may get: RFC 9068 JWTs, or opaque references to stored claims.
+ACCESS_TOKEN_FORMATS = ("jwt", "opaque")
 
 
 def _subject_type(name: str, value: Any, _: Mapping[str, Any]) -> str:
@@ -425,6 +427,15 @@ SETTINGS: tuple[Setting, ...] = (
         "RS256",
         "Signing algorithm of access tokens (RFC 9068 JWTs), for every client.",
         _signing_alg,
+    ),
+    Setting(
+        "UAUTH_ACCESS_TOKEN_FORMAT",
+        "jwt",
+        "Access token format of new clients (`--access-token-format` overrides it per client): "
+        "jwt (RFC 9068, verifiable with the JWKS alone) or opaque (a random reference to "
+        "claims in storage: no signature to compute, but only introspection or the embedding "
+        "app can check it). Clients registered before keep theirs.",
+        _choice(ACCESS_TOKEN_FORMATS),
     ),
     Setting(
         "UAUTH_SIGNING_ALGS",
@@ -862,6 +873,7 @@ class Settings:
     allow_plain_pkce: bool
     signing_alg: str
     access_token_alg: str
+    access_token_format: str
     signing_algs: tuple[str, ...]
     key_rotation_days: int
     key_prepublish: int

@@ -1,4 +1,5 @@
-"""Minting and validating the JWTs uauth issues: ID tokens and access tokens (RFC 9068).
+"""Minting and validating the tokens uauth issues: ID tokens and access tokens, RFC 9068 JWTs or
+opaque references to stored claims (per client, :mod:`uauth.core.opaque`).
 
 Signing uses key objects parsed once per worker (a PEM per call costs ~100x). The two token
 kinds can never stand in for each other: access tokens carry ``typ: at+jwt`` and the issuer as
@@ -28,6 +29,7 @@ from uauth.core.records import REVOKED
 from uauth.storage import Store
 
 from . import jsondepth
+from . import opaque
 from .audit import FAMILY_REVOKED
 from .audit import TOKEN_REVOKED
 from .audit import audit
@@ -90,8 +92,13 @@ def mint_access_token(
     auth_time: int | None = None,
     ttl: int | None = None,
     extra: dict[str, Any] | None = None,
+    token_format: str = opaque.JWT,
 ) -> tuple[str, dict[str, Any]]:
-    """An RFC 9068 JWT access token and its claims (``extra`` never overrides the standard ones)."""
+    """An access token and its claims (``extra`` never overrides the standard ones).
+
+    :param token_format: ``jwt``, an RFC 9068 JWT; or ``opaque``, a random string whose
+        claims (the same) are stored under its digest in the grant.
+    """
     now = state.now()
     claims: dict[str, Any] = dict(extra or {})
     claims.update({
@@ -108,6 +115,8 @@ def mint_access_token(
         claims["auth_time"] = auth_time
     if grant_id is not None:
         claims["gid"] = grant_id
+    if token_format == opaque.OPAQUE:
+        return opaque.mint(state.store, claims, now=now), claims
     token, kid = _sign(state, claims, typ="at+jwt", alg=state.settings.access_token_alg)
     # What a decode of this token would give (lists, not tuples): userinfo or a resource in
     # this worker then skips the signature check it would repeat.
@@ -252,15 +261,43 @@ def decode_access_token(token: str, *, keys: KeyLookup, issuer: str, audience: s
                       audience=audience, require=ACCESS_TOKEN_CLAIMS, leeway=leeway, now=now)
 
 
+def has_audience(claims: dict[str, Any], audience: str | None) -> bool:
+    """PyJWT's audience rule: ``aud`` is the audience, or a list that contains it."""
+    if audience is None:
+        return True
+    aud = claims.get("aud")
+    return aud == audience or (isinstance(aud, list) and audience in aud)
+
+
+def opaque_claims(state: State, token: str, *, audience: str | None, now: float
+                  ) -> dict[str, Any]:
+    """The stored claims of an opaque access token, checked as a JWT's would be (``exp``,
+    ``aud``); the lookup is the check, so nothing is cached: a deleted record ends it."""
+    if not token or len(token) > opaque.MAX_LENGTH:
+        raise InvalidToken("the token is malformed")
+    claims = opaque.find(state.store, token)
+    if claims is None:
+        raise InvalidToken("the token is invalid")
+    if not int(claims["exp"]) > now:
+        raise InvalidToken("the token has expired")
+    if not has_audience(claims, audience):
+        raise InvalidToken("the token is invalid")
+    return claims
+
+
 def validate_access_token(state: State, token: str, *, audience: str | None = None
                           ) -> dict[str, Any]:
-    """Claims of a live, unrevoked access token issued by us; raises :class:`InvalidToken`."""
+    """Claims of a live, unrevoked access token issued by us, a JWT or an opaque one; raises
+    :class:`InvalidToken`."""
     now = state.clock()
-    claims = state.verified.verify(
-        token, lambda: decode_access_token(token, keys=state.keys.verification_key,
-                                           issuer=state.issuer, audience=audience, now=now),
-        now=now, audience=audience,
-        trusted=lambda kid: state.keys.verification_key(kid) is not None)
+    if opaque.looks_opaque(token):
+        claims = opaque_claims(state, token, audience=audience, now=now)
+    else:
+        claims = state.verified.verify(
+            token, lambda: decode_access_token(token, keys=state.keys.verification_key,
+                                               issuer=state.issuer, audience=audience, now=now),
+            now=now, audience=audience,
+            trusted=lambda kid: state.keys.verification_key(kid) is not None)
     if is_revoked(state.store, claims):
         raise InvalidToken("the token has been revoked")
     return claims
@@ -274,10 +311,15 @@ def is_revoked(store: Store, claims: dict[str, Any]) -> bool:
     return any(record is not None for record in store.find_many(REVOKED, keys))
 
 
-def revoke_access_token(state: State, claims: dict[str, Any]) -> None:
-    """Deny one access token until it would have expired anyway."""
+def revoke_access_token(state: State, claims: dict[str, Any], *, raw: str | None = None
+                        ) -> None:
+    """Deny one access token until it would have expired anyway; an opaque one (``raw``) is
+    deleted instead, which ends it everywhere at once."""
     audit(TOKEN_REVOKED, client_id=str(claims.get("client_id")), kind="access_token",
           grant=str(claims.get("gid", ""))[:8] or None)
+    if raw is not None and opaque.looks_opaque(raw):
+        opaque.delete(state.store, raw)
+        return
     ttl = int(claims["exp"]) - state.now()
     if ttl > 0:
         state.store.save(REVOKED, f"jti:{claims['jti']}", {"exp": claims["exp"]}, ttl=ttl)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from uauth.core.tokens import has_audience
 from uauth.core.tokens import peek_header
 
 #: Tokens kept per worker (about 2 KB each); a token beyond them is verified in full again.
@@ -42,7 +43,7 @@ class VerifiedTokens:
         if entry is None:
             return None
         claims, kid = entry
-        if not (claims["exp"] + leeway > now and trusted(kid) and _for(claims, audience)):
+        if not (claims["exp"] + leeway > now and trusted(kid) and has_audience(claims, audience)):
             return None
         return dict(claims)
 
@@ -67,10 +68,3 @@ class VerifiedTokens:
                 self._entries.pop(next(iter(self._entries)), None)
             self._entries[token] = (claims, kid)
 
-
-def _for(claims: dict[str, Any], audience: str | None) -> bool:
-    """PyJWT's audience rule: ``aud`` is the audience, or a list that contains it."""
-    if audience is None:
-        return True
-    aud = claims.get("aud")
-    return aud == audience or (isinstance(aud, list) and audience in aud)

@@ -1,8 +1,8 @@
 """Revocation (RFC 7009) and introspection (RFC 7662): Authlib's endpoints over our storage.
 
 Both look a token up the same way: an access token is a JWT we signed (checked with our keys,
-expired or not), a refresh token a stored record. ``token_type_hint`` only decides which lookup
-runs first (RFC 7009 §2.1): it is never trusted.
+expired or not) or an opaque one's stored claims, a refresh token a stored record.
+``token_type_hint`` only decides which lookup runs first (RFC 7009 §2.1): it is never trusted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from uauth.core.audit import TOKEN_REVOKED
 from uauth.core.audit import audit
 from uauth.core.claims import token_user
 from uauth.core.models import Client
+from uauth.core.opaque import find as find_opaque
+from uauth.core.opaque import looks_opaque
 from uauth.core.refresh import find_refresh_token
 from uauth.core.refresh import is_rotated
 from uauth.core.tokens import ACCESS_TOKEN_CLAIMS
@@ -72,11 +74,17 @@ class FoundToken:
 
 
 def find_access_token(state: State, raw: str) -> FoundToken | None:
-    try:
-        claims = decode_signed(state, raw, typ=ACCESS_TOKEN_TYPES, audience=None,
-                               verify_exp=False, require=ACCESS_TOKEN_CLAIMS)
-    except InvalidToken:
-        return None
+    if looks_opaque(raw):
+        found = find_opaque(state.store, raw)
+        if found is None:
+            return None
+        claims = found
+    else:
+        try:
+            claims = decode_signed(state, raw, typ=ACCESS_TOKEN_TYPES, audience=None,
+                                   verify_exp=False, require=ACCESS_TOKEN_CLAIMS)
+        except InvalidToken:
+            return None
     active = int(claims["exp"]) > state.now() and not is_revoked(state.store, claims)
     return FoundToken(ACCESS_TOKEN, str(claims["client_id"]), claims,
                       active and _speaks_for_an_active_user(state, claims))
@@ -115,9 +123,10 @@ def find_token(state: State, raw: str, hint: str | None) -> FoundToken | None:
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]
-    """RFC 7009: an access token is denied by ``jti`` until it expires; a refresh token takes its
-    whole family (every refresh and access token of the grant) with it. Unknown, expired and
-    already revoked tokens answer 200 all the same (§2.2)."""
+    """RFC 7009: an access token is denied by ``jti`` until it expires (an opaque one's record is
+    deleted); a refresh token takes its whole family (every refresh and access token of the
+    grant) with it. Unknown, expired and already revoked tokens answer 200 all the same
+    (§2.2)."""
 
     CLIENT_AUTH_METHODS = REVOCATION_AUTH_METHODS
 
@@ -136,7 +145,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
     def revoke_token(self, token: FoundToken, request: UAuthRequest) -> None:
         state: State = self.server.state
         if token.kind == ACCESS_TOKEN:
-            revoke_access_token(state, token.data)
+            revoke_access_token(state, token.data, raw=request.form["token"])
         else:
             audit(TOKEN_REVOKED, client_id=token.client_id, user_id=token.data.get("user_id"),
                   kind=REFRESH_TOKEN, grant=str(token.data["grant_id"])[:8])

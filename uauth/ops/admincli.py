@@ -99,6 +99,7 @@ _FIELDS = {
     "jwks_uri": "jwks_uri",
     "allow_unsigned_request_objects": "allow_unsigned_request_objects",
     "require_mfa": "require_mfa",
+    "access_token_format": "access_token_format",
 }
 #: What a client said about itself when it registered (RFC 7591): kept by an update.
 _KEPT = ("registration", "client_uri", "logo_uri", "application_type")

@@ -33,6 +33,7 @@ from uauth.core.metrics import prepare_multiprocess_dir
 from uauth.core.metrics import worker_exited
 from uauth.core.models import AUTH_METHODS
 from uauth.core.models import RESPONSE_MODES
+from uauth.core.settings import ACCESS_TOKEN_FORMATS
 from uauth.core.settings import SUBJECT_TYPES
 from uauth.core.settings import markdown_table
 from uauth.core.users import VERIFIED_BY
@@ -411,6 +412,10 @@ def client() -> None:
               help="Algorithm of this client's ID tokens (default: UAUTH_SIGNING_ALG).")
 @click.option("--require-mfa", is_flag=True,
               help="Users must present a second factor to sign in to this client.")
+@click.option("--access-token-format", type=click.Choice(ACCESS_TOKEN_FORMATS),
+              help="jwt: RFC 9068 JWTs any resource server can verify with the JWKS; opaque: "
+              "random references to stored claims, cheaper to issue, checked only by "
+              "introspection or the embedding app (default: UAUTH_ACCESS_TOKEN_FORMAT).")
 @click.option("--allow-group", "allowed_groups", multiple=True, metavar="GROUP",
               help="Only members of this group may sign in to the client (repeat).")
 @click.option("--require-par", is_flag=True,
@@ -435,7 +440,8 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                subject_type: str | None, sector_identifier_uri: str | None,
                id_token_alg: str | None, require_par: bool, jwks_file: IO[str] | None,
                jwks_uri: str | None, allow_unsigned_request_objects: bool, require_mfa: bool,
-               allowed_groups: tuple[str, ...], as_json: bool) -> None:
+               access_token_format: str | None, allowed_groups: tuple[str, ...],
+               as_json: bool) -> None:
     """Register a client; its secret is printed once and stored only as a hash.
 
     With --token-endpoint-auth-method private_key_jwt the client authenticates with a JWT
@@ -467,6 +473,7 @@ def client_add(ctx: CliContext, name: str, redirect_uris: tuple[str, ...], publi
                 jwks=jwks, jwks_uri=jwks_uri,
                 allow_unsigned_request_objects=allow_unsigned_request_objects,
                 require_mfa=require_mfa,
+                access_token_format=access_token_format,
             ), registration_rules(state), now=state.now())
         except RegistrationError as exc:
             fail(str(exc))
@@ -500,7 +507,7 @@ def client_list(ctx: CliContext) -> None:
         for item in found:
             kind = "public" if item.is_public else "confidential"
             click.echo(f"{item.client_id}\t{item.name}\t{kind}\t{' '.join(item.redirect_uris)}"
-                       f"\tsub:{item.subject_type}")
+                       f"\tsub:{item.subject_type}\tat:{item.access_token_format}")
 
 
 @client.command("remove")

@@ -3,7 +3,8 @@
 One decorator, two sources of truth:
 
 - in the app that embeds uauth, ``uauth.require_token(scope=...)`` checks a token against the
-  provider's own keys and revocation deny list and loads its user from the user directory;
+  provider's own keys and revocation deny list (an opaque token against its stored claims) and
+  loads its user from the user directory;
 - a separate resource server that only knows the issuer URL uses
   ``ResourceProtector.for_issuer(url)``: discovery once, the JWKS cached by PyJWT's
   ``PyJWKClient`` and fetched again when a token names a ``kid`` it has not seen (at most once
@@ -38,6 +39,7 @@ from flask import request
 from werkzeug.local import LocalProxy
 
 from uauth.core.claims import token_user
+from uauth.core.opaque import looks_opaque
 from uauth.core.tokens import InvalidToken
 from uauth.core.tokens import decode_access_token
 from uauth.core.tokens import validate_access_token
@@ -299,6 +301,11 @@ class IssuerKeys:
         return _JwkKey(jwk.algorithm_name, jwk.key)
 
 
+#: Why :class:`TokenValidator` refuses a token that is not a JWT (the ``error_description``).
+OPAQUE_REFUSED = ("the token is not a JWT; an opaque access token can only be checked by its "
+                  "issuer: use token introspection (RFC 7662)")
+
+
 class TokenValidator:
     """Validates uauth access tokens anywhere, knowing only the issuer URL.
 
@@ -312,6 +319,9 @@ class TokenValidator:
 
     A separate resource server cannot see the provider's revocation deny list: a revoked token
     stays valid here until it expires, so keep ``UAUTH_ACCESS_TOKEN_TTL`` short for such APIs.
+    Nor can it read an opaque access token (a client registered with
+    ``--access-token-format opaque``): those are refused with :data:`OPAQUE_REFUSED`; check
+    them with introspection (RFC 7662) instead.
     """
 
     def __init__(self, issuer: str, *, audience: str | None = None, jwks_uri: str | None = None,
@@ -328,6 +338,8 @@ class TokenValidator:
         """The token's claims; raises :class:`~uauth.core.tokens.InvalidToken` or
         :class:`KeysUnavailable`. A token seen before skips the signature check while it
         lives and its key is still published (:mod:`uauth.core.verified`)."""
+        if looks_opaque(token):
+            raise InvalidToken(OPAQUE_REFUSED)
         return self.verified.verify(
             token, lambda: decode_access_token(token, keys=self.keys.verification_key,
                                                issuer=self.issuer, audience=self.audience,

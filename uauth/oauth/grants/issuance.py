@@ -74,7 +74,8 @@ def _access_extra(userinfo_claims: Any, auth: Authentication | None) -> dict[str
 
 def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_token: bool,
                  with_id_token: bool) -> dict[str, Any]:
-    """The token response body for one grant: an RFC 9068 access token, and as due a refresh
+    """The token response body for one grant: an access token in the client's format (an RFC
+    9068 JWT or an opaque reference), and as due a refresh
     token (stored here, see :func:`issue_refresh_token`) and an ID token."""
     state = state_of(grant)
     request: UAuthRequest = grant.request
@@ -94,6 +95,7 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         auth_time=auth.auth_time if (user is not None and auth is not None) else None,
         extra={**(_access_extra(userinfo_claims if user else None, auth if user else None)
                   or {}), **(groups_claim(user, scope) if user else {})} or None,
+        token_format=client.access_token_format,
     )
     token: dict[str, Any] = {
         "access_token": access_token,
