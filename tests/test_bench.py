@@ -132,6 +132,30 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
     assert verdict("≤ 80 MB RSS") == "met"
 
 
+def test_targets_with_opaque_access_tokens_count_one_signature_and_judge_held_memory() -> None:
+    """With ``--access-token-format opaque`` only the ID token is signed, so the floors count
+    one RS256 signature fewer; the RSS target judges what a worker holds, and shows the peak a
+    password check reaches (argon2id's 19 MiB, returned after it) beside it."""
+    run = Run(Settings(stores=("sqlite",), workers=(1,), access_token_format="opaque"))
+    busy = Result(ops=100, errors=0, first_error="", seconds=1.0, p50_ms=1.0, p99_ms=2.0,
+                  cpu_ms_per_op=1.0, peak_rss=95 << 20, rss=70 << 20, http_requests=100,
+                  server_cores=0.5)
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
+                Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                Row("reference", "memory", 1, "cc", result=_result(1.0, 300)),
+                Row("uauth", "sqlite", 1, "flow", result=_result(2.2, 200)),
+                Row("uauth", "sqlite", 1, "cc", result=busy)]
+    signs = [Cost("RS256 JWT signature (PyJWT, one access token)", 0.4, 0.4)]
+    lines = targets_table(run, [], None, signs).splitlines()
+    assert "floor 1.30 ms = 0.65× (3 bare requests + 1 RS256)" in next(
+        line for line in lines if "flow, RS256 ID token (sqlite)" in line)
+    assert "(1 bare request + 0 RS256)" in next(
+        line for line in lines if "client_credentials, opaque AT (sqlite)" in line)
+    memory = next(line for line in lines if "≤ 80 MB RSS" in line)
+    assert "70 MB (peak during a password check 95 MB)" in memory and "| met" in memory
+    assert "client_credentials (uauth: opaque access token)" in results_table(run)
+
+
 def test_require_token_is_measured_through_a_host_app() -> None:
     first, again = require_token_costs(seconds=0.01)
     assert "first" in first.name and "again" in again.name
