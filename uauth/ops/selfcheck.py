@@ -42,6 +42,7 @@ from uauth.core.clients import remove_client
 from uauth.core.consents import apps_group
 from uauth.core.consents import revoke_app
 from uauth.core.models import User
+from uauth.core.opaque import looks_opaque
 from uauth.core.records import APP_GRANT
 from uauth.core.records import ENDED
 from uauth.core.records import REVOKED
@@ -308,7 +309,7 @@ class Checker:
         """Verify both tokens as a relying party and a resource server would, with the JWKS (an
         opaque access token, ``UAUTH_ACCESS_TOKEN_FORMAT = "opaque"``, is left to /userinfo)."""
         checked = [("id_token", client_id)]
-        opaque = "." not in token["access_token"]
+        opaque = looks_opaque(token["access_token"])
         if not opaque:
             checked.append(("access_token", self.issuer))
         results = []
