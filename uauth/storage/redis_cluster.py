@@ -293,8 +293,9 @@ class RedisClusterStore(RedisRecordStore):
             return bool(self._send([save])[0])
         # The index and the record in one round trip (both primaries written, then both
         # replies read); if either fails, the save raises.
+        now = argv[4]  # the save's clock (``_write``'s argv): the member's score
         indexed, saved = self._send([("EVAL", _INDEX, 1, self._grant_key(grant_id), name,
-                                      ttl_ms, argv[4]), save])
+                                      ttl_ms, now), save])
         return bool(indexed) and bool(saved)
 
     def _members(self, grant_id: str) -> list[tuple[bytes, bytes]]:
