@@ -257,6 +257,9 @@ def test_an_unknown_opaque_token_is_refused(driver: Driver) -> None:
     response = userinfo(driver, "x" * 43)
     assert response.status_code == 401 and response.json is not None
     assert response.json["error_description"] == "the token is invalid"
+    too_long = userinfo(driver, "x" * 600)  # refused before any storage read
+    assert too_long.status_code == 401 and too_long.json is not None
+    assert too_long.json["error_description"] == "the token is invalid"
 
 
 # --- registration -----------------------------------------------------------------------------

@@ -272,9 +272,8 @@ def has_audience(claims: dict[str, Any], audience: str | None) -> bool:
 def opaque_claims(state: State, token: str, *, audience: str | None, now: float
                   ) -> dict[str, Any]:
     """The stored claims of an opaque access token, checked as a JWT's would be (``exp``,
-    ``aud``); the lookup is the check, so nothing is cached: a deleted record ends it."""
-    if not token or len(token) > opaque.MAX_LENGTH:
-        raise InvalidToken("the token is malformed")
+    ``aud``); the lookup is the check, so nothing is cached: a deleted record ends it. An empty
+    or over-long token is refused by :func:`opaque.find` before any storage read."""
     claims = opaque.find(state.store, token)
     if claims is None:
         raise InvalidToken("the token is invalid")
