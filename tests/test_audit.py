@@ -101,6 +101,17 @@ def test_a_callers_text_cannot_forge_fields_in_the_text_line(tmp_path: Path, clo
     assert 'client_id="evil user_id=alice"' in str(failed["msg"]), failed["msg"]
 
 
+def test_a_callers_unprintable_or_long_text_is_cut_down(log_lines: io.StringIO) -> None:
+    from uauth.core.audit import audit
+
+    audit("client_auth.failed", client_id="evil\n{\"user_id\": \"alice\"}\x1b[31m",
+          reason="x" * 300, grant="plain")
+    event = next(e for e in events(log_lines) if e["event"] == "client_auth.failed")
+    assert event["client_id"] == 'evil{"user_id": "alice"}[31m', "no line break, no escape"
+    assert event["reason"] == "x" * 128 and event["grant"] == "plain"
+    assert "\n" not in str(event["msg"]) and "\x1b" not in str(event["msg"])
+
+
 def test_revoking_an_app_is_audited(tmp_path: Path, clock: FakeClock,
                                     log_lines: io.StringIO) -> None:
     from tests.test_account import form_post

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,18 @@ def test_warnings_inside_a_request_carry_its_id(tmp_path: Path, clock: FakeClock
     warning = next(r for r in records(log_lines) if r["level"] == "WARNING")
     assert "replayed" in str(warning["msg"])
     assert warning["request_id"] == replay.headers["X-Request-ID"]
+
+
+def test_the_json_time_stamp_is_right_across_seconds_and_out_of_order_lines() -> None:
+    """The formatter formats a second once and reuses it: a line from another second (later,
+    or earlier from another thread) must never get a stale one."""
+    from uauth.ops.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    for created in (1764755000.123, 1764755000.987, 1764755001.004, 1764754999.5,
+                    1764755000.0, 1798761599.999, 1798761600.001):
+        record = logging.LogRecord("uauth.request", logging.INFO, __file__, 1, "GET /", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        stamp = json.loads(formatter.format(record))["ts"]
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        assert stamp == f"{expected}.{int(record.msecs):03d}Z", (created, stamp)

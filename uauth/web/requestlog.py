@@ -15,7 +15,9 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from typing import cast
 
+from flask import Request
 from flask import Response
 from flask import current_app
 from flask import g
@@ -46,12 +48,17 @@ def start_request(trust_proxy: bool) -> None:
 def finish_request(response: Response) -> float:
     """After a request: echo the id, log the access line; returns the seconds it took."""
     elapsed: float = time.perf_counter() - g.get("uauth_started", time.perf_counter())
-    response.headers[REQUEST_ID_HEADER] = request_id()
+    rid = request_id()
+    response.headers[REQUEST_ID_HEADER] = rid
     if access_log.isEnabledFor(logging.INFO):
-        access_log.info("%s %s %s", request.method, request.path, response.status_code, extra={
-            "http": {"method": request.method, "path": request.path,
-                     "endpoint": request.endpoint, "status": response.status_code,
-                     "duration_ms": round(elapsed * 1000, 2), "remote_addr": request.remote_addr},
+        # One line per request: the request is resolved once (every attribute read through
+        # Flask's proxy looks it up again) and the id is handed to RequestIdFilter.
+        req: Request = cast(Any, request)._get_current_object()
+        method, path, status = req.method, req.path, response.status_code
+        access_log.info("%s %s %s", method, path, status, extra={
+            "request_id": rid,
+            "http": {"method": method, "path": path, "endpoint": req.endpoint, "status": status,
+                     "duration_ms": round(elapsed * 1000, 2), "remote_addr": req.remote_addr},
         })
     return elapsed
 
