@@ -145,9 +145,10 @@ BUILTINS = (("'sign' of", "JOSE: PyJWT and signatures"), ("'verify' of", "JOSE: 
             ("'fetch", "storage driver and server round trips"))
 
 
-def component(where: tuple[str, int, str]) -> str:
+def component(where: tuple[str, int, str],
+              components: tuple[tuple[str, str], ...] = COMPONENTS) -> str:
     path, _, name = where
-    for part, label in COMPONENTS:
+    for part, label in components:
         if part in path.replace("\\", "/"):
             return label
     for part, label in BUILTINS:

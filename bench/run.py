@@ -164,7 +164,7 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     for store in s.stores:
-        uauth = stack.enter_context(_deployment(run, workdir, store, s.algs,
+        uauth = stack.enter_context(deployment(run, workdir, store, s.algs,
                                                 s.access_token_format))
         if uauth is None:
             continue
@@ -175,7 +175,7 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
 
 
 @contextmanager
-def _deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("RS256",),
+def deployment(run: Run, workdir: Path, store: str, algs: tuple[str, ...] = ("RS256",),
                 access_token_format: str = JWT) -> Iterator[Uauth | None]:
     """A provisioned uauth deployment on ``store``; Redis gets its own redis-server, Redis
     Cluster its own six, PostgreSQL a database of its own on the local server (dropped after)."""
@@ -260,7 +260,7 @@ def run_memory(settings: Settings, flows: int, workers: int, steps: int = 2) -> 
         workdir = settings.workdir or Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="uauth-bench-mem-")))
         for store in settings.stores:
-            with _deployment(run, workdir, store) as uauth:
+            with deployment(run, workdir, store) as uauth:
                 if uauth is None:
                     continue
                 server = uauth.serve(workers, settings.threads, (("flow", "RS256"),))

@@ -166,3 +166,35 @@ def test_signatures_are_measured_with_real_keys() -> None:
     costs = signing_costs(seconds=0.01)
     assert [c.name.split()[0] for c in costs] == ["RS256", "ES256"]
     assert all(c.cpu_ms > 0 for c in costs)
+
+
+def test_py_spy_samples_are_charged_to_the_component_of_their_innermost_frame() -> None:
+    from bench.spy import read_raw
+    from bench.spy import report
+
+    serve = ("handle (/v/lib/python3.11/site-packages/gunicorn/workers/sync.py:135);"
+             "wsgi_app (/v/lib/python3.11/site-packages/flask/app.py:1479)")
+    raw = [f"{serve};token (/w/uauth/web/views/token.py:55);"
+           "_run (/w/uauth/storage/sqlite.py:112) 6\n",
+           f"{serve};emit (/py/lib/python3.11/logging/__init__.py:1098) 3\n",
+           "handle (/v/lib/python3.11/site-packages/gunicorn/workers/sync.py:135) 1\n",
+           "not a sample line\n"]
+    samples = read_raw(raw)
+    assert samples.total == 10
+    assert samples.by_component == {"uauth storage": 6, "log lines (logging)": 3,
+                                    "gunicorn: HTTP parsing, socket writes, closing": 1}
+    assert samples.by_frame["token (uauth/web/views/token.py)"] == 6
+    assert samples.by_frame["wsgi_app (flask/app.py)"] == 9
+    assert samples.by_frame["emit (logging/__init__.py)"] == 3
+    text = report(samples, "cc", "sqlite", 2.0, top=5)
+    assert "| uauth storage | 60% | 1.20 |" in text and "| log lines (logging) | 30% | 0.60 |" in text
+
+
+@pytest.mark.slow
+def test_py_spy_samples_a_served_worker(tmp_path: Path) -> None:
+    from bench.spy import spy
+
+    samples, result = spy("sqlite", "cc", 2.0, 200, "opaque", tmp_path)
+    assert result.ops > 0 and samples.total > 50, (samples.total, result)
+    assert samples.by_frame["token (uauth/web/views/token.py)"] > 0
+    assert samples.by_component["gunicorn: HTTP parsing, socket writes, closing"] > 0
