@@ -1,0 +1,118 @@
+"""The Redis store's connections: one kept per thread, given back when the thread ends.
+
+A pool hands a connection out per command only after three system calls that check it for
+unread data; a thread that keeps its connection skips them (``RedisStore._client``).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import unique_prefix
+from tests.redis_server import free_port
+from uauth.core.records import CODE
+from uauth.storage import StorageUnavailable
+from uauth.storage.redis import RedisStore
+from uauth.storage.redis_urls import SENTINEL_SCHEME
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[RedisStore]:
+    made = RedisStore(redis_url, prefix=unique_prefix())
+    yield made
+    for key, _ in list(made.scan(CODE)):  # nothing left behind
+        made.delete(CODE, key)
+    made.close()
+
+
+def counting(pool: Any) -> list[int]:
+    """Count the connections ``pool`` hands out from now on."""
+    handed: list[int] = [0]
+    original = pool.get_connection
+
+    def get_connection(*args: Any, **kwargs: Any) -> Any:
+        handed[0] += 1
+        return original(*args, **kwargs)
+
+    pool.get_connection = get_connection
+    return handed
+
+
+def test_a_thread_keeps_one_connection_for_all_its_commands(store: RedisStore) -> None:
+    handed = counting(store._pool)
+    for n in range(20):
+        store.save(CODE, f"k{n}", {"n": n}, ttl=60)
+        assert store.find(CODE, f"k{n}") == {"n": n}
+    store.revoke_grant("nothing")
+    assert handed[0] <= 1, f"the pool handed out {handed[0]} connections for 42 commands"
+
+
+def test_a_thread_that_ends_gives_its_connection_back(store: RedisStore) -> None:
+    store.ping()  # this thread's connection
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            store.save(CODE, f"t{n}", {"n": n}, ttl=60)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    for n in range(15):  # one after another, as a threaded server's request threads come
+        thread = threading.Thread(target=work, args=(n,))
+        thread.start()
+        thread.join()
+        gc.collect()
+    assert not failures
+    assert all(store.find(CODE, f"t{n}") == {"n": n} for n in range(15))
+    created = store._pool._created_connections
+    assert created <= 3, f"{created} connections for two threads alive at a time"
+
+
+def test_threads_at_once_each_get_their_own_connection(store: RedisStore) -> None:
+    start = threading.Barrier(4)
+    seen: list[int] = []
+
+    def work(n: int) -> None:
+        start.wait(timeout=10)
+        for i in range(25):
+            store.save(CODE, f"p{n}-{i}", {"i": i}, ttl=60)
+            assert store.find(CODE, f"p{n}-{i}") == {"i": i}
+        seen.append(id(store._client.connection))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(set(seen)) == 4, "no two threads share a connection"
+
+
+def test_no_server_is_a_storage_outage_on_a_threads_first_command() -> None:
+    down = RedisStore(f"redis://127.0.0.1:{free_port()}/0", prefix=unique_prefix(), timeout=0.5)
+    raised: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            down.find(CODE, "x")
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            raised.append(exc)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    thread.join(timeout=30)
+    assert len(raised) == 1 and isinstance(raised[0], StorageUnavailable), raised
+    assert not isinstance(raised[0], redis.RedisError)
+
+
+def test_behind_sentinels_every_command_takes_a_connection_from_the_pool() -> None:
+    """There a connection asks the Sentinels for the master only when the pool hands it out
+    (tests/test_sentinel.py fails over with it)."""
+    url = f"{SENTINEL_SCHEME}://127.0.0.1:{free_port()}/mymaster/0"
+    behind = RedisStore(url, prefix=unique_prefix(), timeout=0.5)
+    assert behind._client is behind._client and behind._client.connection is None
