@@ -116,3 +116,24 @@ def test_behind_sentinels_every_command_takes_a_connection_from_the_pool() -> No
     url = f"{SENTINEL_SCHEME}://127.0.0.1:{free_port()}/mymaster/0"
     behind = RedisStore(url, prefix=unique_prefix(), timeout=0.5)
     assert behind._client is behind._client and behind._client.connection is None
+
+
+class Interrupted(BaseException):
+    """What a signal handler may raise between a command and its reply."""
+
+
+def test_a_reply_left_unread_by_an_interruption_is_never_read_by_the_next_command(
+        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.save(CODE, "a", {"who": "a"}, ttl=60)
+    store.ping()
+    read = redis.connection.Connection.read_response
+
+    def interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(redis.connection.Connection, "read_response", read)
+        raise Interrupted
+
+    monkeypatch.setattr(redis.connection.Connection, "read_response", interrupted)
+    with pytest.raises(Interrupted):
+        store.find(CODE, "a")  # sent; its reply stays on the connection
+    assert store.find(CODE, "b") is None, "the next command got the last one's reply"
+    assert store.find(CODE, "a") == {"who": "a"}

@@ -314,6 +314,18 @@ class RedisStore(RedisRecordStore):
             raise StorageError(f"redis at {self._where()} failed: ResponseError: {exc}") from exc
         except redis.RedisError as exc:
             raise StorageError(f"redis at {self._where()} failed: {type(exc).__name__}") from exc
+        except BaseException:
+            # Interrupted between a command and its reply (a signal's exception): the reply may
+            # still wait on the connection this thread keeps, so the next command must not
+            # read it. Given back, the connection is checked by the pool before anyone's use.
+            self._let_go()
+            raise
+
+    def _let_go(self) -> None:
+        mine: tuple[int, redis.Redis] | None = getattr(self._local, "client", None)
+        self._local.client = None
+        if mine is not None:
+            mine[1].close()
 
     def _where(self) -> str:
         kwargs = self._pool.connection_kwargs
@@ -360,10 +372,7 @@ class RedisStore(RedisRecordStore):
         self._call(self._client.ping)
 
     def close(self) -> None:
-        mine: tuple[int, redis.Redis] | None = getattr(self._local, "client", None)
-        self._local.client = None
-        if mine is not None:
-            mine[1].close()  # its connection back to the pool, which closes them all
+        self._let_go()
         self._pool.disconnect()
 
 
