@@ -96,3 +96,37 @@ def test_back_channel_answers_are_nosniff_and_hsts_over_https(tmp_path: Path,
                      d.http.get("/userinfo")):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_back_channel_answers_neither_set_nor_vary_on_the_session_cookie(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """A machine's request has no browser session; a page's answer still varies on it."""
+    d = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    d.user()
+    client, secret = d.client()
+    d.login()  # the test client now sends the session cookie with every request
+    token = d.token(client.client_id, secret, code=d.code(client.client_id))
+    assert token.status_code == 200
+    access = token.get_json()["access_token"]
+    answers = {"token": token, "jwks": d.http.get("/jwks.json"),
+               "userinfo": d.http.get("/userinfo", headers={"Authorization": f"Bearer {access}"})}
+    assert answers["userinfo"].status_code == 200
+    for name, response in answers.items():
+        assert "Cookie" not in response.headers.get("Vary", ""), name
+        assert "Set-Cookie" not in response.headers, name
+    assert "Cookie" in d.http.get("/account").headers.get("Vary", ""), "pages read the session"
+
+
+def test_a_back_channel_request_that_changed_the_session_still_saves_it(
+        tmp_path: Path, clock: FakeClock) -> None:
+    from flask import Response
+    from flask import request
+    from flask import session
+
+    app = make_app(tmp_path, MemoryStore(clock=clock), clock)
+    with app.test_request_context("/token", method="POST"):
+        assert request.blueprint == "uauth.token"
+        session["changed"] = True
+        response = Response()
+        app.session_interface.save_session(app, session, response)
+        assert "uauth_session=" in response.headers["Set-Cookie"]
