@@ -198,3 +198,24 @@ def test_py_spy_samples_a_served_worker(tmp_path: Path) -> None:
     assert result.ops > 0 and samples.total > 50, (samples.total, result)
     assert samples.by_frame["token (uauth/web/views/token.py)"] > 0
     assert samples.by_component["gunicorn: HTTP parsing, socket writes, closing"] > 0
+
+
+def test_profile_repeat_prints_the_least_cpu_of_its_timings(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import bench.profile as profile_module
+
+    real = profile_module.profile
+    timings: list[float] = []
+
+    def counted(*args: object, with_profiler: bool, **kwargs: object) -> object:
+        result = real(*args, with_profiler=with_profiler, **kwargs)  # type: ignore[arg-type]
+        if not with_profiler:
+            timings.append(result[1])
+        return result
+
+    monkeypatch.setattr(profile_module, "profile", counted)
+    assert profile_module.main(["--op", "cc", "--count", "3", "--repeat", "3",
+                                "--breakdown"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert len(timings) == 3
+    assert f"{min(timings):.3f} CPU ms per operation in-process (3 operations)" in first
