@@ -125,9 +125,16 @@ def spy(store: str, op: str, seconds: float, rate: int, access_token_format: str
         worker = procstat.children(server.pid)[0]
         warmup = 3.0
         measured: list[Result] = []
-        load = threading.Thread(target=lambda: measured.append(run_load(
-            server.targets["RS256"], op, server_pid=server.pid, clients=2,
-            seconds=seconds + 2, warmup=warmup)))
+        failed: list[BaseException] = []
+
+        def drive() -> None:
+            try:
+                measured.append(run_load(server.targets["RS256"], op, server_pid=server.pid,
+                                         clients=2, seconds=seconds + 2, warmup=warmup))
+            except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+                failed.append(exc)
+
+        load = threading.Thread(target=drive)
         load.start()
         time.sleep(warmup + 1)  # the clients are past their warm-up: sample the steady state
         raw = workdir / "spy.raw"
@@ -136,6 +143,8 @@ def spy(store: str, op: str, seconds: float, rate: int, access_token_format: str
              "--rate", str(rate), "--format", "raw", "--output", str(raw)],
             capture_output=True, text=True, timeout=seconds + 60)
         load.join()
+        if failed:
+            raise SystemExit(f"the bench could not drive {op}: {failed[0]}")
         if recorded.returncode != 0 or not raw.exists():
             raise SystemExit(f"py-spy could not sample the worker: {recorded.stderr.strip()}")
         with raw.open() as handle:

@@ -273,9 +273,11 @@ class RedisStore(RedisRecordStore):
 
         Taken from the pool for every command, a connection is first checked for unread data
         (blocking off, a read, blocking on: three system calls beside the command's own four),
-        which made a command cost 70 µs of CPU where it costs 43 µs kept. A thread that ends
-        gives its connection back to the pool (the client's finaliser); a forked process starts
-        its own, as redis-py's pool does.
+        which made a command cost 70 µs of CPU where it costs 43 µs kept. A pipeline (several
+        reads at once: :meth:`_fields`) still takes a connection from the pool, as redis-py's
+        pipelines always do: one of a flow's 17 round trips. A thread that ends gives its
+        connection back to the pool (the client's finaliser); a forked process starts its own,
+        as redis-py's pool does.
         """
         if self._shared is not None:
             return self._shared
