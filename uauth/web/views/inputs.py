@@ -79,10 +79,16 @@ def check_params(params: Iterable[tuple[str, str]], max_length: int, *, unique: 
 
 
 def check_basic_auth() -> None:
-    """Authlib decodes Basic credentials assuming valid base64 of UTF-8; anything else is ours
-    to refuse, as ``invalid_client`` (the client failed to authenticate)."""
+    """Authlib decodes Basic credentials assuming valid base64 of UTF-8, and a header with a
+    space as a scheme and a value; anything else is ours to refuse, as ``invalid_client`` (the
+    client failed to authenticate). Split as Authlib splits it, so it reads what we checked."""
     header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
+    if " " not in header:
+        return  # Authlib reads no credentials from it
+    parts = header.split(None, 1)
+    if len(parts) < 2:  # blank, or a scheme alone ("Bearer "): Authlib would fail on it
+        raise BadClientAuth("The authorization header is malformed.")
+    scheme, token = parts
     if scheme.lower() != "basic":
         return
     try:
