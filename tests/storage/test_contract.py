@@ -391,6 +391,53 @@ def test_find_many_answers_like_find_in_one_call(store: Store, clock: FakeClock)
     assert store.find_many("revoked", []) == []
 
 
+def test_every_operation_in_a_batch_sees_the_writes_made_before_it(store: Store) -> None:
+    """Store.batch may hold writes back; nothing in the block may notice."""
+    with store.batch():
+        store.save("code", "a", {"n": 1}, ttl=60)
+        assert store.find("code", "a") == {"n": 1}
+        store.save("code", "b", {"n": 2}, ttl=60)
+        store.delete("code", "b")
+        assert store.find_many("code", ["a", "b"]) == [{"n": 1}, None]
+        store.save("code", "c", {"n": 3}, ttl=60, grant_id="g")
+        store.save("code", "c", {"n": 4}, ttl=60, grant_id="g")
+        assert store.grant_records("g") == [("code", "c", {"n": 4})], "the last save wins"
+        store.save("code", "d", {"n": 5}, ttl=60)
+        assert not store.add("code", "d", {"n": 6}, ttl=60), "add sees the held save"
+        store.save("code", "e", {"n": 7}, ttl=60)
+        outcome = store.consume("code", "e")
+        assert outcome is not None and outcome.first and outcome.record == {"n": 7}
+        store.save("counter", "x", {"count": 4}, ttl=60)
+        assert store.incr("counter", "x", ttl=60) == 5
+        store.save("code", "f", {"n": 8}, ttl=60, grant_id="h")
+        assert store.revoke_grant("h") == 1
+        store.save("scanned", "s", {"n": 9}, ttl=60)
+        assert dict(store.scan("scanned")) == {"s": {"n": 9}}
+        store.save("code", "z", {"n": 10}, ttl=60)
+    assert store.find("code", "z") == {"n": 10}, "what the block held is written at its end"
+
+
+def test_a_batch_is_written_for_every_thread_when_it_ends_even_when_it_raises(
+        store: Store) -> None:
+    def seen_elsewhere(key: str) -> object:
+        return run_in_threads(lambda: store.find("code", key), 1)[0]
+
+    with store.batch():
+        store.save("code", "first", {"n": 1}, ttl=60)
+        store.delete("code", "nothing-here")
+        with store.batch():  # nested: one block
+            store.save("code", "inner", {"n": 2}, ttl=60)
+        store.save("code", "last", {"n": 3}, ttl=60)
+    assert [seen_elsewhere(k) for k in ("first", "inner", "last")] == [
+        {"n": 1}, {"n": 2}, {"n": 3}]
+    with pytest.raises(ZeroDivisionError), store.batch():
+        store.save("code", "before-the-error", {"n": 4}, ttl=60)
+        store.delete("code", "first")
+        _ = 1 / 0
+    assert seen_elsewhere("before-the-error") == {"n": 4}, "written as it would have been"
+    assert seen_elsewhere("first") is None
+
+
 def test_memory_store_drops_expired_records_nobody_reads_again(clock: FakeClock) -> None:
     from uauth.storage.base import PURGE_EVERY
 

@@ -11,6 +11,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
@@ -139,6 +140,14 @@ class Store(Protocol):
     def dump(self) -> Iterator[Entry]:
         """Every live record of every kind with its expiry, grant and consumed count
         (``uauth migrate``). Kinds never contain ``:``."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A block whose saves and deletes the backend may hold back and send together with
+        the next operation that answers, or at the block's end: one round trip for several
+        writes (a token response's), where each costs one. Order is kept: every operation,
+        in this thread, sees the writes made before it. A held write that fails raises where
+        it is sent, at the latest when the block ends; nested blocks are one block. Backends
+        without round trips to save (memory, SQLite) hold nothing back."""
 
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""

@@ -27,6 +27,8 @@ import threading
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from typing import Any
 from typing import TypeVar
 from typing import cast
@@ -474,6 +476,10 @@ class PostgresStore:
             yield Entry(cast(Kind, _decode(kind)), str(_decode(key)), _record(value),
                         None if expires_at is None else float(expires_at), _decode(grant_id),
                         int(consumed or 0))
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing is held back (not yet: every statement is sent when it is made)."""
+        return nullcontext()
 
     def ping(self) -> None:
         self._run(PING, [])

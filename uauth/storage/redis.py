@@ -22,6 +22,9 @@ import threading
 from abc import ABC
 from abc import abstractmethod
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import contextmanager
+from contextlib import nullcontext
 from typing import Any
 
 import redis
@@ -171,6 +174,10 @@ class RedisRecordStore(ABC):
         """Write the record ``name`` with the save script's ``argv`` and, under a grant, add
         it to the grant's index; False when ``add`` found a live record."""
 
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing is held back: a cluster's writes go to the primaries of their own slots."""
+        return nullcontext()
+
     def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
                grant_id: str | None) -> bool:
         now = self._clock()
@@ -318,52 +325,138 @@ class RedisStore(RedisRecordStore):
             raise StorageError(f"redis at {self._where()} failed: {type(exc).__name__}") from exc
         except BaseException:
             # Interrupted between a command and its reply (a signal's exception): the reply may
-            # still wait on the connection this thread keeps, so the next command must not
-            # read it. Given back, the connection is checked by the pool before anyone's use.
-            self._let_go()
+            # still be on its way to the connection this thread keeps, so no later command may
+            # read from it. The pool's check for unread data can run before the reply arrives,
+            # so the connection is closed, not just given back.
+            self._let_go(closing=True)
             raise
 
-    def _let_go(self) -> None:
+    def _let_go(self, *, closing: bool = False) -> None:
         mine: tuple[int, redis.Redis] | None = getattr(self._local, "client", None)
         self._local.client = None
         if mine is not None:
+            if closing and mine[1].connection is not None:
+                mine[1].connection.disconnect()  # type: ignore[no-untyped-call]
             mine[1].close()
 
     def _where(self) -> str:
         kwargs = self._pool.connection_kwargs
         return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold this thread's saves and deletes back and send them in one pipeline with the
+        next command that answers, or at the end of the block: a token response's writes cost
+        one round trip instead of one each. Order is kept, so a read sees every write before
+        it; a write that fails raises where it is sent. Nested blocks are one block."""
+        if getattr(self._local, "held", None) is not None:
+            yield
+            return
+        self._local.held = []
+        try:
+            yield
+        finally:
+            held, self._local.held = self._local.held, None
+            if held:
+                self._send(held)
+
+    def _hold(self, command: tuple[Any, ...]) -> bool:
+        held: list[tuple[Any, ...]] | None = getattr(self._local, "held", None)
+        if held is None:
+            return False
+        held.append(command)
+        return True
+
+    def _answer(self, command: tuple[Any, ...], alone: Any) -> Any:
+        """The reply to ``command``: sent after the held writes in their pipeline, or by
+        ``alone`` (a registered script's EVALSHA on the kept connection) when none is held.
+        In a pipeline a script is sent whole (EVAL): a server that lost its scripts (a
+        restart, SCRIPT FLUSH) must not skip a write and run the commands after it."""
+        held: list[tuple[Any, ...]] | None = getattr(self._local, "held", None)
+        if not held:
+            return self._call(alone)
+        self._local.held = []
+        return self._send([*held, command])[-1]
+
+    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` in one round trip, as redis-py's pipelines send them (a ``ResponseError``
+        raised once every reply is read, the whole retried once on a dropped connection), but on
+        the thread's kept connection: redis-py's pipelines take one from the pool, three system
+        calls more. Behind Sentinels, through the pool (see :attr:`_client`)."""
+        client: Any = self._client  # redis-py's connection methods are untyped
+        conn: Any = client.connection
+        if conn is None:
+            def pooled() -> Any:
+                pipe = client.pipeline(transaction=False)
+                for command in commands:
+                    pipe.execute_command(*command)
+                return pipe.execute()
+
+            return list(self._call(pooled))
+
+        def run() -> list[Any]:
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies = []
+            for command in commands:
+                try:
+                    replies.append(client.parse_response(conn, command[0]))
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+            for reply in replies:
+                if isinstance(reply, redis.ResponseError):
+                    raise reply
+            return replies
+
+        return list(self._call(conn.retry.call_with_retry, run, lambda _: conn.disconnect()))
+
     def _command(self, *command: Any) -> Any:
-        return self._call(self._client.execute_command, *command)
+        return self._answer(command, lambda: self._client.execute_command(  # type: ignore[no-untyped-call]
+            *command))
 
     def _script(self, body: str, name: str, *args: str) -> Any:
-        return self._call(self._scripts[body], keys=[name], args=list(args), client=self._client)
+        return self._answer(("EVAL", body, 1, name, *args), lambda: self._scripts[body](
+            keys=[name], args=list(args), client=self._client))
 
     def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        def fetch() -> Any:
-            pipe = self._client.pipeline(transaction=False)
-            for name in names:
-                pipe.hmget(name, fields)
-            return pipe.execute()
-
-        return list(self._call(fetch))
+        held: list[tuple[Any, ...]] = getattr(self._local, "held", None) or []
+        if held:
+            self._local.held = []
+        replies = self._send([*held, *(("HMGET", name, *fields) for name in names)])
+        return replies[len(held):]
 
     def _names(self, head: str) -> list[bytes]:
+        self._flush()
         return list(self._call(
             lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
 
+    def _flush(self) -> None:
+        held: list[tuple[Any, ...]] | None = getattr(self._local, "held", None)
+        if held:
+            self._local.held = []
+            self._send(held)
+
     def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
         grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")
-        return bool(self._call(self._save, keys=[name, grant_key], args=argv,
-                               client=self._client))
+        command = ("EVAL", _SAVE, 2, name, grant_key, *argv)
+        if argv[-1] == "save" and self._hold(command):
+            return True
+        return bool(self._answer(command, lambda: self._save(
+            keys=[name, grant_key], args=argv, client=self._client)))
+
+    def delete(self, kind: Kind, key: str) -> None:
+        if not self._hold(("DEL", self._key(kind, key))):
+            super().delete(kind, key)
 
     def revoke_grant(self, grant_id: str) -> int:
-        return int(self._call(self._revoke, keys=[self._grant_key(grant_id)], args=[grant_id],
-                              client=self._client))
+        grant_key = self._grant_key(grant_id)
+        return int(self._answer(("EVAL", _REVOKE, 1, grant_key, grant_id), lambda: self._revoke(
+            keys=[grant_key], args=[grant_id], client=self._client)))
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        flat = self._call(self._grant_records, keys=[self._grant_key(grant_id)],
-                          args=[grant_id, repr(self._clock())], client=self._client)
+        grant_key, now = self._grant_key(grant_id), repr(self._clock())
+        flat = self._answer(("EVAL", _GRANT_RECORDS, 1, grant_key, grant_id, now),
+                            lambda: self._grant_records(keys=[grant_key], args=[grant_id, now],
+                                                        client=self._client))
         found = []
         for name, value in zip(flat[::2], flat[1::2], strict=True):
             kind, key = self._split(name)
@@ -371,6 +464,7 @@ class RedisStore(RedisRecordStore):
         return found
 
     def ping(self) -> None:
+        self._flush()
         self._call(self._client.ping)
 
     def close(self) -> None:

@@ -14,6 +14,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from pathlib import Path
 
 import sqlite_utils
@@ -228,6 +230,10 @@ class SQLiteStore:
             self._conn().backup(target)
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Nothing is held back (in-process, no round trips to save)."""
+        return nullcontext()
 
     def ping(self) -> None:
         self._run("SELECT 1 FROM records LIMIT 1", ())

@@ -65,9 +65,10 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
         if not grant_user:
             raise AccessDeniedError(redirect_uri=redirect_uri)
         self.request.user = grant_user
-        begin_grant(state_of(self), self.request, self.context)
-        code = self.generate_authorization_code()
-        self.save_authorization_code(code, self.request)
+        with state_of(self).store.batch():  # the grant's notes and the code: one round trip
+            begin_grant(state_of(self), self.request, self.context)
+            code = self.generate_authorization_code()
+            self.save_authorization_code(code, self.request)
         return authorization_response(self, redirect_uri, [("code", code)])
 
     def save_authorization_code(self, code: str, request: UAuthRequest) -> None:

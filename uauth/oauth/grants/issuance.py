@@ -89,26 +89,29 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         sub = rotated.sub if rotated is not None else subject(state.subjects, user, client)
     userinfo_claims = requested_claims(request, ctx, "userinfo", scope,
                                        state.settings.custom_scopes)
-    access_token, claims = mint_access_token(
-        state, client_id=client.client_id, sub=sub, scope=scope, grant_id=ctx.grant_id,
-        audience=ctx.audience,
-        auth_time=auth.auth_time if (user is not None and auth is not None) else None,
-        extra={**(_access_extra(userinfo_claims if user else None, auth if user else None)
-                  or {}), **(groups_claim(user, scope) if user else {})} or None,
-        token_format=client.access_token_format,
-    )
-    token: dict[str, Any] = {
-        "access_token": access_token,
-        "token_type": "Bearer",
-        "expires_in": state.settings.access_token_ttl,
-        "scope": scope,
-        "created_at": claims["iat"],
-    }
-    # RFC 6749 §6: a new refresh token keeps the scope of the one it replaces, even when the
-    # client narrowed the scope of this access token.
-    granted = rotated.scope if rotated is not None else scope
-    if include_refresh_token and user is not None and wants_refresh_token(client, granted):
-        token["refresh_token"] = issue_refresh_token(state, request, ctx, user, granted, sub)
+    # The response's writes (an opaque access token, the refresh token, its family's note, an
+    # evicted family's revocation) go to storage together (Store.batch), before it is sent.
+    with state.store.batch():
+        access_token, claims = mint_access_token(
+            state, client_id=client.client_id, sub=sub, scope=scope, grant_id=ctx.grant_id,
+            audience=ctx.audience,
+            auth_time=auth.auth_time if (user is not None and auth is not None) else None,
+            extra={**(_access_extra(userinfo_claims if user else None, auth if user else None)
+                      or {}), **(groups_claim(user, scope) if user else {})} or None,
+            token_format=client.access_token_format,
+        )
+        token: dict[str, Any] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": state.settings.access_token_ttl,
+            "scope": scope,
+            "created_at": claims["iat"],
+        }
+        # RFC 6749 §6: a new refresh token keeps the scope of the one it replaces, even when
+        # the client narrowed the scope of this access token.
+        granted = rotated.scope if rotated is not None else scope
+        if include_refresh_token and user is not None and wants_refresh_token(client, granted):
+            token["refresh_token"] = issue_refresh_token(state, request, ctx, user, granted, sub)
     if with_id_token and user is not None and auth is not None and is_openid(scope):
         token["id_token"] = id_token_for(state, request, ctx, user, sub, scope,
                                          access_token=access_token)

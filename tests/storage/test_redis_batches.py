@@ -1,0 +1,120 @@
+"""The Redis store's batches (``Store.batch``): held writes travel with the next command that
+answers, in one pipeline, and nothing is lost or reordered on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import unique_prefix
+from tests.redis_server import RedisServer
+from uauth.core.records import CODE
+from uauth.storage import StorageUnavailable
+from uauth.storage.redis import RedisStore
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[RedisStore]:
+    made = RedisStore(redis_url, prefix=unique_prefix())
+    yield made
+    for key, _ in list(made.scan(CODE)):  # nothing left behind
+        made.delete(CODE, key)
+    made.close()
+
+
+@pytest.fixture
+def raw(redis_url: str) -> Iterator[redis.Redis]:
+    """Another connection: what other workers see."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def written(raw: redis.Redis, name: str) -> Any:
+    """The record ``name``'s JSON as another connection reads it."""
+    return raw.hget(name, "v")
+
+
+def waits(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many commands each of ``store``'s waits for Redis sends, from now on (a command, or a
+    pipeline of them, on the thread's kept connection)."""
+    kept = store._client.connection
+    sizes: list[int] = []
+    one, many = redis.connection.Connection.send_command, redis.connection.Connection.pack_commands
+
+    def send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self is kept:
+            sizes.append(1)
+        return one(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def pack_commands(self: Any, commands: Any) -> Any:
+        if self is kept:
+            sizes.append(len(commands))
+        return many(self, commands)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(redis.connection.Connection, "send_command", send_command)
+    monkeypatch.setattr(redis.connection.Connection, "pack_commands", pack_commands)
+    return sizes
+
+
+def test_held_writes_travel_with_the_next_command_that_answers(
+        store: RedisStore, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.save(CODE, "warm", {"n": 0}, ttl=60)  # the scripts loaded, as in a running worker
+    store.grant_records("warm")
+    seen = waits(store, monkeypatch)
+    with store.batch():
+        store.save(CODE, "a", {"n": 1}, ttl=60, grant_id="g")
+        store.save(CODE, "b", {"n": 2}, ttl=60)
+        store.delete(CODE, "gone")
+        assert seen == [], "nothing sent yet"
+        assert written(raw, store._key(CODE, "a")) is None, "other connections see nothing"
+        assert store.find(CODE, "b") == {"n": 2}
+        assert seen == [4], "three writes and the read: one wait"
+        store.save(CODE, "c", {"n": 3}, ttl=60)
+    assert seen == [4, 1], "the rest is sent when the block ends"
+    assert written(raw, store._key(CODE, "c")) == b'{"n": 3}'
+    assert store.grant_records("g") == [(CODE, "a", {"n": 1})], "the grant's index is written"
+    store.save(CODE, "d", {"n": 4}, ttl=60)
+    store.delete(CODE, "d")
+    assert seen == [4, 1, 1, 1, 1], "outside a block each write is its own wait"
+    assert store._pool._created_connections == 1, "all of it on the thread's one connection"
+
+
+def test_a_server_that_lost_its_scripts_still_gets_every_held_write(
+        store: RedisStore, raw: redis.Redis) -> None:
+    """Held scripts are sent whole (EVAL): a NOSCRIPT for one would let the next ones run."""
+    store.save(CODE, "warm", {"n": 0}, ttl=60)  # the scripts are loaded and used by SHA
+    raw.script_flush()  # as a restarted server would have it
+    with store.batch():
+        store.save(CODE, "x", {"n": 1}, ttl=60, grant_id="gx")
+        store.save(CODE, "y", {"n": 2}, ttl=60)
+        assert store.consume(CODE, "y") is not None
+    assert store.find(CODE, "x") == {"n": 1}
+    assert store.grant_records("gx") == [(CODE, "x", {"n": 1})]
+    again = store.consume(CODE, "y")
+    assert again is not None and not again.first, "consumed once, inside the block"
+
+
+def test_held_writes_that_cannot_be_sent_fail_where_the_block_ends(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    """Needs Redis like every Redis test (``redis_server``); stops a server of its own."""
+    server = RedisServer(tmp_path / "r")
+    server.start()
+    store = RedisStore(server.url, prefix=unique_prefix(), timeout=0.5)
+    try:
+        store.ping()
+        with pytest.raises(StorageUnavailable), store.batch():
+            store.save(CODE, "held", {"n": 1}, ttl=60)
+            server.stop()
+        server.start()  # empty: nothing was written, and the store works again
+        assert store.find(CODE, "held") is None
+        with store.batch():
+            store.save(CODE, "held", {"n": 2}, ttl=60)
+        assert store.find(CODE, "held") == {"n": 2}
+    finally:
+        store.close()
+        server.stop()
