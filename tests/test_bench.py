@@ -3,12 +3,14 @@ the report work. Nothing here is timed; ``make bench`` does the measuring."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from bench import held_writes
 from bench import procstat
 from bench.driver import pkce_pair
 from bench.driver import prepare
@@ -25,6 +27,8 @@ from bench.run import Run
 from bench.run import Settings
 from bench.run import median_result
 from bench.signing import signing_costs
+from tests.conftest import unique_prefix
+from uauth.storage.redis import RedisStore
 
 
 def test_agent_logs_in_once_then_runs_sso_flows(tmp_path: Path) -> None:
@@ -219,3 +223,27 @@ def test_profile_repeat_prints_the_least_cpu_of_its_timings(
     first = capsys.readouterr().out.splitlines()[0]
     assert len(timings) == 3
     assert f"{min(timings):.3f} CPU ms per operation in-process (3 operations)" in first
+
+
+def test_held_writes_bench_leaves_what_command_by_command_leaves(redis_url: str) -> None:
+    """``python -m bench.held_writes`` compares two ways of doing the same work; it is."""
+    dumps = []
+    for way in ("apart", "held", "measured"):
+        store = RedisStore(redis_url, prefix=unique_prefix())
+        try:
+            if way == "measured":
+                costs = held_writes.measure(store, 2, 2)
+                assert [len(ms) for ms in costs.values()] == [2, 2]
+                continue
+            for n in range(held_writes.HELD):
+                store.save("app_grant", f"n{n}", held_writes.RECORD, ttl=600, grant_id="apps")
+            for n in range(held_writes.HELD, held_writes.HELD + 3):
+                with store.batch() if way == "held" else contextlib.nullcontext():
+                    held_writes.token_writes(store, n)
+            dumps.append(sorted((e.kind, e.key, e.grant_id) for e in store.dump()))
+        finally:
+            for entry in list(store.dump()):
+                store.delete(entry.kind, entry.key)
+            store.close()
+    assert dumps[0] == dumps[1]
+    assert ("revoked", "grant:g2", None) in dumps[1] and ("app_grant", "n2", "apps") not in dumps[1]
