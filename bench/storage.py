@@ -68,7 +68,7 @@ def _counters(store: str) -> list[Counter]:
     if store == "sqlite":
         return [Counter(SQLiteStore, "_run")]
     if store == "postgres":
-        return [Counter(PostgresStore, "_run")]
+        return [Counter(PostgresStore, "_run_all")]  # a statement, or a pipeline of held writes
     if store == "redis":
         # Each wait is one write to the socket (_requests): a command, or a pipeline sent at
         # once (held writes and the deny list's reads go on the thread's connection, not

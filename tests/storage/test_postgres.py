@@ -14,6 +14,7 @@ from tests.conftest import FakeClock
 from tests.conftest import ask_forked_child
 from uauth.core.settings import ConfigError
 from uauth.core.settings import validate_storage_url
+from uauth.storage import StorageError
 from uauth.storage import StorageUnavailable
 from uauth.storage import open_store
 from uauth.storage.base import PURGE_EVERY
@@ -169,3 +170,56 @@ def test_urls(tmp_path: Path) -> None:
         assert isinstance(open_store(url), PostgresStore)
     with pytest.raises(ConfigError, match="must name a database"):
         validate_storage_url("postgresql://db:5432", str(tmp_path))
+
+
+def test_held_writes_go_with_the_next_statement_in_one_pipeline(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = PostgresStore(postgres_url)
+    store.find("client", "warm")  # a connection kept, as in a running worker
+    waits: list[int] = []
+    send = PostgresStore._send_pipeline
+
+    def counted(self: PostgresStore, pgconn: object, statements: list[object]) -> object:
+        waits.append(len(statements))
+        return send(self, pgconn, statements)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresStore, "_send_pipeline", counted)
+    with store.batch():
+        store.save("code", "a", {"n": 1}, ttl=60, grant_id="g")
+        store.save("code", "b", {"n": 2}, ttl=60)
+        store.delete("code", "b")
+        assert rows(postgres_url) == 0, "nothing sent yet"
+        assert store.grant_records("g") == [("code", "a", {"n": 1})]
+        assert waits == [4, 4], "three writes and the read in one pipeline (prepared first)"
+        store.save("code", "c", {"n": 3}, ttl=60)
+    assert waits == [4, 4], "one write left at the end: a statement of its own"
+    assert store.find_many("code", ["a", "b", "c"]) == [{"n": 1}, None, {"n": 3}]
+    with store.batch():
+        store.save("code", "d", {"n": 4}, ttl=60)
+        store.save("code", "e", {"n": 5}, ttl=60)
+    assert waits == [4, 4, 2], "prepared on this connection now: sent once"
+    assert rows(postgres_url) == 4
+    store.close()
+
+
+def test_a_pipeline_is_one_transaction_and_leaves_its_connection_usable(
+        postgres_url: str) -> None:
+    from uauth.storage.postgres import SAVE
+    from uauth.storage.postgres import _Statement
+
+    store = PostgresStore(postgres_url)
+    store.save("client", "c", {"n": 1}, ttl=None)
+    failing = _Statement("fails", "SELECT 1 / (random() * 0)::int")
+    with pytest.raises(StorageError):
+        store._run_all([(SAVE, [b"code", b"undone", b'{"n": 1}', None, None]), (failing, [])])
+    assert store.find("code", "undone") is None, "the statement before the failure is undone"
+    assert store.find("client", "c") == {"n": 1}, "and the connection still answers"
+    with store.batch():
+        store.save("code", "held", {"n": 2}, ttl=60)
+        store.save("code", "held too", {"n": 3}, ttl=60)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # a restart, meanwhile
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert store.find_many("code", ["held", "held too"]) == [{"n": 2}, {"n": 3}], (
+        "sent again on a new connection")
+    store.close()

@@ -147,7 +147,7 @@ class Store(Protocol):
         writes (a token response's), where each costs one. Order is kept: every operation,
         in this thread, sees the writes made before it. A held write that fails raises where
         it is sent, at the latest when the block ends; nested blocks are one block. Backends
-        without round trips to save (memory, SQLite) hold nothing back."""
+        without round trips to save (memory, SQLite) hold nothing back, nor does Redis Cluster."""
 
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""

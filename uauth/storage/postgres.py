@@ -3,7 +3,8 @@
 ``UAUTH_STORAGE=postgresql://user:pass@host:5432/db`` (or ``postgres://``; libpq's query
 parameters such as ``sslmode`` or ``options=-csearch_path%3Duauth`` pass through). One table,
 ``uauth_records``, laid out as the SQLite one; every operation is a single statement in
-autocommit, so each is atomic and costs one round trip. Consume-once is
+autocommit, so each is atomic and costs one round trip, and writes held back (:meth:`batch`)
+go with the next statement in libpq's pipeline mode, one round trip. Consume-once is
 ``UPDATE … SET consumed = consumed + 1 … RETURNING``: PostgreSQL locks the row, so the caller that
 sees 1 was first, across threads, processes and hosts.
 
@@ -23,12 +24,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import threading
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
-from contextlib import nullcontext
 from typing import Any
 from typing import TypeVar
 from typing import cast
@@ -170,6 +170,7 @@ PING = _Statement("ping", "SELECT 1")
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _SQLSTATE = pq.DiagnosticField.SQLSTATE
 _NOT_PREPARED = b"26000"
+_ALREADY_PREPARED = b"42P05"
 
 
 def _text(value: str | None) -> bytes | None:
@@ -309,13 +310,23 @@ class PostgresStore:
 
     def _run(self, statement: _Statement, params: list[bytes | None]) -> pq.abc.PGresult:
         """One statement, one round trip (two the first time it runs on a connection: it is
-        prepared there). A connection the server dropped (a restart) is replaced and the
+        prepared there), after the writes this thread holds back (:meth:`batch`) in the same
+        round trip. A connection the server dropped (a restart) is replaced and the
         statement retried once, as the Redis client does; an outage raises
         :class:`StorageUnavailable` within the pool timeout. (Should a server die between
         committing a consume and answering it, the retry reports a replay: the safe side.)
 
         Statements go to libpq directly (``psycopg.pq``), parameters and rows as text: psycopg's
         cursors would cost more client CPU than the round trip itself."""
+        held: list[tuple[_Statement, list[bytes | None]]] | None = getattr(
+            self._local, "writes", None)
+        if held:
+            self._local.writes = []
+            return self._run_all([*held, (statement, params)])[-1]
+        return self._run_all([(statement, params)])[0]
+
+    def _run_all(self, statements: list[tuple[_Statement, list[bytes | None]]]
+                 ) -> list[pq.abc.PGresult]:
         for attempt in (1, 2):
             try:
                 conn, kept = self._acquire()
@@ -323,7 +334,9 @@ class PostgresStore:
                 raise StorageUnavailable(f"postgresql unavailable at {self.where}") from exc
             lost = False
             try:
-                return self._execute(conn.pgconn, statement, params)
+                if len(statements) == 1:
+                    return [self._execute(conn.pgconn, *statements[0])]
+                return self._pipeline(conn.pgconn, statements)
             except psycopg.OperationalError as exc:
                 lost = self._connection_lost(exc) or conn.pgconn.status == pq.ConnStatus.BAD
                 if attempt == 2 or not lost:
@@ -353,6 +366,53 @@ class PostgresStore:
             if result.status in _OK:
                 return result
         raise PostgresStore._error(pgconn, result)
+
+    def _pipeline(self, pgconn: pq.abc.PGconn,
+                  statements: list[tuple[_Statement, list[bytes | None]]]
+                  ) -> list[pq.abc.PGresult]:
+        """Several statements in one round trip: libpq's pipeline mode, one sync at the end, so
+        they are one implicit transaction (a statement that fails undoes the ones before it
+        and skips the ones after). One not prepared on this connection yet fails the lot;
+        they are prepared and the pipeline sent again."""
+        results = self._send_pipeline(pgconn, statements)
+        if any(r.error_field(_SQLSTATE) == _NOT_PREPARED for r in results):
+            for statement in dict.fromkeys(st for st, _ in statements):
+                prepared = pgconn.prepare(statement.name, statement.sql)
+                if (prepared.status != pq.ExecStatus.COMMAND_OK
+                        and prepared.error_field(_SQLSTATE) != _ALREADY_PREPARED):
+                    raise PostgresStore._error(pgconn, prepared)
+            results = self._send_pipeline(pgconn, statements)
+        for result in results:
+            if result.status not in _OK:  # the first that failed; the ones after were skipped
+                raise PostgresStore._error(pgconn, result)
+        return results
+
+    def _send_pipeline(self, pgconn: pq.abc.PGconn,
+                       statements: list[tuple[_Statement, list[bytes | None]]]
+                       ) -> list[pq.abc.PGresult]:
+        pgconn.enter_pipeline_mode()
+        try:
+            for statement, params in statements:
+                pgconn.send_query_prepared(statement.name, params)
+            pgconn.pipeline_sync()
+            while pgconn.flush():  # psycopg's connections are non-blocking: wait to write
+                select.select([], [pgconn.socket], [], self._timeout)
+            results = []
+            for _ in statements:
+                result = pgconn.get_result()
+                if result is None or pgconn.get_result() is not None:
+                    raise psycopg.OperationalError("the pipeline's results are out of step")
+                results.append(result)
+            synced = pgconn.get_result()
+            if synced is None or synced.status != pq.ExecStatus.PIPELINE_SYNC:
+                raise psycopg.OperationalError("the pipeline did not end where it was synced")
+            pgconn.exit_pipeline_mode()
+            return results
+        except BaseException:
+            # Whatever was left unread makes the connection useless: closed, the pool or the
+            # thread replaces it (a lost connection's usual path).
+            pgconn.finish()
+            raise
 
     @staticmethod
     def _error(pgconn: pq.abc.PGconn, result: pq.abc.PGresult) -> psycopg.Error:
@@ -414,9 +474,17 @@ class PostgresStore:
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> None:
-        self._run(SAVE, [kind.encode(), key.encode(), json.dumps(record).encode(),
-                         _text(grant_id), self._expiry(ttl)])
+        self._write(SAVE, [kind.encode(), key.encode(), json.dumps(record).encode(),
+                           _text(grant_id), self._expiry(ttl)])
         self._after_write()
+
+    def _write(self, statement: _Statement, params: list[bytes | None]) -> None:
+        held: list[tuple[_Statement, list[bytes | None]]] | None = getattr(
+            self._local, "writes", None)
+        if held is None:
+            self._run(statement, params)
+        else:
+            held.append((statement, params))
 
     def add(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
@@ -453,7 +521,7 @@ class PostgresStore:
         return int(count)
 
     def delete(self, kind: Kind, key: str) -> None:
-        self._run(DELETE, [kind.encode(), key.encode()])
+        self._write(DELETE, [kind.encode(), key.encode()])
 
     def revoke_grant(self, grant_id: str) -> int:
         return self._run(REVOKE, [grant_id.encode()]).command_tuples or 0
@@ -477,9 +545,21 @@ class PostgresStore:
                         None if expires_at is None else float(expires_at), _decode(grant_id),
                         int(consumed or 0))
 
-    def batch(self) -> AbstractContextManager[None]:
-        """Nothing is held back (not yet: every statement is sent when it is made)."""
-        return nullcontext()
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold this thread's saves and deletes back and send them in one pipeline with the
+        next statement, or at the block's end (:meth:`_pipeline`): one round trip, where each
+        costs one. Nested blocks are one block."""
+        if getattr(self._local, "writes", None) is not None:
+            yield
+            return
+        self._local.writes = []
+        try:
+            yield
+        finally:
+            held, self._local.writes = self._local.writes, None
+            if held:
+                self._run_all(held)
 
     def ping(self) -> None:
         self._run(PING, [])
