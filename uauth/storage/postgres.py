@@ -29,6 +29,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 from typing import TypeVar
 from typing import cast
@@ -48,6 +49,7 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
+from .held import HeldWrites
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -236,6 +238,7 @@ class PostgresStore:
         self._writes = 0
         self._local = threading.local()
         self._held: set[psycopg.Connection[Any]] = set()
+        self._writes_held: HeldWrites[tuple[_Statement, list[bytes | None]]] = HeldWrites()
 
     # -- connections ----------------------------------------------------------------------
 
@@ -318,12 +321,8 @@ class PostgresStore:
 
         Statements go to libpq directly (``psycopg.pq``), parameters and rows as text: psycopg's
         cursors would cost more client CPU than the round trip itself."""
-        held: list[tuple[_Statement, list[bytes | None]]] | None = getattr(
-            self._local, "writes", None)
-        if held:
-            self._local.writes = []
-            return self._run_all([*held, (statement, params)])[-1]
-        return self._run_all([(statement, params)])[0]
+        held = self._writes_held.take()
+        return self._run_all([*held, (statement, params)])[-1]
 
     def _run_all(self, statements: list[tuple[_Statement, list[bytes | None]]]
                  ) -> list[pq.abc.PGresult]:
@@ -479,12 +478,8 @@ class PostgresStore:
         self._after_write()
 
     def _write(self, statement: _Statement, params: list[bytes | None]) -> None:
-        held: list[tuple[_Statement, list[bytes | None]]] | None = getattr(
-            self._local, "writes", None)
-        if held is None:
+        if not self._writes_held.hold((statement, params)):
             self._run(statement, params)
-        else:
-            held.append((statement, params))
 
     def add(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
@@ -545,21 +540,11 @@ class PostgresStore:
                         None if expires_at is None else float(expires_at), _decode(grant_id),
                         int(consumed or 0))
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> AbstractContextManager[None]:
         """Hold this thread's saves and deletes back and send them in one pipeline with the
         next statement, or at the block's end (:meth:`_pipeline`): one round trip, where each
-        costs one. Nested blocks are one block."""
-        if getattr(self._local, "writes", None) is not None:
-            yield
-            return
-        self._local.writes = []
-        try:
-            yield
-        finally:
-            held, self._local.writes = self._local.writes, None
-            if held:
-                self._run_all(held)
+        costs one."""
+        return self._writes_held.batch(self._run_all)
 
     def ping(self) -> None:
         self._run(PING, [])

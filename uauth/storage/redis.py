@@ -23,7 +23,6 @@ from abc import ABC
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from contextlib import contextmanager
 from contextlib import nullcontext
 from typing import Any
 
@@ -39,6 +38,7 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
+from .held import HeldWrites
 from .redis_urls import SENTINEL_SCHEME
 from .redis_urls import parse_sentinel_url
 
@@ -266,6 +266,7 @@ class RedisStore(RedisRecordStore):
         base = sentinel_client(url, options) if sentinel else redis.Redis.from_url(url, **options)
         self._pool = base.connection_pool
         self._local = threading.local()
+        self._held: HeldWrites[tuple[Any, ...]] = HeldWrites()
         # Behind Sentinels a connection asks them for the master when the pool hands it out,
         # not when it reconnects by itself: there every command takes one from the pool.
         self._shared = base if sentinel else None
@@ -343,39 +344,21 @@ class RedisStore(RedisRecordStore):
         kwargs = self._pool.connection_kwargs
         return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> AbstractContextManager[None]:
         """Hold this thread's saves and deletes back and send them in one pipeline with the
         next command that answers, or at the end of the block: a token response's writes cost
         one round trip instead of one each. Order is kept, so a read sees every write before
-        it; a write that fails raises where it is sent. Nested blocks are one block."""
-        if getattr(self._local, "held", None) is not None:
-            yield
-            return
-        self._local.held = []
-        try:
-            yield
-        finally:
-            held, self._local.held = self._local.held, None
-            if held:
-                self._send(held)
-
-    def _hold(self, command: tuple[Any, ...]) -> bool:
-        held: list[tuple[Any, ...]] | None = getattr(self._local, "held", None)
-        if held is None:
-            return False
-        held.append(command)
-        return True
+        it; a write that fails raises where it is sent."""
+        return self._held.batch(self._send)
 
     def _answer(self, command: tuple[Any, ...], alone: Any) -> Any:
         """The reply to ``command``: sent after the held writes in their pipeline, or by
         ``alone`` (a registered script's EVALSHA on the kept connection) when none is held.
         In a pipeline a script is sent whole (EVAL): a server that lost its scripts (a
         restart, SCRIPT FLUSH) must not skip a write and run the commands after it."""
-        held: list[tuple[Any, ...]] | None = getattr(self._local, "held", None)
+        held = self._held.take()
         if not held:
             return self._call(alone)
-        self._local.held = []
         return self._send([*held, command])[-1]
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
@@ -418,9 +401,7 @@ class RedisStore(RedisRecordStore):
             keys=[name], args=list(args), client=self._client))
 
     def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        held: list[tuple[Any, ...]] = getattr(self._local, "held", None) or []
-        if held:
-            self._local.held = []
+        held = self._held.take()
         replies = self._send([*held, *(("HMGET", name, *fields) for name in names)])
         return replies[len(held):]
 
@@ -430,21 +411,20 @@ class RedisStore(RedisRecordStore):
             lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
 
     def _flush(self) -> None:
-        held: list[tuple[Any, ...]] | None = getattr(self._local, "held", None)
+        held = self._held.take()
         if held:
-            self._local.held = []
             self._send(held)
 
     def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
         grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")
         command = ("EVAL", _SAVE, 2, name, grant_key, *argv)
-        if argv[-1] == "save" and self._hold(command):
+        if argv[-1] == "save" and self._held.hold(command):
             return True
         return bool(self._answer(command, lambda: self._save(
             keys=[name, grant_key], args=argv, client=self._client)))
 
     def delete(self, kind: Kind, key: str) -> None:
-        if not self._hold(("DEL", self._key(kind, key))):
+        if not self._held.hold(("DEL", self._key(kind, key))):
             super().delete(kind, key)
 
     def revoke_grant(self, grant_id: str) -> int:
