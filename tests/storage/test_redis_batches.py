@@ -10,20 +10,15 @@ from typing import Any
 import pytest
 import redis
 
+from tests.app_driver import Driver
+from tests.app_driver import json_of
+from tests.app_driver import make_app
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
 from uauth.core.records import CODE
 from uauth.storage import StorageUnavailable
+from uauth.storage.base import system_clock
 from uauth.storage.redis import RedisStore
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[RedisStore]:
-    made = RedisStore(redis_url, prefix=unique_prefix())
-    yield made
-    for key, _ in list(made.scan(CODE)):  # nothing left behind
-        made.delete(CODE, key)
-    made.close()
 
 
 @pytest.fixture
@@ -39,10 +34,10 @@ def written(raw: redis.Redis, name: str) -> Any:
     return raw.hget(name, "v")
 
 
-def waits(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many commands each of ``store``'s waits for Redis sends, from now on (a command, or a
-    pipeline of them, on the thread's kept connection)."""
-    kept = store._client.connection
+def waits(redis_store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many commands each of the store's waits for Redis sends, from now on (a command, or
+    a pipeline of them, on the thread's kept connection)."""
+    kept = redis_store._client.connection
     sizes: list[int] = []
     one, many = redis.connection.Connection.send_command, redis.connection.Connection.pack_commands
 
@@ -62,40 +57,40 @@ def waits(store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def test_held_writes_travel_with_the_next_command_that_answers(
-        store: RedisStore, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    store.save(CODE, "warm", {"n": 0}, ttl=60)  # the scripts loaded, as in a running worker
-    store.grant_records("warm")
-    seen = waits(store, monkeypatch)
-    with store.batch():
-        store.save(CODE, "a", {"n": 1}, ttl=60, grant_id="g")
-        store.save(CODE, "b", {"n": 2}, ttl=60)
-        store.delete(CODE, "gone")
+        redis_store: RedisStore, raw: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    redis_store.save(CODE, "warm", {"n": 0}, ttl=60)  # the scripts loaded, as in a running worker
+    redis_store.grant_records("warm")
+    seen = waits(redis_store, monkeypatch)
+    with redis_store.batch():
+        redis_store.save(CODE, "a", {"n": 1}, ttl=60, grant_id="g")
+        redis_store.save(CODE, "b", {"n": 2}, ttl=60)
+        redis_store.delete(CODE, "gone")
         assert seen == [], "nothing sent yet"
-        assert written(raw, store._key(CODE, "a")) is None, "other connections see nothing"
-        assert store.find(CODE, "b") == {"n": 2}
+        assert written(raw, redis_store._key(CODE, "a")) is None, "other connections see nothing"
+        assert redis_store.find(CODE, "b") == {"n": 2}
         assert seen == [4], "three writes and the read: one wait"
-        store.save(CODE, "c", {"n": 3}, ttl=60)
+        redis_store.save(CODE, "c", {"n": 3}, ttl=60)
     assert seen == [4, 1], "the rest is sent when the block ends"
-    assert written(raw, store._key(CODE, "c")) == b'{"n": 3}'
-    assert store.grant_records("g") == [(CODE, "a", {"n": 1})], "the grant's index is written"
-    store.save(CODE, "d", {"n": 4}, ttl=60)
-    store.delete(CODE, "d")
+    assert written(raw, redis_store._key(CODE, "c")) == b'{"n": 3}'
+    assert redis_store.grant_records("g") == [(CODE, "a", {"n": 1})], "the grant's index is written"
+    redis_store.save(CODE, "d", {"n": 4}, ttl=60)
+    redis_store.delete(CODE, "d")
     assert seen == [4, 1, 1, 1, 1], "outside a block each write is its own wait"
-    assert store._pool._created_connections == 1, "all of it on the thread's one connection"
+    assert redis_store._pool._created_connections == 1, "all of it on the thread's one connection"
 
 
 def test_a_server_that_lost_its_scripts_still_gets_every_held_write(
-        store: RedisStore, raw: redis.Redis) -> None:
+        redis_store: RedisStore, raw: redis.Redis) -> None:
     """Held scripts are sent whole (EVAL): a NOSCRIPT for one would let the next ones run."""
-    store.save(CODE, "warm", {"n": 0}, ttl=60)  # the scripts are loaded and used by SHA
+    redis_store.save(CODE, "warm", {"n": 0}, ttl=60)  # the scripts are loaded and used by SHA
     raw.script_flush()  # as a restarted server would have it
-    with store.batch():
-        store.save(CODE, "x", {"n": 1}, ttl=60, grant_id="gx")
-        store.save(CODE, "y", {"n": 2}, ttl=60)
-        assert store.consume(CODE, "y") is not None
-    assert store.find(CODE, "x") == {"n": 1}
-    assert store.grant_records("gx") == [(CODE, "x", {"n": 1})]
-    again = store.consume(CODE, "y")
+    with redis_store.batch():
+        redis_store.save(CODE, "x", {"n": 1}, ttl=60, grant_id="gx")
+        redis_store.save(CODE, "y", {"n": 2}, ttl=60)
+        assert redis_store.consume(CODE, "y") is not None
+    assert redis_store.find(CODE, "x") == {"n": 1}
+    assert redis_store.grant_records("gx") == [(CODE, "x", {"n": 1})]
+    again = redis_store.consume(CODE, "y")
     assert again is not None and not again.first, "consumed once, inside the block"
 
 
@@ -118,3 +113,22 @@ def test_held_writes_that_cannot_be_sent_fail_where_the_block_ends(
     finally:
         store.close()
         server.stop()
+
+
+def test_the_authorization_and_token_endpoints_send_their_writes_together(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Store.batch is for: the code and its grant's note, and at /token the opaque access
+    token with the refresh token, then the family's note with the cap's listing, each travel in
+    one round trip (the test client serves requests on this thread, so on its connection)."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    d.login()
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))  # warm
+    seen = waits(redis_store, monkeypatch)
+    code = d.code(client.client_id)
+    assert seen[-1] == 2, f"the pending grant note and the code: one wait ({seen})"
+    del seen[:]
+    tokens = json_of(d.token(client.client_id, secret, code=code))
+    assert "refresh_token" in tokens and "." not in tokens["access_token"]
+    assert seen.count(2) >= 2, f"access token + refresh token, note + listing ({seen})"

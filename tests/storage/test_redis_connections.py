@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,15 +19,6 @@ from uauth.core.records import CODE
 from uauth.storage import StorageUnavailable
 from uauth.storage.redis import RedisStore
 from uauth.storage.redis_urls import SENTINEL_SCHEME
-
-
-@pytest.fixture
-def store(redis_url: str) -> Iterator[RedisStore]:
-    made = RedisStore(redis_url, prefix=unique_prefix())
-    yield made
-    for key, _ in list(made.scan(CODE)):  # nothing left behind
-        made.delete(CODE, key)
-    made.close()
 
 
 def counting(pool: Any) -> list[int]:
@@ -44,22 +34,22 @@ def counting(pool: Any) -> list[int]:
     return handed
 
 
-def test_a_thread_keeps_one_connection_for_all_its_commands(store: RedisStore) -> None:
-    handed = counting(store._pool)
+def test_a_thread_keeps_one_connection_for_all_its_commands(redis_store: RedisStore) -> None:
+    handed = counting(redis_store._pool)
     for n in range(20):
-        store.save(CODE, f"k{n}", {"n": n}, ttl=60)
-        assert store.find(CODE, f"k{n}") == {"n": n}
-    store.revoke_grant("nothing")
+        redis_store.save(CODE, f"k{n}", {"n": n}, ttl=60)
+        assert redis_store.find(CODE, f"k{n}") == {"n": n}
+    redis_store.revoke_grant("nothing")
     assert handed[0] <= 1, f"the pool handed out {handed[0]} connections for 42 commands"
 
 
-def test_a_thread_that_ends_gives_its_connection_back(store: RedisStore) -> None:
-    store.ping()  # this thread's connection
+def test_a_thread_that_ends_gives_its_connection_back(redis_store: RedisStore) -> None:
+    redis_store.ping()  # this thread's connection
     failures: list[BaseException] = []
 
     def work(n: int) -> None:
         try:
-            store.save(CODE, f"t{n}", {"n": n}, ttl=60)
+            redis_store.save(CODE, f"t{n}", {"n": n}, ttl=60)
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
@@ -69,21 +59,21 @@ def test_a_thread_that_ends_gives_its_connection_back(store: RedisStore) -> None
         thread.join()
         gc.collect()
     assert not failures
-    assert all(store.find(CODE, f"t{n}") == {"n": n} for n in range(15))
-    created = store._pool._created_connections
+    assert all(redis_store.find(CODE, f"t{n}") == {"n": n} for n in range(15))
+    created = redis_store._pool._created_connections
     assert created <= 3, f"{created} connections for two threads alive at a time"
 
 
-def test_threads_at_once_each_get_their_own_connection(store: RedisStore) -> None:
+def test_threads_at_once_each_get_their_own_connection(redis_store: RedisStore) -> None:
     start = threading.Barrier(4)
     seen: list[int] = []
 
     def work(n: int) -> None:
         start.wait(timeout=10)
         for i in range(25):
-            store.save(CODE, f"p{n}-{i}", {"i": i}, ttl=60)
-            assert store.find(CODE, f"p{n}-{i}") == {"i": i}
-        seen.append(id(store._client.connection))
+            redis_store.save(CODE, f"p{n}-{i}", {"i": i}, ttl=60)
+            assert redis_store.find(CODE, f"p{n}-{i}") == {"i": i}
+        seen.append(id(redis_store._client.connection))
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -123,9 +113,9 @@ class Interrupted(BaseException):
 
 
 def test_a_reply_left_unread_by_an_interruption_is_never_read_by_the_next_command(
-        store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    store.save(CODE, "a", {"who": "a"}, ttl=60)
-    store.ping()
+        redis_store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    redis_store.save(CODE, "a", {"who": "a"}, ttl=60)
+    redis_store.ping()
     read = redis.connection.Connection.read_response
 
     def interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -134,6 +124,6 @@ def test_a_reply_left_unread_by_an_interruption_is_never_read_by_the_next_comman
 
     monkeypatch.setattr(redis.connection.Connection, "read_response", interrupted)
     with pytest.raises(Interrupted):
-        store.find(CODE, "a")  # sent; its reply stays on the connection
-    assert store.find(CODE, "b") is None, "the next command got the last one's reply"
-    assert store.find(CODE, "a") == {"who": "a"}
+        redis_store.find(CODE, "a")  # sent; its reply stays on the connection
+    assert redis_store.find(CODE, "b") is None, "the next command got the last one's reply"
+    assert redis_store.find(CODE, "a") == {"who": "a"}
