@@ -50,6 +50,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
+from .process import current_pid
 
 SCHEMES = ("postgresql", "postgres")
 
@@ -283,7 +284,7 @@ class PostgresStore:
         itself, so a thread keeps the one it got (a sync worker: always the same one) while fewer
         than :attr:`_hold_limit` threads do; it goes back to the pool when it breaks, when the
         thread ends, or on :meth:`close`."""
-        pid = os.getpid()
+        pid = current_pid()
         held: _Held | None = getattr(self._local, "held", None)
         if held is not None:
             if held.pid == pid and not held.conn.closed:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 from abc import ABC
 from abc import abstractmethod
@@ -39,6 +38,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
+from .process import current_pid
 from .redis_urls import SENTINEL_SCHEME
 from .redis_urls import parse_sentinel_url
 
@@ -290,9 +290,9 @@ class RedisStore(RedisRecordStore):
         if self._shared is not None:
             return self._shared
         mine: tuple[int, redis.Redis] | None = getattr(self._local, "client", None)
-        if mine is None or mine[0] != os.getpid():
+        if mine is None or mine[0] != current_pid():
             # It connects at once: an outage here is a StorageUnavailable like any other.
-            mine = (os.getpid(), self._call(redis.Redis, connection_pool=self._pool,
+            mine = (current_pid(), self._call(redis.Redis, connection_pool=self._pool,
                                             single_connection_client=True))
             self._local.client = mine
         return mine[1]

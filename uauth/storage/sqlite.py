@@ -30,6 +30,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .filemodes import create_private_file
+from .process import current_pid
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
@@ -103,9 +104,9 @@ class SQLiteStore:
 
     def _conn(self) -> sqlite3.Connection:
         local = self._local
-        if getattr(local, "pid", None) != os.getpid():
+        if getattr(local, "pid", None) != current_pid():
             # A connection inherited through fork must never be used by the child.
-            local.pid, local.conn = os.getpid(), None
+            local.pid, local.conn = current_pid(), None
         if local.conn is None:
             local.conn = self._connect()
         conn: sqlite3.Connection = local.conn
@@ -240,6 +241,6 @@ class SQLiteStore:
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+        if conn is not None and getattr(self._local, "pid", None) == current_pid():
             conn.close()
         self._local.conn = None
