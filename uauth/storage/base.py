@@ -144,10 +144,11 @@ class Store(Protocol):
     def batch(self) -> AbstractContextManager[None]:
         """A block whose saves and deletes the backend may hold back and send together with
         the next operation that answers, or at the block's end: one round trip for several
-        writes (a token response's), where each costs one. Order is kept: every operation,
-        in this thread, sees the writes made before it. A held write that fails raises where
-        it is sent, at the latest when the block ends; nested blocks are one block. Backends
-        without round trips to save (memory, SQLite) hold nothing back, nor does Redis Cluster."""
+        writes (a token response's), where each costs one (on SQLite: one commit). Order is
+        kept: every operation, in this thread, sees the writes made before it. A held write
+        that fails raises where it is sent, at the latest when the block ends; nested blocks
+        are one block. Memory has nothing to save and holds nothing back, nor does Redis
+        Cluster."""
 
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""

@@ -1,0 +1,130 @@
+"""The SQLite store's batches (``Store.batch``): held writes are committed in one transaction
+with the next statement that answers, so other workers see all of them or none, and nothing is
+lost or reordered on the way."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app_driver import Driver
+from tests.app_driver import json_of
+from tests.app_driver import make_app
+from uauth.storage import StorageUnavailable
+from uauth.storage.base import system_clock
+from uauth.storage.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "batches.sqlite3", busy_timeout=0.3)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def other(store: SQLiteStore) -> Iterator[SQLiteStore]:
+    """Another connection to the same file: what other workers see."""
+    other = SQLiteStore(store.path)
+    yield other
+    other.close()
+
+
+def transactions(store: SQLiteStore) -> list[list[str]]:
+    """The statements of this thread's connection from now on, grouped as SQLite commits them
+    (a statement outside ``BEGIN … COMMIT`` is a transaction of its own)."""
+    grouped: list[list[str]] = []
+    open_: list[str] | None = None
+
+    def seen(sql: str) -> None:
+        nonlocal open_
+        word = sql.split(None, 1)[0].upper()
+        if word == "BEGIN":
+            open_ = []
+        elif word in ("COMMIT", "ROLLBACK"):
+            grouped.append([*(open_ or []), word])
+            open_ = None
+        elif open_ is not None:
+            open_.append(word)
+        else:
+            grouped.append([word])
+
+    store._conn().set_trace_callback(seen)
+    return grouped
+
+
+def test_held_writes_are_committed_once_with_the_next_statement(store: SQLiteStore,
+                                                                other: SQLiteStore) -> None:
+    store.ping()
+    seen = transactions(store)
+    with store.batch():
+        store.save("code", "a", {"n": 1}, ttl=60)
+        store.save("code", "b", {"n": 2}, ttl=60)
+        store.delete("code", "gone")
+        assert seen == [], "nothing is sent while writes are held"
+        assert other.find("code", "a") is None, "another worker sees nothing yet"
+        assert store.find("code", "b") == {"n": 2}
+        assert seen == [["INSERT", "INSERT", "DELETE", "SELECT", "COMMIT"]]
+        assert other.find_many("code", ["a", "b"]) == [{"n": 1}, {"n": 2}]
+        store.save("code", "c", {"n": 3}, ttl=60)
+    assert seen[1:] == [["INSERT"]], "one write left at the end needs no transaction"
+    assert other.find("code", "c") == {"n": 3}
+
+
+def test_a_failing_statement_undoes_the_writes_held_before_it(store: SQLiteStore,
+                                                             other: SQLiteStore) -> None:
+    # A counter whose stored value is not JSON: incrementing it fails inside SQLite.
+    with sqlite3.connect(store.path) as raw:
+        store.ping()  # the table exists
+        raw.execute("INSERT INTO records (kind, key, value, consumed) "
+                    "VALUES ('counter', 'broken', 'not json', 0)")
+    seen = transactions(store)
+    with pytest.raises(StorageUnavailable), store.batch():
+        store.save("code", "held", {"n": 1}, ttl=60)
+        store.incr("counter", "broken", ttl=60)
+    assert seen == [["INSERT", "INSERT", "ROLLBACK"]], "the save, the increment that failed"
+    assert other.find("code", "held") is None, "rolled back with the statement that failed"
+    store.save("code", "after", {"n": 2}, ttl=60)
+    assert other.find("code", "after") == {"n": 2}, "the connection still works"
+
+
+def test_a_busy_database_fails_the_batch_as_an_outage_and_loses_nothing_after(
+        store: SQLiteStore, other: SQLiteStore) -> None:
+    store.ping()
+    writer = sqlite3.connect(store.path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another worker holds the write lock
+    try:
+        with pytest.raises(StorageUnavailable, match="locked"), store.batch():
+            store.save("code", "a", {"n": 1}, ttl=60)
+            store.save("code", "b", {"n": 2}, ttl=60)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert other.find("code", "a") is None, "all of the batch or none of it"
+    with store.batch():
+        store.save("code", "a", {"n": 1}, ttl=60)
+        store.save("code", "b", {"n": 2}, ttl=60)
+    assert other.find_many("code", ["a", "b"]) == [{"n": 1}, {"n": 2}]
+
+
+def test_the_authorization_and_token_endpoints_commit_their_writes_together(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
+    /token the access token with the refresh token, the family's note with the cap's listing
+    (the test client serves requests on this thread, so on its connection)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    d.login()
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))  # warm
+    seen = transactions(store)
+    code = d.code(client.client_id)
+    assert ["INSERT", "INSERT", "COMMIT"] in seen, f"the grant note and the code ({seen})"
+    del seen[:]
+    tokens = json_of(d.token(client.client_id, secret, code=code))
+    assert "refresh_token" in tokens and "." not in tokens["access_token"]
+    assert ["INSERT", "INSERT", "COMMIT"] in seen, f"access and refresh token ({seen})"
+    assert ["INSERT", "SELECT", "COMMIT"] in seen, f"the family's note and the listing ({seen})"
