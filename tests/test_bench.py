@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -202,6 +203,34 @@ def test_py_spy_samples_a_served_worker(tmp_path: Path) -> None:
     assert result.ops > 0 and samples.total > 50, (samples.total, result)
     assert samples.by_frame["token (uauth/web/views/token.py)"] > 0
     assert samples.by_component["gunicorn: HTTP parsing, socket writes, closing"] > 0
+
+
+def test_strace_counts_are_read_per_operation() -> None:
+    from bench.syscalls import read_summary
+    from bench.syscalls import report
+
+    table = ["% time     seconds  usecs/call     calls    errors syscall",
+             "------ ----------- ----------- --------- --------- ----------------",
+             " 37.25    0.102168           8       900           pwrite64",
+             "  1.13    0.003086           8        30         2 accept4",
+             "  0.99    0.002713           7        30           poll",
+             "------ ----------- ----------- --------- --------- ----------------",
+             "100.00    0.274248           8       960         2 total"]
+    calls = read_summary(table)
+    assert calls == {"pwrite64": 900, "accept4": 30, "poll": 30}
+    text = report(calls, "flow", "sqlite", top=2)  # a flow is three requests: 10 operations
+    assert "96 system calls per operation (10 operations counted)" in text
+    assert "| pwrite64 | 90.0 |" in text and "| poll |" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_strace_counts_a_served_workers_calls(tmp_path: Path) -> None:
+    from bench.syscalls import count
+
+    calls = count("sqlite", "cc", 2.0, "opaque", tmp_path)
+    assert calls.get("accept4", 0) > 10, calls
+    assert calls.get("pwrite64", 0) > 0, "the opaque token's commit writes the WAL"
 
 
 def test_profile_repeat_prints_the_least_cpu_of_its_timings(
