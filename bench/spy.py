@@ -20,26 +20,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from uauth.core.opaque import JWT
 from uauth.core.settings import ACCESS_TOKEN_FORMATS
 
-from . import procstat
 from .load import Result
-from .load import run_load
 from .profile import COMPONENTS
 from .profile import component
 from .run import STORES
-from .run import Run
-from .run import Settings
-from .run import deployment
+from .served import loaded_worker
 
 #: What only a served worker has, before bench.profile's components.
 SERVED = (("gunicorn", "gunicorn: HTTP parsing, socket writes, closing"),
@@ -114,41 +107,17 @@ def spy(store: str, op: str, seconds: float, rate: int, access_token_format: str
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
         raise SystemExit("py-spy is not installed: pip install py-spy (or make .venv/.installed)")
-    run = Run(Settings(access_token_format=access_token_format))
-    with ExitStack() as stack:
-        uauth = stack.enter_context(deployment(run, workdir, store, ("RS256",),
-                                               access_token_format))
-        if uauth is None:
-            raise SystemExit(f"{store} is not available here")
-        server = uauth.serve(1, 1, ((op, "RS256"),))
-        stack.callback(server.stop)
-        worker = procstat.children(server.pid)[0]
-        warmup = 3.0
-        measured: list[Result] = []
-        failed: list[BaseException] = []
-
-        def drive() -> None:
-            try:
-                measured.append(run_load(server.targets["RS256"], op, server_pid=server.pid,
-                                         clients=2, seconds=seconds + 2, warmup=warmup))
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
-                failed.append(exc)
-
-        load = threading.Thread(target=drive)
-        load.start()
-        time.sleep(warmup + 1)  # the clients are past their warm-up: sample the steady state
-        raw = workdir / "spy.raw"
+    raw = workdir / "spy.raw"
+    with loaded_worker(store, op, access_token_format, workdir, clients=2, seconds=seconds,
+                       warmup=3.0) as load:
         recorded = subprocess.run(  # noqa: S603 - py-spy, with our own arguments
-            [py_spy, "record", "--pid", str(worker), "--duration", str(int(seconds)),
+            [py_spy, "record", "--pid", str(load.worker), "--duration", str(int(seconds)),
              "--rate", str(rate), "--format", "raw", "--output", str(raw)],
             capture_output=True, text=True, timeout=seconds + 60)
-        load.join()
-        if failed:
-            raise SystemExit(f"the bench could not drive {op}: {failed[0]}")
-        if recorded.returncode != 0 or not raw.exists():
-            raise SystemExit(f"py-spy could not sample the worker: {recorded.stderr.strip()}")
-        with raw.open() as handle:
-            return read_raw(handle), measured[0]
+    if recorded.returncode != 0 or not raw.exists():
+        raise SystemExit(f"py-spy could not sample the worker: {recorded.stderr.strip()}")
+    with raw.open() as handle:
+        return read_raw(handle), load.result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,22 +16,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
-from contextlib import ExitStack
 from pathlib import Path
 
 from uauth.core.opaque import JWT
 from uauth.core.settings import ACCESS_TOKEN_FORMATS
 
-from . import procstat
-from .load import Result
-from .load import run_load
 from .run import STORES
-from .run import Run
-from .run import Settings
-from .run import deployment
+from .served import loaded_worker
 
 #: HTTP requests (so accepted connections) per operation of the bench's agent.
 REQUESTS = {"flow": 3, "refresh": 1, "cc": 1, "userinfo": 1}
@@ -67,43 +60,19 @@ def count(store: str, op: str, seconds: float, access_token_format: str, workdir
     strace = shutil.which("strace")
     if strace is None:
         raise SystemExit("strace is not installed (apt-get install strace)")
-    run = Run(Settings(access_token_format=access_token_format))
-    with ExitStack() as stack:
-        uauth = stack.enter_context(deployment(run, workdir, store, ("RS256",),
-                                               access_token_format))
-        if uauth is None:
-            raise SystemExit(f"{store} is not available here")
-        server = uauth.serve(1, 1, ((op, "RS256"),))
-        stack.callback(server.stop)
-        worker = procstat.children(server.pid)[0]
-        warmup = 2.0
-        failed: list[BaseException] = []
-        measured: list[Result] = []
-
-        def drive() -> None:
-            try:
-                measured.append(run_load(server.targets["RS256"], op, server_pid=server.pid,
-                                         clients=1, seconds=seconds + 2, warmup=warmup))
-            except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
-                failed.append(exc)
-
-        load = threading.Thread(target=drive)
-        load.start()
-        time.sleep(warmup + 1)  # past the client's warm-up: count the steady state
-        summary = workdir / "strace.txt"
+    summary = workdir / "strace.txt"
+    with loaded_worker(store, op, access_token_format, workdir, clients=1, seconds=seconds,
+                       warmup=2.0) as load:
         tracer = subprocess.Popen(  # noqa: S603 - strace, with our own arguments
-            [strace, "-c", "-f", "-p", str(worker), "-o", str(summary)],
+            [strace, "-c", "-f", "-p", str(load.worker), "-o", str(summary)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(seconds)
         tracer.send_signal(signal.SIGINT)  # detaches and writes its table
         tracer.wait(timeout=60)
-        load.join()
-        if failed:
-            raise SystemExit(f"the bench could not drive {op}: {failed[0]}")
-        if not summary.exists():
-            raise SystemExit("strace could not trace the worker (is ptrace allowed?)")
-        with summary.open() as handle:
-            return read_summary(handle)
+    if not summary.exists():
+        raise SystemExit("strace could not trace the worker (is ptrace allowed?)")
+    with summary.open() as handle:
+        return read_summary(handle)
 
 
 def main(argv: list[str] | None = None) -> int:
