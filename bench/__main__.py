@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients-per-worker", type=int, default=2,
                     help="client processes per server worker (one connection each)")
     ap.add_argument("--no-reference", action="store_true", help="skip the reference provider")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the stack's floor (bench/floor.py: Authlib's Flask provider alone)")
     ap.add_argument("--memory", type=int, metavar="N", default=0,
                     help="instead: RSS per worker after N and 2N flows (e.g. 10000)")
     ap.add_argument("--memory-workers", type=int, default=1)
@@ -81,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         prewarm=args.prewarm, reference_prewarm=args.reference_prewarm,
                         rounds=args.rounds,
                         clients_per_worker=args.clients_per_worker,
-                        reference=not args.no_reference, workdir=args.workdir,
+                        reference=not args.no_reference, floor=not args.no_floor,
+                        workdir=args.workdir,
                         access_token_format=args.access_token_format)
     if args.factors_only:
         print(factors_table(factor_costs()))

@@ -27,11 +27,13 @@ from . import procstat
 from .load import NotMeasured
 from .load import Result
 from .load import run_load
+from .servers import FLOOR_OPS
 from .servers import Op
 from .servers import Server
 from .servers import Uauth
 from .servers import reference_problem
 from .servers import serve_bare
+from .servers import serve_floor
 from .servers import serve_reference
 
 #: Storage backends measured, in table order.
@@ -64,6 +66,8 @@ class Settings:
     rounds: int = 1
     clients_per_worker: int = 2
     reference: bool = True
+    #: Also serve the stack's floor (bench/floor.py: Authlib's Flask provider, nothing else).
+    floor: bool = True
     workdir: Path | None = None
     #: uauth's bench clients get ``jwt`` or ``opaque`` access tokens.
     access_token_format: str = JWT
@@ -71,7 +75,7 @@ class Settings:
 
 @dataclass
 class Row:
-    provider: str  #: "bare", "reference" or "uauth"
+    provider: str  #: "bare", "reference", "floor" or "uauth"
     store: str
     workers: int
     op: str
@@ -161,6 +165,9 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
         for alg in s.algs:
             if alg != "RS256" and "flow" in s.ops:
                 keep(serve_reference(workdir, ("flow",), alg=alg))
+    floor_ops = tuple(op for op in s.ops if op in FLOOR_OPS)
+    if s.floor and floor_ops:
+        keep(serve_floor(workdir, floor_ops))
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     for store in s.stores:

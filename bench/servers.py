@@ -26,6 +26,7 @@ from tests.live_server import LiveServer
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
 from uauth.core.opaque import JWT
+from uauth.core.opaque import OPAQUE
 
 from .driver import Target
 
@@ -76,7 +77,7 @@ Op = tuple[str, str]
 class Server:
     """One running server process to measure: what it is, where, and its master's pid."""
 
-    provider: str  #: "bare", "reference" or "uauth"
+    provider: str  #: "bare", "reference", "floor" or "uauth"
     store: str
     workers: int
     ops: tuple[Op, ...]
@@ -180,6 +181,36 @@ def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
         )
     wait_until_up(url + "/", process, log)
     return Server("bare", "-", workers, (("bare", "-"),), {"-": Target(url, "", "")}, process)
+
+
+#: The operations the stack's floor (bench/floor.py) answers.
+FLOOR_OPS = ("flow", "refresh", "cc", "userinfo")
+
+
+def serve_floor(workdir: Path, ops: tuple[str, ...]) -> Server:
+    """Authlib's Flask provider and nothing else (``bench/floor.py``), one sync worker under
+    ``uauth serve``'s gunicorn settings, as bare is; one process, since it keeps its tokens in
+    memory, as the reference does."""
+    from .floor import PUBLIC_CLIENT
+    from .floor import SERVICE_CLIENT
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"floor-{port}.log"
+    env = {**os.environ, "UAUTH_BENCH_FLOOR_ISSUER": url,
+           "UAUTH_BENCH_FLOOR_REDIRECT": REDIRECT_URI}
+    with open(log, "w") as out:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "gunicorn",
+             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--name", "uauth-bench-floor",
+             "bench.floor:app"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    wait_until_up(url + "/", process, log)
+    target = Target(issuer=url, spa_client=PUBLIC_CLIENT, redirect_uri=REDIRECT_URI,
+                    service_client=SERVICE_CLIENT, access_token_format=OPAQUE)
+    return Server("floor", "memory", 1, tuple((op, "RS256") for op in ops),
+                  {"RS256": target.discover()}, process)
 
 
 def reference_problem() -> str | None:

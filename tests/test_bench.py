@@ -13,6 +13,7 @@ import pytest
 
 from bench import held_writes
 from bench import procstat
+from bench.driver import Target
 from bench.driver import pkce_pair
 from bench.driver import prepare
 from bench.driver import read_form
@@ -135,6 +136,43 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
     assert verdict("require_token") == "met"
     assert verdict("Redis CPU per flow ≤ 1.1× SQLite") == "MISSED"
     assert verdict("≤ 80 MB RSS") == "met"
+
+
+def test_the_stack_floor_is_shown_beside_the_reference_and_the_userinfo_target() -> None:
+    run = Run(Settings(stores=("sqlite",), workers=(1,), access_token_format="opaque"))
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
+                Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                Row("floor", "memory", 1, "flow", result=_result(1.6, 300)),
+                Row("floor", "memory", 1, "userinfo", result=_result(0.38, 900)),
+                Row("uauth", "sqlite", 1, "flow", result=_result(2.2, 200)),
+                Row("uauth", "sqlite", 1, "userinfo", result=_result(0.50, 900))]
+    lines = targets_table(run, [], None, []).splitlines()
+    flow = next(line for line in lines if "flow, RS256 ID token (sqlite)" in line)
+    assert "2.20 vs 2.00 ms = 1.10×; Authlib alone 1.60 ms = 0.80×" in flow
+    assert "0.50 vs 0.30 + 0.15 ms; Authlib alone 0.38 ms" in next(
+        line for line in lines if "userinfo (sqlite)" in line)
+    table = results_table(run).splitlines()
+    providers = [line.split("|")[2].strip() for line in table if "SSO code" in line]
+    assert providers == ["reference", "floor", "uauth"]
+
+
+def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_token() -> None:
+    import jwt
+
+    from bench import floor
+
+    target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
+                    redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
+                    access_token_format="opaque").discover(InProcess(floor.app))
+    for operation in ("flow", "refresh", "cc", "userinfo"):
+        agent, run = prepare(target, operation, lambda _: InProcess(floor.app))
+        run()  # the agent raises Failure on any answer the bench would not accept
+    assert agent.refresh_token is not None
+    tokens = agent.token({"grant_type": "refresh_token", "refresh_token": agent.refresh_token})
+    public = floor.KEY.as_dict(private=False)
+    claims = jwt.decode(tokens["id_token"], jwt.PyJWK(public).key, algorithms=["RS256"],
+                        audience=floor.PUBLIC_CLIENT, issuer=floor.ISSUER)
+    assert claims["sub"] == floor.USER["sub"] and claims["email"] == floor.USER["email"]
 
 
 def test_targets_with_opaque_access_tokens_count_one_signature_and_judge_held_memory() -> None:
