@@ -201,9 +201,8 @@ def serve_floor(workdir: Path, ops: tuple[str, ...]) -> Server:
            "UAUTH_BENCH_FLOOR_REDIRECT": REDIRECT_URI}
     with open(log, "w") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "-W", "ignore::DeprecationWarning", "-m", "gunicorn",
-             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--name", "uauth-bench-floor",
-             "bench.floor:app"],
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--name", "uauth-bench-floor", "bench.floor:app"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     wait_until_up(url + "/", process, log)
