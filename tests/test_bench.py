@@ -175,6 +175,21 @@ def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_toke
     assert claims["sub"] == floor.USER["sub"] and claims["email"] == floor.USER["email"]
 
 
+@pytest.mark.slow
+def test_the_stack_floor_is_served_as_the_bench_serves_it(tmp_path: Path) -> None:
+    from bench.servers import serve_floor
+
+    server = serve_floor(tmp_path, ("flow", "cc"))
+    try:
+        assert server.provider == "floor" and server.ops == (("flow", "RS256"), ("cc", "RS256"))
+        for operation in ("flow", "cc"):
+            agent, run = prepare(server.targets["RS256"], operation)  # real HTTP, gunicorn
+            run()
+            assert agent.requests > 0
+    finally:
+        server.stop()
+
+
 def test_targets_with_opaque_access_tokens_count_one_signature_and_judge_held_memory() -> None:
     """With ``--access-token-format opaque`` only the ID token is signed, so the floors count
     one RS256 signature fewer; the RSS target judges what a worker holds, and shows the peak a
