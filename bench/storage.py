@@ -66,7 +66,7 @@ class Counter:
 def _counters(store: str) -> list[Counter]:
     """What makes the app wait for its storage: a statement, a command, a pipeline."""
     if store == "sqlite":
-        return [Counter(SQLiteStore, "_run")]
+        return [Counter(SQLiteStore, "_execute")]  # a statement, or a transaction of held writes
     if store == "postgres":
         return [Counter(PostgresStore, "_run_all")]  # a statement, or a pipeline of held writes
     if store == "redis":

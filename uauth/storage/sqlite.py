@@ -6,7 +6,7 @@ is a single SQL statement, so each is atomic without explicit transactions; cons
 ``UPDATE … SET consumed = consumed + 1 … RETURNING``: the caller that sees 1 was first.
 
 Inside :meth:`SQLiteStore.batch` saves and deletes are held back and committed in one
-transaction with the next statement (:meth:`SQLiteStore._run`). A commit is where SQLite's
+transaction with the next statement (:meth:`SQLiteStore._execute`). A commit is where SQLite's
 cost is: each writes every page it changed to the WAL (a record touches four: the table and
 its three indexes) and takes and drops the WAL's locks, about fifteen system calls, so four
 writes committed once cost far less than four commits.
@@ -151,26 +151,22 @@ class SQLiteStore:
     def _run(self, sql: str, params: tuple[object, ...]) -> _Rows:
         """One statement; after the writes this thread holds back (:meth:`batch`), in one
         transaction with them."""
-        held = self._held.take()
-        if held:
-            return self._commit([*held, (sql, params)])
-        try:
-            return self._conn().execute(sql, params)
-        except sqlite3.Error as exc:
-            raise _wrap(exc, self.path) from exc
+        return self._execute([*self._held.take(), (sql, params)])
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
         """A write that answers nothing: held back inside a batch, run now outside one."""
         if not self._held.hold((sql, params)):
             self._run(sql, params)
 
-    def _commit(self, statements: list[_Statement]) -> _Rows:
-        """Run ``statements`` in one transaction; the last one's rows. ``BEGIN IMMEDIATE``
-        takes the write lock first, waiting behind other writers for the busy timeout (a
-        read-first transaction could not wait for it, and would fail as busy instead). Any
-        failure rolls back every statement."""
-        conn = self._conn()
+    def _execute(self, statements: list[_Statement]) -> _Rows:
+        """Each time uauth goes to the database: one statement in autocommit, or several in
+        one transaction; the last one's rows. ``BEGIN IMMEDIATE`` takes the write lock first,
+        waiting behind other writers for the busy timeout (a read-first transaction could not
+        wait for it, and would fail as busy instead). Any failure rolls back every statement."""
         try:
+            conn = self._conn()  # opening it can fail too (an unwritable file)
+            if len(statements) == 1:
+                return conn.execute(*statements[0])
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements[:-1]:
@@ -302,13 +298,7 @@ class SQLiteStore:
     def batch(self) -> AbstractContextManager[None]:
         """Hold this thread's saves and deletes back and commit them in one transaction with
         the next statement, or at the block's end: one commit where each write costs one."""
-        return self._held.batch(self._send)
-
-    def _send(self, statements: list[_Statement]) -> None:
-        if len(statements) == 1:
-            self._run(*statements[0])
-        else:
-            self._commit(statements)
+        return self._held.batch(self._execute)
 
     def ping(self) -> None:
         self._run("SELECT 1 FROM records LIMIT 1", ())
