@@ -258,6 +258,27 @@ def test_py_spy_samples_a_served_worker(tmp_path: Path) -> None:
     assert samples.by_component["gunicorn: HTTP parsing, socket writes, closing"] > 0
 
 
+def test_bench_storage_counts_each_trip_to_sqlite_once(tmp_path: Path) -> None:
+    """A statement alone is one trip; held writes committed at a batch's end are one too."""
+    from bench.storage import _counters
+    from uauth.storage.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "count.sqlite3")
+    store.ping()
+    (counter,) = _counters("sqlite")
+    with counter:
+        with store.batch():
+            store.save("code", "a", {"n": 1}, ttl=60)
+            store.save("code", "b", {"n": 2}, ttl=60)
+        assert counter.calls == 1, "the batch's end: one transaction"
+        with store.batch():
+            store.save("code", "c", {"n": 3}, ttl=60)
+            assert store.find("code", "a") == {"n": 1}
+        assert store.find("code", "c") == {"n": 3}
+    assert counter.calls == 3, "the held save with the read, then a read alone"
+    store.close()
+
+
 def test_strace_counts_are_read_per_operation() -> None:
     from bench.syscalls import read_summary
     from bench.syscalls import report
