@@ -117,9 +117,9 @@ def test_held_writes_that_cannot_be_sent_fail_where_the_block_ends(
 
 def test_the_authorization_and_token_endpoints_send_their_writes_together(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What Store.batch is for: the code and its grant's note, and at /token the opaque access
-    token with the refresh token, then the family's note with the cap's listing, each travel in
-    one round trip (the test client serves requests on this thread, so on its connection)."""
+    """What Store.batch is for: the code and its grant's note travel in one round trip, and at
+    /token the opaque access token, the new family's refresh token and its note with the cap's
+    listing in another (the test client serves requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -131,4 +131,5 @@ def test_the_authorization_and_token_endpoints_send_their_writes_together(
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    assert seen.count(2) >= 2, f"access token + refresh token, note + listing ({seen})"
+    assert seen == [1, 1, 1, 4], (
+        f"the code found, spent, the user; then access + refresh token, note + listing ({seen})")

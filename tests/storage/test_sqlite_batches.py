@@ -113,7 +113,7 @@ def test_a_busy_database_fails_the_batch_as_an_outage_and_loses_nothing_after(
 def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         store: SQLiteStore, tmp_path: Path) -> None:
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
-    /token the access token with the refresh token, the family's note with the cap's listing
+    /token the access token, the new family's refresh token and its note with the cap's listing
     (the test client serves requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
@@ -126,5 +126,5 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    assert ["INSERT", "INSERT", "COMMIT"] in seen, f"access and refresh token ({seen})"
-    assert ["INSERT", "SELECT", "COMMIT"] in seen, f"the family's note and the listing ({seen})"
+    assert ["INSERT", "INSERT", "INSERT", "SELECT", "COMMIT"] in seen, (
+        f"access and refresh token, the family's note and the listing: one commit ({seen})")

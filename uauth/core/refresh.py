@@ -47,10 +47,19 @@ def find_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
     return None if grant_revoked(state.store, token.grant_id) else token
 
 
-def store_refresh_token(store: Store, raw: str, token: RefreshToken, *, ttl: int) -> None:
-    """Store a new token's record in its grant, unless it is stored already (a retried rotation
-    hands out the same successor, which the first attempt may have saved)."""
-    store.add(REFRESH, hash_key(raw), token.to_record(), ttl=ttl, grant_id=token.grant_id)
+def store_refresh_token(store: Store, raw: str, token: RefreshToken, *, ttl: int,
+                        successor: bool) -> None:
+    """Store a new token's record in its grant.
+
+    A rotation's ``successor`` is added only when absent: a retried rotation hands out the same
+    successor, which the first attempt may have saved and its holder used since (saving over it
+    would reset that use). Any other token is random and cannot be there yet, so it is saved like
+    any write: held with the response's other writes (``Store.batch``), one round trip fewer.
+    """
+    if successor:
+        store.add(REFRESH, hash_key(raw), token.to_record(), ttl=ttl, grant_id=token.grant_id)
+    else:
+        store.save(REFRESH, hash_key(raw), token.to_record(), ttl=ttl, grant_id=token.grant_id)
 
 
 def consume_refresh_token(store: Store, raw: str) -> Consumed | None:

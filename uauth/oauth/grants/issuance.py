@@ -184,7 +184,7 @@ def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, 
         acr=auth.acr, sid=auth.sid, claims=ctx.requested_claims,
         resources=list(ctx.resources),
     )
-    store_refresh_token(state.store, raw, record, ttl=ttl)
+    store_refresh_token(state.store, raw, record, ttl=ttl, successor=ctx.successor is not None)
     if rotated is None and request.payload.grant_type == "authorization_code":  # a new family
         family_started(state, user.id, request.client.client_id, auth.sid, str(ctx.grant_id),
                        outlives_login="offline_access" in scope.split())
