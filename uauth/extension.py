@@ -39,6 +39,7 @@ from uauth.core.state import State
 from uauth.core.throttle import Throttle
 from uauth.core.users import StoreUsers
 from uauth.core.users import UserDirectory
+from uauth.core.users import expect_user
 from uauth.oauth.server import build_server
 from uauth.ops.cli import register as register_cli
 from uauth.ops.instance import KEYS_DIR
@@ -200,10 +201,13 @@ class UAuth:
         def load_user(user_id: str) -> Any:
             # The signed cookie alone is not enough: its session must be live in storage, so
             # a logout anywhere (another worker, host, or the CLI) logs this browser out.
-            login = current_session()
-            if login is None or login.user_id != user_id:
-                return None
-            user = get_state().users.get(user_id)
+            state = get_state()
+            with state.store.batch():  # the user is read with the session: one round trip
+                expect_user(state.users, user_id)
+                login = current_session()
+                if login is None or login.user_id != user_id:
+                    return None
+                user = state.users.get(user_id)
             return user if user is not None and user.is_active else None
 
 

@@ -417,6 +417,37 @@ def test_every_operation_in_a_batch_sees_the_writes_made_before_it(store: Store)
     assert store.find("code", "z") == {"n": 10}, "what the block held is written at its end"
 
 
+def test_a_record_read_ahead_is_what_find_would_have_answered(store: Store) -> None:
+    """Store.prefetch may read a record with the next round trip; find must answer as it
+    would have without it: a write of this thread to the record since, a held one included, is
+    seen, and so is a record that was missing."""
+    store.save("user", "u", {"v": 1}, ttl=None)
+    store.save("user", "w", {"v": 1}, ttl=None)
+    store.save("code", "c", {"n": 1}, ttl=60, grant_id="g")
+    store.save("user", "r", {"v": 1}, ttl=None, grant_id="g")
+    store.prefetch("user", "outside")  # outside a batch: nothing to ride on, and no error
+    with store.batch():
+        for key in ("u", "w", "x", "y", "z", "missing"):
+            store.prefetch("user", key)
+        store.save("user", "x", {"v": 2}, ttl=None)  # held: before the reads, which see it
+        assert store.find("code", "c") == {"n": 1}  # the round trip that reads them
+        store.save("user", "w", {"v": 2}, ttl=None)  # after the read: it must not answer
+        assert store.consume("user", "y") is None
+        store.save("user", "y", {"v": 3}, ttl=None)
+        store.delete("user", "x")
+        assert store.find("user", "u") == {"v": 1}
+        assert store.find("user", "w") == {"v": 2}, "a save after the read ahead"
+        assert store.find("user", "x") is None, "a delete after the read ahead"
+        assert store.find("user", "y") == {"v": 3}, "a save of a record read ahead as missing"
+        assert store.find("user", "missing") is None
+        assert store.find("user", "u") == {"v": 1}, "asked twice: read again"
+        store.prefetch("user", "r")
+        assert store.incr("counter", "n", ttl=60) == 1  # carries it
+        assert store.revoke_grant("g") == 2
+        assert store.find("user", "r") is None, "revoked with its grant after the read ahead"
+    assert store.find("user", "w") == {"v": 2} and store.find("user", "z") is None
+
+
 def test_a_batch_is_written_for_every_thread_when_it_ends_even_when_it_raises(
         store: Store) -> None:
     def seen_elsewhere(key: str) -> object:

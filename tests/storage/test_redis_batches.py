@@ -115,11 +115,13 @@ def test_held_writes_that_cannot_be_sent_fail_where_the_block_ends(
         server.stop()
 
 
-def test_the_authorization_and_token_endpoints_send_their_writes_together(
+def test_a_flow_waits_once_for_what_it_can_send_together(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What Store.batch is for: the code and its grant's note travel in one round trip, and at
-    /token the opaque access token, the new family's refresh token and its note with the cap's
-    listing in another (the test client serves requests on this thread, so on its connection)."""
+    """What Store.batch and Store.prefetch are for: at /authorize the session travels with its
+    user and the code with its grant's note; at /token spending the code with its user, and the
+    opaque access token with the new family's refresh token, its note and the cap's listing; at
+    /userinfo the deny list with the token's user (the test client serves requests on this
+    thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -127,9 +129,14 @@ def test_the_authorization_and_token_endpoints_send_their_writes_together(
     json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))  # warm
     seen = waits(redis_store, monkeypatch)
     code = d.code(client.client_id)
-    assert seen[-1] == 2, f"the pending grant note and the code: one wait ({seen})"
+    assert seen == [2, 1, 1, 2], (f"the session and its user; the person's factors; their "
+                                  f"consent; the grant's note and the code ({seen})")
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    assert seen == [1, 1, 1, 4], (
-        f"the code found, spent, the user; then access + refresh token, note + listing ({seen})")
+    assert seen == [1, 2, 4], (
+        f"the code; spent, with its user; access + refresh token, note + listing ({seen})")
+    del seen[:]
+    answer = d.http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
+    assert seen == [1, 3], f"the token; its deny-list entries with its user ({seen})"

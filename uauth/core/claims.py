@@ -30,6 +30,7 @@ from .consents import apps_group
 from .models import Client
 from .models import User
 from .tokens import InvalidToken
+from .users import expect_user
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -261,6 +262,10 @@ class SubjectIndex:
             self._remember(sub, user_id)
         return sub
 
+    def seen(self, sub: str) -> str | None:
+        """The local id behind a pairwise ``sub`` if this worker knows it already (no read)."""
+        return self._cached(sub)
+
     def user_id(self, sub: str) -> str | None:
         """The local id behind a pairwise ``sub`` this provider issued, else None."""
         cached = self._cached(sub)
@@ -302,6 +307,18 @@ def user_for_subject(state: State, sub: str) -> User | None:
     if _PAIRWISE_SHAPE.match(sub):
         user_id = state.subjects.user_id(sub) or sub
     return state.users.get(user_id) if user_id else None
+
+
+def expect_token_user(state: State, claims: Mapping[str, Any]) -> None:
+    """:func:`token_user` follows: its user may be read with the next round trip. A public
+    ``sub`` is the user's id; a pairwise one is, when this worker has seen it before (else its
+    lookup must come first, and the user is read after it)."""
+    sub = str(claims.get("sub", ""))
+    if sub == claims.get("client_id") and "gid" not in claims:
+        return
+    user_id = state.subjects.seen(sub) if _PAIRWISE_SHAPE.match(sub) else sub
+    if user_id:
+        expect_user(state.users, user_id)
 
 
 def token_user(state: State, claims: Mapping[str, Any]) -> Any:

@@ -24,6 +24,7 @@ from uauth.storage import hash_key
 
 from .models import RefreshToken
 from .tokens import grant_revoked
+from .users import expect_user
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -44,6 +45,7 @@ def find_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
     if record is None:
         return None
     token = RefreshToken.from_record(record)
+    expect_user(state.users, token.user_id)  # read with the deny list, inside a batch
     return None if grant_revoked(state.store, token.grant_id) else token
 
 

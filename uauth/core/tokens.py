@@ -284,10 +284,15 @@ def opaque_claims(state: State, token: str, *, audience: str | None, now: float
     return claims
 
 
-def validate_access_token(state: State, token: str, *, audience: str | None = None
+def validate_access_token(state: State, token: str, *, audience: str | None = None,
+                          verified: Callable[[dict[str, Any]], None] | None = None
                           ) -> dict[str, Any]:
     """Claims of a live, unrevoked access token issued by us, a JWT or an opaque one; raises
-    :class:`InvalidToken`."""
+    :class:`InvalidToken`.
+
+    :param verified: called with the claims before the deny list is read, to name what else
+        the caller will read with it (``Store.prefetch``).
+    """
     now = state.clock()
     if opaque.looks_opaque(token):
         claims = opaque_claims(state, token, audience=audience, now=now)
@@ -297,6 +302,8 @@ def validate_access_token(state: State, token: str, *, audience: str | None = No
                                                issuer=state.issuer, audience=audience, now=now),
             now=now, audience=audience,
             trusted=lambda kid: state.keys.verification_key(kid) is not None)
+    if verified is not None:
+        verified(claims)
     if is_revoked(state.store, claims):
         raise InvalidToken("the token has been revoked")
     return claims

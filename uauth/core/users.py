@@ -123,6 +123,11 @@ class StoreUsers:
         record = self.store.find(USER, user_id)
         return None if record is None else User.from_record(record)
 
+    def expect(self, user_id: str) -> None:
+        """:meth:`get` of this user follows within the store's batch (see :func:`expect_user`)."""
+        if user_id and len(user_id) <= 200:
+            self.store.prefetch(USER, user_id)
+
     def find_by_username(self, username: str) -> User | None:
         if not username or len(username) > 200:
             return None
@@ -224,3 +229,13 @@ class StoreUsers:
     def list(self) -> Iterator[User]:
         for _, record in self.store.scan(USER):
             yield User.from_record(record)
+
+
+def expect_user(users: object, user_id: str) -> None:
+    """Tell uauth's own directory that ``users.get(user_id)`` follows, so that its storage can
+    read the user with the round trip it makes first (``Store.prefetch``, inside
+    ``Store.batch``): where the user's id is known before a read the user does not depend on
+    (the session, the deny list, spending a code). A directory of the host's own is left alone.
+    """
+    if isinstance(users, StoreUsers):
+        users.expect(user_id)

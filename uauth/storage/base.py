@@ -150,6 +150,15 @@ class Store(Protocol):
         are one block. Memory has nothing to save and holds nothing back, nor does Redis
         Cluster."""
 
+    def prefetch(self, kind: Kind, key: str) -> None:
+        """A hint, inside :meth:`batch`, that :meth:`find` of this record follows: a backend
+        with round trips may read it with the next operation that goes to the server and
+        answer that ``find`` from the reply, one round trip fewer for a read that depends on
+        nothing the operation in between answers. ``find`` still sees every write this
+        thread made to the record since. Outside a batch, and on backends whose reads cost no
+        round trip (memory, SQLite) or that hold nothing back (Redis Cluster), nothing
+        happens."""
+
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""
 

@@ -1,7 +1,9 @@
-"""The writes a backend with round trips holds back inside :meth:`Store.batch`, per thread.
+"""The writes a backend with round trips holds back inside :meth:`Store.batch`, and the reads
+it was told to expect there (:meth:`Store.prefetch`), per thread.
 
 Redis and PostgreSQL share this bookkeeping and differ only in how they send what is held: a
-pipeline of commands, a pipeline of prepared statements.
+pipeline of commands, a pipeline of prepared statements. SQLite holds writes only: its reads
+cost no round trip, so there is nothing to read ahead.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from typing import Generic
 from typing import TypeVar
 
 W = TypeVar("W")
+#: A record's name as a backend knows it: ``(kind, key)``.
+Name = tuple[str, str]
 
 
 class HeldWrites(Generic[W]):
@@ -31,10 +36,12 @@ class HeldWrites(Generic[W]):
             yield
             return
         self._local.writes = []
+        self._local.reads, self._local.answers = {}, {}
         try:
             yield
         finally:
             left, self._local.writes = self._local.writes, None
+            self._local.reads = self._local.answers = None  # reads not yet made: not needed
             if left:
                 send(left)
 
@@ -53,3 +60,49 @@ class HeldWrites(Generic[W]):
             return []
         self._local.writes = []
         return writes
+
+    def expect(self, name: Name, read: W) -> None:
+        """Make ``read`` (of the record ``name``) with the next round trip, and keep its reply
+        for :meth:`answer`; nothing outside a batch, where there is no next trip to ride on."""
+        reads: dict[Name, W] | None = getattr(self._local, "reads", None)
+        if reads is not None and name not in self._local.answers:
+            reads[name] = read
+
+    def take_reads(self) -> list[tuple[Name, W]]:
+        """The expected reads to send now, after the held writes (so they see them)."""
+        reads: dict[Name, W] | None = getattr(self._local, "reads", None)
+        if not reads:
+            return []
+        self._local.reads = {}
+        return list(reads.items())
+
+    def answered(self, name: Name, reply: Any) -> None:
+        """Keep the reply of an expected read for the operation that asks for it."""
+        answers: dict[Name, Any] | None = getattr(self._local, "answers", None)
+        if answers is not None:
+            answers[name] = reply
+
+    def answer(self, name: Name) -> tuple[bool, Any]:
+        """``(True, reply)`` once for a read made ahead of this one (which no longer needs to
+        be made), else ``(False, None)``; either way the read is no longer expected."""
+        reads: dict[Name, W] | None = getattr(self._local, "reads", None)
+        if reads is None:
+            return False, None
+        reads.pop(name, None)
+        answers: dict[Name, Any] = self._local.answers
+        if name in answers:
+            return True, answers.pop(name)
+        return False, None
+
+    def forget(self, name: Name | None = None) -> None:
+        """A write to ``name`` (None: to records of any name, such as a grant's revocation)
+        makes what was read of it ahead stale; the read is made again when asked for."""
+        reads: dict[Name, W] | None = getattr(self._local, "reads", None)
+        if reads is None:
+            return
+        if name is None:
+            reads.clear()
+            self._local.answers = {}
+            return
+        reads.pop(name, None)  # sent with the write, it could answer from before it
+        self._local.answers.pop(name, None)

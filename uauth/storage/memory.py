@@ -135,6 +135,9 @@ class MemoryStore:
         """Nothing is held back (no round trips to save)."""
         return nullcontext()
 
+    def prefetch(self, kind: Kind, key: str) -> None:
+        """Nothing to read ahead (no round trips to save)."""
+
     def ping(self) -> None:
         return None
 

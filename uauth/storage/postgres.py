@@ -194,6 +194,11 @@ def _decode(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
+def _found(result: pq.abc.PGresult) -> Record | None:
+    """The record a FIND returned, if any."""
+    return _record(result.get_value(0, 0)) if result.ntuples else None
+
+
 def _record(value: bytes | None) -> Record:
     assert value is not None
     return dict(json.loads(value.decode()))  # a str skips json's encoding detection
@@ -322,8 +327,13 @@ class PostgresStore:
 
         Statements go to libpq directly (``psycopg.pq``), parameters and rows as text: psycopg's
         cursors would cost more client CPU than the round trip itself."""
-        held = self._writes_held.take()
-        return self._run_all([*held, (statement, params)])[-1]
+        held, reads = self._writes_held.take(), self._writes_held.take_reads()
+        if not reads:
+            return self._run_all([*held, (statement, params)])[-1]
+        results = self._run_all([*held, *(read for _, read in reads), (statement, params)])
+        for (name, _), result in zip(reads, results[len(held):], strict=False):
+            self._writes_held.answered(name, _found(result))
+        return results[-1]
 
     def _run_all(self, statements: list[tuple[_Statement, list[bytes | None]]]
                  ) -> list[pq.abc.PGresult]:
@@ -474,6 +484,7 @@ class PostgresStore:
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> None:
+        self._writes_held.forget((kind, key))
         self._write(SAVE, [kind.encode(), key.encode(), json.dumps(record).encode(),
                            _text(grant_id), self._expiry(ttl)])
         self._after_write()
@@ -485,14 +496,22 @@ class PostgresStore:
     def add(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> bool:
+        self._writes_held.forget((kind, key))
         result = self._run(ADD, [kind.encode(), key.encode(), json.dumps(record).encode(),
                                  _text(grant_id), self._expiry(ttl), _number(self._clock())])
         self._after_write()
         return result.command_tuples == 1
 
+    def prefetch(self, kind: Kind, key: str) -> None:
+        """Read the record with the next statement that answers, in its pipeline."""
+        self._writes_held.expect((kind, key), (FIND, [kind.encode(), key.encode(),
+                                                      _number(self._clock())]))
+
     def find(self, kind: Kind, key: str) -> Record | None:
-        result = self._run(FIND, [kind.encode(), key.encode(), _number(self._clock())])
-        return _record(result.get_value(0, 0)) if result.ntuples else None
+        ready, found = self._writes_held.answer((kind, key))
+        if ready:
+            return cast(Record | None, found)
+        return _found(self._run(FIND, [kind.encode(), key.encode(), _number(self._clock())]))
 
     def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
         if not keys:
@@ -503,12 +522,14 @@ class PostgresStore:
         return [found.get(key) for key in keys]
 
     def consume(self, kind: Kind, key: str) -> Consumed | None:
+        self._writes_held.forget((kind, key))
         result = self._run(CONSUME, [kind.encode(), key.encode(), _number(self._clock())])
         if not result.ntuples:
             return None
         return Consumed(_record(result.get_value(0, 0)), first=result.get_value(0, 1) == b"1")
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        self._writes_held.forget((kind, key))
         now = self._clock()
         result = self._run(INCR, [kind.encode(), key.encode(), _number(now), _number(now + ttl)])
         self._after_write()
@@ -517,9 +538,11 @@ class PostgresStore:
         return int(count)
 
     def delete(self, kind: Kind, key: str) -> None:
+        self._writes_held.forget((kind, key))
         self._write(DELETE, [kind.encode(), key.encode()])
 
     def revoke_grant(self, grant_id: str) -> int:
+        self._writes_held.forget()  # it deletes records by their grant, whatever their names
         return self._run(REVOKE, [grant_id.encode()]).command_tuples or 0
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:

@@ -38,6 +38,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
+from .held import Name
 from .process import current_pid
 from .redis_urls import SENTINEL_SCHEME
 from .redis_urls import parse_sentinel_url
@@ -177,6 +178,10 @@ class RedisRecordStore(ABC):
     def batch(self) -> AbstractContextManager[None]:
         """Nothing is held back: a cluster's writes go to the primaries of their own slots."""
         return nullcontext()
+
+    def prefetch(self, kind: Kind, key: str) -> None:
+        """Nothing is read ahead: a cluster sends nothing ahead (see :meth:`batch`)."""
+        return None
 
     def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
                grant_id: str | None) -> bool:
@@ -351,15 +356,49 @@ class RedisStore(RedisRecordStore):
         it; a write that fails raises where it is sent."""
         return self._held.batch(self._send)
 
+    def prefetch(self, kind: Kind, key: str) -> None:
+        """Read the record with the next command that answers, in its pipeline."""
+        self._held.expect((kind, key), ("HMGET", self._key(kind, key), "v", "e"))
+
     def _answer(self, command: tuple[Any, ...], alone: Any) -> Any:
-        """The reply to ``command``: sent after the held writes in their pipeline, or by
-        ``alone`` (a registered script's EVALSHA on the kept connection) when none is held.
-        In a pipeline a script is sent whole (EVAL): a server that lost its scripts (a
-        restart, SCRIPT FLUSH) must not skip a write and run the commands after it."""
-        held = self._held.take()
-        if not held:
+        """The reply to ``command``: sent after the held writes and the reads expected ahead
+        (:meth:`prefetch`) in their pipeline, or by ``alone`` (a registered script's EVALSHA
+        on the kept connection) when there are none. In a pipeline a script is sent whole
+        (EVAL): a server that lost its scripts (a restart, SCRIPT FLUSH) must not skip a
+        write and run the commands after it."""
+        held, reads = self._held.take(), self._held.take_reads()
+        if not held and not reads:
             return self._call(alone)
-        return self._send([*held, command])[-1]
+        return self._with_reads(held, reads, [command])[-1]
+
+    def _with_reads(self, held: list[tuple[Any, ...]], reads: list[tuple[Name, tuple[Any, ...]]],
+                    commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send the held writes, the expected reads and ``commands`` in one pipeline; keep the
+        reads' replies for :meth:`find` and return the replies to ``commands``."""
+        replies = self._send([*held, *(read for _, read in reads), *commands])
+        for (name, _), reply in zip(reads, replies[len(held):], strict=False):
+            self._held.answered(name, reply)
+        return replies[len(held) + len(reads):]
+
+    def find(self, kind: Kind, key: str) -> Record | None:
+        ready, reply = self._held.answer((kind, key))
+        if not ready:
+            return super().find(kind, key)
+        value, expires = reply
+        return self._decode_live(value, expires)
+
+    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
+               grant_id: str | None) -> bool:
+        self._held.forget((kind, key))
+        return super()._write(mode, kind, key, record, ttl, grant_id)
+
+    def consume(self, kind: Kind, key: str) -> Consumed | None:
+        self._held.forget((kind, key))
+        return super().consume(kind, key)
+
+    def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        self._held.forget((kind, key))
+        return super().incr(kind, key, ttl)
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """``commands`` in one round trip, as redis-py's pipelines send them (a ``ResponseError``
@@ -401,9 +440,8 @@ class RedisStore(RedisRecordStore):
             keys=[name], args=list(args), client=self._client))
 
     def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        held = self._held.take()
-        replies = self._send([*held, *(("HMGET", name, *fields) for name in names)])
-        return replies[len(held):]
+        return self._with_reads(self._held.take(), self._held.take_reads(),
+                                [("HMGET", name, *fields) for name in names])
 
     def _names(self, head: str) -> list[bytes]:
         self._flush()
@@ -424,10 +462,12 @@ class RedisStore(RedisRecordStore):
             keys=[name, grant_key], args=argv, client=self._client)))
 
     def delete(self, kind: Kind, key: str) -> None:
+        self._held.forget((kind, key))
         if not self._held.hold(("DEL", self._key(kind, key))):
             super().delete(kind, key)
 
     def revoke_grant(self, grant_id: str) -> int:
+        self._held.forget()  # it deletes records by their grant, whatever their names
         grant_key = self._grant_key(grant_id)
         return int(self._answer(("EVAL", _REVOKE, 1, grant_key, grant_id), lambda: self._revoke(
             keys=[grant_key], args=[grant_id], client=self._client)))

@@ -300,6 +300,9 @@ class SQLiteStore:
         the next statement, or at the block's end: one commit where each write costs one."""
         return self._held.batch(self._execute)
 
+    def prefetch(self, kind: Kind, key: str) -> None:
+        """Nothing to read ahead: a read costs no round trip, only its own statement."""
+
     def ping(self) -> None:
         self._run("SELECT 1 FROM records LIMIT 1", ())
 

@@ -38,6 +38,7 @@ from flask import g
 from flask import request
 from werkzeug.local import LocalProxy
 
+from uauth.core.claims import expect_token_user
 from uauth.core.claims import token_user
 from uauth.core.opaque import looks_opaque
 from uauth.core.tokens import InvalidToken
@@ -150,8 +151,10 @@ def local_access_token(token: str, audience: str | None = None) -> AccessToken:
         default the issuer, which tokens carry when no resource was named.
     """
     state = get_state()
-    claims = validate_access_token(state, token, audience=audience or state.issuer)
-    return AccessToken(claims, token_user(state, claims))
+    with state.store.batch():  # the token's user is read with the deny list: one round trip
+        claims = validate_access_token(state, token, audience=audience or state.issuer,
+                                       verified=lambda found: expect_token_user(state, found))
+        return AccessToken(claims, token_user(state, claims))
 
 
 def required_scopes(scope: str | Iterable[str] | None) -> frozenset[str]:

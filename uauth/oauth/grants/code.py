@@ -29,6 +29,7 @@ from uauth.core.resources import check_resources
 from uauth.core.resources import requested
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import revoke_grant
+from uauth.core.users import expect_user
 from uauth.oauth.responses import authorization_response
 from uauth.storage import Record
 
@@ -90,19 +91,22 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
             targets.audience = check_resources(
                 state.settings, client, wanted, within=granted or client.audiences
             ) if wanted else (granted or None)
+            expect_user(state.users, str(found.get("user_id", "")))
 
-        outcome = consume_code(state.store, code, client.client_id, before=check_targets)
-        if outcome is None:
-            return None
-        record = AuthorizationCode.from_record(outcome.record)
-        if not outcome.first:
-            # RFC 6749 §4.1.2: a code used twice revokes what the first use obtained.
-            revoke_grant(state, record.grant_id)
-            state.metrics.replay(CODE)
-            log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
-            audit(REPLAY_DETECTED, client_id=record.client_id, user_id=record.user_id,
-                  kind=CODE, grant=record.grant_id[:8])
-            return None
+        with state.store.batch():  # the code's user is read as the code is spent: one trip
+            outcome = consume_code(state.store, code, client.client_id, before=check_targets)
+            if outcome is None:
+                return None
+            record = AuthorizationCode.from_record(outcome.record)
+            if not outcome.first:
+                # RFC 6749 §4.1.2: a code used twice revokes what the first use obtained.
+                revoke_grant(state, record.grant_id)
+                state.metrics.replay(CODE)
+                log.warning("authorization code replayed; revoked grant %s", record.grant_id[:8])
+                audit(REPLAY_DETECTED, client_id=record.client_id, user_id=record.user_id,
+                      kind=CODE, grant=record.grant_id[:8])
+                return None
+            self.code_user = active_user(self, record.user_id)
         self.context = IssueContext(auth=Authentication.of(record), grant_id=record.grant_id,
                                     nonce=record.nonce, requested_claims=record.claims,
                                     audience=targets.audience, resources=targets.resources)
@@ -111,7 +115,13 @@ class AuthorizationCodeGrant(IssuesTokens, grants.AuthorizationCodeGrant):  # ty
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
         """Nothing to do: consume() already spent it, and it stays to recognise replays."""
 
+    #: The user of the code this request spent, read as it was spent.
+    code_user: User | None = None
+
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        user = self.code_user
+        if user is not None and user.id == authorization_code.user_id:
+            return user
         return active_user(self, authorization_code.user_id)
 
 

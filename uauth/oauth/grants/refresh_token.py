@@ -49,10 +49,21 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
                                    "private_key_jwt"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
+    #: The user of the presented token, read with the deny list.
+    token_user: User | None = None
+
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
-        return find_refresh_token(state_of(self), refresh_token)
+        state = state_of(self)
+        with state.store.batch():  # the token's user is read with the deny list: one trip
+            token = find_refresh_token(state, refresh_token)
+            if token is not None:
+                self.token_user = active_user(self, token.user_id)
+        return token
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
+        user = self.token_user
+        if user is not None and user.id == refresh_token.user_id:
+            return user
         return active_user(self, refresh_token.user_id)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
