@@ -13,6 +13,7 @@ import pytest
 
 from bench import held_writes
 from bench import procstat
+from bench import read_ahead
 from bench.driver import Target
 from bench.driver import pkce_pair
 from bench.driver import prepare
@@ -30,6 +31,7 @@ from bench.run import Settings
 from bench.run import median_result
 from bench.signing import signing_costs
 from tests.conftest import unique_prefix
+from uauth.extension import get_state
 from uauth.storage.redis import RedisStore
 
 
@@ -326,6 +328,27 @@ def test_profile_repeat_prints_the_least_cpu_of_its_timings(
     first = capsys.readouterr().out.splitlines()[0]
     assert len(timings) == 3
     assert f"{min(timings):.3f} CPU ms per operation in-process (3 operations)" in first
+
+
+def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahead(
+        redis_url: str, tmp_path: Path) -> None:
+    """``python -m bench.read_ahead`` times a flow with Store.prefetch and without: the round
+    trips it reports differ by the three reads that ride along, and the store reads ahead
+    again afterwards."""
+    app, target = build("redis", tmp_path, redis_url, {"UAUTH_REDIS_PREFIX": unique_prefix()},
+                        access_token_format="opaque")
+    with app.app_context():
+        store = get_state().store
+    try:
+        _, run = prepare(target, "flow", lambda _: InProcess(app))
+        run()
+        waits = read_ahead.trips(run, store, "redis", 3)
+        assert waits["no reads ahead"] - waits["reads ahead"] == 3, waits
+        costs = read_ahead.measure(app, run, store, 2, 2)
+        assert [len(ms) for ms in costs.values()] == [2, 2] and min(map(min, costs.values())) > 0
+        assert "prefetch" not in vars(store), "the store's own prefetch is back"
+    finally:
+        store.close()
 
 
 def test_held_writes_bench_leaves_what_command_by_command_leaves(redis_url: str) -> None:

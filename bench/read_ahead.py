@@ -1,0 +1,116 @@
+"""What ``Store.prefetch`` saves a store with round trips: whole bench operations through the
+app, in-process, with reads ahead and without, against a server of their own.
+
+``python -m bench.read_ahead --store redis --op flow`` builds the app as ``python -m
+bench.profile`` does, then times the operation alternately with the store reading ahead and
+with its ``prefetch`` made a no-op (as a backend without round trips has it), so that both see
+the same disturbances, and prints the least, the lower quartile and the median of the app's
+CPU per operation each way, and the round trips each way. On a shared machine the least is the
+one to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import redis.connection
+from flask import Flask
+
+from uauth.core.opaque import OPAQUE
+from uauth.extension import get_state
+from uauth.storage import Store
+from uauth.storage.postgres import PostgresStore
+
+from .driver import prepare
+from .profile import InProcess
+from .profile import Meter
+from .profile import build
+from .storage import Counter
+from .storage import backend
+
+WAYS = ("reads ahead", "no reads ahead")
+
+
+def _reading(store: Store, way: str) -> None:
+    """The store's own ``prefetch`` for the first way; one that does nothing for the other."""
+    if way == WAYS[0]:
+        vars(store).pop("prefetch", None)
+    else:
+        setattr(store, "prefetch", lambda kind, key: None)  # noqa: B010 (a method, shadowed)
+
+
+def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, count: int
+            ) -> dict[str, list[float]]:
+    """CPU ms per operation, ``timings`` times each way, alternated."""
+    costs: dict[str, list[float]] = {way: [] for way in WAYS}
+    try:
+        for _ in range(timings):
+            for way in WAYS:
+                _reading(store, way)
+                meter = Meter(app)
+                app.wsgi_app = meter  # type: ignore[method-assign]
+                try:
+                    for _ in range(count):
+                        run()
+                finally:
+                    app.wsgi_app = meter.inner  # type: ignore[method-assign]
+                costs[way].append(meter.cpu * 1000 / count)
+    finally:
+        _reading(store, WAYS[0])
+    return costs
+
+
+def trips(run: Callable[[], None], store: Store, name: str, count: int) -> dict[str, float]:
+    """Round trips per operation each way (as ``python -m bench.storage`` counts them)."""
+    found: dict[str, float] = {}
+    try:
+        for way in WAYS:
+            _reading(store, way)
+            with (Counter(PostgresStore, "_run_all") if name == "postgres" else
+                  Counter(redis.connection.AbstractConnection, "send_packed_command")) as sent:
+                for _ in range(count):
+                    run()
+            found[way] = sent.calls / count
+    finally:
+        _reading(store, WAYS[0])
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.read_ahead",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["redis", "postgres"], default="redis")
+    parser.add_argument("--op", choices=["flow", "refresh", "userinfo"], default="flow")
+    parser.add_argument("--timings", type=int, default=15, help="timings each way")
+    parser.add_argument("--count", type=int, default=100, help="operations per timing")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="uauth-read-ahead-") as tmp, \
+            backend(args.store, Path(tmp)) as url:
+        app, target = build(args.store, Path(tmp), url, access_token_format=OPAQUE)
+        with app.app_context():
+            store = get_state().store
+        try:
+            _, run = prepare(target, args.op, lambda _: InProcess(app))
+            for _ in range(200):  # warm: caches filled, statements prepared
+                run()
+            waits = trips(run, store, args.store, args.count)
+            costs = measure(app, run, store, args.timings, args.count)
+        finally:
+            store.close()  # before a DROP DATABASE ends its connections
+    print(f"| {args.op} on {args.store}, in-process (app CPU ms per operation) | round trips "
+          "| least | lower quartile | median |")
+    print("| --- | --- | --- | --- | --- |")
+    for way, ms in costs.items():
+        quartile = statistics.quantiles(ms, n=4)[0] if len(ms) > 1 else ms[0]
+        print(f"| {way} | {waits[way]:.1f} | {min(ms):.3f} | {quartile:.3f} "
+              f"| {statistics.median(ms):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
