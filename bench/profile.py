@@ -16,6 +16,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +112,20 @@ def profile(app: Flask, target: Target, op: str, count: int, *, with_profiler: b
     for _ in range(min(200, count)):  # warm: templates compiled, caches filled, connections open
         run()
     profiler = cProfile.Profile()
-    meter = Meter(app, profiler if with_profiler else None)
+    return profiler, metered(app, run, count, profiler if with_profiler else None)
+
+
+def metered(app: Flask, run: Callable[[], object], count: int,
+            profiler: cProfile.Profile | None = None) -> float:
+    """The app's CPU ms per operation over ``count`` runs of ``run`` (profiled, if given)."""
+    meter = Meter(app, profiler)
     app.wsgi_app = meter  # type: ignore[method-assign]
     try:
         for _ in range(count):
             run()
     finally:
         app.wsgi_app = meter.inner  # type: ignore[method-assign]
-    return profiler, meter.cpu * 1e3 / count
+    return meter.cpu * 1e3 / count
 
 
 #: Where a function's own time is charged in ``--breakdown``: the first matching part of its

@@ -28,8 +28,8 @@ from uauth.storage.postgres import PostgresStore
 
 from .driver import prepare
 from .profile import InProcess
-from .profile import Meter
 from .profile import build
+from .profile import metered
 from .storage import Counter
 from .storage import backend
 
@@ -52,14 +52,7 @@ def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, cou
         for _ in range(timings):
             for way in WAYS:
                 _reading(store, way)
-                meter = Meter(app)
-                app.wsgi_app = meter  # type: ignore[method-assign]
-                try:
-                    for _ in range(count):
-                        run()
-                finally:
-                    app.wsgi_app = meter.inner  # type: ignore[method-assign]
-                costs[way].append(meter.cpu * 1000 / count)
+                costs[way].append(metered(app, run, count))
     finally:
         _reading(store, WAYS[0])
     return costs
