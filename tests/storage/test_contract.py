@@ -137,6 +137,25 @@ def test_grant_records_lists_the_live_records_of_one_grant(store: Store,
     assert store.grant_records("nothing") == []
 
 
+def test_a_listed_record_is_the_callers_own(store: Store) -> None:
+    """A listing read again is as stored, whatever a caller did to the records it was given
+    (a backend may keep decoded records between listings)."""
+    store.save("app_grant", "u:c:1", {"client_id": "c", "offline": True, "started": 1.5},
+               ttl=3600, grant_id="apps-of:u")
+    store.save("consent", "u:c", {"scopes": ["openid"]}, ttl=3600, grant_id="apps-of:u")
+    for _ in range(2):
+        for _, _, record in store.grant_records("apps-of:u"):
+            record["client_id"] = "changed"
+            record.get("scopes", []).append("email")
+    assert sorted(store.grant_records("apps-of:u")) == [
+        ("app_grant", "u:c:1", {"client_id": "c", "offline": True, "started": 1.5}),
+        ("consent", "u:c", {"scopes": ["openid"]})]
+    store.save("app_grant", "u:c:1", {"client_id": "c", "offline": False, "started": 1.5},
+               ttl=3600, grant_id="apps-of:u")
+    assert ("app_grant", "u:c:1", {"client_id": "c", "offline": False, "started": 1.5}) in (
+        store.grant_records("apps-of:u")), "a changed record is listed as it is now"
+
+
 def test_scan_lists_live_records_of_one_kind(store: Store, clock: FakeClock) -> None:
     store.save("client", "b", {"n": 2}, ttl=None)
     store.save("client", "a", {"n": 1}, ttl=None)

@@ -50,6 +50,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
+from .listed import listed
 from .process import current_pid
 
 SCHEMES = ("postgresql", "postgres")
@@ -199,9 +200,14 @@ def _found(result: pq.abc.PGresult) -> Record | None:
     return _record(result.get_value(0, 0)) if result.ntuples else None
 
 
-def _record(value: bytes | None) -> Record:
+def _stored(value: bytes | None) -> str:
+    """A record's stored JSON, as text: a str skips json's encoding detection."""
     assert value is not None
-    return dict(json.loads(value.decode()))  # a str skips json's encoding detection
+    return value.decode()
+
+
+def _record(value: bytes | None) -> Record:
+    return dict(json.loads(_stored(value)))
 
 
 class _Held:
@@ -548,7 +554,7 @@ class PostgresStore:
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         result = self._run(GRANT_RECORDS, [grant_id.encode(), _number(self._clock())])
         return [(cast(Kind, _decode(result.get_value(i, 0))), str(_decode(result.get_value(i, 1))),
-                 _record(result.get_value(i, 2))) for i in range(result.ntuples)]
+                 listed.decode(_stored(result.get_value(i, 2)))) for i in range(result.ntuples)]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         result = self._run(SCAN, [kind.encode(), _number(self._clock())])

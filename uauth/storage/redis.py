@@ -39,6 +39,7 @@ from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
 from .held import Name
+from .listed import listed
 from .process import current_pid
 from .redis_urls import SENTINEL_SCHEME
 from .redis_urls import parse_sentinel_url
@@ -201,12 +202,15 @@ class RedisRecordStore(ABC):
     ) -> bool:
         return self._write("add", kind, key, record, ttl, grant_id)
 
-    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
+    def _decode_live(self, value: bytes | None, expires: bytes | None, *,
+                     listing: bool = False) -> Record | None:
+        """The record, unless it is gone or expired; a ``listing``'s decoded through
+        :data:`~uauth.storage.listed.listed`."""
         if value is None:
             return None
         if expires and float(expires) <= self._clock():
             return None
-        return dict(json.loads(value))
+        return listed.decode(value) if listing else dict(json.loads(value))
 
     def find(self, kind: Kind, key: str) -> Record | None:
         value, expires = self._command("HMGET", self._key(kind, key), "v", "e")
@@ -480,7 +484,7 @@ class RedisStore(RedisRecordStore):
         found = []
         for name, value in zip(flat[::2], flat[1::2], strict=True):
             kind, key = self._split(name)
-            found.append((kind, key, dict(json.loads(value))))
+            found.append((kind, key, listed.decode(value)))
         return found
 
     def ping(self) -> None:

@@ -331,7 +331,7 @@ class RedisClusterStore(RedisRecordStore):
         moved = False
         settled = self._clock() - SETTLED
         for (name, added), (value, expires, grant, deleted) in zip(members, rows, strict=True):
-            record = self._decode_live(value, expires)
+            record = self._decode_live(value, expires, listing=True)
             if value is not None and grant != grant_id.encode("utf-8"):
                 stale.append(name)  # saved again under another grant: never this one's again
                 moved = True

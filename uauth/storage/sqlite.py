@@ -38,6 +38,7 @@ from .base import StorageUnavailable
 from .base import system_clock
 from .filemodes import create_private_file
 from .held import HeldWrites
+from .listed import listed
 from .process import current_pid
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -269,7 +270,7 @@ class SQLiteStore:
             f"SELECT kind, key, value FROM records WHERE grant_id = ? AND {_LIVE}",  # noqa: S608
             (grant_id, self._clock()),
         ).fetchall()
-        return [(kind, key, dict(json.loads(value))) for kind, key, value in rows]
+        return [(kind, key, listed.decode(value)) for kind, key, value in rows]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         rows = self._run(
