@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from uauth.storage.listed import KEPT_LENGTH
 from uauth.storage.listed import ListedRecords
 
 
@@ -29,6 +30,13 @@ def test_a_record_with_nested_values_is_decoded_afresh_each_time() -> None:
     first["scopes"].append("email")
     first["claims"]["a"] = 2
     assert listed.decode(text) == {"client_id": "c", "scopes": ["openid"], "claims": {"a": 1}}
+    assert len(listed) == 0
+
+
+def test_a_long_record_is_not_kept() -> None:
+    listed = ListedRecords()
+    text = json.dumps({"blob": "x" * KEPT_LENGTH})
+    assert listed.decode(text) == {"blob": "x" * KEPT_LENGTH}
     assert len(listed) == 0
 
 

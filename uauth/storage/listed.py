@@ -3,11 +3,12 @@
 A listing (:meth:`~uauth.storage.base.Store.grant_records`) is read again and again, and little
 of it changes between reads: the grant cap lists a person's app grants at every new
 refresh-token family, fifty notes at its steady state, and decoding their JSON was most of what
-that listing cost (about 0.45 of a served flow's 5.6 ms, ``python -m bench.spy``).
+that listing cost (0.45 ms of a served flow's 5.6, ``python -m bench.spy``).
 
 A decoded record is kept under its exact stored text, so it can never be stale, and only when
 all its values are plain (strings, numbers, booleans, None): each caller gets a copy of its own,
-and a shallow copy of such a record shares nothing that the caller could change.
+and a shallow copy of such a record shares nothing that the caller could change. Only short
+texts are kept, so the kept records stay a few megabytes whatever a listing holds.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import json
 
 from .base import Record
 
-#: Records kept per process; one more and the kept ones are dropped (about 1 KB each).
+#: Records kept per process; one more and the kept ones are dropped.
 KEPT = 1024
+#: The longest stored text kept (an app grant's note is about 300 characters).
+KEPT_LENGTH = 2048
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
@@ -35,8 +38,8 @@ class ListedRecords:
         known = self._known.get(text)
         if known is None:
             known = dict(json.loads(text))
-            if not all(type(value) in _PLAIN for value in known.values()):
-                return known  # nested values could be changed through a copy: not kept
+            if len(text) > KEPT_LENGTH or not all(type(v) in _PLAIN for v in known.values()):
+                return known  # long, or nested values a copy would share: not kept
             if len(self._known) >= self._kept:
                 self._known.clear()
             self._known[text] = known
