@@ -4,9 +4,14 @@ and the kept records must stay bounded."""
 from __future__ import annotations
 
 import json
+import secrets
 
+import pytest
+
+from uauth.storage import Store
 from uauth.storage.listed import KEPT_LENGTH
 from uauth.storage.listed import ListedRecords
+from uauth.storage.memory import MemoryStore
 
 
 def test_the_same_text_decodes_to_equal_records_each_callers_own() -> None:
@@ -46,3 +51,30 @@ def test_the_kept_records_are_bounded() -> None:
         assert listed.decode(json.dumps({"n": n})) == {"n": n}
         assert len(listed) <= 3
     assert listed.decode(json.dumps({"n": 9})) == {"n": 9}
+
+
+def test_a_listing_read_again_decodes_only_what_changed(store: Store,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the stores with stored text (all but memory) save by keeping listed records: the
+    grant cap's next listing of the same notes decodes only the one that changed. The kept
+    records are the process's, so each run's records are its own (``run``)."""
+    run = secrets.token_hex(8)
+    for n in range(3):
+        store.save("app_grant", f"u:c:{n}", {"client_id": "c", "n": n, "run": run}, ttl=3600,
+                   grant_id="apps-of:decoded-once")
+    store.grant_records("apps-of:decoded-once")
+    decoded: list[object] = []
+    real = json.loads
+
+    def counted(text: str | bytes) -> object:
+        decoded.append(text)
+        return real(text)
+
+    monkeypatch.setattr(json, "loads", counted)
+    store.save("app_grant", "u:c:1", {"client_id": "c", "n": 10, "run": run}, ttl=3600,
+               grant_id="apps-of:decoded-once")
+    assert sorted(r["n"] for _, _, r in store.grant_records("apps-of:decoded-once")) == [0, 2, 10]
+    if isinstance(store, MemoryStore):
+        assert decoded == [], "the memory store keeps records, not text"
+    else:
+        assert len(decoded) == 1, "only the changed record is decoded again"
