@@ -2,8 +2,9 @@
 
 A listing (:meth:`~uauth.storage.base.Store.grant_records`) is read again and again, and little
 of it changes between reads: the grant cap lists a person's app grants at every new
-refresh-token family, fifty notes at its steady state, and decoding their JSON was most of what
-that listing cost (0.45 ms of a served flow's 5.6, ``python -m bench.spy``).
+refresh-token family, fifty notes at its steady state, and decoding their JSON was about half of
+what that listing cost (the listing 8.1% of a served flow's CPU, ``python -m bench.spy``; the
+rest is its statement, which also commits the writes held before it).
 
 A decoded record is kept under its exact stored text, so it can never be stale, and only when
 all its values are plain (strings, numbers, booleans, None): each caller gets a copy of its own,
@@ -19,7 +20,7 @@ from .base import Record
 
 #: Records kept per process; one more and the kept ones are dropped.
 KEPT = 1024
-#: The longest stored text kept (an app grant's note is about 300 characters).
+#: The longest stored text kept, in characters (bytes from Redis); an app grant's note is ~300.
 KEPT_LENGTH = 2048
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
