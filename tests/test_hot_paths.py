@@ -7,8 +7,12 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask import session
+from flask.sessions import SecureCookieSessionInterface
 
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
@@ -100,3 +104,31 @@ def test_a_worker_returns_the_memory_of_a_password_check(tmp_path: Path) -> None
         growth[mode] = int(done.stdout.split()[-1])
     assert growth["default"] >= 15, growth  # the problem is real on this libc
     assert growth["fixed"] <= 2 and growth["wsgi"] <= 2, growth
+
+
+def test_a_request_without_cookies_opens_no_cookie_session(tmp_path: Path, clock: FakeClock,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The back channel never carries the browser's cookie: its empty session is made without
+    parsing cookies or building the session's signer. A request with the cookie still reads it."""
+    app = make_app(tmp_path, MemoryStore(clock=clock), clock)
+    signers: list[object] = []
+    interface = app.session_interface
+    assert isinstance(interface, SecureCookieSessionInterface)
+    original = interface.get_signing_serializer
+
+    def signer(of: Flask) -> Any:
+        signers.append(of)
+        return original(of)
+
+    monkeypatch.setattr(interface, "get_signing_serializer", signer)
+    machine = app.test_client(use_cookies=False)
+    assert machine.get("/.well-known/openid-configuration").status_code == 200
+    assert signers == []
+    browser = app.test_client()
+    with browser.session_transaction() as stored:
+        stored["probe"] = "kept"
+    signers.clear()
+    with browser:
+        browser.get("/login")
+        assert session.get("probe") == "kept"
+    assert signers, "a request with the cookie is read through the signer"

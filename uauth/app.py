@@ -10,9 +10,11 @@ from typing import Any
 
 from flask import Config
 from flask import Flask
+from flask import Request
 from flask import Response
 from flask import request
 from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SecureCookieSession
 from flask.sessions import SecureCookieSessionInterface
 from flask.sessions import SessionMixin
 
@@ -117,6 +119,13 @@ class CookieSessions(SecureCookieSessionInterface):
         if built is None or built[0] != keys:
             built = self._built = (keys, super().get_signing_serializer(app))
         return built[1]
+
+    def open_session(self, app: Flask, req: Request) -> SecureCookieSession | None:
+        """Without a ``Cookie`` header (every machine's request) the session is new and empty;
+        Flask would parse the absent header and build the signing serializer to learn that."""
+        if "HTTP_COOKIE" not in req.environ:
+            return self.session_class()
+        return super().open_session(app, req)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         """A machine's request (/token, /userinfo and the rest of ``BACK_CHANNEL``) has no

@@ -23,6 +23,9 @@ from typing import Any
 from uauth.storage.filemodes import create_private_file
 from uauth.web.requestlog import RequestIdFilter
 
+#: ``json.dumps(doc, default=str)``, with the encoder built once rather than for every line.
+_encode = json.JSONEncoder(default=str).encode
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, request id, pid, and extras.
@@ -58,7 +61,7 @@ class JsonFormatter(logging.Formatter):
                 doc.update(fields)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, default=str)
+        return _encode(doc)
 
 
 JsonFormatter.converter = time.gmtime  # formatTime, for anyone who calls it: UTC like "ts"

@@ -10,9 +10,12 @@ request id).
 from __future__ import annotations
 
 import logging
+from typing import Any
+from typing import cast
 
 from flask import Blueprint
 from flask import Flask
+from flask import Request
 from flask import Response
 from flask import request
 from flask.typing import ResponseReturnValue
@@ -90,43 +93,55 @@ def _page_links() -> dict[str, bool]:
 
 @bp.before_request
 def _start() -> None:
+    # The request is resolved once: every attribute read through Flask's proxy looks it up again.
+    req: Request = cast(Any, request)._get_current_object()
     settings = get_state().settings
-    logs.start_request(bool(settings.trusted_proxies))
-    request.max_content_length = settings.max_body_bytes
-    request.max_form_parts = inputs.MAX_PARAMS
-    inputs.check_request(settings.max_param_length,
-                         unique=request.blueprint in STRICT_PARAMS,
-                         basic=request.blueprint in CLIENT_AUTH)
+    logs.start_request(req, bool(settings.trusted_proxies))
+    req.max_content_length = settings.max_body_bytes
+    req.max_form_parts = inputs.MAX_PARAMS
+    blueprint = req.blueprint
+    inputs.check_request(req, settings.max_param_length, unique=blueprint in STRICT_PARAMS,
+                         basic=blueprint in CLIENT_AUTH)
 
 
 @bp.after_request
 def _finish(response: Response) -> Response:
-    """Registered first, so it runs last (after every other after-request hook)."""
-    elapsed = logs.finish_request(response)
-    get_state().metrics.request(request.endpoint or "-", request.method, response.status_code,
-                                elapsed)
+    """Runs for every request our blueprints answer (Flask walks nested blueprints), after
+    their own hooks: the headers, then the access line and the metrics, which time the whole."""
+    req: Request = cast(Any, request)._get_current_object()
+    state = get_state()
+    endpoint = req.endpoint
+    if endpoint in CORS_ENDPOINTS:
+        _cors(req, response)
+    _security_headers(response, endpoint, state.issuer.startswith("https://"))
+    elapsed = logs.finish_request(req, response)
+    state.metrics.request(endpoint or "-", req.method, response.status_code, elapsed)
     return response
 
 
-@bp.after_request
-def _headers(response: Response) -> Response:
-    """Runs for every request our blueprints answer (Flask walks nested blueprints)."""
-    if request.endpoint in CORS_ENDPOINTS:
-        _cors(response)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    if get_state().issuer.startswith("https://"):
-        response.headers.setdefault("Strict-Transport-Security", HSTS)
+def _security_headers(response: Response, endpoint: str | None, https: bool) -> None:
+    """Each header unless the view set its own. One pass over the response's headers, not a
+    ``setdefault`` each (each is a case-insensitive scan)."""
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}
+    wanted = [("X-Content-Type-Options", "nosniff")]
+    if https:
+        wanted.append(("Strict-Transport-Security", HSTS))
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", SCRIPT_CSP if request.endpoint
-                                    in SCRIPT_PAGES else PAGE_CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
+        wanted += [("Content-Security-Policy", SCRIPT_CSP if endpoint in SCRIPT_PAGES
+                    else PAGE_CSP), ("X-Frame-Options", "DENY"),
+                   ("Referrer-Policy", "no-referrer")]
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
 
 
-def _cors(response: Response) -> None:
-    origin = request.headers.get("Origin")
-    response.vary.add("Origin")
+def _cors(req: Request, response: Response) -> None:
+    origin = req.headers.get("Origin")
+    if "Vary" in response.headers:
+        response.vary.add("Origin")
+    else:  # the usual case, without parsing and re-serialising a Vary header
+        response.headers["Vary"] = "Origin"
     if not origin:
         return
     try:
@@ -136,7 +151,7 @@ def _cors(response: Response) -> None:
     if not allowed:
         return
     response.headers["Access-Control-Allow-Origin"] = origin
-    if request.method == "OPTIONS":
+    if req.method == "OPTIONS":
         response.headers["Access-Control-Allow-Methods"] = "GET, POST"
         response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
         response.headers["Access-Control-Max-Age"] = "600"

@@ -17,7 +17,7 @@ import binascii
 import re
 from collections.abc import Iterable
 
-from flask import request
+from flask import Request
 from werkzeug.datastructures import MultiDict
 
 #: More parameters than any OAuth or OpenID request has.
@@ -78,11 +78,11 @@ def check_params(params: Iterable[tuple[str, str]], max_length: int, *, unique: 
         seen.add(name)
 
 
-def check_basic_auth() -> None:
+def check_basic_auth(req: Request) -> None:
     """Authlib decodes Basic credentials assuming valid base64 of UTF-8, and a header with a
     space as a scheme and a value; anything else is ours to refuse, as ``invalid_client`` (the
     client failed to authenticate). Split as Authlib splits it, so it reads what we checked."""
-    header = request.headers.get("Authorization", "")
+    header = req.headers.get("Authorization", "")
     if " " not in header:
         return  # Authlib reads no credentials from it
     parts = header.split(None, 1)
@@ -99,18 +99,19 @@ def check_basic_auth() -> None:
         raise BadClientAuth("The Basic authorization header is malformed.")
 
 
-def check_request(max_length: int, *, unique: bool, basic: bool) -> None:
+def check_request(req: Request, max_length: int, *, unique: bool, basic: bool) -> None:
     """Everything a uauth endpoint reads from the request, checked before the view runs.
 
     :raises BadInput: with the public description.
     """
-    check_params(request.args.items(multi=True), max_length, unique=unique)
-    if request.method == "POST" and request.mimetype in (
+    if req.query_string:
+        check_params(req.args.items(multi=True), max_length, unique=unique)
+    if req.method == "POST" and req.mimetype in (
             "application/x-www-form-urlencoded", "multipart/form-data"):
-        form: MultiDict[str, str] = request.form
+        form: MultiDict[str, str] = req.form
         check_params(form.items(multi=True), max_length, unique=unique)
     if basic:
-        check_basic_auth()
+        check_basic_auth(req)
 
 
 def _safe(name: str) -> str:
