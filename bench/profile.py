@@ -12,6 +12,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from uauth.core.records import USERNAME
 from uauth.core.settings import ACCESS_TOKEN_FORMATS
 from uauth.core.users import StoreUsers
 from uauth.extension import get_state
+from uauth.ops.logs import configure_logging
 
 from .driver import Connection
 from .driver import Reply
@@ -178,6 +180,16 @@ def breakdown(profiler: cProfile.Profile, plain_ms: float) -> str:
     return "\n".join(lines)
 
 
+def log_to_nowhere() -> None:
+    """``uauth serve``'s logging (JSON lines from INFO up), its stream /dev/null."""
+    stderr = sys.stderr
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the handler keeps it for the process)
+    try:
+        configure_logging("json", "INFO")
+    finally:
+        sys.stderr = stderr
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     ap.add_argument("--store", choices=["sqlite", "redis", "postgres", "memory"],
@@ -196,9 +208,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="print CPU per operation by component instead of the function list")
     ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
                     help="access tokens of the bench clients (opaque: stored, not signed)")
+    ap.add_argument("--access-log", action="store_true",
+                    help="log as `uauth serve` does (a JSON line per request, written to "
+                         "/dev/null), so the log line's cost is counted too")
     ap.add_argument("--config", action="append", default=[], metavar="KEY=JSON",
                     help="app setting to try, e.g. UAUTH_SIGNING_ALG='\"ES256\"' (repeatable)")
     args = ap.parse_args(argv)
+    if args.access_log:
+        log_to_nowhere()
     with tempfile.TemporaryDirectory(prefix="uauth-profile-") as tmp:
         redis = database = None
         url = None
@@ -237,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
     print(f"{args.op} on {args.store} ({args.access_token_format} access tokens): "
-          f"{plain_ms:.2f} CPU ms per operation in-process (the "
-          f"WSGI app only: no HTTP server, no access log), {args.count} operations; profile "
+          f"{plain_ms:.2f} CPU ms per operation in-process (the WSGI app only: no HTTP "
+          f"server, {'the access log to /dev/null' if args.access_log else 'no access log'}), "
+          f"{args.count} operations; profile "
           "follows (per-call times are inflated by the profiler, proportions hold)")
     print(out.getvalue())
     return 0

@@ -4,6 +4,7 @@ the report work. Nothing here is timed; ``make bench`` does the measuring."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -32,6 +33,7 @@ from bench.run import median_result
 from bench.signing import signing_costs
 from tests.conftest import unique_prefix
 from uauth.extension import get_state
+from uauth.ops.logs import JsonFormatter
 from uauth.storage.redis import RedisStore
 
 
@@ -328,6 +330,35 @@ def test_profile_repeat_prints_the_least_cpu_of_its_timings(
     first = capsys.readouterr().out.splitlines()[0]
     assert len(timings) == 3
     assert f"{min(timings):.3f} CPU ms per operation in-process (3 operations)" in first
+
+
+def test_profile_counts_the_access_log_only_when_asked(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--access-log`` logs as ``uauth serve`` does, to /dev/null: a line per request is
+    formatted and written, so its cost is in the figure."""
+    import bench.profile as profile_module
+
+    logger = logging.getLogger("uauth")
+    for kept in (logger, logging.getLogger("uauth.audit")):  # configure_logging sets both
+        monkeypatch.setattr(kept, "handlers", list(kept.handlers))
+        monkeypatch.setattr(kept, "level", kept.level)
+        monkeypatch.setattr(kept, "propagate", kept.propagate)
+    written: list[str] = []
+
+    def format_line(self: JsonFormatter, record: logging.LogRecord) -> str:
+        written.append(record.getMessage())
+        return ""
+
+    monkeypatch.setattr(JsonFormatter, "format", format_line)
+    assert profile_module.main(["--op", "cc", "--count", "3"]) == 0
+    assert "no access log" in capsys.readouterr().out and written == []
+    assert profile_module.main(["--op", "cc", "--count", "3", "--access-log"]) == 0
+    assert "the access log to /dev/null" in capsys.readouterr().out
+    assert written.count("POST /token 200") >= 6, written
+    streams = [h.stream for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    assert streams and all(stream.name == os.devnull for stream in streams)
+    for stream in streams:
+        stream.close()
 
 
 def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahead(

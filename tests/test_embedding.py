@@ -3,9 +3,12 @@ session and templates keep working, and the host's own API accepts uauth's acces
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -247,6 +250,35 @@ def test_require_token_can_name_a_resource_audience(host: Host) -> None:
     assert answer.json == {"client_id": client.client_id, "user": None}
     elsewhere = host.api(token.json["access_token"])  # /api/notes wants the issuer as audience
     assert elsewhere.status_code == 401 and 'error="invalid_token"' in challenge(elsewhere)
+
+
+def test_require_token_hands_an_async_view_to_the_app(host: Host,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain view is called directly; an ``async def`` one goes through the app's
+    ``ensure_sync``, as Flask runs async views (with its ``async`` extra installed)."""
+    from examples.embedded.notes.views import uauth
+
+    def run_async(view: Any) -> Any:
+        if not inspect.iscoroutinefunction(view):
+            return view
+        return lambda *args, **kwargs: asyncio.run(view(*args, **kwargs))
+
+    monkeypatch.setattr(host.app, "ensure_sync", run_async)
+
+    @uauth.require_token(scope="notes")
+    async def awaited() -> dict[str, object]:
+        return {"client_id": current_token.client_id}
+
+    host.app.add_url_rule("/api/awaited", view_func=awaited)
+    with host.app.app_context():
+        client, secret = register_client(get_state().store, Registration(
+            name="Awaited", redirect_uris=[], scope="notes", grant_types=["client_credentials"]))
+    token = host.post("/auth/token", headers=basic_auth(client.client_id, secret), data={
+        "grant_type": "client_credentials", "scope": "notes"})
+    assert token.status_code == 200, token.text
+    answer = host.app.test_client().get(
+        "/api/awaited", headers={"Authorization": f"Bearer {token.json['access_token']}"})
+    assert answer.status_code == 200 and answer.json == {"client_id": client.client_id}
 
 
 def test_form_post_submits_itself_under_a_host_layout(host: Host) -> None:
