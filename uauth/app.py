@@ -122,8 +122,9 @@ class CookieSessions(SecureCookieSessionInterface):
 
     def open_session(self, app: Flask, req: Request) -> SecureCookieSession | None:
         """Without a ``Cookie`` header (every machine's request) the session is new and empty;
-        Flask would parse the absent header and build the signing serializer to learn that."""
-        if "HTTP_COOKIE" not in req.environ:
+        Flask would parse the absent header and build the signing serializer to learn that.
+        Without a secret key, Flask's answer stands (its null session)."""
+        if "HTTP_COOKIE" not in req.environ and app.secret_key:
             return self.session_class()
         return super().open_session(app, req)
 
