@@ -130,3 +130,22 @@ def test_a_back_channel_request_that_changed_the_session_still_saves_it(
         response = Response()
         app.session_interface.save_session(app, session, response)
         assert "uauth_session=" in response.headers["Set-Cookie"]
+
+
+def test_cors_adds_origin_to_a_vary_header_the_view_already_set(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """``Vary: Origin`` is set directly when nothing varies yet, and merged into what does."""
+    from flask import Response
+    from flask import request
+
+    from uauth.web.views import _cors
+
+    app = make_app(tmp_path, MemoryStore(clock=clock), clock)
+    with app.test_request_context("/jwks.json", headers={"Origin": "https://spa.example"}):
+        fresh, varied = Response(), Response(headers={"Vary": "Accept-Encoding"})
+        _cors(request, fresh)
+        _cors(request, varied)
+        _cors(request, varied)  # twice: still one Origin
+    assert fresh.headers.getlist("Vary") == ["Origin"]
+    assert varied.headers.getlist("Vary") == ["Accept-Encoding, Origin"]
+    assert "Access-Control-Allow-Origin" not in fresh.headers, "an unregistered origin"
