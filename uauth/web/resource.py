@@ -33,11 +33,9 @@ from typing import cast
 from urllib.error import URLError
 
 import jwt
-from flask import Request
 from flask import Response
 from flask import current_app
 from flask import g
-from flask import request
 from werkzeug.local import LocalProxy
 
 from uauth.core.claims import expect_token_user
@@ -48,6 +46,7 @@ from uauth.core.tokens import decode_access_token
 from uauth.core.tokens import validate_access_token
 from uauth.core.verified import VerifiedTokens
 from uauth.storage import StorageError
+from uauth.web.state import current_request
 from uauth.web.state import get_state
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -132,7 +131,7 @@ def bearer_token() -> str | None:
 
     :raises BearerRequestError: a token in two places, or another authorization scheme.
     """
-    req: Request = cast(Any, request)._get_current_object()  # one lookup, not four
+    req = current_request()
     header = req.headers.get("Authorization")
     in_body = None
     if req.method == "POST" and req.mimetype == "application/x-www-form-urlencoded":

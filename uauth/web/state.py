@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
+from typing import cast
 
+from flask import Request
 from flask import current_app
+from flask import request
 
 from uauth.core.state import State
 from uauth.oauth.server import UAuthServer
@@ -31,3 +35,10 @@ def get_state() -> AppState:
             "uauth is not initialised here; call UAuth(app) or uauth.init_app(app)"
         ) from None
     return state
+
+
+def current_request() -> Request:
+    """The request being served, resolved once: every attribute read through Flask's
+    ``request`` proxy looks the request up again, which code run on every request avoids."""
+    req: Request = cast(Any, request)._get_current_object()
+    return req

@@ -10,8 +10,6 @@ request id).
 from __future__ import annotations
 
 import logging
-from typing import Any
-from typing import cast
 
 from flask import Blueprint
 from flask import Flask
@@ -25,6 +23,7 @@ from uauth.storage import StorageError
 from uauth.web import requestlog as logs
 from uauth.web.errors import error_page
 from uauth.web.errors import oauth_error
+from uauth.web.state import current_request
 from uauth.web.state import get_state
 
 from . import account
@@ -93,8 +92,7 @@ def _page_links() -> dict[str, bool]:
 
 @bp.before_request
 def _start() -> None:
-    # The request is resolved once: every attribute read through Flask's proxy looks it up again.
-    req: Request = cast(Any, request)._get_current_object()
+    req = current_request()
     settings = get_state().settings
     logs.start_request(req, bool(settings.trusted_proxies))
     req.max_content_length = settings.max_body_bytes
@@ -108,7 +106,7 @@ def _start() -> None:
 def _finish(response: Response) -> Response:
     """Runs for every request our blueprints answer (Flask walks nested blueprints), after
     their own hooks: the headers, then the access line and the metrics, which time the whole."""
-    req: Request = cast(Any, request)._get_current_object()
+    req = current_request()
     state = get_state()
     endpoint = req.endpoint
     if endpoint in CORS_ENDPOINTS:
