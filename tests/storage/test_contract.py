@@ -7,6 +7,7 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from uauth.storage import Store
 from uauth.storage import hash_key
 from uauth.storage import open_store
 from uauth.storage.memory import MemoryStore
+from uauth.storage.memory import _Entry
 from uauth.storage.postgres import PostgresStore
 from uauth.storage.redis import RedisStore
 from uauth.storage.redis_cluster import RedisClusterStore
@@ -499,6 +501,7 @@ def test_memory_store_drops_expired_records_nobody_reads_again(clock: FakeClock)
     for i in range(PURGE_EVERY):
         store.save("authorization_code", f"new{i}", {"i": i}, ttl=60)
     assert len(store._entries) <= PURGE_EVERY, "the spent, expired codes are gone"
+    assert len(store._by_kind["authorization_code"]) == len(store._entries), "unindexed too"
 
 
 def _child_connection_is_fresh(store: SQLiteStore, results: object) -> None:
@@ -511,3 +514,40 @@ def test_sqlite_children_never_use_a_connection_inherited_through_fork(tmp_path:
     store = SQLiteStore(tmp_path / "fork.sqlite3")
     store.save("client", "c", {"n": 1}, ttl=None)  # the parent has a live connection now
     assert ask_forked_child(_child_connection_is_fresh, store) is True
+
+
+class _NoFullWalk(dict[tuple[str, str], _Entry]):
+    """The memory store's entries, refusing to be walked whole (a listing must use its index)."""
+
+    def items(self) -> Any:
+        raise AssertionError("the whole store was walked")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the whole store was walked")
+
+
+def test_memory_store_lists_and_revokes_a_grant_through_its_index(clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    for i in range(50):  # other people's records, which a grant's listing must not read
+        store.save("refresh_token", f"other{i}", {"i": i}, ttl=60, grant_id=f"g{i}")
+    store.save("refresh_token", "a", {"n": 1}, ttl=60, grant_id="mine")
+    store.save("access_token", "b", {"n": 2}, ttl=None, grant_id="mine")
+    store.save("refresh_token", "moved", {"n": 3}, ttl=60, grant_id="mine")
+    store.save("refresh_token", "moved", {"n": 3}, ttl=60, grant_id="g1")  # saved elsewhere now
+    store.save("code", "short", {"n": 4}, ttl=5, grant_id="mine")
+    clock.advance(6)
+    entries = store._entries
+    store._entries = _NoFullWalk(entries)
+    try:
+        assert sorted(store.grant_records("mine")) == [
+            ("access_token", "b", {"n": 2}), ("refresh_token", "a", {"n": 1})]
+        assert [key for key, _ in store.scan("access_token")] == ["b"]
+        assert store.revoke_grant("mine") == 2
+        assert store.grant_records("mine") == [] and store.revoke_grant("mine") == 0
+    finally:
+        store._entries = dict(store._entries)
+    assert store.find("refresh_token", "moved") == {"n": 3}, "spared: another grant's now"
+    assert len(store.grant_records("g1")) == 2
+    store.delete("refresh_token", "moved")
+    assert [key for _, key, _ in store.grant_records("g1")] == ["other1"]
+    assert store._by_grant.keys() == {f"g{i}" for i in range(50)}, "no empty index left"

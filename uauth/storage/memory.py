@@ -1,6 +1,12 @@
 """In-process storage: tests, development, and a single-process provider that may forget.
 
 Not shared between gunicorn workers, so ``uauth serve`` refuses it with more than one worker.
+
+Records are indexed by grant and by kind, as the other backends index them, so listing or
+revoking a grant reads only that grant's records: without the index every new refresh-token
+family (the grant cap lists the person's notes and revokes the oldest) walked every record the
+store held, and a flow cost 4.7 ms after 200 flows and 27 ms after 12,000 (in-process,
+``python -m bench.profile --store memory``).
 """
 
 from __future__ import annotations
@@ -36,14 +42,45 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[Kind, str], _Entry] = {}
+        #: The keys of each grant's records, and of each kind's (in the order first written).
+        self._by_grant: dict[str, dict[tuple[Kind, str], None]] = {}
+        self._by_kind: dict[Kind, dict[str, None]] = {}
         self._writes = 0
+
+    def _put(self, kind: Kind, key: str, entry: _Entry) -> None:
+        """Store ``entry`` and index it; under the lock, like every change to the entries."""
+        old = self._entries.get((kind, key))
+        if old is not None and old.grant_id != entry.grant_id:
+            self._unindex_grant(kind, key, old.grant_id)
+        self._entries[(kind, key)] = entry
+        self._by_kind.setdefault(kind, {})[key] = None
+        if entry.grant_id is not None:
+            self._by_grant.setdefault(entry.grant_id, {})[(kind, key)] = None
+
+    def _drop(self, kind: Kind, key: str) -> None:
+        entry = self._entries.pop((kind, key), None)
+        if entry is not None:
+            self._unindex_grant(kind, key, entry.grant_id)
+            keys = self._by_kind[kind]
+            del keys[key]
+            if not keys:
+                del self._by_kind[kind]
+
+    def _unindex_grant(self, kind: Kind, key: str, grant_id: str | None) -> None:
+        if grant_id is None:
+            return
+        keys = self._by_grant.get(grant_id)
+        if keys is not None:
+            keys.pop((kind, key), None)
+            if not keys:
+                del self._by_grant[grant_id]
 
     def _live(self, kind: Kind, key: str) -> _Entry | None:
         entry = self._entries.get((kind, key))
         if entry is None:
             return None
         if entry.expires_at is not None and entry.expires_at <= self._clock():
-            del self._entries[(kind, key)]
+            self._drop(kind, key)
             return None
         return entry
 
@@ -53,15 +90,16 @@ class MemoryStore:
         self._writes += 1
         if self._writes % PURGE_EVERY == 0:
             now = self._clock()
-            self._entries = {k: e for k, e in self._entries.items()
-                             if e.expires_at is None or e.expires_at > now}
+            for kind, key in [k for k, e in self._entries.items()
+                              if e.expires_at is not None and e.expires_at <= now]:
+                self._drop(kind, key)
         return None if ttl is None else self._clock() + ttl
 
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> None:
         with self._lock:
-            self._entries[(kind, key)] = _Entry(copy.deepcopy(record), self._expiry(ttl), grant_id)
+            self._put(kind, key, _Entry(copy.deepcopy(record), self._expiry(ttl), grant_id))
 
     def add(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
@@ -69,7 +107,7 @@ class MemoryStore:
         with self._lock:
             if self._live(kind, key) is not None:
                 return False
-            self._entries[(kind, key)] = _Entry(copy.deepcopy(record), self._expiry(ttl), grant_id)
+            self._put(kind, key, _Entry(copy.deepcopy(record), self._expiry(ttl), grant_id))
             return True
 
     def find(self, kind: Kind, key: str) -> Record | None:
@@ -94,32 +132,31 @@ class MemoryStore:
             entry = self._live(kind, key)
             if entry is None:
                 entry = _Entry({"count": 0}, self._expiry(ttl), None)
-                self._entries[(kind, key)] = entry
+                self._put(kind, key, entry)
             count = int(entry.record.get("count", 0)) + 1
             entry.record = {"count": count}
             return count
 
     def delete(self, kind: Kind, key: str) -> None:
         with self._lock:
-            self._entries.pop((kind, key), None)
+            self._drop(kind, key)
 
     def revoke_grant(self, grant_id: str) -> int:
         with self._lock:
-            doomed = [k for k, e in self._entries.items() if e.grant_id == grant_id]
-            for k in doomed:
-                del self._entries[k]
+            doomed = list(self._by_grant.get(grant_id, ()))
+            for kind, key in doomed:
+                self._drop(kind, key)
             return len(doomed)
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         with self._lock:
-            found = [(kind, key) for (kind, key), e in self._entries.items()
-                     if e.grant_id == grant_id]
+            found = list(self._by_grant.get(grant_id, ()))
             live = [(kind, key, self._live(kind, key)) for kind, key in found]
             return [(kind, key, copy.deepcopy(e.record)) for kind, key, e in live if e is not None]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         with self._lock:
-            keys = [k for (family, k) in self._entries if family == kind]
+            keys = list(self._by_kind.get(kind, ()))
             found = [(k, self._live(kind, k)) for k in keys]
             items = [(k, copy.deepcopy(e.record)) for k, e in found if e is not None]
         yield from items
