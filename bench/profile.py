@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="time COUNT operations this many times and print the least CPU (on a "
                          "shared machine the least disturbed run)")
+    ap.add_argument("--each", action="store_true",
+                    help="also print each of the REPEAT timings in order, one store throughout: "
+                         "a cost that grows with what the store holds shows as a rising series")
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     ap.add_argument("--output", type=Path, help="also save the raw profile (for snakeviz etc.)")
@@ -233,8 +236,12 @@ def main(argv: list[str] | None = None) -> int:
                                 access_token_format=args.access_token_format)
             try:
                 # Timed once without the profiler: the profiler itself roughly doubles the cost.
-                plain_ms = min(profile(app, target, args.op, args.count, with_profiler=False)[1]
-                               for _ in range(max(1, args.repeat)))
+                timings = [profile(app, target, args.op, args.count, with_profiler=False)[1]
+                           for _ in range(max(1, args.repeat))]
+                plain_ms = min(timings)
+                if args.each:
+                    print(f"{args.op} on {args.store}, CPU ms per operation, each timing of "
+                          f"{args.count}: " + " ".join(f"{t:.2f}" for t in timings))
                 profiler, _ = profile(app, target, args.op, args.count, with_profiler=True)
             finally:
                 with app.app_context():

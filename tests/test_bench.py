@@ -330,6 +330,13 @@ def test_profile_repeat_prints_the_least_cpu_of_its_timings(
     first = capsys.readouterr().out.splitlines()[0]
     assert len(timings) == 3
     assert f"{min(timings):.3f} CPU ms per operation in-process (3 operations)" in first
+    assert "each timing" not in first
+    timings.clear()
+    assert profile_module.main(["--op", "cc", "--count", "3", "--repeat", "3", "--each",
+                                "--breakdown"]) == 0
+    each = capsys.readouterr().out.splitlines()[0]
+    assert each == ("cc on sqlite, CPU ms per operation, each timing of 3: "
+                    + " ".join(f"{t:.2f}" for t in timings)), "every timing, in order"
 
 
 def test_profile_counts_the_access_log_only_when_asked(
@@ -404,3 +411,4 @@ def test_held_writes_bench_leaves_what_command_by_command_leaves(redis_url: str)
             store.close()
     assert dumps[0] == dumps[1]
     assert ("revoked", "grant:g2", None) in dumps[1] and ("app_grant", "n2", "apps") not in dumps[1]
+
