@@ -4,8 +4,11 @@ unchanged, and a primary's failover is survived with what was written before it.
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -255,4 +258,85 @@ def test_a_cluster_index_written_as_a_set_is_read_and_extended(
     assert sorted(key for _, key, _ in store.grant_records("g")) == ["new", "old"]
     assert store.revoke_grant("g") == 2
     raw.close()
+    store.close()
+
+
+def _handed_out(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the connections any pool hands out from now on (each primary has its own pool)."""
+    handed = [0]
+    original = redis.connection.ConnectionPool.get_connection
+
+    def get_connection(self: Any, *args: Any, **kwargs: Any) -> Any:
+        handed[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.ConnectionPool, "get_connection", get_connection)
+    return handed
+
+
+def _pools(store: RedisClusterStore) -> list[Any]:
+    return [node.redis_connection.connection_pool
+            for node in store._client().nodes_manager.nodes_cache.values()
+            if node.redis_connection is not None]
+
+
+def test_a_thread_keeps_one_connection_per_primary(redis_cluster: RedisClusterServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool checks a connection for unread data each time it hands it out (three system calls);
+    a thread keeps one per primary instead, for every command, pipeline and script."""
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    store.ping()  # the slot map, read by the cluster client through its own pools
+    handed = _handed_out(monkeypatch)
+    for n in range(20):
+        store.save("refresh_token", f"t{n}", {"n": n}, ttl=600, grant_id=f"g{n % 3}")
+        assert store.find("refresh_token", f"t{n}") == {"n": n}
+    assert len(store.grant_records("g1")) == 7
+    assert store.revoke_grant("g2") == 6
+    assert handed[0] <= 3, f"the pools handed out {handed[0]} connections for 80 commands"
+    store.close()
+
+
+def test_a_cluster_thread_that_ends_gives_its_connections_back(
+        redis_cluster: RedisClusterServer) -> None:
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    for n in range(12):
+        store.save("refresh_token", f"m{n}", {"n": n}, ttl=600)  # this thread's, on every primary
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(12):
+                store.save("refresh_token", f"t{n}-{i}", {"i": i}, ttl=600)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    for n in range(8):  # one after another, as a threaded server's request threads come
+        thread = threading.Thread(target=work, args=(n,))
+        thread.start()
+        thread.join()
+        gc.collect()
+    assert not failures
+    assert store.find("refresh_token", "t7-11") == {"i": 11}
+    pools = _pools(store)
+    assert len(pools) >= 3
+    created = [pool._created_connections for pool in pools]
+    assert all(n <= 3 for n in created), f"{created} connections per primary for two threads"
+    assert sum(len(pool._in_use_connections) for pool in pools) <= 3, "only this thread's kept"
+    store.close()
+
+
+def test_a_kept_connection_the_server_closed_is_replaced(redis_cluster: RedisClusterServer
+                                                         ) -> None:
+    """A primary that dropped a kept connection (a restart, its idle timeout): the call is
+    answered anyway, through the cluster client, and the next one keeps a new connection."""
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    for n in range(12):
+        store.save("client", f"c{n}", {"n": n}, ttl=None)
+    for port in redis_cluster.ports:
+        admin = redis.Redis(port=port)
+        admin.client_kill_filter(_type="normal", skipme=True)
+        admin.close()
+    assert store.find_many("client", [f"c{n}" for n in range(12)]) == [
+        {"n": n} for n in range(12)]
+    assert store.find("client", "c3") == {"n": 3}
     store.close()

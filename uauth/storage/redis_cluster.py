@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
@@ -61,6 +62,7 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
+from .process import current_pid
 from .redis import _SAVE_RECORD
 from .redis import RedisRecordStore
 from .redis import _glob_escape
@@ -145,6 +147,31 @@ SETTLED = 60.0
 T = TypeVar("T")
 
 
+def _give_back(kept: tuple[Any, Any]) -> None:
+    pool, connection = kept
+    pool.release(connection)
+
+
+class _Kept:
+    """A thread's kept connections (see :meth:`RedisClusterStore._kept`); given back to their
+    pools when the thread ends and its thread-local value goes."""
+
+    def __init__(self) -> None:
+        self.pid = current_pid()
+        self.connections: dict[str, tuple[Any, Any]] = {}
+        weakref.finalize(self, _give_back_all, self.connections, self.pid)
+
+    def give_back(self) -> None:
+        _give_back_all(self.connections, self.pid)
+
+
+def _give_back_all(connections: dict[str, tuple[Any, Any]], pid: int) -> None:
+    if pid != current_pid():  # a forked child: the pools start afresh there
+        return
+    while connections:
+        _give_back(connections.popitem()[1])
+
+
 class RedisClusterStore(RedisRecordStore):
     def __init__(self, url: str, *, prefix: str = "uauth:", clock: Clock = system_clock,
                  timeout: float = 2.0) -> None:
@@ -155,6 +182,7 @@ class RedisClusterStore(RedisRecordStore):
         self._nodes, self._auth = parse_cluster_url(url)
         self._lock = threading.Lock()
         self._cluster: Any = None
+        self._local = threading.local()
 
     # -- connection -----------------------------------------------------------------------
 
@@ -193,6 +221,10 @@ class RedisClusterStore(RedisRecordStore):
                 f"redis cluster at {self._where()} failed: {type(exc).__name__}") from exc
 
     def _reset(self) -> None:
+        mine: _Kept | None = getattr(self._local, "kept", None)
+        self._local.kept = None
+        if mine is not None and mine.pid == current_pid():
+            mine.give_back()
         with self._lock:
             cluster, self._cluster = self._cluster, None
         if cluster is not None:
@@ -204,7 +236,8 @@ class RedisClusterStore(RedisRecordStore):
         and return their raw replies, in order.
 
         The hot path routes them itself: the slot map gives each key's primary, each primary
-        gets its commands in one write, then every reply is read, so commands on several
+        gets its commands in one write on the connection this thread keeps to it
+        (:meth:`_kept`), then every reply is read, so commands on several
         primaries cost one round trip's wait and none of the cluster client's per-command
         bookkeeping. Anything unusual (a ``MOVED`` or ``ASK`` after a resharding or failover, a
         node that does not answer, a slot without a primary) falls back to redis-py's cluster
@@ -222,33 +255,48 @@ class RedisClusterStore(RedisRecordStore):
 
         return self._call(via_cluster)
 
-    @staticmethod
-    def _send_direct(client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def _kept(self) -> dict[str, tuple[Any, Any]]:
+        """This thread's connections, one per primary it has talked to, by node name: kept
+        between calls as the single-Redis store keeps its one (``RedisStore._client``), since a
+        pool hands a connection out only after checking it for unread data, three system calls
+        each time. A thread that ends gives them back; a forked child starts afresh."""
+        mine: _Kept | None = getattr(self._local, "kept", None)
+        if mine is None or mine.pid != current_pid():
+            mine = self._local.kept = _Kept()
+        return mine.connections
+
+    def _send_direct(self, client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
         manager = client.nodes_manager
         groups: dict[str, tuple[Any, list[int]]] = {}
         for index, command in enumerate(commands):
             key = command[1] if command[0] != "EVAL" else command[3]
             node = manager.get_node_from_slot(client.keyslot(key))
             groups.setdefault(node.name, (node, []))[1].append(index)
-        held = []
+        kept = self._kept()
+        used = []
         replies: list[Any] = [None] * len(commands)
         try:
-            for node, indexes in groups.values():
+            for name, (node, indexes) in groups.items():
                 pool = client.get_redis_connection(node).connection_pool
-                connection = pool.get_connection()
-                held.append((pool, connection, indexes))
+                mine = kept.get(name)
+                if mine is None or mine[0] is not pool:  # new, or the slot map was read afresh
+                    if mine is not None:
+                        _give_back(mine)
+                    mine = kept[name] = (pool, pool.get_connection())
+                used.append(name)
+                connection = mine[1]
                 connection.send_packed_command(
                     connection.pack_commands([commands[i] for i in indexes]))
-            for _, connection, indexes in held:
-                for i in indexes:
+            for name in used:
+                connection = kept[name][1]
+                for i in groups[name][1]:
                     replies[i] = connection.read_response()
         except BaseException:
-            for _, connection, _ in held:  # replies may be left unread: never reuse these
-                connection.disconnect()
+            for name in used:  # replies may be left unread: never reuse these
+                mine = kept.pop(name)
+                mine[1].disconnect()
+                _give_back(mine)
             raise
-        finally:
-            for pool, connection, _ in held:
-                pool.release(connection)
         return replies
 
     # -- keys -----------------------------------------------------------------------------
