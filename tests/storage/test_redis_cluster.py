@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from typing import cast
 
 import pytest
 import redis
@@ -339,4 +340,66 @@ def test_a_kept_connection_the_server_closed_is_replaced(redis_cluster: RedisClu
     assert store.find_many("client", [f"c{n}" for n in range(12)]) == [
         {"n": n} for n in range(12)]
     assert store.find("client", "c3") == {"n": 3}
+    store.close()
+
+
+def _sends(store: RedisClusterStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many commands each of the store's waits for the cluster sends, from now on."""
+    sizes: list[int] = []
+    original = RedisClusterStore._send
+
+    def send(self: RedisClusterStore, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if self is store:
+            sizes.append(len(commands))
+        return original(self, commands)
+
+    monkeypatch.setattr(RedisClusterStore, "_send", send)
+    return sizes
+
+
+def test_cluster_held_writes_travel_with_the_next_command_that_answers(
+        redis_cluster: RedisClusterServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    store.save("authorization_code", "gone", {"n": 0}, ttl=60)
+    raw = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    seen = _sends(store, monkeypatch)
+    with store.batch():
+        store.save("authorization_code", "a", {"n": 1}, ttl=60, grant_id="g")
+        store.save("authorization_code", "b", {"n": 2}, ttl=60)
+        store.delete("authorization_code", "gone")
+        store.prefetch("user", "u")
+        assert seen == [], "nothing sent yet"
+        assert raw.hget(store._key("authorization_code", "a"), "v") is None, "nobody sees it yet"
+        consumed = store.consume("authorization_code", "b")
+        assert consumed is not None and consumed.first
+        assert seen == [6], "the index, three writes, the read ahead and the consume: one wait"
+        assert store.find("user", "u") is None and seen == [6], "answered from the read ahead"
+        store.save("authorization_code", "c", {"n": 3}, ttl=60)
+    assert seen == [6, 1], "the rest is sent when the block ends"
+    assert cast(bytes, raw.hget(store._key("authorization_code", "c"), "v")) == b'{"n": 3}'
+    assert store.find("authorization_code", "gone") is None
+    assert store.grant_records("g") == [("authorization_code", "a", {"n": 1})]
+    raw.close()
+    store.close()
+
+
+def test_only_what_a_primary_refused_is_sent_again(redis_cluster: RedisClusterServer) -> None:
+    """A stale slot map (a resharding, a failover) sends a held save to the wrong primary, which
+    answers MOVED; the save goes again through the cluster client, but the code consumed in the
+    same pipeline is not consumed a second time (that would read as a replay and revoke it)."""
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    store.save("authorization_code", "k", {"n": 1}, ttl=600)
+    client = store._client()
+    code_node = client.get_node_from_key(store._key("authorization_code", "k"))
+    name = next(f"r{n}" for n in range(200)
+                if client.get_node_from_key(store._key("client", f"r{n}")).name != code_node.name)
+    slot = client.keyslot(store._key("client", name))
+    client.nodes_manager.slots_cache[slot] = [code_node]
+    with store.batch():
+        store.save("client", name, {"n": 2}, ttl=None)
+        consumed = store.consume("authorization_code", "k")
+    assert consumed is not None and consumed.first, "consumed once"
+    assert store.find("client", name) == {"n": 2}, "the refused save went again, and landed"
+    again = store.consume("authorization_code", "k")
+    assert again is not None and not again.first
     store.close()

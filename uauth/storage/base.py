@@ -147,8 +147,7 @@ class Store(Protocol):
         writes (a token response's), where each costs one (on SQLite: one commit). Order is
         kept: every operation, in this thread, sees the writes made before it. A held write
         that fails raises where it is sent, at the latest when the block ends; nested blocks
-        are one block. Memory has nothing to save and holds nothing back, nor does Redis
-        Cluster."""
+        are one block. Memory has nothing to save and holds nothing back."""
 
     def prefetch(self, kind: Kind, key: str) -> None:
         """A hint, inside :meth:`batch`, that :meth:`find` of this record follows: a backend
@@ -156,8 +155,7 @@ class Store(Protocol):
         answer that ``find`` from the reply, one round trip fewer for a read that depends on
         nothing the operation in between answers. ``find`` still sees every write this
         thread made to the record since. Outside a batch, and on backends whose reads cost no
-        round trip (memory, SQLite) or that hold nothing back (Redis Cluster), nothing
-        happens."""
+        round trip (memory, SQLite), nothing happens."""
 
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""

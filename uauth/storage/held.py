@@ -1,8 +1,9 @@
 """The writes a backend with round trips holds back inside :meth:`Store.batch`, and the reads
 it was told to expect there (:meth:`Store.prefetch`), per thread.
 
-Redis and PostgreSQL share this bookkeeping and differ only in how they send what is held: a
-pipeline of commands, a pipeline of prepared statements. SQLite holds writes only: its reads
+Redis, Redis Cluster and PostgreSQL share this bookkeeping and differ only in how they send
+what is held: a pipeline of commands (on a cluster, one to each primary at once), a pipeline of
+prepared statements. SQLite holds writes only: its reads
 cost no round trip, so there is nothing to read ahead.
 """
 

@@ -22,7 +22,6 @@ from abc import ABC
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from contextlib import nullcontext
 from typing import Any
 
 import redis
@@ -142,6 +141,7 @@ class RedisRecordStore(ABC):
 
     prefix: str
     _clock: Clock
+    _held: HeldWrites[tuple[Any, ...]]
 
     @abstractmethod
     def _key(self, kind: Kind, key: str) -> str:
@@ -176,16 +176,43 @@ class RedisRecordStore(ABC):
         """Write the record ``name`` with the save script's ``argv`` and, under a grant, add
         it to the grant's index; False when ``add`` found a live record."""
 
+    @abstractmethod
+    def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """``commands`` at once, one round trip's wait; their raw replies, in order. A command on
+        a record is sent after every command before it on that record."""
+
     def batch(self) -> AbstractContextManager[None]:
-        """Nothing is held back: a cluster's writes go to the primaries of their own slots."""
-        return nullcontext()
+        """Hold this thread's saves and deletes back and send them in one pipeline with the
+        next command that answers, or at the end of the block: a token response's writes cost
+        one round trip instead of one each. Order is kept, so a read sees every write before
+        it; a write that fails raises where it is sent."""
+        return self._held.batch(self._send)
 
     def prefetch(self, kind: Kind, key: str) -> None:
-        """Nothing is read ahead: a cluster sends nothing ahead (see :meth:`batch`)."""
-        return None
+        """Read the record with the next command that answers, in its pipeline."""
+        self._held.expect((kind, key), ("HMGET", self._key(kind, key), "v", "e"))
+
+    def _with_reads(self, held: list[tuple[Any, ...]], reads: list[tuple[Name, tuple[Any, ...]]],
+                    commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send the held writes, the expected reads and ``commands`` in one pipeline; keep the
+        reads' replies for :meth:`find` and return the replies to ``commands``."""
+        replies = self._send([*held, *(read for _, read in reads), *commands])
+        for (name, _), reply in zip(reads, replies[len(held):], strict=False):
+            self._held.answered(name, reply)
+        return replies[len(held) + len(reads):]
+
+    def _after_held(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies to ``commands``, sent after what this thread holds and reads ahead."""
+        return self._with_reads(self._held.take(), self._held.take_reads(), commands)
+
+    def _flush(self) -> None:
+        held = self._held.take()
+        if held:
+            self._send(held)
 
     def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
                grant_id: str | None) -> bool:
+        self._held.forget((kind, key))
         now = self._clock()
         expires = "" if ttl is None else repr(now + ttl)
         ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
@@ -213,7 +240,8 @@ class RedisRecordStore(ABC):
         return listed.decode(value) if listing else dict(json.loads(value))
 
     def find(self, kind: Kind, key: str) -> Record | None:
-        value, expires = self._command("HMGET", self._key(kind, key), "v", "e")
+        ready, reply = self._held.answer((kind, key))
+        value, expires = reply if ready else self._command("HMGET", self._key(kind, key), "v", "e")
         return self._decode_live(value, expires)
 
     def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
@@ -221,6 +249,7 @@ class RedisRecordStore(ABC):
         return [self._decode_live(value, expires) for value, expires in rows]
 
     def consume(self, kind: Kind, key: str) -> Consumed | None:
+        self._held.forget((kind, key))
         result = self._script(_CONSUME, self._key(kind, key), repr(self._clock()))
         if result is None:
             return None
@@ -228,6 +257,7 @@ class RedisRecordStore(ABC):
         return Consumed(dict(json.loads(value)), first=int(times) == 1)
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:
+        self._held.forget((kind, key))
         now = self._clock()
         return int(self._script(_INCR, self._key(kind, key),
                                 str(math.ceil(ttl * 1000)), repr(now + ttl), repr(now)))
@@ -353,17 +383,6 @@ class RedisStore(RedisRecordStore):
         kwargs = self._pool.connection_kwargs
         return f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
 
-    def batch(self) -> AbstractContextManager[None]:
-        """Hold this thread's saves and deletes back and send them in one pipeline with the
-        next command that answers, or at the end of the block: a token response's writes cost
-        one round trip instead of one each. Order is kept, so a read sees every write before
-        it; a write that fails raises where it is sent."""
-        return self._held.batch(self._send)
-
-    def prefetch(self, kind: Kind, key: str) -> None:
-        """Read the record with the next command that answers, in its pipeline."""
-        self._held.expect((kind, key), ("HMGET", self._key(kind, key), "v", "e"))
-
     def _answer(self, command: tuple[Any, ...], alone: Any) -> Any:
         """The reply to ``command``: sent after the held writes and the reads expected ahead
         (:meth:`prefetch`) in their pipeline, or by ``alone`` (a registered script's EVALSHA
@@ -374,35 +393,6 @@ class RedisStore(RedisRecordStore):
         if not held and not reads:
             return self._call(alone)
         return self._with_reads(held, reads, [command])[-1]
-
-    def _with_reads(self, held: list[tuple[Any, ...]], reads: list[tuple[Name, tuple[Any, ...]]],
-                    commands: list[tuple[Any, ...]]) -> list[Any]:
-        """Send the held writes, the expected reads and ``commands`` in one pipeline; keep the
-        reads' replies for :meth:`find` and return the replies to ``commands``."""
-        replies = self._send([*held, *(read for _, read in reads), *commands])
-        for (name, _), reply in zip(reads, replies[len(held):], strict=False):
-            self._held.answered(name, reply)
-        return replies[len(held) + len(reads):]
-
-    def find(self, kind: Kind, key: str) -> Record | None:
-        ready, reply = self._held.answer((kind, key))
-        if not ready:
-            return super().find(kind, key)
-        value, expires = reply
-        return self._decode_live(value, expires)
-
-    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
-               grant_id: str | None) -> bool:
-        self._held.forget((kind, key))
-        return super()._write(mode, kind, key, record, ttl, grant_id)
-
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
-        self._held.forget((kind, key))
-        return super().consume(kind, key)
-
-    def incr(self, kind: Kind, key: str, ttl: int) -> int:
-        self._held.forget((kind, key))
-        return super().incr(kind, key, ttl)
 
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """``commands`` in one round trip, as redis-py's pipelines send them (a ``ResponseError``
@@ -444,18 +434,12 @@ class RedisStore(RedisRecordStore):
             keys=[name], args=list(args), client=self._client))
 
     def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        return self._with_reads(self._held.take(), self._held.take_reads(),
-                                [("HMGET", name, *fields) for name in names])
+        return self._after_held([("HMGET", name, *fields) for name in names])
 
     def _names(self, head: str) -> list[bytes]:
         self._flush()
         return list(self._call(
             lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
-
-    def _flush(self) -> None:
-        held = self._held.take()
-        if held:
-            self._send(held)
 
     def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
         grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")

@@ -32,6 +32,12 @@ grant's index (which would make it unrevocable):
 * revocation removes from the index only the members it read, so a record added meanwhile stays
   revocable.
 
+Inside :meth:`~uauth.storage.base.Store.batch` saves and deletes are held back and sent with
+the next command that answers, and reads asked for ahead (``prefetch``) ride along, as on single
+Redis: each primary gets its share in one write and every reply is read, one round trip's wait
+for commands on several primaries. Should a primary refuse a command (``MOVED`` after a
+resharding), only what it refused goes again (:meth:`RedisClusterStore._send`).
+
 The single-Redis backend keeps its key format (``{prefix}r:{kind}:{key}`` without hash tags):
 nothing changes for existing deployments; moving to a cluster is ``uauth migrate --to``.
 
@@ -62,6 +68,7 @@ from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
+from .held import HeldWrites
 from .process import current_pid
 from .redis import _SAVE_RECORD
 from .redis import RedisRecordStore
@@ -146,6 +153,12 @@ SETTLED = 60.0
 
 T = TypeVar("T")
 
+#: Replies that say a command did not run where it was sent (after a resharding or failover,
+#: while a cluster elects): it is sent again through the cluster client, which follows them.
+_NOT_RUN = (redis.exceptions.MovedError, redis.exceptions.AskError,
+            redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError,
+            redis.exceptions.ReadOnlyError)
+
 
 def _give_back(kept: tuple[Any, Any]) -> None:
     pool, connection = kept
@@ -183,6 +196,7 @@ class RedisClusterStore(RedisRecordStore):
         self._lock = threading.Lock()
         self._cluster: Any = None
         self._local = threading.local()
+        self._held: HeldWrites[tuple[Any, ...]] = HeldWrites()
 
     # -- connection -----------------------------------------------------------------------
 
@@ -237,23 +251,31 @@ class RedisClusterStore(RedisRecordStore):
 
         The hot path routes them itself: the slot map gives each key's primary, each primary
         gets its commands in one write on the connection this thread keeps to it
-        (:meth:`_kept`), then every reply is read, so commands on several
-        primaries cost one round trip's wait and none of the cluster client's per-command
-        bookkeeping. Anything unusual (a ``MOVED`` or ``ASK`` after a resharding or failover, a
-        node that does not answer, a slot without a primary) falls back to redis-py's cluster
-        pipeline, which follows redirections and re-reads the slot map, or raises."""
+        (:meth:`_kept`), then every reply is read, so commands on several primaries cost one
+        round trip's wait and none of the cluster client's per-command bookkeeping. What the
+        hot path could not run (a ``MOVED`` or ``ASK`` after a resharding or failover, a node
+        that does not answer, a slot without a primary) goes again through redis-py's cluster
+        pipeline, which follows redirections and re-reads the slot map, or raises; only that
+        part goes again, so a command that ran on another primary (a code's consumption held
+        in one pipeline with a save) never runs twice."""
         try:
-            return self._send_direct(self._client(), commands)
-        except (redis.RedisError, RedisClusterException, OSError):
-            pass
+            replies, again = self._send_direct(self._client(), commands)
+        except (redis.RedisError, RedisClusterException, OSError):  # before anything was sent
+            replies, again = [None] * len(commands), list(range(len(commands)))
+        if again:
+            def via_cluster(c: Any) -> list[Any]:
+                pipe = c.pipeline()
+                for i in again:
+                    pipe.execute_command(*commands[i])
+                return list(pipe.execute())
 
-        def via_cluster(c: Any) -> list[Any]:
-            pipe = c.pipeline()
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(pipe.execute())
-
-        return self._call(via_cluster)
+            for i, reply in zip(again, self._call(via_cluster), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, redis.ResponseError):
+                raise StorageError(f"redis cluster at {self._where()} failed: "
+                                   f"{type(reply).__name__}") from reply
+        return replies
 
     def _kept(self) -> dict[str, tuple[Any, Any]]:
         """This thread's connections, one per primary it has talked to, by node name: kept
@@ -265,7 +287,19 @@ class RedisClusterStore(RedisRecordStore):
             mine = self._local.kept = _Kept()
         return mine.connections
 
-    def _send_direct(self, client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def _drop(self, name: str) -> None:
+        """Close the kept connection to ``name`` and give it back: replies may be left unread
+        on it, so it is never used again as it is."""
+        mine = self._kept().pop(name, None)
+        if mine is not None:
+            mine[1].disconnect()
+            _give_back(mine)
+
+    def _send_direct(self, client: Any, commands: list[tuple[Any, ...]]
+                     ) -> tuple[list[Any], list[int]]:
+        """The replies (a refusal as its ``ResponseError``) and which commands to send again:
+        those a primary refused to run there (:data:`_NOT_RUN`) and those of a primary whose
+        connection failed before their replies came (as redis-py's own retry would)."""
         manager = client.nodes_manager
         groups: dict[str, tuple[Any, list[int]]] = {}
         for index, command in enumerate(commands):
@@ -273,31 +307,44 @@ class RedisClusterStore(RedisRecordStore):
             node = manager.get_node_from_slot(client.keyslot(key))
             groups.setdefault(node.name, (node, []))[1].append(index)
         kept = self._kept()
-        used = []
+        sent = []
+        again: list[int] = []
         replies: list[Any] = [None] * len(commands)
         try:
             for name, (node, indexes) in groups.items():
-                pool = client.get_redis_connection(node).connection_pool
-                mine = kept.get(name)
-                if mine is None or mine[0] is not pool:  # new, or the slot map was read afresh
-                    if mine is not None:
-                        _give_back(mine)
-                    mine = kept[name] = (pool, pool.get_connection())
-                used.append(name)
-                connection = mine[1]
-                connection.send_packed_command(
-                    connection.pack_commands([commands[i] for i in indexes]))
-            for name in used:
+                try:
+                    pool = client.get_redis_connection(node).connection_pool
+                    mine = kept.get(name)
+                    if mine is None or mine[0] is not pool:  # new, or the map was read afresh
+                        if mine is not None:
+                            _give_back(mine)
+                        mine = kept[name] = (pool, pool.get_connection())
+                    connection = mine[1]
+                    connection.send_packed_command(
+                        connection.pack_commands([commands[i] for i in indexes]))
+                    sent.append(name)
+                except (redis.RedisError, OSError):
+                    self._drop(name)
+                    again.extend(indexes)
+            for name in sent:
                 connection = kept[name][1]
-                for i in groups[name][1]:
-                    replies[i] = connection.read_response()
-        except BaseException:
-            for name in used:  # replies may be left unread: never reuse these
-                mine = kept.pop(name)
-                mine[1].disconnect()
-                _give_back(mine)
+                indexes = groups[name][1]
+                for n, i in enumerate(indexes):
+                    try:
+                        replies[i] = connection.read_response()
+                    except redis.ResponseError as exc:  # the reply was read: the rest follow
+                        replies[i] = exc
+                        if isinstance(exc, _NOT_RUN):
+                            again.append(i)
+                    except (redis.RedisError, OSError):
+                        self._drop(name)
+                        again.extend(indexes[n:])
+                        break
+        except BaseException:  # interrupted (a signal's exception): nothing kept is safe to use
+            for name in list(kept):
+                self._drop(name)
             raise
-        return replies
+        return replies, sorted(again)
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -318,13 +365,13 @@ class RedisClusterStore(RedisRecordStore):
     # -- the protocol ---------------------------------------------------------------------
 
     def _command(self, *command: Any) -> Any:
-        return self._send([command])[0]
+        return self._after_held([command])[0]
 
     def _script(self, body: str, name: str, *args: str) -> Any:
         return self._command("EVAL", body, 1, name, *args)
 
     def _fields(self, names: list[str], fields: list[str]) -> list[list[bytes | None]]:
-        return self._send([("HMGET", name, *fields) for name in names]) if names else []
+        return self._after_held([("HMGET", name, *fields) for name in names]) if names else []
 
     def _names(self, head: str) -> list[bytes]:
         def names_on_every_primary(client: Any) -> list[bytes]:
@@ -333,18 +380,22 @@ class RedisClusterStore(RedisRecordStore):
             client.nodes_manager.initialize()
             return list(client.scan_iter(match=_glob_escape(head) + "*", count=1000))
 
+        self._flush()  # a listing sees this thread's held writes
         return self._call(names_on_every_primary)
 
     def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
-        save = ("EVAL", _SAVE, 1, name, *argv)
-        if not grant_id:
-            return bool(self._send([save])[0])
         # The index and the record in one round trip (both primaries written, then both
-        # replies read); if either fails, the save raises.
+        # replies read); if either fails, the save raises. Inside a batch a save (not an
+        # ``add``, which answers) is held back, both commands together.
         now = argv[4]  # the save's clock (``_write``'s argv): the member's score
-        indexed, saved = self._send([("EVAL", _INDEX, 1, self._grant_key(grant_id), name,
-                                      ttl_ms, now), save])
-        return bool(indexed) and bool(saved)
+        commands = [("EVAL", _SAVE, 1, name, *argv)]
+        if grant_id:
+            commands.insert(0, ("EVAL", _INDEX, 1, self._grant_key(grant_id), name, ttl_ms, now))
+        if argv[-1] == "save" and self._held.hold(commands[0]):
+            for command in commands[1:]:
+                self._held.hold(command)
+            return True
+        return all(bool(reply) for reply in self._after_held(commands))
 
     def _members(self, grant_id: str) -> list[tuple[bytes, bytes]]:
         """The index's members with when each was last added (as Redis wrote it), by name."""
@@ -357,18 +408,22 @@ class RedisClusterStore(RedisRecordStore):
                 *(part for member in members for part in member))
 
     def delete(self, kind: Kind, key: str) -> None:
-        self._script(_DELETE, self._key(kind, key), str(int(SETTLED * 1000)),
-                     repr(self._clock()))
+        self._held.forget((kind, key))
+        command = ("EVAL", _DELETE, 1, self._key(kind, key), str(int(SETTLED * 1000)),
+                   repr(self._clock()))
+        if not self._held.hold(command):
+            self._after_held([command])
 
     def revoke_grant(self, grant_id: str) -> int:
+        self._held.forget()  # it deletes records by their grant, whatever their names
         members = self._members(grant_id)
         if not members:
             return 0
         # Every record's delete and the index's removal of the members read, in one round trip;
         # a record saved under the grant meanwhile keeps its member (and the grant's revocation
         # marker, written first by the caller, refuses its token).
-        replies = self._send([*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id)
-                                for name, _ in members), self._forget(grant_id, members)])
+        replies = self._after_held([*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id)
+                                      for name, _ in members), self._forget(grant_id, members)])
         return sum(int(n) for n in replies[:-1])
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
@@ -390,11 +445,12 @@ class RedisClusterStore(RedisRecordStore):
                 stale.append(name)  # deleted or expired, and no save of it is in flight
         if moved or (stale and len(stale) * 4 >= len(members)):
             scores = dict(members)
-            self._send([self._forget(grant_id, [(name, scores[name]) for name in stale])])
+            self._after_held([self._forget(grant_id, [(name, scores[name]) for name in stale])])
         return found
 
     def ping(self) -> None:
         """Every primary answers (redis-py sends PING to all of them)."""
+        self._flush()
         self._call(lambda c: c.ping())
 
     def close(self) -> None:
