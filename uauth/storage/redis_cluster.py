@@ -317,13 +317,13 @@ class RedisClusterStore(RedisRecordStore):
                     mine = kept.get(name)
                     if mine is None or mine[0] is not pool:  # new, or the map was read afresh
                         if mine is not None:
-                            _give_back(mine)
+                            _give_back(kept.pop(name))
                         mine = kept[name] = (pool, pool.get_connection())
                     connection = mine[1]
                     connection.send_packed_command(
                         connection.pack_commands([commands[i] for i in indexes]))
                     sent.append(name)
-                except (redis.RedisError, OSError):
+                except (redis.RedisError, RedisClusterException, OSError):
                     self._drop(name)
                     again.extend(indexes)
             for name in sent:
