@@ -9,10 +9,10 @@ ids appear shortened, as in the other logs).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as _quoted  # json.dumps of a str, less its checks
 from typing import Any
 
 log = logging.getLogger("uauth.audit")
@@ -105,10 +105,14 @@ def audit(event: str, *, client_id: str | None = None, user_id: str | None = Non
             # One C call for the common case; a character at a time only for what needs it.
             fields[name] = value if value.isprintable() else "".join(
                 ch for ch in value if ch.isprintable())
-    # Text values are quoted (JSON strings), so a caller's text can never look like another
-    # field in the plain-text log: client_id="evil user_id=alice" stays one value.
-    text = " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}"
-                    for k, v in fields.items() if k != "event")
-    log.info("%s %s", event, text, extra={"audit": fields})
+    if log.isEnabledFor(logging.INFO):
+        # Text values are quoted (JSON strings), so a caller's text can never look like another
+        # field in the plain-text log: client_id="evil user_id=alice" stays one value.
+        text = " ".join(f"{k}={_quoted(v) if isinstance(v, str) else v}"
+                        for k, v in fields.items() if k != "event")
+        # Made and handled directly, as the access line is: ``info`` would also walk the stack
+        # for the caller's file and line, which no format of ours shows, on every token request.
+        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s %s", (event, text),
+                                  None, "audit", {"audit": fields}))
     if keeper is not None:
         keeper(fields)
