@@ -25,6 +25,7 @@ from uauth.core.opaque import OPAQUE
 from uauth.extension import get_state
 from uauth.storage import Store
 from uauth.storage.postgres import PostgresStore
+from uauth.storage.redis_cluster import RedisClusterStore
 
 from .driver import prepare
 from .profile import InProcess
@@ -58,14 +59,23 @@ def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, cou
     return costs
 
 
+def _waits(name: str) -> Counter:
+    """What makes the app wait for ``name``, as ``python -m bench.storage`` counts it: a
+    statement or pipeline, a command or pipeline, a pipeline to every primary it touches."""
+    if name == "postgres":
+        return Counter(PostgresStore, "_run_all")
+    if name == "redis-cluster":
+        return Counter(RedisClusterStore, "_send")
+    return Counter(redis.connection.AbstractConnection, "send_packed_command")
+
+
 def trips(run: Callable[[], None], store: Store, name: str, count: int) -> dict[str, float]:
     """Round trips per operation each way (as ``python -m bench.storage`` counts them)."""
     found: dict[str, float] = {}
     try:
         for way in WAYS:
             _reading(store, way)
-            with (Counter(PostgresStore, "_run_all") if name == "postgres" else
-                  Counter(redis.connection.AbstractConnection, "send_packed_command")) as sent:
+            with _waits(name) as sent:
                 for _ in range(count):
                     run()
             found[way] = sent.calls / count
@@ -77,7 +87,8 @@ def trips(run: Callable[[], None], store: Store, name: str, count: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.read_ahead",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", choices=["redis", "postgres"], default="redis")
+    parser.add_argument("--store", choices=["redis", "postgres", "redis-cluster"],
+                        default="redis")
     parser.add_argument("--op", choices=["flow", "refresh", "userinfo"], default="flow")
     parser.add_argument("--timings", type=int, default=15, help="timings each way")
     parser.add_argument("--count", type=int, default=100, help="operations per timing")

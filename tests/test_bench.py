@@ -389,6 +389,24 @@ def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahe
         store.close()
 
 
+def test_read_ahead_bench_counts_a_clusters_waits(redis_cluster_url: str, tmp_path: Path
+                                                 ) -> None:
+    """On Redis Cluster a wait is one pipeline to every primary it touches; the three reads
+    that ride along save three of them there too."""
+    app, target = build("redis-cluster", tmp_path, redis_cluster_url,
+                        {"UAUTH_REDIS_PREFIX": unique_prefix()}, access_token_format="opaque")
+    with app.app_context():
+        store = get_state().store
+    try:
+        _, run = prepare(target, "flow", lambda _: InProcess(app))
+        run()
+        waits = read_ahead.trips(run, store, "redis-cluster", 3)
+        assert waits["no reads ahead"] - waits["reads ahead"] == 3, waits
+        assert "prefetch" not in vars(store), "the store's own prefetch is back"
+    finally:
+        store.close()
+
+
 def test_held_writes_bench_leaves_what_command_by_command_leaves(redis_url: str) -> None:
     """``python -m bench.held_writes`` compares two ways of doing the same work; it is."""
     dumps = []
