@@ -3,8 +3,8 @@ it was told to expect there (:meth:`Store.prefetch`), per thread.
 
 Redis, Redis Cluster and PostgreSQL share this bookkeeping and differ only in how they send
 what is held: a pipeline of commands (on a cluster, one to each primary at once), a pipeline of
-prepared statements. SQLite holds writes only: its reads
-cost no round trip, so there is nothing to read ahead.
+prepared statements. SQLite holds writes only: its reads cost no round trip, so there is
+nothing to read ahead.
 """
 
 from __future__ import annotations
