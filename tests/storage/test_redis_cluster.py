@@ -326,8 +326,8 @@ def test_a_cluster_thread_that_ends_gives_its_connections_back(
     store.close()
 
 
-def test_a_kept_connection_the_server_closed_is_replaced(redis_cluster: RedisClusterServer
-                                                         ) -> None:
+def test_a_kept_connection_the_server_closed_is_replaced(redis_cluster: RedisClusterServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """A primary that dropped a kept connection (a restart, its idle timeout): the call is
     answered anyway, through the cluster client, and the next one keeps a new connection."""
     store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
@@ -340,6 +340,10 @@ def test_a_kept_connection_the_server_closed_is_replaced(redis_cluster: RedisClu
     assert store.find_many("client", [f"c{n}" for n in range(12)]) == [
         {"n": n} for n in range(12)]
     assert store.find("client", "c3") == {"n": 3}
+    handed = _handed_out(monkeypatch)
+    for _ in range(2):
+        assert all(store.find("client", f"c{n}") == {"n": n} for n in range(12))
+    assert handed[0] <= 2, "a new connection to each primary, kept"
     store.close()
 
 
