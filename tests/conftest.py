@@ -3,6 +3,7 @@ per backend."""
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import multiprocessing
@@ -129,6 +130,27 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 @pytest.fixture
 def redis_cluster_url(redis_cluster: RedisClusterServer) -> str:
     return redis_cluster.url
+
+
+def threads_one_after_another(work: Callable[[int], object], n: int) -> None:
+    """``work(0)`` to ``work(n - 1)``, each in a thread of its own that ends (and is collected)
+    before the next starts, as a threaded server's request threads come; the first failure is
+    raised here."""
+    failures: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            work(i)
+        except BaseException as exc:  # noqa: BLE001 - raised below, in the test's thread
+            failures.append(exc)
+
+    for i in range(n):
+        thread = threading.Thread(target=run, args=(i,))
+        thread.start()
+        thread.join()
+        gc.collect()
+    if failures:
+        raise failures[0]
 
 
 def run_in_processes(target: Callable[..., object], *args: object, n: int = 6) -> None:

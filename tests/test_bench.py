@@ -368,40 +368,24 @@ def test_profile_counts_the_access_log_only_when_asked(
         stream.close()
 
 
+@pytest.mark.parametrize("name", ["redis", "redis-cluster"])
 def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahead(
-        redis_url: str, tmp_path: Path) -> None:
+        name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """``python -m bench.read_ahead`` times a flow with Store.prefetch and without: the round
-    trips it reports differ by the three reads that ride along, and the store reads ahead
-    again afterwards."""
-    app, target = build("redis", tmp_path, redis_url, {"UAUTH_REDIS_PREFIX": unique_prefix()},
+    trips it reports differ by the three reads that ride along (on a cluster a wait is one
+    pipeline to every primary it touches), and the store reads ahead again afterwards."""
+    url = request.getfixturevalue("redis_url" if name == "redis" else "redis_cluster_url")
+    app, target = build(name, tmp_path, url, {"UAUTH_REDIS_PREFIX": unique_prefix()},
                         access_token_format="opaque")
     with app.app_context():
         store = get_state().store
     try:
         _, run = prepare(target, "flow", lambda _: InProcess(app))
         run()
-        waits = read_ahead.trips(run, store, "redis", 3)
+        waits = read_ahead.trips(run, store, name, 3)
         assert waits["no reads ahead"] - waits["reads ahead"] == 3, waits
         costs = read_ahead.measure(app, run, store, 2, 2)
         assert [len(ms) for ms in costs.values()] == [2, 2] and min(map(min, costs.values())) > 0
-        assert "prefetch" not in vars(store), "the store's own prefetch is back"
-    finally:
-        store.close()
-
-
-def test_read_ahead_bench_counts_a_clusters_waits(redis_cluster_url: str, tmp_path: Path
-                                                 ) -> None:
-    """On Redis Cluster a wait is one pipeline to every primary it touches; the three reads
-    that ride along save three of them there too."""
-    app, target = build("redis-cluster", tmp_path, redis_cluster_url,
-                        {"UAUTH_REDIS_PREFIX": unique_prefix()}, access_token_format="opaque")
-    with app.app_context():
-        store = get_state().store
-    try:
-        _, run = prepare(target, "flow", lambda _: InProcess(app))
-        run()
-        waits = read_ahead.trips(run, store, "redis-cluster", 3)
-        assert waits["no reads ahead"] - waits["reads ahead"] == 3, waits
         assert "prefetch" not in vars(store), "the store's own prefetch is back"
     finally:
         store.close()

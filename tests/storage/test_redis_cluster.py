@@ -4,8 +4,6 @@ unchanged, and a primary's failover is survived with what was written before it.
 
 from __future__ import annotations
 
-import gc
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
+from tests.conftest import threads_one_after_another
 from tests.conftest import unique_prefix
 from tests.redis_cluster import RedisClusterServer
 from uauth.core.settings import ConfigError
@@ -302,21 +301,12 @@ def test_a_cluster_thread_that_ends_gives_its_connections_back(
     store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
     for n in range(12):
         store.save("refresh_token", f"m{n}", {"n": n}, ttl=600)  # this thread's, on every primary
-    failures: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            for i in range(12):
-                store.save("refresh_token", f"t{n}-{i}", {"i": i}, ttl=600)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
+        for i in range(12):
+            store.save("refresh_token", f"t{n}-{i}", {"i": i}, ttl=600)
 
-    for n in range(8):  # one after another, as a threaded server's request threads come
-        thread = threading.Thread(target=work, args=(n,))
-        thread.start()
-        thread.join()
-        gc.collect()
-    assert not failures
+    threads_one_after_another(work, 8)
     assert store.find("refresh_token", "t7-11") == {"i": 11}
     pools = _pools(store)
     assert len(pools) >= 3

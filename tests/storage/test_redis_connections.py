@@ -6,13 +6,13 @@ unread data; a thread that keeps its connection skips them (``RedisStore._client
 
 from __future__ import annotations
 
-import gc
 import threading
 from typing import Any
 
 import pytest
 import redis
 
+from tests.conftest import threads_one_after_another
 from tests.conftest import unique_prefix
 from tests.redis_server import free_port
 from uauth.core.records import CODE
@@ -45,20 +45,7 @@ def test_a_thread_keeps_one_connection_for_all_its_commands(redis_store: RedisSt
 
 def test_a_thread_that_ends_gives_its_connection_back(redis_store: RedisStore) -> None:
     redis_store.ping()  # this thread's connection
-    failures: list[BaseException] = []
-
-    def work(n: int) -> None:
-        try:
-            redis_store.save(CODE, f"t{n}", {"n": n}, ttl=60)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
-
-    for n in range(15):  # one after another, as a threaded server's request threads come
-        thread = threading.Thread(target=work, args=(n,))
-        thread.start()
-        thread.join()
-        gc.collect()
-    assert not failures
+    threads_one_after_another(lambda n: redis_store.save(CODE, f"t{n}", {"n": n}, ttl=60), 15)
     assert all(redis_store.find(CODE, f"t{n}") == {"n": n} for n in range(15))
     created = redis_store._pool._created_connections
     assert created <= 3, f"{created} connections for two threads alive at a time"
