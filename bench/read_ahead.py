@@ -16,23 +16,21 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
-import redis.connection
 from flask import Flask
 
 from uauth.core.opaque import OPAQUE
 from uauth.extension import get_state
 from uauth.storage import Store
-from uauth.storage.postgres import PostgresStore
-from uauth.storage.redis_cluster import RedisClusterStore
 
 from .driver import prepare
 from .profile import InProcess
 from .profile import build
 from .profile import metered
-from .storage import Counter
 from .storage import backend
+from .storage import waits
 
 WAYS = ("reads ahead", "no reads ahead")
 
@@ -59,26 +57,17 @@ def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, cou
     return costs
 
 
-def _waits(name: str) -> Counter:
-    """What makes the app wait for ``name``, as ``python -m bench.storage`` counts it: a
-    statement or pipeline, a command or pipeline, a pipeline to every primary it touches."""
-    if name == "postgres":
-        return Counter(PostgresStore, "_run_all")
-    if name == "redis-cluster":
-        return Counter(RedisClusterStore, "_send")
-    return Counter(redis.connection.AbstractConnection, "send_packed_command")
-
-
 def trips(run: Callable[[], None], store: Store, name: str, count: int) -> dict[str, float]:
     """Round trips per operation each way (as ``python -m bench.storage`` counts them)."""
     found: dict[str, float] = {}
     try:
         for way in WAYS:
             _reading(store, way)
-            with _waits(name) as sent:
+            with ExitStack() as stack:
+                counters = [stack.enter_context(counter) for counter in waits(name)]
                 for _ in range(count):
                     run()
-            found[way] = sent.calls / count
+            found[way] = sum(counter.calls for counter in counters) / count
     finally:
         _reading(store, WAYS[0])
     return found

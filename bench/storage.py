@@ -42,15 +42,16 @@ from .run import STORES
 
 
 class Counter:
-    """Counts calls of a method (on the class, so every instance and process-local pool)."""
+    """Counts calls of a method (on the class, so every instance and process-local pool). The
+    method is looked up when the count starts, so two counters of one method, entered one after
+    the other, both count (a Redis command is a wait and a request)."""
 
     def __init__(self, owner: type, name: str) -> None:
         self.owner, self.name = owner, name
-        self.original = getattr(owner, name)
         self.calls = 0
 
     def __enter__(self) -> Counter:
-        original = self.original
+        original = self.original = getattr(self.owner, self.name)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
@@ -63,17 +64,18 @@ class Counter:
         setattr(self.owner, self.name, self.original)
 
 
-def _counters(store: str) -> list[Counter]:
-    """What makes the app wait for its storage: a statement, a command, a pipeline."""
+def waits(store: str) -> list[Counter]:
+    """What makes the app wait for its storage, counted together: a statement, a command, a
+    pipeline (``python -m bench.read_ahead`` counts the same)."""
     if store == "sqlite":
         return [Counter(SQLiteStore, "_execute")]  # a statement, or a transaction of held writes
     if store == "postgres":
         return [Counter(PostgresStore, "_run_all")]  # a statement, or a pipeline of held writes
     if store == "redis":
-        # Each wait is one write to the socket (_requests): a command, or a pipeline sent at
-        # once (held writes and the deny list's reads go on the thread's connection, not
-        # through redis-py's Pipeline).
-        return []
+        # Each wait is one write to the socket: a command, or a pipeline sent at once (held
+        # writes and the deny list's reads go on the thread's connection, not through
+        # redis-py's Pipeline).
+        return [Counter(redis.connection.AbstractConnection, "send_packed_command")]
     # uauth routes its commands itself (one wait per call); the cluster client's own calls
     # (slot map refreshes, the fallback, admin listings) count too.
     return [Counter(RedisClusterStore, "_send"), Counter(RedisCluster, "execute_command"),
@@ -117,13 +119,11 @@ def measure(store: str, flows: int, rounds: int, log: Callable[[str], None]
         app, target = build(store, Path(tmp), url)
         profile(app, target, "flow", 50, with_profiler=False)  # connections open, caches warm
         with ExitStack() as stack:
-            counters = [stack.enter_context(c) for c in (*_counters(store), _requests(store))]
+            counters = [stack.enter_context(c) for c in (*waits(store), _requests(store))]
             profile(app, target, "flow", flows, with_profiler=False)
         runs = flows + min(200, flows)  # profile() warms up with up to 200 more
         trips = sum(c.calls for c in counters[:-1]) / runs
         sent = counters[-1].calls / runs if store.startswith("redis") else trips
-        if store == "redis":
-            trips = sent
         cpu = statistics.median(profile(app, target, "flow", flows, with_profiler=False)[1]
                                 for _ in range(rounds))
         log(f"{store}: {trips:.1f} storage round trips ({sent:.1f} requests), "

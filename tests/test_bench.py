@@ -262,14 +262,31 @@ def test_py_spy_samples_a_served_worker(tmp_path: Path) -> None:
     assert samples.by_component["gunicorn: HTTP parsing, socket writes, closing"] > 0
 
 
+def test_two_counters_of_one_method_made_at_once_both_count() -> None:
+    """``bench.storage`` counts a Redis command as a wait and as a request: two counters of
+    one method, both made before either starts."""
+    from bench.storage import Counter
+
+    class Server:
+        def send(self) -> int:
+            return 1
+
+    original = Server.send
+    first, second = Counter(Server, "send"), Counter(Server, "send")
+    with first, second:
+        assert Server().send() == 1
+    assert (first.calls, second.calls) == (1, 1)
+    assert Server.send is original, "the method is put back"
+
+
 def test_bench_storage_counts_each_trip_to_sqlite_once(tmp_path: Path) -> None:
     """A statement alone is one trip; held writes committed at a batch's end are one too."""
-    from bench.storage import _counters
+    from bench.storage import waits
     from uauth.storage.sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "count.sqlite3")
     store.ping()
-    (counter,) = _counters("sqlite")
+    (counter,) = waits("sqlite")
     with counter:
         with store.batch():
             store.save("code", "a", {"n": 1}, ttl=60)
