@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from tests.conftest import threads_one_after_another
 from tests.conftest import unique_prefix
+from tests.cutting_proxy import CuttingProxy
 from tests.redis_cluster import RedisClusterServer
 from uauth.core.settings import ConfigError
 from uauth.core.settings import validate_storage_url
@@ -397,3 +398,35 @@ def test_only_what_a_primary_refused_is_sent_again(redis_cluster: RedisClusterSe
     again = store.consume("authorization_code", "k")
     assert again is not None and not again.first
     store.close()
+
+
+def test_a_connection_cut_while_its_replies_are_read_sends_only_the_unanswered_again(
+        redis_cluster: RedisClusterServer) -> None:
+    """A kept connection that fails after some of a primary's replies were read: what was
+    answered is not sent again (a counter, a consumed code would count twice), what was not
+    goes again through the cluster client, and the other primaries' replies stand."""
+    proxies = {port: CuttingProxy(("127.0.0.1", port)) for port in redis_cluster.ports}
+
+    def behind_proxy(address: tuple[str, int]) -> tuple[str, int]:
+        proxy = proxies.get(address[1])
+        return ("127.0.0.1", proxy.port) if proxy is not None else address
+
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    store._cluster = RedisCluster(host="127.0.0.1", port=proxies[redis_cluster.ports[0]].port,
+                                  address_remap=behind_proxy)
+    client = store._client()
+    names = [store._key("throttle", f"n{n}") for n in range(200)]
+    first = client.get_node_from_key(names[0])
+    same = next(name for name in names[1:] if client.get_node_from_key(name) == first)
+    other = next(name for name in names if client.get_node_from_key(name) != first)
+    store._send([("SET", same, "kept"), ("SET", other, "0")])  # both kept connections open
+    cutter = next(proxy for proxy in proxies.values() if proxy.port == first.port)
+    cutter.cut_after(len(b":1\r\n"))  # the counter's reply gets through, no more
+    replies = store._send([("INCR", names[0]), ("GET", same), ("INCR", other)])
+    assert cutter.cuts == 1, "the connection was cut after the first reply"
+    assert replies == [1, b"kept", 1]
+    assert store._send([("GET", names[0]), ("GET", other)]) == [b"1", b"1"], "each ran once"
+    assert store._send([("GET", same)]) == [b"kept"], "a new connection, kept again"
+    store.close()
+    for proxy in proxies.values():
+        proxy.close()
