@@ -158,6 +158,31 @@ def test_a_listed_record_is_the_callers_own(store: Store) -> None:
         store.grant_records("apps-of:u")), "a changed record is listed as it is now"
 
 
+def test_a_saved_or_found_record_is_the_callers_own(store: Store) -> None:
+    """Changing a record after saving it, or one that was read, at any depth, never changes
+    what is stored (the memory store keeps objects, not text, so it must copy them)."""
+    record: dict[str, Any] = {"amr": ["pwd"], "claims": {"email": {"essential": True}}, "n": 1}
+    store.save("authorization_code", "k", record, ttl=60, grant_id="g")
+    record["amr"].append("otp")
+    record["claims"]["email"]["essential"] = False
+    record["n"] = 2
+    stored = {"amr": ["pwd"], "claims": {"email": {"essential": True}}, "n": 1}
+    reads = [store.find("authorization_code", "k"),
+             store.find_many("authorization_code", ["k"])[0],
+             dict(store.scan("authorization_code"))["k"],
+             next(entry.record for entry in store.dump() if entry.key == "k"),
+             store.grant_records("g")[0][2]]
+    outcome = store.consume("authorization_code", "k")
+    assert outcome is not None
+    reads.append(outcome.record)
+    for found in reads:
+        assert found == stored
+        assert found is not None
+        found["amr"].append("hwk")
+        found["claims"]["email"]["essential"] = None
+    assert store.find("authorization_code", "k") == stored
+
+
 def test_scan_lists_live_records_of_one_kind(store: Store, clock: FakeClock) -> None:
     store.save("client", "b", {"n": 2}, ttl=None)
     store.save("client", "a", {"n": 1}, ttl=None)
