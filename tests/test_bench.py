@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench import held_writes
+from bench import own_work
 from bench import procstat
 from bench import read_ahead
 from bench.driver import Target
@@ -447,3 +448,21 @@ def test_least_reports_the_least_disturbed_of_its_timings(monkeypatch: pytest.Mo
     monkeypatch.setattr(passwords, "measure", timed)
     assert passwords.least("x", lambda: None, seconds=1.0) == Cost("x", 31.0, 32.0)
     assert asked == [0.2] * 5, "the time is shared out among the five timings"
+
+
+def test_own_work_bench_times_uauth_and_the_floor_through_the_same_agent(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m bench.own_work`` prints, per operation, both apps' least CPU and what uauth
+    adds; an operation it does not know is refused before anything is timed."""
+    assert own_work.main(["--store", "memory", "--ops", "cc,userinfo", "--timings", "2",
+                          "--count", "3"]) == 0
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0][1:3] == ["uauth (memory)", "Authlib alone (memory)"]
+    assert [row[0] for row in rows[2:]] == ["cc", "userinfo"]
+    for _, ours, floor, own, ratio in rows[2:]:
+        assert float(ours) > 0 and float(floor) > 0
+        assert float(own) == pytest.approx(float(ours) - float(floor), abs=0.0015)
+        assert float(ratio.rstrip("×")) == pytest.approx(float(ours) / float(floor), abs=0.01)
+    with pytest.raises(SystemExit):
+        own_work.main(["--ops", "flow,login"])

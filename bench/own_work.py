@@ -1,0 +1,103 @@
+"""What uauth's own work costs per operation: its app against the stack's floor, in-process.
+
+``python -m bench.own_work`` drives the bench's agent through uauth's WSGI app (SQLite and opaque
+access tokens, as ``make bench`` measures issue 22's targets) and through the stack's floor
+(``bench/floor.py``: Authlib's Flask provider alone, its tokens in memory), both in-process as
+``python -m bench.profile`` does, and times the two alternately so that both see the same
+disturbances. It prints the least app CPU per operation of each and the difference: what uauth
+adds to the stack (storage, login sessions, input checks, audit, headers, the grant cap).
+gunicorn and the log lines are left out; serving costs both apps alike, and ``make bench``
+measures it. ``--store memory`` keeps uauth's records in memory too, as the floor keeps its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from flask import Flask
+
+from uauth.core.opaque import OPAQUE
+from uauth.extension import get_state
+
+from .driver import Target
+from .driver import prepare
+from .profile import InProcess
+from .profile import build
+from .profile import metered
+from .storage import backend
+
+OPS = ("flow", "refresh", "cc", "userinfo")
+APPS = ("uauth", "floor")
+
+
+def floor_app() -> tuple[Flask, Target]:
+    """The stack's floor and the target the agent drives on it."""
+    from . import floor
+
+    target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
+                    redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
+                    access_token_format=OPAQUE)
+    return floor.app, target.discover(InProcess(floor.app))
+
+
+def measure(runs: dict[str, tuple[Flask, Callable[[], None]]], timings: int, count: int
+            ) -> dict[str, list[float]]:
+    """App CPU ms per operation, ``timings`` times for each app, alternated."""
+    costs: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(timings):
+        for name, (app, run) in runs.items():
+            costs[name].append(metered(app, run, count))
+    return costs
+
+
+def table(costs: dict[str, dict[str, list[float]]], store: str) -> str:
+    lines = [f"| operation, in-process (least app CPU ms) | uauth ({store}) | Authlib alone "
+             "(memory) | uauth's own work | uauth ÷ floor |", "| --- | --- | --- | --- | --- |"]
+    for op, each in costs.items():
+        ours, floor = min(each["uauth"]), min(each["floor"])
+        lines.append(f"| {op} | {ours:.3f} | {floor:.3f} | {ours - floor:+.3f} "
+                     f"| {ours / floor:.2f}× |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.own_work",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "memory", "redis", "postgres",
+                                            "redis-cluster"], default="sqlite")
+    parser.add_argument("--ops", default=",".join(OPS), help="comma-separated, of " +
+                        ", ".join(OPS))
+    parser.add_argument("--timings", type=int, default=7, help="timings of each app")
+    parser.add_argument("--count", type=int, default=300, help="operations per timing")
+    args = parser.parse_args(argv)
+    ops = [op for op in args.ops.split(",") if op]
+    unknown = set(ops) - set(OPS)
+    if unknown:
+        parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
+    costs: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="uauth-own-work-") as tmp, \
+            backend(args.store, Path(tmp)) as url:
+        app, target = build(args.store, Path(tmp), url, access_token_format=OPAQUE)
+        floor, floor_target = floor_app()
+        try:
+            for op in ops:
+                runs = {"uauth": (app, prepare(target, op, lambda _: InProcess(app))[1]),
+                        "floor": (floor, prepare(floor_target, op,
+                                                 lambda _: InProcess(floor))[1])}
+                for _, run in runs.values():
+                    for _ in range(100):  # warm: caches filled, connections open
+                        run()
+                costs[op] = measure(runs, args.timings, args.count)
+        finally:
+            with app.app_context():
+                get_state().store.close()  # before a DROP DATABASE ends its connections
+    print(table(costs, args.store))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
