@@ -31,7 +31,6 @@ from .profile import metered
 from .storage import backend
 
 OPS = ("flow", "refresh", "cc", "userinfo")
-APPS = ("uauth", "floor")
 
 
 def floor_app() -> tuple[Flask, Target]:

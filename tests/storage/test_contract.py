@@ -176,8 +176,8 @@ def test_a_saved_or_found_record_is_the_callers_own(store: Store) -> None:
     assert outcome is not None
     reads.append(outcome.record)
     for found in reads:
-        assert found == stored
         assert found is not None
+        assert found == stored
         found["amr"].append("hwk")
         found["claims"]["email"]["essential"] = None
     assert store.find("authorization_code", "k") == stored

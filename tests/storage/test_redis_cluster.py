@@ -412,21 +412,23 @@ def test_a_connection_cut_while_its_replies_are_read_sends_only_the_unanswered_a
         return ("127.0.0.1", proxy.port) if proxy is not None else address
 
     store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
-    store._cluster = RedisCluster(host="127.0.0.1", port=proxies[redis_cluster.ports[0]].port,
-                                  address_remap=behind_proxy)
-    client = store._client()
-    names = [store._key("throttle", f"n{n}") for n in range(200)]
-    first = client.get_node_from_key(names[0])
-    same = next(name for name in names[1:] if client.get_node_from_key(name) == first)
-    other = next(name for name in names if client.get_node_from_key(name) != first)
-    store._send([("SET", same, "kept"), ("SET", other, "0")])  # both kept connections open
-    cutter = next(proxy for proxy in proxies.values() if proxy.port == first.port)
-    cutter.cut_after(len(b":1\r\n"))  # the counter's reply gets through, no more
-    replies = store._send([("INCR", names[0]), ("GET", same), ("INCR", other)])
-    assert cutter.cuts == 1, "the connection was cut after the first reply"
-    assert replies == [1, b"kept", 1]
-    assert store._send([("GET", names[0]), ("GET", other)]) == [b"1", b"1"], "each ran once"
-    assert store._send([("GET", same)]) == [b"kept"], "a new connection, kept again"
-    store.close()
-    for proxy in proxies.values():
-        proxy.close()
+    try:
+        seed = proxies[redis_cluster.ports[0]].port
+        store._cluster = RedisCluster(host="127.0.0.1", port=seed, address_remap=behind_proxy)
+        client = store._client()
+        names = [store._key("throttle", f"n{n}") for n in range(200)]
+        first = client.get_node_from_key(names[0])
+        same = next(name for name in names[1:] if client.get_node_from_key(name) == first)
+        other = next(name for name in names if client.get_node_from_key(name) != first)
+        store._send([("SET", same, "kept"), ("SET", other, "0")])  # both kept connections open
+        cutter = next(proxy for proxy in proxies.values() if proxy.port == first.port)
+        cutter.cut_after(len(b":1\r\n"))  # the counter's reply gets through, no more
+        replies = store._send([("INCR", names[0]), ("GET", same), ("INCR", other)])
+        assert cutter.cuts == 1, "the connection was cut after the first reply"
+        assert replies == [1, b"kept", 1]
+        assert store._send([("GET", names[0]), ("GET", other)]) == [b"1", b"1"], "each ran once"
+        assert store._send([("GET", same)]) == [b"kept"], "a new connection, kept again"
+    finally:
+        store.close()
+        for proxy in proxies.values():
+            proxy.close()

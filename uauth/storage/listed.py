@@ -22,7 +22,8 @@ from .base import Record
 KEPT = 1024
 #: The longest stored text kept, in characters (bytes from Redis); an app grant's note is ~300.
 KEPT_LENGTH = 2048
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+#: The types of a JSON value that hold nothing a caller could change in place.
+PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 class ListedRecords:
@@ -39,7 +40,7 @@ class ListedRecords:
         known = self._known.get(text)
         if known is None:
             known = dict(json.loads(text))
-            if len(text) > KEPT_LENGTH or not all(type(v) in _PLAIN for v in known.values()):
+            if len(text) > KEPT_LENGTH or not all(type(v) in PLAIN for v in known.values()):
                 return known  # long, or nested values a copy would share: not kept
             if len(self._known) >= self._kept:
                 self._known.clear()

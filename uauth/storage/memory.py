@@ -26,8 +26,7 @@ from .base import Entry
 from .base import Kind
 from .base import Record
 from .base import system_clock
-
-_PLAIN = frozenset({str, int, float, bool, type(None)})
+from .listed import PLAIN
 
 
 def _copy(value: Any) -> Any:
@@ -39,12 +38,12 @@ def _copy(value: Any) -> Any:
     if kind is dict:
         copied = dict(value)
         for key, item in copied.items():  # values replaced in place: the keys stay the same
-            if type(item) not in _PLAIN:
+            if type(item) not in PLAIN:
                 copied[key] = _copy(item)
         return copied
     if kind is list:
-        return [item if type(item) in _PLAIN else _copy(item) for item in value]
-    if kind in _PLAIN:
+        return [item if type(item) in PLAIN else _copy(item) for item in value]
+    if kind in PLAIN:
         return value
     return copy.deepcopy(value)
 
