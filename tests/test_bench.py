@@ -9,6 +9,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,7 @@ from tests.conftest import unique_prefix
 from uauth.extension import get_state
 from uauth.ops.logs import JsonFormatter
 from uauth.storage.redis import RedisStore
+from uauth.web import requestlog
 
 
 def test_agent_logs_in_once_then_runs_sso_flows(tmp_path: Path) -> None:
@@ -368,18 +370,22 @@ def test_profile_counts_the_access_log_only_when_asked(
         monkeypatch.setattr(kept, "handlers", list(kept.handlers))
         monkeypatch.setattr(kept, "level", kept.level)
         monkeypatch.setattr(kept, "propagate", kept.propagate)
+    monkeypatch.setattr(requestlog, "_writer", None)  # configure_logging sets the direct writer
     written: list[str] = []
+    document = JsonFormatter.document
 
-    def format_line(self: JsonFormatter, record: logging.LogRecord) -> str:
-        written.append(record.getMessage())
-        return ""
+    def counted(self: JsonFormatter, created: float, level: str, logger: str, message: str,
+                request_id: str, pid: int | None) -> dict[str, Any]:
+        written.append(message)  # both ways a line takes, logging's and the direct one
+        return document(self, created, level, logger, message, request_id, pid)
 
-    monkeypatch.setattr(JsonFormatter, "format", format_line)
+    monkeypatch.setattr(JsonFormatter, "document", counted)
     assert profile_module.main(["--op", "cc", "--count", "3"]) == 0
     assert "no access log" in capsys.readouterr().out and written == []
     assert profile_module.main(["--op", "cc", "--count", "3", "--access-log"]) == 0
     assert "the access log to /dev/null" in capsys.readouterr().out
     assert written.count("POST /token 200") >= 6, written
+    assert requestlog._writer is not None, "written straight to the stream, as uauth serve does"
     streams = [h.stream for h in logger.handlers if isinstance(h, logging.StreamHandler)]
     assert streams and all(stream.name == os.devnull for stream in streams)
     for stream in streams:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import os
+import re
+import sys
 import time
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 from typing import Any
+
+import pytest
 
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.storage.memory import MemoryStore
+from uauth.web import requestlog
 
 
 def records(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -74,3 +84,115 @@ def test_the_json_time_stamp_is_right_across_seconds_and_out_of_order_lines() ->
         stamp = json.loads(formatter.format(record))["ts"]
         expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
         assert stamp == f"{expected}.{int(record.msecs):03d}Z", (created, stamp)
+
+
+#: The access line's keys, in order, whichever way it is written.
+ACCESS_KEYS = ["ts", "level", "logger", "msg", "request_id", "pid", "method", "path", "endpoint",
+               "status", "duration_ms", "remote_addr"]
+
+
+@pytest.fixture
+def serve_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                  ) -> Iterator[Callable[..., Path]]:
+    """``configure_logging`` as ``uauth serve`` calls it, its stderr a real file; the loggers
+    and the access-line writer are put back afterwards."""
+    from uauth.ops.logs import configure_logging
+
+    for name in ("uauth", "uauth.audit", "uauth.request"):
+        logger = logging.getLogger(name)
+        for attribute in ("handlers", "filters"):
+            monkeypatch.setattr(logger, attribute, list(getattr(logger, attribute)))
+        monkeypatch.setattr(logger, "level", logger.level)
+        monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(requestlog, "_writer", None)
+    opened: list[IO[str]] = []
+
+    def configure(fmt: str = "json", level: str = "INFO") -> Path:
+        path = tmp_path / f"stderr-{len(opened)}.log"
+        stream = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed at the end
+        opened.append(stream)
+        monkeypatch.setattr(sys, "stderr", stream)
+        configure_logging(fmt, level)
+        return path
+
+    yield configure
+    for stream in opened:
+        stream.close()
+
+
+def access_lines(path: Path) -> list[dict[str, Any]]:
+    found = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in found if line["logger"] == "uauth.request"]
+
+
+def test_serve_logging_writes_the_access_line_itself_as_logging_would(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``uauth serve``'s access line skips ``logging`` (a LogRecord and its handler calls cost
+    a served request more than the line itself) and is the same line, key for key."""
+    path = serve_logging()
+    assert requestlog._writer is not None
+    handled: list[logging.LogRecord] = []
+    monkeypatch.setattr(requestlog.access_log, "handle", handled.append)
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    direct = driver.http.get("/healthz")
+    assert handled == [], "not through logging"
+    monkeypatch.delattr(requestlog.access_log, "handle")  # the logger's own method again
+    monkeypatch.setattr(requestlog, "_writer", None)  # and logging's way, to the same stream
+    logged = driver.http.get("/healthz")
+    first, second = access_lines(path)
+    assert list(first) == list(second) == ACCESS_KEYS
+    assert (first["request_id"], second["request_id"]) == (
+        direct.headers["X-Request-ID"], logged.headers["X-Request-ID"])
+    for line in (first, second):
+        line.pop("request_id"), line.pop("duration_ms")
+        line["ts"] = re.sub(r"\.\d{3}Z$", "", line["ts"])
+    assert first == second, "the same fields and values"
+    assert first["pid"] == os.getpid() and first["msg"] == "GET /healthz 200"
+
+
+def test_a_handler_added_after_serve_logging_gets_the_access_line_through_logging(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path]) -> None:
+    path = serve_logging()
+    collected: list[logging.LogRecord] = []
+
+    class Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            collected.append(record)
+
+    logging.getLogger("uauth").addHandler(Collector())
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    driver.http.get("/healthz")
+    assert [record.getMessage() for record in collected if record.name == "uauth.request"] == [
+        "GET /healthz 200"]
+    assert [line["path"] for line in access_lines(path)] == ["/healthz"], "and on stderr"
+
+
+def test_serve_logging_above_info_or_in_text_writes_no_json_access_line(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path]) -> None:
+    quiet = serve_logging(level="WARNING")
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    driver.http.get("/healthz")
+    assert quiet.read_text() == ""
+    text = serve_logging(fmt="text")
+    assert requestlog._writer is None, "text lines go through logging's formatter"
+    driver.http.get("/healthz")
+    assert "INFO uauth.request [" in text.read_text() and "GET /healthz 200" in text.read_text()
+
+
+def test_a_stream_that_cannot_be_written_loses_the_line_not_the_request(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path],  # puts all back
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails (EPIPE)
+    broken = os.fdopen(write_end, "w")
+    try:
+        monkeypatch.setattr(sys, "stderr", broken)
+        from uauth.ops.logs import configure_logging
+        configure_logging("json", "INFO")
+        assert requestlog._writer is not None
+        driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+        assert driver.http.get("/healthz").status_code == 200
+    finally:
+        with contextlib.suppress(OSError):
+            broken.close()

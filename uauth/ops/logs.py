@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from uauth.storage.filemodes import create_private_file
+from uauth.storage.process import current_pid
 from uauth.web.requestlog import RequestIdFilter
+from uauth.web.requestlog import access_log
+from uauth.web.requestlog import write_access_lines
 
 #: ``json.dumps(doc, default=str)``, with the encoder built once rather than for every line.
 _encode = json.JSONEncoder(default=str).encode
@@ -38,23 +42,23 @@ class JsonFormatter(logging.Formatter):
         super().__init__(*args, **kwargs)
         self._second: tuple[int, str] = (-1, "")
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
+    def _timestamp(self, created: float) -> str:
         second, text = self._second
-        if second != int(record.created):
-            second = int(record.created)
+        if second != int(created):
+            second = int(created)
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int(record.msecs):03d}Z"
+        return f"{text}.{int((created - second) * 1000):03d}Z"
+
+    def document(self, created: float, level: str, logger: str, message: str,
+                 request_id: str, pid: int | None) -> dict[str, Any]:
+        """The fields every line starts with, in their order; a record's own fields follow."""
+        return {"ts": self._timestamp(created), "level": level, "logger": logger,
+                "msg": message, "request_id": request_id, "pid": pid}
 
     def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": self._timestamp(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-            "request_id": getattr(record, "request_id", "-"),
-            "pid": record.process,
-        }
+        doc = self.document(record.created, record.levelname, record.name, record.getMessage(),
+                            getattr(record, "request_id", "-"), record.process)
         for extra in ("http", "audit"):  # the access line's and audit events' own fields
             fields = getattr(record, extra, None)
             if isinstance(fields, dict):
@@ -69,11 +73,57 @@ JsonFormatter.converter = time.gmtime  # formatTime, for anyone who calls it: UT
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
-def _stderr_handler(fmt: str) -> logging.Handler:
+def _stderr_handler(fmt: str) -> logging.StreamHandler[Any]:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     return handler
+
+
+class DirectAccessLines:
+    """The access line as ``uauth serve`` logs it, written to its handler's stream directly.
+
+    Through ``logging`` a line cost a served userinfo request 60-90 µs of CPU, for 9 µs in a
+    loop (a LogRecord, the logger and handler calls, a lock, a flush through a text stream, in
+    caches the request left cold); written here it costs about 30 µs less (performance.md). The
+    line is the same JSON object, made by the same formatter. Only while the handler
+    :func:`configure_logging` set up is the one that would write it: a handler or filter added
+    since, or a level above INFO, sends lines through ``logging`` again.
+    """
+
+    def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter,
+                 fd: int) -> None:
+        self._handler = handler
+        self._formatter = formatter
+        self._fd = fd
+        self._parent = logging.getLogger("uauth")
+
+    def __call__(self, request_id: str, message: str, fields: dict[str, Any]) -> bool:
+        """Write the line; False, having written nothing, when ``logging`` is to have it."""
+        handlers = self._parent.handlers
+        if (access_log.handlers or access_log.filters or not access_log.propagate
+                or len(handlers) != 1 or handlers[0] is not self._handler):
+            return False
+        doc = self._formatter.document(time.time(), "INFO", access_log.name, message,
+                                       request_id, current_pid())
+        doc.update(fields)
+        data = (_encode(doc) + "\n").encode()  # ASCII: the encoder escapes the rest
+        try:
+            while data:  # one write for any line that fits a pipe's atomic size
+                data = data[os.write(self._fd, data):]
+        except OSError:
+            pass  # as a handler's failed write: the line is lost, never the request
+        return True
+
+
+def _direct_access_lines(handler: logging.StreamHandler[Any]) -> DirectAccessLines | None:
+    formatter = handler.formatter
+    try:
+        fd = handler.stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a stream without a descriptor (tests)
+        return None
+    return DirectAccessLines(handler, formatter, fd) if isinstance(formatter, JsonFormatter) \
+        else None
 
 
 class _AuditFile(logging.FileHandler):
@@ -121,6 +171,8 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     audit.setLevel(logging.NOTSET)  # follow ``level`` like every other uauth logger
     audit.propagate = True
     logger = logging.getLogger("uauth")
-    logger.handlers[:] = [_stderr_handler(fmt)]
+    handler = _stderr_handler(fmt)
+    logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    write_access_lines(_direct_access_lines(handler))

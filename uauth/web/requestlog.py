@@ -30,6 +30,17 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_log = logging.getLogger("uauth.request")
 
+#: Writes an access line itself (request id, message, fields), or answers False to have
+#: ``logging`` write it; ``uauth serve``'s is :class:`uauth.ops.logs.DirectAccessLines`.
+AccessLineWriter = Callable[[str, str, dict[str, Any]], bool]
+_writer: AccessLineWriter | None = None
+
+
+def write_access_lines(writer: AccessLineWriter | None) -> None:
+    """Hand this process's access lines to ``writer`` (None: to ``logging``, the default)."""
+    global _writer  # noqa: PLW0603 - one writer per process, as logging's handlers are
+    _writer = writer
+
 
 def request_id() -> str:
     """The current request's id, or ``-`` outside a request."""
@@ -54,16 +65,15 @@ def finish_request(req: Request, response: Response) -> float:
     response.headers[REQUEST_ID_HEADER] = rid
     if access_log.isEnabledFor(logging.INFO):
         method, path, status = req.method, req.path, response.status_code
-        # Made and handled directly: ``info`` would also walk the stack for the caller's file
-        # and line, which no format of ours shows, on every request.
-        access_log.handle(access_log.makeRecord(
-            access_log.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, status), None,
-            "finish_request", {
-                "request_id": rid,
-                "http": {"method": method, "path": path, "endpoint": req.endpoint,
-                         "status": status, "duration_ms": round(elapsed * 1000, 2),
-                         "remote_addr": req.remote_addr},
-            }))
+        http = {"method": method, "path": path, "endpoint": req.endpoint, "status": status,
+                "duration_ms": round(elapsed * 1000, 2), "remote_addr": req.remote_addr}
+        writer = _writer
+        if writer is None or not writer(rid, f"{method} {path} {status}", http):
+            # Made and handled directly: ``info`` would also walk the stack for the caller's
+            # file and line, which no format of ours shows, on every request.
+            access_log.handle(access_log.makeRecord(
+                access_log.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, status),
+                None, "finish_request", {"request_id": rid, "http": http}))
     return elapsed
 
 
