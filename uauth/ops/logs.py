@@ -83,12 +83,13 @@ def _stderr_handler(fmt: str) -> logging.StreamHandler[Any]:
 class DirectAccessLines:
     """The access line as ``uauth serve`` logs it, written to its handler's stream directly.
 
-    Through ``logging`` a line cost a served userinfo request 60-90 µs of CPU, for 9 µs in a
-    loop (a LogRecord, the logger and handler calls, a lock, a flush through a text stream, in
-    caches the request left cold); written here it costs about 30 µs less (performance.md). The
-    line is the same JSON object, made by the same formatter. Only while the handler
-    :func:`configure_logging` set up is the one that would write it: a handler or filter added
-    since, or a level above INFO, sends lines through ``logging`` again.
+    A line through ``logging`` (a LogRecord, the logger's and handler's calls, a lock, a flush
+    through a text stream) cost 9.8 µs in a loop and about 52 µs of a served userinfo request
+    (``python -m bench.spy``: the caches are cold by then); written here, 5.4 and about 35
+    (performance.md, the twelfth part). It is the same JSON object from the same formatter, and
+    only while the handler :func:`configure_logging` set up is the one that would write it: a
+    handler or filter added to ``uauth.request``, or another handler on ``uauth``, sends the
+    lines through ``logging`` again.
     """
 
     def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter,
