@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bench import access_line
 from bench import held_writes
 from bench import own_work
 from bench import procstat
@@ -390,6 +391,22 @@ def test_profile_counts_the_access_log_only_when_asked(
     assert streams and all(stream.name == os.devnull for stream in streams)
     for stream in streams:
         stream.close()
+
+
+def test_access_line_bench_times_both_ways_and_leaves_logging_as_it_was(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m bench.access_line`` times the line through logging and written directly,
+    then puts logging back: no handler, level or writer of its own stays behind."""
+    logger = logging.getLogger("uauth")
+    before = (logger.handlers[:], logger.level, logger.propagate, requestlog._writer)
+    costs = access_line.measure(50, 2)
+    assert set(costs) == {"through logging", "written directly"}
+    assert all(len(each) == 2 and min(each) > 0 for each in costs.values())
+    assert (logger.handlers, logger.level, logger.propagate, requestlog._writer) == before
+    assert access_line.main(["--lines", "20", "--timings", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("| one access line") and len(rows) == 4
+    assert rows[2].startswith("| through logging |") and rows[3].startswith("| written directly |")
 
 
 @pytest.mark.parametrize("name", ["redis", "redis-cluster"])
