@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,10 +24,14 @@ from flask import has_app_context
 from flask import has_request_context
 from flask import request
 
+from uauth.core.randomids import RandomIds
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_log = logging.getLogger("uauth.request")
+#: Ids of the requests that bring none (or whose proxy is not trusted): 16 hex digits.
+_ids = RandomIds(8)
 
 #: Writes an access line itself (request id, message, fields), or answers False to have
 #: ``logging`` write it; ``uauth serve``'s is :class:`uauth.ops.logs.DirectAccessLines`.
@@ -53,7 +56,7 @@ def start_request(req: Request, trust_proxy: bool) -> None:
     """Before a request: its id and start time."""
     incoming = req.headers.get(REQUEST_ID_HEADER, "") if trust_proxy else ""
     scratch = cast(Any, g)._get_current_object()
-    scratch.uauth_request_id = incoming if _VALID_ID.match(incoming) else secrets.token_hex(8)
+    scratch.uauth_request_id = incoming if _VALID_ID.match(incoming) else _ids.next()
     scratch.uauth_started = time.perf_counter()
 
 
