@@ -196,3 +196,26 @@ def test_a_stream_that_cannot_be_written_loses_the_line_not_the_request(
     finally:
         with contextlib.suppress(OSError):
             broken.close()
+
+
+def test_a_closed_stream_is_never_written_through_its_old_descriptor(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the handler's stream is closed its descriptor can be another file's; the line goes
+    to ``logging`` then, which reports the closed stream in its own way."""
+    serve_logging()
+    stream = sys.stderr
+    number = stream.fileno()
+    stream.close()
+    other = tmp_path / "another-file"
+    opened = os.open(other, os.O_WRONLY | os.O_CREAT, 0o600)
+    if opened != number:
+        os.dup2(opened, number)  # the old descriptor is this file's now
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # logging's report, unseen
+    try:
+        driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+        assert driver.http.get("/healthz").status_code == 200
+        assert other.read_bytes() == b""
+    finally:
+        for descriptor in {number, opened}:
+            os.close(descriptor)

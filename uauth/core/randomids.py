@@ -19,7 +19,10 @@ POOL_BYTES = 4096
 
 
 class RandomIds:
-    """Hex ids of ``size`` random bytes each, taken from a pool refilled by ``os.urandom``."""
+    """Hex ids of ``size`` random bytes each, taken from a pool refilled by ``os.urandom``.
+
+    The fork hook keeps every instance for the process's life: make one per kind of id, at
+    import, as :mod:`uauth.web.requestlog` does."""
 
     def __init__(self, size: int = 8) -> None:
         self._size = size

@@ -92,39 +92,41 @@ class DirectAccessLines:
     handler on ``uauth``, sends the lines through ``logging`` again.
     """
 
-    def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter,
-                 fd: int) -> None:
+    def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter) -> None:
         self._handler = handler
         self._formatter = formatter
-        self._fd = fd
         self._parent = logging.getLogger("uauth")
 
     def __call__(self, request_id: str, message: str, fields: dict[str, Any]) -> bool:
         """Write the line; False, having written nothing, when ``logging`` is to have it."""
         handlers = self._parent.handlers
+        stream = self._handler.stream
         if (access_log.handlers or access_log.filters or not access_log.propagate
-                or len(handlers) != 1 or handlers[0] is not self._handler):
-            return False
+                or len(handlers) != 1 or handlers[0] is not self._handler or stream.closed):
+            return False  # a closed stream's descriptor may be another file's by now
         doc = self._formatter.document(time.time(), "INFO", access_log.name, message,
                                        request_id, current_pid())
         doc.update(fields)
         data = (_encode(doc) + "\n").encode()  # ASCII: the encoder escapes the rest
         try:
+            fd = stream.fileno()
             while data:  # one write for any line that fits a pipe's atomic size
-                data = data[os.write(self._fd, data):]
-        except OSError:
+                data = data[os.write(fd, data):]
+        except (OSError, ValueError):
             pass  # as a handler's failed write: the line is lost, never the request
         return True
 
 
 def _direct_access_lines(handler: logging.StreamHandler[Any]) -> DirectAccessLines | None:
+    """A direct writer for JSON lines to a stream with a descriptor (not a test's buffer)."""
     formatter = handler.formatter
-    try:
-        fd = handler.stream.fileno()
-    except (AttributeError, OSError, ValueError):  # a stream without a descriptor (tests)
+    if not isinstance(formatter, JsonFormatter):
         return None
-    return DirectAccessLines(handler, formatter, fd) if isinstance(formatter, JsonFormatter) \
-        else None
+    try:
+        handler.stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return DirectAccessLines(handler, formatter)
 
 
 class _AuditFile(logging.FileHandler):
