@@ -86,7 +86,7 @@ class DirectAccessLines:
     A line through ``logging`` (a LogRecord, the logger's and handler's calls, a lock, a flush
     through a text stream) cost 12 µs in a loop (``python -m bench.access_line``) and about
     52 µs of a served userinfo request (``python -m bench.spy``: the caches are cold by then);
-    written here, 5.5 and about 35 (performance.md, the twelfth part). It is the same JSON
+    written here, 6 and about 35 (performance.md, the twelfth part). It is the same JSON
     object from the same formatter, and only while the handler :func:`configure_logging` set up
     is the one that would write it: a handler or filter added to ``uauth.request``, or another
     handler on ``uauth``, sends the lines through ``logging`` again.
