@@ -2,8 +2,9 @@
 
 ``python -m bench.access_line`` sets up logging as ``uauth serve`` does (JSON lines from INFO
 up), its stream a temporary file, and writes the same ``uauth.request`` line both ways, timed
-alternately: as a LogRecord handed to the logger (what uauth did before, and still does when a
-handler of yours is on ``uauth``), and through :class:`uauth.ops.logs.DirectAccessLines`. A loop
+alternately, through ``requestlog.log_access_line`` as a request's end calls it: as a LogRecord
+handed to the logger (what uauth did before, and still does when a handler of yours is on
+``uauth``), and through :class:`uauth.ops.logs.DirectAccessLines`. A loop
 keeps the code in the CPU's caches, so a served request pays several times these figures
 (``python -m bench.spy --op userinfo`` shows what it pays there).
 """
@@ -15,32 +16,23 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 from uauth.ops.logs import configure_logging
 from uauth.web import requestlog
+from uauth.web.requestlog import AccessLineWriter
 
 #: The fields of a served userinfo request's line.
 HTTP = {"method": "GET", "path": "/userinfo", "endpoint": "uauth.userinfo.userinfo",
         "status": 200, "duration_ms": 0.31, "remote_addr": "127.0.0.1"}
 
 
-def ways() -> dict[str, Callable[[], object]]:
-    """The two ways a line is written, once logging is set up as ``uauth serve`` sets it."""
+def ways() -> dict[str, AccessLineWriter | None]:
+    """The two ways ``requestlog.log_access_line`` writes a line, once logging is set up as
+    ``uauth serve`` sets it: through ``logging`` (no writer) and through the direct writer."""
     writer = requestlog._writer
     if writer is None:
         raise RuntimeError("configure_logging set no direct writer")
-    log = requestlog.access_log
-
-    def via_logging() -> None:
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s %s %s",
-                                  ("GET", "/userinfo", 200), None, "finish_request",
-                                  {"request_id": "0123456789abcdef", "http": HTTP}))
-
-    def direct() -> bool:
-        return writer("0123456789abcdef", "GET /userinfo 200", HTTP)
-
-    return {"through logging": via_logging, "written directly": direct}
+    return {"through logging": None, "written directly": writer}
 
 
 def measure(lines: int, timings: int) -> dict[str, list[float]]:
@@ -52,12 +44,14 @@ def measure(lines: int, timings: int) -> dict[str, list[float]]:
         sys.stderr = stream
         try:
             configure_logging("json", "INFO")
-            costs: dict[str, list[float]] = {name: [] for name in ways()}
+            each_way = ways()
+            costs: dict[str, list[float]] = {name: [] for name in each_way}
             for _ in range(timings):
-                for name, write in ways().items():
+                for name, way in each_way.items():
+                    requestlog.write_access_lines(way)
                     started = time.process_time()
                     for _ in range(lines):
-                        write()
+                        requestlog.log_access_line("0123456789abcdef", HTTP)
                     costs[name].append((time.process_time() - started) / lines * 1e6)
         finally:
             sys.stderr = stderr

@@ -21,6 +21,7 @@ import pytest
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
+from uauth.ops.logs import configure_logging
 from uauth.storage.memory import MemoryStore
 from uauth.web import requestlog
 
@@ -96,8 +97,6 @@ def serve_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
                   ) -> Iterator[Callable[..., Path]]:
     """``configure_logging`` as ``uauth serve`` calls it, its stderr a real file; the loggers
     and the access-line writer are put back afterwards."""
-    from uauth.ops.logs import configure_logging
-
     for name in ("uauth", "uauth.audit", "uauth.request"):
         logger = logging.getLogger(name)
         for attribute in ("handlers", "filters"):
@@ -145,7 +144,7 @@ def test_serve_logging_writes_the_access_line_itself_as_logging_would(
     assert (first["request_id"], second["request_id"]) == (
         direct.headers["X-Request-ID"], logged.headers["X-Request-ID"])
     for line in (first, second):
-        line.pop("request_id"), line.pop("duration_ms")
+        del line["request_id"], line["duration_ms"]
         line["ts"] = re.sub(r"\.\d{3}Z$", "", line["ts"])
     assert first == second, "the same fields and values"
     assert first["pid"] == os.getpid() and first["msg"] == "GET /healthz 200"
@@ -188,7 +187,6 @@ def test_a_stream_that_cannot_be_written_loses_the_line_not_the_request(
     broken = os.fdopen(write_end, "w")
     try:
         monkeypatch.setattr(sys, "stderr", broken)
-        from uauth.ops.logs import configure_logging
         configure_logging("json", "INFO")
         assert requestlog._writer is not None
         driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))

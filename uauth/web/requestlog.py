@@ -67,17 +67,25 @@ def finish_request(req: Request, response: Response) -> float:
     rid = str(scratch.get("uauth_request_id", "-"))
     response.headers[REQUEST_ID_HEADER] = rid
     if access_log.isEnabledFor(logging.INFO):
-        method, path, status = req.method, req.path, response.status_code
-        http = {"method": method, "path": path, "endpoint": req.endpoint, "status": status,
-                "duration_ms": round(elapsed * 1000, 2), "remote_addr": req.remote_addr}
-        writer = _writer
-        if writer is None or not writer(rid, f"{method} {path} {status}", http):
-            # Made and handled directly: ``info`` would also walk the stack for the caller's
-            # file and line, which no format of ours shows, on every request.
-            access_log.handle(access_log.makeRecord(
-                access_log.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, status),
-                None, "finish_request", {"request_id": rid, "http": http}))
+        status = response.status_code
+        log_access_line(rid, {"method": req.method, "path": req.path, "endpoint": req.endpoint,
+                              "status": status, "duration_ms": round(elapsed * 1000, 2),
+                              "remote_addr": req.remote_addr})
     return elapsed
+
+
+def log_access_line(request_id: str, http: dict[str, Any]) -> None:
+    """One ``uauth.request`` line (``http``: method, path, endpoint, status, duration_ms,
+    remote_addr): to this process's writer, or to ``logging`` when there is none or it
+    declines."""
+    method, path, status = http["method"], http["path"], http["status"]
+    writer = _writer
+    if writer is None or not writer(request_id, f"{method} {path} {status}", http):
+        # Made and handled directly: ``info`` would also walk the stack for the caller's
+        # file and line, which no format of ours shows, on every request.
+        access_log.handle(access_log.makeRecord(
+            access_log.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, status),
+            None, "finish_request", {"request_id": request_id, "http": http}))
 
 
 class RequestIdFilter(logging.Filter):
