@@ -1,12 +1,14 @@
-"""What one access line costs in-process: through ``logging`` and as ``uauth serve`` writes it.
+"""What one access line and one audit event cost in-process: through ``logging`` and as
+``uauth serve`` writes them.
 
 ``python -m bench.access_line`` sets up logging as ``uauth serve`` does (JSON lines from INFO
-up), its stream a temporary file, and writes the same ``uauth.request`` line both ways, timed
-alternately, through ``requestlog.log_access_line`` as a request's end calls it: as a LogRecord
-handed to the logger (what uauth did before, and still does when a handler of yours is on
-``uauth``), and through :class:`uauth.ops.logs.DirectAccessLines`. A loop
-keeps the code in the CPU's caches, so a served request pays several times these figures
-(``python -m bench.spy --op userinfo`` shows what it pays there).
+up), its stream a temporary file, and writes the same lines both ways, timed alternately: the
+``uauth.request`` line through ``requestlog.log_access_line`` as a request's end calls it, and a
+``token.issued`` event through ``audit`` as every token request calls it. Each is handed to
+``logging`` as a LogRecord (what uauth did before, and still does when a handler of yours is on
+``uauth``), then to its :class:`uauth.ops.logs.DirectLines`. A loop keeps the code in the
+CPU's caches, so a served request pays several times these figures (``python -m bench.spy``
+shows what it pays there).
 """
 
 from __future__ import annotations
@@ -16,46 +18,60 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
+from uauth.core import audit
 from uauth.ops.logs import configure_logging
 from uauth.web import requestlog
-from uauth.web.requestlog import AccessLineWriter
 
 #: The fields of a served userinfo request's line.
 HTTP = {"method": "GET", "path": "/userinfo", "endpoint": "uauth.userinfo.userinfo",
         "status": 200, "duration_ms": 0.31, "remote_addr": "127.0.0.1"}
 
 
-def ways() -> dict[str, AccessLineWriter | None]:
-    """The two ways ``requestlog.log_access_line`` writes a line, once logging is set up as
-    ``uauth serve`` sets it: through ``logging`` (no writer) and through the direct writer."""
-    writer = requestlog._writer
-    if writer is None:
-        raise RuntimeError("configure_logging set no direct writer")
-    return {"through logging": None, "written directly": writer}
+def _access_line() -> None:
+    requestlog.log_access_line("0123456789abcdef", HTTP)
+
+
+def _audit_event() -> None:
+    audit.audit(audit.TOKEN_ISSUED, client_id="bench-client", user_id="bench-user",
+                grant="0123abcd", scope="openid profile")
+
+
+#: What is timed: a line's name, the call that writes it, and where its writer is installed.
+LINES: list[tuple[str, Callable[[], None], Callable[[Any], None]]] = [
+    ("access line", _access_line, requestlog.write_access_lines),
+    ("audit event", _audit_event, audit.write_audit_lines),
+]
 
 
 def measure(lines: int, timings: int) -> dict[str, list[float]]:
     """CPU µs per line, ``timings`` times each way, alternated; logging is left as it was."""
     saved = {name: (logger.handlers[:], logger.level, logger.propagate)
              for name, logger in ((n, logging.getLogger(n)) for n in ("uauth", "uauth.audit"))}
-    stderr, writer = sys.stderr, requestlog._writer
+    stderr, writers = sys.stderr, (requestlog._writer, audit._writer)
     with tempfile.TemporaryFile("w+") as stream:
         sys.stderr = stream
         try:
             configure_logging("json", "INFO")
-            each_way = ways()
-            costs: dict[str, list[float]] = {name: [] for name in each_way}
+            installed = (requestlog._writer, audit._writer)
+            if None in installed:
+                raise RuntimeError("configure_logging set no direct writer")
+            costs: dict[str, list[float]] = {}
             for _ in range(timings):
-                for name, way in each_way.items():
-                    requestlog.write_access_lines(way)
-                    started = time.process_time()
-                    for _ in range(lines):
-                        requestlog.log_access_line("0123456789abcdef", HTTP)
-                    costs[name].append((time.process_time() - started) / lines * 1e6)
+                for (label, write, install), direct in zip(LINES, installed, strict=True):
+                    for way, writer in (("through logging", None), ("written directly", direct)):
+                        install(writer)
+                        started = time.process_time()
+                        for _ in range(lines):
+                            write()
+                        elapsed = (time.process_time() - started) / lines * 1e6
+                        costs.setdefault(f"{label} {way}", []).append(elapsed)
         finally:
             sys.stderr = stderr
-            requestlog.write_access_lines(writer)
+            requestlog.write_access_lines(writers[0])
+            audit.write_audit_lines(writers[1])
             for name, (handlers, level, propagate) in saved.items():
                 logger = logging.getLogger(name)
                 logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
@@ -69,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timings", type=int, default=7, help="timings of each way")
     args = parser.parse_args(argv)
     costs = measure(args.lines, args.timings)
-    print("| one access line, in-process | least CPU µs | median CPU µs |")
+    print("| one line, in-process | least CPU µs | median CPU µs |")
     print("| --- | --- | --- |")
     for name, each in costs.items():
         ordered = sorted(each)

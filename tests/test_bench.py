@@ -35,6 +35,7 @@ from bench.run import Settings
 from bench.run import median_result
 from bench.signing import signing_costs
 from tests.conftest import unique_prefix
+from uauth.core import audit
 from uauth.extension import get_state
 from uauth.ops.logs import JsonFormatter
 from uauth.storage.redis import RedisStore
@@ -371,7 +372,8 @@ def test_profile_counts_the_access_log_only_when_asked(
         monkeypatch.setattr(kept, "handlers", list(kept.handlers))
         monkeypatch.setattr(kept, "level", kept.level)
         monkeypatch.setattr(kept, "propagate", kept.propagate)
-    monkeypatch.setattr(requestlog, "_writer", None)  # configure_logging sets the direct writer
+    monkeypatch.setattr(requestlog, "_writer", None)  # configure_logging sets the direct writers
+    monkeypatch.setattr(audit, "_writer", None)
     written: list[str] = []
     document = JsonFormatter.document
 
@@ -395,18 +397,23 @@ def test_profile_counts_the_access_log_only_when_asked(
 
 def test_access_line_bench_times_both_ways_and_leaves_logging_as_it_was(
         capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m bench.access_line`` times the line through logging and written directly,
-    then puts logging back: no handler, level or writer of its own stays behind."""
+    """``python -m bench.access_line`` times the access line and an audit event through
+    logging and written directly, then puts logging back: no handler, level or writer of its
+    own stays behind."""
     logger = logging.getLogger("uauth")
-    before = (logger.handlers[:], logger.level, logger.propagate, requestlog._writer)
+    before = (logger.handlers[:], logger.level, logger.propagate, requestlog._writer,
+              audit._writer)
     costs = access_line.measure(50, 2)
-    assert set(costs) == {"through logging", "written directly"}
+    assert list(costs) == [f"{line} {way}" for line in ("access line", "audit event")
+                           for way in ("through logging", "written directly")]
     assert all(len(each) == 2 and min(each) > 0 for each in costs.values())
-    assert (logger.handlers, logger.level, logger.propagate, requestlog._writer) == before
+    assert (logger.handlers, logger.level, logger.propagate, requestlog._writer,
+            audit._writer) == before
     assert access_line.main(["--lines", "20", "--timings", "1"]) == 0
     rows = capsys.readouterr().out.splitlines()
-    assert rows[0].startswith("| one access line") and len(rows) == 4
-    assert rows[2].startswith("| through logging |") and rows[3].startswith("| written directly |")
+    assert rows[0].startswith("| one line, in-process") and len(rows) == 6
+    assert rows[2].startswith("| access line through logging |")
+    assert rows[5].startswith("| audit event written directly |")
 
 
 @pytest.mark.parametrize("name", ["redis", "redis-cluster"])

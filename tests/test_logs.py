@@ -21,6 +21,7 @@ import pytest
 from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
+from uauth.core import audit
 from uauth.ops.logs import configure_logging
 from uauth.storage.memory import MemoryStore
 from uauth.web import requestlog
@@ -104,6 +105,7 @@ def serve_logging(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         monkeypatch.setattr(logger, "level", logger.level)
         monkeypatch.setattr(logger, "propagate", logger.propagate)
     monkeypatch.setattr(requestlog, "_writer", None)
+    monkeypatch.setattr(audit, "_writer", None)
     opened: list[IO[str]] = []
 
     def configure(fmt: str = "json", level: str = "INFO") -> Path:
@@ -150,6 +152,71 @@ def test_serve_logging_writes_the_access_line_itself_as_logging_would(
     assert first["pid"] == os.getpid() and first["msg"] == "GET /healthz 200"
 
 
+def audit_lines(path: Path) -> list[dict[str, Any]]:
+    found = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in found if line["logger"] == "uauth.audit"]
+
+
+def failed_client_auth(driver: Driver) -> str:
+    """A token request that leaves one audit event; returns its request id."""
+    answer = driver.http.post("/token", data={"grant_type": "client_credentials",
+                                              "client_id": "nobody", "client_secret": "wrong"})
+    assert answer.get_json()["error"] == "invalid_client"
+    return answer.headers["X-Request-ID"]
+
+
+def test_serve_logging_writes_audit_events_itself_as_logging_would(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every token request writes an audit event: it takes the access line's direct way, and
+    is the same line, key for key, with the request's id."""
+    path = serve_logging()
+    assert audit._writer is not None
+    handled: list[logging.LogRecord] = []
+    monkeypatch.setattr(audit.log, "handle", handled.append)
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    direct_id = failed_client_auth(driver)
+    assert handled == [], "not through logging"
+    monkeypatch.delattr(audit.log, "handle")
+    monkeypatch.setattr(audit, "_writer", None)
+    logged_id = failed_client_auth(driver)
+    first, second = audit_lines(path)
+    assert list(first) == list(second)
+    assert list(first)[:6] == ["ts", "level", "logger", "msg", "request_id", "pid"]
+    assert (first["request_id"], second["request_id"]) == (direct_id, logged_id)
+    for line in (first, second):
+        del line["request_id"]
+        line["ts"] = re.sub(r"\.\d{3}Z$", "", line["ts"])
+    assert first == second, "the same fields and values"
+    assert first["event"] == "client_auth.failed" and first["client_id"] == "nobody"
+    assert first["msg"].startswith("client_auth.failed client_id=\"nobody\"")
+
+
+def test_a_handler_on_the_audit_logger_gets_its_events_through_logging(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path]) -> None:
+    """Operators attach handlers to audit events (a SIEM, a file): theirs and stderr get every
+    one; a filter on the handler ``uauth serve`` set up is honoured too."""
+    path = serve_logging()
+    collected: list[logging.LogRecord] = []
+
+    class Collector(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            collected.append(record)
+
+    collector = Collector()
+    audit.log.addHandler(collector)
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    failed_client_auth(driver)
+    assert [record.getMessage().split()[0] for record in collected] == ["client_auth.failed"]
+    assert [line["event"] for line in audit_lines(path)] == ["client_auth.failed"]
+    audit.log.removeHandler(collector)
+    handler = logging.getLogger("uauth").handlers[0]
+    handler.addFilter(lambda record: record.name != "uauth.audit")
+    failed_client_auth(driver)
+    assert len(audit_lines(path)) == 1, "the handler's filter dropped the second event"
+    assert len(access_lines(path)) == 2, "the access line passed it (through logging)"
+
+
 def test_a_handler_added_after_serve_logging_gets_the_access_line_through_logging(
         tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path]) -> None:
     path = serve_logging()
@@ -175,6 +242,7 @@ def test_serve_logging_above_info_or_in_text_writes_no_json_access_line(
     assert quiet.read_text() == ""
     text = serve_logging(fmt="text")
     assert requestlog._writer is None, "text lines go through logging's formatter"
+    assert audit._writer is None
     driver.http.get("/healthz")
     assert "INFO uauth.request [" in text.read_text() and "GET /healthz 200" in text.read_text()
 

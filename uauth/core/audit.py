@@ -1,7 +1,8 @@
 """The audit trail: one structured log event per security-relevant action.
 
-Events go to the ``uauth.core.audit`` logger through the same logging set-up as every other line
-(:mod:`uauth.ops.logs`): as JSON under ``uauth serve``, with the request id, and with ``event``,
+Events go to the ``uauth.audit`` logger through the same logging set-up as every other line
+(:mod:`uauth.ops.logs`, which under ``uauth serve`` writes them to its stream itself:
+:func:`write_audit_lines`): as JSON under ``uauth serve``, with the request id, and with ``event``,
 ``client_id``, ``user_id`` and ``ip`` as fields of their own. They name who and what, never a
 secret: no password, code, token, client secret or session handle is ever passed here (grant
 ids appear shortened, as in the other logs).
@@ -36,6 +37,17 @@ def _no_keeper() -> Callable[[dict[str, Any]], None] | None:
 #: (:mod:`uauth.core.audittrail`); the wiring installs the web layer's lookup
 #: (:func:`uauth.web.requestlog.audit_keeper`). None: not kept.
 event_keeper: Callable[[], Callable[[dict[str, Any]], None] | None] = _no_keeper
+
+#: Writes an event's line itself (message, fields), or answers False to have ``logging`` write
+#: it; ``uauth serve``'s writes to its handler's stream (:class:`uauth.ops.logs.DirectLines`).
+AuditLineWriter = Callable[[str, dict[str, Any]], bool]
+_writer: AuditLineWriter | None = None
+
+
+def write_audit_lines(writer: AuditLineWriter | None) -> None:
+    """Hand this process's audit lines to ``writer`` (None: to ``logging``, the default)."""
+    global _writer  # noqa: PLW0603 - one writer per process, as logging's handlers are
+    _writer = writer
 
 LOGIN_SUCCEEDED = "login.succeeded"
 LOGIN_FAILED = "login.failed"
@@ -110,9 +122,11 @@ def audit(event: str, *, client_id: str | None = None, user_id: str | None = Non
         # field in the plain-text log: client_id="evil user_id=alice" stays one value.
         text = " ".join(f"{k}={_quoted(v) if isinstance(v, str) else v}"
                         for k, v in fields.items() if k != "event")
-        # Made and handled directly, as the access line is: ``info`` would also walk the stack
-        # for the caller's file and line, which no format of ours shows, on every token request.
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s %s", (event, text),
-                                  None, "audit", {"audit": fields}))
+        writer = _writer
+        if writer is None or not writer(f"{event} {text}", fields):
+            # Made and handled directly, as the access line is: ``info`` would also walk the
+            # stack for the caller's file and line, which no format of ours shows.
+            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "%s %s",
+                                      (event, text), None, "audit", {"audit": fields}))
     if keeper is not None:
         keeper(fields)

@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from uauth.core.audit import AuditLineWriter
+from uauth.core.audit import write_audit_lines
 from uauth.storage.filemodes import create_private_file
 from uauth.storage.process import current_pid
 from uauth.web.requestlog import RequestIdFilter
 from uauth.web.requestlog import access_log
+from uauth.web.requestlog import request_id
 from uauth.web.requestlog import write_access_lines
 
 #: ``json.dumps(doc, default=str)``, with the encoder built once rather than for every line.
@@ -80,32 +83,39 @@ def _stderr_handler(fmt: str) -> logging.StreamHandler[Any]:
     return handler
 
 
-class DirectAccessLines:
-    """The access line as ``uauth serve`` logs it, written to its handler's stream directly.
+class DirectLines:
+    """One logger's lines as ``uauth serve`` logs them, written to its handler's stream directly.
 
     A line through ``logging`` (a LogRecord, the logger's and handler's calls, a lock, a flush
     through a text stream) cost 12 µs in a loop (``python -m bench.access_line``) and about
     52 µs of a served userinfo request (``python -m bench.spy``: the caches are cold by then);
-    written here, 6 and about 35 (performance.md, the twelfth part). It is the same JSON
-    object from the same formatter, and only while the handler :func:`configure_logging` set up
-    is the one that would write it: a handler or filter added to ``uauth.request``, or another
-    handler on ``uauth``, sends the lines through ``logging`` again.
+    written here, 6 and about 35 (performance.md, the twelfth part). Every request writes an
+    access line (``uauth.request``) and every token request an audit event (``uauth.audit``),
+    so both loggers get one. It is the same JSON object from the same formatter, and only while
+    the handler :func:`configure_logging` set up is the one that would write it: a handler or
+    filter added to the logger, a filter or level on that handler, or another handler on
+    ``uauth`` sends the lines through ``logging`` again.
     """
 
-    def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter) -> None:
+    def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter,
+                 logger: logging.Logger) -> None:
         self._handler = handler
         self._formatter = formatter
+        self._logger = logger
         self._parent = logging.getLogger("uauth")
+        self._filters = list(handler.filters)
 
     def __call__(self, request_id: str, message: str, fields: dict[str, Any]) -> bool:
         """Write the line; False, having written nothing, when ``logging`` is to have it."""
+        logger, handler = self._logger, self._handler
         handlers = self._parent.handlers
-        stream = self._handler.stream
-        if (access_log.handlers or access_log.filters or not access_log.propagate
-                or len(handlers) != 1 or handlers[0] is not self._handler or stream.closed):
+        stream = handler.stream
+        if (logger.handlers or logger.filters or not logger.propagate or len(handlers) != 1
+                or handlers[0] is not handler or handler.filters != self._filters
+                or handler.level > logging.INFO or stream.closed):
             return False  # a closed stream's descriptor may be another file's by now
-        doc = self._formatter.document(time.time(), "INFO", access_log.name, message,
-                                       request_id, current_pid())
+        doc = self._formatter.document(time.time(), "INFO", logger.name, message, request_id,
+                                       current_pid())
         doc.update(fields)
         data = (_encode(doc) + "\n").encode()  # ASCII: the encoder escapes the rest
         try:
@@ -117,7 +127,8 @@ class DirectAccessLines:
         return True
 
 
-def _direct_access_lines(handler: logging.StreamHandler[Any]) -> DirectAccessLines | None:
+def _direct_lines(handler: logging.StreamHandler[Any], logger: logging.Logger
+                  ) -> DirectLines | None:
     """A direct writer for JSON lines to a stream with a descriptor (not a test's buffer)."""
     formatter = handler.formatter
     if not isinstance(formatter, JsonFormatter):
@@ -126,7 +137,19 @@ def _direct_access_lines(handler: logging.StreamHandler[Any]) -> DirectAccessLin
         handler.stream.fileno()
     except (AttributeError, OSError, ValueError):
         return None
-    return DirectAccessLines(handler, formatter)
+    return DirectLines(handler, formatter, logger)
+
+
+def _audit_lines(direct: DirectLines | None) -> AuditLineWriter | None:
+    """The audit events' writer: core knows no request, so the id is read here, as
+    :class:`RequestIdFilter` reads it for a record."""
+    if direct is None:
+        return None
+
+    def write(message: str, fields: dict[str, Any]) -> bool:
+        return direct(request_id(), message, fields)
+
+    return write
 
 
 class _AuditFile(logging.FileHandler):
@@ -178,4 +201,5 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
-    write_access_lines(_direct_access_lines(handler))
+    write_access_lines(_direct_lines(handler, access_log))
+    write_audit_lines(_audit_lines(_direct_lines(handler, audit)))

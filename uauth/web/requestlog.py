@@ -34,7 +34,7 @@ access_log = logging.getLogger("uauth.request")
 _ids = RandomIds(8)
 
 #: Writes an access line itself (request id, message, fields), or answers False to have
-#: ``logging`` write it; ``uauth serve``'s is :class:`uauth.ops.logs.DirectAccessLines`.
+#: ``logging`` write it; ``uauth serve``'s is :class:`uauth.ops.logs.DirectLines`.
 AccessLineWriter = Callable[[str, str, dict[str, Any]], bool]
 _writer: AccessLineWriter | None = None
 
