@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask import session
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import Signer
 
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
@@ -132,3 +133,43 @@ def test_a_request_without_cookies_opens_no_cookie_session(tmp_path: Path, clock
         browser.get("/login")
         assert session.get("probe") == "kept"
     assert signers, "a request with the cookie is read through the signer"
+
+
+def test_the_cookie_key_is_derived_once_and_cookies_read_as_flask_signs_them(
+        tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's signing key is derived once per secret, not for every cookie; cookies are
+    Flask's own (HMAC-SHA1 of the same derived key), so an upgrade signs nobody out, and one
+    signed with a retired secret (``SECRET_KEY_FALLBACKS``) still opens."""
+    derived: list[bytes] = []
+    derive = Signer.derive_key
+
+    def counted(self: Signer, secret_key: str | bytes | None = None) -> bytes:
+        key = derive(self, secret_key)
+        if self.salt == b"cookie-session":  # flask-wtf's CSRF tokens have a signer of their own
+            derived.append(key)
+        return key
+
+    monkeypatch.setattr(Signer, "derive_key", counted)
+    app = make_app(tmp_path, MemoryStore(clock=clock), clock, SECRET_KEY="current-secret",
+                   SECRET_KEY_FALLBACKS=["retired-secret"])
+    flask_signed = SecureCookieSessionInterface().get_signing_serializer(app)
+    assert flask_signed is not None
+    name = app.config["SESSION_COOKIE_NAME"]
+    retired = app.test_client()
+    with app.test_request_context():
+        app.config["SECRET_KEY"], kept = "retired-secret", app.config["SECRET_KEY"]
+        old = SecureCookieSessionInterface().get_signing_serializer(app)
+        app.config["SECRET_KEY"] = kept
+    assert old is not None
+    cookies = [(flask_signed.dumps({"probe": "flask"}), app.test_client()),
+               (old.dumps({"probe": "retired"}), retired)]
+    derived.clear()
+    for value, client in cookies:
+        client.set_cookie(name, value)
+        for _ in range(3):
+            with client:
+                client.get("/login")
+                assert session.get("probe") in ("flask", "retired")
+    assert len(derived) == 2, "one key per secret, for six requests"
+    ours = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    assert flask_signed.loads(ours.dumps({"probe": "ours"})) == {"probe": "ours"}

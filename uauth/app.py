@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from typing import ClassVar
 
 from flask import Config
 from flask import Flask
@@ -17,6 +19,8 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSession
 from flask.sessions import SecureCookieSessionInterface
 from flask.sessions import SessionMixin
+from itsdangerous import TimestampSigner
+from itsdangerous.encoding import want_bytes
 
 from uauth.core.settings import from_environ
 from uauth.extension import UAuth
@@ -104,11 +108,32 @@ class _PlainJSON(TaggedJSONSerializer):
         return json.loads(value)
 
 
+class _KeyOnceSigner(TimestampSigner):
+    """itsdangerous derives the cookie's signing key (an HMAC of the secret and the salt) again
+    for every cookie it checks or signs; it is the same as long as the secret is, so a worker
+    derives it once per secret."""
+
+    _derived: ClassVar[dict[tuple[object, ...], bytes]] = {}
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        entry = (secret, self.salt, self.key_derivation, self.digest_method)
+        derived = self._derived.get(entry)
+        if derived is None:
+            if len(self._derived) >= 16:  # only a test making apps by the hundred gets here
+                self._derived.clear()
+            derived = self._derived[entry] = super().derive_key(secret)
+        return derived
+
+
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signing serializer built once, not for every
-    request (Flask builds a new one each time it opens or saves a session)."""
+    request (Flask builds a new one each time it opens or saves a session), and its key derived
+    once (:class:`_KeyOnceSigner`). HMAC-SHA1 as Flask signs, with ``hashlib.sha1`` itself: given
+    Flask's lazy wrapper, ``hmac`` takes its pure-Python path instead of OpenSSL's."""
 
     serializer = _PlainJSON()
+    digest_method = staticmethod(hashlib.sha1)
 
     def __init__(self) -> None:
         self._built: tuple[tuple[object, ...], Any] | None = None
@@ -117,7 +142,10 @@ class CookieSessions(SecureCookieSessionInterface):
         keys = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
         built = self._built
         if built is None or built[0] != keys:
-            built = self._built = (keys, super().get_signing_serializer(app))
+            serializer = super().get_signing_serializer(app)
+            if serializer is not None:
+                serializer.signer = _KeyOnceSigner
+            built = self._built = (keys, serializer)
         return built[1]
 
     def open_session(self, app: Flask, req: Request) -> SecureCookieSession | None:
