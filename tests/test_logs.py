@@ -217,6 +217,19 @@ def test_a_handler_on_the_audit_logger_gets_its_events_through_logging(
     assert len(access_lines(path)) == 2, "the access line passed it (through logging)"
 
 
+def test_a_disabled_logger_writes_nothing_either_way(
+        tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``logging.config.dictConfig`` disables the loggers it was not told of; their lines stop,
+    whichever way they would have been written (both ask ``isEnabledFor`` first)."""
+    path = serve_logging()
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    for logger in (audit.log, requestlog.access_log):
+        monkeypatch.setattr(logger, "disabled", True)
+    failed_client_auth(driver)
+    assert audit_lines(path) == [] and access_lines(path) == []
+
+
 def test_a_handler_added_after_serve_logging_gets_the_access_line_through_logging(
         tmp_path: Path, clock: FakeClock, serve_logging: Callable[..., Path]) -> None:
     path = serve_logging()
