@@ -97,7 +97,7 @@ def test_every_setting_is_documented_once() -> None:
 
 
 def test_committed_example_config_matches_the_settings() -> None:
-    committed = Path(__file__).parent.parent / "instance" / "config.example.py"
+    committed = Path(__file__).parent.parent / "docs" / "config.example.py"
     assert committed.read_text() == example_config(), "regenerate: uauth config-example"
 
 

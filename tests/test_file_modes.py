@@ -32,7 +32,7 @@ def test_files_are_owner_only_in_an_existing_open_folder(tmp_path: Path, clock: 
                                                          loose_umask: None,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     instance = tmp_path / "instance"
-    instance.mkdir(mode=0o755)  # as the repository ships it
+    instance.mkdir(mode=0o755)  # as checkouts before 2026-12-05 shipped it
     os.chmod(instance, 0o755)
     (instance / "config.example.py").write_text("# shipped\n")
     with caplog.at_level(logging.WARNING, logger="uauth.instance"):

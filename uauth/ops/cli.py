@@ -531,7 +531,7 @@ def config_doc() -> None:
 
 @cli.command("config-example")
 def config_example() -> None:
-    """Print the commented example config (instance/config.example.py)."""
+    """Print the commented example config (docs/config.example.py)."""
 
     click.echo(example_config(), nl=False)
 

@@ -42,7 +42,7 @@ def resolve_instance_path(explicit: str | os.PathLike[str] | None = None) -> Pat
 
 
 def example_config() -> str:
-    """The commented config written on first run (and committed as config.example.py)."""
+    """The commented config written on first run (and committed as docs/config.example.py)."""
     lines = [
         '"""uauth instance configuration: uncomment and change what you need.',
         "",

@@ -1,6 +1,6 @@
 """Owner-only files and folders: every file uauth writes is 0600, every folder it creates 0700.
 
-The instance folder may already exist with a loose mode (the repository ships ``instance/``), so
+The instance folder may already exist with a loose mode (an operator's, or an older checkout's), so
 files are created with an explicit mode rather than relying on the folder or the umask. What
 already exists is left alone, but :func:`warn_if_exposed` says at start-up when the folder or a
 file in it can be read by other local accounts (argon2 hashes, profiles, the session secret).
