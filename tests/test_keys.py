@@ -205,5 +205,8 @@ def test_cli_lists_rotates_and_retires(tmp_path: Path) -> None:
     unknown = uauth(instance, "keys", "retire", "nope")
     assert unknown.exit_code == 1
     assert unknown.stderr == "error: no signing key 'nope'; see `uauth keys list`\n"
+    dashed = uauth(instance, "keys", "retire", "-Xq_3")  # thumbprints may start with "-"
+    assert dashed.exit_code == 1
+    assert dashed.stderr == "error: no signing key '-Xq_3'; see `uauth keys list`\n"
     disabled = uauth(instance, "keys", "rotate", "--alg", "ES256")
     assert disabled.exit_code == 1 and "add it to UAUTH_SIGNING_ALGS" in disabled.stderr

@@ -81,7 +81,9 @@ def keys_rotate(ctx: CliContext, algs: tuple[str, ...], immediately: bool) -> No
         click.echo(f"added {key.alg} key {key.kid}; published now, signs from {_when(key.created)}")
 
 
-@keys.command("retire")
+# A key id is a base64url thumbprint: one in 64 starts with "-", which click would take for an
+# option. This command has none of its own but --help, so every other word is the id.
+@keys.command("retire", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 @pass_ctx
 def keys_retire(ctx: CliContext, kid: str) -> None:
