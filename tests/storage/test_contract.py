@@ -119,6 +119,23 @@ def test_revoke_grant_spares_a_key_resaved_under_another_grant(store: Store) -> 
     assert store.find("session", "s") == {"n": 2}
 
 
+def test_drop_grant_removes_that_family_in_order_with_the_writes_around_it(store: Store) -> None:
+    """revoke_grant without the count: a backend may hold it inside a batch, in its place."""
+    store.save("refresh_token", "r1", {"n": 1}, ttl=3600, grant_id="g1")
+    store.save("refresh_token", "other", {"n": 2}, ttl=3600, grant_id="g2")
+    with store.batch():
+        store.save("code", "before", {"n": 3}, ttl=60, grant_id="g1")
+        store.drop_grant("g1")
+        store.save("code", "after", {"n": 4}, ttl=60, grant_id="g1")
+        assert store.find("refresh_token", "r1") is None
+    assert store.find_many("code", ["before", "after"]) == [None, {"n": 4}]
+    assert store.find("refresh_token", "r1") is None
+    assert store.find("refresh_token", "other") == {"n": 2}
+    store.drop_grant("g2")
+    store.drop_grant("unknown")
+    assert store.find("refresh_token", "other") is None
+
+
 def test_grant_records_lists_the_live_records_of_one_grant(store: Store,
                                                           clock: FakeClock) -> None:
     store.save("session", "s1", {"n": 1}, ttl=3600, grant_id="sessions-of:u1")

@@ -15,6 +15,7 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
+from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import CODE
 from uauth.storage import StorageUnavailable
 from uauth.storage.base import system_clock
@@ -140,3 +141,11 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     answer = d.http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
     assert seen == [1, 3], f"the token; its deny-list entries with its user ({seen})"
+    for _ in range(MAX_GRANTS_PER_CLIENT - 1):
+        json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    code = d.code(client.client_id)
+    del seen[:]
+    json_of(d.token(client.client_id, secret, code=code))
+    assert seen == [1, 2, 4, 4], (
+        f"at the cap, one wait more: the oldest family's deny marker, its revocation, the audit "
+        f"event kept and its note, sent together when the response's batch ends ({seen})")

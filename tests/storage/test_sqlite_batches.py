@@ -13,6 +13,7 @@ import pytest
 from tests.app_driver import Driver
 from tests.app_driver import json_of
 from tests.app_driver import make_app
+from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.storage import StorageUnavailable
 from uauth.storage.base import system_clock
 from uauth.storage.sqlite import SQLiteStore
@@ -113,8 +114,9 @@ def test_a_busy_database_fails_the_batch_as_an_outage_and_loses_nothing_after(
 def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         store: SQLiteStore, tmp_path: Path) -> None:
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
-    /token the access token, the new family's refresh token and its note with the cap's listing
-    (the test client serves requests on this thread, so on its connection)."""
+    /token the access token, the new family's refresh token and its note with the cap's listing;
+    at the cap, the oldest family's eviction in one more (the test client serves requests on
+    this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -126,5 +128,15 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    assert ["INSERT", "INSERT", "INSERT", "SELECT", "COMMIT"] in seen, (
+    listing = ["INSERT", "INSERT", "INSERT", "SELECT", "COMMIT"]
+    assert listing in seen, (
         f"access and refresh token, the family's note and the listing: one commit ({seen})")
+    for _ in range(MAX_GRANTS_PER_CLIENT - 1):
+        json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    code = d.code(client.client_id)
+    del seen[:]
+    json_of(d.token(client.client_id, secret, code=code))
+    assert [t for t in seen if len(t) > 1] == [listing, [
+        "INSERT", "DELETE", "INSERT", "DELETE", "COMMIT"]], (
+        f"at the cap, one commit more: the oldest family's deny marker, its records, the audit "
+        f"event kept and its note ({seen})")

@@ -26,8 +26,8 @@ from uauth.core.records import SESSION_GRANT
 from .consents import apps_group
 from .consents import grant_lifetime
 from .consents import remember_grant
+from .tokens import evict_grant
 from .tokens import grant_revoked
-from .tokens import revoke_grant
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -84,7 +84,11 @@ def family_started(state: State, user_id: str, client_id: str, sid: str | None,
 def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str | None = None) -> int:
     """Make room for one more refresh-token grant of ``client_id``: revoke the oldest while
     the user holds :data:`MAX_GRANTS_PER_CLIENT` or more besides ``keep``; returns how many were
-    revoked."""
+    revoked.
+
+    The listing sends the writes held before it (the new family's note among them, so two
+    families started at once see each other), and the revocations are held in turn: inside the
+    token response's batch they go to storage with its last writes, not each on its own."""
     # By the exact start: many families can start within one second (a busy agent), and
     # whole seconds would let a family started a moment ago sort as the oldest.
     held = sorted(((float(record["started"] if "started" in record else record["issued_at"]),
@@ -95,6 +99,6 @@ def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str | None
                   key=lambda item: item[0])
     excess = held[:max(0, len(held) - MAX_GRANTS_PER_CLIENT + 1)]
     for _, key, grant_id in excess:
-        revoke_grant(state, grant_id)
+        evict_grant(state, grant_id)
         state.store.delete(APP_GRANT, key)
     return len(excess)

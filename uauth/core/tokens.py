@@ -337,11 +337,24 @@ def revoke_grant(state: State, grant_id: str) -> int:
     The marker outlives every token the grant could still have, and a refresh token saved by a
     request racing this one is refused on use because the marker is checked there too.
     """
-    ttl = max(state.settings.access_token_ttl, state.settings.refresh_token_ttl)
-    state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
+    _deny_grant(state, grant_id)
     removed = state.store.revoke_grant(grant_id)
     audit(FAMILY_REVOKED, grant=grant_id[:8], records=removed)
     return removed
+
+
+def evict_grant(state: State, grant_id: str) -> None:
+    """:func:`revoke_grant` without the count of records it deleted, so that inside
+    :meth:`~uauth.storage.base.Store.batch` the backend may hold the delete with the other writes
+    (the grant cap's eviction: one commit with the token response's instead of one of its own)."""
+    _deny_grant(state, grant_id)
+    state.store.drop_grant(grant_id)
+    audit(FAMILY_REVOKED, grant=grant_id[:8], reason="grant cap")
+
+
+def _deny_grant(state: State, grant_id: str) -> None:
+    ttl = max(state.settings.access_token_ttl, state.settings.refresh_token_ttl)
+    state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
 
 
 def grant_revoked(store: Store, grant_id: str) -> bool:

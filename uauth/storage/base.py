@@ -127,6 +127,11 @@ class Store(Protocol):
     def revoke_grant(self, grant_id: str) -> int:
         """Delete every record saved under ``grant_id``; returns how many there were."""
 
+    def drop_grant(self, grant_id: str) -> None:
+        """:meth:`revoke_grant` for a caller that needs no count: inside :meth:`batch` a
+        backend may hold it with the other writes (the grant cap's eviction rides in the token
+        response's one commit or round trip instead of taking its own)."""
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         """Every live record saved under ``grant_id``, as ``(kind, key, record)``.
 

@@ -169,6 +169,9 @@ class MemoryStore:
                 self._drop(kind, key)
             return len(doomed)
 
+    def drop_grant(self, grant_id: str) -> None:
+        self.revoke_grant(grant_id)
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         with self._lock:
             found = list(self._by_grant.get(grant_id, ()))

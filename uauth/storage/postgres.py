@@ -551,6 +551,10 @@ class PostgresStore:
         self._writes_held.forget()  # it deletes records by their grant, whatever their names
         return self._run(REVOKE, [grant_id.encode()]).command_tuples or 0
 
+    def drop_grant(self, grant_id: str) -> None:
+        self._writes_held.forget()
+        self._write(REVOKE, [grant_id.encode()])
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         result = self._run(GRANT_RECORDS, [grant_id.encode(), _number(self._clock())])
         return [(cast(Kind, _decode(result.get_value(i, 0))), str(_decode(result.get_value(i, 1))),

@@ -460,6 +460,11 @@ class RedisStore(RedisRecordStore):
         return int(self._answer(("EVAL", _REVOKE, 1, grant_key, grant_id), lambda: self._revoke(
             keys=[grant_key], args=[grant_id], client=self._client)))
 
+    def drop_grant(self, grant_id: str) -> None:
+        self._held.forget()
+        if not self._held.hold(("EVAL", _REVOKE, 1, self._grant_key(grant_id), grant_id)):
+            self.revoke_grant(grant_id)
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         grant_key, now = self._grant_key(grant_id), repr(self._clock())
         flat = self._answer(("EVAL", _GRANT_RECORDS, 1, grant_key, grant_id, now),

@@ -265,6 +265,9 @@ class SQLiteStore:
         cursor = self._run("DELETE FROM records WHERE grant_id = ?", (grant_id,))
         return cursor.rowcount
 
+    def drop_grant(self, grant_id: str) -> None:
+        self._write("DELETE FROM records WHERE grant_id = ?", (grant_id,))
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         rows = self._run(
             f"SELECT kind, key, value FROM records WHERE grant_id = ? AND {_LIVE}",  # noqa: S608
