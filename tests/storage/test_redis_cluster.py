@@ -378,6 +378,26 @@ def test_cluster_held_writes_travel_with_the_next_command_that_answers(
     store.close()
 
 
+def test_a_dropped_grant_is_deleted_with_the_writes_held_after_it(
+        redis_cluster: RedisClusterServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grant cap's eviction on a cluster: the index's members must be read now (the
+    records live on other primaries), but their deletes wait for the batch's end."""
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    for key in ("r1", "r2", "r3"):
+        store.save("refresh_token", key, {"n": 1}, ttl=60, grant_id="g")
+    seen = _sends(store, monkeypatch)
+    with store.batch():
+        store.save("revoked", "grant:g", {"at": 1}, ttl=60)
+        store.drop_grant("g")
+        assert seen == [2], "the marker held before it and the index's members: one wait"
+        store.save("authorization_code", "after", {"n": 2}, ttl=60)
+    assert seen == [2, 5], "three deletes, the index's removal and the save: one wait at the end"
+    assert store.find_many("refresh_token", ["r1", "r2", "r3"]) == [None, None, None]
+    assert store.grant_records("g") == []
+    assert store.find("authorization_code", "after") == {"n": 2}
+    store.close()
+
+
 def test_only_what_a_primary_refused_is_sent_again(redis_cluster: RedisClusterServer) -> None:
     """A stale slot map (a resharding, a failover) sends a held save to the wrong primary, which
     answers MOVED; the save goes again through the cluster client, but the code consumed in the

@@ -427,7 +427,16 @@ class RedisClusterStore(RedisRecordStore):
         return sum(int(n) for n in replies[:-1])
 
     def drop_grant(self, grant_id: str) -> None:
-        self.revoke_grant(grant_id)  # its records live on other nodes: their names are read first
+        self._held.forget()
+        members = self._members(grant_id)  # the records live on other nodes: names read first
+        if not members:
+            return
+        commands = [*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id) for name, _ in members),
+                    self._forget(grant_id, members)]
+        for command in commands:
+            if not self._held.hold(command):  # outside a batch: all of them now
+                self._after_held(commands)
+                return
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         members = self._members(grant_id)
