@@ -414,25 +414,27 @@ class RedisClusterStore(RedisRecordStore):
         if not self._held.hold(command):
             self._after_held([command])
 
-    def revoke_grant(self, grant_id: str) -> int:
+    def _grant_deletes(self, grant_id: str) -> list[tuple[Any, ...]]:
+        """Every record's delete and the index's removal of the members read now (the records
+        live on other primaries, so their names are read first); a record saved under the grant
+        meanwhile keeps its member (and the grant's revocation marker, written first by the
+        caller, refuses its token)."""
         self._held.forget()  # it deletes records by their grant, whatever their names
         members = self._members(grant_id)
         if not members:
+            return []
+        return [*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id) for name, _ in members),
+                self._forget(grant_id, members)]
+
+    def revoke_grant(self, grant_id: str) -> int:
+        commands = self._grant_deletes(grant_id)
+        if not commands:
             return 0
-        # Every record's delete and the index's removal of the members read, in one round trip;
-        # a record saved under the grant meanwhile keeps its member (and the grant's revocation
-        # marker, written first by the caller, refuses its token).
-        replies = self._after_held([*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id)
-                                      for name, _ in members), self._forget(grant_id, members)])
+        replies = self._after_held(commands)  # in one round trip
         return sum(int(n) for n in replies[:-1])
 
     def drop_grant(self, grant_id: str) -> None:
-        self._held.forget()
-        members = self._members(grant_id)  # the records live on other nodes: names read first
-        if not members:
-            return
-        commands = [*(("EVAL", _DELETE_IF_GRANT, 1, name, grant_id) for name, _ in members),
-                    self._forget(grant_id, members)]
+        commands = self._grant_deletes(grant_id)
         for command in commands:
             if not self._held.hold(command):  # outside a batch: all of them now
                 self._after_held(commands)
