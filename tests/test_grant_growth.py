@@ -12,6 +12,7 @@ from tests.conftest import FakeClock
 from uauth.core.consents import apps_group
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import APP_GRANT
+from uauth.core.records import AUDIT_EVENT
 from uauth.core.records import REVOKED
 from uauth.core.sessions import end_all
 from uauth.extension import get_state
@@ -71,7 +72,12 @@ def test_refresh_grants_per_client_are_capped_oldest_first(tmp_path: Path,
     for _ in range(MAX_GRANTS_PER_CLIENT):
         clock.advance(1)
         json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    audited = {key for key, _ in store.scan(AUDIT_EVENT)}
     newest = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    evictions = [(record["reason"], "records" in record) for key, record in store.scan(AUDIT_EVENT)
+                 if key not in audited and record["event"] == "family.revoked"]
+    assert evictions == [("grant cap", False)], (
+        "an eviction is audited as the cap's, without the count its held delete cannot give")
     families = sum(1 for kind, _, record in store.grant_records(apps_group(user.id))
                    if kind == APP_GRANT and record.get("offline"))
     assert families <= MAX_GRANTS_PER_CLIENT
