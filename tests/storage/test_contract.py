@@ -16,6 +16,7 @@ from tests.conftest import ask_forked_child
 from tests.conftest import run_in_threads
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
+from uauth.storage import Mark
 from uauth.storage import StorageUnavailable
 from uauth.storage import Store
 from uauth.storage import hash_key
@@ -87,6 +88,41 @@ def test_consume_once(store: Store) -> None:
         "consumed records stay until their TTL so replays are recognised"
     )
     assert store.consume("authorization_code", "nope") is None
+
+
+def test_consume_saves_its_mark_for_the_first_caller_only(store: Store,
+                                                           clock: FakeClock) -> None:
+    store.save("refresh_token", "k", {"u": 1}, ttl=600, grant_id="g")
+    first = store.consume("refresh_token", "k", mark=Mark("rotated", "k", {"n": "a"}, ttl=60,
+                                                          grant_id="g"))
+    again = store.consume("refresh_token", "k", mark=Mark("rotated", "k", {"n": "b"}, ttl=60,
+                                                          grant_id="g"))
+    assert first is not None and first.first and first.record == {"u": 1}
+    assert again is not None and not again.first
+    assert store.find("rotated", "k") == {"n": "a"}, "a later consume never replaces the mark"
+    assert store.consume("refresh_token", "nope", mark=Mark("rotated", "nope", {}, ttl=60)) is None
+    assert store.find("rotated", "nope") is None, "nothing consumed, nothing marked"
+    store.save("refresh_token", "old", {"u": 2}, ttl=5)
+    clock.advance(10)
+    assert store.consume("refresh_token", "old", mark=Mark("rotated", "old", {}, ttl=60)) is None
+    assert store.find("rotated", "old") is None, "an expired record is not consumed or marked"
+    assert sorted(kind for kind, _, _ in store.grant_records("g")) == ["refresh_token", "rotated"]
+    clock.advance(60)
+    assert store.find("rotated", "k") is None, "the mark lives for its own TTL"
+    assert store.find("refresh_token", "k") == {"u": 1}
+    store.consume("refresh_token", "k", mark=Mark("rotated", "k", {"n": "c"}, ttl=60))
+    assert store.find("rotated", "k") is None, "only the first consume ever marks"
+
+
+def test_a_consume_in_a_batch_goes_after_the_writes_held_before_it(store: Store) -> None:
+    with store.batch():
+        store.save("refresh_token", "k", {"u": 1}, ttl=600)
+        store.save("rotated", "k", {"n": "stale"}, ttl=600)
+        outcome = store.consume("refresh_token", "k", mark=Mark("rotated", "k", {"n": "a"},
+                                                                 ttl=60))
+        assert outcome is not None and outcome.first
+        assert store.find("rotated", "k") == {"n": "a"}
+    assert store.find("rotated", "k") == {"n": "a"}
 
 
 def test_delete(store: Store) -> None:
@@ -318,6 +354,39 @@ def test_thread_race_has_exactly_one_winner_per_round(store: Store) -> None:
     assert not errors, errors
     assert all(wins[i] == 1 for i in range(rounds)), "every round has exactly one winner"
     assert all(replays[i] == threads - 1 for i in range(rounds))
+
+
+def test_thread_race_marks_with_the_winners_mark_only(store: Store) -> None:
+    threads, rounds = 8, 40
+    for i in range(rounds):
+        store.save("refresh_token", f"mrace{i}", {"i": i}, ttl=600)
+    barrier = threading.Barrier(threads)
+    winners: dict[int, list[int]] = {i: [] for i in range(rounds)}
+    errors: list[BaseException] = []
+
+    def contender(me: int) -> None:
+        try:
+            for i in range(rounds):
+                barrier.wait()
+                outcome = store.consume("refresh_token", f"mrace{i}",
+                                        mark=Mark("rotated", f"mrace{i}", {"by": me}, ttl=600))
+                assert outcome is not None
+                if outcome.first:
+                    winners[i].append(me)
+        except BaseException as exc:  # surfaced below; a dead thread would hang the barrier
+            errors.append(exc)
+            barrier.abort()
+
+    pool = [threading.Thread(target=contender, args=(me,)) for me in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert not errors, errors
+    for i in range(rounds):
+        assert len(winners[i]) == 1, "every round has exactly one winner"
+        assert store.find("rotated", f"mrace{i}") == {"by": winners[i][0]}, (
+            "the mark is the winner's, never overwritten by a loser")
 
 
 def _process_contender(store: Store, barrier: object, results: object, rounds: int) -> None:

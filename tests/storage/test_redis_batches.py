@@ -11,13 +11,16 @@ import pytest
 import redis
 
 from tests.app_driver import Driver
+from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import CODE
+from uauth.core.records import ROTATED
 from uauth.storage import StorageUnavailable
+from uauth.storage import hash_key
 from uauth.storage.base import system_clock
 from uauth.storage.redis import RedisStore
 
@@ -149,3 +152,33 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     assert seen == [1, 2, 4, 4], (
         f"at the cap, one wait more: the oldest family's deny marker, its revocation, the audit "
         f"event kept and its note, sent together when the response's batch ends ({seen})")
+
+
+def test_a_refresh_waits_once_to_spend_the_token_and_mark_it_rotated(
+        redis_store: RedisStore, raw: redis.Redis, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consume and the rotation marker are one script (Store.consume's mark): a refresh
+    waits for the token with its user and deny list, for the spend, and for the response's
+    tokens."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    d.login()
+    assert secret is not None
+
+    def rotate(refresh: str) -> str:
+        rotated = json_of(d.http.post("/token", data={
+            "grant_type": "refresh_token", "refresh_token": refresh},
+            headers=basic_auth(client.client_id, secret)))
+        assert rotated["refresh_token"] != refresh
+        return str(rotated["refresh_token"])
+
+    refresh = rotate(json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))[
+        "refresh_token"])  # warm: the scripts loaded
+    seen = waits(redis_store, monkeypatch)
+    rotate(refresh)
+    assert seen == [1, 2, 1, 2], (
+        f"the token; its user with the deny list; the spend with its marker; the access token "
+        f"with the successor ({seen})")
+    marker = written(raw, redis_store._key(ROTATED, hash_key(refresh)))
+    assert marker is not None and b"nonce" in marker

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_driver import Driver
+from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
@@ -140,3 +141,24 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         "INSERT", "DELETE", "INSERT", "DELETE", "COMMIT"]], (
         f"at the cap, one commit more: the oldest family's deny marker, its records, the audit "
         f"event kept and its note ({seen})")
+
+
+def test_a_refresh_commits_the_rotation_with_its_consume(store: SQLiteStore,
+                                                         tmp_path: Path) -> None:
+    """A rotation: the presented token consumed and its marker saved in one commit (the marker
+    first, only while the token is unspent), the access token and the successor in the next."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    d.login()
+    assert secret is not None
+    refresh = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))[
+        "refresh_token"]
+    seen = transactions(store)
+    rotated = json_of(d.http.post("/token", data={
+        "grant_type": "refresh_token", "refresh_token": refresh},
+        headers=basic_auth(client.client_id, secret)))
+    assert rotated["refresh_token"] != refresh
+    assert [t for t in seen if t != ["SELECT"]] == [
+        ["INSERT", "UPDATE", "COMMIT"], ["INSERT", "INSERT", "COMMIT"]], (
+        f"two commits: the consume with its marker, then the response's tokens ({seen})")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from uauth.core.records import REFRESH
 from uauth.core.records import ROTATED
 from uauth.storage import Consumed
+from uauth.storage import Mark
 from uauth.storage import Store
 from uauth.storage import hash_key
 
@@ -64,9 +65,19 @@ def store_refresh_token(store: Store, raw: str, token: RefreshToken, *, ttl: int
         store.save(REFRESH, hash_key(raw), token.to_record(), ttl=ttl, grant_id=token.grant_id)
 
 
-def consume_refresh_token(store: Store, raw: str) -> Consumed | None:
-    """Spend a presented token, atomically: only one caller ever sees ``first``."""
-    return store.consume(REFRESH, hash_key(raw))
+def consume_refresh_token(state: State, raw: str, token: RefreshToken
+                          ) -> tuple[Consumed | None, str]:
+    """Spend a presented token, atomically: only one caller ever sees ``first``, and its
+    rotation marker is saved in the same step (``Store.consume``'s ``mark``), so a spent
+    token has its marker however storage fails after, and the rotation costs one commit or
+    round trip. Returns the outcome and the successor that marker names: the caller's to hand
+    out only when ``first``."""
+    now = state.now()
+    nonce = secrets.token_urlsafe(32)
+    digest = hash_key(raw)
+    marker = Mark(ROTATED, digest, {"at": now, "nonce": nonce},
+                  ttl=max(token.expires_at - now, 1), grant_id=token.grant_id)
+    return state.store.consume(REFRESH, digest, mark=marker), successor(raw, nonce)
 
 
 def is_rotated(state: State, raw: str) -> bool:
@@ -82,15 +93,6 @@ def successor(raw: str, nonce: str) -> str:
     """
     digest = hmac.new(raw.encode("utf-8"), nonce.encode("ascii"), hashlib.sha256).digest()
     return urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def record_rotation(state: State, raw: str, token: RefreshToken) -> str:
-    """Mark ``raw`` rotated now (it was just consumed) and return its successor's value."""
-    now = state.now()
-    nonce = secrets.token_urlsafe(32)
-    state.store.save(ROTATED, hash_key(raw), {"at": now, "nonce": nonce},
-                     ttl=max(token.expires_at - now, 1), grant_id=token.grant_id)
-    return successor(raw, nonce)
 
 
 def retried_successor(state: State, raw: str) -> str | None:

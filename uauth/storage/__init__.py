@@ -7,6 +7,7 @@ from .base import Clock
 from .base import Consumed
 from .base import Entry
 from .base import Kind
+from .base import Mark
 from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
@@ -20,6 +21,7 @@ __all__ = [
     "Consumed",
     "Entry",
     "Kind",
+    "Mark",
     "Record",
     "StorageError",
     "StorageUnavailable",

@@ -66,6 +66,18 @@ class Consumed:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A record :meth:`Store.consume` saves with the first consumption, in the same step: a
+    refresh token's rotation marker, which must exist whenever the token is spent."""
+
+    kind: Kind
+    key: str
+    record: Record
+    ttl: int
+    grant_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Entry:
     """A stored record with its bookkeeping, as :meth:`Store.dump` yields it (migrations)."""
 
@@ -104,12 +116,16 @@ class Store(Protocol):
         """:meth:`find` for several keys of one kind, in one query or round trip (hot paths
         that must check more than one record, such as the revocation deny list)."""
 
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
+    def consume(self, kind: Kind, key: str, *, mark: Mark | None = None) -> Consumed | None:
         """Mark a record as redeemed, atomically.
 
         Exactly one caller, across threads, processes and hosts, ever sees ``first=True``
         (RFC 6749 §4.1.2: codes are single-use). Consumed records stay until their TTL ends
         so a replay is recognised. None if the record is missing or expired.
+
+        ``mark`` is saved (as :meth:`save` would) by the caller that sees ``first=True`` and by
+        no other, in the same transaction or round trip where the backend can (on Redis
+        Cluster the two records live on different primaries, so it is saved just after).
         """
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:

@@ -24,6 +24,7 @@ from .base import Clock
 from .base import Consumed
 from .base import Entry
 from .base import Kind
+from .base import Mark
 from .base import Record
 from .base import system_clock
 from .listed import PLAIN
@@ -139,13 +140,16 @@ class MemoryStore:
     def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
         return [self.find(kind, key) for key in keys]
 
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
+    def consume(self, kind: Kind, key: str, *, mark: Mark | None = None) -> Consumed | None:
         with self._lock:
             entry = self._live(kind, key)
             if entry is None:
                 return None
             first = not entry.consumed
             entry.consumed = True
+            if first and mark is not None:
+                self._put(mark.kind, mark.key,
+                          _Entry(_copy(mark.record), self._expiry(mark.ttl), mark.grant_id))
             return Consumed(_copy(entry.record), first)
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:

@@ -45,6 +45,7 @@ from .base import Clock
 from .base import Consumed
 from .base import Entry
 from .base import Kind
+from .base import Mark
 from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
@@ -143,6 +144,18 @@ ADD = _Statement(
 CONSUME = _Statement(
     "consume", "UPDATE uauth_records SET consumed = consumed + 1 WHERE kind = $1 AND key = $2 "
     "AND (expires_at IS NULL OR expires_at > $3) RETURNING value, consumed")
+# A consume and its mark (:class:`~uauth.storage.base.Mark`) in one statement: the mark is
+# written from the consume's own row, so only the first consume writes it (a concurrent one
+# waits on the row lock and then sees it consumed).
+CONSUME_MARKING = _Statement(
+    "consume_marking", "WITH spent AS (UPDATE uauth_records SET consumed = consumed + 1 "
+    "WHERE kind = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3) "
+    "RETURNING value, consumed), marked AS ("
+    "INSERT INTO uauth_records (kind, key, value, grant_id, expires_at, consumed) "
+    "SELECT $4::text, $5::text, $6::text, $7::text, $8::double precision, 0 FROM spent "
+    "WHERE spent.consumed = 1 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+    "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0) "
+    "SELECT value, consumed FROM spent")
 INCR = _Statement(
     "incr", "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
     "VALUES ($1, $2, '{\"count\": 1}', NULL, $4, 0) "
@@ -527,9 +540,17 @@ class PostgresStore:
                  for i in range(result.ntuples)}
         return [found.get(key) for key in keys]
 
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
+    def consume(self, kind: Kind, key: str, *, mark: Mark | None = None) -> Consumed | None:
         self._writes_held.forget((kind, key))
-        result = self._run(CONSUME, [kind.encode(), key.encode(), _number(self._clock())])
+        spent = [kind.encode(), key.encode(), _number(self._clock())]
+        if mark is None:
+            result = self._run(CONSUME, spent)
+        else:
+            self._writes_held.forget((mark.kind, mark.key))
+            result = self._run(CONSUME_MARKING, [
+                *spent, mark.kind.encode(), mark.key.encode(), json.dumps(mark.record).encode(),
+                _text(mark.grant_id), self._expiry(mark.ttl)])
+            self._after_write()
         if not result.ntuples:
             return None
         return Consumed(_record(result.get_value(0, 0)), first=result.get_value(0, 1) == b"1")

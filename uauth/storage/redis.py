@@ -32,6 +32,7 @@ from .base import Clock
 from .base import Consumed
 from .base import Entry
 from .base import Kind
+from .base import Mark
 from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
@@ -80,6 +81,17 @@ local r = redis.call('HMGET', KEYS[1], 'v', 'e')
 if not r[1] then return nil end
 if r[2] ~= '' and tonumber(r[2]) <= tonumber(ARGV[1]) then return nil end
 return {r[1], redis.call('HINCRBY', KEYS[1], 'c', 1)}
+"""
+
+# KEYS: record, its mark, the mark's grant index (or a dummy). ARGV: now, then the mark's as
+# _SAVE's. _CONSUME, and the first consume also saves the mark (Store.consume's ``mark``).
+_CONSUME_MARKING = "local function save(KEYS, ARGV)\n" + _SAVE + """end
+local r = redis.call('HMGET', KEYS[1], 'v', 'e')
+if not r[1] then return nil end
+if r[2] ~= '' and tonumber(r[2]) <= tonumber(ARGV[1]) then return nil end
+local times = redis.call('HINCRBY', KEYS[1], 'c', 1)
+if times == 1 then save({KEYS[2], KEYS[3]}, {unpack(ARGV, 2)}) end
+return {r[1], times}
 """
 
 # KEYS: record. ARGV: ttl_ms, expires_at of a new counter, now. Returns the new count; a new
@@ -210,14 +222,19 @@ class RedisRecordStore(ABC):
         if held:
             self._send(held)
 
-    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
-               grant_id: str | None) -> bool:
-        self._held.forget((kind, key))
+    def _save_argv(self, mode: str, record: Record, ttl: int | None,
+                   grant_id: str | None) -> list[str]:
+        """The save script's ARGV: value, expires_at, ttl_ms, grant, now, mode."""
         now = self._clock()
         expires = "" if ttl is None else repr(now + ttl)
         ttl_ms = "" if ttl is None else str(math.ceil(ttl * 1000))
-        argv = [json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode]
-        return self._put(self._key(kind, key), argv, grant_id, ttl_ms)
+        return [json.dumps(record), expires, ttl_ms, grant_id or "", repr(now), mode]
+
+    def _write(self, mode: str, kind: Kind, key: str, record: Record, ttl: int | None,
+               grant_id: str | None) -> bool:
+        self._held.forget((kind, key))
+        argv = self._save_argv(mode, record, ttl, grant_id)
+        return self._put(self._key(kind, key), argv, grant_id, argv[2])
 
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
@@ -248,13 +265,25 @@ class RedisRecordStore(ABC):
         rows = self._fields([self._key(kind, key) for key in keys], ["v", "e"])
         return [self._decode_live(value, expires) for value, expires in rows]
 
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
+    def consume(self, kind: Kind, key: str, *, mark: Mark | None = None) -> Consumed | None:
         self._held.forget((kind, key))
-        result = self._script(_CONSUME, self._key(kind, key), repr(self._clock()))
+        if mark is None:
+            result = self._script(_CONSUME, self._key(kind, key), repr(self._clock()))
+        else:
+            self._held.forget((mark.kind, mark.key))
+            result = self._consume_marking(self._key(kind, key), mark)
         if result is None:
             return None
         value, times = result
         return Consumed(dict(json.loads(value)), first=int(times) == 1)
+
+    def _consume_marking(self, name: str, mark: Mark) -> Any:
+        """The consume script's reply, ``mark`` saved by the first: after it, as its own write
+        (a cluster's mark lives on another primary; single Redis does both in one script)."""
+        result = self._script(_CONSUME, name, repr(self._clock()))
+        if result is not None and int(result[1]) == 1:
+            self.save(mark.kind, mark.key, mark.record, mark.ttl, grant_id=mark.grant_id)
+        return result
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:
         self._held.forget((kind, key))
@@ -311,6 +340,7 @@ class RedisStore(RedisRecordStore):
         self._shared = base if sentinel else None
         self._save = base.register_script(_SAVE)
         self._scripts = {body: base.register_script(body) for body in (_CONSUME, _INCR)}
+        self._consume_mark = base.register_script(_CONSUME_MARKING)
         self._revoke = base.register_script(_REVOKE)
         self._grant_records = base.register_script(_GRANT_RECORDS)
 
@@ -448,6 +478,15 @@ class RedisStore(RedisRecordStore):
             return True
         return bool(self._answer(command, lambda: self._save(
             keys=[name, grant_key], args=argv, client=self._client)))
+
+    def _consume_marking(self, name: str, mark: Mark) -> Any:
+        """One script: the consume, and the first's mark with its grant index."""
+        grant_key = self._grant_key(mark.grant_id or "-")
+        args = [repr(self._clock()), *self._save_argv("save", mark.record, mark.ttl,
+                                                      mark.grant_id)]
+        keys = [name, self._key(mark.kind, mark.key), grant_key]
+        return self._answer(("EVAL", _CONSUME_MARKING, 3, *keys, *args),
+                            lambda: self._consume_mark(keys=keys, args=args, client=self._client))
 
     def delete(self, kind: Kind, key: str) -> None:
         self._held.forget((kind, key))

@@ -32,6 +32,7 @@ from .base import Clock
 from .base import Consumed
 from .base import Entry
 from .base import Kind
+from .base import Mark
 from .base import Record
 from .base import StorageError
 from .base import StorageUnavailable
@@ -42,6 +43,16 @@ from .listed import listed
 from .process import current_pid
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_UPSERT = (" ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+           "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0")
+_SAVE = ("INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "
+         "VALUES (?, ?, ?, ?, ?, 0)" + _UPSERT)
+# A consume's mark (:class:`~uauth.storage.base.Mark`), saved only while the record it marks is
+# live and unconsumed (the ``WHERE`` also keeps SQLite from reading ``ON`` as a join's).
+_SAVE_IF_UNSPENT = (
+    "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "  # noqa: S608
+    "SELECT ?, ?, ?, ?, ?, 0 WHERE EXISTS (SELECT 1 FROM records WHERE kind = ? AND key = ? "
+    "AND consumed = 0 AND (expires_at IS NULL OR expires_at > ?))" + _UPSERT)
 
 _Statement = tuple[str, tuple[object, ...]]
 
@@ -193,13 +204,7 @@ class SQLiteStore:
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
     ) -> None:
-        self._write(
-            "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "
-            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (kind, key) DO UPDATE SET "
-            "value = excluded.value, grant_id = excluded.grant_id, "
-            "expires_at = excluded.expires_at, consumed = 0",
-            (kind, key, json.dumps(record), grant_id, self._expiry(ttl)),
-        )
+        self._write(_SAVE, (kind, key, json.dumps(record), grant_id, self._expiry(ttl)))
         self._after_write()
 
     def add(
@@ -232,12 +237,20 @@ class SQLiteStore:
         found = {key: dict(json.loads(value)) for key, value in rows}
         return [found.get(key) for key in keys]
 
-    def consume(self, kind: Kind, key: str) -> Consumed | None:
-        row = self._run(
+    def consume(self, kind: Kind, key: str, *, mark: Mark | None = None) -> Consumed | None:
+        now = self._clock()
+        # The mark goes first in the consume's transaction, saved exactly when the record is
+        # live and not yet consumed: when this consume is the first.
+        marks: list[_Statement] = [] if mark is None else [(_SAVE_IF_UNSPENT, (
+            mark.kind, mark.key, json.dumps(mark.record), mark.grant_id, self._expiry(mark.ttl),
+            kind, key, now))]
+        row = self._execute([*self._held.take(), *marks, (
             f"UPDATE records SET consumed = consumed + 1 WHERE kind = ? AND key = ? AND {_LIVE} "  # noqa: S608
             "RETURNING value, consumed",
-            (kind, key, self._clock()),
-        ).fetchone()
+            (kind, key, now),
+        )]).fetchone()
+        if mark is not None:
+            self._after_write()
         if row is None:
             return None
         return Consumed(dict(json.loads(row[0])), first=row[1] == 1)

@@ -17,7 +17,6 @@ from uauth.core.models import User
 from uauth.core.records import REFRESH
 from uauth.core.refresh import consume_refresh_token
 from uauth.core.refresh import find_refresh_token
-from uauth.core.refresh import record_rotation
 from uauth.core.refresh import retried_successor
 from uauth.core.resources import check_resources
 from uauth.core.resources import requested
@@ -81,13 +80,10 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         audience = check_resources(state.settings, request.client, wanted,
                                    within=token.resources
                                    ) if wanted else (list(token.resources) or None)
-        outcome = consume_refresh_token(state.store, presented)
+        outcome, successor = consume_refresh_token(state, presented, token)
         if outcome is None:
             raise InvalidGrantError("The refresh token is invalid or has expired.")
-        retried = None
-        if outcome.first:
-            successor = record_rotation(state, presented, token)
-        else:
+        if not outcome.first:
             retried = retried_successor(state, presented)
             if retried is None:
                 revoke_grant(state, token.grant_id)
