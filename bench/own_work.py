@@ -28,9 +28,8 @@ from .driver import prepare
 from .profile import InProcess
 from .profile import build
 from .profile import metered
+from .storage import OPS
 from .storage import backend
-
-OPS = ("flow", "refresh", "cc", "userinfo")
 
 
 def floor_app() -> tuple[Flask, Target]:

@@ -1,8 +1,10 @@
-"""Storage round trips and CPU per SSO code + PKCE flow, per backend, in-process.
+"""Storage round trips and CPU per SSO code + PKCE flow (or another operation), per backend,
+in-process.
 
 ``python -m bench.storage`` runs the bench's flow (authorize with a
 signed-in session, code exchange with PKCE, the ID token checked) through the WSGI app on SQLite,
-Redis, PostgreSQL and Redis Cluster, and counts what each flow asks of its storage:
+Redis, PostgreSQL and Redis Cluster, and counts what each flow asks of its storage (``--op
+refresh``: each rotating refresh, and so on for ``cc`` and ``userinfo``):
 
 * round trips: how often the app waits for its storage: an SQL statement (SQLite, PostgreSQL), a
   command, script or pipeline (Redis, Redis Cluster; a cluster pipeline writes to every node it
@@ -39,6 +41,9 @@ from uauth.storage.sqlite import SQLiteStore
 from .profile import build
 from .profile import profile
 from .run import STORES
+
+#: The operations it can count: each of the bench's, in-process.
+OPS = ("flow", "refresh", "cc", "userinfo")
 
 
 class Counter:
@@ -110,24 +115,24 @@ def backend(store: str, workdir: Path) -> Iterator[str | None]:
             yield None
 
 
-def measure(store: str, flows: int, rounds: int, log: Callable[[str], None]
+def measure(store: str, flows: int, rounds: int, log: Callable[[str], None], op: str = "flow"
             ) -> tuple[float, float, float]:
-    """Round trips (waits), requests written and app CPU ms per flow on ``store`` (CPU: median
+    """Round trips (waits), requests written and app CPU ms per ``op`` on ``store`` (CPU: median
     over ``rounds``)."""
     with tempfile.TemporaryDirectory(prefix=f"uauth-bench-{store}-") as tmp, \
             backend(store, Path(tmp)) as url:
         app, target = build(store, Path(tmp), url)
-        profile(app, target, "flow", 50, with_profiler=False)  # connections open, caches warm
+        profile(app, target, op, 50, with_profiler=False)  # connections open, caches warm
         with ExitStack() as stack:
             counters = [stack.enter_context(c) for c in (*waits(store), _requests(store))]
-            profile(app, target, "flow", flows, with_profiler=False)
+            profile(app, target, op, flows, with_profiler=False)
         runs = flows + min(200, flows)  # profile() warms up with up to 200 more
         trips = sum(c.calls for c in counters[:-1]) / runs
         sent = counters[-1].calls / runs if store.startswith("redis") else trips
-        cpu = statistics.median(profile(app, target, "flow", flows, with_profiler=False)[1]
+        cpu = statistics.median(profile(app, target, op, flows, with_profiler=False)[1]
                                 for _ in range(rounds))
         log(f"{store}: {trips:.1f} storage round trips ({sent:.1f} requests), "
-            f"{cpu:.2f} app CPU ms per flow")
+            f"{cpu:.2f} app CPU ms per {op}")
         return trips, sent, cpu
 
 
@@ -135,14 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.storage", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stores", default=",".join(STORES))
-    ap.add_argument("--flows", type=int, default=500)
+    ap.add_argument("--flows", type=int, default=500, help="operations measured per store")
+    ap.add_argument("--op", choices=OPS, default="flow")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
     figures = {}
     for store in args.stores.split(","):
         figures[store] = measure(store, args.flows, args.rounds,
-                                 lambda m: print(m, file=sys.stderr, flush=True))
-    print("| storage | round trips per flow | requests per flow | app CPU ms per flow |")
+                                 lambda m: print(m, file=sys.stderr, flush=True), args.op)
+    per = args.op
+    print(f"| storage | round trips per {per} | requests per {per} | app CPU ms per {per} |")
     print("|---|---|---|---|")
     for store, (trips, sent, cpu) in figures.items():
         print(f"| {store} | {trips:.1f} | {sent:.1f} | {cpu:.2f} |")
