@@ -38,8 +38,10 @@ from uauth.storage.postgres import PostgresStore
 from uauth.storage.redis_cluster import RedisClusterStore
 from uauth.storage.sqlite import SQLiteStore
 
+from .driver import prepare
+from .profile import InProcess
 from .profile import build
-from .profile import profile
+from .profile import metered
 from .run import STORES
 
 #: The operations it can count: each of the bench's, in-process.
@@ -122,15 +124,17 @@ def measure(store: str, flows: int, rounds: int, log: Callable[[str], None], op:
     with tempfile.TemporaryDirectory(prefix=f"uauth-bench-{store}-") as tmp, \
             backend(store, Path(tmp)) as url:
         app, target = build(store, Path(tmp), url)
-        profile(app, target, op, 50, with_profiler=False)  # connections open, caches warm
+        # Set up (a refresh's first tokens, say) and warm before counting: only ``op`` counts.
+        _, run = prepare(target, op, lambda _: InProcess(app))
+        for _ in range(50):  # connections open, caches warm
+            run()
         with ExitStack() as stack:
             counters = [stack.enter_context(c) for c in (*waits(store), _requests(store))]
-            profile(app, target, op, flows, with_profiler=False)
-        runs = flows + min(200, flows)  # profile() warms up with up to 200 more
-        trips = sum(c.calls for c in counters[:-1]) / runs
-        sent = counters[-1].calls / runs if store.startswith("redis") else trips
-        cpu = statistics.median(profile(app, target, op, flows, with_profiler=False)[1]
-                                for _ in range(rounds))
+            for _ in range(flows):
+                run()
+        trips = sum(c.calls for c in counters[:-1]) / flows
+        sent = counters[-1].calls / flows if store.startswith("redis") else trips
+        cpu = statistics.median(metered(app, run, flows) for _ in range(rounds))
         log(f"{store}: {trips:.1f} storage round trips ({sent:.1f} requests), "
             f"{cpu:.2f} app CPU ms per {op}")
         return trips, sent, cpu

@@ -10,14 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from authlib.oauth2 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import Flask
 from flask import session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import Signer
+from werkzeug.datastructures import MultiDict
 
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.extension import get_state
+from uauth.oauth.server import UAuthRequest
 from uauth.storage.memory import MemoryStore
 from uauth.storage.sqlite import SQLiteStore
 
@@ -171,3 +175,33 @@ def test_the_cookie_key_is_derived_once_and_cookies_read_as_flask_signs_them(
     assert len(derived) == 2, "one key per secret, for six requests"
     ours = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
     assert flask_signed.loads(ours.dumps({"probe": "ours"})) == {"probe": "ours"}
+
+
+class _NoLength(dict[str, str]):
+    """Headers that must not be walked: ``len`` (``headers or {}``) fails the test."""
+
+    def __len__(self) -> int:
+        raise AssertionError("the request's headers were walked")
+
+
+def test_an_oauth_request_has_authlibs_fields_without_walking_the_headers() -> None:
+    """UAuthRequest sets OAuth2Request's fields itself (Authlib's __init__ re-checks the
+    transport and tests ``headers or {}`` on every request): the same fields, the same values."""
+    theirs = OAuth2Request("POST", "https://id.example.com/token?x=1", headers={"A": "b"})
+    ours = UAuthRequest("POST", "/token?x=1", _NoLength(A="b"), MultiDict({"k": "v"}),
+                        "https://id.example.com")
+    assert set(vars(ours)) == set(vars(theirs)), "an Authlib upgrade changed the fields"
+    for name, value in vars(theirs).items():
+        if name not in ("headers", "payload"):
+            assert getattr(ours, name) == value, name
+    assert ours.form["k"] == "v" and ours.payload.data["k"] == "v"
+
+
+def test_an_oauth_request_still_refuses_an_insecure_issuer() -> None:
+    """The transport check is Authlib's, made once per issuer; a refusal is never remembered
+    as a pass."""
+    for _ in range(2):
+        with pytest.raises(InsecureTransportError):
+            UAuthRequest("POST", "/token", {}, MultiDict(), "http://id.example.com")
+    assert UAuthRequest("POST", "/token", {}, MultiDict(), "http://127.0.0.1:5000").uri == (
+        "http://127.0.0.1:5000/token")
