@@ -577,6 +577,14 @@ def test_a_record_read_ahead_is_what_find_would_have_answered(store: Store) -> N
         assert store.incr("counter", "n", ttl=60) == 1  # carries it
         assert store.revoke_grant("g") == 2
         assert store.find("user", "r") is None, "revoked with its grant after the read ahead"
+        store.save("code", "d", {"n": 2}, ttl=60)
+        store.prefetch("user", "m")
+        assert store.find("user", "u") == {"v": 1}  # may read "m" ahead: missing
+        assert store.consume("code", "d", mark=Mark("user", "m", {"v": 4}, ttl=60)) is not None
+        assert store.find("user", "m") == {"v": 4}, "a consume's mark after the read ahead"
+        store.prefetch("user", "u")
+        assert store.find_many("user", ["w", "u"]) == [{"v": 2}, {"v": 1}], "asked for as well"
+        assert store.find("user", "u") == {"v": 1}
     assert store.find("user", "w") == {"v": 2} and store.find("user", "z") is None
 
 

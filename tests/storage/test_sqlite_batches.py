@@ -162,3 +162,21 @@ def test_a_refresh_commits_the_rotation_with_its_consume(store: SQLiteStore,
     assert [t for t in seen if t != ["SELECT"]] == [
         ["INSERT", "UPDATE", "COMMIT"], ["INSERT", "INSERT", "COMMIT"]], (
         f"two commits: the consume with its marker, then the response's tokens ({seen})")
+    assert seen.count(["SELECT"]) == 2, (
+        f"the token, then its grant's deny-list entry with its user, read ahead ({seen})")
+
+
+def test_userinfo_reads_the_deny_list_and_the_user_in_one_statement(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """Store.prefetch on SQLite: the user expected after the token is read in the deny list's
+    statement (one statement and read lock instead of two)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(access_token_format="opaque")
+    d.login()
+    token = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))[
+        "access_token"]
+    seen = transactions(store)
+    answer = d.http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
+    assert seen == [["SELECT"], ["SELECT"]], f"the token; its deny list with its user ({seen})"
