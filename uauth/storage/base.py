@@ -175,8 +175,8 @@ class Store(Protocol):
         with round trips may read it with the next operation that goes to the server and
         answer that ``find`` from the reply, one round trip fewer for a read that depends on
         nothing the operation in between answers. ``find`` still sees every write this
-        thread made to the record since. Outside a batch, and on backends whose reads cost no
-        round trip (memory, SQLite), nothing happens."""
+        thread made to the record since. SQLite reads it in the next ``find``'s statement (one
+        statement and read lock fewer). Outside a batch, and in memory, nothing happens."""
 
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""
