@@ -214,11 +214,7 @@ class SQLiteStore:
     ) -> bool:
         self._held.forget((kind, key))
         cursor = self._run(
-            "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "
-            "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (kind, key) DO UPDATE SET "
-            "value = excluded.value, grant_id = excluded.grant_id, "
-            "expires_at = excluded.expires_at, consumed = 0 "
-            "WHERE records.expires_at IS NOT NULL AND records.expires_at <= ?",
+            _SAVE + " WHERE records.expires_at IS NOT NULL AND records.expires_at <= ?",
             (kind, key, json.dumps(record), grant_id, self._expiry(ttl), self._clock()),
         )
         self._after_write()
