@@ -158,8 +158,8 @@ def test_a_refresh_waits_once_to_spend_the_token_and_mark_it_rotated(
         redis_store: RedisStore, raw: redis.Redis, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The consume and the rotation marker are one script (Store.consume's mark): a refresh
-    waits for the token with its user and deny list, for the spend, and for the response's
-    tokens."""
+    waits for the token, for its user with the deny list, for the spend, and for the
+    response's tokens."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
