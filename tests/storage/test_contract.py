@@ -557,6 +557,7 @@ def test_a_record_read_ahead_is_what_find_would_have_answered(store: Store) -> N
     store.save("user", "w", {"v": 1}, ttl=None)
     store.save("code", "c", {"n": 1}, ttl=60, grant_id="g")
     store.save("user", "r", {"v": 1}, ttl=None, grant_id="g")
+    store.save("user", "d", {"v": 1}, ttl=None, grant_id="h")
     store.prefetch("user", "outside")  # outside a batch: nothing to ride on, and no error
     with store.batch():
         for key in ("u", "w", "x", "y", "z", "missing"):
@@ -585,6 +586,13 @@ def test_a_record_read_ahead_is_what_find_would_have_answered(store: Store) -> N
         store.prefetch("user", "u")
         assert store.find_many("user", ["w", "u"]) == [{"v": 2}, {"v": 1}], "asked for as well"
         assert store.find("user", "u") == {"v": 1}
+        store.prefetch("user", "a")
+        store.prefetch("user", "d")
+        assert store.find("user", "u") == {"v": 1}  # may read "a" (missing) and "d" ahead
+        assert store.add("user", "a", {"v": 5}, ttl=None)
+        assert store.find("user", "a") == {"v": 5}, "an add after the read ahead"
+        store.drop_grant("h")  # held inside the batch, like a save
+        assert store.find("user", "d") is None, "dropped with its grant after the read ahead"
     assert store.find("user", "w") == {"v": 2} and store.find("user", "z") is None
 
 

@@ -132,15 +132,16 @@ FIND = _Statement(
 FIND_MANY = _Statement(
     "find_many", "SELECT key, value FROM uauth_records WHERE kind = $1 AND key = ANY($2::text[]) "
     "AND (expires_at IS NULL OR expires_at > $3)")
+#: What a save does to a record already under its name: replace it, unconsumed.
+_UPSERT = ("ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
+           "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0")
 SAVE = _Statement(
     "save", "INSERT INTO uauth_records (kind, key, value, grant_id, expires_at, consumed) "
-    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
-    "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0")
+    "VALUES ($1, $2, $3, $4, $5, 0) " + _UPSERT)
 ADD = _Statement(
     "add", "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
-    "VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
-    "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0 "
-    "WHERE r.expires_at IS NOT NULL AND r.expires_at <= $6")
+    "VALUES ($1, $2, $3, $4, $5, 0) " + _UPSERT +
+    " WHERE r.expires_at IS NOT NULL AND r.expires_at <= $6")
 CONSUME = _Statement(
     "consume", "UPDATE uauth_records SET consumed = consumed + 1 WHERE kind = $1 AND key = $2 "
     "AND (expires_at IS NULL OR expires_at > $3) RETURNING value, consumed")
@@ -148,14 +149,12 @@ CONSUME = _Statement(
 # written from the consume's own row, so only the first consume writes it (a concurrent one
 # waits on the row lock and then sees it consumed).
 CONSUME_MARKING = _Statement(
-    "consume_marking", "WITH spent AS (UPDATE uauth_records SET consumed = consumed + 1 "
+    "consume_marking", "WITH spent AS (UPDATE uauth_records SET consumed = consumed + 1 "  # noqa: S608 - constants only
     "WHERE kind = $1 AND key = $2 AND (expires_at IS NULL OR expires_at > $3) "
     "RETURNING value, consumed), marked AS ("
     "INSERT INTO uauth_records (kind, key, value, grant_id, expires_at, consumed) "
     "SELECT $4::text, $5::text, $6::text, $7::text, $8::double precision, 0 FROM spent "
-    "WHERE spent.consumed = 1 ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value, "
-    "grant_id = excluded.grant_id, expires_at = excluded.expires_at, consumed = 0) "
-    "SELECT value, consumed FROM spent")
+    "WHERE spent.consumed = 1 " + _UPSERT + ") SELECT value, consumed FROM spent")
 INCR = _Statement(
     "incr", "INSERT INTO uauth_records AS r (kind, key, value, grant_id, expires_at, consumed) "
     "VALUES ($1, $2, '{\"count\": 1}', NULL, $4, 0) "

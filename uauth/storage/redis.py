@@ -75,21 +75,21 @@ end
 return 1
 """
 
-# KEYS: record. ARGV: now. Returns nil, or {value, times consumed including this one}.
-_CONSUME = """
-local r = redis.call('HMGET', KEYS[1], 'v', 'e')
-if not r[1] then return nil end
-if r[2] ~= '' and tonumber(r[2]) <= tonumber(ARGV[1]) then return nil end
-return {r[1], redis.call('HINCRBY', KEYS[1], 'c', 1)}
-"""
-
-# KEYS: record, its mark, the mark's grant index (or a dummy). ARGV: now, then the mark's as
-# _SAVE's. _CONSUME, and the first consume also saves the mark (Store.consume's ``mark``).
-_CONSUME_MARKING = "local function save(KEYS, ARGV)\n" + _SAVE + """end
+# KEYS[1]: record. ARGV[1]: now. Spends a live record: ``r[1]`` its value, ``times`` how often
+# it has been consumed, this time included; nil for a missing or expired one.
+_SPEND = """
 local r = redis.call('HMGET', KEYS[1], 'v', 'e')
 if not r[1] then return nil end
 if r[2] ~= '' and tonumber(r[2]) <= tonumber(ARGV[1]) then return nil end
 local times = redis.call('HINCRBY', KEYS[1], 'c', 1)
+"""
+
+# KEYS: record. ARGV: now. Returns nil, or {value, times consumed including this one}.
+_CONSUME = _SPEND + "return {r[1], times}\n"
+
+# KEYS: record, its mark, the mark's grant index (or a dummy). ARGV: now, then the mark's as
+# _SAVE's. _CONSUME, and the first consume also saves the mark (Store.consume's ``mark``).
+_CONSUME_MARKING = "local function save(KEYS, ARGV)\n" + _SAVE + "end\n" + _SPEND + """
 if times == 1 then save({KEYS[2], KEYS[3]}, {unpack(ARGV, 2)}) end
 return {r[1], times}
 """
@@ -379,6 +379,10 @@ class RedisStore(RedisRecordStore):
     def _grant_key(self, grant_id: str) -> str:
         return f"{self.prefix}g:{grant_id}"
 
+    def _grant_index(self, grant_id: str | None) -> str:
+        """The save script's second key: the grant's index, or a dummy it never touches."""
+        return self._grant_key(grant_id or "-")
+
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
@@ -472,7 +476,7 @@ class RedisStore(RedisRecordStore):
             lambda: list(self._client.scan_iter(match=_glob_escape(head) + "*"))))
 
     def _put(self, name: str, argv: list[str], grant_id: str | None, ttl_ms: str) -> bool:
-        grant_key = self._grant_key(grant_id) if grant_id else self._grant_key("-")
+        grant_key = self._grant_index(grant_id)
         command = ("EVAL", _SAVE, 2, name, grant_key, *argv)
         if argv[-1] == "save" and self._held.hold(command):
             return True
@@ -481,7 +485,7 @@ class RedisStore(RedisRecordStore):
 
     def _consume_marking(self, name: str, mark: Mark) -> Any:
         """One script: the consume, and the first's mark with its grant index."""
-        grant_key = self._grant_key(mark.grant_id or "-")
+        grant_key = self._grant_index(mark.grant_id)
         args = [repr(self._clock()), *self._save_argv("save", mark.record, mark.ttl,
                                                       mark.grant_id)]
         keys = [name, self._key(mark.kind, mark.key), grant_key]
