@@ -34,6 +34,8 @@ from redis.cluster import RedisCluster
 from tests.postgres_server import SessionDatabase
 from tests.redis_cluster import RedisClusterServer
 from tests.redis_server import RedisServer
+from uauth.core.opaque import JWT
+from uauth.core.settings import ACCESS_TOKEN_FORMATS
 from uauth.storage.postgres import PostgresStore
 from uauth.storage.redis_cluster import RedisClusterStore
 from uauth.storage.sqlite import SQLiteStore
@@ -117,13 +119,13 @@ def backend(store: str, workdir: Path) -> Iterator[str | None]:
             yield None
 
 
-def measure(store: str, flows: int, rounds: int, log: Callable[[str], None], op: str = "flow"
-            ) -> tuple[float, float, float]:
+def measure(store: str, flows: int, rounds: int, log: Callable[[str], None], op: str = "flow",
+            access_token_format: str = JWT) -> tuple[float, float, float]:
     """Round trips (waits), requests written and app CPU ms per ``op`` on ``store`` (CPU: median
-    over ``rounds``)."""
+    over ``rounds``); the bench's clients get ``access_token_format`` access tokens."""
     with tempfile.TemporaryDirectory(prefix=f"uauth-bench-{store}-") as tmp, \
             backend(store, Path(tmp)) as url:
-        app, target = build(store, Path(tmp), url)
+        app, target = build(store, Path(tmp), url, access_token_format=access_token_format)
         # Set up (a refresh's first tokens, say) and warm before counting: only ``op`` counts.
         _, run = prepare(target, op, lambda _: InProcess(app))
         for _ in range(50):  # connections open, caches warm
@@ -147,11 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flows", type=int, default=500, help="operations measured per store")
     ap.add_argument("--op", choices=OPS, default="flow")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
+                    help="the bench clients' access tokens (make bench's targets use opaque)")
     args = ap.parse_args(argv)
     figures = {}
     for store in args.stores.split(","):
         figures[store] = measure(store, args.flows, args.rounds,
-                                 lambda m: print(m, file=sys.stderr, flush=True), args.op)
+                                 lambda m: print(m, file=sys.stderr, flush=True), args.op,
+                                 args.access_token_format)
     per = args.op
     print(f"| storage | round trips per {per} | requests per {per} | app CPU ms per {per} |")
     print("|---|---|---|---|")

@@ -507,3 +507,17 @@ def test_bench_storage_counts_the_waits_of_a_refresh(capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "| storage | round trips per refresh |" in out
     assert "| sqlite | 4.0 | 4.0 |" in out, out
+
+
+@pytest.mark.parametrize("access_token_format", ["jwt", "opaque"])
+def test_bench_storage_counts_userinfo_with_either_token_format(
+        capsys: pytest.CaptureFixture[str], access_token_format: str) -> None:
+    """``--access-token-format``: make bench's targets use opaque access tokens. Either way
+    userinfo reads only the deny list with the user: a JWT's claims are in it and an opaque
+    token's are kept by the worker that minted it."""
+    from bench.storage import main
+
+    assert main(["--stores", "sqlite", "--op", "userinfo", "--flows", "20", "--rounds", "1",
+                 "--access-token-format", access_token_format]) == 0
+    out = capsys.readouterr().out
+    assert "| sqlite | 1.0 | 1.0 |" in out, out

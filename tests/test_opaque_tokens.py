@@ -149,6 +149,28 @@ def test_revocation_ends_an_opaque_token_at_once(driver: Driver, store: Store) -
         "revoking an access token leaves its refresh token")
 
 
+def test_a_worker_keeping_the_claims_refuses_a_token_revoked_by_another(
+        driver: Driver, shared: Path, store: Store, clock: FakeClock) -> None:
+    """Each worker keeps the claims it read or minted (core/verified.py); a revocation made
+    by another worker reaches it through the deny list, which every use reads."""
+    client, secret, body = flow(driver)
+    token = body["access_token"]
+    other = Driver.of(make_app(shared, store, clock, UAUTH_ACCESS_TOKEN_TTL=TTL))
+    assert userinfo(other, token).status_code == 200, "read once, then kept"
+    with other.app.app_context():
+        assert get_state().verified.get(token, now=clock(), audience=None,
+                                        trusted=lambda kid: False) is not None
+    revoked = driver.http.post("/revoke", data={"token": token},
+                               headers=basic_auth(client.client_id, secret))
+    assert revoked.status_code == 200
+    for worker in (other, driver):
+        refused = userinfo(worker, token)
+        assert refused.status_code == 401 and refused.json is not None
+        assert refused.json["error_description"] == "the token has been revoked"
+    fresh = Driver.of(make_app(shared, store, clock, UAUTH_ACCESS_TOKEN_TTL=TTL))
+    assert userinfo(fresh, token).status_code == 401, "a worker that never saw it"
+
+
 def test_a_foreign_client_may_neither_revoke_nor_introspect_it(driver: Driver) -> None:
     _, _, body = flow(driver)
     token = body["access_token"]
@@ -299,7 +321,8 @@ def test_a_host_apps_require_token_accepts_an_opaque_token(tmp_path: Path) -> No
         claims = validate_access_token(get_state(), token, audience=host.issuer)
         revoke_access_token(get_state(), claims, raw=token)
     refused = host.api(token)
-    assert refused.status_code == 401 and refused.json["error_description"] == "the token is invalid"
+    assert refused.status_code == 401, "this worker keeps the claims; the deny list refuses"
+    assert refused.json["error_description"] == "the token has been revoked"
 
 
 def test_a_token_validator_refuses_an_opaque_token_and_says_to_introspect() -> None:

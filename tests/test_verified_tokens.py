@@ -94,3 +94,14 @@ def test_the_cache_is_bounded_and_copies_out() -> None:
     assert cache.get("t4", now=0, audience=None, trusted=lambda kid: True) == {"exp": 100, "n": 4}
     cache.put("odd", {"exp": "soon"}, "k")
     assert cache.get("odd", now=0, audience=None, trusted=lambda kid: True) is None
+
+
+def test_an_opaque_tokens_claims_have_no_key_to_check_but_still_expire() -> None:
+    """Stored claims (``kid`` None) outlive any key rotation; expiry and audience still hold."""
+    cache = VerifiedTokens()
+    cache.put("opaque", {"exp": 100, "aud": "https://api.example"}, None)
+    nothing_trusted = set[str]().__contains__
+    assert cache.get("opaque", now=50, audience=None, trusted=nothing_trusted) is not None
+    assert cache.get("opaque", now=50, audience="https://b.example",
+                     trusted=nothing_trusted) is None
+    assert cache.get("opaque", now=100, audience=None, trusted=nothing_trusted) is None

@@ -124,7 +124,8 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     """What Store.batch and Store.prefetch are for: at /authorize the session travels with its
     user and the code with its grant's note; at /token spending the code with its user, and the
     opaque access token with the new family's refresh token, its note and the cap's listing; at
-    /userinfo the deny list with the token's user (the test client serves requests on this
+    /userinfo the deny list with the token's user, the token's own claims kept since it was
+    minted (the test client serves requests on this
     thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
@@ -143,7 +144,8 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     del seen[:]
     answer = d.http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
-    assert seen == [1, 3], f"the token; its deny-list entries with its user ({seen})"
+    assert seen == [3], (f"its deny-list entries with its user; the claims of a token this "
+                         f"worker minted are kept ({seen})")
     for _ in range(MAX_GRANTS_PER_CLIENT - 1):
         json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
     code = d.code(client.client_id)

@@ -169,7 +169,8 @@ def test_a_refresh_commits_the_rotation_with_its_consume(store: SQLiteStore,
 def test_userinfo_reads_the_deny_list_and_the_user_in_one_statement(
         store: SQLiteStore, tmp_path: Path) -> None:
     """Store.prefetch on SQLite: the user expected after the token is read in the deny list's
-    statement (one statement and read lock instead of two)."""
+    statement (one statement and read lock instead of two). The token's claims are read once
+    per worker: another app on the same file (another worker) reads them on its first use."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     client, secret = d.client(access_token_format="opaque")
@@ -179,4 +180,14 @@ def test_userinfo_reads_the_deny_list_and_the_user_in_one_statement(
     seen = transactions(store)
     answer = d.http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
-    assert seen == [["SELECT"], ["SELECT"]], f"the token; its deny list with its user ({seen})"
+    assert seen == [["SELECT"]], f"its deny list with its user; its claims kept ({seen})"
+    worker = make_app(tmp_path, store, system_clock).test_client()
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    for reads_of_the_token in (1, 0, 0):
+        del statements[:]
+        answer = worker.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
+        assert sum("'access_token'" in sql for sql in statements) == reads_of_the_token, (
+            f"another worker reads the token's claims once ({statements})")
+    assert len(statements) == 1, f"then its deny list with its user ({statements})"

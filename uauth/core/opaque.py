@@ -4,8 +4,10 @@ One storage write instead of an RS256 signature per token, for clients whose res
 introspect (RFC 7662) or are the embedding host itself: only the provider can read the token.
 The record holds exactly the claims the RFC 9068 JWT would carry, under ``hash_key(token)``
 (the raw token is never stored) and in the token's grant, so revoking the grant deletes it.
-Storage is the check: nothing is cached across requests, and a deleted record ends the token
-at once.
+The claims never change while the token lives, so a worker reads them once and keeps them
+(:mod:`uauth.core.verified`), as it keeps a JWT's after checking its signature. What ends a
+token early puts it on the deny list that every use reads (its ``jti`` on revocation, its grant
+otherwise) and deletes its record, so it is refused everywhere at once all the same.
 """
 
 from __future__ import annotations
@@ -51,5 +53,5 @@ def find(store: Store, token: str) -> dict[str, Any] | None:
 
 
 def delete(store: Store, token: str) -> None:
-    """End ``token`` at once (RFC 7009 revocation)."""
+    """Delete ``token``'s claims (RFC 7009 revocation, which also denies its ``jti``)."""
     store.delete(ACCESS, hash_key(token))

@@ -115,11 +115,13 @@ def mint_access_token(
         claims["auth_time"] = auth_time
     if grant_id is not None:
         claims["gid"] = grant_id
+    kid: str | None = None
     if token_format == opaque.OPAQUE:
-        return opaque.mint(state.store, claims, now=now), claims
-    token, kid = _sign(state, claims, typ="at+jwt", alg=state.settings.access_token_alg)
-    # What a decode of this token would give (lists, not tuples): userinfo or a resource in
-    # this worker then skips the signature check it would repeat.
+        token = opaque.mint(state.store, claims, now=now)
+    else:
+        token, kid = _sign(state, claims, typ="at+jwt", alg=state.settings.access_token_alg)
+    # What a decode or a storage read of this token would give (lists, not tuples): userinfo
+    # or a resource in this worker then skips the signature check or the read it would repeat.
     state.verified.put(token, json.loads(json.dumps(claims)), kid)
     return token, claims
 
@@ -272,8 +274,13 @@ def has_audience(claims: dict[str, Any], audience: str | None) -> bool:
 def opaque_claims(state: State, token: str, *, audience: str | None, now: float
                   ) -> dict[str, Any]:
     """The stored claims of an opaque access token, checked as a JWT's would be (``exp``,
-    ``aud``); the lookup is the check, so nothing is cached: a deleted record ends it. An empty
-    or over-long token is refused by :func:`opaque.find` before any storage read."""
+    ``aud``). They are read once per worker and then kept as a JWT's verified claims are
+    (:mod:`uauth.core.verified`): whatever ends a token before it expires also puts it on the
+    deny list, which every use reads. An empty or over-long token is refused by
+    :func:`opaque.find` before any storage read."""
+    kept = state.verified.get(token, now=now, audience=audience, trusted=_no_key)
+    if kept is not None:
+        return kept
     claims = opaque.find(state.store, token)
     if claims is None:
         raise InvalidToken("the token is invalid")
@@ -281,7 +288,13 @@ def opaque_claims(state: State, token: str, *, audience: str | None, now: float
         raise InvalidToken("the token has expired")
     if not has_audience(claims, audience):
         raise InvalidToken("the token is invalid")
+    state.verified.put(token, dict(claims), None)
     return claims
+
+
+def _no_key(kid: str) -> bool:
+    """An opaque token's claims have no signing key to check (never called for them)."""
+    return False
 
 
 def validate_access_token(state: State, token: str, *, audience: str | None = None,
@@ -319,13 +332,13 @@ def is_revoked(store: Store, claims: dict[str, Any]) -> bool:
 
 def revoke_access_token(state: State, claims: dict[str, Any], *, raw: str | None = None
                         ) -> None:
-    """Deny one access token until it would have expired anyway; an opaque one (``raw``) is
-    deleted instead, which ends it everywhere at once."""
+    """Deny one access token until it would have expired anyway: every use reads the deny list,
+    so this ends it everywhere at once, also in workers that keep its claims. An opaque one's
+    record (``raw``) is deleted as well: nobody reads its claims again."""
     audit(TOKEN_REVOKED, client_id=str(claims.get("client_id")), kind="access_token",
           grant=str(claims.get("gid", ""))[:8] or None)
     if raw is not None and opaque.looks_opaque(raw):
         opaque.delete(state.store, raw)
-        return
     ttl = int(claims["exp"]) - state.now()
     if ttl > 0:
         state.store.save(REVOKED, f"jti:{claims['jti']}", {"exp": claims["exp"]}, ttl=ttl)

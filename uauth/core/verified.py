@@ -1,16 +1,19 @@
-"""Access tokens this worker has already verified, or signed itself.
+"""Access tokens this worker has already verified, read, or issued itself.
 
 A resource server sees the same bearer token many times during its life, and ``/userinfo``
 usually sees a token moments after this worker minted it. Parsing and checking the signature
 again each time costs more than everything else a protected request does, so the claims of a
 verified token are kept, keyed by the whole token string: the same string, signature included,
-is the same verified token.
+is the same verified token. An opaque access token's claims (:mod:`uauth.core.opaque`) are kept
+the same way, under its own string, once read from storage or stored here: they never change
+while the token lives, so another read on every use would only repeat a storage statement.
 
 A hit still checks what can change after verification: expiry (against the caller's clock),
 that the signing key is still one the provider trusts (a key removed from the key set ends its
-tokens at once) and the audience asked for. Revocation and the user's state are not cached:
-callers check them on every use. The cache is bounded, per worker, and holds nothing that is
-not in the token itself.
+tokens at once; an opaque token has no key) and the audience asked for. Revocation and the
+user's state are not cached: callers check them on every use, which is why revoking an opaque
+token puts it on the deny list as well as deleting its record. The cache is bounded, per worker,
+and holds nothing that is not in the token itself or its stored claims.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ SIZE = 1024
 class VerifiedTokens:
     def __init__(self, size: int = SIZE) -> None:
         self._size = size
-        self._entries: dict[str, tuple[dict[str, Any], str]] = {}
+        #: token -> (claims, the signing key's id; None for an opaque token's stored claims)
+        self._entries: dict[str, tuple[dict[str, Any], str | None]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -43,7 +47,8 @@ class VerifiedTokens:
         if entry is None:
             return None
         claims, kid = entry
-        if not (claims["exp"] + leeway > now and trusted(kid) and has_audience(claims, audience)):
+        if not (claims["exp"] + leeway > now and (kid is None or trusted(kid))
+                and has_audience(claims, audience)):
             return None
         return dict(claims)
 
@@ -58,9 +63,10 @@ class VerifiedTokens:
             self.put(token, dict(claims), str(peek_header(token).get("kid", "")))
         return claims
 
-    def put(self, token: str, claims: dict[str, Any], kid: str) -> None:
+    def put(self, token: str, claims: dict[str, Any], kid: str | None) -> None:
         """Keep a token whose signature, issuer, type and claims were checked (or that this
-        provider just signed); the oldest entry goes when the cache is full."""
+        provider just signed), or an opaque token's stored claims (``kid`` None); the oldest
+        entry goes when the cache is full."""
         if self._size <= 0 or not isinstance(claims.get("exp"), int):
             return
         with self._lock:
