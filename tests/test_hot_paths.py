@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
+from uauth.app import _KeyOnceSigner
 from uauth.extension import get_state
 from uauth.oauth.server import UAuthRequest
 from uauth.storage.memory import MemoryStore
@@ -154,6 +155,8 @@ def test_the_cookie_key_is_derived_once_and_cookies_read_as_flask_signs_them(
         return key
 
     monkeypatch.setattr(Signer, "derive_key", counted)
+    # The derived keys are kept per process: start from none, whatever apps ran before.
+    monkeypatch.setattr(_KeyOnceSigner, "_derived", {})
     app = make_app(tmp_path, MemoryStore(clock=clock), clock, SECRET_KEY="current-secret",
                    SECRET_KEY_FALLBACKS=["retired-secret"])
     flask_signed = SecureCookieSessionInterface().get_signing_serializer(app)
