@@ -105,3 +105,6 @@ def test_an_opaque_tokens_claims_have_no_key_to_check_but_still_expire() -> None
     assert cache.get("opaque", now=50, audience="https://b.example",
                      trusted=nothing_trusted) is None
     assert cache.get("opaque", now=100, audience=None, trusted=nothing_trusted) is None
+    assert cache.get("opaque", now=50, audience=None) is not None, "no key, nothing to trust"
+    cache.put("signed", {"exp": 100}, "k1")
+    assert cache.get("signed", now=50, audience=None) is None, "a signed one needs its key trusted"

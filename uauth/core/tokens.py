@@ -278,7 +278,7 @@ def opaque_claims(state: State, token: str, *, audience: str | None, now: float
     (:mod:`uauth.core.verified`): whatever ends a token before it expires also puts it on the
     deny list, which every use reads. An empty or over-long token is refused by
     :func:`opaque.find` before any storage read."""
-    kept = state.verified.get(token, now=now, audience=audience, trusted=_no_key)
+    kept = state.verified.get(token, now=now, audience=audience)
     if kept is not None:
         return kept
     claims = opaque.find(state.store, token)
@@ -290,11 +290,6 @@ def opaque_claims(state: State, token: str, *, audience: str | None, now: float
         raise InvalidToken("the token is invalid")
     state.verified.put(token, dict(claims), None)
     return claims
-
-
-def _no_key(kid: str) -> bool:
-    """An opaque token's claims have no signing key to check (never called for them)."""
-    return False
 
 
 def validate_access_token(state: State, token: str, *, audience: str | None = None,

@@ -40,15 +40,18 @@ class VerifiedTokens:
         return len(self._entries)
 
     def get(self, token: str, *, now: float, audience: str | None,
-            trusted: Callable[[str], bool], leeway: float = 0) -> dict[str, Any] | None:
+            trusted: Callable[[str], bool] | None = None, leeway: float = 0
+            ) -> dict[str, Any] | None:
         """The claims of ``token`` if it was verified here and still holds, else None (then
-        verify it in full)."""
+        verify it in full). A signed token's key must pass ``trusted``; without it, only an
+        opaque token's stored claims can be had."""
         entry = self._entries.get(token)
         if entry is None:
             return None
         claims, kid = entry
-        if not (claims["exp"] + leeway > now and (kid is None or trusted(kid))
-                and has_audience(claims, audience)):
+        if kid is not None and (trusted is None or not trusted(kid)):
+            return None
+        if not (claims["exp"] + leeway > now and has_audience(claims, audience)):
             return None
         return dict(claims)
 
