@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-reference", action="store_true", help="skip the reference provider")
     ap.add_argument("--no-floor", action="store_true",
                     help="skip the stack's floor (bench/floor.py: Authlib's Flask provider alone)")
+    ap.add_argument("--uauth-in-memory", action="store_true",
+                    help="also serve uauth with its records in memory (bench/memory_app.py), "
+                    "as the reference and the floor keep theirs: what durable storage costs")
     ap.add_argument("--memory", type=int, metavar="N", default=0,
                     help="instead: RSS per worker after N and 2N flows (e.g. 10000)")
     ap.add_argument("--memory-workers", type=int, default=1)
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                         rounds=args.rounds,
                         clients_per_worker=args.clients_per_worker,
                         reference=not args.no_reference, floor=not args.no_floor,
-                        workdir=args.workdir,
+                        in_memory=args.uauth_in_memory, workdir=args.workdir,
                         access_token_format=args.access_token_format)
     if args.factors_only:
         print(factors_table(factor_costs()))

@@ -34,6 +34,7 @@ from .servers import Uauth
 from .servers import reference_problem
 from .servers import serve_bare
 from .servers import serve_floor
+from .servers import serve_in_memory
 from .servers import serve_reference
 
 #: Storage backends measured, in table order.
@@ -68,6 +69,9 @@ class Settings:
     reference: bool = True
     #: Also serve the stack's floor (bench/floor.py: Authlib's Flask provider, nothing else).
     floor: bool = True
+    #: Also serve uauth with its records in memory (bench/memory_app.py): what durable
+    #: storage costs, beside the stores.
+    in_memory: bool = False
     workdir: Path | None = None
     #: uauth's bench clients get ``jwt`` or ``opaque`` access tokens.
     access_token_format: str = JWT
@@ -75,7 +79,7 @@ class Settings:
 
 @dataclass
 class Row:
-    provider: str  #: "bare", "reference", "floor" or "uauth"
+    provider: str  #: "bare", "reference", "floor", "uauth" or "uauth-memory"
     store: str
     workers: int
     op: str
@@ -170,6 +174,9 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
         keep(serve_floor(workdir, floor_ops))
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
+    if s.in_memory:
+        keep(serve_in_memory(workdir, s.threads, tuple(op for op in ops if op[0] != "login"),
+                             s.access_token_format))
     for store in s.stores:
         uauth = stack.enter_context(deployment(run, workdir, store, s.algs,
                                                 s.access_token_format))

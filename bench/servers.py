@@ -43,6 +43,8 @@ ANCHOR_DIR = Path(os.environ.get("UAUTH_BENCH_ANCHOR",
 #: The reference's fixed clients (its provider.mjs); the secret is its published bench secret.
 REFERENCE_SPA = "pub"
 REFERENCE_SERVICE = ("conf", "conf-secret-0123456789abcdef0123456789abcdef")
+#: The environment variable naming the file where ``bench.memory_app`` writes its clients.
+CLIENTS_FILE = "BENCH_MEMORY_CLIENTS"  # not UAUTH_*: uauth refuses settings it does not know
 
 
 def wait_until_up(url: str, process: subprocess.Popen[Any], log: Path, seconds: float = 30) -> None:
@@ -77,7 +79,7 @@ Op = tuple[str, str]
 class Server:
     """One running server process to measure: what it is, where, and its master's pid."""
 
-    provider: str  #: "bare", "reference", "floor" or "uauth"
+    provider: str  #: "bare", "reference", "floor", "uauth" or "uauth-memory"
     store: str
     workers: int
     ops: tuple[Op, ...]
@@ -94,18 +96,21 @@ class Server:
 
 
 class _Serve(LiveServer):
-    """``uauth serve`` as the tests start it, plus the gunicorn thread count."""
+    """``uauth serve`` as the tests start it, plus the gunicorn thread count; ``command`` is the
+    module that is the ``uauth`` command (``bench.memory_app``: the same, provisioning itself)."""
 
     def __init__(self, instance: Path, *, storage: str, workers: int, threads: int,
-                 env: dict[str, str]) -> None:
+                 env: dict[str, str], command: str = "uauth") -> None:
         super().__init__(instance, storage=storage, workers=workers, env=env)
         self.threads = threads
+        self.command = command
 
     def _spawn(self, log: object) -> subprocess.Popen[str]:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "-m", "uauth", "serve", "--bind", f"127.0.0.1:{self.port}",
+            [sys.executable, "-m", self.command, "serve", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads)],
-            env=self.env(), stdout=cast(IO[str], log), stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT, env=self.env(), stdout=cast(IO[str], log), stderr=subprocess.STDOUT,
+            text=True,
         )
 
 
@@ -163,6 +168,29 @@ class Uauth:
         targets = {alg: replace(first, spa_client=client)
                    for alg, client in self.spa_clients.items()}
         return Server("uauth", self.store, workers, ops, targets, live.process)
+
+
+def serve_in_memory(workdir: Path, threads: int, ops: tuple[Op, ...],
+                    access_token_format: str = JWT) -> Server:
+    """uauth with ``memory://`` storage under ``uauth serve`` (``bench/memory_app.py``): one
+    worker, its records in its memory as the reference and the floor keep theirs, so that
+    beside uauth on SQLite it measures what durable storage costs served. Its clients are
+    those ``Uauth.provision`` registers (the RS256 browser app and the service client)."""
+    instance = workdir / "instance-memory"
+    clients = workdir / "memory-clients.json"
+    live = _Serve(instance, storage="memory://", workers=1, threads=threads,
+                  env={CLIENTS_FILE: str(clients),
+                       "UAUTH_ACCESS_TOKEN_FORMAT": access_token_format},
+                  command="bench.memory_app")
+    live.start()
+    assert live.process is not None
+    ids = json.loads(clients.read_text())
+    target = Target(issuer=live.url, spa_client=ids["spa"], redirect_uri=REDIRECT_URI,
+                    service_client=(str(ids["service"][0]), str(ids["service"][1])),
+                    login=(USERNAME, PASSWORD),
+                    access_token_format=access_token_format).discover()
+    return Server("uauth-memory", "memory", 1, tuple(op for op in ops if op[1] == "RS256"),
+                  {"RS256": target}, live.process)
 
 
 def serve_bare(workdir: Path, workers: int, threads: int) -> Server:

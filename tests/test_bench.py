@@ -165,6 +165,27 @@ def test_the_stack_floor_is_shown_beside_the_reference_and_the_userinfo_target()
     assert providers == ["reference", "floor", "uauth"]
 
 
+def test_uauth_in_memory_is_a_measure_beside_the_targets_never_a_verdict() -> None:
+    """``--uauth-in-memory``: its figures against the reference and the bare endpoint, on a
+    line of their own; the per-store target lines and the RSS line ignore it."""
+    run = Run(Settings(stores=("sqlite",), workers=(1,), access_token_format="opaque"))
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
+                Row("reference", "memory", 1, "refresh", result=_result(1.0, 300)),
+                Row("uauth-memory", "memory", 1, "refresh", result=_result(0.95, 300)),
+                Row("uauth-memory", "memory", 1, "userinfo", result=_result(0.41, 900)),
+                Row("uauth", "sqlite", 1, "refresh", result=_result(1.5, 200))]
+    lines = targets_table(run, [], None, []).splitlines()
+    line = next(line for line in lines if "records in memory" in line)
+    assert "refresh 0.95 vs 1.00 ms = 0.95×; userinfo 0.41 vs 0.30 + 0.15 ms" in line
+    assert line.rstrip(" |").endswith("–")
+    assert "1.50 vs 1.00 ms = 1.50×" in next(
+        line for line in lines if "rotating refresh (sqlite)" in line)
+    assert not any("(memory)" in line for line in lines), "no target line of its own"
+    table = results_table(run).splitlines()
+    providers = [line.split("|")[2].strip() for line in table if "refresh" in line]
+    assert providers == ["reference", "uauth-memory", "uauth"]
+
+
 def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_token() -> None:
     import jwt
 
@@ -182,6 +203,26 @@ def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_toke
     claims = jwt.decode(tokens["id_token"], jwt.PyJWK(public).key, algorithms=["RS256"],
                         audience=floor.PUBLIC_CLIENT, issuer=floor.ISSUER)
     assert claims["sub"] == floor.USER["sub"] and claims["email"] == floor.USER["email"]
+
+
+@pytest.mark.slow
+def test_uauth_in_memory_is_served_by_uauth_serve_with_its_own_clients(tmp_path: Path) -> None:
+    """bench/memory_app.py provisions each app it builds; the served worker's clients are the
+    ones the bench drives, and nothing reaches a file: memory:// keeps it all in the worker."""
+    from bench.servers import serve_in_memory
+
+    ops = (("flow", "RS256"), ("cc", "RS256"), ("flow", "ES256"))
+    server = serve_in_memory(tmp_path, 1, ops, "opaque")
+    try:
+        assert server.provider == "uauth-memory" and server.store == "memory"
+        assert server.ops == (("flow", "RS256"), ("cc", "RS256")), "its one client signs RS256"
+        for operation in ("flow", "cc"):
+            agent, run = prepare(server.targets["RS256"], operation)  # real HTTP, gunicorn
+            run()
+            assert agent.requests > 0
+        assert not list((tmp_path / "instance-memory").glob("*.db")), "no SQLite file"
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
