@@ -19,37 +19,18 @@ from pathlib import Path
 from flask import Flask
 
 from uauth.app import create_app
-from uauth.core.clients import Registration
-from uauth.core.clients import register_client
 from uauth.core.opaque import JWT
-from uauth.core.users import StoreUsers
-from uauth.extension import get_state
 from uauth.ops.cli import run_cli
 
+from .provision import provision
 from .servers import CLIENTS_FILE
-from .servers import PASSWORD
-from .servers import REDIRECT_URI
-from .servers import USERNAME
 
 
 def provisioned_app(instance_path: str | os.PathLike[str] | None = None) -> Flask:
-    """uauth's standalone app, with the clients and user ``bench.servers.Uauth.provision``
-    registers through the CLI, registered here in its memory store."""
+    """uauth's standalone app, with the bench's clients and user in its memory store."""
     app = create_app(instance_path=instance_path)
-    token_format = os.environ.get("UAUTH_ACCESS_TOKEN_FORMAT", JWT)
-    with app.app_context():
-        state = get_state()
-        spa, _ = register_client(state.store, Registration(
-            name="bench-spa-RS256", redirect_uris=[REDIRECT_URI], public=True,
-            first_party=True, access_token_format=token_format))
-        service, secret = register_client(state.store, Registration(
-            name="bench-service", redirect_uris=[], grant_types=["client_credentials"],
-            access_token_format=token_format))
-        StoreUsers(state.store, state.clock).create(
-            USERNAME, PASSWORD, {"email": "bench@example.com", "email_verified": True,
-                                 "name": "Bench User"})
-    Path(os.environ[CLIENTS_FILE]).write_text(json.dumps(
-        {"spa": spa.client_id, "service": [service.client_id, secret]}))
+    spa, service = provision(app, os.environ.get("UAUTH_ACCESS_TOKEN_FORMAT", JWT))
+    Path(os.environ[CLIENTS_FILE]).write_text(json.dumps({"spa": spa, "service": service}))
     return app
 
 

@@ -26,12 +26,8 @@ from flask import Flask
 from tests.postgres_server import SessionDatabase
 from tests.redis_server import RedisServer
 from uauth import create_app
-from uauth.core.clients import Registration
-from uauth.core.clients import register_client
 from uauth.core.opaque import JWT
-from uauth.core.records import USERNAME
 from uauth.core.settings import ACCESS_TOKEN_FORMATS
-from uauth.core.users import StoreUsers
 from uauth.extension import get_state
 from uauth.ops.logs import configure_logging
 
@@ -39,8 +35,10 @@ from .driver import Connection
 from .driver import Reply
 from .driver import Target
 from .driver import prepare
+from .provision import provision
 from .servers import PASSWORD
 from .servers import REDIRECT_URI
+from .servers import USERNAME
 
 ISSUER = "http://127.0.0.1:5000"
 
@@ -70,18 +68,9 @@ def build(store: str, workdir: Path, url: str | None,
         storage = "memory://"
     app = create_app({"UAUTH_ISSUER": ISSUER, "UAUTH_STORAGE": storage, **(config or {})},
                      instance_path=workdir / "instance")
-    with app.app_context():
-        state = get_state()
-        spa, _ = register_client(state.store, Registration(
-            name="bench-spa", redirect_uris=[REDIRECT_URI], public=True, first_party=True,
-            access_token_format=access_token_format))
-        service, secret = register_client(state.store, Registration(
-            name="bench-service", redirect_uris=[], grant_types=["client_credentials"],
-            access_token_format=access_token_format))
-        StoreUsers(state.store, state.clock).create(
-            USERNAME, PASSWORD, {"email": "bench@example.com", "name": "Bench"})
-    target = Target(issuer=ISSUER, spa_client=spa.client_id, redirect_uri=REDIRECT_URI,
-                    service_client=(service.client_id, secret or ""),
+    spa, service = provision(app, access_token_format)
+    target = Target(issuer=ISSUER, spa_client=spa, redirect_uri=REDIRECT_URI,
+                    service_client=service,
                     login=(USERNAME, PASSWORD), access_token_format=access_token_format)
     return app, target.discover(InProcess(app))
 
