@@ -631,6 +631,36 @@ def test_memory_store_drops_expired_records_nobody_reads_again(clock: FakeClock)
     assert len(store._by_kind["authorization_code"]) == len(store._entries), "unindexed too"
 
 
+def test_memory_store_purges_by_expiry_not_by_walking_every_record(clock: FakeClock) -> None:
+    """The purge follows expiries, soonest first: a record rewritten with a later expiry
+    outlives its first one, a record without expiry is never touched, and the items rewrites
+    leave behind do not pile up."""
+    from uauth.storage.base import PURGE_EVERY
+
+    store = MemoryStore(clock=clock)
+    store.save("user", "kept", {"n": 0}, ttl=None)
+    store.save("session", "renewed", {"n": 1}, ttl=60)
+    store.save("session", "renewed", {"n": 2}, ttl=600)  # its first expiry is still queued
+    store.save("session", "dropped", {"n": 3}, ttl=60)
+    store.delete("session", "dropped")
+    clock.advance(61)
+    for i in range(PURGE_EVERY):
+        store.save("counter", "churn", {"i": i}, ttl=3600)  # one record, rewritten
+    assert store.find("session", "renewed") == {"n": 2}, "its later expiry holds"
+    assert ("session", "renewed") in store._entries, "not purged by its first expiry"
+    assert store.find("user", "kept") == {"n": 0}
+    assert len(store._entries) == 3, "kept, renewed, churn"
+    for i in range(3 * PURGE_EVERY):
+        store.save("counter", "churn", {"i": i}, ttl=3600)
+    assert len(store._expiries) <= 2 * len(store._entries) + PURGE_EVERY, (
+        "rebuilt once the items rewrites left behind outnumber the records")
+    clock.advance(3601)
+    for i in range(PURGE_EVERY):
+        store.save("code", f"c{i}", {"i": i}, ttl=60)
+    assert store.find("counter", "churn") is None and ("counter", "churn") not in store._entries
+    assert ("session", "renewed") not in store._entries, "purged once its expiry passed"
+
+
 def _child_connection_is_fresh(store: SQLiteStore, results: object) -> None:
     inherited = store._local.conn  # held, so a fresh connection cannot reuse its address
     fresh = store._conn()

@@ -12,6 +12,7 @@ store held: in-process, a flow cost 5.4 ms over its first thousand and 24.7 ms o
 from __future__ import annotations
 
 import copy
+import heapq
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -67,6 +68,11 @@ class MemoryStore:
         #: The keys of each grant's records, and of each kind's (in the order first written).
         self._by_grant: dict[str, dict[tuple[Kind, str], None]] = {}
         self._by_kind: dict[Kind, dict[str, None]] = {}
+        #: (expires_at, kind, key) of every entry written with an expiry, soonest first, so the
+        #: purge finds the expired ones without walking every entry. An entry rewritten or
+        #: dropped since leaves its item behind; the purge skips it, and the heap is rebuilt
+        #: from the entries when such items outnumber them.
+        self._expiries: list[tuple[float, Kind, str]] = []
         self._writes = 0
 
     def _put(self, kind: Kind, key: str, entry: _Entry) -> None:
@@ -76,6 +82,8 @@ class MemoryStore:
             self._unindex_grant(kind, key, old.grant_id)
         self._entries[(kind, key)] = entry
         self._by_kind.setdefault(kind, {})[key] = None
+        if entry.expires_at is not None:
+            heapq.heappush(self._expiries, (entry.expires_at, kind, key))
         if entry.grant_id is not None:
             self._by_grant.setdefault(entry.grant_id, {})[(kind, key)] = None
 
@@ -111,11 +119,22 @@ class MemoryStore:
         expired ones (spent codes and markers are never read again). Called under the lock."""
         self._writes += 1
         if self._writes % PURGE_EVERY == 0:
-            now = self._clock()
-            for kind, key in [k for k, e in self._entries.items()
-                              if e.expires_at is not None and e.expires_at <= now]:
-                self._drop(kind, key)
+            self._purge(self._clock())
         return None if ttl is None else self._clock() + ttl
+
+    def _purge(self, now: float) -> None:
+        """Drop the entries expired by ``now``: only as many steps as expiries have passed
+        (a walk of every entry cost 0.8 ms at 30,000 of them, under the lock)."""
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, kind, key = heapq.heappop(expiries)
+            entry = self._entries.get((kind, key))
+            if entry is not None and entry.expires_at is not None and entry.expires_at <= now:
+                self._drop(kind, key)
+        if len(expiries) > 2 * len(self._entries) + PURGE_EVERY:
+            self._expiries = [(e.expires_at, kind, key) for (kind, key), e in
+                              self._entries.items() if e.expires_at is not None]
+            heapq.heapify(self._expiries)
 
     def save(
         self, kind: Kind, key: str, record: Record, ttl: int | None, *, grant_id: str | None = None
