@@ -175,8 +175,7 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     if s.in_memory:
-        keep(serve_in_memory(workdir, s.threads, tuple(op for op in ops if op[0] != "login"),
-                             s.access_token_format))
+        keep(serve_in_memory(workdir, s.threads, ops, s.access_token_format))
     for store in s.stores:
         uauth = stack.enter_context(deployment(run, workdir, store, s.algs,
                                                 s.access_token_format))

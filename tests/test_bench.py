@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -147,33 +148,42 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
     assert verdict("≤ 80 MB RSS") == "met"
 
 
-def test_the_stack_floor_is_shown_beside_the_reference_and_the_userinfo_target() -> None:
+def _opaque_run(*rows: Row) -> Run:
+    """A one-worker SQLite run with opaque access tokens: the bare endpoint at 0.30 ms, then
+    ``rows``."""
     run = Run(Settings(stores=("sqlite",), workers=(1,), access_token_format="opaque"))
-    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
-                Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
-                Row("floor", "memory", 1, "flow", result=_result(1.6, 300)),
-                Row("floor", "memory", 1, "userinfo", result=_result(0.38, 900)),
-                Row("uauth", "sqlite", 1, "flow", result=_result(2.2, 200)),
-                Row("uauth", "sqlite", 1, "userinfo", result=_result(0.50, 900))]
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)), *rows]
+    return run
+
+
+def _providers(run: Run, label: str) -> list[str]:
+    """The providers of the results table's lines for the operation labelled ``label``."""
+    return [line.split("|")[2].strip() for line in results_table(run).splitlines()
+            if label in line]
+
+
+def test_the_stack_floor_is_shown_beside_the_reference_and_the_userinfo_target() -> None:
+    run = _opaque_run(Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                      Row("floor", "memory", 1, "flow", result=_result(1.6, 300)),
+                      Row("floor", "memory", 1, "userinfo", result=_result(0.38, 900)),
+                      Row("uauth", "sqlite", 1, "flow", result=_result(2.2, 200)),
+                      Row("uauth", "sqlite", 1, "userinfo", result=_result(0.50, 900)))
     lines = targets_table(run, [], None, []).splitlines()
     flow = next(line for line in lines if "flow, RS256 ID token (sqlite)" in line)
     assert "2.20 vs 2.00 ms = 1.10×; Authlib alone 1.60 ms = 0.80×" in flow
     assert "0.50 vs 0.30 + 0.15 ms; Authlib alone 0.38 ms" in next(
         line for line in lines if "userinfo (sqlite)" in line)
-    table = results_table(run).splitlines()
-    providers = [line.split("|")[2].strip() for line in table if "SSO code" in line]
-    assert providers == ["reference", "floor", "uauth"]
+    assert _providers(run, "SSO code") == ["reference", "floor", "uauth"]
 
 
 def test_uauth_in_memory_is_a_measure_beside_the_targets_never_a_verdict() -> None:
     """``--uauth-in-memory``: its figures against the reference and the bare endpoint, on a
     line of their own; the per-store target lines and the RSS line ignore it."""
-    run = Run(Settings(stores=("sqlite",), workers=(1,), access_token_format="opaque"))
-    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
-                Row("reference", "memory", 1, "refresh", result=_result(1.0, 300)),
-                Row("uauth-memory", "memory", 1, "refresh", result=_result(0.95, 300)),
-                Row("uauth-memory", "memory", 1, "userinfo", result=_result(0.41, 900)),
-                Row("uauth", "sqlite", 1, "refresh", result=_result(1.5, 200))]
+    held = replace(_result(0.41, 900), rss=120 << 20, peak_rss=140 << 20)  # a memory store
+    run = _opaque_run(Row("reference", "memory", 1, "refresh", result=_result(1.0, 300)),
+                      Row("uauth-memory", "memory", 1, "refresh", result=_result(0.95, 300)),
+                      Row("uauth-memory", "memory", 1, "userinfo", result=held),
+                      Row("uauth", "sqlite", 1, "refresh", result=_result(1.5, 200)))
     lines = targets_table(run, [], None, []).splitlines()
     line = next(line for line in lines if "records in memory" in line)
     assert "refresh 0.95 vs 1.00 ms = 0.95×; userinfo 0.41 vs 0.30 + 0.15 ms" in line
@@ -181,9 +191,9 @@ def test_uauth_in_memory_is_a_measure_beside_the_targets_never_a_verdict() -> No
     assert "1.50 vs 1.00 ms = 1.50×" in next(
         line for line in lines if "rotating refresh (sqlite)" in line)
     assert not any("(memory)" in line for line in lines), "no target line of its own"
-    table = results_table(run).splitlines()
-    providers = [line.split("|")[2].strip() for line in table if "refresh" in line]
-    assert providers == ["reference", "uauth-memory", "uauth"]
+    assert "50 MB (peak during a password check 50 MB)" in next(
+        line for line in lines if "RSS per worker" in line), "the served stores' workers only"
+    assert _providers(run, "refresh") == ["reference", "uauth-memory", "uauth"]
 
 
 def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_token() -> None:
