@@ -16,6 +16,7 @@ import pytest
 
 from bench import access_line
 from bench import held_writes
+from bench import instructions
 from bench import own_work
 from bench import procstat
 from bench import read_ahead
@@ -572,3 +573,58 @@ def test_bench_storage_counts_userinfo_with_either_token_format(
                  "--access-token-format", access_token_format]) == 0
     out = capsys.readouterr().out
     assert "| sqlite | 1.0 | 1.0 |" in out, out
+
+
+def test_instruction_counts_are_read_and_tabled_per_app() -> None:
+    """``python -m bench.instructions`` reads callgrind's count from what it prints at exit
+    (the last, should a child print one too) and tables millions per operation, with each
+    uauth app's ratio to the floor."""
+    stderr = "==1== Events    : Ir\n==1== Collected : 120\n==2== Collected : 1234567\n"
+    assert instructions.collected(stderr) == 1234567
+    with pytest.raises(RuntimeError, match="no count"):
+        instructions.collected("valgrind: command not found")
+    counts = {("floor", "cc"): 1_000_000.0, ("sqlite", "cc"): 1_250_000.0}
+    lines = instructions.table(counts, ["floor", "sqlite"], ["cc"]).splitlines()
+    assert lines[0] == "| operation (M instructions in the app) | floor | sqlite | sqlite ÷ floor |"
+    assert lines[2] == "| cc | 1.000 | 1.250 | 1.250× |"
+    command = instructions.valgrind_command("memory", "flow", 7, Path("out"))
+    assert command[:5] == ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                           "--toggle-collect=_operator_call", "--callgrind-out-file=out"]
+    assert command[-4:] == ["--child", "memory", "flow", "7"]
+    with pytest.raises(SystemExit):
+        instructions.main(["--apps", "floor,redis"])
+
+
+def test_an_instruction_count_covers_the_app_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child runs its operations with the WSGI app behind ``operator.call``, the function
+    callgrind counts inside: each request the agent makes goes through it once, and nothing of
+    the warm-up does."""
+    import operator
+
+    calls: list[object] = []
+    real = operator.call
+
+    def counted(fn: Any, *args: Any) -> Any:
+        calls.append(fn)
+        return real(fn, *args)
+
+    monkeypatch.setattr(operator, "call", counted)
+    instructions.child("memory", "userinfo", 3)
+    assert len(calls) == 3, "one userinfo request per operation, none of the warm-up"
+    calls.clear()
+    instructions.child("floor", "cc", 2)
+    assert len(calls) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_counts_repeat_exactly_whatever_the_load() -> None:
+    """Under callgrind, the same operations count the same instructions in another process:
+    two counts of the floor's client_credentials grants, of four and of eight, run at once on
+    the shared cores, agree per operation within half a percent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        four, eight = pool.map(lambda n: instructions.count("floor", "cc", n), [4, 8])
+    assert 200_000 < four < 20_000_000, four
+    assert eight == pytest.approx(four, rel=0.005)

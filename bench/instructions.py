@@ -1,0 +1,154 @@
+"""What each app's own work costs per operation in instructions, counted by valgrind's callgrind.
+
+Served and in-process CPU figures move with this shared machine by more than a small change
+saves: two runs of the targets minutes apart put the reference's flow at 2.28 and 1.87 ms, and
+alternated in-process timings of one app move by 20%. An instruction count does not: callgrind
+executes the program on a simulated CPU and counts the instructions it runs, the same count for
+the same program and inputs whatever else the machine is doing. ``python -m bench.instructions``
+runs each app in a child process under callgrind, drives the bench's agent through its WSGI app
+in-process (as ``python -m bench.own_work`` does), and counts only what runs inside the app:
+collection is switched on around each call of the WSGI app (callgrind's ``--toggle-collect`` on
+``operator.call``, which nothing else calls), so neither the agent, the test client, start-up
+nor warm-up is counted. Hash randomisation is off (``PYTHONHASHSEED=0``) so that dictionaries
+probe alike from run to run.
+
+What it does not count: the kernel's work (system calls: SQLite's locks and writes, sockets),
+and what an instruction costs (cache misses, branch mispredictions). So it is the measure of a
+change to uauth's own Python, not of storage or of serving, which ``make bench`` measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from uauth.core.opaque import OPAQUE
+
+from .storage import OPS
+
+#: The apps that can be counted: the stack's floor, and uauth on a store needing no server.
+APPS = ("floor", "memory", "sqlite")
+#: Operations per count by default: enough that a change of 0.1% shows (a count is exact).
+COUNTS = {"flow": 30, "refresh": 60, "cc": 120, "userinfo": 120}
+#: The C function around each call of the app; callgrind collects only inside it.
+TOGGLE = "_operator_call"
+_COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+class CountedApp:
+    """The WSGI app, called through ``operator.call`` so that callgrind counts it alone."""
+
+    def __init__(self, inner: Callable[..., Any]) -> None:
+        self.inner = inner
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return operator.call(self.inner, environ, start_response)
+
+
+def _app(name: str, workdir: Path) -> tuple[Flask, Any]:
+    from .own_work import floor_app
+    from .profile import build
+
+    if name == "floor":
+        return floor_app()
+    return build(name, workdir, None, access_token_format=OPAQUE)
+
+
+def child(name: str, op: str, count: int) -> None:
+    """Run ``op`` ``count`` times through ``name``'s app, counted (under callgrind)."""
+    from .driver import prepare
+    from .profile import InProcess
+
+    with tempfile.TemporaryDirectory(prefix="uauth-instructions-") as tmp:
+        app, target = _app(name, Path(tmp))
+        _, run = prepare(target, op, lambda _: InProcess(app))
+        for _ in range(20):  # caches filled, connections open: as in the other tools
+            run()
+        app.wsgi_app = CountedApp(app.wsgi_app)  # type: ignore[method-assign]
+        for _ in range(count):
+            run()
+
+
+def valgrind_command(name: str, op: str, count: int, out: Path) -> list[str]:
+    return ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+            f"--toggle-collect={TOGGLE}", f"--callgrind-out-file={out}",
+            sys.executable, "-m", "bench.instructions", "--child", name, op, str(count)]
+
+
+def collected(stderr: str) -> int:
+    """The instructions callgrind counted, from what it printed at exit."""
+    found = _COLLECTED.findall(stderr)
+    if not found:
+        raise RuntimeError("callgrind printed no count:\n" + stderr[-2000:])
+    return int(found[-1])
+
+
+def count(name: str, op: str, ops: int) -> float:
+    """Instructions per ``op`` inside ``name``'s app."""
+    with tempfile.TemporaryDirectory(prefix="uauth-callgrind-") as tmp:
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        command = valgrind_command(name, op, ops, Path(tmp) / "callgrind.out")
+        done = subprocess.run(command, capture_output=True, text=True, env=env,  # noqa: S603 - valgrind, our own arguments
+                              cwd=Path(__file__).resolve().parent.parent, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} {op} failed under callgrind:\n{done.stderr[-2000:]}")
+        return collected(done.stderr) / ops
+
+
+def table(counts: dict[tuple[str, str], float], apps: list[str], ops: list[str]) -> str:
+    """Millions of instructions per operation, and each uauth app's ratio to the floor."""
+    ours = [app for app in apps if app != "floor"]
+    head = ["operation (M instructions in the app)", *apps,
+            *(f"{app} ÷ floor" for app in ours if "floor" in apps)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for op in ops:
+        cells = [op, *(f"{counts[(app, op)] / 1e6:.3f}" for app in apps)]
+        if "floor" in apps:
+            cells += [f"{counts[(app, op)] / counts[('floor', op)]:.3f}×" for app in ours]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", default=",".join(APPS),
+                        help="comma-separated, of " + ", ".join(APPS))
+    parser.add_argument("--ops", default=",".join(OPS), help="comma-separated, of " +
+                        ", ".join(OPS))
+    parser.add_argument("--count", type=int, help="operations counted per app and operation "
+                        "(default: " + ", ".join(f"{k} {v}" for k, v in COUNTS.items()) + ")")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="counts run at once")
+    parser.add_argument("--child", nargs=3, metavar=("APP", "OP", "COUNT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], args.child[1], int(args.child[2]))
+        return 0
+    apps = [a for a in args.apps.split(",") if a]
+    ops = [op for op in args.ops.split(",") if op]
+    unknown = (set(apps) - set(APPS)) | (set(ops) - set(OPS))
+    if unknown:
+        parser.error(f"unknown apps or operations: {', '.join(sorted(unknown))}")
+    jobs = [(app, op) for op in ops for app in apps]
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        found = pool.map(lambda job: count(job[0], job[1], args.count or COUNTS[job[1]]), jobs)
+        counts = dict(zip(jobs, found, strict=True))
+    print(table(counts, apps, ops))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
