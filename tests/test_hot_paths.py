@@ -208,3 +208,34 @@ def test_an_oauth_request_still_refuses_an_insecure_issuer() -> None:
             UAuthRequest("POST", "/token", {}, MultiDict(), "http://id.example.com")
     assert UAuthRequest("POST", "/token", {}, MultiDict(), "http://127.0.0.1:5000").uri == (
         "http://127.0.0.1:5000/token")
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["context-variables", "proxies"])
+def test_the_state_and_the_request_are_read_from_flasks_context(
+        tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
+    """``get_state``, ``current_request`` and ``request_globals`` read Flask's context
+    variables, not its proxies, and answer as the proxies would: the app's state, the request
+    and its ``g``, Flask's own error outside a context and uauth's outside an initialised app.
+    A Flask without those variables gets the proxies' answers."""
+    from flask import g
+    from flask import request
+
+    from uauth.web import state as web_state
+
+    if not direct:
+        monkeypatch.setattr(web_state, "_APP_CONTEXT", None)
+        monkeypatch.setattr(web_state, "_REQUEST_CONTEXT", None)
+    app = make_app(tmp_path, MemoryStore(clock=clock), clock)
+    with pytest.raises(RuntimeError, match="application context"):
+        web_state.get_state()
+    with pytest.raises(RuntimeError, match="request context"):
+        web_state.current_request()
+    with app.test_request_context("/userinfo"):
+        assert web_state.get_state() is app.extensions["uauth"]
+        assert web_state.current_request() is request._get_current_object()  # type: ignore[attr-defined]
+        assert web_state.request_globals() is g._get_current_object()
+    with Flask("host").app_context(), pytest.raises(RuntimeError, match="not initialised"):
+        web_state.get_state()
+    other = make_app(tmp_path / "other", MemoryStore(clock=clock), clock)
+    with app.app_context(), other.app_context():
+        assert web_state.get_state() is other.extensions["uauth"], "the innermost app's"

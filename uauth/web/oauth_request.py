@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import request
 from werkzeug.datastructures import MultiDict
 
 from uauth.core.attributes import FORM_PREFIX
 from uauth.oauth.server import UAuthRequest
+from uauth.web.state import current_request
 from uauth.web.state import get_state
 
 #: Form fields of our own pages that are not part of an authorization request.
@@ -15,8 +15,9 @@ _UI_FIELDS = {"csrf_token", "consent"}
 
 def authorization_params() -> MultiDict[str, str]:
     """The authorization request's parameters, from the query and (for POST) the form."""
+    req = current_request()
     params: MultiDict[str, str] = MultiDict()
-    for source in (request.args, request.form if request.method == "POST" else MultiDict()):
+    for source in (req.args, req.form if req.method == "POST" else MultiDict()):
         for key, value in source.items(multi=True):
             if key not in _UI_FIELDS and not key.startswith(FORM_PREFIX + "-"):
                 params.add(key, value)
@@ -24,5 +25,5 @@ def authorization_params() -> MultiDict[str, str]:
 
 
 def oauth_request(params: MultiDict[str, str]) -> UAuthRequest:
-    return UAuthRequest(request.method, request.full_path, request.headers, params,
-                        get_state().issuer)
+    req = current_request()
+    return UAuthRequest(req.method, req.full_path, req.headers, params, get_state().issuer)

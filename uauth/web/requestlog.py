@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from typing import cast
 
 from flask import Request
 from flask import Response
@@ -25,6 +24,7 @@ from flask import has_request_context
 from flask import request
 
 from uauth.core.randomids import RandomIds
+from uauth.web.state import request_globals
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -55,14 +55,14 @@ def request_id() -> str:
 def start_request(req: Request, trust_proxy: bool) -> None:
     """Before a request: its id and start time."""
     incoming = req.headers.get(REQUEST_ID_HEADER, "") if trust_proxy else ""
-    scratch = cast(Any, g)._get_current_object()
+    scratch = request_globals()
     scratch.uauth_request_id = incoming if _VALID_ID.match(incoming) else _ids.next()
     scratch.uauth_started = time.perf_counter()
 
 
 def finish_request(req: Request, response: Response) -> float:
     """After a request: echo the id, log the access line; returns the seconds it took."""
-    scratch = cast(Any, g)._get_current_object()
+    scratch = request_globals()
     elapsed: float = time.perf_counter() - scratch.get("uauth_started", time.perf_counter())
     rid = str(scratch.get("uauth_request_id", "-"))
     response.headers[REQUEST_ID_HEADER] = rid

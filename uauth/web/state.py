@@ -6,14 +6,19 @@ wiring. Everything below receives what it needs as arguments.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import cast
 
+import flask.globals
 from flask import Request
 from flask import current_app
+from flask import g
 from flask import request
+from flask.ctx import AppContext
+from flask.ctx import RequestContext
 
 from uauth.core.state import State
 from uauth.oauth.server import UAuthServer
@@ -26,10 +31,20 @@ class AppState(State):
     server: UAuthServer = field(init=False)
 
 
+#: Flask's context variables (its names since 2.2), read directly: a read through Flask's
+#: ``current_app`` or ``request`` proxy goes through Werkzeug's ``LocalProxy``, 1.7 µs a
+#: :func:`get_state` against 0.27 µs, and get_state runs about twenty times a flow. A Flask
+#: without them gets the proxies.
+_APP_CONTEXT: ContextVar[AppContext] | None = getattr(flask.globals, "_cv_app", None)
+_REQUEST_CONTEXT: ContextVar[RequestContext] | None = getattr(flask.globals, "_cv_request", None)
+
+
 def get_state() -> AppState:
     """The current app's uauth state, with a helpful error outside an initialised app."""
+    ctx = None if _APP_CONTEXT is None else _APP_CONTEXT.get(None)
+    app = current_app if ctx is None else ctx.app  # no app context: Flask's own error
     try:
-        state: AppState = current_app.extensions["uauth"]
+        state: AppState = app.extensions["uauth"]
     except KeyError:
         raise RuntimeError(
             "uauth is not initialised here; call UAuth(app) or uauth.init_app(app)"
@@ -40,5 +55,14 @@ def get_state() -> AppState:
 def current_request() -> Request:
     """The request being served, resolved once: every attribute read through Flask's
     ``request`` proxy looks the request up again, which code run on every request avoids."""
-    req: Request = cast(Any, request)._get_current_object()
+    ctx = None if _REQUEST_CONTEXT is None else _REQUEST_CONTEXT.get(None)
+    if ctx is not None:
+        return ctx.request
+    req: Request = cast(Any, request)._get_current_object()  # no request: Flask's own error
     return req
+
+
+def request_globals() -> Any:
+    """Flask's ``g`` for this request, resolved once (see :func:`current_request`)."""
+    ctx = None if _APP_CONTEXT is None else _APP_CONTEXT.get(None)
+    return cast(Any, g)._get_current_object() if ctx is None else ctx.g

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from flask import Blueprint
 from flask import Response
-from flask import request
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from uauth.core import jsondepth
 from uauth.oauth.server import UAuthRequest
+from uauth.web.state import current_request
 from uauth.web.state import get_state
 
 from .inputs import BadInput
@@ -29,12 +29,13 @@ def request_body() -> MultiDict[str, str]:
     The JSON form is a compatibility extra for clients that send it; it is read into the
     same parameters, so it can never change what a form-encoded request means.
     """
-    mimetype = request.mimetype
+    req = current_request()
+    mimetype = req.mimetype
     if mimetype == "application/x-www-form-urlencoded":
-        return MultiDict(request.form)
+        return MultiDict(req.form)
     if mimetype == "application/json":
         try:
-            data = jsondepth.loads(request.get_data(cache=True))
+            data = jsondepth.loads(req.get_data(cache=True))
         except ValueError:  # also TooDeep: nesting is bounded before parsing (issue 17)
             data = None
         if not isinstance(data, dict):
@@ -48,8 +49,8 @@ def request_body() -> MultiDict[str, str]:
 
 
 def back_channel_request() -> UAuthRequest:
-    return UAuthRequest("POST", request.full_path, request.headers, request_body(),
-                        get_state().issuer)
+    req = current_request()
+    return UAuthRequest("POST", req.full_path, req.headers, request_body(), get_state().issuer)
 
 
 @bp.post("/token")
