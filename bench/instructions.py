@@ -3,14 +3,15 @@
 Served and in-process CPU figures move with this shared machine by more than a small change
 saves: two runs of the targets minutes apart put the reference's flow at 2.28 and 1.87 ms, and
 alternated in-process timings of one app move by 20%. An instruction count does not: callgrind
-executes the program on a simulated CPU and counts the instructions it runs, the same count for
-the same program and inputs whatever else the machine is doing. ``python -m bench.instructions``
-runs each app in a child process under callgrind, drives the bench's agent through its WSGI app
-in-process (as ``python -m bench.own_work`` does), and counts only what runs inside the app:
-collection is switched on around each call of the WSGI app (callgrind's ``--toggle-collect`` on
-``operator.call``, which nothing else calls), so neither the agent, the test client, start-up
-nor warm-up is counted. Hash randomisation is off (``PYTHONHASHSEED=0``) so that dictionaries
-probe alike from run to run.
+executes the program on a simulated CPU and counts the instructions it runs, whatever else the
+machine is doing (random tokens and temporary paths leave two counts of the same code within
+about half a percent). ``python -m bench.instructions`` runs each app in a child process under
+callgrind, drives the bench's agent through its WSGI app in-process (as ``python -m
+bench.own_work`` does), and counts only what runs inside the app: collection is switched on
+around each call of the WSGI app (callgrind's ``--toggle-collect`` on ``operator.call``, which
+nothing else calls), so neither the agent, the test client, start-up nor warm-up is counted.
+Hash randomisation is off (``PYTHONHASHSEED=0``) so that dictionaries probe alike from run to
+run.
 
 What it does not count: the kernel's work (system calls: SQLite's locks and writes, sockets),
 and what an instruction costs (cache misses, branch mispredictions). So it is the measure of a
@@ -39,7 +40,8 @@ from .storage import OPS
 
 #: The apps that can be counted: the stack's floor, and uauth on a store needing no server.
 APPS = ("floor", "memory", "sqlite")
-#: Operations per count by default: enough that a change of 0.1% shows (a count is exact).
+#: Operations per count by default: enough that start-up and warm-up are never counted, and
+#: few enough that the slowest (the flow) takes about a minute under callgrind.
 COUNTS = {"flow": 30, "refresh": 60, "cc": 120, "userinfo": 120}
 #: The C function around each call of the app; callgrind collects only inside it.
 TOGGLE = "_operator_call"
