@@ -213,9 +213,10 @@ def test_an_oauth_request_still_refuses_an_insecure_issuer() -> None:
 @pytest.mark.parametrize("direct", [True, False], ids=["context-variables", "proxies"])
 def test_the_state_and_the_request_are_read_from_flasks_context(
         tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, direct: bool) -> None:
-    """``get_state``, ``current_request`` and ``request_globals`` read Flask's context
-    variables, not its proxies, and answer as the proxies would: the app's state, the request
-    and its ``g``, Flask's own error outside a context and uauth's outside an initialised app.
+    """``get_state``, ``current_request``, ``request_globals``, ``request_or_none`` and
+    ``app_or_none`` read Flask's context variables, not its proxies, and answer as the proxies
+    would: the app's state, the request and its ``g``, Flask's own error (or None) outside a
+    context and uauth's outside an initialised app.
     A Flask without those variables gets the proxies' answers."""
     from flask import g
     from flask import request
@@ -230,7 +231,12 @@ def test_the_state_and_the_request_are_read_from_flasks_context(
         web_state.get_state()
     with pytest.raises(RuntimeError, match="request context"):
         web_state.current_request()
+    assert web_state.request_or_none() is None and web_state.app_or_none() is None
+    with app.app_context():
+        assert web_state.app_or_none() is app and web_state.request_or_none() is None
     with app.test_request_context("/userinfo"):
+        assert web_state.request_or_none() is request._get_current_object()  # type: ignore[attr-defined]
+        assert web_state.app_or_none() is app
         assert web_state.get_state() is app.extensions["uauth"]
         assert web_state.current_request() is request._get_current_object()  # type: ignore[attr-defined]
         assert web_state.request_globals() is g._get_current_object()

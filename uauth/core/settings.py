@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from dataclasses import fields
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -938,13 +939,18 @@ class Settings:
             values[item.name] = tuple(value) if isinstance(value, list) else value
         return cls(**values)
 
-    @property
+    @cached_property
     def known_scopes(self) -> tuple[str, ...]:
         """``UAUTH_SCOPES``, the operator's custom scopes and the scopes of ``UAUTH_RESOURCES``:
-        every scope a client may ask for."""
+        every scope a client may ask for (worked out once: every token request checks them)."""
         extra = [*self.custom_scopes,
                  *(s for spec in self.resources.values() for s in spec["scopes"])]
         return (*self.scopes, *(s for s in dict.fromkeys(extra) if s not in self.scopes))
+
+    @cached_property
+    def known_scope_set(self) -> frozenset[str]:
+        """:attr:`known_scopes`, to look scopes up in."""
+        return frozenset(self.known_scopes)
 
 
 def field_key(name: str) -> str:

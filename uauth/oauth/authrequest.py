@@ -95,7 +95,7 @@ def _parse(state: State, params: Any, client: Client) -> AuthParams:
     prompts = frozenset((params.get("prompt") or "").split())
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other prompt values.")
-    allowed = client.allowed_scopes & set(state.settings.known_scopes)
+    allowed = client.allowed_scopes & state.settings.known_scope_set
     claims = parse_claims(params.get("claims"), allowed,
                           claim_scopes(state.settings.custom_scopes))
     hinted = hint_subject(state, params.get("id_token_hint"), client)

@@ -148,10 +148,11 @@ FRESH_LOGIN = "uauth_fresh_login"
 def authentication() -> Authentication | None:
     """How the current browser session authenticated, or None (logged out, ended or expired;
     the session's lifetimes are enforced by :mod:`uauth.core.sessions`)."""
-    if not current_user.is_authenticated:
+    logged_in = current_user._get_current_object()  # one lookup through flask-login's proxy
+    if not logged_in.is_authenticated:
         return None
     login = current_session()
-    if login is None or login.user_id != str(current_user.get_id()):
+    if login is None or login.user_id != str(logged_in.get_id()):
         # Logged in to flask-login (a host app's loader, say) but the session ended here,
         # elsewhere or by the CLI: log out, or a host login page would wave the person back.
         forget_login()
@@ -198,9 +199,9 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
 def session_user() -> User | None:
     """The directory's user behind the logged-in session (the host's user object when its
     login manager is in charge), or None when logged out or unknown to the directory."""
-    if not current_user.is_authenticated:
+    logged_in = current_user._get_current_object()  # one lookup through flask-login's proxy
+    if not logged_in.is_authenticated:
         return None
-    logged_in = current_user._get_current_object()
     user = logged_in if isinstance(logged_in, User) else get_state().users.get(
         str(logged_in.get_id()))
     return user if user is not None and user.is_active else None

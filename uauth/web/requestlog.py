@@ -17,14 +17,11 @@ from typing import Any
 
 from flask import Request
 from flask import Response
-from flask import current_app
-from flask import g
-from flask import has_app_context
-from flask import has_request_context
-from flask import request
 
 from uauth.core.randomids import RandomIds
+from uauth.web.state import app_or_none
 from uauth.web.state import request_globals
+from uauth.web.state import request_or_none
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -47,9 +44,9 @@ def write_access_lines(writer: AccessLineWriter | None) -> None:
 
 def request_id() -> str:
     """The current request's id, or ``-`` outside a request."""
-    if has_request_context():
-        return str(g.get("uauth_request_id", "-"))
-    return "-"
+    if request_or_none() is None:
+        return "-"
+    return str(request_globals().get("uauth_request_id", "-"))
 
 
 def start_request(req: Request, trust_proxy: bool) -> None:
@@ -100,16 +97,16 @@ class RequestIdFilter(logging.Filter):
 def audit_context() -> dict[str, str | None]:
     """What an audit event records of the request it happens in (see
     :data:`uauth.core.audit.context_fields`): the client address."""
-    if has_request_context():
-        return {"ip": request.remote_addr}
-    return {}
+    req = request_or_none()
+    return {} if req is None else {"ip": req.remote_addr}
 
 
 def audit_keeper() -> Callable[[dict[str, Any]], None] | None:
     """Where the current app keeps audit events for the console (see
     :data:`uauth.core.audit.event_keeper`): its state's ``keep_audit``, or None outside one."""
-    if not has_app_context():
+    app = app_or_none()
+    if app is None:
         return None
-    state = current_app.extensions.get("uauth")
+    state = app.extensions.get("uauth")
     keep: Callable[[dict[str, Any]], None] | None = getattr(state, "keep_audit", None)
     return keep

@@ -13,9 +13,12 @@ from typing import Any
 from typing import cast
 
 import flask.globals
+from flask import Flask
 from flask import Request
 from flask import current_app
 from flask import g
+from flask import has_app_context
+from flask import has_request_context
 from flask import request
 from flask.ctx import AppContext
 from flask.ctx import RequestContext
@@ -60,6 +63,25 @@ def current_request() -> Request:
         return ctx.request
     req: Request = cast(Any, request)._get_current_object()  # no request: Flask's own error
     return req
+
+
+def request_or_none() -> Request | None:
+    """The request being served, or None outside one (an audit event from the CLI, say)."""
+    if _REQUEST_CONTEXT is not None:
+        ctx = _REQUEST_CONTEXT.get(None)
+        return None if ctx is None else ctx.request
+    return current_request() if has_request_context() else None
+
+
+def app_or_none() -> Flask | None:
+    """The current app, or None outside an app context."""
+    if _APP_CONTEXT is not None:
+        ctx = _APP_CONTEXT.get(None)
+        return None if ctx is None else ctx.app
+    if not has_app_context():
+        return None
+    app: Flask = cast(Any, current_app)._get_current_object()
+    return app
 
 
 def request_globals() -> Any:

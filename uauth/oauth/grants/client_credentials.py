@@ -60,7 +60,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         requested = scope_to_list(request.payload.scope) or []
         if USER_ONLY_SCOPES.intersection(requested):
             raise InvalidScopeError("openid and offline_access need a user; this grant has none.")
-        known = set(state_of(self).settings.known_scopes)
+        known = state_of(self).settings.known_scope_set
         if any(s not in known or s not in client.allowed_scopes for s in requested):
             raise InvalidScopeError("The requested scope exceeds what this client may request.")
         self.context.audience = requested_audience(request, client, state_of(self).settings)
@@ -71,7 +71,7 @@ class ClientCredentialsGrant(IssuesTokens, grants.ClientCredentialsGrant):  # ty
         requested = scope_to_list(request.payload.scope)
         if requested:
             return " ".join(dict.fromkeys(requested))
-        known = set(state_of(self).settings.known_scopes)
+        known = state_of(self).settings.known_scope_set
         return " ".join(s for s in client.scope.split()
                         if s in known and s not in USER_ONLY_SCOPES)
 

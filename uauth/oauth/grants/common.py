@@ -83,7 +83,7 @@ def check_requested_scope(grant: Any) -> None:
         scopes = scope_to_list(fallback) or []
     if not scopes:
         raise InvalidScopeError("A scope is required; OpenID Connect requests need 'openid'.")
-    known = set(settings.known_scopes)
+    known = settings.known_scope_set
     unknown = [s for s in scopes if s not in known]
     if unknown and "openid" not in scopes:
         raise InvalidScopeError("The request includes a scope this provider does not know.")

@@ -77,7 +77,7 @@ def device_scope(server: Any, request: UAuthRequest, client: Client) -> str:
         check_requested_scope(SimpleNamespace(request=request, server=server,
                                               context=IssueContext()))
         return " ".join(dict.fromkeys(str(request.payload.scope).split()))
-    known = set(server.state.settings.known_scopes)
+    known = server.state.settings.known_scope_set
     default = " ".join(s for s in dict.fromkeys(client.scope.split()) if s in known)
     if not default:
         raise InvalidScopeError("A scope is required: this client has no default scope.")

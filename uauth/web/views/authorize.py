@@ -114,8 +114,9 @@ def authorize() -> ResponseReturnValue:
     early = early_error(params)
     if early is not None:
         return early
-    known = session_user() if current_user.is_authenticated else None
-    if current_user.is_authenticated and known is None:
+    signed_in = current_user.is_authenticated
+    known = session_user() if signed_in else None
+    if signed_in and known is None:
         return error_page("This account cannot sign in to applications",
                           "You are signed in, but not with an account this provider knows.",
                           403)
