@@ -42,12 +42,28 @@ _APP_CONTEXT: ContextVar[AppContext] | None = getattr(flask.globals, "_cv_app", 
 _REQUEST_CONTEXT: ContextVar[RequestContext] | None = getattr(flask.globals, "_cv_request", None)
 
 
+def app_or_none() -> Flask | None:
+    """The current app, or None outside an app context."""
+    if _APP_CONTEXT is not None:
+        ctx = _APP_CONTEXT.get(None)
+        return None if ctx is None else ctx.app
+    return cast(Any, current_app)._get_current_object() if has_app_context() else None
+
+
+def request_or_none() -> Request | None:
+    """The request being served, or None outside one (an audit event from the CLI, say)."""
+    if _REQUEST_CONTEXT is not None:
+        ctx = _REQUEST_CONTEXT.get(None)
+        return None if ctx is None else ctx.request
+    return cast(Any, request)._get_current_object() if has_request_context() else None
+
+
 def get_state() -> AppState:
     """The current app's uauth state, with a helpful error outside an initialised app."""
-    ctx = None if _APP_CONTEXT is None else _APP_CONTEXT.get(None)
-    app = current_app if ctx is None else ctx.app  # no app context: Flask's own error
+    app = app_or_none()
     try:
-        state: AppState = app.extensions["uauth"]
+        # Outside an app context, the proxy raises Flask's own error.
+        state: AppState = (current_app if app is None else app).extensions["uauth"]
     except KeyError:
         raise RuntimeError(
             "uauth is not initialised here; call UAuth(app) or uauth.init_app(app)"
@@ -58,30 +74,10 @@ def get_state() -> AppState:
 def current_request() -> Request:
     """The request being served, resolved once: every attribute read through Flask's
     ``request`` proxy looks the request up again, which code run on every request avoids."""
-    ctx = None if _REQUEST_CONTEXT is None else _REQUEST_CONTEXT.get(None)
-    if ctx is not None:
-        return ctx.request
-    req: Request = cast(Any, request)._get_current_object()  # no request: Flask's own error
+    req = request_or_none()
+    if req is None:  # the proxy raises Flask's own error
+        req = cast(Any, request)._get_current_object()
     return req
-
-
-def request_or_none() -> Request | None:
-    """The request being served, or None outside one (an audit event from the CLI, say)."""
-    if _REQUEST_CONTEXT is not None:
-        ctx = _REQUEST_CONTEXT.get(None)
-        return None if ctx is None else ctx.request
-    return current_request() if has_request_context() else None
-
-
-def app_or_none() -> Flask | None:
-    """The current app, or None outside an app context."""
-    if _APP_CONTEXT is not None:
-        ctx = _APP_CONTEXT.get(None)
-        return None if ctx is None else ctx.app
-    if not has_app_context():
-        return None
-    app: Flask = cast(Any, current_app)._get_current_object()
-    return app
 
 
 def request_globals() -> Any:
