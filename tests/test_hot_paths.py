@@ -240,8 +240,24 @@ def test_the_state_and_the_request_are_read_from_flasks_context(
         assert web_state.get_state() is app.extensions["uauth"]
         assert web_state.current_request() is request._get_current_object()  # type: ignore[attr-defined]
         assert web_state.request_globals() is g._get_current_object()
+        if direct:  # inside a context, the proxies are never consulted
+            expected = (app, request._get_current_object(), g._get_current_object())  # type: ignore[attr-defined]
+            for proxy in ("current_app", "request", "g"):
+                monkeypatch.setattr(web_state, proxy, _Untouchable())
+            assert (web_state.app_or_none(), web_state.current_request(),
+                    web_state.request_globals()) == expected
+            assert web_state.get_state() is app.extensions["uauth"]
+            assert web_state.request_or_none() is expected[1]
+            monkeypatch.undo()
     with Flask("host").app_context(), pytest.raises(RuntimeError, match="not initialised"):
         web_state.get_state()
     other = make_app(tmp_path / "other", MemoryStore(clock=clock), clock)
     with app.app_context(), other.app_context():
         assert web_state.get_state() is other.extensions["uauth"], "the innermost app's"
+
+
+class _Untouchable:
+    """Stands in for a Flask proxy that must not be read."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"a proxy was read ({name}) where the context variable serves")
