@@ -10,18 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import werkzeug.exceptions
 from authlib.oauth2 import OAuth2Request
 from authlib.oauth2.rfc6749.errors import InsecureTransportError
 from flask import Flask
+from flask import request
 from flask import session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import Signer
 from werkzeug.datastructures import MultiDict
 
+from tests.app_driver import Driver
 from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.app import _KeyOnceSigner
 from uauth.extension import get_state
+from uauth.oauth import server
+from uauth.oauth.parameters import Parameters
 from uauth.oauth.server import UAuthRequest
 from uauth.storage.memory import MemoryStore
 from uauth.storage.sqlite import SQLiteStore
@@ -261,3 +266,52 @@ class _Untouchable:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"a proxy was read ({name}) where the context variable serves")
+
+
+def test_oauth_parameters_answer_as_a_multidict_without_an_exception_per_miss(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Parameters.get`` answers every read as ``MultiDict.get`` does, and a miss builds no
+    ``BadRequestKeyError`` (an HTTPException: 0.8 µs, about fourteen a code flow)."""
+    pairs = [("scope", "openid"), ("resource", "a"), ("resource", "b"), ("max_age", "60"),
+             ("state", "")]
+    theirs: MultiDict[str, str] = MultiDict(pairs)
+    ours = Parameters(pairs)
+    theirs.setlist("emptied", [])
+    ours.setlist("emptied", [])
+    reads: list[tuple[Any, ...]] = [
+        ("scope",), ("resource",), ("state",), ("state", "d"), ("absent",), ("absent", "d"),
+        ("emptied",), ("emptied", "d"), ("max_age", None, int), ("scope", 5, int),
+        ("absent", 7, int)]
+    for read in reads:
+        assert ours.get(*read) == theirs.get(*read), read
+    assert ours.getlist("resource") == ["a", "b"] and isinstance(ours.copy(), Parameters)
+
+    def refused(key: str) -> Exception:
+        raise AssertionError(f"an exception was built for the absent {key!r}")
+
+    monkeypatch.setattr(werkzeug.exceptions, "BadRequestKeyError", refused)
+    assert ours.get("absent") is None and ours.get("emptied", "d") == "d"
+    with pytest.raises(AssertionError):
+        theirs.get("absent")  # the patch reaches MultiDict's own misses
+
+
+def test_the_views_hand_authlib_parameters_read_without_exceptions(
+        tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/authorize and /token build their OAuth requests on :class:`Parameters`."""
+    seen: list[tuple[str, type]] = []
+    original = server._Payload.__init__
+
+    def payload(self: Any, data: Any) -> None:
+        seen.append((request.path, type(data)))
+        original(self, data)
+
+    monkeypatch.setattr(server._Payload, "__init__", payload)
+    driver = Driver.of(make_app(tmp_path, MemoryStore(clock=clock), clock))
+    driver.user()
+    client, secret = driver.client()
+    driver.login()
+    code = driver.code(client.client_id)
+    assert driver.token(client.client_id, secret, code=code).status_code == 200
+    assert {path for path, _ in seen} == {"/authorize", "/token"}, seen
+    assert {kind for _, kind in seen} == {Parameters}, seen
+

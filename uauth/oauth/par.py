@@ -19,6 +19,8 @@ from uauth.core.par import open_pushed
 from uauth.core.settings import Settings
 from uauth.storage import Store
 
+from .parameters import Parameters
+
 #: How a client may authenticate at /par: as at /token, public clients included.
 PAR_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 #: Body parameters that authenticate the client and are not part of the request pushed.
@@ -45,7 +47,7 @@ def resolve_pushed(store: Store, sent: MultiDict[str, str]
     params = open_pushed(store, request_uri, sent.get("client_id"))
     if params is None:
         raise InvalidRequestUriError("The request_uri is unknown, expired or already used.")
-    return MultiDict(params), request_uri
+    return Parameters(params), request_uri
 
 
 def spend_pushed(store: Store, request_uri: str) -> None:
@@ -73,7 +75,7 @@ def pushable(client: Client, data: MultiDict[str, str]) -> MultiDict[str, str]:
 
     :raises InvalidRequestError: a pushed ``request_uri``, or another client's ``client_id``.
     """
-    params: MultiDict[str, str] = MultiDict(
+    params: MultiDict[str, str] = Parameters(
         [(k, v) for k, v in data.items(multi=True) if k not in CREDENTIALS])
     if "request_uri" in params:  # §2.1
         raise InvalidRequestError("request_uri cannot be pushed.")

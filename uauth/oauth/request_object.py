@@ -26,6 +26,8 @@ from werkzeug.datastructures import MultiDict
 from uauth.core.jwks import client_keys
 from uauth.core.models import Client
 
+from .parameters import Parameters
+
 #: Signature algorithms a request object may use (``request_object_signing_alg_values_supported``).
 REQUEST_OBJECT_ALGS = tuple(alg for alg in ("RS256", "PS256", "ES256", "EdDSA")
                             if alg in get_default_algorithms())
@@ -153,4 +155,4 @@ def request_parameters(sent: MultiDict[str, str], claims: dict[str, Any]
                                             "authorization request parameter has.")
     given = {name for name, _ in values}
     kept = [(k, v) for k, v in sent.items(multi=True) if k not in given and k != "request"]
-    return MultiDict(kept + values)
+    return Parameters(kept + values)

@@ -136,7 +136,7 @@ def _security_headers(response: Response, endpoint: str | None, https: bool) -> 
 
 def _cors(req: Request, response: Response) -> None:
     origin = req.headers.get("Origin")
-    if "Vary" in response.headers:
+    if response.headers.getlist("Vary"):  # ``in`` builds and catches an exception when absent
         response.vary.add("Origin")
     else:  # the usual case, without parsing and re-serialising a Vary header
         response.headers["Vary"] = "Origin"

@@ -11,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
 from uauth.core import jsondepth
+from uauth.oauth.parameters import Parameters
 from uauth.oauth.server import UAuthRequest
 from uauth.web.state import current_request
 from uauth.web.state import get_state
@@ -32,7 +33,7 @@ def request_body() -> MultiDict[str, str]:
     req = current_request()
     mimetype = req.mimetype
     if mimetype == "application/x-www-form-urlencoded":
-        return MultiDict(req.form)
+        return Parameters(req.form)
     if mimetype == "application/json":
         try:
             data = jsondepth.loads(req.get_data(cache=True))
@@ -43,7 +44,7 @@ def request_body() -> MultiDict[str, str]:
         if not all(isinstance(v, str) for v in data.values()):
             raise BadInput("Every JSON parameter must be a string.")
         check_params(data.items(), get_state().settings.max_param_length, unique=True)
-        return MultiDict(data)
+        return Parameters(data)
     raise BadInput("Content-Type must be application/x-www-form-urlencoded or "
                    "application/json.")
 
