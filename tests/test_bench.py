@@ -616,6 +616,24 @@ def test_an_instruction_count_covers_the_app_alone(monkeypatch: pytest.MonkeyPat
     assert len(calls) == 2
 
 
+def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up starts more families than the grant cap keeps, so a counted flow pays for
+    the eviction every flow pays at the bench's steady state."""
+    from uauth.core import grantlimits
+
+    evicted: list[int] = []
+    real = grantlimits.evict_oldest
+
+    def evict(*args: Any, **kwargs: Any) -> int:
+        evicted.append(real(*args, **kwargs))
+        return evicted[-1]
+
+    monkeypatch.setattr(grantlimits, "evict_oldest", evict)
+    instructions.child("memory", "flow", 2)
+    assert evicted[-2:] == [1, 1], evicted
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_instruction_counts_repeat_whatever_the_load() -> None:
