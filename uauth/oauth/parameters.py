@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 
 class Parameters(MultiDict[str, str]):
-    # Typed as MultiDict.get, whose overloads mypy would have repeated here.
+    # Callers still see MultiDict.get's overloads; mypy asks for them again on an override.
     def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # noqa: A002
         if type is not None:
             return super().get(key, default, type)
