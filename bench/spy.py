@@ -6,7 +6,12 @@ parsing, socket writes and connection close, and the log lines written to a real
 with one ``uauth serve`` worker, drives ``--op`` from the bench's client processes and samples
 the worker with ``py-spy record`` meanwhile. Each sample is charged to the component of its
 innermost Python frame (a C call, such as SQLite's ``execute`` or OpenSSL's signature, to the
-Python function that made it); py-spy skips idle threads, so the shares are of CPU time.
+Python function that made it). py-spy skips a thread Linux reports as sleeping, and samples one it
+reports as running or runnable (``R`` in ``/proc/<tid>/stat``), so the shares are of the time
+the worker ran or waited for a core: where the bench's clients preempt it on a small machine, the
+code that runs as it wakes for a request gets more than its share of the CPU (opening the cookie
+session: 8.6% of a served flow's samples, 1.2% of an in-process flow's CPU; performance.md, the
+twenty-third part).
 
 Needs ``py-spy`` (installed with the test extra; it reads the worker's memory, so the bench runs
 as a user allowed to ptrace it).
