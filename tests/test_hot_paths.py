@@ -247,13 +247,13 @@ def test_the_state_and_the_request_are_read_from_flasks_context(
         assert web_state.request_globals() is g._get_current_object()
         if direct:  # inside a context, the proxies are never consulted
             expected = (app, request._get_current_object(), g._get_current_object())  # type: ignore[attr-defined]
-            for proxy in ("current_app", "request", "g"):
-                monkeypatch.setattr(web_state, proxy, _Untouchable())
-            assert (web_state.app_or_none(), web_state.current_request(),
-                    web_state.request_globals()) == expected
-            assert web_state.get_state() is app.extensions["uauth"]
-            assert web_state.request_or_none() is expected[1]
-            monkeypatch.undo()
+            with monkeypatch.context() as untouchable:  # the proxies come back at its end only
+                for proxy in ("current_app", "request", "g"):
+                    untouchable.setattr(web_state, proxy, _Untouchable())
+                assert (web_state.app_or_none(), web_state.current_request(),
+                        web_state.request_globals()) == expected
+                assert web_state.get_state() is app.extensions["uauth"]
+                assert web_state.request_or_none() is expected[1]
     with Flask("host").app_context(), pytest.raises(RuntimeError, match="not initialised"):
         web_state.get_state()
     other = make_app(tmp_path / "other", MemoryStore(clock=clock), clock)
