@@ -119,10 +119,11 @@ def count(name: str, op: str, ops: int) -> float:
         return collected(done.stderr) / ops
 
 
-def table(counts: dict[tuple[str, str], float], apps: list[str], ops: list[str]) -> str:
+def table(counts: dict[tuple[str, str], float], apps: list[str], ops: list[str],
+          what: str = "in the app") -> str:
     """Millions of instructions per operation, and each uauth app's ratio to the floor."""
     ours = [app for app in apps if app != "floor"]
-    head = ["operation (M instructions in the app)", *apps,
+    head = [f"operation (M instructions {what})", *apps,
             *(f"{app} ÷ floor" for app in ours if "floor" in apps)]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for op in ops:

@@ -20,6 +20,7 @@ from bench import instructions
 from bench import own_work
 from bench import procstat
 from bench import read_ahead
+from bench import served_instructions
 from bench.driver import Target
 from bench.driver import pkce_pair
 from bench.driver import prepare
@@ -646,3 +647,63 @@ def test_instruction_counts_repeat_whatever_the_load() -> None:
         four, eight = pool.map(lambda n: instructions.count("floor", "cc", n), [4, 8])
     assert 200_000 < four < 20_000_000, four
     assert eight == pytest.approx(four, rel=0.005)
+
+
+def test_a_served_worker_counts_its_connections_only_while_the_flag_exists(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--serve`` has gunicorn's sync worker handle a connection through ``operator.call``,
+    the function callgrind counts inside, only while the flag file exists: the warm-up and
+    the check itself are not counted."""
+    import operator
+
+    from gunicorn.workers import sync
+
+    handled: list[object] = []
+    counted: list[object] = []
+    real_call = operator.call
+
+    def handle(worker: object, listener: object, client: object, addr: object) -> None:
+        handled.append(client)
+
+    def call(fn: Any, *args: Any) -> Any:
+        counted.append(args[2])
+        return real_call(fn, *args)
+
+    monkeypatch.setattr(sync.SyncWorker, "handle", handle)  # restored afterwards
+    monkeypatch.setattr(operator, "call", call)
+    flag = tmp_path / "count"
+    served_instructions.count_connections(str(flag))
+    worker = object.__new__(sync.SyncWorker)
+    worker.handle(None, "warm-up", None)
+    flag.touch()
+    worker.handle(None, "counted", None)
+    flag.unlink()
+    worker.handle(None, "after", None)
+    assert handled == ["warm-up", "counted", "after"]
+    assert counted == ["counted"]
+
+
+def test_served_counts_are_summed_over_the_processes_callgrind_wrote(tmp_path: Path) -> None:
+    """The master counts nothing (it handles no connection), the worker its connections."""
+    master, worker = tmp_path / "callgrind.1", tmp_path / "callgrind.2"
+    master.write_text("events: Ir\nsummary: 0\ntotals: 0\n")
+    worker.write_text("events: Ir\nsummary: 4321\nfl=x\ntotals: 4321\n")
+    assert served_instructions.summed([master, worker]) == 4321
+    master.write_text("valgrind: command not found\n")
+    with pytest.raises(RuntimeError, match="no count"):
+        served_instructions.summed([master])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_served_count_covers_each_counted_request_and_repeats() -> None:
+    """The bare endpoint served under callgrind: one request an operation, and the same count
+    per request whether three or six are counted (gunicorn and Flask, no warm-up)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        (three, per3), (six, per6) = pool.map(
+            lambda n: served_instructions.count("floor", "bare", n), [3, 6])
+    assert per3 == per6 == 1
+    assert 100_000 < three < 10_000_000, three
+    assert six == pytest.approx(three, rel=0.01)
