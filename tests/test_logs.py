@@ -152,6 +152,38 @@ def test_serve_logging_writes_the_access_line_itself_as_logging_would(
     assert first["pid"] == os.getpid() and first["msg"] == "GET /healthz 200"
 
 
+@pytest.mark.parametrize("fields", [
+    {"method": "GET", "path": "/userinfo", "endpoint": "uauth.userinfo.userinfo", "status": 200,
+     "duration_ms": 0.31, "remote_addr": "127.0.0.1"},
+    {"event": "token.issued", "client_id": 'a "quoted" \\ client\u00e9\U0001f600',
+     "user_id": "line\nbreak\ttab\x00", "scope": "openid profile"},
+    {"endpoint": None, "status": 404, "duration_ms": float("nan"), "remote_addr": None,
+     "big": 10**30, "flag": True, "ratio": -0.0, "huge": 1e300},
+    {"grants": ["a", "b"], "detail": {"nested": [1, 2.5, None]}, "when": Path("/x")},
+    {"event": "admin", "msg": "a field named as one of the first six replaces it in place"},
+    {"pid": "theirs", "level": "custom"},
+    {},
+], ids=["access", "text", "numbers", "nested", "msg", "pid-level", "empty"])
+def test_a_direct_line_is_the_formatters_json_of_the_document(fields: dict[str, Any]) -> None:
+    """A direct line writes the six first fields around their values and encodes the rest
+    alone: the text is the same as the formatter's document with the fields, character for
+    character, whatever the fields hold."""
+    from uauth.ops.logs import DirectLines
+    from uauth.ops.logs import JsonFormatter
+    from uauth.storage.process import current_pid
+
+    formatter = JsonFormatter()
+    handler = logging.StreamHandler(io.StringIO())
+    lines = DirectLines(handler, formatter, logging.getLogger("uauth.request"))
+    created = 1796000353.4567
+    doc = formatter.document(created, "INFO", "uauth.request", 'GET /p "q" 200', "id-1",
+                             current_pid())
+    doc.update(fields)
+    expected = json.dumps(doc, default=str)
+    assert lines.line(created, "id-1", 'GET /p "q" 200', fields) == expected
+    assert expected.isascii()
+
+
 def audit_lines(path: Path) -> list[dict[str, Any]]:
     found = [json.loads(line) for line in path.read_text().splitlines()]
     return [line for line in found if line["logger"] == "uauth.audit"]

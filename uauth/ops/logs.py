@@ -18,6 +18,8 @@ import logging
 import os
 import sys
 import time
+from _json import make_encoder
+from json.encoder import encode_basestring_ascii as _quoted
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,12 @@ from uauth.web.requestlog import write_access_lines
 
 #: ``json.dumps(doc, default=str)``, with the encoder built once rather than for every line.
 _encode = json.JSONEncoder(default=str).encode
+#: json's C encoder, made once for the fields of every direct line (``JSONEncoder.encode`` makes
+#: one per call: a third of what encoding an access line's fields cost). With ``default=str``
+#: as above; no markers, for a line's fields never hold themselves.
+_fields_encoder = make_encoder(None, str, _quoted, None, ": ", ", ", False, False, True)
+#: The fields :meth:`JsonFormatter.document` starts every line with.
+_FIRST_FIELDS = frozenset({"ts", "level", "logger", "msg", "request_id", "pid"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,7 +53,8 @@ class JsonFormatter(logging.Formatter):
         super().__init__(*args, **kwargs)
         self._second: tuple[int, str] = (-1, "")
 
-    def _timestamp(self, created: float) -> str:
+    def timestamp(self, created: float) -> str:
+        """``created`` as the ``ts`` field's text: ISO 8601 in UTC, to the millisecond."""
         second, text = self._second
         if second != int(created):
             second = int(created)
@@ -56,7 +65,7 @@ class JsonFormatter(logging.Formatter):
     def document(self, created: float, level: str, logger: str, message: str,
                  request_id: str, pid: int | None) -> dict[str, Any]:
         """The fields every line starts with, in their order; a record's own fields follow."""
-        return {"ts": self._timestamp(created), "level": level, "logger": logger,
+        return {"ts": self.timestamp(created), "level": level, "logger": logger,
                 "msg": message, "request_id": request_id, "pid": pid}
 
     def format(self, record: logging.LogRecord) -> str:
@@ -89,12 +98,13 @@ class DirectLines:
     A line through ``logging`` (a LogRecord, the logger's and handler's calls, a lock, a flush
     through a text stream) cost 12 µs in a loop (``python -m bench.access_line``) and about
     52 µs of a served userinfo request (``python -m bench.spy``: the caches are cold by then);
-    written here, 6 and about 35 (performance.md, the twelfth part). Every request writes an
-    access line (``uauth.request``) and every token request an audit event (``uauth.audit``),
-    so both loggers get one. It is the same JSON object from the same formatter, and only while
-    the handler :func:`configure_logging` set up is the one that would write it: a handler or
-    filter added to the logger, a filter or level on that handler, or another handler on
-    ``uauth`` sends the lines through ``logging`` again.
+    written here, 6 and about 35 (performance.md, the twelfth part; 3.4 µs in a loop since the
+    twenty-fourth). Every request writes an access line (``uauth.request``) and every token
+    request an audit event (``uauth.audit``), so both loggers get one. It is the same JSON
+    object from the same formatter (:meth:`line`), and only while the handler
+    :func:`configure_logging` set up is the one that would write it: a handler or filter added
+    to the logger, a filter or level on that handler, or another handler on ``uauth`` sends the
+    lines through ``logging`` again.
     """
 
     def __init__(self, handler: logging.StreamHandler[Any], formatter: JsonFormatter,
@@ -104,6 +114,8 @@ class DirectLines:
         self._logger = logger
         self._parent = logging.getLogger("uauth")
         self._filters = list(handler.filters)
+        # What the document's fields read between its time stamp and its message, as JSON.
+        self._head = f'", "level": "INFO", "logger": {_quoted(logger.name)}, "msg": '
 
     def __call__(self, request_id: str, message: str, fields: dict[str, Any]) -> bool:
         """Write the line; False, having written nothing, when ``logging`` is to have it."""
@@ -114,10 +126,7 @@ class DirectLines:
                 or handlers[0] is not handler or handler.filters != self._filters
                 or handler.level > logging.INFO or stream.closed):
             return False  # a closed stream's descriptor may be another file's by now
-        doc = self._formatter.document(time.time(), "INFO", logger.name, message, request_id,
-                                       current_pid())
-        doc.update(fields)
-        data = (_encode(doc) + "\n").encode()  # ASCII: the encoder escapes the rest
+        data = (self.line(time.time(), request_id, message, fields) + "\n").encode()
         try:
             fd = stream.fileno()
             while data:  # one write for any line that fits a pipe's atomic size
@@ -125,6 +134,23 @@ class DirectLines:
         except (OSError, ValueError):
             pass  # as a handler's failed write: the line is lost, never the request
         return True
+
+    def line(self, created: float, request_id: str, message: str, fields: dict[str, Any]) -> str:
+        """The formatter's JSON of the document with ``fields``, the same text (ASCII: the
+        encoder escapes the rest). The six fields every line starts with are written around
+        their values, and json's encoder gets ``fields`` alone: an access line counted 60,000
+        instructions with the whole document built and encoded, 40,000 so (callgrind; 5.2 and
+        3.4 µs in a loop: performance.md, the twenty-fourth part). A field named as one of the
+        six replaces it in place, as ``update`` does: such a line is still made the
+        formatter's way."""
+        if not fields or not _FIRST_FIELDS.isdisjoint(fields):
+            doc = self._formatter.document(created, "INFO", self._logger.name, message,
+                                           request_id, current_pid())
+            doc.update(fields)
+            return _encode(doc)
+        return (f'{{"ts": "{self._formatter.timestamp(created)}{self._head}{_quoted(message)}, '
+                f'"request_id": {_quoted(request_id)}, "pid": {current_pid()}, '
+                f"{''.join(_fields_encoder(fields, 0))[1:]}")
 
 
 def _direct_lines(handler: logging.StreamHandler[Any], logger: logging.Logger
