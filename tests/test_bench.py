@@ -40,6 +40,7 @@ from bench.signing import signing_costs
 from tests.conftest import unique_prefix
 from uauth.core import audit
 from uauth.extension import get_state
+from uauth.ops.logs import DirectLines
 from uauth.ops.logs import JsonFormatter
 from uauth.storage.redis import RedisStore
 from uauth.web import requestlog
@@ -428,14 +429,21 @@ def test_profile_counts_the_access_log_only_when_asked(
     monkeypatch.setattr(requestlog, "_writer", None)  # configure_logging sets the direct writers
     monkeypatch.setattr(audit, "_writer", None)
     written: list[str] = []
-    document = JsonFormatter.document
+    formatted = JsonFormatter.format
+    direct = DirectLines.line
 
-    def counted(self: JsonFormatter, created: float, level: str, logger: str, message: str,
-                request_id: str, pid: int | None) -> dict[str, Any]:
-        written.append(message)  # both ways a line takes, logging's and the direct one
-        return document(self, created, level, logger, message, request_id, pid)
+    def through_logging(self: JsonFormatter, record: logging.LogRecord) -> str:
+        written.append(record.getMessage())
+        return formatted(self, record)
 
-    monkeypatch.setattr(JsonFormatter, "document", counted)
+    def written_directly(self: DirectLines, created: float, request_id: str, message: str,
+                         fields: dict[str, Any]) -> str:
+        written.append(message)
+        return direct(self, created, request_id, message, fields)
+
+    # Both ways a line takes: logging's (its formatter) and uauth serve's direct one.
+    monkeypatch.setattr(JsonFormatter, "format", through_logging)
+    monkeypatch.setattr(DirectLines, "line", written_directly)
     assert profile_module.main(["--op", "cc", "--count", "3"]) == 0
     assert "no access log" in capsys.readouterr().out and written == []
     assert profile_module.main(["--op", "cc", "--count", "3", "--access-log"]) == 0
