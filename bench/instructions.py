@@ -36,6 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from typing import TypeVar
 
 from flask import Flask
 
@@ -57,6 +58,8 @@ TOGGLE = "_operator_call"
 #: in memory, 0.53 M on SQLite).
 WARM = MAX_GRANTS_PER_CLIENT + 10
 _COLLECTED = re.compile(r"Collected : (\d+)")
+#: What one count answers (instructions per operation, or more).
+Counted = TypeVar("Counted")
 
 
 class CountedApp:
@@ -134,9 +137,9 @@ def table(counts: dict[tuple[str, str], float], apps: list[str], ops: list[str],
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.instructions",
-                                     description=__doc__.split("\n\n")[0])
+def options(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The options of both counts, this one and ``bench.served_instructions``."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
     parser.add_argument("--apps", default=",".join(APPS),
                         help="comma-separated, of " + ", ".join(APPS))
     parser.add_argument("--ops", default=",".join(OPS), help="comma-separated, of " +
@@ -145,21 +148,41 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: " + ", ".join(f"{k} {v}" for k, v in COUNTS.items()) + ")")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="counts run at once")
+    return parser
+
+
+def chosen(parser: argparse.ArgumentParser, args: argparse.Namespace
+           ) -> tuple[list[str], list[str]]:
+    """The apps and operations asked for; an unknown one is a usage error."""
+    apps = [a for a in args.apps.split(",") if a]
+    ops = [op for op in args.ops.split(",") if op]
+    unknown = (set(apps) - set(APPS)) | (set(ops) - set(OPS))
+    if unknown:
+        parser.error(f"unknown apps or operations: {', '.join(sorted(unknown))}")
+    return apps, ops
+
+
+def count_all(counter: Callable[[str, str, int], Counted], jobs: list[tuple[str, str]],
+              args: argparse.Namespace, counts: dict[str, int] = COUNTS
+              ) -> dict[tuple[str, str], Counted]:
+    """Each (app, operation)'s count, ``--jobs`` at once: each runs valgrind in a process of
+    its own, so threads are enough to keep the cores busy."""
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        found = pool.map(lambda job: counter(job[0], job[1], args.count or counts[job[1]]),
+                         jobs)
+        return dict(zip(jobs, found, strict=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = options("python -m bench.instructions", __doc__)
     parser.add_argument("--child", nargs=3, metavar=("APP", "OP", "COUNT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args.child[0], args.child[1], int(args.child[2]))
         return 0
-    apps = [a for a in args.apps.split(",") if a]
-    ops = [op for op in args.ops.split(",") if op]
-    unknown = (set(apps) - set(APPS)) | (set(ops) - set(OPS))
-    if unknown:
-        parser.error(f"unknown apps or operations: {', '.join(sorted(unknown))}")
-    jobs = [(app, op) for op in ops for app in apps]
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        found = pool.map(lambda job: count(job[0], job[1], args.count or COUNTS[job[1]]), jobs)
-        counts = dict(zip(jobs, found, strict=True))
+    apps, ops = chosen(parser, args)
+    counts = count_all(count, [(app, op) for op in ops for app in apps], args)
     print(table(counts, apps, ops))
     return 0
 

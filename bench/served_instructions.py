@@ -18,7 +18,6 @@ closing. Not counted: the kernel's work and the worker's loop between connection
 from __future__ import annotations
 
 import argparse
-import json
 import operator
 import os
 import re
@@ -27,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +37,19 @@ from .driver import prepare
 from .instructions import COUNTS
 from .instructions import TOGGLE
 from .instructions import WARM
+from .instructions import chosen
+from .instructions import count_all
+from .instructions import options
 from .instructions import table
 from .servers import CLIENTS_FILE
-from .servers import PASSWORD
 from .servers import REDIRECT_URI
 from .servers import ROOT
-from .servers import USERNAME
 from .servers import Uauth
+from .servers import floor_target
+from .servers import memory_target
 from .servers import stop
 from .servers import wait_until_up
-from .storage import OPS
 
-#: The apps that can be counted: the stack's floor, uauth in memory and on SQLite.
-APPS = ("floor", "memory", "sqlite")
 #: The environment variable naming the flag file: connections are counted while it exists.
 FLAG = "BENCH_COUNT_FLAG"  # not UAUTH_*: uauth refuses settings it does not know
 #: Seconds a worker may take to start, or to answer, under callgrind (about 50 times slower).
@@ -92,34 +90,20 @@ def _server(app: str, op: str, workdir: Path, port: int) -> tuple[list[str], dic
         return (["gunicorn", *bind, "bench.bare:app"], {}, url + "/",
                 lambda: Target(url, "", ""))
     if app == "floor":
-        from .floor import PUBLIC_CLIENT
-        from .floor import SERVICE_CLIENT
-
         env = {"UAUTH_BENCH_FLOOR_ISSUER": url, "UAUTH_BENCH_FLOOR_REDIRECT": REDIRECT_URI}
-        return (["gunicorn", *bind, "bench.floor:app"], env, url + "/", lambda: Target(
-            issuer=url, spa_client=PUBLIC_CLIENT, redirect_uri=REDIRECT_URI,
-            service_client=SERVICE_CLIENT, access_token_format=OPAQUE).discover())
+        return ["gunicorn", *bind, "bench.floor:app"], env, url + "/", lambda: floor_target(url)
     if app == "memory":
         clients = workdir / "memory-clients.json"
         env = {CLIENTS_FILE: str(clients), "UAUTH_ACCESS_TOKEN_FORMAT": OPAQUE,
                "UAUTH_ISSUER": url, "UAUTH_STORAGE": "memory://",
                "UAUTH_INSTANCE": str(workdir / "instance-memory")}
-
-        def memory_target() -> Target:
-            ids = json.loads(clients.read_text())
-            return Target(issuer=url, spa_client=ids["spa"], redirect_uri=REDIRECT_URI,
-                          service_client=(str(ids["service"][0]), str(ids["service"][1])),
-                          login=(USERNAME, PASSWORD), access_token_format=OPAQUE).discover()
-
-        return ["bench.memory_app", "serve", *bind], env, url + "/healthz", memory_target
+        return (["bench.memory_app", "serve", *bind], env, url + "/healthz",
+                lambda: memory_target(url, clients, OPAQUE))
     uauth = Uauth(workdir, "sqlite", access_token_format=OPAQUE)
     uauth.provision()
     env = {**uauth.env, "UAUTH_ISSUER": url, "UAUTH_STORAGE": uauth.storage,
            "UAUTH_INSTANCE": str(uauth.instance)}
-    return (["uauth", "serve", *bind], env, url + "/healthz", lambda: Target(
-        issuer=url, spa_client=uauth.spa_clients["RS256"], redirect_uri=REDIRECT_URI,
-        service_client=uauth.service_client, login=(USERNAME, PASSWORD),
-        access_token_format=OPAQUE).discover())
+    return ["uauth", "serve", *bind], env, url + "/healthz", lambda: uauth.target(url)
 
 
 def summed(outputs: list[Path]) -> int:
@@ -162,31 +146,15 @@ def count(app: str, op: str, ops: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.served_instructions",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--apps", default=",".join(APPS),
-                        help="comma-separated, of " + ", ".join(APPS))
-    parser.add_argument("--ops", default=",".join(OPS), help="comma-separated, of " +
-                        ", ".join(OPS))
-    parser.add_argument("--count", type=int, help="operations counted per app and operation "
-                        "(default: " + ", ".join(f"{k} {v}" for k, v in COUNTS.items()) + ")")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                        help="counts run at once")
+    parser = options("python -m bench.served_instructions", __doc__)
     parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve[0], args.serve[1:])
         return 0
-    apps = [a for a in args.apps.split(",") if a]
-    ops = [op for op in args.ops.split(",") if op]
-    unknown = (set(apps) - set(APPS)) | (set(ops) - set(OPS))
-    if unknown:
-        parser.error(f"unknown apps or operations: {', '.join(sorted(unknown))}")
-    jobs = [(app, op) for op in ops for app in apps] + [("floor", "bare")]
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        found = pool.map(lambda job: count(job[0], job[1], args.count or COUNTS.get(job[1], 120)),
-                         jobs)
-        counts = dict(zip(jobs, found, strict=True))
+    apps, ops = chosen(parser, args)
+    counts = count_all(count, [(app, op) for op in ops for app in apps] + [("floor", "bare")],
+                       args, {**COUNTS, "bare": 120})
     bare, _ = counts.pop(("floor", "bare"))
     print(table({job: per_op for job, (per_op, _) in counts.items()}, apps, ops,
                 what="served, in the worker"))

@@ -156,15 +156,19 @@ class Uauth:
         self._cli("user", "add", USERNAME, "--password-stdin", "--email", "bench@example.com",
                   "--email-verified", "--name", "Bench User", stdin=PASSWORD + "\n")
 
+    def target(self, url: str) -> Target:
+        """The provisioned clients and user on this deployment served at ``url``, discovered."""
+        return Target(issuer=url, spa_client=self.spa_clients["RS256"],
+                      redirect_uri=REDIRECT_URI, service_client=self.service_client,
+                      login=(USERNAME, PASSWORD),
+                      access_token_format=self.access_token_format).discover()
+
     def serve(self, workers: int, threads: int, ops: tuple[Op, ...]) -> Server:
         live = _Serve(self.instance, storage=self.storage, workers=workers, threads=threads,
                       env=self.env)
         live.start()
         assert live.process is not None
-        first = Target(issuer=live.url, spa_client=self.spa_clients["RS256"],
-                       redirect_uri=REDIRECT_URI, service_client=self.service_client,
-                       login=(USERNAME, PASSWORD),
-                       access_token_format=self.access_token_format).discover()
+        first = self.target(live.url)
         targets = {alg: replace(first, spa_client=client)
                    for alg, client in self.spa_clients.items()}
         return Server("uauth", self.store, workers, ops, targets, live.process)
@@ -185,13 +189,18 @@ def serve_in_memory(workdir: Path, threads: int, ops: tuple[Op, ...],
                   command="bench.memory_app")
     live.start()
     assert live.process is not None
-    ids = json.loads(clients.read_text())
-    target = Target(issuer=live.url, spa_client=ids["spa"], redirect_uri=REDIRECT_URI,
-                    service_client=(str(ids["service"][0]), str(ids["service"][1])),
-                    login=(USERNAME, PASSWORD),
-                    access_token_format=access_token_format).discover()
+    target = memory_target(live.url, clients, access_token_format)
     measured = tuple(op for op in ops if op[1] == "RS256" and op[0] != "login")
     return Server("uauth-memory", "memory", 1, measured, {"RS256": target}, live.process)
+
+
+def memory_target(url: str, clients: Path, access_token_format: str) -> Target:
+    """The clients and user ``bench.memory_app`` provisioned (their ids in ``clients``) on the
+    server at ``url``, discovered."""
+    ids = json.loads(clients.read_text())
+    return Target(issuer=url, spa_client=ids["spa"], redirect_uri=REDIRECT_URI,
+                  service_client=(str(ids["service"][0]), str(ids["service"][1])),
+                  login=(USERNAME, PASSWORD), access_token_format=access_token_format).discover()
 
 
 def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
@@ -220,9 +229,6 @@ def serve_floor(workdir: Path, ops: tuple[str, ...]) -> Server:
     """Authlib's Flask provider and nothing else (``bench/floor.py``), one sync worker under
     ``uauth serve``'s gunicorn settings, as bare is; one process, since it keeps its tokens in
     memory, as the reference does."""
-    from .floor import PUBLIC_CLIENT
-    from .floor import SERVICE_CLIENT
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"floor-{port}.log"
@@ -235,10 +241,17 @@ def serve_floor(workdir: Path, ops: tuple[str, ...]) -> Server:
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     wait_until_up(url + "/", process, log)
-    target = Target(issuer=url, spa_client=PUBLIC_CLIENT, redirect_uri=REDIRECT_URI,
-                    service_client=SERVICE_CLIENT, access_token_format=OPAQUE)
     return Server("floor", "memory", 1, tuple((op, "RS256") for op in ops),
-                  {"RS256": target.discover()}, process)
+                  {"RS256": floor_target(url)}, process)
+
+
+def floor_target(url: str) -> Target:
+    """The stack's floor's fixed clients on the server at ``url``, discovered."""
+    from .floor import PUBLIC_CLIENT
+    from .floor import SERVICE_CLIENT
+
+    return Target(issuer=url, spa_client=PUBLIC_CLIENT, redirect_uri=REDIRECT_URI,
+                  service_client=SERVICE_CLIENT, access_token_format=OPAQUE).discover()
 
 
 def reference_problem() -> str | None:

@@ -692,7 +692,8 @@ def test_a_served_worker_counts_its_connections_only_while_the_flag_exists(
 
 
 def test_served_counts_are_summed_over_the_processes_callgrind_wrote(tmp_path: Path) -> None:
-    """The master counts nothing (it handles no connection), the worker its connections."""
+    """The master counts nothing (it handles no connection), the worker its connections; the
+    apps are those ``bench.instructions`` counts."""
     master, worker = tmp_path / "callgrind.1", tmp_path / "callgrind.2"
     master.write_text("events: Ir\nsummary: 0\ntotals: 0\n")
     worker.write_text("events: Ir\nsummary: 4321\nfl=x\ntotals: 4321\n")
@@ -700,6 +701,8 @@ def test_served_counts_are_summed_over_the_processes_callgrind_wrote(tmp_path: P
     master.write_text("valgrind: command not found\n")
     with pytest.raises(RuntimeError, match="no count"):
         served_instructions.summed([master])
+    with pytest.raises(SystemExit):
+        served_instructions.main(["--apps", "floor,redis"])
 
 
 @pytest.mark.slow
