@@ -167,7 +167,8 @@ def test_serve_logging_writes_the_access_line_itself_as_logging_would(
 def test_a_direct_line_is_the_formatters_json_of_the_document(fields: dict[str, Any]) -> None:
     """A direct line writes the six first fields around their values and encodes the rest
     alone: the text is the same as the formatter's document with the fields, character for
-    character, whatever the fields hold."""
+    character, whatever the fields hold; and so is the formatter's own line, which ``logging``
+    writes, through the same encoder."""
     from uauth.ops.logs import DirectLines
     from uauth.ops.logs import JsonFormatter
     from uauth.storage.process import current_pid
@@ -182,6 +183,11 @@ def test_a_direct_line_is_the_formatters_json_of_the_document(fields: dict[str, 
     expected = json.dumps(doc, default=str)
     assert lines.line(created, "id-1", 'GET /p "q" 200', fields) == expected
     assert expected.isascii()
+    record = logging.makeLogRecord({"name": "uauth.request", "levelname": "INFO",
+                                    "msg": 'GET /p "q" 200', "created": created,
+                                    "request_id": "id-1", "process": current_pid(),
+                                    "http": fields})
+    assert formatter.format(record) == expected
 
 
 def audit_lines(path: Path) -> list[dict[str, Any]]:

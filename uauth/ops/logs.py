@@ -13,7 +13,6 @@ own logging setup and may add :class:`RequestIdFilter` to its handlers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -32,12 +31,16 @@ from uauth.web.requestlog import access_log
 from uauth.web.requestlog import request_id
 from uauth.web.requestlog import write_access_lines
 
-#: ``json.dumps(doc, default=str)``, with the encoder built once rather than for every line.
-_encode = json.JSONEncoder(default=str).encode
-#: json's C encoder, made once for the fields of every direct line (``JSONEncoder.encode`` makes
-#: one per call: a third of what encoding an access line's fields cost). With ``default=str``
-#: as above; no markers, for a line's fields never hold themselves.
-_fields_encoder = make_encoder(None, str, _quoted, None, ": ", ", ", False, False, True)
+#: json's C encoder with ``json.dumps(doc, default=str)``'s settings, made once for every line
+#: (``JSONEncoder.encode`` makes one per call: a third of what encoding an access line's fields
+#: cost). No markers: a line's document never holds itself.
+_encoder = make_encoder(None, str, _quoted, None, ": ", ", ", False, False, True)
+
+
+def _encode(doc: dict[str, Any]) -> str:
+    """``json.dumps(doc, default=str)`` of a log line's document."""
+    return "".join(_encoder(doc, 0))
+
 #: The fields :meth:`JsonFormatter.document` starts every line with.
 _FIRST_FIELDS = frozenset({"ts", "level", "logger", "msg", "request_id", "pid"})
 
@@ -150,7 +153,7 @@ class DirectLines:
             return _encode(doc)
         return (f'{{"ts": "{self._formatter.timestamp(created)}{self._head}{_quoted(message)}, '
                 f'"request_id": {_quoted(request_id)}, "pid": {current_pid()}, '
-                f"{''.join(_fields_encoder(fields, 0))[1:]}")
+                f"{_encode(fields)[1:]}")
 
 
 def _direct_lines(handler: logging.StreamHandler[Any], logger: logging.Logger
