@@ -158,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     bare, _ = counts.pop(("floor", "bare"))
     print(table({job: per_op for job, (per_op, _) in counts.items()}, apps, ops,
                 what="served, in the worker"))
+    requests = {op: sorted({per_request for (_, each), (_, per_request) in counts.items()
+                            if each == op}) for op in ops}
     print(f"\nthe bare endpoint: {bare / 1e6:.3f} M instructions a request; requests per "
-          "operation: " + ", ".join(f"{op} {counts[(apps[0], op)][1]:g}" for op in ops))
+          "operation: " + ", ".join(f"{op} {' or '.join(f'{n:g}' for n in requests[op])}"
+                                    for op in ops))
     return 0
 
 

@@ -712,8 +712,9 @@ def test_served_counts_are_summed_over_the_processes_callgrind_wrote(tmp_path: P
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_a_served_count_covers_each_counted_request_and_repeats() -> None:
-    """The bare endpoint served under callgrind: one request an operation, and the same count
-    per request whether three or six are counted (gunicorn and Flask, no warm-up)."""
+    """The bare endpoint served under callgrind (gunicorn and Flask, after the same warm-up):
+    one request an operation, and the same count per request whether three or six are
+    counted."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=2) as pool:
