@@ -452,3 +452,74 @@ def test_a_connection_cut_while_its_replies_are_read_sends_only_the_unanswered_a
         store.close()
         for proxy in proxies.values():
             proxy.close()
+
+
+def _commands(store: RedisClusterStore, monkeypatch: pytest.MonkeyPatch
+              ) -> list[list[tuple[Any, ...]]]:
+    """The commands of each of the store's waits for the cluster, from now on."""
+    waits: list[list[tuple[Any, ...]]] = []
+    original = RedisClusterStore._send
+
+    def send(self: RedisClusterStore, commands: list[tuple[Any, ...]]) -> list[Any]:
+        if self is store:
+            waits.append(list(commands))
+        return original(self, commands)
+
+    monkeypatch.setattr(RedisClusterStore, "_send", send)
+    return waits
+
+
+def test_a_listing_reads_each_primarys_records_with_one_command(
+        redis_cluster: RedisClusterServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person's fifty families at the grant cap: their records spread over every primary,
+    and each primary's share is one script's reply, in the same wait as the writes held before
+    it, not one reply per record; a record that is gone reads as gone."""
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    keys = [f"n{n:02}" for n in range(30)]
+    for key in keys:
+        store.save("app_grant", key, {"key": key}, ttl=600, grant_id="apps-of:u")
+    client = store._client()
+    primaries = {client.get_node_from_key(store._key("app_grant", key)).name for key in keys}
+    assert len(primaries) == len(client.get_primaries()) > 1, "the records are on every primary"
+    waits = _commands(store, monkeypatch)
+    with store.batch():
+        store.save("app_grant", "held", {"key": "held"}, ttl=600)
+        rows = store.find_many("app_grant", [*keys, "missing"])
+        assert len(waits) == 1, "one wait"
+        held, *reads = waits[0]
+        assert held[0] == "EVAL" and held[3] == store._key("app_grant", "held")
+        assert len(reads) == len(primaries), "one command a primary"
+        assert all(command[0] == "EVAL" for command in reads)
+    assert rows == [*({"key": key} for key in keys), None]
+    assert sorted(key for _, key, _ in store.grant_records("apps-of:u")) == keys
+    assert store.find("app_grant", "held") == {"key": "held"}
+    store.close()
+
+
+def test_a_listing_reads_a_record_the_slot_map_misplaces(
+        redis_cluster: RedisClusterServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale slot map (a resharding, a failover) sends a record's name to a primary that does
+    not serve it: the script there cannot read it, and says so rather than read it as missing
+    (a family missing from the listing would escape the grant cap, and its index member could
+    be pruned); it is read again on its own, through the cluster client's redirection."""
+    prefix = unique_prefix()
+    now = [1_000_000.0]
+    store = RedisClusterStore(redis_cluster.url, prefix=prefix, clock=lambda: now[0])
+    keys = [f"n{n:02}" for n in range(12)]
+    for key in keys:
+        store.save("app_grant", key, {"key": key}, ttl=3600, grant_id="apps-of:u")
+    now[0] += SETTLED + 1  # old enough that a missing record's member would be pruned
+    client = store._client()
+    nodes = {key: client.get_node_from_key(store._key("app_grant", key)) for key in keys}
+    moved = keys[0]
+    other = next(node for node in nodes.values() if node.name != nodes[moved].name)
+    slot = client.keyslot(store._key("app_grant", moved))
+    client.nodes_manager.slots_cache[slot] = [other]
+    waits = _commands(store, monkeypatch)
+    assert sorted(key for _, key, _ in store.grant_records("apps-of:u")) == keys
+    assert waits[-1] == [("HMGET", store._key("app_grant", moved), "v", "e", "g", "d")], \
+        "the misplaced record alone was read again"
+    raw = RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    assert raw.zcard(f"{prefix}g:{{apps-of:u}}") == len(keys), "nothing pruned"
+    raw.close()
+    store.close()
