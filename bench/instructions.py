@@ -10,6 +10,8 @@ callgrind, drives the bench's agent through its WSGI app in-process (as ``python
 bench.own_work`` does), and counts only what runs inside the app: collection is switched on
 around each call of the WSGI app (callgrind's ``--toggle-collect`` on ``operator.call``, which
 nothing else calls), so neither the agent, the test client, start-up nor warm-up is counted.
+``--apps redis,redis-cluster`` counts uauth on a Redis or a Redis Cluster that the parent
+starts outside valgrind: the client's side of each round trip is counted, the servers' is not.
 The warm-up takes the flow past the grant cap, so that each counted flow evicts a family, as at
 the bench's steady state. Hash randomisation is off (``PYTHONHASHSEED=0``) so that dictionaries
 probe alike from run to run.
@@ -44,9 +46,15 @@ from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.opaque import OPAQUE
 
 from .storage import OPS
+from .storage import backend
 
-#: The apps that can be counted: the stack's floor, and uauth on a store needing no server.
-APPS = ("floor", "memory", "sqlite")
+#: The apps counted by default: the stack's floor, and uauth on a store needing no server.
+SERVERLESS = ("floor", "memory", "sqlite")
+#: The apps that can be counted: those, and uauth on Redis and on a Redis Cluster, each started
+#: for the count outside valgrind (only the app's side of each round trip is counted).
+APPS = (*SERVERLESS, "redis", "redis-cluster")
+#: Where a counted child finds the Redis or Redis Cluster its parent started.
+STORAGE_URL = "BENCH_STORAGE_URL"
 #: Operations per count by default: enough that start-up and warm-up are never counted, and
 #: few enough that the slowest (the flow) takes about a minute under callgrind.
 COUNTS = {"flow": 30, "refresh": 60, "cc": 120, "userinfo": 120}
@@ -78,7 +86,7 @@ def _app(name: str, workdir: Path) -> tuple[Flask, Any]:
 
     if name == "floor":
         return floor_app()
-    return build(name, workdir, None, access_token_format=OPAQUE)
+    return build(name, workdir, os.environ.get(STORAGE_URL), access_token_format=OPAQUE)
 
 
 def child(name: str, op: str, count: int) -> None:
@@ -112,8 +120,9 @@ def collected(stderr: str) -> int:
 
 def count(name: str, op: str, ops: int) -> float:
     """Instructions per ``op`` inside ``name``'s app."""
-    with tempfile.TemporaryDirectory(prefix="uauth-callgrind-") as tmp:
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
+    with tempfile.TemporaryDirectory(prefix="uauth-callgrind-") as tmp, \
+            backend(name, Path(tmp)) as url:
+        env = {**os.environ, "PYTHONHASHSEED": "0", **({STORAGE_URL: url} if url else {})}
         command = valgrind_command(name, op, ops, Path(tmp) / "callgrind.out")
         done = subprocess.run(command, capture_output=True, text=True, env=env,  # noqa: S603 - valgrind, our own arguments
                               cwd=Path(__file__).resolve().parent.parent, check=False)
@@ -137,11 +146,13 @@ def table(counts: dict[tuple[str, str], float], apps: list[str], ops: list[str],
     return "\n".join(lines)
 
 
-def options(prog: str, doc: str) -> argparse.ArgumentParser:
-    """The options of both counts, this one and ``bench.served_instructions``."""
+def options(prog: str, doc: str, apps: tuple[str, ...] = APPS) -> argparse.ArgumentParser:
+    """The options of both counts, this one and ``bench.served_instructions`` (``apps``: those
+    it can count)."""
     parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
-    parser.add_argument("--apps", default=",".join(APPS),
-                        help="comma-separated, of " + ", ".join(APPS))
+    parser.set_defaults(known_apps=apps)
+    parser.add_argument("--apps", default=",".join(SERVERLESS),
+                        help="comma-separated, of " + ", ".join(apps))
     parser.add_argument("--ops", default=",".join(OPS), help="comma-separated, of " +
                         ", ".join(OPS))
     parser.add_argument("--count", type=int, help="operations counted per app and operation "
@@ -156,7 +167,7 @@ def chosen(parser: argparse.ArgumentParser, args: argparse.Namespace
     """The apps and operations asked for; an unknown one is a usage error."""
     apps = [a for a in args.apps.split(",") if a]
     ops = [op for op in args.ops.split(",") if op]
-    unknown = (set(apps) - set(APPS)) | (set(ops) - set(OPS))
+    unknown = (set(apps) - set(args.known_apps)) | (set(ops) - set(OPS))
     if unknown:
         parser.error(f"unknown apps or operations: {', '.join(sorted(unknown))}")
     return apps, ops

@@ -35,6 +35,7 @@ from uauth.core.opaque import OPAQUE
 from .driver import Target
 from .driver import prepare
 from .instructions import COUNTS
+from .instructions import SERVERLESS
 from .instructions import TOGGLE
 from .instructions import WARM
 from .instructions import chosen
@@ -146,7 +147,7 @@ def count(app: str, op: str, ops: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = options("python -m bench.served_instructions", __doc__)
+    parser = options("python -m bench.served_instructions", __doc__, SERVERLESS)
     parser.add_argument("--serve", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:

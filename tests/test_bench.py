@@ -605,7 +605,24 @@ def test_instruction_counts_are_read_and_tabled_per_app() -> None:
                            "--toggle-collect=_operator_call", "--callgrind-out-file=out"]
     assert command[-4:] == ["--child", "memory", "flow", "7"]
     with pytest.raises(SystemExit):
-        instructions.main(["--apps", "floor,redis"])
+        instructions.main(["--apps", "floor,mongo"])
+
+
+def test_an_instruction_count_on_redis_uses_the_server_its_parent_started(
+        monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    """``--apps redis`` (or ``redis-cluster``): the parent starts the server outside valgrind and
+    names it to the child, whose app keeps its records there."""
+    import redis as redis_py
+
+    monkeypatch.setenv(instructions.STORAGE_URL, redis_url)
+    raw = redis_py.Redis.from_url(redis_url)
+    try:
+        instructions.child("redis", "cc", 2)
+        assert raw.keys("uauth:r:client:*"), "the bench's clients were provisioned there"
+    finally:
+        for key in raw.scan_iter(match="uauth:*"):
+            raw.delete(key)
+        raw.close()
 
 
 def test_an_instruction_count_covers_the_app_alone(monkeypatch: pytest.MonkeyPatch) -> None:
