@@ -523,3 +523,42 @@ def test_a_listing_reads_a_record_the_slot_map_misplaces(
     assert raw.zcard(f"{prefix}g:{{apps-of:u}}") == len(keys), "nothing pruned"
     raw.close()
     store.close()
+
+
+def test_a_listing_reads_a_record_moved_while_its_slot_migrates(
+        redis_cluster: RedisClusterServer) -> None:
+    """A resharding in progress: the record has been migrated, its slot not yet handed over, so
+    the primary the map names answers for the slot but no longer holds the record. The script
+    there must not read it as missing; it is read again and found through the cluster's ``ASK``
+    redirection."""
+    store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
+    tag = unique_prefix()  # slots no other test's keys use
+    keys = [f"{tag}{n:02}" for n in range(12)]
+    for key in keys:
+        store.save("app_grant", key, {"key": key}, ttl=600, grant_id="apps-of:u")
+    client = store._client()
+    name = store._key("app_grant", keys[0])
+    slot = client.keyslot(name)
+    source = client.get_node_from_key(name)
+    target = next(node for node in client.get_primaries() if node.name != source.name)
+    src = redis.Redis(host="127.0.0.1", port=source.port)
+    dst = redis.Redis(host="127.0.0.1", port=target.port)
+
+    def command(r: redis.Redis, *args: Any) -> Any:
+        return r.execute_command(*args)  # type: ignore[no-untyped-call]
+
+    assert command(src, "CLUSTER", "COUNTKEYSINSLOT", slot) == 1, "the slot holds this record"
+    ids = {r: cast(bytes, command(r, "CLUSTER", "MYID")).decode() for r in (src, dst)}
+    try:
+        command(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+        command(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+        command(src, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", name)
+        with pytest.raises(redis.exceptions.AskError):  # it has left the primary the map names
+            src.exists(name)
+        assert sorted(key for _, key, _ in store.grant_records("apps-of:u")) == keys
+    finally:
+        for r in (dst, src):  # hand the slot over, so the cluster is whole again
+            command(r, "CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+        src.close()
+        dst.close()
+        store.close()
