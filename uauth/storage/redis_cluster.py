@@ -178,26 +178,25 @@ _NOT_RUN = (redis.exceptions.MovedError, redis.exceptions.AskError,
             redis.exceptions.ReadOnlyError)
 
 
-def _encoded(key: str | bytes) -> bytes:
-    return key.encode("utf-8") if isinstance(key, str) else key
-
-
-def _primaries(client: Any, keys: Sequence[str | bytes]) -> list[Any]:
-    """Each key's primary by the client's slot map. The first is looked up as redis-py does
-    (which applies a ``MOVED`` reply's update to the map first); the rest read the map itself,
-    and a slot it does not cover goes through the lookup, which raises. Looked up one by one,
-    through the client's encoder and the lookup's wrapper, fifty keys took a third of the CPU
-    of the listing that reads their records."""
-    if not keys:
-        return []
+def _by_primary(client: Any, keys: Sequence[str | bytes]) -> dict[str, tuple[Any, list[int]]]:
+    """The keys' positions grouped by their primary (by name), as the client's slot map has
+    it. The first key is looked up as redis-py does (which applies a ``MOVED`` reply's update
+    to the map first); the rest read the map itself, and a slot it does not cover goes through
+    the lookup, which raises. Looked up one by one, through the client's encoder and the
+    lookup's wrapper, fifty keys took a third of the CPU of the listing that reads their
+    records."""
     manager = client.nodes_manager
-    found = [manager.get_node_from_slot(key_slot(_encoded(keys[0])))]
-    cache = manager.slots_cache
-    for key in keys[1:]:
-        slot = key_slot(_encoded(key))
-        nodes = cache.get(slot)
-        found.append(nodes[0] if nodes else manager.get_node_from_slot(slot))
-    return found
+    groups: dict[str, tuple[Any, list[int]]] = {}
+    for index, key in enumerate(keys):
+        slot = key_slot(key.encode("utf-8") if isinstance(key, str) else key)
+        if index == 0:
+            node = manager.get_node_from_slot(slot)
+            cache = manager.slots_cache  # as the lookup left it
+        else:
+            nodes = cache.get(slot)
+            node = nodes[0] if nodes else manager.get_node_from_slot(slot)
+        groups.setdefault(node.name, (node, []))[1].append(index)
+    return groups
 
 
 def _give_back(kept: tuple[Any, Any]) -> None:
@@ -340,10 +339,8 @@ class RedisClusterStore(RedisRecordStore):
         """The replies (a refusal as its ``ResponseError``) and which commands to send again:
         those a primary refused to run there (:data:`_NOT_RUN`) and those of a primary whose
         connection failed before their replies came (as redis-py's own retry would)."""
-        groups: dict[str, tuple[Any, list[int]]] = {}
-        keys = [command[1] if command[0] != "EVAL" else command[3] for command in commands]
-        for index, node in enumerate(_primaries(client, keys)):
-            groups.setdefault(node.name, (node, []))[1].append(index)
+        groups = _by_primary(client, [command[1] if command[0] != "EVAL" else command[3]
+                                      for command in commands])
         kept = self._kept()
         sent = []
         again: list[int] = []
@@ -416,13 +413,7 @@ class RedisClusterStore(RedisRecordStore):
         if len(names) < 2:
             return self._after_held([("HMGET", name, *fields) for name in names]) if names else []
 
-        def by_primary(client: Any) -> list[list[int]]:
-            shares: dict[str, list[int]] = {}
-            for index, node in enumerate(_primaries(client, names)):
-                shares.setdefault(node.name, []).append(index)
-            return list(shares.values())
-
-        shares = self._call(by_primary)
+        shares = [share for _, share in self._call(lambda c: _by_primary(c, names)).values()]
         replies = self._after_held([
             ("HMGET", names[share[0]], *fields) if len(share) == 1
             else ("EVAL", _FIELDS_HERE, 0, *(names[i] for i in share), *fields, str(len(fields)))
