@@ -178,6 +178,34 @@ class RedisClusterServer:
             time.sleep(0.1)
         self.wait_ok(timeout)
 
+    def describe(self, key: str) -> str:
+        """What each running node says of ``key``: its role, who serves the key's slot and
+        whether it holds the key, with the last lines of its log (for a failure's message)."""
+        lines = []
+        for port, process in self.processes.items():
+            if process.poll() is not None:
+                lines.append(f"{port}: stopped")
+                continue
+            client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+
+            def ask(*command: object, client: redis.Redis = client) -> Any:
+                try:
+                    return client.execute_command(*command)  # type: ignore[no-untyped-call]
+                except redis.RedisError as exc:
+                    return exc
+
+            slot = ask("CLUSTER", "KEYSLOT", key)
+            slots = ask("CLUSTER", "SLOTS")
+            owners = slots if isinstance(slots, Exception) else [
+                int(entry[2][1]) for entry in slots if int(entry[0]) <= int(slot) <= int(entry[1])]
+            lines.append(f"{port}: {ask('ROLE')!r}; slot {slot} served by {owners}; "
+                         f"holds the key: {ask('EXISTS', key)!r}")
+            client.close()
+            log = self.directory / str(port) / "redis.log"
+            if log.exists():
+                lines.extend("    " + line for line in log.read_text().splitlines()[-8:])
+        return "\n".join(lines)
+
     def kill(self, port: int) -> None:
         process = self.processes[port]
         process.kill()

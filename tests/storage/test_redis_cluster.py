@@ -121,7 +121,9 @@ def test_a_primary_failover_is_survived_with_what_was_written(tmp_path: Path,
             # once in many runs as None); what counts is that the record is back after the
             # promotion, not lost.
             misses += found is None
-            assert time.monotonic() < deadline, f"no promotion within 30 s ({misses} misses)"
+            assert time.monotonic() < deadline, (
+                f"no promotion within 30 s ({misses} misses, {failures} failures); the nodes:\n"
+                + cluster.describe(store._key("client", "c")))
             time.sleep(0.1)
         assert failures > 0, "the outage was seen as StorageUnavailable"
         assert replica in cluster.primary_ports(replica), "the replica was promoted"
