@@ -69,11 +69,38 @@ def test_held_writes_are_committed_once_with_the_next_statement(store: SQLiteSto
         assert seen == [], "nothing is sent while writes are held"
         assert other.find("code", "a") is None, "another worker sees nothing yet"
         assert store.find("code", "b") == {"n": 2}
-        assert seen == [["INSERT", "INSERT", "DELETE", "SELECT", "COMMIT"]]
-        assert other.find_many("code", ["a", "b"]) == [{"n": 1}, {"n": 2}]
         store.save("code", "c", {"n": 3}, ttl=60)
-    assert seen[1:] == [["INSERT"]], "one write left at the end needs no transaction"
-    assert other.find("code", "c") == {"n": 3}
+        assert store.find("code", "c") == {"n": 3}, "the open transaction reads its own writes"
+        assert other.find_many("code", ["a", "b", "c"]) == [None, None, None], (
+            "the transaction stays open until the block ends")
+        hasty = SQLiteStore(store.path, busy_timeout=0.05)
+        with pytest.raises(StorageUnavailable, match="locked"):
+            hasty.save("code", "elsewhere", {"n": 0}, ttl=60)  # another worker's write waits
+        hasty.close()
+    assert seen == [["INSERT", "INSERT", "DELETE", "SELECT", "INSERT", "SELECT", "COMMIT"]]
+    assert other.find_many("code", ["a", "b", "c"]) == [{"n": 1}, {"n": 2}, {"n": 3}]
+    del seen[:]
+    with store.batch():
+        assert store.find("code", "a") == {"n": 1}
+        store.save("code", "d", {"n": 4}, ttl=60)
+    assert seen == [["SELECT"], ["INSERT"]], (
+        "a read with nothing held opens no transaction; one write left at the end needs none")
+    assert other.find("code", "d") == {"n": 4}
+
+
+def test_a_block_that_raises_after_a_statement_still_commits_what_it_wrote(
+        store: SQLiteStore, other: SQLiteStore) -> None:
+    """As held writes are sent when a block raises, so the transaction a statement left open
+    is committed: the block's error is not the database's."""
+    store.ping()
+    with pytest.raises(ZeroDivisionError), store.batch():
+        store.save("code", "a", {"n": 1}, ttl=60)
+        assert store.find("code", "a") == {"n": 1}
+        store.save("code", "b", {"n": 2}, ttl=60)
+        _ = 1 / 0
+    assert other.find_many("code", ["a", "b"]) == [{"n": 1}, {"n": 2}]
+    store.save("code", "after", {"n": 3}, ttl=60)
+    assert other.find("code", "after") == {"n": 3}, "no transaction was left open"
 
 
 def test_a_failing_statement_undoes_the_writes_held_before_it(store: SQLiteStore,
@@ -91,6 +118,15 @@ def test_a_failing_statement_undoes_the_writes_held_before_it(store: SQLiteStore
     assert other.find("code", "held") is None, "rolled back with the statement that failed"
     store.save("code", "after", {"n": 2}, ttl=60)
     assert other.find("code", "after") == {"n": 2}, "the connection still works"
+    del seen[:]
+    with pytest.raises(StorageUnavailable), store.batch():
+        store.save("code", "first", {"n": 1}, ttl=60)
+        assert store.find("code", "first") == {"n": 1}  # leaves the transaction open
+        store.save("code", "second", {"n": 2}, ttl=60)
+        store.incr("counter", "broken", ttl=60)
+    assert seen == [["INSERT", "SELECT", "INSERT", "INSERT", "ROLLBACK"]], (
+        "a failure in the open transaction undoes all of it, and the block's end commits nothing")
+    assert other.find_many("code", ["first", "second"]) == [None, None]
 
 
 def test_a_busy_database_fails_the_batch_as_an_outage_and_loses_nothing_after(
@@ -116,8 +152,8 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         store: SQLiteStore, tmp_path: Path) -> None:
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
     /token the access token, the new family's refresh token and its note with the cap's listing;
-    at the cap, the oldest family's eviction in one more (the test client serves requests on
-    this thread, so on its connection)."""
+    at the cap, the oldest family's eviction in the same commit (the test client serves
+    requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -137,10 +173,11 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     code = d.code(client.client_id)
     del seen[:]
     json_of(d.token(client.client_id, secret, code=code))
-    assert [t for t in seen if len(t) > 1] == [listing, [
-        "INSERT", "DELETE", "INSERT", "DELETE", "COMMIT"]], (
-        f"at the cap, one commit more: the oldest family's deny marker, its records, the audit "
-        f"event kept and its note ({seen})")
+    assert [t for t in seen if len(t) > 1] == [[*listing[:-1],
+                                                "INSERT", "DELETE", "INSERT", "DELETE", "COMMIT"]], (
+        f"at the cap, the same commit: the oldest family's deny marker, its records, the audit "
+        f"event kept and its note after the listing that chose it ({seen})")
+    assert seen.count(["UPDATE"]) == 1, f"the code spent on its own, before ({seen})"
 
 
 def test_a_refresh_commits_the_rotation_with_its_consume(store: SQLiteStore,

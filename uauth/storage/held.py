@@ -47,6 +47,10 @@ class HeldWrites(Generic[W]):
             if left:
                 send(left)
 
+    def holding(self) -> bool:
+        """Whether this thread is inside a batch (its end sends what is held)."""
+        return getattr(self._local, "writes", None) is not None
+
     def hold(self, write: W) -> bool:
         """Keep ``write`` for later; False outside a batch (send it now)."""
         writes: list[W] | None = getattr(self._local, "writes", None)

@@ -5,11 +5,11 @@ connection per process and thread, opened lazily so nothing crosses a ``fork``. 
 is a single SQL statement, so each is atomic without explicit transactions; consume-once is
 ``UPDATE … SET consumed = consumed + 1 … RETURNING``: the caller that sees 1 was first.
 
-Inside :meth:`SQLiteStore.batch` saves and deletes are held back and committed in one
-transaction with the next statement (:meth:`SQLiteStore._execute`). A commit is where SQLite's
-cost is: each writes every page it changed to the WAL (a record touches four: the table and
-its three indexes) and takes and drops the WAL's locks, about fifteen system calls, so four
-writes committed once cost far less than four commits.
+Inside :meth:`SQLiteStore.batch` saves and deletes are held back and sent in one transaction
+with the next statement (:meth:`SQLiteStore._execute`), which then stays open for the rest of
+the block. A commit is where SQLite's cost is: each writes every page it changed to the WAL (a
+record touches four: the table and its three indexes) and takes and drops the WAL's locks,
+about fifteen system calls, so four writes committed once cost far less than four commits.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from typing import Protocol
@@ -175,17 +175,20 @@ class SQLiteStore:
         """Each time uauth goes to the database: one statement in autocommit, or several in
         one transaction; the last one's rows. ``BEGIN IMMEDIATE`` takes the write lock first,
         waiting behind other writers for the busy timeout (a read-first transaction could not
-        wait for it, and would fail as busy instead). Any failure rolls back every statement."""
+        wait for it, and would fail as busy instead). Inside a batch that transaction stays
+        open until the batch ends (:meth:`batch`). Any failure rolls back every statement."""
         try:
             conn = self._conn()  # opening it can fail too (an unwritable file)
-            if len(statements) == 1:
-                return conn.execute(*statements[0])
-            conn.execute("BEGIN IMMEDIATE")
+            if not conn.in_transaction:
+                if len(statements) == 1:
+                    return conn.execute(*statements[0])
+                conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements[:-1]:
                     conn.execute(sql, params)
                 last = _Fetched(conn.execute(*statements[-1]))
-                conn.execute("COMMIT")
+                if not self._held.holding():
+                    conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -193,6 +196,18 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
         return last
+
+    def _end_batch(self) -> None:
+        """Commit the transaction a statement of the batch left open, if one did."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or not conn.in_transaction:
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _wrap(exc, self.path) from exc
 
     def _expiry(self, ttl: int | None) -> float | None:
         return None if ttl is None else self._clock() + ttl
@@ -345,10 +360,24 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
-    def batch(self) -> AbstractContextManager[None]:
-        """Hold this thread's saves and deletes back and commit them in one transaction with
-        the next statement, or at the block's end: one commit where each write costs one."""
-        return self._held.batch(self._execute)
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold this thread's saves and deletes back and send them in one transaction with the
+        next statement, or at the block's end: one commit where each write costs one.
+
+        A statement that goes with held writes leaves their transaction open, and what the
+        block does after it joins that transaction, committed when the block ends: the grant
+        cap's listing goes with the new family's writes, and the eviction it decides commits
+        with them (one commit a flow fewer). Other workers' writes wait for the block's end,
+        so nothing slow (a signature, a password hash) belongs after a read in a batch."""
+        if self._held.holding():
+            yield  # nested: the outer block commits
+            return
+        try:
+            with self._held.batch(self._execute):
+                yield
+        finally:
+            self._end_batch()
 
     def prefetch(self, kind: Kind, key: str) -> None:
         """Read the record with the next ``find`` or ``find_many``, in its statement: one
