@@ -168,7 +168,9 @@ class Store(Protocol):
         writes (a token response's), where each costs one (on SQLite: one commit). Order is
         kept: every operation, in this thread, sees the writes made before it. A held write
         that fails raises where it is sent, at the latest when the block ends; nested blocks
-        are one block. Memory has nothing to save and holds nothing back."""
+        are one block. SQLite keeps the transaction that sent held writes open to the block's
+        end (what follows joins that commit), so other workers' writes wait for it: nothing slow
+        belongs after a read in a batch. Memory has nothing to save and holds nothing back."""
 
     def prefetch(self, kind: Kind, key: str) -> None:
         """A hint, inside :meth:`batch`, that :meth:`find` of this record follows: a backend
