@@ -22,6 +22,7 @@ from tests.app_driver import make_app
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
 from tests.redis_server import free_port
+from tests.redis_server import replicas_caught_up
 from uauth.storage import StorageUnavailable
 from uauth.storage import open_store
 from uauth.storage.redis import RedisStore
@@ -101,10 +102,7 @@ def test_uauth_follows_a_sentinel_failover(sentinel: tuple[Sentinel, RedisServer
     user = driver.user()
     client, secret = driver.client()
     assert driver.http.get("/readyz").status_code == 200
-    direct = redis.Redis(port=master.port)
-    acknowledged = direct.execute_command("WAIT", 1, 2000)  # type: ignore[no-untyped-call]
-    assert acknowledged == 1, "the replica has everything"
-    direct.close()
+    assert replicas_caught_up(master.port) == 1, "the replica has everything"
 
     master.stop()
     deadline = time.monotonic() + 20
