@@ -79,17 +79,19 @@ class RedisServer:
 
 
 def replicas_caught_up(port: int, replicas: int = 1, timeout: float = 5) -> int:
-    """How many replicas of the primary on ``port`` have acknowledged everything it has
-    written, waiting up to ``timeout`` for ``replicas`` of them. ``WAIT`` would not do here: it
-    waits for the writes of the connection that sends it, so on a new connection it answers at
-    once with every replica connected, whatever they have received. Replicas acknowledge their
-    offset about once a second."""
+    """How many replicas of the primary on ``port`` have acknowledged everything it had written
+    when called, waiting up to ``timeout`` for ``replicas`` of them. ``WAIT`` would not do here:
+    it waits for the writes of the connection that sends it, so on a new connection it answers
+    at once with every replica connected, whatever they have received. Replicas acknowledge
+    their offset about once a second."""
     client = redis.Redis(port=port, socket_timeout=1)
     deadline = time.monotonic() + timeout
+    written: int | None = None
     try:
         while True:
             info = cast(dict[str, Any], client.info("replication"))
-            written = int(info["master_repl_offset"])
+            if written is None:
+                written = int(info["master_repl_offset"])
             caught_up = sum(1 for name, value in info.items()
                             if name.startswith("slave") and isinstance(value, dict)
                             and int(value.get("offset", -1)) >= written)

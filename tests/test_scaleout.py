@@ -21,6 +21,7 @@ from tests.live_server import LiveServer
 from tests.postgres_server import PostgresServer
 from tests.postgres_server import SessionDatabase
 from tests.redis_cluster import RedisClusterServer
+from tests.redis_server import replicas_caught_up
 from tests.test_resilience import REDIRECT
 from tests.test_resilience import authorize_url
 from tests.test_resilience import outage_drill
@@ -76,6 +77,8 @@ def test_a_cluster_primary_failover_mid_traffic_answers_503_and_recovers(
             name = next(n for n in raw.scan_iter(match=prefix + "r:{refresh_token:*"))
             victim.append(raw.get_node_from_key(name).port)  # type: ignore[no-untyped-call]
             raw.close()
+            # Replication is asynchronous: what the drill checks afterwards must be there first.
+            assert replicas_caught_up(victim[0]) == 1, "the replica has the records"
             cluster.kill(victim[0])
 
         def promoted() -> None:
