@@ -196,7 +196,7 @@ class RedisClusterServer:
 
             slot = ask("CLUSTER", "KEYSLOT", key)
             slots = ask("CLUSTER", "SLOTS")
-            owners = slots if isinstance(slots, Exception) else [
+            owners = slots if isinstance(slots, Exception) or isinstance(slot, Exception) else [
                 int(entry[2][1]) for entry in slots if int(entry[0]) <= int(slot) <= int(entry[1])]
             lines.append(f"{port}: {ask('ROLE')!r}; slot {slot} served by {owners}; "
                          f"holds the key: {ask('EXISTS', key)!r}")

@@ -117,14 +117,15 @@ def test_a_primary_failover_is_survived_with_what_was_written(tmp_path: Path,
                 found = {}
             if found == {"n": 1}:
                 break
-            # A read while the cluster is electing may be answered from a stale slot map (seen
-            # once in many runs as None); what counts is that the record is back after the
-            # promotion, not lost.
+            # Until the promotion every read fails (the slot's primary is gone, other nodes
+            # redirect to it); a read answered None would be the record lost, as it was when
+            # the primary died before its replica had the writes.
             misses += found is None
             assert time.monotonic() < deadline, (
                 f"no promotion within 30 s ({misses} misses, {failures} failures); the nodes:\n"
                 + cluster.describe(store._key("client", "c")))
             time.sleep(0.1)
+        assert misses == 0, f"{misses} reads answered None during the failover"
         assert failures > 0, "the outage was seen as StorageUnavailable"
         assert replica in cluster.primary_ports(replica), "the replica was promoted"
         # The record's slot answers as soon as its replica is promoted; a node may still call
