@@ -99,8 +99,13 @@ def test_a_block_that_raises_after_a_statement_still_commits_what_it_wrote(
         store.save("code", "b", {"n": 2}, ttl=60)
         _ = 1 / 0
     assert other.find_many("code", ["a", "b"]) == [{"n": 1}, {"n": 2}]
-    store.save("code", "after", {"n": 3}, ttl=60)
-    assert other.find("code", "after") == {"n": 3}, "no transaction was left open"
+    with pytest.raises(ZeroDivisionError), store.batch():
+        store.save("code", "c", {"n": 3}, ttl=60)
+        assert store.find("code", "c") == {"n": 3}  # nothing is held after it
+        _ = 1 / 0
+    assert other.find("code", "c") == {"n": 3}, "committed by the block's end alone"
+    store.save("code", "after", {"n": 4}, ttl=60)
+    assert other.find("code", "after") == {"n": 4}, "no transaction was left open"
 
 
 def test_a_failing_statement_undoes_the_writes_held_before_it(store: SQLiteStore,
