@@ -526,21 +526,25 @@ def test_a_listing_reads_a_record_moved_while_its_slot_migrates(
     there must not read it as missing; it is read again and found through the cluster's ``ASK``
     redirection."""
     store = RedisClusterStore(redis_cluster.url, prefix=unique_prefix())
-    tag = unique_prefix()  # slots no other test's keys use
-    keys = [f"{tag}{n:02}" for n in range(12)]
-    for key in keys:
-        store.save("app_grant", key, {"key": key}, ttl=600, grant_id="apps-of:u")
     client = store._client()
-    name = store._key("app_grant", keys[0])
-    slot = client.keyslot(name)
-    source = client.get_node_from_key(name)
-    target = next(node for node in client.get_primaries() if node.name != source.name)
-    src = redis.Redis(host="127.0.0.1", port=source.port)
-    dst = redis.Redis(host="127.0.0.1", port=target.port)
 
     def command(r: redis.Redis, *args: Any) -> Any:
         return r.execute_command(*args)  # type: ignore[no-untyped-call]
 
+    while True:  # a slot no other test's records use (they stay until they expire)
+        tag = unique_prefix()
+        name = store._key("app_grant", f"{tag}00")
+        source = client.get_node_from_key(name)
+        src = redis.Redis(host="127.0.0.1", port=source.port)
+        if command(src, "CLUSTER", "COUNTKEYSINSLOT", client.keyslot(name)) == 0:
+            break
+        src.close()
+    keys = [f"{tag}{n:02}" for n in range(12)]
+    for key in keys:
+        store.save("app_grant", key, {"key": key}, ttl=600, grant_id="apps-of:u")
+    slot = client.keyslot(name)
+    target = next(node for node in client.get_primaries() if node.name != source.name)
+    dst = redis.Redis(host="127.0.0.1", port=target.port)
     assert command(src, "CLUSTER", "COUNTKEYSINSLOT", slot) == 1, "the slot holds this record"
     ids = {r: cast(bytes, command(r, "CLUSTER", "MYID")).decode() for r in (src, dst)}
     try:
