@@ -34,7 +34,7 @@ class HeldWrites(Generic[W]):
         """Hold writes for the block; ``send`` what is left when it ends, even when it raises
         (what came before the error would have been written one by one). Nested blocks are one
         block."""
-        if getattr(self._local, "writes", None) is not None:
+        if self.holding():
             yield
             return
         self._local.writes = []
