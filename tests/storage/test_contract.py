@@ -17,6 +17,7 @@ from tests.conftest import run_in_threads
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
 from uauth.storage import Mark
+from uauth.storage import Record
 from uauth.storage import StorageUnavailable
 from uauth.storage import Store
 from uauth.storage import hash_key
@@ -594,6 +595,62 @@ def test_a_record_read_ahead_is_what_find_would_have_answered(store: Store) -> N
         store.drop_grant("h")  # held inside the batch, like a save
         assert store.find("user", "d") is None, "dropped with its grant after the read ahead"
     assert store.find("user", "w") == {"v": 2} and store.find("user", "z") is None
+
+
+def test_a_grant_listed_ahead_is_what_grant_records_would_have_answered(store: Store) -> None:
+    """Store.prefetch_grant may list a grant with the next round trip; grant_records must
+    answer as it would have without it: a held write before the listing is in it, and any
+    write of this thread after it (to any record: it may join or leave the grant) makes the
+    listing read again."""
+    store.save("factor", "f1", {"n": 1}, ttl=None, grant_id="of:u")
+    store.save("factor", "f2", {"n": 2}, ttl=None, grant_id="of:u")
+    store.save("factor", "x", {"n": 9}, ttl=None, grant_id="of:v")
+    store.save("session", "s", {"v": 1}, ttl=60)
+
+    def listed(grant_id: str) -> list[tuple[str, str, Record]]:
+        return sorted(store.grant_records(grant_id), key=lambda row: row[1])
+
+    def f(key: str, n: int) -> tuple[str, str, Record]:
+        return ("factor", key, {"n": n})
+
+    store.prefetch_grant("of:outside")  # outside a batch: nothing to ride on, and no error
+    with store.batch():
+        store.prefetch_grant("of:u")
+        store.prefetch_grant("of:none")
+        store.prefetch("user", "missing")
+        store.save("factor", "f3", {"n": 3}, ttl=None, grant_id="of:u")  # held: listed
+        assert store.find("session", "s") == {"v": 1}  # the round trip that lists them
+        assert listed("of:u") == [f("f1", 1), f("f2", 2), f("f3", 3)]
+        assert listed("of:none") == []
+        assert store.find("user", "missing") is None
+        assert listed("of:u") == [f("f1", 1), f("f2", 2), f("f3", 3)], "asked twice: again"
+        store.prefetch_grant("of:u")
+        assert store.find("session", "s") == {"v": 1}
+        store.save("factor", "f4", {"n": 4}, ttl=None, grant_id="of:u")  # after the listing
+        assert listed("of:u") == [f("f1", 1), f("f2", 2), f("f3", 3), f("f4", 4)]
+        store.prefetch_grant("of:u")
+        assert store.find("session", "s") == {"v": 1}
+        store.delete("factor", "f1")
+        assert listed("of:u") == [f("f2", 2), f("f3", 3), f("f4", 4)], "a delete after it"
+        store.prefetch_grant("of:u")
+        assert store.find("session", "s") == {"v": 1}
+        store.save("factor", "f2", {"n": 5}, ttl=None)  # saved again outside the grant
+        assert listed("of:u") == [f("f3", 3), f("f4", 4)], "a record that left the grant"
+        store.prefetch_grant("of:v")
+        assert store.find("session", "s") == {"v": 1}
+        store.save("session", "t", {"v": 2}, ttl=60, grant_id="of:v")  # a save that joins it
+        assert listed("of:v") == [("session", "t", {"v": 2}), f("x", 9)]
+        store.prefetch_grant("of:u")
+        assert store.find_many("session", ["s"]) == [{"v": 1}]
+        assert store.revoke_grant("of:u") == 2
+        assert listed("of:u") == [], "revoked after the listing ahead"
+        store.prefetch_grant("of:v")
+        assert store.find("session", "s") == {"v": 1}
+        assert store.consume("session", "t", mark=Mark("factor", "m", {"n": 6}, ttl=60,
+                                                           grant_id="of:v")) is not None
+        assert listed("of:v") == [("factor", "m", {"n": 6}), ("session", "t", {"v": 2}),
+                                  f("x", 9)], "a consume's mark after it"
+    assert listed("of:v") == [("factor", "m", {"n": 6}), ("session", "t", {"v": 2}), f("x", 9)]
 
 
 def test_a_batch_is_written_for_every_thread_when_it_ends_even_when_it_raises(

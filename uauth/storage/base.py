@@ -180,6 +180,12 @@ class Store(Protocol):
         thread made to the record since. SQLite reads it in the next ``find``'s statement (one
         statement and read lock fewer). Outside a batch, and in memory, nothing happens."""
 
+    def prefetch_grant(self, grant_id: str) -> None:
+        """:meth:`prefetch` for :meth:`grant_records` of ``grant_id`` (a person's second
+        factors, read with their session). Any write this thread makes before the listing is
+        asked for, to any record, makes the listing read again (a write may add a record to
+        the grant)."""
+
     def ping(self) -> None:
         """Raise :class:`StorageUnavailable` unless the backend answers."""
 

@@ -21,6 +21,14 @@ from typing import TypeVar
 W = TypeVar("W")
 #: A record's name as a backend knows it: ``(kind, key)``.
 Name = tuple[str, str]
+#: The kind under which a grant's listing (:meth:`Store.prefetch_grant`) is expected, by grant
+#: id: kinds never contain ``:``, so no record's name is a listing's.
+LISTING = ":grant"
+
+
+def listing(grant_id: str) -> Name:
+    """The name a grant's expected listing goes by."""
+    return (LISTING, grant_id)
 
 
 class HeldWrites(Generic[W]):
@@ -39,6 +47,7 @@ class HeldWrites(Generic[W]):
             return
         self._local.writes = []
         self._local.reads, self._local.answers = {}, {}
+        self._local.listings = False  # whether a grant's listing is expected (or answered)
         try:
             yield
         finally:
@@ -73,6 +82,8 @@ class HeldWrites(Generic[W]):
         reads: dict[Name, W] | None = getattr(self._local, "reads", None)
         if reads is not None and name not in self._local.answers:
             reads[name] = read
+            if name[0] == LISTING:
+                self._local.listings = True
 
     def take_reads(self) -> list[tuple[Name, W]]:
         """The expected reads to send now, after the held writes (so they see them)."""
@@ -102,13 +113,20 @@ class HeldWrites(Generic[W]):
 
     def forget(self, name: Name | None = None) -> None:
         """A write to ``name`` (None: to records of any name, such as a grant's revocation)
-        makes what was read of it ahead stale; the read is made again when asked for."""
+        makes what was read of it ahead stale, and so any grant's listing (the record may be,
+        or now be, one of its records); the read is made again when asked for."""
         reads: dict[Name, W] | None = getattr(self._local, "reads", None)
         if reads is None:
             return
+        answers: dict[Name, Any] = self._local.answers
         if name is None:
             reads.clear()
-            self._local.answers = {}
+            answers.clear()
             return
         reads.pop(name, None)  # sent with the write, it could answer from before it
-        self._local.answers.pop(name, None)
+        answers.pop(name, None)
+        if self._local.listings:
+            for stale in [n for n in (*reads, *answers) if n[0] == LISTING]:
+                reads.pop(stale, None)
+                answers.pop(stale, None)
+            self._local.listings = False

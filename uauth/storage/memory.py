@@ -222,6 +222,9 @@ class MemoryStore:
     def prefetch(self, kind: Kind, key: str) -> None:
         """Nothing to read ahead (no round trips to save)."""
 
+    def prefetch_grant(self, grant_id: str) -> None:
+        """Nothing to read ahead (no round trips to save)."""
+
     def ping(self) -> None:
         return None
 

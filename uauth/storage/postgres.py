@@ -51,6 +51,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
+from .held import listing
 from .listed import listed
 from .process import current_pid
 
@@ -350,7 +351,7 @@ class PostgresStore:
             return self._run_all([*held, (statement, params)])[-1]
         results = self._run_all([*held, *(read for _, read in reads), (statement, params)])
         for (name, _), result in zip(reads, results[len(held):], strict=False):
-            self._writes_held.answered(name, _found(result))
+            self._writes_held.answered(name, result)  # decoded when asked for
         return results[-1]
 
     def _run_all(self, statements: list[tuple[_Statement, list[bytes | None]]]
@@ -528,7 +529,7 @@ class PostgresStore:
     def find(self, kind: Kind, key: str) -> Record | None:
         ready, found = self._writes_held.answer((kind, key))
         if ready:
-            return cast(Record | None, found)
+            return _found(found)
         return _found(self._run(FIND, [kind.encode(), key.encode(), _number(self._clock())]))
 
     def find_many(self, kind: Kind, keys: list[str]) -> list[Record | None]:
@@ -575,8 +576,15 @@ class PostgresStore:
         self._writes_held.forget()
         self._write(REVOKE, [grant_id.encode()])
 
+    def prefetch_grant(self, grant_id: str) -> None:
+        """List the grant with the next statement that answers, in its pipeline."""
+        self._writes_held.expect(listing(grant_id), (GRANT_RECORDS, [
+            grant_id.encode(), _number(self._clock())]))
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        result = self._run(GRANT_RECORDS, [grant_id.encode(), _number(self._clock())])
+        ready, result = self._writes_held.answer(listing(grant_id))
+        if not ready:
+            result = self._run(GRANT_RECORDS, [grant_id.encode(), _number(self._clock())])
         return [(cast(Kind, _decode(result.get_value(i, 0))), str(_decode(result.get_value(i, 1))),
                  listed.decode(_stored(result.get_value(i, 2)))) for i in range(result.ntuples)]
 

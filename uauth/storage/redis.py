@@ -39,6 +39,7 @@ from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
 from .held import Name
+from .held import listing
 from .listed import listed
 from .process import current_pid
 from .redis_urls import SENTINEL_SCHEME
@@ -508,11 +509,19 @@ class RedisStore(RedisRecordStore):
         if not self._held.hold(("EVAL", _REVOKE, 1, self._grant_key(grant_id), grant_id)):
             self.revoke_grant(grant_id)
 
+    def prefetch_grant(self, grant_id: str) -> None:
+        """List the grant with the next command that answers, in its pipeline."""
+        self._held.expect(listing(grant_id), self._listing(grant_id, repr(self._clock())))
+
+    def _listing(self, grant_id: str, now: str) -> tuple[Any, ...]:
+        return ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now)
+
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        grant_key, now = self._grant_key(grant_id), repr(self._clock())
-        flat = self._answer(("EVAL", _GRANT_RECORDS, 1, grant_key, grant_id, now),
-                            lambda: self._grant_records(keys=[grant_key], args=[grant_id, now],
-                                                        client=self._client))
+        ready, flat = self._held.answer(listing(grant_id))
+        if not ready:
+            now = repr(self._clock())
+            flat = self._answer(self._listing(grant_id, now), lambda: self._grant_records(
+                keys=[self._grant_key(grant_id)], args=[grant_id, now], client=self._client))
         found = []
         for name, value in zip(flat[::2], flat[1::2], strict=True):
             kind, key = self._split(name)

@@ -71,6 +71,7 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
+from .held import listing
 from .process import current_pid
 from .redis import _SAVE_RECORD
 from .redis import RedisRecordStore
@@ -456,9 +457,16 @@ class RedisClusterStore(RedisRecordStore):
             return True
         return all(bool(reply) for reply in self._after_held(commands))
 
+    def prefetch_grant(self, grant_id: str) -> None:
+        """Read the grant's index with the next command that answers (the records themselves
+        take a round trip of their own after it: they live on other primaries)."""
+        self._held.expect(listing(grant_id), ("EVAL", _MEMBERS, 1, self._grant_key(grant_id)))
+
     def _members(self, grant_id: str) -> list[tuple[bytes, bytes]]:
         """The index's members with when each was last added (as Redis wrote it), by name."""
-        scored = self._script(_MEMBERS, self._grant_key(grant_id))
+        ready, scored = self._held.answer(listing(grant_id))
+        if not ready:
+            scored = self._script(_MEMBERS, self._grant_key(grant_id))
         return sorted(zip(scored[::2], scored[1::2], strict=True))
 
     def _forget(self, grant_id: str, members: list[tuple[bytes, bytes]]) -> tuple[Any, ...]:

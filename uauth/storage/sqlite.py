@@ -38,8 +38,10 @@ from .base import StorageError
 from .base import StorageUnavailable
 from .base import system_clock
 from .filemodes import create_private_file
+from .held import LISTING
 from .held import HeldWrites
 from .held import Name
+from .held import listing
 from .listed import listed
 from .process import current_pid
 
@@ -265,17 +267,23 @@ class SQLiteStore:
 
     def _read(self, names: list[Name], ahead: list[tuple[Name, _Statement]]) -> dict[Name, str]:
         """The stored text of the live records ``names`` and of the reads expected ahead
-        (:meth:`prefetch`), in one statement; the expected ones are kept for :meth:`find`."""
-        extra = [name for name, _ in ahead if name not in names]
+        (:meth:`prefetch`, :meth:`prefetch_grant`), in one statement; the expected ones are
+        kept for :meth:`find` and :meth:`grant_records`."""
+        grants = [name[1] for name, _ in ahead if name[0] == LISTING]
+        extra = [name for name, _ in ahead if name[0] != LISTING and name not in names]
         wanted = [*names, *extra]
-        where = " OR ".join(["(kind = ? AND key = ?)"] * len(wanted))
+        where = " OR ".join(["(kind = ? AND key = ?)"] * len(wanted)
+                            + ["grant_id = ?"] * len(grants))
         rows = self._run(
-            f"SELECT kind, key, value FROM records WHERE ({where}) AND {_LIVE}",  # noqa: S608
-            (*(part for name in wanted for part in name), self._clock()),
+            f"SELECT kind, key, value, grant_id FROM records WHERE ({where}) AND {_LIVE}",  # noqa: S608
+            (*(part for name in wanted for part in name), *grants, self._clock()),
         ).fetchall()
-        found: dict[Name, str] = {(kind, key): value for kind, key, value in rows}
+        found: dict[Name, str] = {(kind, key): value for kind, key, value, _ in rows}
         for name in extra:
             self._held.answered(name, found.get(name))
+        for grant_id in grants:
+            self._held.answered(listing(grant_id), [
+                (kind, key, value) for kind, key, value, grant in rows if grant == grant_id])
         return found
 
     def consume(self, kind: Kind, key: str, *, mark: Mark | None = None) -> Consumed | None:
@@ -330,10 +338,12 @@ class SQLiteStore:
         self._write("DELETE FROM records WHERE grant_id = ?", (grant_id,))
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        rows = self._run(
-            f"SELECT kind, key, value FROM records WHERE grant_id = ? AND {_LIVE}",  # noqa: S608
-            (grant_id, self._clock()),
-        ).fetchall()
+        ready, rows = self._held.answer(listing(grant_id))
+        if not ready:
+            rows = self._run(
+                f"SELECT kind, key, value FROM records WHERE grant_id = ? AND {_LIVE}",  # noqa: S608
+                (grant_id, self._clock()),
+            ).fetchall()
         return [(kind, key, listed.decode(value)) for kind, key, value in rows]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
@@ -383,6 +393,10 @@ class SQLiteStore:
         """Read the record with the next ``find`` or ``find_many``, in its statement: one
         statement, and one read lock, instead of two."""
         self._held.expect((kind, key), ("", ()))
+
+    def prefetch_grant(self, grant_id: str) -> None:
+        """List the grant in the next ``find`` or ``find_many``'s statement."""
+        self._held.expect(listing(grant_id), ("", ()))
 
     def ping(self) -> None:
         self._run("SELECT 1 FROM records LIMIT 1", ())
