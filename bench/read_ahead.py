@@ -1,9 +1,10 @@
-"""What ``Store.prefetch`` saves a store with round trips: whole bench operations through the
-app, in-process, with reads ahead and without, against a server of their own.
+"""What ``Store.prefetch`` and ``Store.prefetch_grant`` save a store with round trips: whole
+bench operations through the app, in-process, with reads ahead and without, against a server of
+their own.
 
 ``python -m bench.read_ahead --store redis --op flow`` builds the app as ``python -m
 bench.profile`` does, then times the operation alternately with the store reading ahead and
-with its ``prefetch`` made a no-op (as a backend without round trips has it), so that both see
+with both made no-ops (as a backend without round trips has them), so that both see
 the same disturbances, and prints the least, the lower quartile and the median of the app's
 CPU per operation each way, and the round trips each way. On a shared machine the least is the
 one to compare.
@@ -36,11 +37,14 @@ WAYS = ("reads ahead", "no reads ahead")
 
 
 def _reading(store: Store, way: str) -> None:
-    """The store's own ``prefetch`` for the first way; one that does nothing for the other."""
+    """The store's own ``prefetch`` and ``prefetch_grant`` for the first way; ones that do
+    nothing for the other."""
     if way == WAYS[0]:
         vars(store).pop("prefetch", None)
+        vars(store).pop("prefetch_grant", None)
     else:
         setattr(store, "prefetch", lambda kind, key: None)  # noqa: B010 (a method, shadowed)
+        setattr(store, "prefetch_grant", lambda grant_id: None)  # noqa: B010
 
 
 def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, count: int

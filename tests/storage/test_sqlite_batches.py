@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
 from tests.app_driver import json_of
@@ -233,3 +234,30 @@ def test_userinfo_reads_the_deny_list_and_the_user_in_one_statement(
         assert sum("'access_token'" in sql for sql in statements) == reads_of_the_token, (
             f"another worker reads the token's claims once ({statements})")
     assert len(statements) == 1, f"then its deny list with its user ({statements})"
+
+
+def test_authorize_reads_the_session_its_user_and_their_factors_in_one_statement(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """Store.prefetch_grant on SQLite: the second-factor step's listing of the person's
+    factors rides the session's statement, with the user (one statement and read lock instead
+    of two); the step still sees a factor added since."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    user = d.user()
+    client, _ = d.client(first_party=True)
+    d.login()
+    d.code(client.client_id)  # warm
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    d.code(client.client_id)
+    reads = [sql for sql in statements if sql.startswith("SELECT") and any(
+        part in sql for part in ("kind = 'session'", "kind = 'user'", "'factors-of:"))]
+    assert len(reads) == 1 and all(part in reads[0] for part in (
+        "kind = 'session'", "kind = 'user'", "grant_id = 'factors-of:")), (
+        f"the session, its user and their factors in one read ({reads})")
+    store.save("factor", "f", {"id": "f", "user_id": user.id, "type": "totp", "name": "App",
+                               "created_at": 0, "active": True}, ttl=None,
+               grant_id=f"factors-of:{user.id}")
+    asked = d.authorize(response_type="code", client_id=client.client_id,
+                        redirect_uri=REDIRECT, scope="openid")
+    assert asked.status_code == 302 and "/login/second-factor" in asked.headers["Location"], (
+        "the listing read with the session sees the factor")

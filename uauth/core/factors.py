@@ -103,6 +103,11 @@ class Factors:
                  if kind == FACTOR]
         return sorted((f for f in found if f.active or pending), key=lambda f: f.created_at)
 
+    def expect(self, user_id: str) -> None:
+        """:meth:`has_second_factor` of this user follows within the store's batch: its
+        listing rides the batch's next read (``Store.prefetch_grant``)."""
+        self.store.prefetch_grant(group(user_id))
+
     def has_second_factor(self, user_id: str) -> bool:
         return any(kind == FACTOR and r.get("active") for kind, _, r in self._records(user_id))
 

@@ -16,6 +16,7 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oidc.core.errors import InteractionRequiredError
 from flask import redirect
 from flask import request
+from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
@@ -30,6 +31,7 @@ from uauth.core.passkeys import unavailable_reason
 from uauth.core.sessions import elevate
 from uauth.core.throttle import Limit
 from uauth.core.throttle import digest
+from uauth.core.tokens import Authentication
 from uauth.web.login import current_session
 from uauth.web.state import get_state
 
@@ -103,6 +105,31 @@ def complete(methods: list[str]) -> None:
     elevate(get_state(), login, elevated(login.amr, methods))
 
 
+def _step_lists(user: User | None, auth: Authentication | None) -> bool:
+    """Whether :func:`require_second_factor` lists this person's factors: signed in, without
+    a second factor in this session, under a policy that has factors."""
+    return user is not None and auth is not None and "mfa" not in auth.amr \
+        and policy() != "off"
+
+
+def expect_factors() -> None:
+    """Read the signed-in person's factors with their session, in the caller's batch:
+    ``/authorize`` then waits once for both (:func:`listed_factor` takes the answer). The
+    person's id is flask-login's, in the cookie, before the session is read."""
+    user_id = session.get("_user_id")
+    if isinstance(user_id, str) and policy() != "off":
+        get_state().factors.expect(user_id)
+
+
+def listed_factor(user: User | None, auth: Authentication | None) -> bool | None:
+    """Whether ``user`` has a second factor, when :func:`require_second_factor` will ask;
+    None when it will not. Called in the batch of :func:`expect_factors`."""
+    if not _step_lists(user, auth):
+        return None
+    assert user is not None
+    return get_state().factors.has_second_factor(user.id)
+
+
 def require_second_factor(ix: Interaction) -> ResponseReturnValue | None:
     """A second factor when policy, the client or the request ask for one."""
     state = get_state()
@@ -114,7 +141,9 @@ def require_second_factor(ix: Interaction) -> ResponseReturnValue | None:
             raise AccessDeniedError("A second factor was required, and this provider has "
                                     "none enabled.")
         return None
-    has_factor = state.factors.has_second_factor(ix.user.id)
+    has_factor = ix.has_factor
+    if has_factor is None:
+        has_factor = state.factors.has_second_factor(ix.user.id)
     if not asked_for(policy(), has_factor=has_factor, client_requires=ix.client.require_mfa,
                      acr=acr):
         return None

@@ -88,6 +88,8 @@ class Interaction:
     wire: MultiDict[str, str] | None = None
     #: The pushed request's request_uri, spent when the response is issued.
     pushed: str | None = None
+    #: Whether the person has a second factor, listed with their session (None: not listed).
+    has_factor: bool | None = None
 
     @property
     def sent(self) -> MultiDict[str, str]:

@@ -28,6 +28,8 @@ from uauth.web.errors import error_response
 from uauth.web.login import FRESH_LOGIN
 from uauth.web.login import authentication
 from uauth.web.login import session_user
+from uauth.web.mfa import expect_factors
+from uauth.web.mfa import listed_factor
 from uauth.web.oauth_request import authorization_params
 from uauth.web.oauth_request import oauth_request
 from uauth.web.request_objects import expand_request_object
@@ -114,14 +116,17 @@ def authorize() -> ResponseReturnValue:
     early = early_error(params)
     if early is not None:
         return early
-    signed_in = current_user.is_authenticated
-    known = session_user() if signed_in else None
+    with state.store.batch():  # the session, its user and their factors: one round trip
+        expect_factors()
+        signed_in = current_user.is_authenticated
+        known = session_user() if signed_in else None
+        auth = authentication() if known is not None else None
+        user = known if auth else None
+        has_factor = listed_factor(user, auth)
     if signed_in and known is None:
         return error_page("This account cannot sign in to applications",
                           "You are signed in, but not with an account this provider knows.",
                           403)
-    auth = authentication()
-    user = known if auth else None
     if not params.get("client_id"):  # Authlib would complain of the response_type first
         return error_page("This sign-in request cannot be completed",
                           "The request does not say which application it is for: client_id "
@@ -135,7 +140,8 @@ def authorize() -> ResponseReturnValue:
     except OAuth2Error as err:
         return error_response(err, params)
     ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
-                     oidc=oidc, wire=wire if pushed else None, pushed=pushed)
+                     oidc=oidc, wire=wire if pushed else None, pushed=pushed,
+                     has_factor=has_factor)
     try:
         for step in STEPS:
             response = step(ix)
