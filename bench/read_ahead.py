@@ -4,10 +4,10 @@ their own.
 
 ``python -m bench.read_ahead --store redis --op flow`` builds the app as ``python -m
 bench.profile`` does, then times the operation alternately with the store reading ahead and
-with both made no-ops (as a backend without round trips has them), so that both see
-the same disturbances, and prints the least, the lower quartile and the median of the app's
-CPU per operation each way, and the round trips each way. On a shared machine the least is the
-one to compare.
+with both made no-ops (as a backend without round trips has them; ``--only prefetch_grant``:
+that one alone), so that both see the same disturbances, and prints the least, the lower
+quartile and the median of the app's CPU per operation each way, and the round trips each way
+(on SQLite, statements). On a shared machine the least is the one to compare.
 """
 
 from __future__ import annotations
@@ -34,54 +34,57 @@ from .storage import backend
 from .storage import waits
 
 WAYS = ("reads ahead", "no reads ahead")
+#: The store's hints that the second way turns off (``--only`` one of them).
+HINTS = ("prefetch", "prefetch_grant")
 
 
-def _reading(store: Store, way: str) -> None:
-    """The store's own ``prefetch`` and ``prefetch_grant`` for the first way; ones that do
-    nothing for the other."""
-    if way == WAYS[0]:
-        vars(store).pop("prefetch", None)
-        vars(store).pop("prefetch_grant", None)
-    else:
-        setattr(store, "prefetch", lambda kind, key: None)  # noqa: B010 (a method, shadowed)
-        setattr(store, "prefetch_grant", lambda grant_id: None)  # noqa: B010
+def _reading(store: Store, way: str, hints: tuple[str, ...] = HINTS) -> None:
+    """The store's own ``hints`` for the first way; ones that do nothing for the other."""
+    for hint in hints:
+        if way == WAYS[0]:
+            vars(store).pop(hint, None)
+        else:
+            setattr(store, hint, lambda *_: None)  # a method, shadowed
 
 
-def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, count: int
-            ) -> dict[str, list[float]]:
+def measure(app: Flask, run: Callable[[], None], store: Store, timings: int, count: int,
+            hints: tuple[str, ...] = HINTS) -> dict[str, list[float]]:
     """CPU ms per operation, ``timings`` times each way, alternated."""
     costs: dict[str, list[float]] = {way: [] for way in WAYS}
     try:
         for _ in range(timings):
             for way in WAYS:
-                _reading(store, way)
+                _reading(store, way, hints)
                 costs[way].append(metered(app, run, count))
     finally:
-        _reading(store, WAYS[0])
+        _reading(store, WAYS[0], hints)
     return costs
 
 
-def trips(run: Callable[[], None], store: Store, name: str, count: int) -> dict[str, float]:
-    """Round trips per operation each way (as ``python -m bench.storage`` counts them)."""
+def trips(run: Callable[[], None], store: Store, name: str, count: int,
+          hints: tuple[str, ...] = HINTS) -> dict[str, float]:
+    """Round trips per operation each way (as ``python -m bench.storage`` counts them; on
+    SQLite, statements)."""
     found: dict[str, float] = {}
     try:
         for way in WAYS:
-            _reading(store, way)
+            _reading(store, way, hints)
             with ExitStack() as stack:
                 counters = [stack.enter_context(counter) for counter in waits(name)]
                 for _ in range(count):
                     run()
             found[way] = sum(counter.calls for counter in counters) / count
     finally:
-        _reading(store, WAYS[0])
+        _reading(store, WAYS[0], hints)
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.read_ahead",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", choices=["redis", "postgres", "redis-cluster"],
+    parser.add_argument("--store", choices=["redis", "postgres", "redis-cluster", "sqlite"],
                         default="redis")
+    parser.add_argument("--only", choices=HINTS, help="turn off this hint alone (default: both)")
     parser.add_argument("--op", choices=["flow", "refresh", "userinfo"], default="flow")
     parser.add_argument("--timings", type=int, default=15, help="timings each way")
     parser.add_argument("--count", type=int, default=100, help="operations per timing")
@@ -95,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             _, run = prepare(target, args.op, lambda _: InProcess(app))
             for _ in range(200):  # warm: caches filled, statements prepared
                 run()
-            waits = trips(run, store, args.store, args.count)
-            costs = measure(app, run, store, args.timings, args.count)
+            hints = (args.only,) if args.only else HINTS
+            waits = trips(run, store, args.store, args.count, hints)
+            costs = measure(app, run, store, args.timings, args.count, hints)
         finally:
             store.close()  # before a DROP DATABASE ends its connections
     print(f"| {args.op} on {args.store}, in-process (app CPU ms per operation) | round trips "

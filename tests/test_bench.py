@@ -494,6 +494,8 @@ def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahe
         run()
         waits = read_ahead.trips(run, store, name, 3)
         assert waits["no reads ahead"] - waits["reads ahead"] == 4, waits
+        alone = read_ahead.trips(run, store, name, 3, ("prefetch_grant",))
+        assert alone["no reads ahead"] - alone["reads ahead"] == 1, alone
         costs = read_ahead.measure(app, run, store, 2, 2)
         assert [len(ms) for ms in costs.values()] == [2, 2] and min(map(min, costs.values())) > 0
         assert "prefetch" not in vars(store), "the store's own prefetch is back"
