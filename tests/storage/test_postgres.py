@@ -1,5 +1,6 @@
 """What the contract cannot say about PostgreSQL: the schema, expiry through an index and a purge
-one worker runs at a time, connections opened after fork, typed errors without secrets."""
+one worker runs at a time, connections opened after fork, typed errors without secrets, held
+writes and reads ahead riding one pipeline."""
 
 from __future__ import annotations
 
@@ -222,4 +223,32 @@ def test_a_pipeline_is_one_transaction_and_leaves_its_connection_usable(
                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert store.find_many("code", ["held", "held too"]) == [{"n": 2}, {"n": 3}], (
         "sent again on a new connection")
+    store.close()
+
+
+def test_a_record_and_a_listing_read_ahead_ride_the_next_statement(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store.prefetch and Store.prefetch_grant on PostgreSQL (what /authorize asks for): the
+    user and the person's factors go in the pipeline of the session's statement, and their
+    reads are answered from it, one wait for the three."""
+    store = PostgresStore(postgres_url)
+    store.save("session", "s", {"v": 1}, ttl=60)
+    store.save("user", "u", {"v": 2}, ttl=None)
+    store.save("factor", "f", {"n": 1}, ttl=None, grant_id="factors-of:u")
+    assert store.grant_records("factors-of:u") == [("factor", "f", {"n": 1})]  # prepared
+    waits: list[int] = []
+    run_all = PostgresStore._run_all
+
+    def counted(self: PostgresStore, statements: list[object]) -> object:
+        waits.append(len(statements))
+        return run_all(self, statements)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresStore, "_run_all", counted)
+    with store.batch():
+        store.prefetch("user", "u")
+        store.prefetch_grant("factors-of:u")
+        assert store.find("session", "s") == {"v": 1}
+        assert store.find("user", "u") == {"v": 2}
+        assert store.grant_records("factors-of:u") == [("factor", "f", {"n": 1})]
+    assert waits == [3], f"the session's statement carried the user and the listing ({waits})"
     store.close()
