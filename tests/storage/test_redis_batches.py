@@ -122,11 +122,11 @@ def test_held_writes_that_cannot_be_sent_fail_where_the_block_ends(
 def test_a_flow_waits_once_for_what_it_can_send_together(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What Store.batch and Store.prefetch are for: at /authorize the session travels with its
-    user and their second factors, and the code with its grant's note; at /token spending the code with its user, and the
-    opaque access token with the new family's refresh token, its note and the cap's listing; at
-    /userinfo the deny list with the token's user, the token's own claims kept since it was
-    minted (the test client serves requests on this
-    thread, so on its connection)."""
+    user, their second factors and their consent to the client, and the code with its grant's
+    note; at /token spending the code with its user, and the opaque access token with the new
+    family's refresh token, its note and the cap's listing; at /userinfo the deny list with the
+    token's user, the token's own claims kept since it was minted (the test client serves
+    requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -134,8 +134,8 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))  # warm
     seen = waits(redis_store, monkeypatch)
     code = d.code(client.client_id)
-    assert seen == [3, 1, 2], (f"the session, its user and the person's factors; their "
-                               f"consent; the grant's note and the code ({seen})")
+    assert seen == [4, 2], (f"the session, its user, the person's factors and their consent; "
+                            f"the grant's note and the code ({seen})")
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]

@@ -261,3 +261,39 @@ def test_authorize_reads_the_session_its_user_and_their_factors_in_one_statement
                         redirect_uri=REDIRECT, scope="openid")
     assert asked.status_code == 302 and "/login/second-factor" in asked.headers["Location"], (
         "the listing read with the session sees the factor")
+
+
+def test_authorize_reads_consent_with_the_session_for_a_client_that_asks_for_it(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """Store.prefetch on SQLite: for a client that is not first party, the person's consent
+    rides the session's statement too; what it read decides the consent step (a scope not
+    allowed yet is asked for), and for a first-party client nothing is read."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, _ = d.client(scope="openid profile")
+    first, _ = d.client(first_party=True)
+    d.login()
+    d.code(client.client_id)  # consent given to openid, and the client cached
+    d.code(first.client_id)
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+
+    def reads() -> list[str]:
+        return [sql for sql in statements if sql.startswith("SELECT") and any(
+            part in sql for part in ("kind = 'session'", "kind = 'consent'"))]
+
+    d.code(client.client_id)
+    assert len(reads()) == 1 and all(part in reads()[0] for part in (
+        "kind = 'session'", "kind = 'user'", "kind = 'consent'")), (
+        f"the session, its user and their consent in one read ({reads()})")
+    del statements[:]
+    asked = d.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid profile"})
+    assert asked.status_code == 200 and 'name="consent"' in asked.text, (
+        "consent read with the session covers openid, not profile: the page asks")
+    assert len(reads()) == 1, f"and nothing read it again ({reads()})"
+    del statements[:]
+    d.code(first.client_id)
+    assert reads() and not any("kind = 'consent'" in sql for sql in statements), (
+        f"a first-party client's consent is not read ({statements})")

@@ -506,6 +506,11 @@ class ClientCache:
             self._entries.pop(client_id, None)
         return client
 
+    def cached(self, client_id: str) -> Client | None:
+        """The client if this worker holds it now; never reads storage or the network."""
+        hit = self._entries.get(client_id)
+        return hit[0] if hit is not None and hit[1] > self._clock() else None
+
     def origin_allowed(self, origin: str) -> bool:
         """:func:`origin_allowed` with the same per-worker reuse: a browser app's every
         cross-origin call would otherwise cost a storage read (allowed origins are kept)."""

@@ -39,8 +39,24 @@ def apps_group(user_id: str) -> str:
 
 def has_consent(store: Store, user_id: str, client_id: str, scopes: Iterable[str]) -> bool:
     """True when the user already allowed this client every one of ``scopes``."""
+    return covers(consented_scopes(store, user_id, client_id), scopes)
+
+
+def consented_scopes(store: Store, user_id: str, client_id: str) -> frozenset[str] | None:
+    """What the user allowed this client, or None when they never did (or it expired)."""
     record = store.find(CONSENT, _key(user_id, client_id))
-    return record is not None and set(scopes) <= set(record["scopes"])
+    return None if record is None else frozenset(record["scopes"])
+
+
+def covers(consented: frozenset[str] | None, scopes: Iterable[str]) -> bool:
+    """Whether consent given (:func:`consented_scopes`) covers every one of ``scopes``."""
+    return consented is not None and set(scopes) <= consented
+
+
+def expect_consent(store: Store, user_id: str, client_id: str) -> None:
+    """Read the user's consent to this client with the next read of the caller's batch
+    (:meth:`~uauth.storage.base.Store.prefetch`)."""
+    store.prefetch(CONSENT, _key(user_id, client_id))
 
 
 def remember_consent(store: Store, user_id: str, client_id: str, scopes: Iterable[str],

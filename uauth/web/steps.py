@@ -23,6 +23,7 @@ from authlib.oidc.core.errors import LoginRequiredError
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -38,7 +39,9 @@ from uauth.core.audit import CONSENT_GIVEN
 from uauth.core.audit import audit
 from uauth.core.claims import describe_scope
 from uauth.core.claims import subject
-from uauth.core.consents import has_consent
+from uauth.core.consents import consented_scopes
+from uauth.core.consents import covers
+from uauth.core.consents import expect_consent as expect_consent_of
 from uauth.core.consents import remember_consent
 from uauth.core.groups import may_sign_in
 from uauth.core.loopback import is_loopback_only
@@ -73,6 +76,13 @@ def login_redirect(params: MultiDict[str, str]) -> ResponseReturnValue:
     return redirect(login_url(view, back))
 
 
+@dataclass(frozen=True)
+class ConsentRead:
+    """The scopes a person allowed a client, as read (None: never allowed, or expired)."""
+
+    scopes: frozenset[str] | None
+
+
 @dataclass
 class Interaction:
     """One authorization request on its way through the interaction steps."""
@@ -90,6 +100,8 @@ class Interaction:
     pushed: str | None = None
     #: Whether the person has a second factor, listed with their session (None: not listed).
     has_factor: bool | None = None
+    #: What the person allowed the client, read with their session (None: not read).
+    consent: ConsentRead | None = None
 
     @property
     def sent(self) -> MultiDict[str, str]:
@@ -215,6 +227,34 @@ def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
     return page, 400 if answered else 200
 
 
+def expect_consent(params: MultiDict[str, str]) -> str | None:
+    """Read the signed-in person's consent to the request's client with their session, in the
+    caller's batch, as :func:`~uauth.web.mfa.expect_factors` reads their factors: ``/authorize``
+    then waits once for all of them (:func:`listed_consent` takes the answer). Not asked for
+    ``prompt=consent`` or a client this worker holds as first party, whose step reads nothing.
+
+    :returns: the client id it asked for, or None."""
+    user_id = session.get("_user_id")
+    client_id = params.get("client_id")
+    if not isinstance(user_id, str) or not client_id or "consent" in params.get(
+            "prompt", "").split():
+        return None
+    state = get_state()
+    client = state.clients.cached(client_id)
+    if client is not None and client.first_party:
+        return None
+    expect_consent_of(state.store, user_id, client_id)
+    return client_id
+
+
+def listed_consent(user: User | None, client_id: str | None) -> ConsentRead | None:
+    """What ``user`` allowed the client :func:`expect_consent` asked for (None: it did not
+    ask, or no one is signed in); called in its batch."""
+    if user is None or client_id is None:
+        return None
+    return ConsentRead(consented_scopes(get_state().store, user.id, client_id))
+
+
 def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     """Ask unless the client is first-party or the user already allowed these scopes;
     ``prompt=consent`` always asks, ``prompt=none`` makes asking a ``consent_required`` error."""
@@ -222,8 +262,9 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     assert ix.user is not None
     scopes = ix.consent_scopes
     consented = [*scopes, *consent_entries(ix.resources)]
-    if "consent" not in ix.prompts and (ix.client.first_party or has_consent(
-            state.store, ix.user.id, ix.client.client_id, consented)):
+    if "consent" not in ix.prompts and (ix.client.first_party or covers(
+            ix.consent.scopes if ix.consent is not None else consented_scopes(
+                state.store, ix.user.id, ix.client.client_id), consented)):
         return None
     if "none" in ix.prompts:
         raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")

@@ -36,7 +36,9 @@ from uauth.web.request_objects import expand_request_object
 from uauth.web.state import get_state
 from uauth.web.steps import STEPS
 from uauth.web.steps import Interaction
+from uauth.web.steps import expect_consent
 from uauth.web.steps import issue
+from uauth.web.steps import listed_consent
 from uauth.web.views.inputs import BadInput
 from uauth.web.views.inputs import check_text
 from uauth.web.views.ui import bp
@@ -116,13 +118,15 @@ def authorize() -> ResponseReturnValue:
     early = early_error(params)
     if early is not None:
         return early
-    with state.store.batch():  # the session, its user and their factors: one round trip
+    with state.store.batch():  # the session, its user, their factors and consent: one trip
         expect_factors()
+        consent_of = expect_consent(params)
         signed_in = current_user.is_authenticated
         known = session_user() if signed_in else None
         auth = authentication() if known is not None else None
         user = known if auth else None
         has_factor = listed_factor(user, auth)
+        consent = listed_consent(user, consent_of)
     if signed_in and known is None:
         return error_page("This account cannot sign in to applications",
                           "You are signed in, but not with an account this provider knows.",
@@ -141,7 +145,7 @@ def authorize() -> ResponseReturnValue:
         return error_response(err, params)
     ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
                      oidc=oidc, wire=wire if pushed else None, pushed=pushed,
-                     has_factor=has_factor)
+                     has_factor=has_factor, consent=consent)
     try:
         for step in STEPS:
             response = step(ix)
