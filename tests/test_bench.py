@@ -44,6 +44,8 @@ from uauth.ops.logs import DirectLines
 from uauth.ops.logs import JsonFormatter
 from uauth.storage.redis import RedisStore
 from uauth.web import requestlog
+from uauth.web import steps
+from uauth.web.views import authorize
 
 
 def test_agent_logs_in_once_then_runs_sso_flows(tmp_path: Path) -> None:
@@ -500,6 +502,26 @@ def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahe
         assert [len(ms) for ms in costs.values()] == [2, 2] and min(map(min, costs.values())) > 0
         assert "prefetch" not in vars(store), "the store's own prefetch is back"
         assert "prefetch_grant" not in vars(store), "and its own prefetch_grant"
+    finally:
+        store.close()
+
+
+def test_read_ahead_bench_reads_consent_with_the_session_for_a_client_that_asks_for_it(
+        redis_url: str, tmp_path: Path) -> None:
+    """``python -m bench.read_ahead --consent --only consent``: the bench's client no longer
+    first party, its consent on record, the flow reads that consent with the session (one
+    round trip fewer), and the view reads ahead again afterwards."""
+    app, target = build("redis", tmp_path, redis_url, {"UAUTH_REDIS_PREFIX": unique_prefix()},
+                        access_token_format="opaque")
+    with app.app_context():
+        store = get_state().store
+    try:
+        read_ahead.ask_consent(app, target)
+        _, run = prepare(target, "flow", lambda _: InProcess(app))  # no consent page: on record
+        waits = read_ahead.trips(run, store, "redis", 3, (read_ahead.CONSENT,))
+        assert waits["no reads ahead"] - waits["reads ahead"] == 1, waits
+        assert getattr(authorize, "expect_consent") is steps.expect_consent, (  # noqa: B009
+            "the view's own call is back")
     finally:
         store.close()
 
