@@ -234,14 +234,15 @@ def expect_consent(params: MultiDict[str, str]) -> str | None:
     ``prompt=consent`` or a client this worker holds as first party, whose step reads nothing.
 
     :returns: the client id it asked for, or None."""
-    user_id = session.get("_user_id")
     client_id = params.get("client_id")
-    if not isinstance(user_id, str) or not client_id or "consent" in params.get(
-            "prompt", "").split():
+    if not client_id:
         return None
     state = get_state()
     client = state.clients.cached(client_id)
     if client is not None and client.first_party:
+        return None
+    user_id = session.get("_user_id")
+    if not isinstance(user_id, str) or "consent" in params.get("prompt", "").split():
         return None
     expect_consent_of(state.store, user_id, client_id)
     return client_id
