@@ -15,6 +15,7 @@ from tests.conftest import FakeClock
 from tests.conftest import ask_forked_child
 from uauth.core.settings import ConfigError
 from uauth.core.settings import validate_storage_url
+from uauth.storage import Mark
 from uauth.storage import StorageError
 from uauth.storage import StorageUnavailable
 from uauth.storage import open_store
@@ -251,4 +252,36 @@ def test_a_record_and_a_listing_read_ahead_ride_the_next_statement(
         assert store.find("user", "u") == {"v": 2}
         assert store.grant_records("factors-of:u") == [("factor", "f", {"n": 1})]
     assert waits == [3], f"the session's statement carried the user and the listing ({waits})"
+    store.close()
+
+
+def test_reads_ahead_ride_a_consume_that_marks(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a refresh asks for: the family's deny-list entry and the token's user go in the
+    pipeline of the spend with its marker, and their reads are answered from it."""
+    store = PostgresStore(postgres_url)
+    store.save("refresh", "t", {"v": 1}, ttl=60, grant_id="g")
+    store.save("user", "u", {"v": 2}, ttl=None)
+    store.find("revoked", "grant:g")  # prepared
+    waits: list[int] = []
+    run_all = PostgresStore._run_all
+
+    def counted(self: PostgresStore, statements: list[object]) -> object:
+        waits.append(len(statements))
+        return run_all(self, statements)  # type: ignore[arg-type]
+
+    with store.batch():  # every statement prepared on the connection
+        store.prefetch("user", "u")
+        store.consume("refresh", "x", mark=Mark("rotated", "x", {"n": 0}, ttl=60))
+    monkeypatch.setattr(PostgresStore, "_run_all", counted)
+    with store.batch():
+        store.prefetch("revoked", "grant:g")
+        store.prefetch("user", "u")
+        spent = store.consume("refresh", "t", mark=Mark("rotated", "t", {"n": 1}, ttl=60,
+                                                        grant_id="g"))
+        assert spent is not None and spent.first
+        assert store.find("revoked", "grant:g") is None
+        assert store.find("user", "u") == {"v": 2}
+    assert waits == [3], f"the spend's statement carried the deny list and the user ({waits})"
+    assert store.find("rotated", "t") == {"n": 1}
     store.close()

@@ -160,8 +160,8 @@ def test_a_refresh_waits_once_to_spend_the_token_and_mark_it_rotated(
         redis_store: RedisStore, raw: redis.Redis, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The consume and the rotation marker are one script (Store.consume's mark): a refresh
-    waits for the token, for its user with the deny list, for the spend, and for the
-    response's tokens."""
+    waits for the token, for the spend with the token's deny-list entry and user read ahead,
+    and for the response's tokens."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -179,8 +179,8 @@ def test_a_refresh_waits_once_to_spend_the_token_and_mark_it_rotated(
         "refresh_token"])  # warm: the scripts loaded
     seen = waits(redis_store, monkeypatch)
     rotate(refresh)
-    assert seen == [1, 2, 1, 2], (
-        f"the token; its user with the deny list; the spend with its marker; the access token "
-        f"with the successor ({seen})")
+    assert seen == [1, 3, 2], (
+        f"the token; the deny list and its user with the spend and its marker; the access "
+        f"token with the successor ({seen})")
     marker = written(raw, redis_store._key(ROTATED, hash_key(refresh)))
     assert marker is not None and b"nonce" in marker

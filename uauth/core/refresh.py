@@ -24,6 +24,7 @@ from uauth.storage import Store
 from uauth.storage import hash_key
 
 from .models import RefreshToken
+from .tokens import expect_grant_revoked
 from .tokens import grant_revoked
 from .users import expect_user
 
@@ -40,14 +41,24 @@ def find_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
     The grant deny list is checked too, so a token saved by a request that raced the family's
     revocation is refused as well.
     """
+    token = read_refresh_token(state, raw)
+    return None if token is None or grant_revoked(state.store, token.grant_id) else token
+
+
+def read_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
+    """The live record of a refresh token, whatever its family's deny list says: the caller
+    asks :func:`~uauth.core.tokens.grant_revoked` next. Inside a batch the deny-list entry and
+    the token's user are read ahead, with the next round trip (the deny list's own, or the
+    rotation's spend)."""
     if not raw or len(raw) > MAX_REFRESH_TOKEN_LENGTH:
         return None
     record = state.store.find(REFRESH, hash_key(raw))
     if record is None:
         return None
     token = RefreshToken.from_record(record)
-    expect_user(state.users, token.user_id)  # read with the deny list, inside a batch
-    return None if grant_revoked(state.store, token.grant_id) else token
+    expect_grant_revoked(state.store, token.grant_id)
+    expect_user(state.users, token.user_id)
+    return token
 
 
 def store_refresh_token(store: Store, raw: str, token: RefreshToken, *, ttl: int,

@@ -367,3 +367,9 @@ def _deny_grant(state: State, grant_id: str) -> None:
 
 def grant_revoked(store: Store, grant_id: str) -> bool:
     return store.find(REVOKED, f"grant:{grant_id}") is not None
+
+
+def expect_grant_revoked(store: Store, grant_id: str) -> None:
+    """Read the grant's deny-list entry with the next round trip of the caller's batch
+    (:meth:`~uauth.storage.base.Store.prefetch`): :func:`grant_revoked` follows."""
+    store.prefetch(REVOKED, f"grant:{grant_id}")

@@ -16,11 +16,12 @@ from uauth.core.models import RefreshToken
 from uauth.core.models import User
 from uauth.core.records import REFRESH
 from uauth.core.refresh import consume_refresh_token
-from uauth.core.refresh import find_refresh_token
+from uauth.core.refresh import read_refresh_token
 from uauth.core.refresh import retried_successor
 from uauth.core.resources import check_resources
 from uauth.core.resources import requested
 from uauth.core.tokens import Authentication
+from uauth.core.tokens import grant_revoked
 from uauth.core.tokens import revoke_grant
 
 from .common import active_user
@@ -42,27 +43,24 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
     consumed. The one caller that consumes it first gets a successor; anyone presenting it again
     is a replay, which revokes the whole family, unless it is the client's retry within the
     grace window (see :func:`~uauth.core.refresh.retried_successor`).
+
+    The family's deny-list entry and the token's user travel with the spend (one round trip
+    fewer): a token of a revoked family or of a disabled user is spent and refused, which
+    leaves it as useless as refusing it unspent would.
     """
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
                                    "private_key_jwt"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    #: The user of the presented token, read with the deny list.
-    token_user: User | None = None
+    def validate_token_request(self) -> None:
+        """Checked in :meth:`create_token_response`, in the batch of the spend."""
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
-        state = state_of(self)
-        with state.store.batch():  # the token's user is read with the deny list: one trip
-            token = find_refresh_token(state, refresh_token)
-            if token is not None:
-                self.token_user = active_user(self, token.user_id)
-        return token
+        """The token's record; its deny-list entry and user are read with its spend."""
+        return read_refresh_token(state_of(self), refresh_token)
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User | None:
-        user = self.token_user
-        if user is not None and user.id == refresh_token.user_id:
-            return user
         return active_user(self, refresh_token.user_id)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
@@ -72,16 +70,25 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         state = state_of(self)
         request: UAuthRequest = self.request
-        presented = str(request.form["refresh_token"])
-        token: RefreshToken = request.refresh_token
-        # RFC 8707 §2.2: narrow to granted resources, never widen (checked before the token
-        # is spent); the successor keeps every granted resource.
-        wanted = requested(request.payload.data)
-        audience = check_resources(state.settings, request.client, wanted,
-                                   within=token.resources
-                                   ) if wanted else (list(token.resources) or None)
-        outcome, successor = consume_refresh_token(state, presented, token)
-        if outcome is None:
+        # One batch from the token's read to its spend: the deny list and the user read ahead
+        # ride with the spend. It ends before the response is signed (on SQLite the spend's
+        # transaction stays open until then).
+        with state.store.batch():
+            # Authlib's checks (the client, the token is this client's, the scope only
+            # narrowed) before anything is spent
+            grants.RefreshTokenGrant.validate_token_request(self)
+            presented = str(request.form["refresh_token"])
+            token: RefreshToken = request.refresh_token
+            # RFC 8707 §2.2: narrow to granted resources, never widen (checked before the token
+            # is spent); the successor keeps every granted resource.
+            wanted = requested(request.payload.data)
+            audience = check_resources(state.settings, request.client, wanted,
+                                       within=token.resources
+                                       ) if wanted else (list(token.resources) or None)
+            outcome, successor = consume_refresh_token(state, presented, token)
+            revoked = grant_revoked(state.store, token.grant_id)
+            user = self.authenticate_user(token)
+        if outcome is None or revoked:
             raise InvalidGrantError("The refresh token is invalid or has expired.")
         if not outcome.first:
             retried = retried_successor(state, presented)
@@ -96,7 +103,6 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
         # The first caller always gets its answer. Should the family be revoked meanwhile (by
         # a replay racing this request, or /revoke), the grant's deny-list marker refuses the
         # tokens minted here wherever they are used.
-        user = self.authenticate_user(token)
         if user is None:
             raise InvalidGrantError("The user of this grant is no longer active.")
         request.user = user
