@@ -291,6 +291,22 @@ class Agent:
             raise Failure("no access token")
         self.userinfo(self.access_token)
 
+    def introspect(self) -> None:
+        """A resource server (the service client) introspects the flow's access token, as it
+        would on each API call it serves with an opaque token (RFC 7662)."""
+        endpoint = self.t.metadata.get("introspection_endpoint")
+        if not endpoint:
+            raise Unsupported("no introspection_endpoint")
+        if self.access_token is None or self.t.service_client is None:
+            raise Failure("no access token, or no service client to introspect it")
+        client_id, secret = self.t.service_client
+        pair = f"{client_id}:{secret}".encode()
+        reply = self.backend.send("POST", endpoint, form={
+            "token": self.access_token, "token_type_hint": "access_token"},
+            headers={"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")})
+        if reply.status != 200 or reply.json().get("active") is not True:
+            raise Failure(f"introspect: {reply.status} {reply.body[:200]!r}")
+
     @property
     def requests(self) -> int:
         return self.browser.requests + self.backend.requests
@@ -315,6 +331,7 @@ OPERATIONS: dict[str, tuple[Callable[[Agent], None], Callable[[Agent], None]]] =
     "refresh": (Agent.flow, Agent.refresh),
     "cc": (lambda a: None, Agent.client_credentials),
     "userinfo": (Agent.flow, Agent.repeat_userinfo),
+    "introspect": (Agent.flow, Agent.introspect),
     "bare": (lambda a: None, lambda a: a.get("/")),
 }
 

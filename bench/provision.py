@@ -19,8 +19,8 @@ from .servers import USERNAME
 
 def provision(app: Flask, access_token_format: str) -> tuple[str, tuple[str, str]]:
     """A first-party public client (PKCE, no consent page), a confidential client allowed
-    client_credentials, and a user with a password; the public client's id and the service
-    client's id and secret."""
+    client_credentials that may introspect any access token (a resource server), and a user
+    with a password; the public client's id and the service client's id and secret."""
     with app.app_context():
         state = get_state()
         spa, _ = register_client(state.store, Registration(
@@ -28,7 +28,7 @@ def provision(app: Flask, access_token_format: str) -> tuple[str, tuple[str, str
             access_token_format=access_token_format))
         service, secret = register_client(state.store, Registration(
             name="bench-service", redirect_uris=[], grant_types=["client_credentials"],
-            access_token_format=access_token_format))
+            access_token_format=access_token_format, introspect_any_token=True))
         StoreUsers(state.store, state.clock).create(
             USERNAME, PASSWORD, {"email": "bench@example.com", "email_verified": True,
                                  "name": "Bench User"})

@@ -4,7 +4,8 @@ in-process.
 ``python -m bench.storage`` runs the bench's flow (authorize with a
 signed-in session, code exchange with PKCE, the ID token checked) through the WSGI app on SQLite,
 Redis, PostgreSQL and Redis Cluster, and counts what each flow asks of its storage (``--op
-refresh``: each rotating refresh, and so on for ``cc`` and ``userinfo``):
+refresh``: each rotating refresh, and so on for ``cc``, ``userinfo`` and ``introspect``, a resource
+server introspecting the flow's access token):
 
 * round trips: how often the app waits for its storage: an SQL statement (SQLite, PostgreSQL), a
   command, script or pipeline (Redis, Redis Cluster; a cluster pipeline writes to every node it
@@ -47,7 +48,7 @@ from .profile import metered
 from .run import STORES
 
 #: The operations it can count: each of the bench's, in-process.
-OPS = ("flow", "refresh", "cc", "userinfo")
+OPS = ("flow", "refresh", "cc", "userinfo", "introspect")
 
 
 class Counter:

@@ -21,6 +21,7 @@ from bench import own_work
 from bench import procstat
 from bench import read_ahead
 from bench import served_instructions
+from bench.driver import Failure
 from bench.driver import Target
 from bench.driver import pkce_pair
 from bench.driver import prepare
@@ -68,6 +69,21 @@ def test_token_grants_are_measured(tmp_path: Path, operation: str) -> None:
     sent = agent.requests
     run()
     assert agent.requests - sent == 1
+
+
+@pytest.mark.parametrize("access_token_format", ["opaque", "jwt"])
+def test_a_resource_server_introspects_the_flows_access_token(
+        tmp_path: Path, access_token_format: str) -> None:
+    """``--op introspect``: the service client, registered as a resource server, introspects
+    the browser client's access token, one request each; a token it cannot see fails."""
+    app, target = build("memory", tmp_path, None, access_token_format=access_token_format)
+    agent, run = prepare(target, "introspect", lambda _: InProcess(app))
+    sent = agent.requests
+    run()
+    assert agent.requests - sent == 1
+    agent.access_token = "not-a-token"
+    with pytest.raises(Failure, match="introspect"):
+        run()
 
 
 @pytest.mark.parametrize("operation", ["flow", "refresh", "cc"])
