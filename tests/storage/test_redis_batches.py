@@ -184,3 +184,35 @@ def test_a_refresh_waits_once_to_spend_the_token_and_mark_it_rotated(
         f"token with the successor ({seen})")
     marker = written(raw, redis_store._key(ROTATED, hash_key(refresh)))
     assert marker is not None and b"nonce" in marker
+
+
+def test_introspection_reads_the_deny_list_with_the_user(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resource server introspecting an opaque access token this worker minted waits once:
+    its deny-list entries with its user (its claims kept since it was minted); a refresh token
+    (hinted as one) waits for its record, then its deny-list entry, user and rotation marker
+    together."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    d.login()
+    assert secret is not None
+    tokens = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    headers = basic_auth(client.client_id, secret)
+
+    def introspect(token: str, **hint: str) -> Any:
+        return json_of(d.http.post("/introspect", data={"token": token, **hint},
+                                   headers=headers))
+
+    assert introspect(tokens["access_token"])["active"] is True  # warm: the scripts loaded
+    seen = waits(redis_store, monkeypatch)
+    assert introspect(tokens["access_token"])["active"] is True
+    assert seen == [3], f"the token's deny-list entries (jti, grant) with its user ({seen})"
+    del seen[:]
+    assert introspect(tokens["refresh_token"], token_type_hint="refresh_token")["active"]
+    assert seen == [1, 3], (
+        f"the refresh token; its grant's deny-list entry, user and rotation marker ({seen})")
+    del seen[:]
+    d.http.post("/revoke", data={"token": tokens["access_token"]}, headers=headers)
+    assert introspect(tokens["access_token"]) == {"active": False}, (
+        "revoked: its kept claims are not enough, the deny list says so")

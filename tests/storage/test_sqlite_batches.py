@@ -297,3 +297,22 @@ def test_authorize_reads_consent_with_the_session_for_a_client_that_asks_for_it(
     d.code(first.client_id)
     assert reads() and not any("kind = 'consent'" in sql for sql in statements), (
         f"a first-party client's consent is not read ({statements})")
+
+
+def test_introspection_reads_the_deny_list_and_the_user_in_one_statement(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """An opaque access token this worker minted: its claims are kept, so introspecting it
+    reads its deny-list entries with its user, one statement (three before: the claims, the
+    deny list, the user)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(access_token_format="opaque")
+    d.login()
+    assert secret is not None
+    token = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))[
+        "access_token"]
+    headers = basic_auth(client.client_id, secret)
+    seen = transactions(store)
+    answer = json_of(d.http.post("/introspect", data={"token": token}, headers=headers))
+    assert answer["active"] is True and answer["sub"] and answer["client_id"] == client.client_id
+    assert seen == [["SELECT"]], f"its deny list with its user; its claims kept ({seen})"

@@ -25,7 +25,6 @@ from uauth.storage import hash_key
 
 from .models import RefreshToken
 from .tokens import expect_grant_revoked
-from .tokens import grant_revoked
 from .users import expect_user
 
 if TYPE_CHECKING:
@@ -33,16 +32,6 @@ if TYPE_CHECKING:
 
 #: Ours are 43 characters; anything much longer is not worth a storage lookup.
 MAX_REFRESH_TOKEN_LENGTH = 512
-
-
-def find_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
-    """The live record of a refresh token whose family is not revoked, rotated or not.
-
-    The grant deny list is checked too, so a token saved by a request that raced the family's
-    revocation is refused as well.
-    """
-    token = read_refresh_token(state, raw)
-    return None if token is None or grant_revoked(state.store, token.grant_id) else token
 
 
 def read_refresh_token(state: State, raw: str | None) -> RefreshToken | None:
@@ -94,6 +83,11 @@ def consume_refresh_token(state: State, raw: str, token: RefreshToken
 def is_rotated(state: State, raw: str) -> bool:
     """True once the token has been exchanged (its record stays, to recognise reuse)."""
     return state.store.find(ROTATED, hash_key(raw)) is not None
+
+
+def expect_rotated(state: State, raw: str) -> None:
+    """:func:`is_rotated` follows: its marker may be read with the next round trip."""
+    state.store.prefetch(ROTATED, hash_key(raw))
 
 
 def successor(raw: str, nonce: str) -> str:

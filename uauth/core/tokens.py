@@ -278,17 +278,26 @@ def opaque_claims(state: State, token: str, *, audience: str | None, now: float
     (:mod:`uauth.core.verified`): whatever ends a token before it expires also puts it on the
     deny list, which every use reads. An empty or over-long token is refused by
     :func:`opaque.find` before any storage read."""
-    kept = state.verified.get(token, now=now, audience=audience)
-    if kept is not None:
-        return kept
-    claims = opaque.find(state.store, token)
+    claims = opaque_record(state, token, now=now)
     if claims is None:
         raise InvalidToken("the token is invalid")
     if not int(claims["exp"]) > now:
         raise InvalidToken("the token has expired")
     if not has_audience(claims, audience):
         raise InvalidToken("the token is invalid")
-    state.verified.put(token, dict(claims), None)
+    return claims
+
+
+def opaque_record(state: State, token: str, *, now: float) -> dict[str, Any] | None:
+    """An opaque access token's stored claims, expired or not (None: never issued, or revoked
+    and deleted): the worker's kept copy while the token lives, else storage's, kept when
+    live."""
+    kept = state.verified.get(token, now=now, audience=None)
+    if kept is not None:
+        return kept
+    claims = opaque.find(state.store, token)
+    if claims is not None and int(claims["exp"]) > now:
+        state.verified.put(token, dict(claims), None)
     return claims
 
 

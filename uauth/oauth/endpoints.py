@@ -19,17 +19,20 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from uauth.core.audit import TOKEN_REVOKED
 from uauth.core.audit import audit
+from uauth.core.claims import expect_token_user
 from uauth.core.claims import token_user
 from uauth.core.models import Client
-from uauth.core.opaque import find as find_opaque
 from uauth.core.opaque import looks_opaque
-from uauth.core.refresh import find_refresh_token
+from uauth.core.refresh import expect_rotated
 from uauth.core.refresh import is_rotated
+from uauth.core.refresh import read_refresh_token
 from uauth.core.tokens import ACCESS_TOKEN_CLAIMS
 from uauth.core.tokens import ACCESS_TOKEN_TYPES
 from uauth.core.tokens import InvalidToken
 from uauth.core.tokens import decode_signed
+from uauth.core.tokens import grant_revoked
 from uauth.core.tokens import is_revoked
+from uauth.core.tokens import opaque_record
 from uauth.core.tokens import revoke_access_token
 from uauth.core.tokens import revoke_grant
 
@@ -74,29 +77,40 @@ class FoundToken:
 
 
 def find_access_token(state: State, raw: str) -> FoundToken | None:
-    if looks_opaque(raw):
-        found = find_opaque(state.store, raw)
-        if found is None:
-            return None
-        claims = found
-    else:
-        try:
-            claims = decode_signed(state, raw, typ=ACCESS_TOKEN_TYPES, audience=None,
-                                   verify_exp=False, require=ACCESS_TOKEN_CLAIMS)
-        except InvalidToken:
-            return None
-    active = int(claims["exp"]) > state.now() and not is_revoked(state.store, claims)
-    return FoundToken(ACCESS_TOKEN, str(claims["client_id"]), claims,
-                      active and _speaks_for_an_active_user(state, claims))
+    """An opaque token's claims come from the worker's kept copy while it lives (as at
+    /userinfo), and its deny list and user are read together: a resource server introspecting
+    a token this worker knows waits once."""
+    with state.store.batch():
+        if looks_opaque(raw):
+            found = opaque_record(state, raw, now=state.clock())
+            if found is None:
+                return None
+            claims = found
+        else:
+            try:
+                claims = decode_signed(state, raw, typ=ACCESS_TOKEN_TYPES, audience=None,
+                                       verify_exp=False, require=ACCESS_TOKEN_CLAIMS)
+            except InvalidToken:
+                return None
+        expect_token_user(state, claims)
+        active = int(claims["exp"]) > state.now() and not is_revoked(state.store, claims)
+        return FoundToken(ACCESS_TOKEN, str(claims["client_id"]), claims,
+                          active and _speaks_for_an_active_user(state, claims))
 
 
 def find_refresh(state: State, raw: str) -> FoundToken | None:
-    token = find_refresh_token(state, raw)
-    if token is None:
-        return None
-    user = state.users.get(token.user_id)
-    active = not is_rotated(state, raw) and user is not None and user.is_active
-    return FoundToken(REFRESH_TOKEN, token.client_id, token.to_record(), bool(active))
+    """A refresh token's record, then its family's deny-list entry, its user and its rotation
+    marker in one round trip."""
+    with state.store.batch():
+        token = read_refresh_token(state, raw)
+        if token is None:
+            return None
+        expect_rotated(state, raw)
+        if grant_revoked(state.store, token.grant_id):
+            return None
+        user = state.users.get(token.user_id)
+        active = not is_rotated(state, raw) and user is not None and user.is_active
+        return FoundToken(REFRESH_TOKEN, token.client_id, token.to_record(), bool(active))
 
 
 def _speaks_for_an_active_user(state: State, claims: dict[str, Any]) -> bool:
