@@ -227,10 +227,7 @@ class Agent:
     def token(self, form: dict[str, str], *, confidential: bool = False) -> dict[str, Any]:
         headers = {}
         if confidential:
-            assert self.t.service_client is not None
-            client_id, secret = self.t.service_client
-            pair = f"{client_id}:{secret}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+            headers = self._service_auth()
         else:
             form = {**form, "client_id": self.t.spa_client}
         reply = self.backend.send("POST", self.t.metadata["token_endpoint"], form=form,
@@ -242,6 +239,13 @@ class Agent:
                 raise Unsupported(f"{form['grant_type']}: {error}")
             raise Failure(message)
         return reply.json()
+
+    def _service_auth(self) -> dict[str, str]:
+        """The service client's ``client_secret_basic`` header."""
+        assert self.t.service_client is not None
+        client_id, secret = self.t.service_client
+        pair = f"{client_id}:{secret}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
     def userinfo(self, access_token: str) -> dict[str, Any]:
         reply = self.backend.send("GET", self.t.metadata["userinfo_endpoint"],
@@ -299,11 +303,9 @@ class Agent:
             raise Unsupported("no introspection_endpoint")
         if self.access_token is None or self.t.service_client is None:
             raise Failure("no access token, or no service client to introspect it")
-        client_id, secret = self.t.service_client
-        pair = f"{client_id}:{secret}".encode()
         reply = self.backend.send("POST", endpoint, form={
             "token": self.access_token, "token_type_hint": "access_token"},
-            headers={"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")})
+            headers=self._service_auth())
         if reply.status != 200 or reply.json().get("active") is not True:
             raise Failure(f"introspect: {reply.status} {reply.body[:200]!r}")
 
