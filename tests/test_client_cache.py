@@ -31,6 +31,21 @@ def test_a_removed_client_stops_working_within_the_ttl(store: Store) -> None:
     assert cache.get(client.client_id) is None, "gone once the ttl has passed"
 
 
+def test_cached_answers_only_what_the_worker_holds_without_reading_storage(
+        store: Store) -> None:
+    """What /authorize asks before the session is read (is the client first party?): never
+    a storage read, nothing once the ttl has passed."""
+    ticks = Ticks()
+    cache = ClientCache(store, ttl=5, clock=ticks)
+    client, _ = register_client(store, Registration(name="App", redirect_uris=["https://app.example/cb"]))
+    assert cache.cached(client.client_id) is None, "not looked up yet: not read either"
+    assert cache.get(client.client_id) == client
+    remove_client(store, client.client_id)
+    assert cache.cached(client.client_id) == client, "held within the ttl"
+    ticks.now += 5
+    assert cache.cached(client.client_id) is None, "not once the ttl has passed"
+
+
 def test_new_clients_are_found_at_once_and_ttl_zero_never_caches(store: Store) -> None:
     cache = ClientCache(store, ttl=5, clock=Ticks())
     assert cache.get("not-yet") is None

@@ -297,6 +297,14 @@ def test_authorize_reads_consent_with_the_session_for_a_client_that_asks_for_it(
     d.code(first.client_id)
     assert reads() and not any("kind = 'consent'" in sql for sql in statements), (
         f"a first-party client's consent is not read ({statements})")
+    del statements[:]
+    asked = d.http.get("/authorize", query_string={
+        "response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+        "scope": "openid", "prompt": "consent"})
+    assert asked.status_code == 200 and 'name="consent"' in asked.text, (
+        "prompt=consent asks, though openid was allowed")
+    assert not any("kind = 'consent'" in sql for sql in statements), (
+        f"and reads no consent for it ({statements})")
 
 
 def test_introspection_reads_the_deny_list_and_the_user_in_one_statement(
