@@ -14,6 +14,7 @@ from tests.app_driver import Driver
 from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from uauth.core.mfa import ACR_MFA
 from uauth.core.par import URN_PREFIX
@@ -147,3 +148,34 @@ def test_a_pushed_acr_request_asks_for_the_second_factor(driver: Driver) -> None
     answer = query(driver.http.get("/authorize", query_string={
         "client_id": client.client_id, "request_uri": silent["request_uri"]}))
     assert answer["error"] == "interaction_required" and answer["state"] == "st"
+
+
+def test_a_request_uri_lives_for_the_interaction_once_a_page_is_shown(
+        driver: Driver, clock: FakeClock) -> None:
+    """``UAUTH_PAR_TTL`` bounds the time to reach /authorize; signing in may take longer."""
+    driver.user()
+    client, secret = driver.client(first_party=True)
+    request_uri = json_of(push(driver, client.client_id, secret))["request_uri"]
+    sent = {"client_id": client.client_id, "request_uri": request_uri}
+    login = driver.http.get("/authorize", query_string=sent)
+    assert login.headers["Location"].startswith("/login?next=")
+    clock.advance(600)  # ten minutes on the login page
+    back = driver.login_at(login.headers["Location"])
+    got = query(driver.http.get(back.headers["Location"]))
+    assert got["state"] == "st" and "code" in got
+
+
+def test_a_pushed_request_denied_at_once_cannot_be_answered_again(driver: Driver) -> None:
+    """The person refuses on their first visit (a consent POST without the page before it):
+    the denial spends the request_uri, and nothing keeps it alive after."""
+    driver.user()
+    client, secret = driver.client()
+    driver.login()
+    request_uri = json_of(push(driver, client.client_id, secret))["request_uri"]
+    sent = {"client_id": client.client_id, "request_uri": request_uri}
+    token = csrf_token(driver.http.get("/account").text)
+    denied = query(driver.http.post("/authorize", data={**sent, "csrf_token": token,
+                                                        "consent": "deny"}))
+    assert denied["error"] == "access_denied" and denied["state"] == "st"
+    again = driver.http.get("/authorize", query_string=sent)
+    assert again.status_code == 400 and "invalid_request_uri" in again.text

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
 from tests.app_driver import json_of
@@ -216,3 +217,24 @@ def test_introspection_reads_the_deny_list_with_the_user(
     d.http.post("/revoke", data={"token": tokens["access_token"]}, headers=headers)
     assert introspect(tokens["access_token"]) == {"active": False}, (
         "revoked: its kept claims are not enough, the deny list says so")
+
+
+def test_a_pushed_request_is_read_with_the_session_and_spent_with_the_code(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 9126 at /authorize for someone signed in: the pushed request travels with the
+    session, its user and their factors; nothing is written before its spend, and the spent
+    record's delete goes with the grant's note and the code."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client(first_party=True, always_issue_refresh_token=True)
+    d.login()
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))  # warm: scripts
+    request_uri = json_of(d.http.post("/par", data={
+        "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid"},
+        headers=basic_auth(client.client_id, secret)))["request_uri"]
+    seen = waits(redis_store, monkeypatch)
+    answered = d.http.get("/authorize", query_string={"client_id": client.client_id,
+                                                      "request_uri": request_uri})
+    assert answered.status_code == 302 and "code=" in answered.headers["Location"]
+    assert seen == [4, 1, 3], (f"the pushed request with the session, its user and their "
+                               f"factors; the spend; its delete, the note and the code ({seen})")

@@ -324,3 +324,33 @@ def test_introspection_reads_the_deny_list_and_the_user_in_one_statement(
     answer = json_of(d.http.post("/introspect", data={"token": token}, headers=headers))
     assert answer["active"] is True and answer["sub"] and answer["client_id"] == client.client_id
     assert seen == [["SELECT"]], f"its deny list with its user; its claims kept ({seen})"
+
+
+
+def test_a_pushed_request_is_read_with_the_session_and_spent_with_the_code(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """RFC 9126 at /authorize for someone signed in: the pushed request rides the session's
+    statement, nothing is written before it is spent, and its delete commits with the code."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(first_party=True, always_issue_refresh_token=True)
+    d.login()
+    d.code(client.client_id)  # warm
+    request_uri = json_of(d.http.post("/par", data={
+        "response_type": "code", "redirect_uri": REDIRECT, "scope": "openid"},
+        headers=basic_auth(client.client_id, secret)))["request_uri"]
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    answered = d.http.get("/authorize", query_string={"client_id": client.client_id,
+                                                      "request_uri": request_uri})
+    assert answered.status_code == 302 and "code=" in answered.headers["Location"]
+    reads = [sql for sql in statements if sql.startswith("SELECT")]
+    assert len(reads) == 1 and all(part in reads[0] for part in (
+        "kind = 'pushed_request'", "kind = 'session'", "kind = 'user'")), (
+        f"the pushed request, the session and its user in one read ({reads})")
+    words = [sql.split(None, 1)[0].upper() for sql in statements]
+    assert words == ["SELECT", "UPDATE", "BEGIN", "DELETE", "INSERT", "INSERT", "COMMIT"], (
+        f"read; spent; its delete committed with the code and the grant's note ({words})")
+    again = d.http.get("/authorize", query_string={"client_id": client.client_id,
+                                                   "request_uri": request_uri})
+    assert again.status_code == 400 and "invalid_request_uri" in again.text

@@ -2,10 +2,10 @@
 
 A client POSTs its authorization request to ``/par`` and gets a ``request_uri``
 (``urn:ietf:params:oauth:request_uri:<random>``) that stands for it at ``/authorize``. Only its
-digest is stored. The URI must be used within ``UAUTH_PAR_TTL`` seconds; from its first use
-it lives for the interaction (:data:`INTERACTION_TTL`: the person may have to sign in), and it
-is consumed, atomically, when the authorization response is issued: one response per pushed
-request, whoever holds the URI.
+digest is stored. The URI must be used within ``UAUTH_PAR_TTL`` seconds; once ``/authorize``
+sends the person to a page (to sign in, a second factor, consent) it lives for the interaction
+(:data:`INTERACTION_TTL`), and it is consumed, atomically, when the authorization response is
+issued: one response per pushed request, whoever holds the URI.
 
 The protocol rules (errors, who must push) are :mod:`uauth.oauth.par`; the endpoint is
 :mod:`uauth.web.views.par`.
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from uauth.core.records import PUSHED
+from uauth.storage import Record
 from uauth.storage import Store
 from uauth.storage import hash_key
 
@@ -40,23 +42,49 @@ def is_pushed_uri(value: str | None) -> bool:
     return bool(value) and str(value).startswith(URN_PREFIX)
 
 
-def open_pushed(store: Store, request_uri: str, client_id: str | None
-                ) -> list[tuple[str, str]] | None:
-    """The parameters pushed as ``request_uri`` by ``client_id`` (RFC 9126 §4); its first use
-    at /authorize extends its life to the interaction's. None: unknown, expired, already
-    answered, or another client's."""
-    key = hash_key(request_uri)
-    record = store.find(PUSHED, key) if len(request_uri) <= MAX_REQUEST_URI else None
+@dataclass(frozen=True)
+class Pushed:
+    """A pushed request opened at /authorize, with its record as read."""
+
+    request_uri: str
+    record: Record
+
+    @property
+    def params(self) -> list[tuple[str, str]]:
+        return [(str(k), str(v)) for k, v in self.record["params"]]
+
+
+def expect_pushed(store: Store, request_uri: str) -> None:
+    """Read the pushed request with the next read of the caller's batch
+    (:meth:`~uauth.storage.base.Store.prefetch`): /authorize reads it with the session."""
+    if len(request_uri) <= MAX_REQUEST_URI:
+        store.prefetch(PUSHED, hash_key(request_uri))
+
+
+def open_pushed(store: Store, request_uri: str, client_id: str | None) -> Pushed | None:
+    """The request pushed as ``request_uri`` by ``client_id`` (RFC 9126 §4). None: unknown,
+    expired, already answered, or another client's. It only reads: a request answered at once
+    writes nothing before its spend (:func:`keep_pushed` is for one that shows a page)."""
+    record = (store.find(PUSHED, hash_key(request_uri))
+              if len(request_uri) <= MAX_REQUEST_URI else None)
     if record is None or record["client_id"] != client_id:
         return None
-    if not record["started"]:
-        store.save(PUSHED, key, {**record, "started": True}, ttl=INTERACTION_TTL)
-    return [(str(k), str(v)) for k, v in record["params"]]
+    return Pushed(request_uri, record)
+
+
+def keep_pushed(store: Store, pushed: Pushed) -> None:
+    """The person has a page to go through first (sign in, a second factor, consent): from
+    then on the request_uri lives for the interaction, not only ``UAUTH_PAR_TTL``. Never after
+    its response: the spent record is gone, and saving it again would make it usable again."""
+    if not pushed.record["started"]:
+        store.save(PUSHED, hash_key(pushed.request_uri), {**pushed.record, "started": True},
+                   ttl=INTERACTION_TTL)
 
 
 def finish_pushed(store: Store, request_uri: str) -> bool:
     """Spend the request_uri as its response is issued; False when it was answered already
-    (or has expired meanwhile): only the first caller may answer."""
+    (or has expired meanwhile): only the first caller may answer. Inside a batch the spent
+    record's delete is held and travels with the response's writes (the code's)."""
     key = hash_key(request_uri)
     outcome = store.consume(PUSHED, key)
     if outcome is None or not outcome.first:

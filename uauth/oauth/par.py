@@ -1,9 +1,9 @@
 """Pushed authorization requests (RFC 9126): the protocol rules over :mod:`uauth.core.par`.
 
 ``/authorize`` answers the pushed request a ``request_uri`` names (its other parameters are
-ignored, §4) and spends it with the response; a client registered with
-``require_pushed_authorization_requests`` (or anyone under ``UAUTH_REQUIRE_PAR``) must push
-(§6). The endpoint itself is :mod:`uauth.web.views.par`.
+ignored, §4), read with the person's session, and spends it with the response; a client
+registered with ``require_pushed_authorization_requests`` (or anyone under
+``UAUTH_REQUIRE_PAR``) must push (§6). The endpoint itself is :mod:`uauth.web.views.par`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from werkzeug.datastructures import MultiDict
 
 from uauth.core.models import Client
+from uauth.core.par import Pushed
 from uauth.core.par import finish_pushed
 from uauth.core.par import is_pushed_uri
-from uauth.core.par import open_pushed
 from uauth.core.settings import Settings
 from uauth.storage import Store
 
@@ -33,21 +33,23 @@ class InvalidRequestUriError(OAuth2Error):  # type: ignore[misc]
     error = "invalid_request_uri"
 
 
-def resolve_pushed(store: Store, sent: MultiDict[str, str]
-                   ) -> tuple[MultiDict[str, str], str | None]:
-    """The authorization request /authorize should answer: the pushed one when ``sent``
-    names a pushed request_uri (its other parameters are ignored, RFC 9126 §4), else ``sent``.
-
-    :returns: the parameters, and the request_uri to spend, or None.
-    :raises InvalidRequestUriError: unknown, expired, already answered, or another client's.
-    """
+def pushed_request_uri(sent: MultiDict[str, str]) -> str | None:
+    """The request_uri of a pushed request ``sent`` names; None: ``sent`` is the request
+    itself (or names a request object by reference, RFC 9101)."""
     request_uri = sent.get("request_uri")
-    if request_uri is None or not is_pushed_uri(request_uri):
-        return sent, None
-    params = open_pushed(store, request_uri, sent.get("client_id"))
-    if params is None:
+    return request_uri if is_pushed_uri(request_uri) else None
+
+
+def pushed_params(pushed: Pushed | None) -> MultiDict[str, str]:
+    """The parameters of the pushed request /authorize answers in place of what was sent (its
+    other parameters are ignored, RFC 9126 §4).
+
+    :raises InvalidRequestUriError: none was opened: unknown, expired, already answered, or
+        another client's.
+    """
+    if pushed is None:
         raise InvalidRequestUriError("The request_uri is unknown, expired or already used.")
-    return Parameters(params), request_uri
+    return Parameters(pushed.params)
 
 
 def spend_pushed(store: Store, request_uri: str) -> None:

@@ -8,6 +8,7 @@ or None to go on; under ``prompt=none`` a step that would ask raises the OAuth e
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -47,6 +48,7 @@ from uauth.core.groups import may_sign_in
 from uauth.core.loopback import is_loopback_only
 from uauth.core.models import Client
 from uauth.core.models import User
+from uauth.core.par import Pushed
 from uauth.core.resources import consent_entries
 from uauth.core.resources import display
 from uauth.core.tokens import Authentication
@@ -96,12 +98,14 @@ class Interaction:
     #: What the browser sent, when it is not ``params``: a pushed request's client_id and
     #: request_uri (RFC 9126), carried through login and consent instead of the parameters.
     wire: MultiDict[str, str] | None = None
-    #: The pushed request's request_uri, spent when the response is issued.
-    pushed: str | None = None
+    #: The pushed request, spent when the response is issued.
+    pushed: Pushed | None = None
     #: Whether the person has a second factor, listed with their session (None: not listed).
     has_factor: bool | None = None
     #: What the person allowed the client, read with their session (None: not read).
     consent: ConsentRead | None = None
+    #: Whether the response was issued (:func:`answer`): a pushed request is spent then.
+    answered: bool = False
 
     @property
     def sent(self) -> MultiDict[str, str]:
@@ -126,14 +130,26 @@ class Interaction:
         return list(self.grant.context.resources)
 
 
+def answer(ix: Interaction, user: User | None) -> ResponseReturnValue:
+    """The authorization response to ``ix`` (``user`` None: ``access_denied``)."""
+    ix.answered = True
+    return issue(ix.grant, user, ix.params,
+                 ix.pushed.request_uri if ix.pushed is not None else None)
+
+
 def issue(grant: Any, user: User | None, params: MultiDict[str, str],
           pushed: str | None = None) -> ResponseReturnValue:
     """The authorization response; a pushed request's request_uri is spent with it, so one
-    pushed request gets one response (RFC 9126 §4)."""
+    pushed request gets one response (RFC 9126 §4). A code's response only writes, so the
+    spend is in its batch and the spent record's delete goes with the code; a front-channel
+    response signs, which must not wait inside a batch's transaction (:meth:`Store.batch`)."""
+    store = get_state().store
+    code_only = grant.request.payload.response_type == "code"
     try:
-        if pushed is not None:
-            spend_pushed(get_state().store, pushed)
-        triple = grant.create_authorization_response(grant.redirect_uri, user)
+        with store.batch() if pushed is not None and code_only else nullcontext():
+            if pushed is not None:
+                spend_pushed(store, pushed)
+            triple = grant.create_authorization_response(grant.redirect_uri, user)
     except OAuth2Error as err:
         if err.redirect_uri is None:
             err.redirect_uri = grant.redirect_uri
@@ -284,7 +300,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
                           "Go back to the application and sign in again.")
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
-        return issue(ix.grant, None, ix.params, ix.pushed)
+        return answer(ix, None)
     remember_consent(state.store, ix.user.id, ix.client.client_id, consented,
                      ttl=state.settings.consent_ttl, now=state.now())
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,

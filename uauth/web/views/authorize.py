@@ -3,8 +3,9 @@
 Views parse, call and render; the protocol rules live in ``uauth.oauth``, the steps in
 :mod:`uauth.web.steps`, errors in :mod:`uauth.web.errors`. A pushed request (RFC 9126,
 :mod:`uauth.oauth.par`) and a request object (RFC 9101, :mod:`uauth.web.request_objects`)
-are replaced by their parameters first; errors in the request's shape found before Authlib
-reads it go to the client when the request names a trusted redirect URI.
+are replaced by their parameters first (a pushed request's once it is read, with the
+person's session); errors in the request's shape found before Authlib reads it go to the
+client when the request names a trusted redirect URI.
 """
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
 from uauth.core.models import Client
+from uauth.core.par import Pushed
+from uauth.core.par import expect_pushed
+from uauth.core.par import keep_pushed
+from uauth.core.par import open_pushed
 from uauth.oauth.authrequest import parse_auth_params
 from uauth.oauth.grants.context import IssueContext
 from uauth.oauth.par import check_pushed_required
-from uauth.oauth.par import resolve_pushed
+from uauth.oauth.par import pushed_params
+from uauth.oauth.par import pushed_request_uri
 from uauth.oauth.responses import check_response_mode
 from uauth.web.errors import error_page
 from uauth.web.errors import error_response
@@ -36,8 +42,8 @@ from uauth.web.request_objects import expand_request_object
 from uauth.web.state import get_state
 from uauth.web.steps import STEPS
 from uauth.web.steps import Interaction
+from uauth.web.steps import answer
 from uauth.web.steps import expect_consent
-from uauth.web.steps import issue
 from uauth.web.steps import listed_consent
 from uauth.web.views.inputs import BadInput
 from uauth.web.views.inputs import check_text
@@ -105,28 +111,51 @@ def early_error(params: MultiDict[str, str]) -> ResponseReturnValue | None:
     return None
 
 
-@bp.route("/authorize", methods=["GET", "POST"])
-def authorize() -> ResponseReturnValue:
-    state = get_state()
-    wire = authorization_params()
+def answered_params(wire: MultiDict[str, str], pushed: str | None, opened: Pushed | None
+                    ) -> MultiDict[str, str] | ResponseReturnValue:
+    """The request /authorize answers: what was sent, or the pushed request it names, with its
+    request object's parameters in; or the response to an error in its shape, redirected when
+    the request names a trusted redirect URI."""
     try:
-        params, pushed = resolve_pushed(state.store, wire)
-        params = expand_request_object(state, params)
+        sent = wire if pushed is None else pushed_params(opened)
+        params = expand_request_object(get_state(), sent)
     except OAuth2Error as err:
         redirected = redirect_error(err, wire)
         return redirected if redirected is not None else error_response(err, wire)
     early = early_error(params)
-    if early is not None:
-        return early
-    with state.store.batch():  # the session, its user, their factors and consent: one trip
+    return early if early is not None else params
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> ResponseReturnValue:
+    state = get_state()
+    wire = authorization_params()
+    pushed = pushed_request_uri(wire)
+    params = wire  # a pushed request is read with the session, below
+    if pushed is None:
+        answered = answered_params(wire, None, None)
+        if not isinstance(answered, MultiDict):
+            return answered
+        params = answered
+    # The pushed request, the session, its user, their factors and consent: one trip.
+    with state.store.batch():
+        if pushed is not None:
+            expect_pushed(state.store, pushed)
         expect_factors()
-        consent_of = expect_consent(params)
+        consent_of = expect_consent(params)  # a pushed request's client_id is sent too
         signed_in = current_user.is_authenticated
         known = session_user() if signed_in else None
         auth = authentication() if known is not None else None
         user = known if auth else None
         has_factor = listed_factor(user, auth)
         consent = listed_consent(user, consent_of)
+        opened = (open_pushed(state.store, pushed, wire.get("client_id"))
+                  if pushed is not None else None)
+    if pushed is not None:
+        answered = answered_params(wire, pushed, opened)
+        if not isinstance(answered, MultiDict):
+            return answered
+        params = answered
     if signed_in and known is None:
         return error_page("This account cannot sign in to applications",
                           "You are signed in, but not with an account this provider knows.",
@@ -144,12 +173,14 @@ def authorize() -> ResponseReturnValue:
     except OAuth2Error as err:
         return error_response(err, params)
     ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
-                     oidc=oidc, wire=wire if pushed else None, pushed=pushed,
+                     oidc=oidc, wire=wire if pushed else None, pushed=opened,
                      has_factor=has_factor, consent=consent)
     try:
         for step in STEPS:
             response = step(ix)
             if response is not None:
+                if opened is not None and not ix.answered:  # the person has pages ahead
+                    keep_pushed(state.store, opened)
                 return response
     except OAuth2Error as err:
         if err.redirect_uri is None:
@@ -159,6 +190,4 @@ def authorize() -> ResponseReturnValue:
                                  resources=ix.resources)
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
-    return issue(grant, ix.user, params, pushed)
-
-
+    return answer(ix, ix.user)
