@@ -187,14 +187,18 @@ class Agent:
         self.refresh_token: str | None = None
         self.access_token: str | None = None
 
-    def authorize(self) -> tuple[str, str]:
-        """GET /authorize with PKCE, through any login pages, to the code at the redirect URI."""
+    def authorize(self, *, pushed: bool = False) -> tuple[str, str]:
+        """GET /authorize with PKCE, through any login pages, to the code at the redirect URI;
+        ``pushed``: the relying party's backend pushes the request first (RFC 9126) and the
+        browser carries only its ``request_uri``."""
         verifier, challenge = pkce_pair()
         state = b64url(secrets.token_bytes(12))
         query = {"response_type": "code", "client_id": self.t.spa_client,
                  "redirect_uri": self.t.redirect_uri, "scope": self.t.scope, "state": state,
                  "nonce": b64url(secrets.token_bytes(12)), "code_challenge": challenge,
                  "code_challenge_method": "S256"}
+        if pushed:
+            query = {"client_id": self.t.spa_client, "request_uri": self._push(query)}
         url = self.t.metadata["authorization_endpoint"] + "?" + urlencode(query)
         reply = self.browser.send("GET", url)
         for _ in range(MAX_HOPS):
@@ -211,6 +215,17 @@ class Agent:
             else:
                 raise Failure(f"authorize: {reply.status} at {url}: {reply.body[:200]!r}")
         raise Failure("authorize: too many redirects")
+
+    def _push(self, query: dict[str, str]) -> str:
+        """POST the authorization request to the pushed authorization request endpoint (a
+        public client: ``client_id`` in the body); its ``request_uri``."""
+        endpoint = self.t.metadata.get("pushed_authorization_request_endpoint")
+        if not endpoint:
+            raise Unsupported("no pushed_authorization_request_endpoint")
+        reply = self.backend.send("POST", endpoint, form=query)
+        if reply.status != 201:
+            raise Failure(f"par: {reply.status} {reply.body[:200]!r}")
+        return str(reply.json()["request_uri"])
 
     def _submit_login(self, url: str, page: bytes) -> tuple[Reply, str]:
         form = read_form(page)
@@ -256,9 +271,9 @@ class Agent:
 
     # --- operations: each is one measured unit ----------------------------------------------
 
-    def flow(self) -> None:
+    def flow(self, *, pushed: bool = False) -> None:
         """authorize -> code -> token (code + verifier) -> userinfo, with the session kept."""
-        code, verifier = self.authorize()
+        code, verifier = self.authorize(pushed=pushed)
         tokens = self.token({"grant_type": "authorization_code", "code": code,
                              "redirect_uri": self.t.redirect_uri, "code_verifier": verifier})
         if "id_token" not in tokens:
@@ -266,6 +281,11 @@ class Agent:
         self.access_token = tokens["access_token"]
         self.refresh_token = tokens.get("refresh_token", self.refresh_token)
         self.userinfo(tokens["access_token"])
+
+    def pushed_flow(self) -> None:
+        """The flow with its request pushed first (RFC 9126): /par, then /authorize with the
+        ``request_uri``, token, userinfo."""
+        self.flow(pushed=True)
 
     def login_flow(self) -> None:
         """A first visit: a new browser session, so the flow includes the password login."""
@@ -334,6 +354,7 @@ OPERATIONS: dict[str, tuple[Callable[[Agent], None], Callable[[Agent], None]]] =
     "cc": (lambda a: None, Agent.client_credentials),
     "userinfo": (Agent.flow, Agent.repeat_userinfo),
     "introspect": (Agent.flow, Agent.introspect),
+    "par": (Agent.flow, Agent.pushed_flow),
     "bare": (lambda a: None, lambda a: a.get("/")),
 }
 

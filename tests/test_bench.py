@@ -21,6 +21,7 @@ from bench import own_work
 from bench import procstat
 from bench import read_ahead
 from bench import served_instructions
+from bench import storage
 from bench.driver import Failure
 from bench.driver import Target
 from bench.driver import pkce_pair
@@ -83,6 +84,22 @@ def test_a_resource_server_introspects_the_flows_access_token(
     assert agent.requests - sent == 1
     agent.access_token = "not-a-token"
     with pytest.raises(Failure, match="introspect"):
+        run()
+
+
+def test_a_pushed_flow_sends_the_request_first_and_the_browser_only_its_uri(
+        tmp_path: Path) -> None:
+    """``--op par``: /par from the relying party's backend, then /authorize with the
+    ``request_uri`` alone, token and userinfo; a refused push fails the operation."""
+    app, target = build("memory", tmp_path, None)
+    agent, run = prepare(target, "par", lambda _: InProcess(app))
+    first_token = agent.access_token
+    sent = agent.requests
+    run()
+    assert agent.requests - sent == 4
+    assert agent.access_token and agent.access_token != first_token
+    agent.t = replace(target, redirect_uri="https://elsewhere.example/cb")
+    with pytest.raises(Failure, match="par: 400"):
         run()
 
 
@@ -642,6 +659,8 @@ def test_instruction_counts_are_read_and_tabled_per_app() -> None:
     lines = instructions.table(counts, ["floor", "sqlite"], ["cc"]).splitlines()
     assert lines[0] == "| operation (M instructions in the app) | floor | sqlite | sqlite ÷ floor |"
     assert lines[2] == "| cc | 1.000 | 1.250 | 1.250× |"
+    assert set(storage.OPS) <= set(instructions.COUNTS), (
+        "every operation it offers (its default: all of them) has a default count")
     command = instructions.valgrind_command("memory", "flow", 7, Path("out"))
     assert command[:5] == ["valgrind", "--tool=callgrind", "--collect-atstart=no",
                            "--toggle-collect=_operator_call", "--callgrind-out-file=out"]
