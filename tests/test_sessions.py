@@ -3,6 +3,7 @@ and the races a shared store must survive."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,7 +29,9 @@ from uauth.extension import get_state
 from uauth.storage import Store
 from uauth.storage import hash_key
 from uauth.storage.memory import MemoryStore
+from uauth.storage.sqlite import SQLiteStore
 from uauth.web.login import HANDLE
+from uauth.web.login import login_batch
 
 AFTER_LOGOUT = "http://127.0.0.1:8399/bye"
 HOUR = 3600
@@ -261,3 +264,24 @@ def test_clients_are_recorded_once_per_authorization(driver: Driver) -> None:
     location = driver.authorize(response_type="code", client_id=client.client_id,
                                 redirect_uri=REDIRECT, scope="openid").headers["Location"]
     assert parse_qs(urlsplit(location).query)["code"]
+
+
+
+def test_a_login_over_another_persons_session_is_not_batched(tmp_path: Path,
+                                                             clock: FakeClock) -> None:
+    """``login_batch``: ending another person's session revokes their grants and signs logout
+    tokens, which must not wait inside a batch's transaction (SQLite's write lock); the same
+    person signing in again, and a fresh browser, get one batch."""
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    driver = Driver.of(make_app(tmp_path, store, clock))
+    alice = driver.user()
+    bob = driver.user("bob")
+    with driver.http:
+        driver.http.get("/whoami")
+        assert not isinstance(login_batch(alice.id), nullcontext), "a fresh browser"
+    driver.login()
+    with driver.http:
+        driver.http.get("/whoami")
+        assert isinstance(login_batch(bob.id), nullcontext), "alice's session would end"
+        assert not isinstance(login_batch(alice.id), nullcontext), "alice again: retired"
+    store.close()

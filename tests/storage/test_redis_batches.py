@@ -3,6 +3,7 @@ answers, in one pipeline, and nothing is lost or reordered on the way."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,13 +11,21 @@ from typing import Any
 import pytest
 import redis
 
+from tests.app_driver import PASSWORD
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
+from tests.soft_authenticator import SoftAuthenticator
+from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
+from tests.test_passkeys import options
+from tests.test_passkeys import page_csrf
+from tests.test_passkeys import passkey_login
+from tests.test_passkeys import register
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import CODE
 from uauth.core.records import ROTATED
@@ -238,3 +247,41 @@ def test_a_pushed_request_is_read_with_the_session_and_spent_with_the_code(
     assert answered.status_code == 302 and "code=" in answered.headers["Location"]
     assert seen == [4, 1, 3], (f"the pushed request with the session, its user and their "
                                f"factors; the spend; its delete, the note and the code ({seen})")
+
+
+def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password login on a fresh browser: the throttle's counters, the username and the
+    user, then the new session and the audit event with the second factors' listing; a passkey
+    login holds its sign count for the user's read, and the session for the audit event."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock, UAUTH_ISSUER=PASSKEY_ISSUER))
+    d.user()
+    d.login()  # warm: the scripts loaded
+    authenticator = SoftAuthenticator(PASSKEY_ISSUER, "localhost")
+    assert register(d, authenticator).status_code == 200
+    d.http = d.app.test_client()
+    assert passkey_login(d, authenticator).status_code == 200  # warm
+    for browser in range(2):
+        d.http = d.app.test_client()  # a fresh browser, no session to retire
+        page = d.http.get("/login")
+        seen = waits(redis_store, monkeypatch)
+        if browser == 0:
+            signed_in = d.http.post("/login", data={
+                "csrf_token": csrf_token(page.text), "username": "alice",
+                "password": PASSWORD})
+            assert "/login/second-factor" in signed_in.headers["Location"], (
+                "the listing read with the session's write sees the passkey")
+            assert seen == [2, 1, 1, 3], (f"the throttle's counters; the username; the user; "
+                                          f"the session, the audit event, the factors ({seen})")
+        else:
+            csrf = page_csrf(d, "/login")
+            assertion = authenticator.get(options(d, "login", csrf))
+            del seen[:]
+            signed_in = d.http.post("/passkeys/login", headers={"X-CSRFToken": csrf},
+                                    data=json.dumps(assertion), content_type="application/json")
+            assert signed_in.status_code == 200, signed_in.text
+            assert seen == [1, 1, 1, 1, 2, 2, 2], (
+                f"the throttle; the challenge; the passkey's index, its record; the throttle; "
+                f"its sign count with the user; the session with the audit event ({seen})")
+            assert d.http.get("/account").status_code == 200, "signed in"
+        monkeypatch.undo()

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.app_driver import PASSWORD
 from tests.app_driver import REDIRECT
 from tests.app_driver import Driver
 from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
+from tests.browser import csrf_token
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.storage import StorageUnavailable
 from uauth.storage.base import system_clock
@@ -354,3 +356,20 @@ def test_a_pushed_request_is_read_with_the_session_and_spent_with_the_code(
     again = d.http.get("/authorize", query_string={"client_id": client.client_id,
                                                    "request_uri": request_uri})
     assert again.status_code == 400 and "invalid_request_uri" in again.text
+
+
+def test_a_login_commits_the_session_and_its_audit_event_once(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """A password login on a fresh browser: the new session and the audit event go in one
+    transaction with the second factors' listing, where each was a commit of its own."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    page = d.http.get("/login")
+    seen = transactions(store)
+    signed_in = d.http.post("/login", data={"csrf_token": csrf_token(page.text),
+                                            "username": "alice", "password": PASSWORD})
+    assert signed_in.status_code == 302 and "/login/second-factor" not in signed_in.headers[
+        "Location"]
+    writes = [group for group in seen if "INSERT" in group]
+    assert writes == [["INSERT", "INSERT", "SELECT", "COMMIT"]], (
+        f"the session and the audit event, committed with the factors' listing ({seen})")

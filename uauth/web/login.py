@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from typing import Any
 from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
@@ -172,6 +174,9 @@ def forget_login() -> None:
 
 #: ``g`` key carrying the authentication methods of a login uauth's own page makes.
 _AMR = "_uauth_amr"
+#: ``g`` key: the id of the user :func:`start_session` signs in, read from the directory by the
+#: page that calls it, so :func:`record_login` need not read it again.
+_READ = "_uauth_read_user"
 
 
 def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
@@ -183,9 +188,11 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
     was made for that request (see :func:`logged_in_for`).
     """
     amr = tuple(g.pop(_AMR, ()))
+    read = g.pop(_READ, None)  # the user uauth's own page has just read from the directory
     suspended = session.get(SUSPENDED)  # the session a re-authentication continues
     drop_uauth_keys(keep=HANDLE)  # nothing of uauth's from before the login survives it
-    if user is None or get_state().users.get(str(user.get_id())) is None:
+    if user is None or (read != str(user.get_id())
+                        and get_state().users.get(str(user.get_id())) is None):
         previous = suspended_session(suspended)
         if previous is not None:  # someone else signed in: the suspended session is over
             end(get_state(), previous)
@@ -223,8 +230,21 @@ def start_session(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
     """
     session.pop("csrf_token", None)
     setattr(g, _AMR, amr)
+    setattr(g, _READ, user.id)
     login_user(user)
     session.permanent = True
+
+
+def login_batch(user_id: str) -> AbstractContextManager[None]:
+    """A batch (:meth:`~uauth.storage.base.Store.batch`) for a login's writes (the new session,
+    the audit event) and the page's reads after them: one round trip. None when the browser
+    holds another person's session, or a suspended one: ending it revokes grants and signs
+    logout tokens, which must not wait inside a batch's transaction."""
+    previous = current_session()  # looked up once per request: the login reuses it
+    if session.get(SUSPENDED) is not None or (previous is not None
+                                              and previous.user_id != user_id):
+        return nullcontext()
+    return get_state().store.batch()
 
 
 def request_digest(params: MultiDict[str, str]) -> str:

@@ -22,6 +22,7 @@ from uauth.oauth.authrequest import login_hint
 from uauth.web.forms import LoginForm
 from uauth.web.forms import LogoutForm
 from uauth.web.login import authentication
+from uauth.web.login import login_batch
 from uauth.web.login import login_view
 from uauth.web.login import next_params
 from uauth.web.login import safe_next
@@ -51,9 +52,11 @@ def login() -> ResponseReturnValue:
         wait = state.throttle.wait(keys)
         user = None if wait else state.users.authenticate(username, form.password.data)
         if user is not None:
-            start_session(user)  # record_login notes the request it continues
-            audit(LOGIN_SUCCEEDED, user_id=user.id, client_id=continues.get("client_id"))
-            response = redirect(after_password(user, next_url))
+            with login_batch(user.id):  # the session, the audit event, the factors: one trip
+                start_session(user)  # record_login notes the request it continues
+                audit(LOGIN_SUCCEEDED, user_id=user.id, client_id=continues.get("client_id"))
+                target = after_password(user, next_url)
+            response = redirect(target)
             response.set_cookie(DEVICE_COOKIE, new_device_cookie(username,
                                                                  current_app.secret_key or ""),
                                 max_age=DEVICE_MAX_AGE, secure=state.issuer.startswith("https://"),

@@ -30,6 +30,7 @@ from uauth.core.audit import audit
 from uauth.core.passkeys import PasskeyError
 from uauth.core.passkeys import relying_party
 from uauth.web.login import current_session
+from uauth.web.login import login_batch
 from uauth.web.login import safe_next
 from uauth.web.login import start_session
 from uauth.web.mfa import complete
@@ -151,21 +152,23 @@ def login() -> ResponseReturnValue:
         if "sign count" in str(exc):
             audit(PASSKEY_COUNTER, user_id=factor.user_id, factor=factor.id[:8])
         return _failed(str(exc), factor.user_id)
-    state.factors.passkey_used(factor, assertion.sign_count, assertion.backed_up)
     methods = passkeys.amr_of(factor.backup_eligible)
     next_url = safe_next(request.args.get("next")) or url_for("uauth.ui.home")
-    if second:
-        login_session = current_session()
-        if login_session is None or login_session.user_id != factor.user_id:
-            return _error("Your session ended: sign in again.", 401)
-        complete(methods[:1])
-        audit(MFA_SUCCEEDED, user_id=factor.user_id, method="passkey")
-        return jsonify(redirect=next_url)
-    user = state.users.get(factor.user_id)
-    if user is None or not user.is_active:
-        return _failed("passkey of a disabled or removed account", factor.user_id)
-    start_session(user, tuple(methods))
-    audit(PASSKEY_LOGIN, user_id=user.id, method=methods[0])
+    # The sign count with the user's read, the session with the audit event: two trips.
+    with login_batch(factor.user_id):
+        state.factors.passkey_used(factor, assertion.sign_count, assertion.backed_up)
+        if second:
+            login_session = current_session()
+            if login_session is None or login_session.user_id != factor.user_id:
+                return _error("Your session ended: sign in again.", 401)
+            complete(methods[:1])
+            audit(MFA_SUCCEEDED, user_id=factor.user_id, method="passkey")
+            return jsonify(redirect=next_url)
+        user = state.users.get(factor.user_id)
+        if user is None or not user.is_active:
+            return _failed("passkey of a disabled or removed account", factor.user_id)
+        start_session(user, tuple(methods))
+        audit(PASSKEY_LOGIN, user_id=user.id, method=methods[0])
     return jsonify(redirect=next_url)
 
 
