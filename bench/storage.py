@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stores", default=",".join(STORES))
     ap.add_argument("--flows", type=int, default=500, help="operations measured per store")
-    ap.add_argument("--op", choices=OPS, default="flow")
+    ap.add_argument("--op", choices=[*OPS, "login"], default="flow",
+                    help="login: a fresh browser's flow, the password login included (its "
+                    "argon2id hash dominates the CPU; the round trips are the figure)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
                     help="the bench clients' access tokens (make bench's targets use opaque)")
