@@ -285,3 +285,27 @@ def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
                 f"its sign count with the user; the session with the audit event ({seen})")
             assert d.http.get("/account").status_code == 200, "signed in"
         monkeypatch.undo()
+
+
+def test_a_logout_revokes_the_sessions_grants_in_one_trip(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RP-initiated logout: the session's end and its audit event go with the listing of its
+    grants, and every grant's revocation (deny marker, records, audit event) goes in one
+    pipeline after it, however many grants; the logout tokens' user is read after."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    d.login()
+    apps = [d.client(first_party=True, always_issue_refresh_token=True,
+                     access_token_format="opaque") for _ in range(3)]
+    issued = [json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+              for client, secret in apps]
+    seen = waits(redis_store, monkeypatch)
+    out = d.http.get("/logout", query_string={"id_token_hint": issued[0]["id_token"]})
+    assert out.status_code in (200, 302) and d.http.get("/account").status_code == 302
+    assert seen == [2, 4, 9, 1], (f"the session and its user; its end, audit event and grants; "
+                                  f"three grants revoked; the user for the logout tokens ({seen})")
+    for (client, secret), tokens in zip(apps, issued, strict=True):
+        refused = d.http.post("/token", data={"grant_type": "refresh_token",
+                                              "refresh_token": tokens["refresh_token"]},
+                              headers=basic_auth(client.client_id, secret))
+        assert refused.status_code == 400, "every grant of the session was revoked"

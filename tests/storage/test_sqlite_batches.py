@@ -18,6 +18,7 @@ from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
+from uauth.core.records import AUDIT_EVENT
 from uauth.storage import StorageUnavailable
 from uauth.storage.base import system_clock
 from uauth.storage.sqlite import SQLiteStore
@@ -373,3 +374,24 @@ def test_a_login_commits_the_session_and_its_audit_event_once(
     writes = [group for group in seen if "INSERT" in group]
     assert writes == [["INSERT", "INSERT", "SELECT", "COMMIT"]], (
         f"the session and the audit event, committed with the factors' listing ({seen})")
+
+
+def test_a_logout_commits_the_sessions_end_and_its_revocations_once(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """The session's end, its audit event and the revocation of each of its grants: one
+    transaction with the listing of the grants (was a commit each); each revocation is audited
+    as the logout's."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    d.login()
+    apps = [d.client(first_party=True, always_issue_refresh_token=True) for _ in range(2)]
+    issued = [json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+              for client, secret in apps]
+    seen = transactions(store)
+    d.http.get("/logout", query_string={"id_token_hint": issued[0]["id_token"]})
+    writes = [group for group in seen if {"INSERT", "DELETE", "UPDATE"} & set(group)]
+    assert len(writes) == 1 and writes[0][-1] == "COMMIT" and writes[0].count("DELETE") == 3, (
+        f"the session's end and both grants' revocations in one transaction ({seen})")
+    reasons = [record.get("reason") for _, record in store.scan(AUDIT_EVENT)
+               if record["event"] == "family.revoked"]
+    assert reasons == ["logout", "logout"]

@@ -31,7 +31,7 @@ from .audit import audit
 from .backchannel import deliveries
 from .consents import apps_group
 from .models import LoginSession
-from .tokens import revoke_grant
+from .tokens import evict_grant
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -131,13 +131,18 @@ def retire(state: State, login: LoginSession) -> None:
 
 
 def end(state: State, login: LoginSession) -> None:
-    """End a session: gone at once for every worker, its grants revoked, its clients told."""
-    retire(state, login)
-    audit(LOGOUT, user_id=login.user_id, session=login.sid[:8])
-    notes = grants_in(state, login)
-    for note in notes:
-        if note.get("revoke_at_logout"):
-            revoke_grant(state, note["grant_id"])
+    """End a session: gone at once for every worker, its grants revoked, its clients told.
+
+    The session's end and its audit event travel with the listing of its grants, and their
+    revocations are held and sent together (:meth:`~uauth.storage.base.Store.batch`); the
+    logout tokens are signed after."""
+    with state.store.batch():
+        retire(state, login)
+        audit(LOGOUT, user_id=login.user_id, session=login.sid[:8])
+        notes = grants_in(state, login)
+        for note in notes:
+            if note.get("revoke_at_logout"):
+                evict_grant(state, note["grant_id"], reason="logout")
     clients = dict.fromkeys(note["client_id"] for note in notes)
     state.backchannel.send(deliveries(state, login, clients))
 

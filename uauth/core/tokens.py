@@ -360,13 +360,14 @@ def revoke_grant(state: State, grant_id: str) -> int:
     return removed
 
 
-def evict_grant(state: State, grant_id: str) -> None:
+def evict_grant(state: State, grant_id: str, *, reason: str = "grant cap") -> None:
     """:func:`revoke_grant` without the count of records it deleted, so that inside
     :meth:`~uauth.storage.base.Store.batch` the backend may hold the delete with the other writes
-    (the grant cap's eviction: one commit with the token response's instead of one of its own)."""
+    (the grant cap's eviction: one commit with the token response's instead of one of its own;
+    a session's end: its grants' revocations in one round trip)."""
     _deny_grant(state, grant_id)
     state.store.drop_grant(grant_id)
-    audit(FAMILY_REVOKED, grant=grant_id[:8], reason="grant cap")
+    audit(FAMILY_REVOKED, grant=grant_id[:8], reason=reason)
 
 
 def _deny_grant(state: State, grant_id: str) -> None:
