@@ -309,3 +309,34 @@ def test_a_logout_revokes_the_sessions_grants_in_one_trip(
                                               "refresh_token": tokens["refresh_token"]},
                               headers=basic_auth(client.client_id, secret))
         assert refused.status_code == 400, "every grant of the session was revoked"
+
+
+def test_a_revocation_sends_its_writes_together(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 7009: after the token's lookup, an access token's revocation (its audit event, its
+    record's delete, its deny marker) is one wait; a refresh token's family goes with its deny
+    marker and audit event, and the family's audit event (which counts what was deleted)
+    follows."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    d.login()
+    headers = basic_auth(client.client_id, secret)
+    d.http.post("/revoke", data={"token": json_of(d.token(client.client_id, secret, code=d.code(
+        client.client_id)))["refresh_token"]}, headers=headers)  # warm: the scripts loaded
+    tokens = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    seen = waits(redis_store, monkeypatch)
+    assert d.http.post("/revoke", data={"token": tokens["access_token"]},
+                       headers=headers).status_code == 200
+    assert seen == [3, 3], f"the lookup; the audit event, the delete, the deny marker ({seen})"
+    del seen[:]
+    assert d.http.post("/revoke", data={"token": tokens["refresh_token"],
+                                        "token_type_hint": "refresh_token"},
+                       headers=headers).status_code == 200
+    assert seen == [1, 3, 3, 1], (f"the token; its deny entry, user and marker; its audit "
+                                  f"event, the family's deny marker and delete; the family's "
+                                  f"audit event ({seen})")
+    refused = d.http.post("/token", data={"grant_type": "refresh_token",
+                                          "refresh_token": tokens["refresh_token"]},
+                          headers=headers)
+    assert refused.status_code == 400, "the family is revoked"
