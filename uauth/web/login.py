@@ -237,9 +237,9 @@ def start_session(user: User, amr: tuple[str, ...] = ("pwd",)) -> None:
 
 def login_batch(user_id: str) -> AbstractContextManager[None]:
     """A batch (:meth:`~uauth.storage.base.Store.batch`) for a login's writes (the new session,
-    the audit event) and the page's reads after them: one round trip. None when the browser
-    holds another person's session, or a suspended one: ending it revokes grants and signs
-    logout tokens, which must not wait inside a batch's transaction."""
+    the audit event) and the page's reads after them: one round trip. No batch when the
+    browser holds another person's session, or a suspended one: ending it revokes grants and
+    signs logout tokens, which must not wait inside a batch's transaction."""
     previous = current_session()  # looked up once per request: the login reuses it
     if session.get(SUSPENDED) is not None or (previous is not None
                                               and previous.user_id != user_id):

@@ -144,9 +144,9 @@ def issue(grant: Any, user: User | None, params: MultiDict[str, str],
     spend is in its batch and the spent record's delete goes with the code; a front-channel
     response signs, which must not wait inside a batch's transaction (:meth:`Store.batch`)."""
     store = get_state().store
-    code_only = grant.request.payload.response_type == "code"
+    batched = pushed is not None and grant.request.payload.response_type == "code"
     try:
-        with store.batch() if pushed is not None and code_only else nullcontext():
+        with store.batch() if batched else nullcontext():
             if pushed is not None:
                 spend_pushed(store, pushed)
             triple = grant.create_authorization_response(grant.redirect_uri, user)
