@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 from flask import Flask
+from flask import session
 from flask_login import current_user
 
 from tests.app_driver import REDIRECT
@@ -31,6 +32,7 @@ from uauth.storage import hash_key
 from uauth.storage.memory import MemoryStore
 from uauth.storage.sqlite import SQLiteStore
 from uauth.web.login import HANDLE
+from uauth.web.login import SUSPENDED
 from uauth.web.login import login_batch
 
 AFTER_LOGOUT = "http://127.0.0.1:8399/bye"
@@ -284,4 +286,6 @@ def test_a_login_over_another_persons_session_is_not_batched(tmp_path: Path,
         driver.http.get("/whoami")
         assert isinstance(login_batch(bob.id), nullcontext), "alice's session would end"
         assert not isinstance(login_batch(alice.id), nullcontext), "alice again: retired"
+        session[SUSPENDED] = session[HANDLE]  # a re-authentication's, as forget_login leaves it
+        assert isinstance(login_batch(alice.id), nullcontext), "a suspended session"
     store.close()

@@ -261,31 +261,27 @@ def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
     assert register(d, authenticator).status_code == 200
     d.http = d.app.test_client()
     assert passkey_login(d, authenticator).status_code == 200  # warm
-    for browser in range(2):
-        d.http = d.app.test_client()  # a fresh browser, no session to retire
-        page = d.http.get("/login")
-        seen = waits(redis_store, monkeypatch)
-        if browser == 0:
-            signed_in = d.http.post("/login", data={
-                "csrf_token": csrf_token(page.text), "username": "alice",
-                "password": PASSWORD})
-            assert "/login/second-factor" in signed_in.headers["Location"], (
-                "the listing read with the session's write sees the passkey")
-            assert seen == [2, 1, 1, 3], (f"the throttle's counters; the username; the user; "
-                                          f"the session, the audit event, the factors ({seen})")
-        else:
-            csrf = page_csrf(d, "/login")
-            assertion = authenticator.get(options(d, "login", csrf))
-            del seen[:]
-            signed_in = d.http.post("/passkeys/login", headers={"X-CSRFToken": csrf},
-                                    data=json.dumps(assertion), content_type="application/json")
-            assert signed_in.status_code == 200, signed_in.text
-            assert seen == [1, 1, 1, 1, 2, 2, 2], (
-                f"the throttle; the challenge; the passkey's index, its record; the throttle; "
-                f"its sign count with the user; the session with the audit event ({seen})")
-            assert d.http.get("/account").status_code == 200, "signed in"
-        monkeypatch.undo()
-
+    d.http = d.app.test_client()  # a fresh browser, no session to retire
+    page = d.http.get("/login")
+    seen = waits(redis_store, monkeypatch)
+    signed_in = d.http.post("/login", data={
+        "csrf_token": csrf_token(page.text), "username": "alice", "password": PASSWORD})
+    assert "/login/second-factor" in signed_in.headers["Location"], (
+        "the listing read with the session's write sees the passkey")
+    assert seen == [2, 1, 1, 3], (f"the throttle's counters; the username; the user; "
+                                  f"the session, the audit event, the factors ({seen})")
+    monkeypatch.undo()
+    d.http = d.app.test_client()
+    csrf = page_csrf(d, "/login")
+    assertion = authenticator.get(options(d, "login", csrf))
+    seen = waits(redis_store, monkeypatch)
+    signed_in = d.http.post("/passkeys/login", headers={"X-CSRFToken": csrf},
+                            data=json.dumps(assertion), content_type="application/json")
+    assert signed_in.status_code == 200, signed_in.text
+    assert seen == [1, 1, 1, 1, 2, 2, 2], (
+        f"the throttle; the challenge; the passkey's index, its record; the throttle; "
+        f"its sign count with the user; the session with the audit event ({seen})")
+    assert d.http.get("/account").status_code == 200, "signed in"
 
 def test_a_logout_revokes_the_sessions_grants_in_one_trip(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
