@@ -216,3 +216,22 @@ def test_the_second_factor_rule_holds_on_the_device_page(tmp_path: Path, store: 
     assert tokens.status_code == 200, json_of(tokens)
     claims = jwt.decode(json_of(tokens)["id_token"], options={"verify_signature": False})
     assert claims["acr"] == ACR_MFA and "otp" in claims["amr"]
+
+
+def test_a_user_code_already_live_is_drawn_again(driver: Driver,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user code that collides with a live one (one in billions) is drawn again, and the
+    device's request, saved with the first code in the same trip, is saved again with the
+    second: the person's code decides it, and the earlier request keeps its own code."""
+    client_id, _ = device_client(driver)
+    first = json_of(start(driver, client_id))
+    drawn = iter([first["user_code"], "BCDF-GHJK"])
+    monkeypatch.setattr("uauth.core.device.new_user_code", lambda: next(drawn))
+    second = json_of(start(driver, client_id))
+    assert second["user_code"] == "BCDF-GHJK"
+    driver.login()
+    assert 'data-device-result="approved"' in decide(driver, second["user_code"]).text
+    assert poll(driver, client_id, second["device_code"]).status_code == 200
+    assert json_of(poll(driver, client_id, first["device_code"]))["error"] == \
+        "authorization_pending", "the earlier request still waits for its own code"
+    assert 'data-device-result="denied"' in decide(driver, first["user_code"], "deny").text

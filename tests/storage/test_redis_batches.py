@@ -18,9 +18,13 @@ from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
+from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
 from tests.redis_server import RedisServer
 from tests.soft_authenticator import SoftAuthenticator
+from tests.test_device import device_client
+from tests.test_device import poll
+from tests.test_device import start
 from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
 from tests.test_passkeys import options
 from tests.test_passkeys import page_csrf
@@ -336,3 +340,55 @@ def test_a_revocation_sends_its_writes_together(
                                           "refresh_token": tokens["refresh_token"]},
                           headers=headers)
     assert refused.status_code == 400, "the family is revoked"
+
+
+def test_a_device_flow_waits_once_for_each_read_it_cannot_make_ahead(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 8628: the device's request saves both codes in one trip; a poll reads the request
+    with when the device last polled, and its note goes at the end; the person's page reads
+    the session, its user and their factors together, then the typed code's pointer with the
+    throttle's blocks, then the request; the decision's record goes with its audit event after
+    the user code is spent; the approved poll spends the device code with its user."""
+    clock = FakeClock()
+    d = Driver.of(make_app(tmp_path, redis_store, clock))
+    d.user()
+    d.login()
+    client_id, _ = device_client(d)
+
+    def device_flow(seen: list[int] | None = None) -> dict[str, list[int]]:
+        counted: dict[str, list[int]] = {}
+
+        def step(name: str) -> None:
+            if seen is not None:
+                counted[name] = list(seen)
+                del seen[:]
+
+        body = json_of(start(d, client_id))
+        step("start")
+        assert json_of(poll(d, client_id, body["device_code"]))["error"] == \
+            "authorization_pending"
+        step("pending")
+        page = d.http.get("/device", query_string={"user_code": body["user_code"]})
+        assert f'data-user-code="{body["user_code"]}"' in page.text
+        step("page")
+        done = d.http.post("/device", data={"csrf_token": csrf_token(page.text),
+                                            "user_code": body["user_code"], "decision": "allow"})
+        assert 'data-device-result="approved"' in done.text
+        step("decision")
+        clock.advance(10)
+        assert "access_token" in json_of(poll(d, client_id, body["device_code"]))
+        step("tokens")
+        return counted
+
+    device_flow()  # warm: the scripts loaded
+    counted = device_flow(waits(redis_store, monkeypatch))
+    assert counted["start"] == [2], f"the request's record with the user code's add ({counted})"
+    assert counted["pending"] == [2, 1], f"the request and its last poll; the note ({counted})"
+    assert counted["page"] == [3, 3, 1], (
+        f"the session, its user and their factors; the throttle's blocks and the code's "
+        f"pointer; the request ({counted})")
+    assert counted["decision"] == [3, 3, 1, 1, 2], (
+        f"the page's reads; the user code spent; the request's record and the audit event "
+        f"({counted})")
+    assert counted["tokens"][:2] == [2, 2], (
+        f"the request and its last poll; the device code spent with its user ({counted})")

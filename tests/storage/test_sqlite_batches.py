@@ -17,6 +17,9 @@ from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
+from tests.test_device import device_client
+from tests.test_device import poll
+from tests.test_device import start
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import AUDIT_EVENT
 from uauth.storage import StorageUnavailable
@@ -395,3 +398,30 @@ def test_a_logout_commits_the_sessions_end_and_its_revocations_once(
     reasons = [record.get("reason") for _, record in store.scan(AUDIT_EVENT)
                if record["event"] == "family.revoked"]
     assert reasons == ["logout", "logout"]
+
+
+
+def test_a_device_flow_reads_ahead_and_commits_its_decision_with_its_audit_event(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """RFC 8628: a poll reads the request and its last poll in one statement; the person's
+    page reads the session with its user and factors, then the throttle's blocks with the typed
+    code's pointer, then the request (was six statements); the decision spends the user code,
+    then commits the request's new state with the audit event (was a commit each)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    d.login()
+    client_id, _ = device_client(d)
+    body = json_of(start(d, client_id))
+    seen = transactions(store)
+    assert json_of(poll(d, client_id, body["device_code"]))["error"] == "authorization_pending"
+    assert seen == [["SELECT"], ["INSERT"]], f"the request and its last poll; the note ({seen})"
+    del seen[:]
+    page = d.http.get("/device", query_string={"user_code": body["user_code"]})
+    assert seen == [["SELECT"]] * 3, (
+        f"the session, user and factors; the blocks and the pointer; the request ({seen})")
+    del seen[:]
+    done = d.http.post("/device", data={"csrf_token": csrf_token(page.text),
+                                        "user_code": body["user_code"], "decision": "allow"})
+    assert 'data-device-result="approved"' in done.text
+    assert seen == [["SELECT"]] * 3 + [["UPDATE"], ["INSERT", "INSERT", "COMMIT"]], (
+        f"the page's reads; the spend; the request's state and the audit event ({seen})")

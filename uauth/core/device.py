@@ -86,17 +86,26 @@ class Started:
 def start(store: Store, client_id: str, scope: str, *, ttl: int, interval: int, now: int
           ) -> Started:
     """Create a pending device request; a user code collision (one in billions per live
-    code) draws another."""
+    code) draws another. The device code's record is held (``Store.batch``) and goes with the
+    user code's ``add``: one trip; after a collision it is saved again with the new code."""
     device_code = secrets.token_urlsafe(32)
-    while True:
-        user_code = new_user_code()
-        user_key = hash_key(normalize_user_code(user_code) or "")
-        if store.add(USER_CODE, user_key, {"device": hash_key(device_code)}, ttl=ttl):
-            break
-    grant = DeviceGrant(client_id=client_id, scope=scope, user_code_key=user_key,
-                        expires_at=now + ttl, interval=interval)
-    store.save(DEVICE_CODE, hash_key(device_code), grant.to_record(), ttl=ttl + GRACE)
-    return Started(device_code, user_code)
+    with store.batch():
+        while True:
+            user_code = new_user_code()
+            user_key = hash_key(normalize_user_code(user_code) or "")
+            grant = DeviceGrant(client_id=client_id, scope=scope, user_code_key=user_key,
+                                expires_at=now + ttl, interval=interval)
+            store.save(DEVICE_CODE, hash_key(device_code), grant.to_record(), ttl=ttl + GRACE)
+            if store.add(USER_CODE, user_key, {"device": hash_key(device_code)}, ttl=ttl):
+                return Started(device_code, user_code)
+
+
+def expect_user_code(store: Store, user_code: str) -> None:
+    """:func:`find_by_user_code` of ``user_code`` follows in the caller's batch
+    (``Store.batch``): the code's pointer rides the batch's next read (the throttle's)."""
+    code = normalize_user_code(user_code)
+    if code is not None:
+        store.prefetch(USER_CODE, hash_key(code))
 
 
 def find_by_user_code(store: Store, user_code: str) -> tuple[str, DeviceGrant] | None:
@@ -129,9 +138,13 @@ def decide(store: Store, device_key: str, grant: DeviceGrant, *, user_id: str | 
 
 
 def find_device_grant(store: Store, device_code: str) -> DeviceGrant | None:
+    """The request a polled device code names. In the poll's batch (``Store.batch``) when it
+    last polled is read in the same trip: :func:`note_poll` asks for it next."""
     if len(device_code) > 512:
         return None
-    record = store.find(DEVICE_CODE, hash_key(device_code))
+    key = hash_key(device_code)
+    store.prefetch(DEVICE_POLL, key)
+    record = store.find(DEVICE_CODE, key)
     return None if record is None else DeviceGrant.from_record(record)
 
 

@@ -153,13 +153,15 @@ def require_second_factor(ix: Interaction) -> ResponseReturnValue | None:
     return _second_factor_page(has_factor, back)
 
 
-def second_factor_before(user: User, amr: list[str], *, client_requires: bool, back: str
-                         ) -> ResponseReturnValue | None:
+def second_factor_before(user: User, amr: list[str], *, client_requires: bool, back: str,
+                         has_factor: bool | None = None) -> ResponseReturnValue | None:
     """The same rule for pages that approve a client outside ``/authorize`` (the device page):
-    the policy or the client may ask for a second factor that this session has not used."""
-    if "mfa" in amr:
+    the policy or the client may ask for a second factor that this session has not used.
+    ``has_factor``: what the page's own listing said (:func:`listed_factor`), else read."""
+    if "mfa" in amr or policy() == "off":
         return None
-    has_factor = get_state().factors.has_second_factor(user.id)
+    if has_factor is None:
+        has_factor = get_state().factors.has_second_factor(user.id)
     if not asked_for(policy(), has_factor=has_factor, client_requires=client_requires,
                      acr=requested_acr({})):
         return None

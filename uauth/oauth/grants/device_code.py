@@ -44,6 +44,7 @@ from uauth.core.mfa import acr_for
 from uauth.core.models import Client
 from uauth.core.models import User
 from uauth.core.tokens import Authentication
+from uauth.core.users import expect_user
 
 from .common import active_user
 from .common import check_requested_scope
@@ -118,6 +119,13 @@ class DeviceCodeGrant(IssuesTokens, AuthlibDeviceCodeGrant):  # type: ignore[mis
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+    def validate_token_request(self) -> None:
+        """A poll's reads and writes in one batch: the device code's record with when it last
+        polled, then the poll's note, held to the end (pending), or the spend with its user
+        (approved)."""
+        with state_of(self).store.batch():
+            super().validate_token_request()
+
     def query_device_credential(self, device_code: str) -> DeviceGrant:
         found = find_device_grant(state_of(self).store, device_code)
         if found is None:  # RFC 6749 §5.2: an unknown grant is invalid_grant
@@ -133,8 +141,10 @@ class DeviceCodeGrant(IssuesTokens, AuthlibDeviceCodeGrant):  # type: ignore[mis
         if credential.status == DENIED:
             raise AccessDeniedError("The person denied the request.")
         if credential.status == APPROVED:
+            expect_user(state.users, str(credential.user_id))  # read as the code is spent
+            redeemed = redeem(state.store, device_code)
             user = active_user(self, str(credential.user_id))
-            if user is None or not redeem(state.store, device_code):
+            if user is None or not redeemed:
                 raise InvalidGrantError("The device code was already used.")
             return user
         if note_poll(state.store, device_code, credential, now):

@@ -27,6 +27,7 @@ from uauth.core.audit import audit
 from uauth.core.claims import describe_scope
 from uauth.core.device import DeviceGrant
 from uauth.core.device import decide
+from uauth.core.device import expect_user_code
 from uauth.core.device import find_by_user_code
 from uauth.core.device import normalize_user_code
 from uauth.core.groups import may_sign_in
@@ -35,7 +36,8 @@ from uauth.web.errors import error_page
 from uauth.web.login import authentication
 from uauth.web.login import login_view
 from uauth.web.login import session_user
-from uauth.web.mfa import needs_second_factor
+from uauth.web.mfa import expect_factors
+from uauth.web.mfa import listed_factor
 from uauth.web.mfa import second_factor_before
 from uauth.web.state import get_state
 
@@ -63,12 +65,15 @@ def device_authorization() -> ResponseReturnValue:
 
 def _lookup(user: User, typed: str) -> tuple[tuple[str, DeviceGrant] | None, str | None, int]:
     """The pending request a typed code names, else why not and the seconds to wait."""
-    throttle = get_state().throttle
+    state = get_state()
+    throttle = state.throttle
     keys = throttle.user_code_keys(user.id, request.remote_addr)
-    wait = throttle.wait(keys)
-    if wait:
-        return None, f"Too many wrong codes: please wait {wait} seconds.", wait
-    found = find_by_user_code(get_state().store, typed) if normalize_user_code(typed) else None
+    with state.store.batch():  # the code's pointer is read with the throttle's blocks
+        expect_user_code(state.store, typed)
+        wait = throttle.wait(keys)
+        if wait:
+            return None, f"Too many wrong codes: please wait {wait} seconds.", wait
+        found = find_by_user_code(state.store, typed) if normalize_user_code(typed) else None
     if found is None:
         wait = throttle.failed(keys)
         return None, "That code is not valid, or it has expired or been used.", wait
@@ -78,11 +83,14 @@ def _lookup(user: User, typed: str) -> tuple[tuple[str, DeviceGrant] | None, str
 @bp.route("/device", methods=["GET", "POST"])
 def device() -> ResponseReturnValue:
     state = get_state()
-    auth = authentication()
-    user = session_user() if auth else None
+    with state.store.batch():  # the session, its user and their factors: one trip
+        expect_factors()
+        auth = authentication()
+        user = session_user() if auth else None
+        has_factor = listed_factor(user, auth)
     if user is None or auth is None:
         return redirect(login_url(login_view(), request.full_path.rstrip("?")))
-    if needs_second_factor(user):  # whoever has a second factor presents it here too
+    if has_factor:  # whoever has a second factor presents it here too
         return redirect(url_for("uauth.mfa.second_factor", next=request.full_path.rstrip("?")))
     form = UserCodeForm()
     typed = (request.form.get("user_code") if request.method == "POST"
@@ -101,14 +109,15 @@ def device() -> ResponseReturnValue:
     if client is None:
         return error_page("This device cannot be connected", "The app is no longer registered.")
     step = second_factor_before(user, list(auth.amr), client_requires=client.require_mfa,
-                                back=url_for(".device", user_code=typed))
+                                back=url_for(".device", user_code=typed), has_factor=has_factor)
     if step is not None:  # UAUTH_MFA=required or a client that requires it, as at /authorize
         return step
     if not may_sign_in(user, client.allowed_groups):  # a client that admits only some groups
-        audit(ACCESS_REFUSED, client_id=client.client_id, user_id=user.id,
-              reason="not in an allowed group")
-        decide(state.store, device_key, grant, user_id=None, auth_time=auth.auth_time,
-               amr=list(auth.amr), now=state.now())  # the device hears access_denied
+        with state.store.batch():  # the decision's record with the audit event
+            decide(state.store, device_key, grant, user_id=None, auth_time=auth.auth_time,
+                   amr=list(auth.amr), now=state.now())  # the device hears access_denied
+            audit(ACCESS_REFUSED, client_id=client.client_id, user_id=user.id,
+                  reason="not in an allowed group")
         return render_template("uauth/refused.html", client=client, user=user), 403
     decision = request.form.get("decision") if request.method == "POST" else None
     if decision is None:
@@ -118,10 +127,13 @@ def device() -> ResponseReturnValue:
         return render_template("uauth/device.html", form=form, client=client, user=user,
                                user_code=f"{code[:4]}-{code[4:]}", scopes=scopes)
     allowed = decision == "allow"
-    if not decide(state.store, device_key, grant, user_id=user.id if allowed else None,
-                  auth_time=auth.auth_time, amr=list(auth.amr), now=state.now()):
+    with state.store.batch():  # the decision's record with its audit event, after the spend
+        decided = decide(state.store, device_key, grant, user_id=user.id if allowed else None,
+                         auth_time=auth.auth_time, amr=list(auth.amr), now=state.now())
+        if decided:
+            audit(CONSENT_GIVEN if allowed else CONSENT_DENIED, client_id=client.client_id,
+                  user_id=user.id, scope=grant.scope if allowed else None)
+    if not decided:
         return error_page("This code was already used", "Start again on your device.")
-    audit(CONSENT_GIVEN if allowed else CONSENT_DENIED, client_id=client.client_id,
-          user_id=user.id, scope=grant.scope if allowed else None)
     return render_template("uauth/device.html", form=form, client=client,
                            done="approved" if allowed else "denied")
