@@ -11,6 +11,9 @@ from tests.app_driver import make_app
 from tests.conftest import FakeClock
 from uauth.core.consents import apps_group
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
+from uauth.core.grantlimits import HeldGrant
+from uauth.core.grantlimits import remember_session_grant
+from uauth.core.grantlimits import session_grant
 from uauth.core.records import APP_GRANT
 from uauth.core.records import AUDIT_EVENT
 from uauth.core.records import REVOKED
@@ -111,3 +114,48 @@ def test_families_started_within_one_second_are_evicted_in_the_order_they_starte
         return info.status_code == 200
 
     assert [alive(t) for t in issued] == [False] * 3 + [True] * MAX_GRANTS_PER_CLIENT
+
+
+def grants_of(store: Store, user_id: str, client_id: str) -> list[str]:
+    return sorted(str(record["grant_id"]) for kind, _, record
+                  in store.grant_records(apps_group(user_id))
+                  if kind == APP_GRANT and record["client_id"] == client_id)
+
+
+def test_the_grant_read_with_the_session_is_reused_unless_it_was_revoked(
+        tmp_path: Path, store: Store, clock: FakeClock) -> None:
+    """``/authorize`` reads the grant a session holds for a client with the session (its note
+    keyed by the cookie's ``sid``), and its deny-list entry after: a later sign-in reuses it, a
+    grant denied meanwhile (its note left behind, as an interrupted revocation on a cluster
+    would leave it) is not reused, and a cookie without the ``sid`` still reuses the grant."""
+    d = Driver.of(make_app(tmp_path, store, clock))
+    user = d.user()
+    client, secret = d.client()
+    d.login()
+    first = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    [grant] = grants_of(store, user.id, client.client_id)
+    store.save(REVOKED, f"grant:{grant}", {"at": clock()}, ttl=3600)
+    third = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    grants = grants_of(store, user.id, client.client_id)
+    assert len(grants) == 2 and grant in grants, "a new grant: the old one is denied"
+    with d.http.session_transaction() as cookie:
+        del cookie["uauth_sid"]  # a cookie from before the sid was kept in it
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    assert grants_of(store, user.id, client.client_id) == grants, "the new grant, reused"
+    for token, status in ((first, 401), (third, 200)):
+        info = d.http.get("/userinfo", headers={"Authorization": f"Bearer {token['access_token']}"})
+        assert info.status_code == status
+
+
+def test_a_grant_read_ahead_answers_only_for_its_own_session_and_client(
+        tmp_path: Path, clock: FakeClock) -> None:
+    store = MemoryStore(clock=clock)
+    d = Driver.of(make_app(tmp_path, store, clock))
+    with d.app.app_context():
+        state = get_state()
+        remember_session_grant(state, "sid", "app", "stored", ttl=60)
+        held = HeldGrant("sid", "app", None)
+        assert session_grant(state, "sid", "app", held) is None, "what was read ahead answers"
+        assert session_grant(state, "sid", "app", HeldGrant("other", "app", None)) == "stored"
+        assert session_grant(state, "sid", "app", HeldGrant("sid", "web", None)) == "stored"

@@ -392,3 +392,24 @@ def test_a_device_flow_waits_once_for_each_read_it_cannot_make_ahead(
         f"({counted})")
     assert counted["tokens"][:2] == [2, 2], (
         f"the request and its last poll; the device code spent with its user ({counted})")
+
+
+def test_a_sign_in_reads_the_grant_its_session_holds_with_the_session(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client without refresh tokens (a plain sign-in) reuses its session's grant: the note
+    of it, keyed by the cookie's ``sid``, travels with the session, and its deny-list entry
+    follows; a cookie without the ``sid`` reads the note on its own, as before."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client(first_party=True)
+    d.login()
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))  # warm: scripts
+    seen = waits(redis_store, monkeypatch)
+    d.code(client.client_id)
+    assert seen == [4, 1, 2], (f"the session, its user, their factors and the note; the "
+                               f"grant's deny-list entry; the note's update and the code ({seen})")
+    with d.http.session_transaction() as cookie:
+        del cookie["uauth_sid"]
+    del seen[:]
+    d.code(client.client_id)
+    assert seen == [3, 1, 1, 2], f"without the sid: the note on its own ({seen})"

@@ -425,3 +425,19 @@ def test_a_device_flow_reads_ahead_and_commits_its_decision_with_its_audit_event
     assert 'data-device-result="approved"' in done.text
     assert seen == [["SELECT"]] * 3 + [["UPDATE"], ["INSERT", "INSERT", "COMMIT"]], (
         f"the page's reads; the spend; the request's state and the audit event ({seen})")
+
+
+def test_a_sign_in_reads_the_grant_its_session_holds_in_the_sessions_statement(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """A plain sign-in's reused grant: its note is read in the statement that reads the
+    session, its user and their factors; its deny-list entry in the next (was a statement
+    each)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(first_party=True)
+    d.login()
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    seen = transactions(store)
+    d.code(client.client_id)
+    reads = [group for group in seen if group == ["SELECT"]]
+    assert len(reads) == 2, f"the session with the note; the deny-list entry ({seen})"

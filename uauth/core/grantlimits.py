@@ -18,6 +18,7 @@ requests, and logout, which revokes a session's grants one by one, grew as slow 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from uauth.core.records import APP_GRANT
@@ -40,8 +41,28 @@ def _key(sid: str, client_id: str) -> str:
     return f"{sid}:{client_id}"
 
 
-def session_grant(state: State, sid: str, client_id: str) -> str | None:
-    """The live grant this session already holds for this client, if any."""
+@dataclass(frozen=True)
+class HeldGrant:
+    """What :func:`session_grant` answered for one session and client, read ahead (with the
+    session, at ``/authorize``) for the grant that begins later in the request."""
+
+    sid: str
+    client_id: str
+    grant_id: str | None
+
+
+def expect_session_grant(state: State, sid: str, client_id: str) -> None:
+    """:func:`session_grant` of this session and client follows in the caller's batch
+    (``Store.batch``): its note rides the batch's next read."""
+    state.store.prefetch(SESSION_GRANT, _key(sid, client_id))
+
+
+def session_grant(state: State, sid: str, client_id: str, held: HeldGrant | None = None
+                  ) -> str | None:
+    """The live grant this session already holds for this client, if any; ``held`` answers
+    when it was read ahead for this session and client."""
+    if held is not None and (held.sid, held.client_id) == (sid, client_id):
+        return held.grant_id
     record = state.store.find(SESSION_GRANT, _key(sid, client_id))
     if record is None or grant_revoked(state.store, record["grant_id"]):
         return None

@@ -38,6 +38,9 @@ from uauth.web.state import get_state
 
 #: Key of the session handle inside the browser's (signed) session cookie.
 HANDLE = "uauth_handle"
+#: Key of the session's ``sid`` in the cookie: reads keyed by it (the grant the session holds
+#: for a client) can travel with the session's own (:func:`cookie_sid`).
+SID = "uauth_sid"
 #: Key of the handle of a session whose user is re-authenticating (``prompt=login``,
 #: ``max_age`` through a host's login page): the next login continues or ends it.
 SUSPENDED = "uauth_suspended"
@@ -104,8 +107,16 @@ def begin_browser_session(user_id: str, amr: Iterable[str], suspended: object = 
         end(state, previous)
     handle, login = create(state, user_id, amr, user_agent=request.user_agent.string, sid=sid)
     session[HANDLE] = handle
+    session[SID] = login.sid
     setattr(g, _CACHE, login)
     return login
+
+
+def cookie_sid() -> str | None:
+    """The ``sid`` of this browser's session as its cookie names it, before the session is
+    read: only a hint for reading ahead (the session read decides)."""
+    sid = session.get(SID)
+    return sid if isinstance(sid, str) and len(sid) <= MAX_HANDLE_LENGTH else None
 
 
 def drop_uauth_keys(*, keep: str | None = None) -> None:

@@ -44,6 +44,9 @@ from uauth.core.consents import consented_scopes
 from uauth.core.consents import covers
 from uauth.core.consents import expect_consent as expect_consent_of
 from uauth.core.consents import remember_consent
+from uauth.core.grantlimits import HeldGrant
+from uauth.core.grantlimits import expect_session_grant
+from uauth.core.grantlimits import session_grant
 from uauth.core.groups import may_sign_in
 from uauth.core.loopback import is_loopback_only
 from uauth.core.models import Client
@@ -54,6 +57,7 @@ from uauth.core.resources import display
 from uauth.core.tokens import Authentication
 from uauth.core.users import editable
 from uauth.oauth.authrequest import AuthParams
+from uauth.oauth.grants.issuance import wants_refresh_token
 from uauth.oauth.par import spend_pushed
 from uauth.oauth.responses import response_mode
 from uauth.web.attribute_forms import make_form
@@ -61,6 +65,7 @@ from uauth.web.attribute_forms import submitted
 from uauth.web.errors import error_page
 from uauth.web.errors import error_response
 from uauth.web.forms import ConsentForm
+from uauth.web.login import cookie_sid
 from uauth.web.login import forget_login
 from uauth.web.login import logged_in_for
 from uauth.web.login import login_view
@@ -104,6 +109,8 @@ class Interaction:
     has_factor: bool | None = None
     #: What the person allowed the client, read with their session (None: not read).
     consent: ConsentRead | None = None
+    #: The grant the session holds for the client, read with it (None: not read).
+    held_grant: HeldGrant | None = None
     #: Whether the response was issued (:func:`answer`): a pushed request is spent then.
     answered: bool = False
 
@@ -262,6 +269,34 @@ def expect_consent(params: MultiDict[str, str]) -> str | None:
         return None
     expect_consent_of(state.store, user_id, client_id)
     return client_id
+
+
+def expect_held_grant(params: MultiDict[str, str]) -> str | None:
+    """Read the grant the browser's session holds for the request's client with the session,
+    in the caller's batch (:func:`listed_held_grant` takes the answer): a response without
+    refresh tokens reuses it. The session's ``sid`` is the cookie's, before the session is read.
+    Not asked for a code that will bring refresh tokens to a client this worker holds: that
+    code starts a grant of its own (a pushed request's parameters are not read yet: its code).
+
+    :returns: the client id it asked for, or None."""
+    client_id, sid = params.get("client_id"), cookie_sid()
+    if not client_id or sid is None:
+        return None
+    state = get_state()
+    client = state.clients.cached(client_id)
+    code = "code" in params.get("response_type", "code").split()
+    if client is not None and code and wants_refresh_token(client, params.get("scope", "")):
+        return None
+    expect_session_grant(state, sid, client_id)
+    return client_id
+
+
+def listed_held_grant(auth: Authentication | None, client_id: str | None) -> HeldGrant | None:
+    """The grant :func:`expect_held_grant` asked for, with its deny-list entry read after it
+    when there is one (None: it did not ask, or no one is signed in); called in its batch."""
+    if auth is None or auth.sid is None or client_id is None:
+        return None
+    return HeldGrant(auth.sid, client_id, session_grant(get_state(), auth.sid, client_id))
 
 
 def listed_consent(user: User | None, client_id: str | None) -> ConsentRead | None:

@@ -142,7 +142,7 @@ def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
         remember_pending(state, request.user.id, client_id, ctx.grant_id, sid)
         return
     keep = int(state.settings.session_ttl) if sid else None
-    reused = session_grant(state, sid, client_id) if sid else None
+    reused = session_grant(state, sid, client_id, ctx.held_grant) if sid else None
     ctx.grant_id = reused or new_grant_id()
     if sid and reused is None:
         remember_session_grant(state, sid, client_id, ctx.grant_id, ttl=int(keep or 0))

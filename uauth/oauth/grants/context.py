@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from functools import cached_property
 
+from uauth.core.grantlimits import HeldGrant
 from uauth.core.tokens import Authentication
 
 
@@ -38,6 +39,9 @@ class IssueContext:
     #: A refresh rotation's successor: the value of the token that replaces the one presented
     #: (the same one again for a retry within the grace window).
     successor: str | None = None
+    #: The grant the login session already held for the client, read with the session at
+    #: ``/authorize`` (None: not read; the grant's beginning reads it).
+    held_grant: HeldGrant | None = None
 
 
 class Contextual:

@@ -44,7 +44,9 @@ from uauth.web.steps import STEPS
 from uauth.web.steps import Interaction
 from uauth.web.steps import answer
 from uauth.web.steps import expect_consent
+from uauth.web.steps import expect_held_grant
 from uauth.web.steps import listed_consent
+from uauth.web.steps import listed_held_grant
 from uauth.web.views.inputs import BadInput
 from uauth.web.views.inputs import check_text
 from uauth.web.views.ui import bp
@@ -143,12 +145,14 @@ def authorize() -> ResponseReturnValue:
             expect_pushed(state.store, pushed)
         expect_factors()
         consent_of = expect_consent(params)  # a pushed request's client_id is sent too
+        held_of = expect_held_grant(params)
         signed_in = current_user.is_authenticated
         known = session_user() if signed_in else None
         auth = authentication() if known is not None else None
         user = known if auth else None
         has_factor = listed_factor(user, auth)
         consent = listed_consent(user, consent_of)
+        held = listed_held_grant(auth, held_of)
         opened = (open_pushed(state.store, pushed, wire.get("client_id"))
                   if pushed is not None else None)
     if pushed is not None:
@@ -174,7 +178,7 @@ def authorize() -> ResponseReturnValue:
         return error_response(err, params)
     ix = Interaction(params=params, grant=grant, client=grant.client, user=user, auth=auth,
                      oidc=oidc, wire=wire if pushed else None, pushed=opened,
-                     has_factor=has_factor, consent=consent)
+                     has_factor=has_factor, consent=consent, held_grant=held)
     try:
         for step in STEPS:
             response = step(ix)
@@ -187,7 +191,7 @@ def authorize() -> ResponseReturnValue:
             err.redirect_uri = grant.redirect_uri
         return error_response(err, params, ix.client)
     grant.context = IssueContext(auth=ix.auth, requested_claims=ix.oidc.claims.to_record(),
-                                 resources=ix.resources)
+                                 resources=ix.resources, held_grant=ix.held_grant)
     if FRESH_LOGIN in session:
         del session[FRESH_LOGIN]
     return answer(ix, ix.user)
