@@ -279,13 +279,16 @@ def expect_held_grant(params: MultiDict[str, str]) -> str | None:
     code starts a grant of its own (a pushed request's parameters are not read yet: its code).
 
     :returns: the client id it asked for, or None."""
-    client_id, sid = params.get("client_id"), cookie_sid()
-    if not client_id or sid is None:
+    client_id = params.get("client_id")
+    if not client_id:
         return None
     state = get_state()
     client = state.clients.cached(client_id)
     code = "code" in params.get("response_type", "code").split()
     if client is not None and code and wants_refresh_token(client, params.get("scope", "")):
+        return None
+    sid = cookie_sid()
+    if sid is None:
         return None
     expect_session_grant(state, sid, client_id)
     return client_id
