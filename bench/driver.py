@@ -187,14 +187,15 @@ class Agent:
         self.refresh_token: str | None = None
         self.access_token: str | None = None
 
-    def authorize(self, *, pushed: bool = False) -> tuple[str, str]:
+    def authorize(self, *, pushed: bool = False, scope: str | None = None) -> tuple[str, str]:
         """GET /authorize with PKCE, through any login pages, to the code at the redirect URI;
         ``pushed``: the relying party's backend pushes the request first (RFC 9126) and the
-        browser carries only its ``request_uri``."""
+        browser carries only its ``request_uri``; ``scope``: other than the target's."""
         verifier, challenge = pkce_pair()
         state = b64url(secrets.token_bytes(12))
         query = {"response_type": "code", "client_id": self.t.spa_client,
-                 "redirect_uri": self.t.redirect_uri, "scope": self.t.scope, "state": state,
+                 "redirect_uri": self.t.redirect_uri, "scope": scope or self.t.scope,
+                 "state": state,
                  "nonce": b64url(secrets.token_bytes(12)), "code_challenge": challenge,
                  "code_challenge_method": "S256"}
         if pushed:
@@ -271,9 +272,9 @@ class Agent:
 
     # --- operations: each is one measured unit ----------------------------------------------
 
-    def flow(self, *, pushed: bool = False) -> None:
+    def flow(self, *, pushed: bool = False, scope: str | None = None) -> None:
         """authorize -> code -> token (code + verifier) -> userinfo, with the session kept."""
-        code, verifier = self.authorize(pushed=pushed)
+        code, verifier = self.authorize(pushed=pushed, scope=scope)
         tokens = self.token({"grant_type": "authorization_code", "code": code,
                              "redirect_uri": self.t.redirect_uri, "code_verifier": verifier})
         if "id_token" not in tokens:
@@ -286,6 +287,12 @@ class Agent:
         """The flow with its request pushed first (RFC 9126): /par, then /authorize with the
         ``request_uri``, token, userinfo."""
         self.flow(pushed=True)
+
+    def sign_in(self) -> None:
+        """The flow of a plain sign-in: the target's scope without ``offline_access``, so no
+        refresh token comes (a provider may reuse the session's grant for the client)."""
+        scope = " ".join(s for s in self.t.scope.split() if s != "offline_access")
+        self.flow(scope=scope)
 
     def login_flow(self) -> None:
         """A first visit: a new browser session, so the flow includes the password login."""
@@ -355,6 +362,7 @@ OPERATIONS: dict[str, tuple[Callable[[Agent], None], Callable[[Agent], None]]] =
     "userinfo": (Agent.flow, Agent.repeat_userinfo),
     "introspect": (Agent.flow, Agent.introspect),
     "par": (Agent.flow, Agent.pushed_flow),
+    "sso": (Agent.flow, Agent.sign_in),
     "bare": (lambda a: None, lambda a: a.get("/")),
 }
 

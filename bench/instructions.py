@@ -57,7 +57,8 @@ APPS = (*SERVERLESS, "redis", "redis-cluster")
 STORAGE_URL = "BENCH_STORAGE_URL"
 #: Operations per count by default: enough that start-up and warm-up are never counted, and
 #: few enough that the slowest (the flow) takes about a minute under callgrind.
-COUNTS = {"flow": 30, "refresh": 60, "cc": 120, "userinfo": 120, "introspect": 120, "par": 30}
+COUNTS = {"flow": 30, "refresh": 60, "cc": 120, "userinfo": 120, "introspect": 120, "par": 30,
+          "sso": 30}
 #: The C function around each call of the app; callgrind collects only inside it.
 TOGGLE = "_operator_call"
 #: Operations run before counting: caches filled and connections open, and more code flows than

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                     default="sqlite", help="postgres: a database of its own on 127.0.0.1:5432 "
                     "(or $UAUTH_TEST_POSTGRES), dropped afterwards")
     ap.add_argument("--op", choices=["flow", "refresh", "cc", "userinfo", "login", "introspect",
-                                     "par"],
+                                     "par", "sso"],
                     default="flow")
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=1,

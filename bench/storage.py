@@ -5,8 +5,8 @@ in-process.
 signed-in session, code exchange with PKCE, the ID token checked) through the WSGI app on SQLite,
 Redis, PostgreSQL and Redis Cluster, and counts what each flow asks of its storage (``--op
 refresh``: each rotating refresh, and so on for ``cc``, ``userinfo``, ``introspect``, a resource
-server introspecting the flow's access token, and ``par``, the flow with its request pushed
-first, RFC 9126):
+server introspecting the flow's access token, ``par``, the flow with its request pushed
+first, RFC 9126, and ``sso``, a plain sign-in's flow, without ``offline_access``):
 
 * round trips: how often the app waits for its storage: an SQL statement (SQLite, PostgreSQL), a
   command, script or pipeline (Redis, Redis Cluster; a cluster pipeline writes to every node it
@@ -49,7 +49,7 @@ from .profile import metered
 from .run import STORES
 
 #: The operations it can count: each of the bench's, in-process.
-OPS = ("flow", "refresh", "cc", "userinfo", "introspect", "par")
+OPS = ("flow", "refresh", "cc", "userinfo", "introspect", "par", "sso")
 
 
 class Counter:

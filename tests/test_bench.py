@@ -103,6 +103,19 @@ def test_a_pushed_flow_sends_the_request_first_and_the_browser_only_its_uri(
         run()
 
 
+def test_a_sign_in_asks_for_no_offline_access_and_gets_no_refresh_token(
+        tmp_path: Path) -> None:
+    """``--op sso``: the flow of a plain sign-in (authorize, token, userinfo), its scope the
+    target's without ``offline_access``: the response brings no refresh token."""
+    app, target = build("memory", tmp_path, None)
+    agent, run = prepare(target, "sso", lambda _: InProcess(app))
+    agent.refresh_token = None
+    sent = agent.requests
+    run()
+    assert agent.requests - sent == 3
+    assert agent.access_token and agent.refresh_token is None
+
+
 @pytest.mark.parametrize("operation", ["flow", "refresh", "cc"])
 def test_the_bench_clients_can_get_opaque_access_tokens(tmp_path: Path, operation: str) -> None:
     app, target = build("memory", tmp_path, None, access_token_format="opaque")
