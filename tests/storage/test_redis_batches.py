@@ -413,3 +413,19 @@ def test_a_sign_in_reads_the_grant_its_session_holds_with_the_session(
     del seen[:]
     d.code(client.client_id)
     assert seen == [3, 1, 1, 2], f"without the sid: the note on its own ({seen})"
+
+
+def test_the_account_page_reads_the_session_the_factors_and_the_apps_in_one_trip(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``/account``: the session and its user with the person's second factors and their
+    apps' listing, one wait (was five: the factors were listed three times)."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    client, secret = d.client()
+    d.login()
+    d.code(client.client_id)  # an app on the page: its consent and grant
+    assert d.http.get("/account").status_code == 200  # warm: the scripts loaded
+    seen = waits(redis_store, monkeypatch)
+    page = d.http.get("/account")
+    assert page.status_code == 200 and "App" in page.text
+    assert seen == [4], f"the factors, the apps, the session and its user ({seen})"

@@ -441,3 +441,15 @@ def test_a_sign_in_reads_the_grant_its_session_holds_in_the_sessions_statement(
     d.code(client.client_id)
     reads = [group for group in seen if group == ["SELECT"]]
     assert len(reads) == 2, f"the session with the note; the deny-list entry ({seen})"
+
+
+def test_the_account_page_reads_in_one_statement(store: SQLiteStore, tmp_path: Path) -> None:
+    """``/account``: the session, its user, the person's factors and their apps' listing in
+    one statement (was five)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    d.login()
+    assert d.http.get("/account").status_code == 200
+    seen = transactions(store)
+    assert d.http.get("/account").status_code == 200
+    assert seen == [["SELECT"]], f"one read ({seen})"

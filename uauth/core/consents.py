@@ -113,6 +113,12 @@ class App:
     grant_ids: tuple[str, ...]
 
 
+def expect_apps(store: Store, user_id: str) -> None:
+    """:func:`apps_of` this user follows in the caller's batch: the listing rides the batch's
+    next read (:meth:`~uauth.storage.base.Store.prefetch_grant`)."""
+    store.prefetch_grant(apps_group(user_id))
+
+
 def apps_of(store: Store, user_id: str, now: int) -> list[App]:
     """Apps holding consent or grants that may still have tokens, most recently used first."""
     consents: dict[str, Record] = {}

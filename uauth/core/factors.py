@@ -81,6 +81,19 @@ class Challenge:
     user_id: str | None
 
 
+@dataclass(frozen=True)
+class Overview:
+    """A person's active factors, oldest first, and how many recovery codes they have left."""
+
+    factors: list[Factor]
+    recovery_left: int
+
+
+def _factors(records: list[tuple[str, str, dict[str, Any]]], *, pending: bool) -> list[Factor]:
+    found = [Factor.from_record(r) for kind, _, r in records if kind == FACTOR]
+    return sorted((f for f in found if f.active or pending), key=lambda f: f.created_at)
+
+
 class Factors:
     """One app's factor store; ``clock`` is the app's (injected in tests)."""
 
@@ -99,9 +112,13 @@ class Factors:
 
     def of(self, user_id: str, *, pending: bool = False) -> list[Factor]:
         """A user's factors, oldest first (active ones only unless ``pending``)."""
-        found = [Factor.from_record(r) for kind, _, r in self._records(user_id)
-                 if kind == FACTOR]
-        return sorted((f for f in found if f.active or pending), key=lambda f: f.created_at)
+        return _factors(self._records(user_id), pending=pending)
+
+    def overview(self, user_id: str) -> Overview:
+        """:meth:`of` and :meth:`recovery_left` from one listing (the account page's)."""
+        records = self._records(user_id)
+        return Overview(_factors(records, pending=False),
+                        sum(1 for kind, _, _ in records if kind == RECOVERY_CODE))
 
     def expect(self, user_id: str) -> None:
         """:meth:`has_second_factor` of this user follows within the store's batch: its

@@ -55,13 +55,14 @@ def passkeys_offered() -> bool:
     return policy() != "off" and passkeys_unavailable() is None
 
 
-def needs_second_factor(user: User) -> bool:
+def needs_second_factor(user: User, has_factor: bool | None = None) -> bool:
     """True when this signed-in person has a second factor but this session has not used it:
-    their account pages wait for it (a password alone must not change their factors)."""
+    their account pages wait for it (a password alone must not change their factors).
+    ``has_factor``: what the page's own listing said, else read."""
     login = current_session()
     if policy() == "off" or login is None or "mfa" in login.amr:
         return False
-    return get_state().factors.has_second_factor(user.id)
+    return get_state().factors.has_second_factor(user.id) if has_factor is None else has_factor
 
 
 def after_password(user: User, next_url: str | None) -> str:

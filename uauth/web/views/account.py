@@ -14,6 +14,7 @@ from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
+from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
@@ -26,6 +27,7 @@ from uauth.core.audit import PASSWORD_CHANGED
 from uauth.core.audit import audit
 from uauth.core.claims import describe_scope
 from uauth.core.consents import apps_of
+from uauth.core.consents import expect_apps
 from uauth.core.consents import revoke_app
 from uauth.core.models import User
 from uauth.core.resources import CONSENT_PREFIX
@@ -42,6 +44,7 @@ from uauth.web.forms import RevokeForm
 from uauth.web.login import authentication
 from uauth.web.login import current_session
 from uauth.web.login import session_user
+from uauth.web.mfa import expect_factors
 from uauth.web.mfa import needs_second_factor
 from uauth.web.state import get_state
 from uauth.web.views.mfa import account_panel
@@ -131,7 +134,10 @@ def _apps(user: User) -> list[dict[str, Any]]:
 
 
 def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm | None = None,
-          status: int = 200, headers: dict[str, str] | None = None) -> ResponseReturnValue:
+          status: int = 200, headers: dict[str, str] | None = None,
+          apps: list[dict[str, Any]] | None = None, mfa: dict[str, object] | None = None
+          ) -> ResponseReturnValue:
+    """The account page; ``apps`` and ``mfa`` as the caller already read them, else read."""
     editing = _editor() is not None
     if editing:
         profile = profile or _profile_form(user, submitted=False)
@@ -141,9 +147,10 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
         profile_fields=[profile[a.name] for a in _editable()] if profile else [],
         badges=_badges(user), read_only=_read_only(user, everything=not editing),
         password=password,
-        revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None), apps=_apps(user),
+        revoke=RevokeForm(prefix=REVOKE_PREFIX, formdata=None),
+        apps=_apps(user) if apps is None else apps,
         sessions_url=url_for("uauth.sessions.account_sessions"), logout=LogoutForm(formdata=None),
-        mfa=account_panel(user), date=_date,
+        mfa=account_panel(user) if mfa is None else mfa, date=_date,
         verify_form=ConfirmForm(prefix="verify", formdata=None) if editing and needs_verifying(
             get_state(), user) else None,
     ), status, headers or {}
@@ -151,8 +158,19 @@ def _page(user: User, *, profile: FlaskForm | None = None, password: FlaskForm |
 
 @bp.get("/account")
 def account() -> ResponseReturnValue:
-    user = _signed_in()
-    return _to_login() if user is None else _page(user)
+    state = get_state()
+    # The session, its user, their second factors and their apps: one trip.
+    with state.store.batch():
+        expect_factors()
+        user_id = session.get("_user_id")  # flask-login's, in the cookie, as expect_factors
+        if isinstance(user_id, str):
+            expect_apps(state.store, user_id)
+        user = session_user() if authentication() is not None else None
+        overview = state.factors.overview(user.id) if user is not None else None
+        apps = _apps(user) if user is not None else None
+    if user is None or overview is None or needs_second_factor(user, bool(overview.factors)):
+        return _to_login()
+    return _page(user, apps=apps, mfa=account_panel(user, overview))
 
 
 @bp.post("/account/profile")

@@ -29,6 +29,7 @@ from uauth.core.audit import MFA_SUCCEEDED
 from uauth.core.audit import MFA_THROTTLED
 from uauth.core.audit import RECOVERY_CODES_CREATED
 from uauth.core.audit import audit
+from uauth.core.factors import Overview
 from uauth.core.models import User
 from uauth.core.passkeys import relying_party
 from uauth.core.users import editable
@@ -235,15 +236,16 @@ def remove() -> ResponseReturnValue:
     return redirect(url_for("uauth.account.account"))
 
 
-def account_panel(user: User) -> dict[str, object]:
-    """What the account page shows about passkeys and second factors."""
-    state = get_state()
-    factors = state.factors.of(user.id)
+def account_panel(user: User, overview: Overview | None = None) -> dict[str, object]:
+    """What the account page shows about passkeys and second factors (``overview``: the
+    person's factors as the page already listed them, else read)."""
+    seen = overview or get_state().factors.overview(user.id)
+    factors = seen.factors
     return {
         "policy": policy(), "factors": factors,
         "passkeys": [f for f in factors if f.type == "passkey"],
         "totps": [f for f in factors if f.type == "totp"],
-        "recovery_left": state.factors.recovery_left(user.id),
+        "recovery_left": seen.recovery_left,
         "passkeys_unavailable": passkeys_unavailable(),
         "remove": RemoveForm(formdata=None), "recovery": RecoveryForm(formdata=None),
         "name": NameForm(formdata=None),
