@@ -415,10 +415,11 @@ def test_a_sign_in_reads_the_grant_its_session_holds_with_the_session(
     assert seen == [3, 1, 1, 2], f"without the sid: the note on its own ({seen})"
 
 
-def test_the_account_page_reads_the_session_the_factors_and_the_apps_in_one_trip(
+def test_the_account_pages_read_the_session_the_factors_and_the_apps_in_one_trip(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``/account``: the session and its user with the person's second factors and their
-    apps' listing, one wait (was five: the factors were listed three times)."""
+    apps' listing, one wait (was five: the factors were listed three times);
+    ``/account/sessions`` the same with the person's sessions (was four)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client()
@@ -429,3 +430,8 @@ def test_the_account_page_reads_the_session_the_factors_and_the_apps_in_one_trip
     page = d.http.get("/account")
     assert page.status_code == 200 and "App" in page.text
     assert seen == [4], f"the factors, the apps, the session and its user ({seen})"
+    assert d.http.get("/account/sessions").status_code == 200  # warm
+    del seen[:]
+    page = d.http.get("/account/sessions")
+    assert page.status_code == 200 and "App" in page.text, "the session's app is listed"
+    assert seen == [5], f"the factors, sessions, apps, the session and its user ({seen})"

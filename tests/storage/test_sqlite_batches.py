@@ -443,13 +443,16 @@ def test_a_sign_in_reads_the_grant_its_session_holds_in_the_sessions_statement(
     assert len(reads) == 2, f"the session with the note; the deny-list entry ({seen})"
 
 
-def test_the_account_page_reads_in_one_statement(store: SQLiteStore, tmp_path: Path) -> None:
+def test_the_account_pages_read_in_one_statement(store: SQLiteStore, tmp_path: Path) -> None:
     """``/account``: the session, its user, the person's factors and their apps' listing in
-    one statement (was five)."""
+    one statement (was five); ``/account/sessions`` with their sessions too (was four)."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     d.login()
     assert d.http.get("/account").status_code == 200
     seen = transactions(store)
     assert d.http.get("/account").status_code == 200
+    assert seen == [["SELECT"]], f"one read ({seen})"
+    del seen[:]
+    assert d.http.get("/account/sessions").status_code == 200
     assert seen == [["SELECT"]], f"one read ({seen})"

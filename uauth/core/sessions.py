@@ -147,6 +147,12 @@ def end(state: State, login: LoginSession) -> None:
     state.backchannel.send(deliveries(state, login, clients))
 
 
+def expect_sessions(state: State, user_id: str) -> None:
+    """:func:`of_user` follows in the caller's batch: the listing rides the batch's next read
+    (:meth:`~uauth.storage.base.Store.prefetch_grant`)."""
+    state.store.prefetch_grant(user_group(user_id))
+
+
 def of_user(state: State, user_id: str) -> list[LoginSession]:
     """A user's live sessions, most recently used first."""
     found = [LoginSession.from_record(r)
