@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,8 @@ from tests.app_driver import make_app
 from tests.app_driver import own_users
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
+from uauth.core.audit import CONSENT_GIVEN
+from uauth.core.records import AUDIT_EVENT
 from uauth.storage import Store
 
 
@@ -158,3 +161,32 @@ def test_plain_oauth_may_omit_the_redirect_uri_only_with_one_registered(driver: 
                                  scope="profile")
     assert ambiguous.status_code == 400 and "Location" not in ambiguous.headers
     assert "the client registered several" in ambiguous.text
+
+
+def consent_page(driver: Driver, client_id: str, scope: str, response_type: str = "code"
+                 ) -> Any:
+    """/authorize for ``scope``: the consent page when the person has not allowed it all."""
+    return driver.http.get("/authorize", query_string={
+        "response_type": response_type, "client_id": client_id, "scope": scope,
+        "redirect_uri": "http://127.0.0.1:8399/cb", "nonce": "n", "state": "s"})
+
+
+@pytest.mark.parametrize("response_type", ["code", "id_token"])
+def test_consent_given_adds_to_what_was_allowed_before_and_is_audited(
+        driver: Driver, store: Store, response_type: str) -> None:
+    """The consent written with the response (in its batch, for a code) is merged with what
+    the request read of the earlier one: allowing ``email`` after ``profile`` covers both."""
+    driver.user()
+    client, _ = driver.client(response_types=["code", "id_token"],
+                              grant_types=["authorization_code", "implicit"])
+    driver.login()
+    for scope in ("openid profile", "openid email"):
+        page = consent_page(driver, client.client_id, scope, response_type)
+        assert 'name="consent"' in page.text, scope
+        assert driver.authorize(response_type=response_type, client_id=client.client_id,
+                                scope=scope, redirect_uri="http://127.0.0.1:8399/cb",
+                                nonce="n", state="s").status_code == 302
+    both = consent_page(driver, client.client_id, "openid profile email", response_type)
+    assert both.status_code == 302, "both consents, merged: no page"
+    given = [record for _, record in store.scan(AUDIT_EVENT) if record["event"] == CONSENT_GIVEN]
+    assert sorted(record["scope"] for record in given) == ["openid email", "openid profile"]

@@ -435,3 +435,25 @@ def test_the_account_pages_read_the_session_the_factors_and_the_apps_in_one_trip
     page = d.http.get("/account/sessions")
     assert page.status_code == 200 and "App" in page.text, "the session's app is listed"
     assert seen == [5], f"the factors, sessions, apps, the session and its user ({seen})"
+
+
+def test_consent_is_written_with_the_code(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consent page's allow: the session, its user, their factors, their earlier consent
+    and the session's grant in one wait; the consent, its audit event, the grant's note and
+    the code in the next (was five waits: the consent read again, written, audited)."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
+    d.user()
+    d.login()
+    query = {"response_type": "code", "redirect_uri": REDIRECT, "scope": "openid profile"}
+    for warm in (True, False):
+        client, _ = d.client()
+        page = d.http.get("/authorize", query_string={**query, "client_id": client.client_id})
+        seen = waits(redis_store, monkeypatch)
+        allowed = d.http.post("/authorize", query_string={**query, "client_id": client.client_id},
+                              data={"csrf_token": csrf_token(page.text), "consent": "allow"})
+        assert allowed.status_code == 302 and "code=" in allowed.headers["Location"]
+        if not warm:
+            assert seen == [5, 5], (f"the session, user, factors, consent and grant; the "
+                                    f"consent, its audit event, the note and the code ({seen})")
+        monkeypatch.undo()

@@ -456,3 +456,21 @@ def test_the_account_pages_read_in_one_statement(store: SQLiteStore, tmp_path: P
     del seen[:]
     assert d.http.get("/account/sessions").status_code == 200
     assert seen == [["SELECT"]], f"one read ({seen})"
+
+
+def test_consent_is_committed_with_the_code(store: SQLiteStore, tmp_path: Path) -> None:
+    """The consent page's allow: one read, then the consent, its audit event, the grant's
+    note and the code in one transaction (was a commit each for the first two)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    d.login()
+    client, _ = d.client()
+    query = {"response_type": "code", "client_id": client.client_id, "redirect_uri": REDIRECT,
+             "scope": "openid profile"}
+    page = d.http.get("/authorize", query_string=query)
+    seen = transactions(store)
+    allowed = d.http.post("/authorize", query_string=query,
+                          data={"csrf_token": csrf_token(page.text), "consent": "allow"})
+    assert allowed.status_code == 302 and "code=" in allowed.headers["Location"]
+    assert len(seen) == 2 and seen[0] == ["SELECT"] and seen[1][-1] == "COMMIT", (
+        f"one read; the consent, its audit event, the note and the code, committed ({seen})")

@@ -60,10 +60,12 @@ def expect_consent(store: Store, user_id: str, client_id: str) -> None:
 
 
 def remember_consent(store: Store, user_id: str, client_id: str, scopes: Iterable[str],
-                     *, ttl: int, now: int) -> None:
-    """Add ``scopes`` to what the user allowed this client (never narrows earlier consent)."""
-    record = store.find(CONSENT, _key(user_id, client_id)) or {"scopes": []}
-    merged = sorted(set(record["scopes"]) | set(scopes))
+                     *, ttl: int, now: int, known: Iterable[str] | None = None) -> None:
+    """Add ``scopes`` to what the user allowed this client (never narrows earlier consent);
+    ``known``: what the request already read of it (:func:`consented_scopes`), else read."""
+    if known is None:
+        known = (store.find(CONSENT, _key(user_id, client_id)) or {"scopes": []})["scopes"]
+    merged = sorted(set(known) | set(scopes))
     store.save(CONSENT, _key(user_id, client_id),
                {"user_id": user_id, "client_id": client_id, "scopes": merged, "granted_at": now},
                ttl=ttl, grant_id=apps_group(user_id))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from dataclasses import field
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
@@ -113,6 +114,9 @@ class Interaction:
     held_grant: HeldGrant | None = None
     #: Whether the response was issued (:func:`answer`): a pushed request is spent then.
     answered: bool = False
+    #: Whether the person has just allowed the request on the consent page: the consent and
+    #: its audit event are written with the response (:func:`answer`).
+    allowed: bool = False
 
     @property
     def sent(self) -> MultiDict[str, str]:
@@ -141,19 +145,39 @@ def answer(ix: Interaction, user: User | None) -> ResponseReturnValue:
     """The authorization response to ``ix`` (``user`` None: ``access_denied``)."""
     ix.answered = True
     return issue(ix.grant, user, ix.params,
-                 ix.pushed.request_uri if ix.pushed is not None else None)
+                 ix.pushed.request_uri if ix.pushed is not None else None,
+                 partial(remember_allowed, ix) if ix.allowed and user is not None else None)
+
+
+def remember_allowed(ix: Interaction) -> None:
+    """The consent the person has just given (:func:`require_consent`) and its audit event,
+    merged with what the request read of their earlier consent (with the session)."""
+    state = get_state()
+    assert ix.user is not None
+    scopes = ix.consent_scopes
+    known = None if ix.consent is None else (ix.consent.scopes or frozenset())
+    remember_consent(state.store, ix.user.id, ix.client.client_id,
+                     [*scopes, *consent_entries(ix.resources)],
+                     ttl=state.settings.consent_ttl, now=state.now(), known=known)
+    audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
+          scope=" ".join(scopes))
 
 
 def issue(grant: Any, user: User | None, params: MultiDict[str, str],
-          pushed: str | None = None) -> ResponseReturnValue:
+          pushed: str | None = None, remember: Callable[[], None] | None = None
+          ) -> ResponseReturnValue:
     """The authorization response; a pushed request's request_uri is spent with it, so one
-    pushed request gets one response (RFC 9126 §4). A code's response only writes, so the
-    spend is in its batch and the spent record's delete goes with the code; a front-channel
-    response signs, which must not wait inside a batch's transaction (:meth:`Store.batch`)."""
+    pushed request gets one response (RFC 9126 §4), and ``remember`` (the consent just given)
+    writes before it. A code's response only writes, so these go in its batch, with the note
+    and the code; a front-channel response signs, which must not wait inside a batch's
+    transaction (:meth:`Store.batch`)."""
     store = get_state().store
-    batched = pushed is not None and grant.request.payload.response_type == "code"
+    batched = (pushed is not None or remember is not None) \
+        and grant.request.payload.response_type == "code"
     try:
         with store.batch() if batched else nullcontext():
+            if remember is not None:
+                remember()
             if pushed is not None:
                 spend_pushed(store, pushed)
             triple = grant.create_authorization_response(grant.redirect_uri, user)
@@ -339,10 +363,7 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     if decision != "allow":
         audit(CONSENT_DENIED, client_id=ix.client.client_id, user_id=ix.user.id)
         return answer(ix, None)
-    remember_consent(state.store, ix.user.id, ix.client.client_id, consented,
-                     ttl=state.settings.consent_ttl, now=state.now())
-    audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
-          scope=" ".join(scopes))
+    ix.allowed = True  # written with the response
     return None
 
 
