@@ -58,7 +58,7 @@ from uauth.core.resources import display
 from uauth.core.tokens import Authentication
 from uauth.core.users import editable
 from uauth.oauth.authrequest import AuthParams
-from uauth.oauth.grants.issuance import wants_refresh_token
+from uauth.oauth.grants.issuance import brings_refresh_tokens
 from uauth.oauth.par import spend_pushed
 from uauth.oauth.responses import response_mode
 from uauth.web.attribute_forms import make_form
@@ -274,6 +274,13 @@ def require_attributes(ix: Interaction) -> ResponseReturnValue | None:
     return page, 400 if answered else 200
 
 
+def requested_client(params: MultiDict[str, str]) -> tuple[str | None, Client | None]:
+    """The request's ``client_id``, and its client when this worker holds it (never a read):
+    what the reads ahead below decide on before the session is read."""
+    client_id = params.get("client_id")
+    return client_id, get_state().clients.cached(client_id) if client_id else None
+
+
 def expect_consent(params: MultiDict[str, str]) -> str | None:
     """Read the signed-in person's consent to the request's client with their session, in the
     caller's batch, as :func:`~uauth.web.mfa.expect_factors` reads their factors: ``/authorize``
@@ -281,17 +288,13 @@ def expect_consent(params: MultiDict[str, str]) -> str | None:
     ``prompt=consent`` or a client this worker holds as first party, whose step reads nothing.
 
     :returns: the client id it asked for, or None."""
-    client_id = params.get("client_id")
-    if not client_id:
-        return None
-    state = get_state()
-    client = state.clients.cached(client_id)
-    if client is not None and client.first_party:
+    client_id, client = requested_client(params)
+    if not client_id or (client is not None and client.first_party):
         return None
     user_id = session.get("_user_id")
     if not isinstance(user_id, str) or "consent" in params.get("prompt", "").split():
         return None
-    expect_consent_of(state.store, user_id, client_id)
+    expect_consent_of(get_state().store, user_id, client_id)
     return client_id
 
 
@@ -303,18 +306,14 @@ def expect_held_grant(params: MultiDict[str, str]) -> str | None:
     code starts a grant of its own (a pushed request's parameters are not read yet: its code).
 
     :returns: the client id it asked for, or None."""
-    client_id = params.get("client_id")
-    if not client_id:
-        return None
-    state = get_state()
-    client = state.clients.cached(client_id)
-    code = "code" in params.get("response_type", "code").split()
-    if client is not None and code and wants_refresh_token(client, params.get("scope", "")):
+    client_id, client = requested_client(params)
+    if not client_id or (client is not None and brings_refresh_tokens(
+            client, params.get("response_type", "code"), params.get("scope", ""))):
         return None
     sid = cookie_sid()
     if sid is None:
         return None
-    expect_session_grant(state, sid, client_id)
+    expect_session_grant(get_state(), sid, client_id)
     return client_id
 
 

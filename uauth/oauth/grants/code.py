@@ -42,7 +42,7 @@ from .common import new_grant_id
 from .common import state_of
 from .context import IssueContext
 from .issuance import IssuesTokens
-from .issuance import wants_refresh_token
+from .issuance import brings_refresh_tokens
 
 if TYPE_CHECKING:
     from uauth.core.state import State
@@ -134,8 +134,8 @@ def begin_grant(state: State, request: UAuthRequest, ctx: IssueContext) -> None:
     same client in the same session; a code that may bring refresh tokens gets a short pending
     note until its family starts, and families per user and client are capped."""
     client_id = request.client.client_id
-    offline = ("code" in str(request.payload.response_type).split()
-               and wants_refresh_token(request.client, request.scope))
+    offline = brings_refresh_tokens(request.client, str(request.payload.response_type),
+                                    request.scope)
     sid = ctx.auth.sid if ctx.auth is not None else None
     if offline:  # its own grant; the note grows into a family's when its refresh token comes
         ctx.grant_id = new_grant_id()

@@ -48,6 +48,12 @@ def wants_refresh_token(client: Client, scope: str) -> bool:
     return "offline_access" in scope.split() or client.always_issue_refresh_token
 
 
+def brings_refresh_tokens(client: Client, response_type: str, scope: str) -> bool:
+    """Whether an authorization response of ``response_type`` brings refresh tokens: a code,
+    to a client :func:`wants_refresh_token` gives them for ``scope``."""
+    return "code" in response_type.split() and wants_refresh_token(client, scope)
+
+
 def id_token_alg(state: State, client: Client) -> str:
     """The client's registered ``id_token_signed_response_alg``, else ``UAUTH_SIGNING_ALG``."""
     alg = client.id_token_signed_response_alg or state.settings.signing_alg
