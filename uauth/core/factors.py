@@ -94,6 +94,10 @@ def _factors(records: list[tuple[str, str, dict[str, Any]]], *, pending: bool) -
     return sorted((f for f in found if f.active or pending), key=lambda f: f.created_at)
 
 
+def _codes_left(records: list[tuple[str, str, dict[str, Any]]]) -> int:
+    return sum(1 for kind, _, _ in records if kind == RECOVERY_CODE)
+
+
 class Factors:
     """One app's factor store; ``clock`` is the app's (injected in tests)."""
 
@@ -117,8 +121,7 @@ class Factors:
     def overview(self, user_id: str) -> Overview:
         """:meth:`of` and :meth:`recovery_left` from one listing (the account page's)."""
         records = self._records(user_id)
-        return Overview(_factors(records, pending=False),
-                        sum(1 for kind, _, _ in records if kind == RECOVERY_CODE))
+        return Overview(_factors(records, pending=False), _codes_left(records))
 
     def expect(self, user_id: str) -> None:
         """:meth:`has_second_factor` of this user follows within the store's batch: its
@@ -226,7 +229,7 @@ class Factors:
         return codes
 
     def recovery_left(self, user_id: str) -> int:
-        return sum(1 for kind, _, _ in self._records(user_id) if kind == RECOVERY_CODE)
+        return _codes_left(self._records(user_id))
 
     def use_recovery_code(self, user_id: str, code: str) -> int | None:
         """Redeem a code: how many are left, or None if it is not an unused code of this user.

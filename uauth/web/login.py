@@ -112,6 +112,13 @@ def begin_browser_session(user_id: str, amr: Iterable[str], suspended: object = 
     return login
 
 
+def cookie_user_id() -> str | None:
+    """The signed-in person's id as flask-login's cookie names it, before the session is
+    read: what reads ahead of the person's listings are keyed by (the session read decides)."""
+    user_id = session.get("_user_id")
+    return user_id if isinstance(user_id, str) else None
+
+
 def cookie_sid() -> str | None:
     """The ``sid`` of this browser's session as its cookie names it, before the session is
     read: only a hint for reading ahead (the session read decides)."""

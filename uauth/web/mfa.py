@@ -16,7 +16,6 @@ from authlib.oauth2.rfc6749.errors import AccessDeniedError
 from authlib.oidc.core.errors import InteractionRequiredError
 from flask import redirect
 from flask import request
-from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
@@ -32,6 +31,7 @@ from uauth.core.sessions import elevate
 from uauth.core.throttle import Limit
 from uauth.core.throttle import digest
 from uauth.core.tokens import Authentication
+from uauth.web.login import cookie_user_id
 from uauth.web.login import current_session
 from uauth.web.state import get_state
 
@@ -117,8 +117,8 @@ def expect_factors() -> None:
     """Read the signed-in person's factors with their session, in the caller's batch:
     ``/authorize`` then waits once for both (:func:`listed_factor` takes the answer). The
     person's id is flask-login's, in the cookie, before the session is read."""
-    user_id = session.get("_user_id")
-    if isinstance(user_id, str) and policy() != "off":
+    user_id = cookie_user_id()
+    if user_id is not None and policy() != "off":
         get_state().factors.expect(user_id)
 
 

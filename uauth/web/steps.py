@@ -25,7 +25,6 @@ from authlib.oidc.core.errors import LoginRequiredError
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -67,6 +66,7 @@ from uauth.web.errors import error_page
 from uauth.web.errors import error_response
 from uauth.web.forms import ConsentForm
 from uauth.web.login import cookie_sid
+from uauth.web.login import cookie_user_id
 from uauth.web.login import forget_login
 from uauth.web.login import logged_in_for
 from uauth.web.login import login_view
@@ -291,8 +291,8 @@ def expect_consent(params: MultiDict[str, str]) -> str | None:
     client_id, client = requested_client(params)
     if not client_id or (client is not None and client.first_party):
         return None
-    user_id = session.get("_user_id")
-    if not isinstance(user_id, str) or "consent" in params.get("prompt", "").split():
+    user_id = cookie_user_id()
+    if user_id is None or "consent" in params.get("prompt", "").split():
         return None
     expect_consent_of(get_state().store, user_id, client_id)
     return client_id

@@ -14,7 +14,6 @@ from flask import flash
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
@@ -42,6 +41,7 @@ from uauth.web.forms import LogoutForm
 from uauth.web.forms import PasswordForm
 from uauth.web.forms import RevokeForm
 from uauth.web.login import authentication
+from uauth.web.login import cookie_user_id
 from uauth.web.login import current_session
 from uauth.web.login import session_user
 from uauth.web.mfa import expect_factors
@@ -162,8 +162,8 @@ def account() -> ResponseReturnValue:
     # The session, its user, their second factors and their apps: one trip.
     with state.store.batch():
         expect_factors()
-        user_id = session.get("_user_id")  # flask-login's, in the cookie, as expect_factors
-        if isinstance(user_id, str):
+        user_id = cookie_user_id()
+        if user_id is not None:
             expect_apps(state.store, user_id)
         user = session_user() if authentication() is not None else None
         overview = state.factors.overview(user.id) if user is not None else None

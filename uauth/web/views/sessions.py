@@ -9,7 +9,6 @@ from typing import Any
 from flask import Blueprint
 from flask import redirect
 from flask import render_template
-from flask import session
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
@@ -24,6 +23,7 @@ from uauth.core.sessions import of_user
 from uauth.web.errors import error_page
 from uauth.web.forms import SessionsForm
 from uauth.web.login import authentication
+from uauth.web.login import cookie_user_id
 from uauth.web.login import current_session
 from uauth.web.login import end_browser_session
 from uauth.web.login import session_user
@@ -47,8 +47,8 @@ def account_sessions() -> ResponseReturnValue:
     # The session, its user, their second factors, their sessions and apps: one trip.
     with state.store.batch():
         expect_factors()
-        user_id = session.get("_user_id")  # flask-login's, in the cookie, as expect_factors
-        if isinstance(user_id, str):
+        user_id = cookie_user_id()
+        if user_id is not None:
             expect_sessions(state, user_id)
             expect_apps(state.store, user_id)
         login = current_session() if current_user.is_authenticated else None
