@@ -20,6 +20,7 @@ import jwt
 import pytest
 import requests
 from authlib.oauth2.rfc7636 import create_s256_code_challenge as s256
+from playwright.sync_api import expect
 
 from tests.chromium import overflows
 from tests.chromium import squashed_buttons
@@ -95,7 +96,9 @@ def test_login_attributes_consent_and_back_to_the_app(site: Provider, app_url: s
     sign_in(page, user.username, "not-the-password")
     assert text(page, ".alert") == "Incorrect username or password."
     assert page.input_value("#username") == user.username, "the username is kept"
-    assert page.evaluate("document.activeElement.id") == "password", "focus on the retry"
+    # The browser moves the focus to an autofocus field at its next rendering step, not when the
+    # page has loaded: wait for it (up to five seconds) rather than read it at once.
+    expect(page.locator("#password")).to_be_focused()
     shot(page, shots, "02-login-wrong-password")
 
     sign_in(page, user.username)
