@@ -147,10 +147,42 @@ def test_idle_sessions_end_revoke_their_grants_and_tell_clients(tmp_path: Path, 
         assert whoami(driver) == "anonymous"
         logout_token = rp.wait_for("/ok")[0].logout_token
     claims = jwt.decode(logout_token, options={"verify_signature": False})
-    assert claims["sid"] == jwt.decode(tokens["id_token"], options={"verify_signature": False})[
-        "sid"]
+    signed_in = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert (claims["sid"], claims["sub"]) == (signed_in["sid"], signed_in["sub"]), (
+        "the user read for the logout token")
     with driver.app.app_context():
         assert get_state().store.find("refresh_token", hash_key(tokens["refresh_token"])) is None
+
+
+def test_a_logout_token_names_the_sessions_user_when_the_request_holds_it(
+        tmp_path: Path, store: Store, clock: FakeClock) -> None:
+    """A /logout and the sessions page's button hold the session's user and hand it to the
+    logout tokens instead of reading it again: the ``sub`` is still the pairwise one."""
+    driver = Driver.of(whoami_app(tmp_path, store, clock, UAUTH_FETCH_ALLOWED_HOSTS=["127.0.0.1"]))
+    alice = driver.user()
+    with receiver() as rp:
+        client, secret = driver.client(first_party=True, subject_type="pairwise",
+                                       backchannel_logout_uri=rp.url + "/ok")
+        hints = []
+        for _ in range(2):  # two browsers, each signed in and holding an ID token
+            driver.http = driver.app.test_client()
+            driver.login()
+            hints.append(jwt.decode(id_token(driver, client.client_id, secret),
+                                    options={"verify_signature": False}))
+        first, second = hints
+        assert first["sub"] == second["sub"] != alice.id, "pairwise"
+        page = driver.http.get("/account/sessions")
+        ended = driver.http.post("/account/sessions", data={"csrf_token": csrf_token(page.text),
+                                                            "sid": first["sid"]})
+        assert ended.status_code == 302, "the other browser's session ended from this one"
+        rp.wait_for("/ok")
+        out = driver.http.get("/logout", query_string={"id_token_hint": id_token(
+            driver, client.client_id, secret)})
+        assert "You are signed out" in out.text
+        received = rp.wait_for("/ok", count=2)
+    claims = [jwt.decode(r.logout_token, options={"verify_signature": False}) for r in received]
+    assert [(c["sid"], c["sub"]) for c in claims] == [(first["sid"], first["sub"]),
+                                                      (second["sid"], second["sub"])]
 
 
 def test_activity_never_extends_the_absolute_lifetime(tmp_path: Path, store: Store,

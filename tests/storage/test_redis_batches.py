@@ -20,6 +20,7 @@ from tests.app_driver import make_app
 from tests.browser import csrf_token
 from tests.conftest import FakeClock
 from tests.conftest import unique_prefix
+from tests.logout_receiver import receiver
 from tests.redis_server import RedisServer
 from tests.soft_authenticator import SoftAuthenticator
 from tests.test_device import device_client
@@ -33,6 +34,9 @@ from tests.test_passkeys import register
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import CODE
 from uauth.core.records import ROTATED
+from uauth.core.sessions import end
+from uauth.core.sessions import of_user
+from uauth.extension import get_state
 from uauth.storage import StorageUnavailable
 from uauth.storage import hash_key
 from uauth.storage.base import system_clock
@@ -291,24 +295,39 @@ def test_a_logout_revokes_the_sessions_grants_in_one_trip(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """RP-initiated logout: the session's end and its audit event go with the listing of its
     grants, and every grant's revocation (deny marker, records, audit event) goes in one
-    pipeline after it, however many grants; the logout tokens' user is read after."""
-    d = Driver.of(make_app(tmp_path, redis_store, system_clock))
-    d.user()
+    pipeline after it, however many grants; the logout tokens take the user the request read
+    with the session. A session ended where no user is held, and no client has a back-channel
+    URI, reads no user at all."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock,
+                           UAUTH_FETCH_ALLOWED_HOSTS=["127.0.0.1"]))  # the test receiver
+    alice = d.user()
     d.login()
-    apps = [d.client(first_party=True, always_issue_refresh_token=True,
-                     access_token_format="opaque") for _ in range(3)]
-    issued = [json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
-              for client, secret in apps]
-    seen = waits(redis_store, monkeypatch)
-    out = d.http.get("/logout", query_string={"id_token_hint": issued[0]["id_token"]})
-    assert out.status_code in (200, 302) and d.http.get("/account").status_code == 302
-    assert seen == [2, 4, 9, 1], (f"the session and its user; its end, audit event and grants; "
-                                  f"three grants revoked; the user for the logout tokens ({seen})")
+    with receiver() as rp:
+        apps = [d.client(first_party=True, always_issue_refresh_token=True,
+                         access_token_format="opaque", backchannel_logout_uri=uri)
+                for uri in (rp.url + "/ok", None, None)]
+        issued = [json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+                  for client, secret in apps]
+        seen = waits(redis_store, monkeypatch)
+        out = d.http.get("/logout", query_string={"id_token_hint": issued[0]["id_token"]})
+        assert out.status_code in (200, 302) and d.http.get("/account").status_code == 302
+        assert seen == [2, 4, 9], (f"the session and its user; its end, audit event and "
+                                   f"grants; three grants revoked ({seen})")
+        assert rp.wait_for("/ok"), "the back-channel client was told, with the user held"
+    monkeypatch.undo()
     for (client, secret), tokens in zip(apps, issued, strict=True):
         refused = d.http.post("/token", data={"grant_type": "refresh_token",
                                               "refresh_token": tokens["refresh_token"]},
                               headers=basic_auth(client.client_id, secret))
         assert refused.status_code == 400, "every grant of the session was revoked"
+    d.login()
+    d.code(apps[1][0].client_id)  # a grant in the new session, for a client without the URI
+    with d.app.app_context():
+        state = get_state()
+        login, = of_user(state, alice.id)
+        seen = waits(redis_store, monkeypatch)
+        end(state, login)
+    assert seen == [4, 3], f"its end, audit event and grant; the grant revoked ({seen})"
 
 
 def test_a_revocation_sends_its_writes_together(

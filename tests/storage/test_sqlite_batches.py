@@ -383,7 +383,7 @@ def test_a_logout_commits_the_sessions_end_and_its_revocations_once(
         store: SQLiteStore, tmp_path: Path) -> None:
     """The session's end, its audit event and the revocation of each of its grants: one
     transaction with the listing of the grants (was a commit each); each revocation is audited
-    as the logout's."""
+    as the logout's. The logout tokens' user is the one read with the session."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     d.login()
@@ -395,6 +395,7 @@ def test_a_logout_commits_the_sessions_end_and_its_revocations_once(
     writes = [group for group in seen if {"INSERT", "DELETE", "UPDATE"} & set(group)]
     assert len(writes) == 1 and writes[0][-1] == "COMMIT" and writes[0].count("DELETE") == 3, (
         f"the session's end and both grants' revocations in one transaction ({seen})")
+    assert seen[-1] == writes[0], f"no read after it: the request holds the user ({seen})"
     reasons = [record.get("reason") for _, record in store.scan(AUDIT_EVENT)
                if record["event"] == "family.revoked"]
     assert reasons == ["logout", "logout"]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from uauth.core.state import State
 
     from .models import LoginSession
+    from .models import User
 
 log = logging.getLogger("uauth.backchannel")
 
@@ -84,18 +85,23 @@ def logout_token(state: State, delivery: Delivery) -> str:
     return sign(state, claims, typ="logout+jwt", alg=alg)
 
 
-def deliveries(state: State, login: LoginSession, client_ids: Iterable[str]) -> list[Delivery]:
-    """What to send when ``login`` ends: one token per client with a back-channel URI."""
-    user = state.users.get(login.user_id)
-    found = []
-    for client_id in sorted(set(client_ids)):
-        client = state.clients.get(client_id)
-        if client is None or not client.backchannel_logout_uri:
-            continue
-        sub = subject(state.subjects, user, client) if user is not None else None
-        found.append(Delivery(client_id, client.backchannel_logout_uri, login.sid, sub,
-                              client.id_token_signed_response_alg))
-    return found
+def deliveries(state: State, login: LoginSession, client_ids: Iterable[str],
+               user: User | None = None) -> list[Delivery]:
+    """What to send when ``login`` ends: one token per client with a back-channel URI.
+
+    The user (each token's ``sub``) is read only when there is a token to send, and not at all
+    when the caller holds it (``user``): most sessions end without one, and a read is a round
+    trip to the store."""
+    targets = [(client, client.backchannel_logout_uri)
+               for client in map(state.clients.get, sorted(set(client_ids)))
+               if client is not None and client.backchannel_logout_uri]
+    if not targets:
+        return []
+    if user is None or user.id != login.user_id:
+        user = state.users.get(login.user_id)
+    return [Delivery(client.client_id, uri, login.sid,
+                     subject(state.subjects, user, client) if user is not None else None,
+                     client.id_token_signed_response_alg) for client, uri in targets]
 
 
 #: Largest answer read from a logout endpoint (it should be empty).

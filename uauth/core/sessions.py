@@ -31,6 +31,7 @@ from .audit import audit
 from .backchannel import deliveries
 from .consents import apps_group
 from .models import LoginSession
+from .models import User
 from .tokens import evict_grant
 
 if TYPE_CHECKING:
@@ -130,12 +131,12 @@ def retire(state: State, login: LoginSession) -> None:
     state.store.delete(SESSION, login.key)
 
 
-def end(state: State, login: LoginSession) -> None:
+def end(state: State, login: LoginSession, user: User | None = None) -> None:
     """End a session: gone at once for every worker, its grants revoked, its clients told.
 
     The session's end and its audit event travel with the listing of its grants, and their
     revocations are held and sent together (:meth:`~uauth.storage.base.Store.batch`); the
-    logout tokens are signed after."""
+    logout tokens are signed after, for ``user`` when the caller holds the session's user."""
     with state.store.batch():
         retire(state, login)
         audit(LOGOUT, user_id=login.user_id, session=login.sid[:8])
@@ -144,7 +145,7 @@ def end(state: State, login: LoginSession) -> None:
             if note.get("revoke_at_logout"):
                 evict_grant(state, note["grant_id"], reason="logout")
     clients = dict.fromkeys(note["client_id"] for note in notes)
-    state.backchannel.send(deliveries(state, login, clients))
+    state.backchannel.send(deliveries(state, login, clients, user))
 
 
 def expect_sessions(state: State, user_id: str) -> None:

@@ -139,7 +139,7 @@ def end_browser_session() -> bool:
     """Log this browser out; True if it had a live session."""
     login = current_session()
     if login is not None:
-        end(get_state(), login)
+        end(get_state(), login, held_user())
     drop_uauth_keys()
     logout_user()  # record_logout then finds no session left to end
     return login is not None
@@ -219,6 +219,13 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
     continues = next_params(safe_next(request.args.get("next")))
     if continues:
         session[FRESH_LOGIN] = request_digest(continues)
+
+
+def held_user() -> User | None:
+    """The directory's user flask-login has loaded for this request, without a read: None when
+    it holds none, or the host's own user object."""
+    logged_in = current_user._get_current_object()
+    return logged_in if isinstance(logged_in, User) else None
 
 
 def session_user() -> User | None:

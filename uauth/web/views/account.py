@@ -205,7 +205,7 @@ def password() -> ResponseReturnValue:
             here = current_session()
             others = [s for s in of_user(get_state(), user.id) if here is None or s.key != here.key]
             for login in others:
-                end(get_state(), login)
+                end(get_state(), login, user)
             apps = (end_app_access(get_state(), user.id) if form.end_app_access.data else 0)
             flash("Your password was changed" + (
                 "; your other sessions were signed out" if others else "") + (

@@ -73,7 +73,7 @@ def account_sessions() -> ResponseReturnValue:
             end_browser_session()
             return render_template("uauth/logged_out.html", client=None)
         if target is not None:
-            end(state, target)
+            end(state, target, user)
         return redirect(here)
     if form.is_submitted():
         return error_page("This page has expired", "Reload the page and try again.")

@@ -182,7 +182,7 @@ def person_update(user_id: str, what: str) -> ResponseReturnValue:
             if sid:
                 for login in of_user(state, user.id):
                     if login.sid == sid:
-                        end(state, login)
+                        end(state, login, user)
                 act("user.logout", user_id=user.id, sessions=1 if sid else 0)
                 flash("Session ended.")
             else:
