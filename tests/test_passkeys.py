@@ -222,3 +222,45 @@ def test_the_login_page_offers_autofill(d: Driver) -> None:
     assert "<script src=" in page.text and "<script>" not in page.text
 
 
+
+
+def test_passkey_sign_ins_are_throttled_per_address_and_per_account(
+        tmp_path: Path, store: Store, clock: FakeClock) -> None:
+    """A refused assertion counts toward the passkey's account and the address, anything else
+    toward the address: past the free failures the next attempt waits, the right passkey too."""
+    d = Driver.of(make_app(tmp_path, store, clock, UAUTH_ISSUER=ISSUER,
+                           UAUTH_THROTTLE_FREE_FAILURES=1, UAUTH_THROTTLE_LOCK_FAILURES=20,
+                           UAUTH_THROTTLE_IP_FREE_FAILURES=1, UAUTH_THROTTLE_IP_LOCK_FAILURES=20))
+    d.user()
+    d.login()
+    authenticator = SoftAuthenticator(ISSUER, "localhost")
+    assert register(d, authenticator).status_code == 200
+
+    def attempt(address: str, **kw: Any) -> Any:
+        browser = fresh(d)
+        browser.http.environ_base["REMOTE_ADDR"] = address
+        return passkey_login(browser, authenticator, **kw)
+
+    # the account: refused assertions (another origin), each from another address
+    for address in ("10.0.0.1", "10.0.0.2"):
+        assert attempt(address, origin="http://evil.example").status_code == 400
+    blocked = attempt("10.0.0.3")
+    assert blocked.status_code == 429 and "wait 1 seconds" in body(blocked)["error"]
+    clock.advance(2)
+    assert attempt("10.0.0.3").status_code == 200, "the account's wait is over"
+
+    def junk(address: str) -> int:
+        """A body that is no passkey response at all: it names no account."""
+        browser = fresh(d)
+        browser.http.environ_base["REMOTE_ADDR"] = address
+        csrf = page_csrf(browser, "/login")
+        options(browser, "login", csrf)
+        return int(browser.http.post("/passkeys/login", headers={"X-CSRFToken": csrf},
+                                     data="{not json", content_type="application/json"
+                                     ).status_code)
+
+    # the address
+    assert [junk("10.0.0.9"), junk("10.0.0.9"), junk("10.0.0.9")] == [400, 400, 429]
+    blocked = attempt("10.0.0.9")
+    assert blocked.status_code == 429, "the address waits, whoever's passkey it brings"
+    assert attempt("10.0.0.4").status_code == 200, "another address does not"

@@ -261,7 +261,8 @@ def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A password login on a fresh browser: the throttle's counters, the username and the
     user, then the new session and the audit event with the second factors' listing; a passkey
-    login holds its sign count for the user's read, and the session for the audit event."""
+    login reads its index with the address's blocks and its record with the challenge's spend,
+    holds its sign count for the user's read, and the session for the audit event."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock, UAUTH_ISSUER=PASSKEY_ISSUER))
     d.user()
     d.login()  # warm: the scripts loaded
@@ -286,9 +287,10 @@ def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
     signed_in = d.http.post("/passkeys/login", headers={"X-CSRFToken": csrf},
                             data=json.dumps(assertion), content_type="application/json")
     assert signed_in.status_code == 200, signed_in.text
-    assert seen == [1, 1, 1, 1, 2, 2, 2], (
-        f"the throttle; the challenge; the passkey's index, its record; the throttle; "
-        f"its sign count with the user; the session with the audit event ({seen})")
+    assert seen == [2, 2, 2, 2, 2], (
+        f"the address's blocks with the passkey's index; the challenge's spend with the "
+        f"passkey's record; the account's blocks; its sign count with the user; the session "
+        f"with the audit event ({seen})")
     assert d.http.get("/account").status_code == 200, "signed in"
 
 def test_a_logout_revokes_the_sessions_grants_in_one_trip(

@@ -4,6 +4,7 @@ lost or reordered on the way."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,14 @@ from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
+from tests.soft_authenticator import SoftAuthenticator
 from tests.test_device import device_client
 from tests.test_device import poll
 from tests.test_device import start
+from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
+from tests.test_passkeys import options
+from tests.test_passkeys import page_csrf
+from tests.test_passkeys import register
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.records import AUDIT_EVENT
 from uauth.storage import StorageUnavailable
@@ -377,6 +383,27 @@ def test_a_login_commits_the_session_and_its_audit_event_once(
     writes = [group for group in seen if "INSERT" in group]
     assert writes == [["INSERT", "INSERT", "SELECT", "COMMIT"]], (
         f"the session and the audit event, committed with the factors' listing ({seen})")
+
+
+def test_a_passkey_login_reads_its_index_with_the_addresss_blocks(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """A passkey sign-in reads the passkey's index in the address's throttle statement and its
+    record in the account's (was a statement each)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock, UAUTH_ISSUER=PASSKEY_ISSUER))
+    d.user()
+    d.login()
+    authenticator = SoftAuthenticator(PASSKEY_ISSUER, "localhost")
+    assert register(d, authenticator).status_code == 200
+    d.http = d.app.test_client()
+    csrf = page_csrf(d, "/login")
+    assertion = authenticator.get(options(d, "login", csrf))
+    seen = transactions(store)
+    signed_in = d.http.post("/passkeys/login", headers={"X-CSRFToken": csrf},
+                            data=json.dumps(assertion), content_type="application/json")
+    assert signed_in.status_code == 200, signed_in.text
+    assert seen[:3] == [["SELECT"], ["UPDATE"], ["SELECT"]] and seen[3][0] == "INSERT", (
+        f"the address's blocks with the index; the challenge's spend; the account's blocks "
+        f"with the record; then the sign count's and the session's writes ({seen})")
 
 
 def test_a_logout_commits_the_sessions_end_and_its_revocations_once(

@@ -260,10 +260,27 @@ class Factors:
 
     def passkey(self, credential_id: str) -> Factor | None:
         """The passkey factor with this credential id, whoever it belongs to."""
+        index = self.passkey_index(credential_id)
+        return None if index is None else self.passkey_of(index)
+
+    def expect_passkey(self, credential_id: str) -> None:
+        """:meth:`passkey_index` of this credential follows in the caller's batch
+        (``Store.batch``): the index rides the batch's next read."""
+        self.store.prefetch(PASSKEY, credential_id)
+
+    def passkey_index(self, credential_id: str) -> tuple[str, str] | None:
+        """Whose passkey this credential is: ``(user_id, factor_id)``. In a batch the passkey's
+        record is then read with the next trip, for :meth:`passkey_of` (a sign-in spends its
+        challenge in between)."""
         index = self.store.find(PASSKEY, credential_id)
         if index is None:
             return None
-        factor = self.get(str(index["user_id"]), str(index["factor_id"]))
+        self.store.prefetch(FACTOR, str(index["factor_id"]))
+        return str(index["user_id"]), str(index["factor_id"])
+
+    def passkey_of(self, index: tuple[str, str]) -> Factor | None:
+        user_id, factor_id = index
+        factor = self.get(user_id, factor_id)
         return factor if factor is not None and factor.type == "passkey" else None
 
     def passkey_used(self, factor: Factor, sign_count: int, backed_up: bool) -> None:

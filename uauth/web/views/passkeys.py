@@ -125,25 +125,36 @@ def login() -> ResponseReturnValue:
     purpose = "second-factor" if second else "login"
     if not _csrf_ok():
         return _error("This page expired. Reload it and try again.")
-    wait = get_state().throttle.wait(ip_keys())
-    if wait:
-        return _error(f"Too many failed attempts: please wait {wait} seconds.", 429)
-    challenge = _challenge(purpose)
-    if challenge is None:
-        return _failed("no live challenge for this session (expired, used or foreign)")
-    try:
-        credential = passkeys.parse(request.get_data())
-    except PasskeyError as exc:
-        return _failed(str(exc))
     state = get_state()
-    factor = state.factors.passkey(str(credential["id"]))
-    if factor is None:
-        return _failed("unknown credential (removed, or never registered here)")
-    if second and factor.user_id != challenge.user_id:
-        return _failed("a passkey of another user", challenge.user_id)
-    wait = state.throttle.wait(otp_keys(factor.user_id))
-    if wait:
-        return _error(f"Too many failed attempts: please wait {wait} seconds.", 429)
+    factors, throttle = state.factors, state.throttle
+    try:
+        credential: dict[str, Any] | None = passkeys.parse(request.get_data())
+        unparsed = ""
+    except PasskeyError as exc:
+        credential, unparsed = None, str(exc)
+    # Three trips where there were five: the address's blocks with the passkey's index; the
+    # challenge's spend; the account's blocks, with the passkey's record where the spend could
+    # not carry it (SQLite). Refused in the same order as when each was read in turn.
+    with state.store.batch():
+        if credential is not None:
+            factors.expect_passkey(str(credential["id"]))
+        wait = throttle.wait(ip_keys())
+        if wait:
+            return _error(f"Too many failed attempts: please wait {wait} seconds.", 429)
+        index = None if credential is None else factors.passkey_index(str(credential["id"]))
+        challenge = _challenge(purpose)
+        if challenge is None:
+            return _failed("no live challenge for this session (expired, used or foreign)")
+        if credential is None:
+            return _failed(unparsed)
+        owner_wait = 0 if index is None else throttle.wait(otp_keys(index[0]))
+        factor = None if index is None else factors.passkey_of(index)
+        if factor is None:
+            return _failed("unknown credential (removed, or never registered here)")
+        if second and factor.user_id != challenge.user_id:
+            return _failed("a passkey of another user", challenge.user_id)
+        if owner_wait:
+            return _error(f"Too many failed attempts: please wait {owner_wait} seconds.", 429)
     try:
         assertion = passkeys.verify_assertion(
             _rp(), credential, challenge.challenge, public_key=factor.public_key or "",
