@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 import redis
 
@@ -26,6 +27,7 @@ from tests.soft_authenticator import SoftAuthenticator
 from tests.test_device import device_client
 from tests.test_device import poll
 from tests.test_device import start
+from tests.test_mfa import enrol_totp
 from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
 from tests.test_passkeys import options
 from tests.test_passkeys import page_csrf
@@ -482,3 +484,32 @@ def test_consent_is_written_with_the_code(
     allow()
     assert seen == [5, 5], (f"the session, user, factors, consent and grant; the consent, its "
                             f"audit event, the note and the code ({seen})")
+
+
+def test_the_second_factor_page_reads_the_session_and_the_factors_in_one_trip(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        clock: FakeClock) -> None:
+    """``/login/second-factor``: the session, its user and their factors in one trip (was
+    three, the factors listed twice); a right code then waits for the throttle's blocks and
+    the time step's spend, and sends the factor's last use, the session's second factor and
+    the audit event together (was a wait each)."""
+    d = Driver.of(make_app(tmp_path, redis_store, clock))
+    d.user()
+    d.login()
+    secret, _ = enrol_totp(d, clock)
+    d.http = d.app.test_client()
+    step = d.login().headers["Location"]
+    clock.advance(30)  # the enrolment's code spent its time step
+    seen = waits(redis_store, monkeypatch)
+    page = d.http.get(step)
+    assert page.status_code == 200
+    assert seen == [3], f"the session, its user, their factors ({seen})"
+    del seen[:]
+    done = d.http.post(page.request.full_path, data={
+        "csrf_token": csrf_token(page.text), "otp": pyotp.TOTP(secret).at(int(clock()))})
+    assert done.status_code == 302, done.text
+    assert seen == [3, 2, 1, 3], (f"the session, its user, their factors; the blocks; the "
+                                  f"step's spend; the factor, the session, the audit event "
+                                  f"({seen})")
+    monkeypatch.undo()
+    assert d.http.get("/account").status_code == 200, "the session has its second factor"

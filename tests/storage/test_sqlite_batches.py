@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from tests.app_driver import PASSWORD
@@ -18,10 +19,12 @@ from tests.app_driver import basic_auth
 from tests.app_driver import json_of
 from tests.app_driver import make_app
 from tests.browser import csrf_token
+from tests.conftest import FakeClock
 from tests.soft_authenticator import SoftAuthenticator
 from tests.test_device import device_client
 from tests.test_device import poll
 from tests.test_device import start
+from tests.test_mfa import enrol_totp
 from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
 from tests.test_passkeys import options
 from tests.test_passkeys import page_csrf
@@ -502,3 +505,27 @@ def test_consent_is_committed_with_the_code(store: SQLiteStore, tmp_path: Path) 
     assert allowed.status_code == 302 and "code=" in allowed.headers["Location"]
     assert len(seen) == 2 and seen[0] == ["SELECT"] and seen[1][-1] == "COMMIT", (
         f"one read; the consent, its audit event, the note and the code, committed ({seen})")
+
+
+def test_the_second_factor_page_reads_in_one_statement_and_commits_once(
+        store: SQLiteStore, tmp_path: Path, clock: FakeClock) -> None:
+    """``/login/second-factor``: the session, its user and their factors in one statement
+    (was three); a right code commits the factor's last use, the session's second factor and
+    the audit event once, after the time step's spend (was a commit each)."""
+    d = Driver.of(make_app(tmp_path, store, clock))
+    d.user()
+    d.login()
+    secret, _ = enrol_totp(d, clock)
+    d.http = d.app.test_client()
+    step = d.login().headers["Location"]
+    clock.advance(30)
+    seen = transactions(store)
+    page = d.http.get(step)
+    assert seen == [["SELECT"]], f"the session, its user, their factors ({seen})"
+    del seen[:]
+    done = d.http.post(page.request.full_path, data={
+        "csrf_token": csrf_token(page.text), "otp": pyotp.TOTP(secret).at(int(clock()))})
+    assert done.status_code == 302, done.text
+    assert seen == [["SELECT"], ["SELECT"], ["INSERT"], ["INSERT", "INSERT", "INSERT", "COMMIT"]], (
+        f"the session, its user, their factors; the blocks; the step's spend; the factor, the "
+        f"session, the audit event ({seen})")

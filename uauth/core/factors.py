@@ -206,9 +206,11 @@ class Factors:
         self._save(factor)
         return True
 
-    def check_totp(self, user_id: str, code: str) -> Factor | None:
-        """The active TOTP factor ``code`` belongs to, once per time step; else None."""
-        for factor in self.of(user_id):
+    def check_totp(self, user_id: str, code: str, listed: list[Factor] | None = None
+                   ) -> Factor | None:
+        """The active TOTP factor ``code`` belongs to, once per time step; else None.
+        ``listed``: the user's factors as the caller has just read them (:meth:`of`)."""
+        for factor in self.of(user_id) if listed is None else listed:
             if factor.type == "totp" and self._accept_step(factor, code):
                 factor.last_used_at = self.now()
                 self._save(factor)

@@ -21,6 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from uauth.core.audit import RECOVERY_CODE_USED
 from uauth.core.audit import audit
+from uauth.core.factors import Factor
 from uauth.core.mfa import asked_for
 from uauth.core.mfa import elevated
 from uauth.core.mfa import requested_acr
@@ -86,11 +87,13 @@ def ip_keys() -> dict[str, Limit]:
     return {"login-ip:" + (request.remote_addr or "-"): throttle.policy.ip_limit}
 
 
-def check_code(user: User, code: str) -> tuple[str | None, int | None]:
+def check_code(user: User, code: str, listed: list[Factor] | None = None
+               ) -> tuple[str | None, int | None]:
     """``(method, recovery codes left)`` for a TOTP or recovery code of ``user``; method None
-    when it is neither (wrong, replayed, from another step, already used)."""
+    when it is neither (wrong, replayed, from another step, already used). ``listed``: the
+    person's factors as the page has read them."""
     factors = get_state().factors
-    if factors.check_totp(user.id, code) is not None:
+    if factors.check_totp(user.id, code, listed) is not None:
         return "otp", None
     left = factors.use_recovery_code(user.id, code)
     if left is not None:

@@ -29,6 +29,7 @@ from uauth.core.audit import MFA_SUCCEEDED
 from uauth.core.audit import MFA_THROTTLED
 from uauth.core.audit import RECOVERY_CODES_CREATED
 from uauth.core.audit import audit
+from uauth.core.factors import Factor
 from uauth.core.factors import Overview
 from uauth.core.models import User
 from uauth.core.passkeys import relying_party
@@ -39,6 +40,7 @@ from uauth.web.login import safe_next
 from uauth.web.login import session_user
 from uauth.web.mfa import check_code
 from uauth.web.mfa import complete
+from uauth.web.mfa import expect_factors
 from uauth.web.mfa import needs_second_factor
 from uauth.web.mfa import otp_keys
 from uauth.web.mfa import passkeys_unavailable
@@ -88,9 +90,9 @@ def _wait_words(wait: int) -> str:
 
 # -- pages ---------------------------------------------------------------------------------
 
-def _second_factor_page(user: User, form: OtpForm, error: str | None = None, status: int = 200,
+def _second_factor_page(user: User, factors: list[Factor], form: OtpForm,
+                        error: str | None = None, status: int = 200,
                         headers: dict[str, str] | None = None) -> ResponseReturnValue:
-    factors = get_state().factors.of(user.id)
     return render_template(
         "uauth/second_factor.html", form=form, error=error, user=user,
         has_totp=any(f.type == "totp" for f in factors),
@@ -100,39 +102,49 @@ def _second_factor_page(user: User, form: OtpForm, error: str | None = None, sta
 
 @bp.route("/login/second-factor", methods=["GET", "POST"])
 def second_factor() -> ResponseReturnValue:
-    user = _signed_in()
+    state = get_state()
+    with state.store.batch():  # the session, its user and their factors: one trip
+        expect_factors()
+        user = _signed_in()
+        login = current_session()
+        asks = policy() != "off" and (login is None or "mfa" not in login.amr)
+        factors = state.factors.of(user.id) if user is not None and asks else []
     if user is None:
         return redirect(url_for("uauth.ui.login", next=_next()))
-    login = current_session()
-    if policy() == "off" or (login is not None and "mfa" in login.amr):
+    if not asks:
         return redirect(_next())
-    if not get_state().factors.has_second_factor(user.id):
+    if not factors:
         return redirect(url_for(".enrol", next=_next()))
     form = OtpForm()
     if not form.validate_on_submit():
         if request.method == "POST":
             error = ("This page expired. Please try again." if form.csrf_token.errors
                      else "Enter the code from your authenticator app, or a recovery code.")
-            return _second_factor_page(user, form, error, 400)
-        return _second_factor_page(user, form)
-    throttle = get_state().throttle
+            return _second_factor_page(user, factors, form, error, 400)
+        return _second_factor_page(user, factors, form)
+    throttle = state.throttle
     keys = otp_keys(user.id)
     wait = throttle.wait(keys)
     if wait:
         audit(MFA_THROTTLED, user_id=user.id, retry_after=wait)
-        return _second_factor_page(user, form, _wait_words(wait), 429,
+        return _second_factor_page(user, factors, form, _wait_words(wait), 429,
                                    {"Retry-After": str(wait)})
-    method, left = check_code(user, form.otp.data)
-    if method is None:
-        wait = throttle.failed(keys)
-        audit(MFA_FAILED, user_id=user.id, method="otp", retry_after=wait or None)
-        error = "That code is not valid (or was used already)."
-        if wait:
-            error += " " + _wait_words(wait)
-            return _second_factor_page(user, form, error, 429, {"Retry-After": str(wait)})
-        return _second_factor_page(user, form, error, 401)
-    complete([method])
-    audit(MFA_SUCCEEDED, user_id=user.id, method="recovery_code" if left is not None else "totp")
+    # The time step's (or recovery code's) spend answers first; what follows from it (the
+    # factor's last use, the session's second factor, the audit event) goes in one trip.
+    with state.store.batch():
+        method, left = check_code(user, form.otp.data, factors)
+        if method is None:
+            wait = throttle.failed(keys)
+            audit(MFA_FAILED, user_id=user.id, method="otp", retry_after=wait or None)
+            error = "That code is not valid (or was used already)."
+            if wait:
+                error += " " + _wait_words(wait)
+                return _second_factor_page(user, factors, form, error, 429,
+                                           {"Retry-After": str(wait)})
+            return _second_factor_page(user, factors, form, error, 401)
+        complete([method])
+        audit(MFA_SUCCEEDED, user_id=user.id,
+              method="recovery_code" if left is not None else "totp")
     if left is not None:  # a page of its own: the flow may leave for an app next
         return render_template("uauth/recovery_used.html", left=left, next_url=_next())
     return redirect(_next())
