@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pyotp
 import pytest
@@ -513,3 +514,22 @@ def test_the_second_factor_page_reads_the_session_and_the_factors_in_one_trip(
                                   f"({seen})")
     monkeypatch.undo()
     assert d.http.get("/account").status_code == 200, "the session has its second factor"
+
+
+def test_a_registration_saves_the_client_once_with_its_audit_event(
+        redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RFC 7591: the address's count, then the new client (with its registration token's
+    digest) and its audit event in one trip; it read the client's id and saved it twice."""
+    d = Driver.of(make_app(tmp_path, redis_store, system_clock, UAUTH_REGISTRATION="open"))
+    metadata = {"redirect_uris": [REDIRECT], "client_name": "Agent"}
+    assert d.http.post("/register", json=metadata).status_code == 201  # warm: scripts loaded
+    seen = waits(redis_store, monkeypatch)
+    registered = d.http.post("/register", json=metadata)
+    assert registered.status_code == 201, registered.text
+    assert seen == [1, 2], f"the count; the client and the audit event ({seen})"
+    monkeypatch.undo()
+    answer = json_of(registered)
+    read = d.http.get(urlsplit(answer["registration_client_uri"]).path,
+                      headers={"Authorization": "Bearer " + answer["registration_access_token"]})
+    assert read.status_code == 200 and json_of(read)["client_name"] == "Agent", (
+        "the client was saved with its registration token's digest")

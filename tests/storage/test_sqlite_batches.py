@@ -529,3 +529,16 @@ def test_the_second_factor_page_reads_in_one_statement_and_commits_once(
     assert seen == [["SELECT"], ["SELECT"], ["INSERT"], ["INSERT", "INSERT", "INSERT", "COMMIT"]], (
         f"the session, its user, their factors; the blocks; the step's spend; the factor, the "
         f"session, the audit event ({seen})")
+
+
+def test_a_registration_commits_the_client_once_with_its_audit_event(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    """RFC 7591: after the address's count, the new client and its audit event in one
+    transaction (it read the client's id and committed three times)."""
+    d = Driver.of(make_app(tmp_path, store, system_clock, UAUTH_REGISTRATION="open"))
+    seen = transactions(store)
+    registered = d.http.post("/register", json={"redirect_uris": [REDIRECT],
+                                                "client_name": "Agent"})
+    assert registered.status_code == 201, registered.text
+    assert seen == [["INSERT"], ["INSERT", "INSERT", "COMMIT"]], (
+        f"the address's count; the client and its audit event ({seen})")

@@ -440,7 +440,7 @@ def register_client(store: Store, registration: Registration,
         application_type=reg.application_type,
     )
     if save:
-        save_client(store, client)
+        save_client(store, client, new=reg.client_id is None)
     return client, secret
 
 
@@ -461,8 +461,10 @@ def check_client_keys(method: str, jwks: dict[str, Any] | None, jwks_uri: str | 
     return jwks or None, jwks_uri or None
 
 
-def save_client(store: Store, client: Client) -> None:
-    previous = get_client(store, client.client_id)
+def save_client(store: Store, client: Client, *, new: bool = False) -> None:
+    """Store ``client`` and index its CORS origins. ``new``: its id was just drawn, so there is
+    no earlier record to compare its origins with, and nothing to read first."""
+    previous = None if new else get_client(store, client.client_id)
     store.save(CLIENT, client.client_id, client.to_record(), ttl=None)
     old_origins = set(previous.allowed_origins) if previous else set()
     _index_origins(store, client.client_id, old_origins, set(client.allowed_origins))

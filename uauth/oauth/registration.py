@@ -150,10 +150,10 @@ def check_application_type(application_type: str, redirect_uris: list[str],
 
 
 def client_from_metadata(state: State, metadata: dict[str, Any], *,
-                         client_id: str | None = None, save: bool = True
-                         ) -> tuple[Client, str | None]:
-    """Register (or, with ``client_id`` and ``save=False``, rebuild) a dynamic client from
-    validated metadata, under uauth's registration rules and the registration policy."""
+                         client_id: str | None = None) -> tuple[Client, str | None]:
+    """A new (or, with ``client_id``, rebuilt) dynamic client from validated metadata, under
+    uauth's registration rules and the registration policy; not saved: the caller saves it
+    with what it adds (the registration token's digest)."""
     mode = state.settings.registration
     redirect_uris = list(metadata.get("redirect_uris") or [])
     method = metadata.get("token_endpoint_auth_method") or "client_secret_basic"
@@ -196,7 +196,7 @@ def client_from_metadata(state: State, metadata: dict[str, Any], *,
             logo_uri=metadata.get("logo_uri"), application_type=application_type,
             client_id=client_id)
         return register_client(state.store, registration, registration_rules(state),
-                               now=state.now(), save=save)
+                               now=state.now(), save=False)
     except RegistrationError as exc:
         message = str(exc)
         if "redirect URI" in message:
@@ -305,9 +305,11 @@ class Registration(EndpointBase, ClientRegistrationEndpoint):  # type: ignore[mi
             raise
         token = secrets.token_urlsafe(32)
         client.registration_token_hash = hash_key(token)
-        save_client(state.store, client)
-        audit(CLIENT_REGISTERED, client_id=client.client_id,
-              mode=request.credential["mode"], method=client.token_endpoint_auth_method)
+        # The new client, saved once with its token's digest, and its audit event: one trip.
+        with state.store.batch():
+            save_client(state.store, client, new=True)
+            audit(CLIENT_REGISTERED, client_id=client.client_id,
+                  mode=request.credential["mode"], method=client.token_endpoint_auth_method)
         body = describe(state, client)
         if secret is not None:
             body["client_secret"] = secret
@@ -363,7 +365,7 @@ class Configuration(EndpointBase, ClientConfigurationEndpoint):  # type: ignore[
     def update_client(self, client: Client, client_metadata: dict[str, Any],
                       request: JsonRequest) -> Client:
         rebuilt, _ = client_from_metadata(self.state, client_metadata,
-                                          client_id=client.client_id, save=False)
+                                          client_id=client.client_id)
         if rebuilt.token_endpoint_auth_method in ("client_secret_basic", "client_secret_post"
                                                   ) and client.secret_hash is None:
             raise InvalidClientMetadataError(
