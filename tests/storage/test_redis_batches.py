@@ -262,8 +262,8 @@ def test_a_pushed_request_is_read_with_the_session_and_spent_with_the_code(
 
 def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
         redis_store: RedisStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A password login on a fresh browser: the throttle's counters, the username and the
-    user, then the new session and the audit event with the second factors' listing; a passkey
+    """A password login on a fresh browser: the throttle's counters with the name's index,
+    the user, then the new session and the audit event with the second factors' listing; a passkey
     login reads its index with the address's blocks and its record with the challenge's spend,
     holds its sign count for the user's read, and the session for the audit event."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock, UAUTH_ISSUER=PASSKEY_ISSUER))
@@ -280,8 +280,8 @@ def test_a_login_sends_the_session_and_its_audit_event_with_the_pages_reads(
         "csrf_token": csrf_token(page.text), "username": "alice", "password": PASSWORD})
     assert "/login/second-factor" in signed_in.headers["Location"], (
         "the listing read with the session's write sees the passkey")
-    assert seen == [2, 1, 1, 3], (f"the throttle's counters; the username; the user; "
-                                  f"the session, the audit event, the factors ({seen})")
+    assert seen == [3, 1, 3], (f"the throttle's counters with the name's index; the user; "
+                               f"the session, the audit event, the factors ({seen})")
     monkeypatch.undo()
     d.http = d.app.test_client()
     csrf = page_csrf(d, "/login")

@@ -373,8 +373,9 @@ def test_a_pushed_request_is_read_with_the_session_and_spent_with_the_code(
 
 def test_a_login_commits_the_session_and_its_audit_event_once(
         store: SQLiteStore, tmp_path: Path) -> None:
-    """A password login on a fresh browser: the new session and the audit event go in one
-    transaction with the second factors' listing, where each was a commit of its own."""
+    """A password login on a fresh browser: the name's index is read with the throttle's
+    blocks, and the new session and the audit event go in one transaction with the second
+    factors' listing, where each was a commit of its own."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     page = d.http.get("/login")
@@ -383,9 +384,9 @@ def test_a_login_commits_the_session_and_its_audit_event_once(
                                             "username": "alice", "password": PASSWORD})
     assert signed_in.status_code == 302 and "/login/second-factor" not in signed_in.headers[
         "Location"]
-    writes = [group for group in seen if "INSERT" in group]
-    assert writes == [["INSERT", "INSERT", "SELECT", "COMMIT"]], (
-        f"the session and the audit event, committed with the factors' listing ({seen})")
+    assert seen == [["SELECT"], ["SELECT"], ["INSERT", "INSERT", "SELECT", "COMMIT"]], (
+        f"the throttle's blocks with the name's index; the user; the session and the audit "
+        f"event, committed with the factors' listing ({seen})")
 
 
 def test_a_passkey_login_reads_its_index_with_the_addresss_blocks(

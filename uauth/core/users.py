@@ -128,6 +128,12 @@ class StoreUsers:
         if user_id and len(user_id) <= 200:
             self.store.prefetch(USER, user_id)
 
+    def expect_username(self, username: str) -> None:
+        """:meth:`find_by_username` of this name follows within the store's batch: the name's
+        index rides the batch's next read (see :func:`expect_username`)."""
+        if username and len(username) <= 200:
+            self.store.prefetch(USERNAME, canonical_username(username))
+
     def find_by_username(self, username: str) -> User | None:
         if not username or len(username) > 200:
             return None
@@ -239,3 +245,10 @@ def expect_user(users: object, user_id: str) -> None:
     """
     if isinstance(users, StoreUsers):
         users.expect(user_id)
+
+
+def expect_username(users: object, username: str) -> None:
+    """:func:`expect_user` for a login's typed name: uauth's own directory reads the name's
+    index with the storage's next round trip (the login throttle's)."""
+    if isinstance(users, StoreUsers):
+        users.expect_username(username)

@@ -18,6 +18,7 @@ from uauth.core.throttle import DEVICE_COOKIE
 from uauth.core.throttle import DEVICE_MAX_AGE
 from uauth.core.throttle import device_for
 from uauth.core.throttle import new_device_cookie
+from uauth.core.users import expect_username
 from uauth.oauth.authrequest import login_hint
 from uauth.web.forms import LoginForm
 from uauth.web.forms import LogoutForm
@@ -49,8 +50,10 @@ def login() -> ResponseReturnValue:
         username = form.username.data
         keys = state.throttle.login_keys(username, request.remote_addr, device_for(
             request.cookies.get(DEVICE_COOKIE), username, current_app.secret_key or ""))
-        wait = state.throttle.wait(keys)
-        user = None if wait else state.users.authenticate(username, form.password.data)
+        with state.store.batch():  # the name's index with the throttle's blocks: one trip
+            expect_username(state.users, username)
+            wait = state.throttle.wait(keys)
+            user = None if wait else state.users.authenticate(username, form.password.data)
         if user is not None:
             with login_batch(user.id):  # the session, the audit event, the factors: one trip
                 start_session(user)  # record_login notes the request it continues
