@@ -56,6 +56,18 @@ def enrol_totp(d: Driver, clock: FakeClock, next_url: str = "/account") -> tuple
     return secret.group(1), codes
 
 
+def at_second_step(d: Driver, clock: FakeClock) -> tuple[str, str]:
+    """A person with an authenticator app signs in again on a new browser: the app's secret and
+    the second step's URL, the enrolment's time step over (its code is spent)."""
+    d.user()
+    d.login()
+    secret, _ = enrol_totp(d, clock)
+    d.http = d.app.test_client()
+    step = d.login().headers["Location"]
+    clock.advance(30)
+    return secret, step
+
+
 def answer_otp(d: Driver, url: str, code: str) -> Any:
     page = d.http.get(url)
     assert page.status_code == 200, page.text

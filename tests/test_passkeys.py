@@ -222,8 +222,6 @@ def test_the_login_page_offers_autofill(d: Driver) -> None:
     assert "<script src=" in page.text and "<script>" not in page.text
 
 
-
-
 def test_passkey_sign_ins_are_throttled_per_address_and_per_account(
         tmp_path: Path, store: Store, clock: FakeClock) -> None:
     """A refused assertion counts toward the passkey's account and the address, anything else
@@ -245,7 +243,7 @@ def test_passkey_sign_ins_are_throttled_per_address_and_per_account(
     for address in ("10.0.0.1", "10.0.0.2"):
         assert attempt(address, origin="http://evil.example").status_code == 400
     blocked = attempt("10.0.0.3")
-    assert blocked.status_code == 429 and "wait 1 seconds" in body(blocked)["error"]
+    assert blocked.status_code == 429 and "wait 1 second before" in body(blocked)["error"]
     clock.advance(2)
     assert attempt("10.0.0.3").status_code == 200, "the account's wait is over"
 

@@ -28,7 +28,7 @@ from tests.soft_authenticator import SoftAuthenticator
 from tests.test_device import device_client
 from tests.test_device import poll
 from tests.test_device import start
-from tests.test_mfa import enrol_totp
+from tests.test_mfa import at_second_step
 from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
 from tests.test_passkeys import options
 from tests.test_passkeys import page_csrf
@@ -495,12 +495,7 @@ def test_the_second_factor_page_reads_the_session_and_the_factors_in_one_trip(
     the time step's spend, and sends the factor's last use, the session's second factor and
     the audit event together (was a wait each)."""
     d = Driver.of(make_app(tmp_path, redis_store, clock))
-    d.user()
-    d.login()
-    secret, _ = enrol_totp(d, clock)
-    d.http = d.app.test_client()
-    step = d.login().headers["Location"]
-    clock.advance(30)  # the enrolment's code spent its time step
+    secret, step = at_second_step(d, clock)
     seen = waits(redis_store, monkeypatch)
     page = d.http.get(step)
     assert page.status_code == 200

@@ -24,7 +24,7 @@ from tests.soft_authenticator import SoftAuthenticator
 from tests.test_device import device_client
 from tests.test_device import poll
 from tests.test_device import start
-from tests.test_mfa import enrol_totp
+from tests.test_mfa import at_second_step
 from tests.test_passkeys import ISSUER as PASSKEY_ISSUER
 from tests.test_passkeys import options
 from tests.test_passkeys import page_csrf
@@ -514,12 +514,7 @@ def test_the_second_factor_page_reads_in_one_statement_and_commits_once(
     (was three); a right code commits the factor's last use, the session's second factor and
     the audit event once, after the time step's spend (was a commit each)."""
     d = Driver.of(make_app(tmp_path, store, clock))
-    d.user()
-    d.login()
-    secret, _ = enrol_totp(d, clock)
-    d.http = d.app.test_client()
-    step = d.login().headers["Location"]
-    clock.advance(30)
+    secret, step = at_second_step(d, clock)
     seen = transactions(store)
     page = d.http.get(step)
     assert seen == [["SELECT"]], f"the session, its user, their factors ({seen})"

@@ -24,6 +24,13 @@ from uauth.web.state import get_state
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+def wait_words(seconds: int) -> str:
+    """What a throttled person reads, on every page that counts failures (the same words
+    whether or not the account exists)."""
+    return (f"Too many failed attempts: please wait {seconds} second{'s' if seconds != 1 else ''}"
+            " before trying again.")
+
+
 def error_page(title: str, message: str, status: int = 400, error: str | None = None,
                headers: dict[str, str] | None = None) -> ResponseReturnValue:
     """Our error page; should rendering fail too (the layout asks storage who is signed in,

@@ -222,8 +222,8 @@ def record_login(sender: Any, user: Any = None, **extra: Any) -> None:
 
 
 def held_user() -> User | None:
-    """The directory's user flask-login has loaded for this request, without a read: None when
-    it holds none, or the host's own user object."""
+    """The directory's user flask-login has loaded for this request, without a read; None when
+    nobody is signed in or the user is the host's own object (its login manager in charge)."""
     logged_in = current_user._get_current_object()
     return logged_in if isinstance(logged_in, User) else None
 

@@ -37,6 +37,7 @@ from uauth.core.users import EditableDirectory
 from uauth.core.users import editable
 from uauth.web.attribute_forms import make_form
 from uauth.web.attribute_forms import submitted
+from uauth.web.errors import wait_words
 from uauth.web.forms import LogoutForm
 from uauth.web.forms import PasswordForm
 from uauth.web.forms import RevokeForm
@@ -215,9 +216,7 @@ def password() -> ResponseReturnValue:
             wait = throttle.failed(keys)
             form.current_password.errors.append("That is not your current password.")
         if wait:
-            form.current_password.errors.append(
-                f"Too many failed attempts: please wait {wait} second{'s' if wait != 1 else ''} "
-                "before trying again.")
+            form.current_password.errors.append(wait_words(wait))
             return _page(user, password=form, status=429, headers={"Retry-After": str(wait)})
     return _page(user, password=form, status=400)
 

@@ -20,6 +20,7 @@ from uauth.core.throttle import device_for
 from uauth.core.throttle import new_device_cookie
 from uauth.core.users import expect_username
 from uauth.oauth.authrequest import login_hint
+from uauth.web.errors import wait_words
 from uauth.web.forms import LoginForm
 from uauth.web.forms import LogoutForm
 from uauth.web.login import authentication
@@ -77,8 +78,7 @@ def login() -> ResponseReturnValue:
             audit(LOGIN_THROTTLED, client_id=continues.get("client_id"), retry_after=wait)
         if wait:
             # The same words whether or not the account exists, or the password was right.
-            error = (f"{error + ' ' if error else ''}Too many failed attempts: please wait "
-                     f"{wait} second{'s' if wait != 1 else ''} before trying again.")
+            error = f"{error + ' ' if error else ''}{wait_words(wait)}"
             status, headers = 429, {"Retry-After": str(wait)}
     elif request.method == "POST":
         error = ("This page expired. Please sign in again." if form.csrf_token.errors

@@ -34,6 +34,7 @@ from uauth.core.factors import Overview
 from uauth.core.models import User
 from uauth.core.passkeys import relying_party
 from uauth.core.users import editable
+from uauth.web.errors import wait_words
 from uauth.web.login import authentication
 from uauth.web.login import current_session
 from uauth.web.login import safe_next
@@ -83,11 +84,6 @@ def _signed_in() -> User | None:
     return session_user() if authentication() is not None else None
 
 
-def _wait_words(wait: int) -> str:
-    return (f"Too many failed attempts: please wait {wait} second{'s' if wait != 1 else ''} "
-            "before trying again.")
-
-
 # -- pages ---------------------------------------------------------------------------------
 
 def _second_factor_page(user: User, factors: list[Factor], form: OtpForm,
@@ -127,7 +123,7 @@ def second_factor() -> ResponseReturnValue:
     wait = throttle.wait(keys)
     if wait:
         audit(MFA_THROTTLED, user_id=user.id, retry_after=wait)
-        return _second_factor_page(user, factors, form, _wait_words(wait), 429,
+        return _second_factor_page(user, factors, form, wait_words(wait), 429,
                                    {"Retry-After": str(wait)})
     # The time step's (or recovery code's) spend answers first; what follows from it (the
     # factor's last use, the session's second factor, the audit event) goes in one trip.
@@ -138,7 +134,7 @@ def second_factor() -> ResponseReturnValue:
             audit(MFA_FAILED, user_id=user.id, method="otp", retry_after=wait or None)
             error = "That code is not valid (or was used already)."
             if wait:
-                error += " " + _wait_words(wait)
+                error += " " + wait_words(wait)
                 return _second_factor_page(user, factors, form, error, 429,
                                            {"Retry-After": str(wait)})
             return _second_factor_page(user, factors, form, error, 401)
@@ -227,7 +223,7 @@ def remove() -> ResponseReturnValue:
     keys = state.throttle.reauth_keys(user.id, request.remote_addr)
     wait = state.throttle.wait(keys)
     if wait:
-        flash(_wait_words(wait), "error")
+        flash(wait_words(wait), "error")
         return redirect(url_for("uauth.account.account"))
     directory = editable(state.users)
     confirmed = (directory is not None and user.password_hash is not None

@@ -29,6 +29,7 @@ from uauth.core.audit import PASSKEY_LOGIN
 from uauth.core.audit import audit
 from uauth.core.passkeys import PasskeyError
 from uauth.core.passkeys import relying_party
+from uauth.web.errors import wait_words
 from uauth.web.login import current_session
 from uauth.web.login import login_batch
 from uauth.web.login import safe_next
@@ -140,7 +141,7 @@ def login() -> ResponseReturnValue:
             factors.expect_passkey(str(credential["id"]))
         wait = throttle.wait(ip_keys())
         if wait:
-            return _error(f"Too many failed attempts: please wait {wait} seconds.", 429)
+            return _error(wait_words(wait), 429)
         index = None if credential is None else factors.passkey_index(str(credential["id"]))
         challenge = _challenge(purpose)
         if challenge is None:
@@ -154,7 +155,7 @@ def login() -> ResponseReturnValue:
         if second and factor.user_id != challenge.user_id:
             return _failed("a passkey of another user", challenge.user_id)
         if owner_wait:
-            return _error(f"Too many failed attempts: please wait {owner_wait} seconds.", 429)
+            return _error(wait_words(owner_wait), 429)
     try:
         assertion = passkeys.verify_assertion(
             _rp(), credential, challenge.challenge, public_key=factor.public_key or "",
