@@ -140,6 +140,11 @@ class Interaction:
         """Resources (RFC 8707) the request names, validated by the grant."""
         return list(self.grant.context.resources)
 
+    @property
+    def consented(self) -> list[str]:
+        """What allowing this request consents to: :attr:`consent_scopes` and its resources."""
+        return [*self.consent_scopes, *consent_entries(self.resources)]
+
 
 def answer(ix: Interaction, user: User | None) -> ResponseReturnValue:
     """The authorization response to ``ix`` (``user`` None: ``access_denied``)."""
@@ -154,13 +159,11 @@ def remember_allowed(ix: Interaction) -> None:
     merged with what the request read of their earlier consent (with the session)."""
     state = get_state()
     assert ix.user is not None
-    scopes = ix.consent_scopes
     known = None if ix.consent is None else (ix.consent.scopes or frozenset())
-    remember_consent(state.store, ix.user.id, ix.client.client_id,
-                     [*scopes, *consent_entries(ix.resources)],
+    remember_consent(state.store, ix.user.id, ix.client.client_id, ix.consented,
                      ttl=state.settings.consent_ttl, now=state.now(), known=known)
     audit(CONSENT_GIVEN, client_id=ix.client.client_id, user_id=ix.user.id,
-          scope=" ".join(scopes))
+          scope=" ".join(ix.consent_scopes))
 
 
 def issue(grant: Any, user: User | None, params: MultiDict[str, str],
@@ -339,10 +342,9 @@ def require_consent(ix: Interaction) -> ResponseReturnValue | None:
     state = get_state()
     assert ix.user is not None
     scopes = ix.consent_scopes
-    consented = [*scopes, *consent_entries(ix.resources)]
     if "consent" not in ix.prompts and (ix.client.first_party or covers(
             ix.consent.scopes if ix.consent is not None else consented_scopes(
-                state.store, ix.user.id, ix.client.client_id), consented)):
+                state.store, ix.user.id, ix.client.client_id), ix.consented)):
         return None
     if "none" in ix.prompts:
         raise ConsentRequiredError("The user has not allowed this yet, and prompt=none.")

@@ -133,16 +133,17 @@ def login() -> ResponseReturnValue:
         unparsed = ""
     except PasskeyError as exc:
         credential, unparsed = None, str(exc)
+    credential_id = None if credential is None else str(credential["id"])
     # Three trips where there were five: the address's blocks with the passkey's index; the
     # challenge's spend; the account's blocks, with the passkey's record where the spend could
     # not carry it (SQLite). Refused in the same order as when each was read in turn.
     with state.store.batch():
-        if credential is not None:
-            factors.expect_passkey(str(credential["id"]))
+        if credential_id is not None:
+            factors.expect_passkey(credential_id)
         wait = throttle.wait(ip_keys())
         if wait:
             return _error(wait_words(wait), 429)
-        index = None if credential is None else factors.passkey_index(str(credential["id"]))
+        index = None if credential_id is None else factors.passkey_index(credential_id)
         challenge = _challenge(purpose)
         if challenge is None:
             return _failed("no live challenge for this session (expired, used or foreign)")
