@@ -170,6 +170,38 @@ def test_token_saved_by_a_request_racing_revocation_is_refused(
     assert response.status_code == 400 and json_of(response)["error"] == "invalid_grant"
 
 
+def test_a_replay_landing_between_the_spend_and_the_deny_list_read_leaves_one_winner(
+        shared: Path, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster the deny list lives on another primary than the token: a replay may find the
+    token spent and revoke the family before the request that spent it reads the deny list.
+    That revocation came after the spend, so the winner still gets its answer (the tokens it is
+    given are denied with the family); the replay is refused. Before, both were refused."""
+    from uauth.core.refresh import consume_refresh_token as spend
+
+    driver = app_driver(shared, store, clock)
+    client_id, secret, token = start(driver)
+    replays: list[Any] = []
+
+    def spend_then_replay(state: Any, raw: str, record: Any) -> Any:
+        spent = spend(state, raw, record)
+        if not replays:  # the replay's whole request, in this gap
+            replays.append(None)
+            replays[0] = refresh(driver, client_id, secret, raw)
+        return spent
+
+    monkeypatch.setattr("uauth.oauth.grants.refresh_token.consume_refresh_token",
+                        spend_then_replay)
+    winner = refresh(driver, client_id, secret, token["refresh_token"])
+    monkeypatch.undo()
+    assert [winner.status_code, replays[0].status_code] == [200, 400], winner.text
+    assert json_of(replays[0])["error"] == "invalid_grant"
+    onward = refresh(driver, client_id, secret, json_of(winner)["refresh_token"])
+    assert onward.status_code == 400, "the replay revoked the family, the winner's tokens too"
+    userinfo = driver.http.get("/userinfo", headers={
+        "Authorization": f"Bearer {json_of(winner)['access_token']}"})
+    assert userinfo.status_code == 401
+
+
 def test_disabled_user_cannot_refresh(shared: Path, store: Store, clock: FakeClock) -> None:
     driver = app_driver(shared, store, clock)
     client_id, secret, token = start(driver)

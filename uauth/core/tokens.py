@@ -348,13 +348,15 @@ def revoke_access_token(state: State, claims: dict[str, Any], *, raw: str | None
         state.store.save(REVOKED, f"jti:{claims['jti']}", {"exp": claims["exp"]}, ttl=ttl)
 
 
-def revoke_grant(state: State, grant_id: str) -> int:
+def revoke_grant(state: State, grant_id: str, *, replayed: str | None = None) -> int:
     """Kill every token of a grant: stored ones are deleted, JWTs of it are denied.
 
     The marker outlives every token the grant could still have, and a refresh token saved by a
     request racing this one is refused on use because the marker is checked there too.
+    ``replayed``, the digest of a spent refresh token presented again, is kept in the marker:
+    see :func:`revoked_before_spend`.
     """
-    _deny_grant(state, grant_id)
+    _deny_grant(state, grant_id, replayed=replayed)
     removed = state.store.revoke_grant(grant_id)
     audit(FAMILY_REVOKED, grant=grant_id[:8], records=removed)
     return removed
@@ -370,13 +372,26 @@ def evict_grant(state: State, grant_id: str, *, reason: str = "grant cap") -> No
     audit(FAMILY_REVOKED, grant=grant_id[:8], reason=reason)
 
 
-def _deny_grant(state: State, grant_id: str) -> None:
+def _deny_grant(state: State, grant_id: str, *, replayed: str | None = None) -> None:
     ttl = max(state.settings.access_token_ttl, state.settings.refresh_token_ttl)
-    state.store.save(REVOKED, f"grant:{grant_id}", {"at": state.now()}, ttl=ttl)
+    marker: dict[str, Any] = {"at": state.now()}
+    if replayed is not None:
+        marker["replayed"] = replayed
+    state.store.save(REVOKED, f"grant:{grant_id}", marker, ttl=ttl)
 
 
 def grant_revoked(store: Store, grant_id: str) -> bool:
     return store.find(REVOKED, f"grant:{grant_id}") is not None
+
+
+def revoked_before_spend(store: Store, grant_id: str, spent: str) -> bool:
+    """Whether the grant was revoked before this caller spent, first, the refresh token whose
+    digest is ``spent``: a revocation that a replay of that very token caused came after the
+    spend, since the replay found it spent. On one node the deny list is read with the spend,
+    so such a revocation is never seen; on a cluster the two live on different primaries and a
+    racing replay may land between them. It must not refuse the one request that won."""
+    marker = store.find(REVOKED, f"grant:{grant_id}")
+    return marker is not None and marker.get("replayed") != spent
 
 
 def expect_grant_revoked(store: Store, grant_id: str) -> None:

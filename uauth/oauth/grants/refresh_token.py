@@ -23,6 +23,8 @@ from uauth.core.resources import requested
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import grant_revoked
 from uauth.core.tokens import revoke_grant
+from uauth.core.tokens import revoked_before_spend
+from uauth.storage import hash_key
 
 from .common import active_user
 from .common import state_of
@@ -86,22 +88,26 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
                                        within=token.resources
                                        ) if wanted else (list(token.resources) or None)
             outcome, successor = consume_refresh_token(state, presented, token)
-            revoked = grant_revoked(state.store, token.grant_id)
+            # The winner is not refused for the revocation a replay of its own token caused
+            # after the spend (a cluster may read the deny list that late).
+            spent = hash_key(presented) if outcome is not None and outcome.first else None
+            revoked = (grant_revoked(state.store, token.grant_id) if spent is None
+                       else revoked_before_spend(state.store, token.grant_id, spent))
             user = self.authenticate_user(token)
         if outcome is None or revoked:
             raise InvalidGrantError("The refresh token is invalid or has expired.")
         if not outcome.first:
             retried = retried_successor(state, presented)
             if retried is None:
-                revoke_grant(state, token.grant_id)
+                revoke_grant(state, token.grant_id, replayed=hash_key(presented))
                 state.metrics.replay(REFRESH)
                 log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
                 audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
                       kind=REFRESH, grant=token.grant_id[:8])
                 raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
             successor = retried
-        # The first caller always gets its answer. Should the family be revoked meanwhile (by
-        # a replay racing this request, or /revoke), the grant's deny-list marker refuses the
+        # The first caller gets its answer. Should the family be revoked meanwhile (by a
+        # replay racing this request, or /revoke), the grant's deny-list marker refuses the
         # tokens minted here wherever they are used.
         if user is None:
             raise InvalidGrantError("The user of this grant is no longer active.")
