@@ -145,10 +145,12 @@ def test_guessing_user_codes_is_throttled(driver: Driver) -> None:
     driver.login()
     entry = driver.http.get("/device")
     token = csrf_token(entry.text)
-    statuses = [driver.http.post("/device", data={"csrf_token": token,
-                                                  "user_code": "BCDF-GHJK"}).status_code
-                for _ in range(12)]
+    answers = [driver.http.post("/device", data={"csrf_token": token, "user_code": "BCDF-GHJK"})
+               for _ in range(12)]
+    statuses = [answer.status_code for answer in answers]
     assert statuses[0] == 400 and statuses[-1] == 429, statuses
+    assert re.search(r"please wait \d+ seconds? before trying again", answers[-1].text)
+    assert " 1 seconds" not in answers[-1].text
 
 
 def test_the_device_page_needs_a_signed_in_person_and_its_csrf_token(driver: Driver) -> None:

@@ -33,6 +33,7 @@ from uauth.core.device import normalize_user_code
 from uauth.core.groups import may_sign_in
 from uauth.core.models import User
 from uauth.web.errors import error_page
+from uauth.web.errors import wait_words
 from uauth.web.login import authentication
 from uauth.web.login import login_view
 from uauth.web.login import session_user
@@ -72,7 +73,7 @@ def _lookup(user: User, typed: str) -> tuple[tuple[str, DeviceGrant] | None, str
         expect_user_code(state.store, typed)
         wait = throttle.wait(keys)
         if wait:
-            return None, f"Too many wrong codes: please wait {wait} seconds.", wait
+            return None, wait_words(wait), wait
         found = find_by_user_code(state.store, typed) if normalize_user_code(typed) else None
     if found is None:
         wait = throttle.failed(keys)
