@@ -28,8 +28,11 @@ from .driver import prepare
 from .profile import InProcess
 from .profile import build
 from .profile import metered
-from .storage import OPS
+from .storage import OPS as STORAGE_OPS
 from .storage import backend
+
+#: The operations the stack's floor offers too (it has no introspection or PAR endpoint).
+OPS = tuple(op for op in STORAGE_OPS if op not in ("introspect", "par"))
 
 
 def floor_app() -> tuple[Flask, Target]:

@@ -633,6 +633,14 @@ def test_own_work_bench_times_uauth_and_the_floor_through_the_same_agent(
         assert float(ratio.rstrip("×")) == pytest.approx(ours_ms / floor_ms, abs=rounding)
     with pytest.raises(SystemExit):
         own_work.main(["--ops", "flow,login"])
+    with pytest.raises(SystemExit):  # the floor has no introspection endpoint to time
+        own_work.main(["--ops", "introspect"])
+    # With no --ops, every operation the floor offers too (the docs' command ran none: it
+    # stopped at introspection)
+    assert own_work.main(["--store", "memory", "--timings", "1", "--count", "1"]) == 0
+    names = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()
+             if line.startswith("| ")]
+    assert names[2:] == ["flow", "refresh", "cc", "userinfo", "sso"]
 
 
 def test_bench_storage_counts_the_waits_of_a_refresh(capsys: pytest.CaptureFixture[str]) -> None:
