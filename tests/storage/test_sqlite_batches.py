@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -201,27 +202,112 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     assert seen.count(["UPDATE"]) == 1, f"the code spent on its own, before ({seen})"
 
 
-def test_a_refresh_commits_the_rotation_with_its_consume(store: SQLiteStore,
-                                                         tmp_path: Path) -> None:
-    """A rotation: the presented token consumed and its marker saved in one commit (the marker
-    first, only while the token is unspent), the family's deny-list entry read with the token's
-    user in that transaction, the access token and the successor in the next."""
+@pytest.mark.parametrize("access_token_format", ["opaque", "jwt"])
+def test_a_refresh_commits_the_rotation_and_the_new_tokens_with_its_consume(
+        store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        access_token_format: str) -> None:
+    """A rotation: the presented token consumed and its marker saved (the marker first, only
+    while the token is unspent), the family's deny-list entry read with the token's user, and
+    the response's writes (the successor, an opaque access token), all one commit (two before);
+    the tokens are signed after it, never while other workers' writes wait."""
+    from uauth.core import tokens
+
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
-    client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
+    client, secret = d.client(always_issue_refresh_token=True,
+                              access_token_format=access_token_format)
     d.login()
     assert secret is not None
     refresh = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))[
         "refresh_token"]
+    sign = tokens._sign
+    signed_in_transaction: list[bool] = []
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        signed_in_transaction.append(store._conn().in_transaction)
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "_sign", watched)
     seen = transactions(store)
     rotated = json_of(d.http.post("/token", data={
         "grant_type": "refresh_token", "refresh_token": refresh},
         headers=basic_auth(client.client_id, secret)))
-    assert rotated["refresh_token"] != refresh
-    assert seen == [["SELECT"], ["INSERT", "UPDATE", "SELECT", "COMMIT"],
-                    ["INSERT", "INSERT", "COMMIT"]], (
-        f"the token; the consume with its marker, then its grant's deny-list entry with its "
-        f"user, read ahead; then the response's tokens ({seen})")
+    assert rotated["refresh_token"] != refresh and "id_token" in rotated
+    writes = ["INSERT", "INSERT"] if access_token_format == "opaque" else ["INSERT"]
+    assert seen == [["SELECT"], ["INSERT", "UPDATE", "SELECT", *writes, "COMMIT"]], (
+        f"the token; the consume with its marker, its grant's deny-list entry with its user "
+        f"read ahead, and the response's tokens ({seen})")
+    assert signed_in_transaction == [False] * (1 if access_token_format == "opaque" else 2)
+
+
+def test_a_refresh_whose_writes_fail_leaves_its_token_unspent(store: SQLiteStore,
+                                                              tmp_path: Path) -> None:
+    """The spend and the new tokens are one transaction: when saving the successor fails, the
+    spend rolls back with it, and the client's retry (no grace window) gets new tokens instead
+    of a family revoked as a replay."""
+    d = Driver.of(make_app(tmp_path, store, system_clock))
+    d.user()
+    client, secret = d.client(always_issue_refresh_token=True)
+    d.login()
+    assert secret is not None
+    refresh = json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))[
+        "refresh_token"]
+    conn = store._conn()
+    conn.execute("CREATE TEMP TRIGGER full BEFORE INSERT ON records "
+                 "WHEN NEW.kind = 'refresh_token' BEGIN SELECT RAISE(FAIL, 'disk full'); END")
+
+    def rotate() -> Any:
+        return d.http.post("/token", data={"grant_type": "refresh_token",
+                                           "refresh_token": refresh},
+                           headers=basic_auth(client.client_id, secret))
+
+    failed = rotate()
+    assert failed.status_code >= 500 and "error" in json_of(failed), failed.text
+    assert "Traceback" not in failed.text and "disk full" not in failed.text
+    conn.execute("DROP TRIGGER full")
+    retried = rotate()
+    assert retried.status_code == 200, retried.text
+    assert json_of(retried)["refresh_token"] != refresh
+
+
+def test_a_self_registered_clients_last_use_is_written_with_its_tokens(
+        store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`uauth client prune` needs a dynamic client's last use: it is held with the token
+    response's other writes (on a refresh, committed with the spend), not written on its own
+    after the signatures."""
+    from uauth.core import tokens
+    from uauth.core.records import CLIENT_USED
+
+    d = Driver.of(make_app(tmp_path, store, system_clock, UAUTH_REGISTRATION="open"))
+    registered = d.http.post("/register", json={
+        "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic",
+        "grant_types": ["authorization_code", "refresh_token"], "scope": "openid offline_access"})
+    assert registered.status_code == 201, registered.text
+    body = json_of(registered)
+    client_id, secret = body["client_id"], body["client_secret"]
+    d.user()
+    d.login()
+    first = json_of(d.token(client_id, secret, code=d.code(client_id, scope="openid offline_access",
+                                                           prompt="consent")))
+    assert "refresh_token" in first, first
+    store.delete(CLIENT_USED, client_id)
+    sign = tokens._sign
+    used_when_signed: list[bool] = []
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        used_when_signed.append(store.find(CLIENT_USED, client_id) is not None)
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "_sign", watched)
+    seen = transactions(store)
+    rotated = d.http.post("/token", data={"grant_type": "refresh_token",
+                                          "refresh_token": first["refresh_token"]},
+                          headers=basic_auth(client_id, secret))
+    assert rotated.status_code == 200, rotated.text
+    assert used_when_signed == [True, True], "written before the access and ID tokens' signatures"
+    spend = [t for t in seen if "UPDATE" in t]
+    assert len(spend) == 1 and spend[0].count("INSERT") == 3 and spend[0][-1] == "COMMIT", (
+        f"the marker, the successor and the last use in the spend's commit ({seen})")
 
 
 def test_userinfo_reads_the_deny_list_and_the_user_in_one_statement(

@@ -168,9 +168,9 @@ class UAuthServer(AuthorizationServer):  # type: ignore[misc]
         return client
 
     def save_token(self, token: dict[str, Any], request: UAuthRequest) -> None:
-        """Nothing left to save: what must be stored (a refresh token) was stored where the
-        tokens were issued (:func:`uauth.oauth.grants.issuance.issue_refresh_token`); access
-        and ID tokens are JWTs, never stored."""
+        """Nothing left to save: what must be stored (a refresh token, an opaque access
+        token's claims) was stored where the tokens were issued
+        (:func:`uauth.oauth.grants.issuance.issue_tokens`); JWTs are never stored."""
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         if isinstance(request, OAuth2Request):

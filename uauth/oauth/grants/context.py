@@ -8,6 +8,7 @@ code and refresh grants fill it from the record they redeem. Nothing is parked o
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from dataclasses import field
 from functools import cached_property
@@ -42,6 +43,10 @@ class IssueContext:
     #: The grant the login session already held for the client, read with the session at
     #: ``/authorize`` (None: not read; the grant's beginning reads it).
     held_grant: HeldGrant | None = None
+    #: The batch (``Store.batch``) a grant spent what it redeems in, left open for the token
+    #: response's writes: on SQLite the spend and the writes are one commit. Issuance closes
+    #: it once the writes are held, before anything is signed.
+    spend: ExitStack | None = None
 
 
 class Contextual:

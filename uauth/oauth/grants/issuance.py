@@ -21,6 +21,7 @@ from uauth.core.grantlimits import family_started
 from uauth.core.models import Client
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
+from uauth.core.opaque import OPAQUE
 from uauth.core.refresh import store_refresh_token
 from uauth.core.registration import mark_used
 from uauth.core.tokens import Authentication
@@ -95,10 +96,9 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
         sub = rotated.sub if rotated is not None else subject(state.subjects, user, client)
     userinfo_claims = requested_claims(request, ctx, "userinfo", scope,
                                        state.settings.custom_scopes)
-    # The response's writes (an opaque access token, the refresh token, its family's note, an
-    # evicted family's revocation) go to storage together (Store.batch), before it is sent.
-    with state.store.batch():
-        access_token, claims = mint_access_token(
+
+    def mint() -> tuple[str, dict[str, Any]]:
+        return mint_access_token(
             state, client_id=client.client_id, sub=sub, scope=scope, grant_id=ctx.grant_id,
             audience=ctx.audience,
             auth_time=auth.auth_time if (user is not None and auth is not None) else None,
@@ -106,23 +106,38 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
                       or {}), **(groups_claim(user, scope) if user else {})} or None,
             token_format=client.access_token_format,
         )
-        token: dict[str, Any] = {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": state.settings.access_token_ttl,
-            "scope": scope,
-            "created_at": claims["iat"],
-        }
+
+    # The response's writes (an opaque access token, the refresh token, its family's note, an
+    # evicted family's revocation, a self-registered client's last use) go to storage together
+    # (Store.batch), and with the spend of what the grant redeemed when it left that batch
+    # open (ctx.spend); nothing is signed until they have gone.
+    stored: tuple[str, dict[str, Any]] | None = None
+    refresh_token: str | None = None
+    with state.store.batch():
+        if client.access_token_format == OPAQUE:
+            stored = mint()
         # RFC 6749 §6: a new refresh token keeps the scope of the one it replaces, even when
         # the client narrowed the scope of this access token.
         granted = rotated.scope if rotated is not None else scope
         if include_refresh_token and user is not None and wants_refresh_token(client, granted):
-            token["refresh_token"] = issue_refresh_token(state, request, ctx, user, granted, sub)
+            refresh_token = issue_refresh_token(state, request, ctx, user, granted, sub)
+        if client.self_registered:  # `uauth client prune` removes unused ones
+            mark_used(state.store, client, now=state.now())
+    if ctx.spend is not None:
+        ctx.spend.close()
+    access_token, claims = stored or mint()  # a JWT access token is signed here
+    token: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": state.settings.access_token_ttl,
+        "scope": scope,
+        "created_at": claims["iat"],
+    }
+    if refresh_token is not None:
+        token["refresh_token"] = refresh_token
     if with_id_token and user is not None and auth is not None and is_openid(scope):
         token["id_token"] = id_token_for(state, request, ctx, user, sub, scope,
                                          access_token=access_token)
-    if client.self_registered:
-        mark_used(state.store, client, now=state.now())  # `uauth client prune` removes unused ones
     grant_type = getattr(grant, "GRANT_TYPE", None) or "unknown"
     state.metrics.token_issued(grant_type)
     audit(TOKEN_REFRESHED if grant_type == "refresh_token" else TOKEN_ISSUED,

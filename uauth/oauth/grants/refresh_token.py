@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -48,7 +49,9 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
 
     The family's deny-list entry and the token's user travel with the spend (one round trip
     fewer): a token of a revoked family or of a disabled user is spent and refused, which
-    leaves it as useless as refusing it unspent would.
+    leaves it as useless as refusing it unspent would. The new tokens' writes go with the
+    spend's (one commit on SQLite, where a failed commit leaves the token unspent); the tokens
+    are signed after.
     """
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none",
@@ -72,10 +75,11 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         state = state_of(self)
         request: UAuthRequest = self.request
-        # One batch from the token's read to its spend: the deny list and the user read ahead
-        # ride with the spend. It ends before the response is signed (on SQLite the spend's
-        # transaction stays open until then).
-        with state.store.batch():
+        # One batch from the token's read to the response's writes: the deny list and the
+        # user read ahead ride with the spend, and the new tokens' writes go with the spend's
+        # (one commit on SQLite). Issuance ends it before anything is signed.
+        with ExitStack() as spend:
+            spend.enter_context(state.store.batch())
             # Authlib's checks (the client, the token is this client's, the scope only
             # narrowed) before anything is spent
             grants.RefreshTokenGrant.validate_token_request(self)
@@ -94,27 +98,29 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             revoked = (grant_revoked(state.store, token.grant_id) if spent is None
                        else revoked_before_spend(state.store, token.grant_id, spent))
             user = self.authenticate_user(token)
-        if outcome is None or revoked:
-            raise InvalidGrantError("The refresh token is invalid or has expired.")
-        if not outcome.first:
-            retried = retried_successor(state, presented)
-            if retried is None:
-                revoke_grant(state, token.grant_id, replayed=hash_key(presented))
-                state.metrics.replay(REFRESH)
-                log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
-                audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
-                      kind=REFRESH, grant=token.grant_id[:8])
-                raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
-            successor = retried
-        # The first caller gets its answer. Should the family be revoked meanwhile (by a
-        # replay racing this request, or /revoke), the grant's deny-list marker refuses the
-        # tokens minted here wherever they are used.
-        if user is None:
-            raise InvalidGrantError("The user of this grant is no longer active.")
-        request.user = user
-        self.context = IssueContext(auth=Authentication.of(token), grant_id=token.grant_id,
-                                    requested_claims=token.claims, successor=successor,
-                                    audience=audience, resources=list(token.resources))
-        body: dict[str, Any] = self.issue_token(user, token)
+            if outcome is None or revoked:
+                raise InvalidGrantError("The refresh token is invalid or has expired.")
+            if not outcome.first:
+                retried = retried_successor(state, presented)
+                if retried is None:
+                    revoke_grant(state, token.grant_id, replayed=hash_key(presented))
+                    state.metrics.replay(REFRESH)
+                    log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
+                    audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
+                          kind=REFRESH, grant=token.grant_id[:8])
+                    raise InvalidGrantError(
+                        "The refresh token was already used; the grant is revoked.")
+                successor = retried
+            # The first caller gets its answer. Should the family be revoked meanwhile (by a
+            # replay racing this request, or /revoke), the grant's deny-list marker refuses the
+            # tokens minted here wherever they are used.
+            if user is None:
+                raise InvalidGrantError("The user of this grant is no longer active.")
+            request.user = user
+            self.context = IssueContext(auth=Authentication.of(token), grant_id=token.grant_id,
+                                        requested_claims=token.claims, successor=successor,
+                                        audience=audience, resources=list(token.resources),
+                                        spend=spend)
+            body: dict[str, Any] = self.issue_token(user, token)
         self.save_token(body)
         return 200, body, self.TOKEN_RESPONSE_HEADER
