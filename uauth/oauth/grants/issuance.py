@@ -110,7 +110,7 @@ def issue_tokens(grant: Any, user: User | None, scope: str, *, include_refresh_t
     # The response's writes (an opaque access token, the refresh token, its family's note, an
     # evicted family's revocation, a self-registered client's last use) go to storage together
     # (Store.batch), and with the spend of what the grant redeemed when it left that batch
-    # open (ctx.spend); nothing is signed until they have gone.
+    # open (ctx.spend, closed here): nothing is signed inside its transaction.
     stored: tuple[str, dict[str, Any]] | None = None
     refresh_token: str | None = None
     with state.store.batch():

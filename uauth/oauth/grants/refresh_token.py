@@ -84,6 +84,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             # narrowed) before anything is spent
             grants.RefreshTokenGrant.validate_token_request(self)
             presented = str(request.form["refresh_token"])
+            digest = hash_key(presented)
             token: RefreshToken = request.refresh_token
             # RFC 8707 §2.2: narrow to granted resources, never widen (checked before the token
             # is spent); the successor keeps every granted resource.
@@ -94,16 +95,16 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             outcome, successor = consume_refresh_token(state, presented, token)
             # The winner is not refused for the revocation a replay of its own token caused
             # after the spend (a cluster may read the deny list that late).
-            spent = hash_key(presented) if outcome is not None and outcome.first else None
-            revoked = (grant_revoked(state.store, token.grant_id) if spent is None
-                       else revoked_before_spend(state.store, token.grant_id, spent))
+            first = outcome is not None and outcome.first
+            revoked = (revoked_before_spend(state.store, token.grant_id, digest) if first
+                       else grant_revoked(state.store, token.grant_id))
             user = self.authenticate_user(token)
             if outcome is None or revoked:
                 raise InvalidGrantError("The refresh token is invalid or has expired.")
             if not outcome.first:
                 retried = retried_successor(state, presented)
                 if retried is None:
-                    revoke_grant(state, token.grant_id, replayed=hash_key(presented))
+                    revoke_grant(state, token.grant_id, replayed=digest)
                     state.metrics.replay(REFRESH)
                     log.warning("refresh token reused; revoked grant %s", token.grant_id[:8])
                     audit(REPLAY_DETECTED, client_id=token.client_id, user_id=token.user_id,
