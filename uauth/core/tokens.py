@@ -354,7 +354,7 @@ def revoke_grant(state: State, grant_id: str, *, replayed: str | None = None) ->
     The marker outlives every token the grant could still have, and a refresh token saved by a
     request racing this one is refused on use because the marker is checked there too.
     ``replayed``, the digest of a spent refresh token presented again, is kept in the marker:
-    see :func:`revoked_before_spend`.
+    see :func:`grant_revoked`.
     """
     _deny_grant(state, grant_id, replayed=replayed)
     removed = state.store.revoke_grant(grant_id)
@@ -380,18 +380,17 @@ def _deny_grant(state: State, grant_id: str, *, replayed: str | None = None) -> 
     state.store.save(REVOKED, f"grant:{grant_id}", marker, ttl=ttl)
 
 
-def grant_revoked(store: Store, grant_id: str) -> bool:
-    return store.find(REVOKED, f"grant:{grant_id}") is not None
+def grant_revoked(store: Store, grant_id: str, *, spent: str | None = None) -> bool:
+    """Whether the grant is on the deny list.
 
-
-def revoked_before_spend(store: Store, grant_id: str, spent: str) -> bool:
-    """Whether the grant was revoked before this caller spent, first, the refresh token whose
-    digest is ``spent``: a revocation that a replay of that very token caused came after the
-    spend, since the replay found it spent. On one node the deny list is read with the spend,
-    so such a revocation is never seen; on a cluster the two live on different primaries and a
-    racing replay may land between them. It must not refuse the one request that won."""
+    :param spent: the digest of a refresh token this caller spent first. A revocation that a
+        replay of that very token caused does not count: it came after the spend (the replay
+        found the token spent), and must not refuse the one request that won. On one node the
+        deny list is read with the spend, so it is never seen; on a cluster the two live on
+        different primaries, and a racing replay may land between them.
+    """
     marker = store.find(REVOKED, f"grant:{grant_id}")
-    return marker is not None and marker.get("replayed") != spent
+    return marker is not None and (spent is None or marker.get("replayed") != spent)
 
 
 def expect_grant_revoked(store: Store, grant_id: str) -> None:

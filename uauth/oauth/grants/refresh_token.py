@@ -24,7 +24,6 @@ from uauth.core.resources import requested
 from uauth.core.tokens import Authentication
 from uauth.core.tokens import grant_revoked
 from uauth.core.tokens import revoke_grant
-from uauth.core.tokens import revoked_before_spend
 from uauth.storage import hash_key
 
 from .common import active_user
@@ -96,8 +95,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             # The winner is not refused for the revocation a replay of its own token caused
             # after the spend (a cluster may read the deny list that late).
             first = outcome is not None and outcome.first
-            revoked = (revoked_before_spend(state.store, token.grant_id, digest) if first
-                       else grant_revoked(state.store, token.grant_id))
+            revoked = grant_revoked(state.store, token.grant_id, spent=digest if first else None)
             user = self.authenticate_user(token)
             if outcome is None or revoked:
                 raise InvalidGrantError("The refresh token is invalid or has expired.")
