@@ -185,7 +185,7 @@ def test_a_replay_landing_between_the_spend_and_the_deny_list_read_leaves_one_wi
     def spend_then_replay(state: Any, raw: str, record: Any) -> Any:
         spent = spend(state, raw, record)
         if not replays:  # the replay's whole request, in this gap
-            replays.append(None)
+            replays.append(None)  # first: the replay spends through this wrapper too
             replays[0] = refresh(driver, client_id, secret, raw)
         return spent
 

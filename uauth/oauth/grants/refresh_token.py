@@ -99,7 +99,7 @@ class RefreshTokenGrant(IssuesTokens, grants.RefreshTokenGrant):  # type: ignore
             user = self.authenticate_user(token)
             if outcome is None or revoked:
                 raise InvalidGrantError("The refresh token is invalid or has expired.")
-            if not outcome.first:
+            if not first:
                 retried = retried_successor(state, presented)
                 if retried is None:
                     revoke_grant(state, token.grant_id, replayed=digest)
