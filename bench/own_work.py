@@ -8,6 +8,12 @@ disturbances. It prints the least app CPU per operation of each and the differen
 adds to the stack (storage, login sessions, input checks, audit, headers, the grant cap).
 gunicorn and the log lines are left out; serving costs both apps alike, and ``make bench``
 measures it. ``--store memory`` keeps uauth's records in memory too, as the floor keeps its own.
+
+``--without-eviction`` also times a second uauth app, on a store of its own, whose grant cap
+never evicts (:func:`uauth.core.grantlimits.evict_oldest` skipped while it runs; a measurement,
+not a setting uauth offers): at the bench's steady state every flow starts the bench user's
+51st refresh-token family of one client and evicts the oldest, and the difference is what
+that costs (performance.md, the thirty-ninth part).
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import ExitStack
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask
 
+from uauth.core import grantlimits
 from uauth.core.opaque import OPAQUE
 from uauth.extension import get_state
 
@@ -45,6 +55,26 @@ def floor_app() -> tuple[Flask, Target]:
     return floor.app, target.discover(InProcess(floor.app))
 
 
+@contextmanager
+def eviction_skipped() -> Iterator[None]:
+    """The grant cap evicts nothing inside the block (its listing is skipped too)."""
+    evict = grantlimits.evict_oldest
+    grantlimits.evict_oldest = lambda *args, **kwargs: 0
+    try:
+        yield
+    finally:
+        grantlimits.evict_oldest = evict
+
+
+def without_eviction(run: Callable[[], None]) -> Callable[[], None]:
+    """``run`` with the grant cap's eviction skipped (outside the app, so nothing is charged
+    to it)."""
+    def skipping() -> None:
+        with eviction_skipped():
+            run()
+    return skipping
+
+
 def measure(runs: dict[str, tuple[Flask, Callable[[], None]]], timings: int, count: int
             ) -> dict[str, list[float]]:
     """App CPU ms per operation, ``timings`` times for each app, alternated."""
@@ -56,13 +86,39 @@ def measure(runs: dict[str, tuple[Flask, Callable[[], None]]], timings: int, cou
 
 
 def table(costs: dict[str, dict[str, list[float]]], store: str) -> str:
+    evictions = all("uncapped" in each for each in costs.values())
     lines = [f"| operation, in-process (least app CPU ms) | uauth ({store}) | Authlib alone "
-             "(memory) | uauth's own work | uauth ÷ floor |", "| --- | --- | --- | --- | --- |"]
+             "(memory) | uauth's own work | uauth ÷ floor |"
+             + (" uauth, no eviction | the grant cap's eviction |" if evictions else ""),
+             "| --- | --- | --- | --- | --- |" + (" --- | --- |" if evictions else "")]
     for op, each in costs.items():
         ours, floor = min(each["uauth"]), min(each["floor"])
-        lines.append(f"| {op} | {ours:.3f} | {floor:.3f} | {ours - floor:+.3f} "
-                     f"| {ours / floor:.2f}× |")
+        line = (f"| {op} | {ours:.3f} | {floor:.3f} | {ours - floor:+.3f} "
+                f"| {ours / floor:.2f}× |")
+        if evictions:
+            uncapped = min(each["uncapped"])
+            line += f" {uncapped:.3f} | {ours - uncapped:+.3f} |"
+        lines.append(line)
     return "\n".join(lines)
+
+
+def in_process(app: Flask, target: Target, op: str) -> Callable[[], None]:
+    """The agent's ``op`` on ``app``, answered in-process."""
+    return prepare(target, op, lambda _: InProcess(app))[1]
+
+
+def uauth_app(stack: ExitStack, store: str) -> tuple[Flask, Target]:
+    """uauth's app on a ``store`` of its own, closed (and torn down) with ``stack``."""
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="uauth-own-work-")))
+    url = stack.enter_context(backend(store, tmp))
+    app, target = build(store, tmp, url, access_token_format=OPAQUE)
+
+    def close() -> None:
+        with app.app_context():
+            get_state().store.close()  # before a DROP DATABASE ends its connections
+
+    stack.callback(close)
+    return app, target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,28 +130,30 @@ def main(argv: list[str] | None = None) -> int:
                         ", ".join(OPS))
     parser.add_argument("--timings", type=int, default=7, help="timings of each app")
     parser.add_argument("--count", type=int, default=300, help="operations per timing")
+    parser.add_argument("--without-eviction", action="store_true",
+                        help="also time uauth, on a store of its own, with the grant cap's "
+                             "eviction skipped: what it costs at the bench's steady state")
     args = parser.parse_args(argv)
     ops = [op for op in args.ops.split(",") if op]
     unknown = set(ops) - set(OPS)
     if unknown:
         parser.error(f"unknown operations: {', '.join(sorted(unknown))}")
     costs: dict[str, dict[str, list[float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="uauth-own-work-") as tmp, \
-            backend(args.store, Path(tmp)) as url:
-        app, target = build(args.store, Path(tmp), url, access_token_format=OPAQUE)
+    with ExitStack() as stack:
+        apps = {"uauth": uauth_app(stack, args.store)}
+        if args.without_eviction:
+            apps["uncapped"] = uauth_app(stack, args.store)
         floor, floor_target = floor_app()
-        try:
-            for op in ops:
-                runs = {"uauth": (app, prepare(target, op, lambda _: InProcess(app))[1]),
-                        "floor": (floor, prepare(floor_target, op,
-                                                 lambda _: InProcess(floor))[1])}
-                for _, run in runs.values():
-                    for _ in range(100):  # warm: caches filled, connections open
-                        run()
-                costs[op] = measure(runs, args.timings, args.count)
-        finally:
-            with app.app_context():
-                get_state().store.close()  # before a DROP DATABASE ends its connections
+        for op in ops:
+            runs = {name: (app, in_process(app, target, op)) for name, (app, target)
+                    in [*apps.items(), ("floor", (floor, floor_target))]}
+            if "uncapped" in runs:
+                app, run = runs["uncapped"]
+                runs["uncapped"] = (app, without_eviction(run))
+            for _, run in runs.values():
+                for _ in range(100):  # warm: caches filled, connections open, the cap reached
+                    run()
+            costs[op] = measure(runs, args.timings, args.count)
     print(table(costs, args.store))
     return 0
 

@@ -38,9 +38,14 @@ from bench.run import Row
 from bench.run import Run
 from bench.run import Settings
 from bench.run import median_result
+from bench.servers import USERNAME
 from bench.signing import signing_costs
 from tests.conftest import unique_prefix
 from uauth.core import audit
+from uauth.core import grantlimits
+from uauth.core.consents import apps_group
+from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
+from uauth.core.records import APP_GRANT
 from uauth.extension import get_state
 from uauth.ops.logs import DirectLines
 from uauth.ops.logs import JsonFormatter
@@ -641,6 +646,46 @@ def test_own_work_bench_times_uauth_and_the_floor_through_the_same_agent(
     names = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()
              if line.startswith("| ")]
     assert names[2:] == ["flow", "refresh", "cc", "userinfo", "sso"]
+
+
+def test_own_work_bench_times_uauth_without_the_grant_caps_eviction_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--without-eviction`` adds a uauth app whose cap evicts nothing, and the difference."""
+    evict = grantlimits.evict_oldest
+    assert own_work.main(["--store", "memory", "--ops", "cc,flow", "--timings", "2",
+                          "--count", "3", "--without-eviction"]) == 0
+    assert grantlimits.evict_oldest is evict, "the cap evicts again afterwards"
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]]
+            for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0][5:] == ["uauth, no eviction", "the grant cap's eviction"]
+    assert [row[0] for row in rows[2:]] == ["cc", "flow"]
+    for _, ours, _, _, _, uncapped, eviction in rows[2:]:
+        assert float(uncapped) > 0
+        assert float(eviction) == pytest.approx(float(ours) - float(uncapped), abs=0.0015)
+
+
+def test_a_flow_without_eviction_keeps_every_family_and_the_next_flow_evicts_them(
+        tmp_path: Path) -> None:
+    """What ``--without-eviction`` times is the flow with no eviction at all; the bound holds
+    again for the next flow, which evicts every family beyond it at once."""
+    app, target = build("memory", tmp_path, None, access_token_format="opaque")
+    _, run = prepare(target, "flow", lambda _: InProcess(app))
+    uncapped = own_work.without_eviction(run)
+
+    def families() -> int:
+        with app.app_context():
+            state = get_state()
+            user = state.users.find_by_username(USERNAME)
+            assert user is not None
+            return sum(1 for kind, _, record in state.store.grant_records(apps_group(user.id))
+                       if kind == APP_GRANT and record.get("offline", True))
+
+    before = families()  # the agent's first flows'
+    for _ in range(MAX_GRANTS_PER_CLIENT + 5):
+        uncapped()
+    assert families() == before + MAX_GRANTS_PER_CLIENT + 5
+    run()
+    assert families() == MAX_GRANTS_PER_CLIENT
 
 
 def test_bench_storage_counts_the_waits_of_a_refresh(capsys: pytest.CaptureFixture[str]) -> None:
