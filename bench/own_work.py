@@ -22,10 +22,9 @@ import argparse
 import sys
 import tempfile
 from collections.abc import Callable
-from collections.abc import Iterator
 from contextlib import ExitStack
-from contextlib import contextmanager
 from pathlib import Path
+from unittest.mock import patch
 
 from flask import Flask
 
@@ -55,22 +54,11 @@ def floor_app() -> tuple[Flask, Target]:
     return floor.app, target.discover(InProcess(floor.app))
 
 
-@contextmanager
-def eviction_skipped() -> Iterator[None]:
-    """The grant cap evicts nothing inside the block (its listing is skipped too)."""
-    evict = grantlimits.evict_oldest
-    grantlimits.evict_oldest = lambda *args, **kwargs: 0
-    try:
-        yield
-    finally:
-        grantlimits.evict_oldest = evict
-
-
 def without_eviction(run: Callable[[], None]) -> Callable[[], None]:
-    """``run`` with the grant cap's eviction skipped (outside the app, so nothing is charged
-    to it)."""
+    """``run`` with the grant cap evicting nothing (its listing skipped too); the swap is made
+    outside the app, so nothing is charged to it, and undone after each operation."""
     def skipping() -> None:
-        with eviction_skipped():
+        with patch.object(grantlimits, "evict_oldest", lambda *args, **kwargs: 0):
             run()
     return skipping
 
