@@ -26,13 +26,25 @@ def _bindable(port: int) -> bool:
         return True
 
 
+def ephemeral_floor() -> int:
+    """The lowest port Linux gives outgoing connections (and ``free_port``)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def cluster_ports(n: int) -> list[int]:
-    """``n`` distinct free ports whose cluster bus ports (port + 10000) are free too, so below
-    the ephemeral range where ``free_port`` would land and the bus port would pass 65535."""
+    """``n`` distinct free ports whose cluster bus ports (port + 10000) are free too, both below
+    the ephemeral range: a port there can be taken by any outgoing connection between this
+    check and the node's bind (a bus port at 38868 was, once, and the node did not start)."""
     rng = random.SystemRandom()
+    top = min(30000, ephemeral_floor() - 10000)
+    if top < 20000 + 10 * n:  # an unusual range: keep below 65535 at least
+        top = 30000
     ports: list[int] = []
     while len(ports) < n:
-        port = rng.randrange(20000, 30000)
+        port = rng.randrange(20000, top)
         if port not in ports and port + 10000 not in ports and _bindable(port) \
                 and _bindable(port + 10000):
             ports.append(port)

@@ -18,6 +18,8 @@ from tests.conftest import threads_one_after_another
 from tests.conftest import unique_prefix
 from tests.cutting_proxy import CuttingProxy
 from tests.redis_cluster import RedisClusterServer
+from tests.redis_cluster import cluster_ports
+from tests.redis_cluster import ephemeral_floor
 from tests.redis_server import replicas_caught_up
 from uauth.core.settings import ConfigError
 from uauth.core.settings import validate_storage_url
@@ -51,6 +53,14 @@ def test_every_key_is_hash_tagged_and_records_spread_over_the_primaries(
     assert store.revoke_grant("g1") == 10
     assert store.find("refresh_token", "t1") is None and store.find("refresh_token", "t2")
     store.close()
+
+
+def test_a_test_clusters_ports_and_bus_ports_lie_below_the_ephemeral_range() -> None:
+    """Outgoing connections take ephemeral ports at any moment, so a node's port or bus port
+    there could be taken between the check and the node's start."""
+    ports = cluster_ports(6)
+    assert len(set(ports)) == 6
+    assert all(port >= 20000 and port + 10000 < ephemeral_floor() for port in ports)
 
 
 def test_the_single_redis_key_format_is_unchanged(redis_url: str) -> None:
