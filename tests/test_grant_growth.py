@@ -12,6 +12,7 @@ from tests.conftest import FakeClock
 from uauth.core.consents import apps_group
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.grantlimits import HeldGrant
+from uauth.core.grantlimits import family_prefix
 from uauth.core.grantlimits import remember_session_grant
 from uauth.core.grantlimits import session_grant
 from uauth.core.records import APP_GRANT
@@ -159,3 +160,69 @@ def test_a_grant_read_ahead_answers_only_for_its_own_session_and_client(
         assert session_grant(state, "sid", "app", held) is None, "what was read ahead answers"
         assert session_grant(state, "sid", "app", HeldGrant("other", "app", None)) == "stored"
         assert session_grant(state, "sid", "app", HeldGrant("sid", "web", None)) == "stored"
+
+
+def test_a_familys_note_replaces_its_codes_and_an_offline_family_outlives_logout(
+        tmp_path: Path, store: Store, clock: FakeClock) -> None:
+    """When a code's refresh token starts a family, the code's note (revoked at logout, keyed by
+    the grant) gives way to the family's (keyed by the client and its start, which the cap reads
+    in order): one note per grant, so logout, which revokes the grants its notes name, leaves an
+    ``offline_access`` family alone."""
+    d = Driver.of(make_app(tmp_path, store, clock))
+    user = d.user()
+    client, secret = d.client()
+    d.login()
+    tokens = json_of(d.token(client.client_id, secret,
+                             code=d.code(client.client_id, scope="openid offline_access")))
+    assert "refresh_token" in tokens
+    held = [(key, record) for kind, key, record in store.grant_records(apps_group(user.id))
+            if kind == APP_GRANT]
+    assert len(held) == 1, held
+    key, note = held[0]
+    assert key.startswith(family_prefix(user.id, client.client_id)) and note["offline"]
+    assert not note["revoke_at_logout"]
+    with d.app.app_context():
+        end_all(get_state(), user.id)
+    again = d.http.post("/token", data={"grant_type": "refresh_token",
+                                        "refresh_token": tokens["refresh_token"]},
+                        auth=(client.client_id, secret))
+    assert again.status_code == 200, "offline access outlives the login"
+
+
+def test_a_device_flows_family_counts_against_the_cap(tmp_path: Path, store: Store,
+                                                      clock: FakeClock) -> None:
+    """A family begun by the device flow is noted as a code's is, so the cap counts it and
+    evicts it in its turn (the oldest here)."""
+    from tests.app_driver import REDIRECT
+    from tests.test_device import DEVICE
+    from tests.test_device import decide
+    from tests.test_device import poll
+    from tests.test_device import start
+
+    d = Driver.of(make_app(tmp_path, store, clock))
+    d.user()
+    client, secret = d.client(grant_types=[DEVICE, "refresh_token", "authorization_code"],
+                              redirect_uris=[REDIRECT])
+    device = client.client_id
+    d.login()
+    started = json_of(start(d, device, secret))
+    decide(d, started["user_code"])
+    clock.advance(5)
+    first = json_of(poll(d, device, started["device_code"], secret))
+
+    def refresh(token: str) -> str | None:
+        answer = d.http.post("/token", data={"grant_type": "refresh_token",
+                                             "refresh_token": token}, auth=(device, secret))
+        return str(json_of(answer)["refresh_token"]) if answer.status_code == 200 else None
+
+    def family() -> str:
+        clock.advance(1)
+        code = d.code(device, scope="openid offline_access")
+        return str(json_of(d.token(device, secret, code=code))["refresh_token"])
+
+    codes = [family() for _ in range(MAX_GRANTS_PER_CLIENT - 1)]
+    kept = refresh(first["refresh_token"])
+    assert kept is not None, "fifty families: none evicted yet"
+    family()
+    assert refresh(kept) is None, "the device's family was the oldest"
+    assert refresh(codes[0]) is not None

@@ -21,6 +21,7 @@ from uauth.storage import Record
 from uauth.storage import StorageUnavailable
 from uauth.storage import Store
 from uauth.storage import hash_key
+from uauth.storage import keyorder
 from uauth.storage import open_store
 from uauth.storage.memory import MemoryStore
 from uauth.storage.memory import _Entry
@@ -191,6 +192,37 @@ def test_grant_records_lists_the_live_records_of_one_grant(store: Store,
     store.revoke_grant("sessions-of:u1")
     assert store.grant_records("sessions-of:u1") == []
     assert store.grant_records("nothing") == []
+
+
+def test_all_but_newest_reads_one_prefix_of_one_grant_in_key_order(store: Store,
+                                                                   clock: FakeClock) -> None:
+    """What the grant cap reads at every new family: the records of a key prefix under a grant,
+    but the newest in key order, oldest first; the prefix's other kinds, other grants, expired
+    records and keys beside the prefix are not among them."""
+    for n in (3, 1, 2):
+        store.save("app_grant", f"u/c/{n:04d}", {"n": n}, ttl=3600, grant_id="apps-of:u")
+    store.save("app_grant", "u/c/0000", {"n": 0}, ttl=10, grant_id="apps-of:u")
+    store.save("app_grant", "u/c/0009", {"n": 9}, ttl=3600, grant_id="apps-of:v")
+    store.save("app_grant", "u/d/0000", {"n": -1}, ttl=3600, grant_id="apps-of:u")
+    store.save("app_grant", "u:c:0000", {"n": -2}, ttl=3600, grant_id="apps-of:u")
+    store.save("consent", "u/c/0000", {"n": -3}, ttl=3600, grant_id="apps-of:u")
+    clock.advance(11)
+    assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 1) == [
+        ("u/c/0001", {"n": 1}), ("u/c/0002", {"n": 2})]
+    assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 0) == [
+        ("u/c/0001", {"n": 1}), ("u/c/0002", {"n": 2}), ("u/c/0003", {"n": 3})]
+    assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 3) == []
+    assert store.all_but_newest("apps-of:u", "app_grant", "u/e/", 0) == []
+    for _, record in store.all_but_newest("apps-of:u", "app_grant", "u/c/", 0):
+        record["n"] = "changed"
+    with store.batch():
+        store.save("app_grant", "u/c/0004", {"n": 4}, ttl=3600, grant_id="apps-of:u")
+        store.delete("app_grant", "u/c/0001")
+        assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 2) == [
+            ("u/c/0002", {"n": 2})], "the writes held before it are sent first"
+    assert keyorder.after("u/c/") == "u/c0"
+    with pytest.raises(ValueError, match="not empty"):
+        keyorder.after("")
 
 
 def test_a_listed_record_is_the_callers_own(store: Store) -> None:

@@ -145,7 +145,7 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     """What Store.batch and Store.prefetch are for: at /authorize the session travels with its
     user, their second factors and their consent to the client, and the code with its grant's
     note; at /token spending the code with its user, and the opaque access token with the new
-    family's refresh token, its note and the cap's listing; at /userinfo the deny list with the
+    family's refresh token, its note, the code's note deleted and the cap's listing; at /userinfo the deny list with the
     token's user, the token's own claims kept since it was minted (the test client serves
     requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
@@ -160,8 +160,9 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    assert seen == [1, 2, 4], (
-        f"the code; spent, with its user; access + refresh token, note + listing ({seen})")
+    assert seen == [1, 2, 5], (
+        f"the code; spent, with its user; access + refresh token, the family's note, the code's "
+        f"note deleted + listing ({seen})")
     del seen[:]
     answer = d.http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert answer.status_code == 200 and answer.json is not None and answer.json["sub"]
@@ -172,7 +173,7 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     code = d.code(client.client_id)
     del seen[:]
     json_of(d.token(client.client_id, secret, code=code))
-    assert seen == [1, 2, 4, 4], (
+    assert seen == [1, 2, 5, 4], (
         f"at the cap, one wait more: the oldest family's deny marker, its revocation, the audit "
         f"event kept and its note, sent together when the response's batch ends ({seen})")
 

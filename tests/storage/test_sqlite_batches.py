@@ -173,8 +173,8 @@ def test_a_busy_database_fails_the_batch_as_an_outage_and_loses_nothing_after(
 def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         store: SQLiteStore, tmp_path: Path) -> None:
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
-    /token the access token, the new family's refresh token and its note with the cap's listing;
-    at the cap, the oldest family's eviction in the same commit (the test client serves
+    /token the access token, the new family's refresh token and its note (the code's deleted)
+    with the cap's read of the families beyond it; at the cap, the oldest family's eviction in the same commit (the test client serves
     requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
@@ -187,9 +187,10 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    listing = ["INSERT", "INSERT", "INSERT", "SELECT", "COMMIT"]
+    listing = ["INSERT", "INSERT", "INSERT", "DELETE", "SELECT", "COMMIT"]
     assert listing in seen, (
-        f"access and refresh token, the family's note and the listing: one commit ({seen})")
+        f"access and refresh token, the family's note, the code's note deleted and the cap's "
+        f"read: one commit ({seen})")
     for _ in range(MAX_GRANTS_PER_CLIENT - 1):
         json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
     code = d.code(client.client_id)
@@ -198,7 +199,7 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     assert [t for t in seen if len(t) > 1] == [[*listing[:-1],
                                                 "INSERT", "DELETE", "INSERT", "DELETE", "COMMIT"]], (
         f"at the cap, the same commit: the oldest family's deny marker, its records, the audit "
-        f"event kept and its note after the listing that chose it ({seen})")
+        f"event kept and its note after the read that chose it ({seen})")
     assert seen.count(["UPDATE"]) == 1, f"the code spent on its own, before ({seen})"
 
 

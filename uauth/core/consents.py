@@ -82,10 +82,15 @@ def grant_lifetime(settings: Settings, *, offline: bool) -> int:
     return lives + int(settings.refresh_token_ttl) if offline else lives
 
 
+def note_key(user_id: str, client_id: str, grant_id: str) -> str:
+    """The key of a grant's note, unless it was saved under one of its own (``key``)."""
+    return f"{_key(user_id, client_id)}:{grant_id}"
+
+
 def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,
                    now: int, sid: str | None = None, revoke_at_logout: bool = False,
                    keep: int | None = None, offline: bool = True,
-                   started: float | None = None) -> None:
+                   started: float | None = None, key: str | None = None) -> None:
     """Note that ``grant_id`` was issued to this client for this user and may have live tokens
     for ``lives`` seconds (the note expires with them).
 
@@ -95,9 +100,10 @@ def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *,
     authorization, not two. ``keep`` (at least ``lives``) is how long the note must stay for
     that: as long as the session may last. ``offline``: the grant has refresh tokens
     (:mod:`uauth.core.grantlimits` caps those per client); ``started``: the exact clock time
-    its family started, which orders families started within the same second.
+    its family started, which orders families started within the same second; ``key``: a key
+    of the caller's instead of :func:`note_key` (a family's sorts by its start).
     """
-    store.save(APP_GRANT, f"{_key(user_id, client_id)}:{grant_id}",
+    store.save(APP_GRANT, key or note_key(user_id, client_id, grant_id),
                {"client_id": client_id, "grant_id": grant_id, "issued_at": now, "sid": sid,
                 "revoke_at_logout": revoke_at_logout, "tokens_until": now + lives,
                 "offline": offline, "started": now if started is None else started},

@@ -14,10 +14,14 @@ requests, and logout, which revokes a session's grants one by one, grew as slow 
 - When the first refresh token is issued (:func:`family_started`) the note is kept for the
   family's life, and a user keeps at most :data:`MAX_GRANTS_PER_CLIENT` families per client:
   one more evicts (and revokes) the oldest.
+- A family's note is keyed by the client and the exact time the family started
+  (:func:`family_prefix`), so the eviction reads the oldest beyond the cap in key order
+  (``Store.all_but_newest``) instead of listing and sorting every note of the person.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +30,7 @@ from uauth.core.records import SESSION_GRANT
 
 from .consents import apps_group
 from .consents import grant_lifetime
+from .consents import note_key
 from .consents import remember_grant
 from .tokens import evict_grant
 from .tokens import grant_revoked
@@ -86,19 +91,39 @@ def remember_pending(state: State, user_id: str, client_id: str, grant_id: str,
                    revoke_at_logout=True, offline=False)
 
 
+def family_prefix(user_id: str, client_id: str) -> str:
+    """How the keys of a user's family notes for one client begin; what follows is the exact
+    start, fixed-width, so they sort by it. The client id is digested: it may hold any
+    character, and one client's prefix must never begin another's. A ``/`` follows the user id,
+    where every other note of the person has a ``:``."""
+    digest = hashlib.sha256(client_id.encode("utf-8")).hexdigest()[:32]
+    return f"{user_id}/{digest}/"
+
+
+def remember_family(state: State, user_id: str, client_id: str, grant_id: str, *,
+                    sid: str | None = None, revoke_at_logout: bool = False) -> None:
+    """Note a grant that carries refresh tokens, under a key that sorts by its start."""
+    started = state.clock()
+    remember_grant(state.store, user_id, client_id, grant_id,
+                   lives=grant_lifetime(state.settings, offline=True), now=state.now(), sid=sid,
+                   revoke_at_logout=revoke_at_logout,
+                   keep=int(state.settings.session_ttl) if sid else None, offline=True,
+                   started=started,
+                   key=f"{family_prefix(user_id, client_id)}{started:017.6f}/{grant_id}")
+
+
 def family_started(state: State, user_id: str, client_id: str, sid: str | None,
                    grant_id: str, *, outlives_login: bool) -> int:
-    """A code's grant issued its first refresh token: its note is kept for the family's life,
-    and the user's oldest families of this client beyond the cap are evicted.
+    """A code's grant issued its first refresh token: its note is kept for the family's life
+    (under a family's key: the code's note goes), and the user's oldest families of this
+    client beyond the cap are evicted.
 
     :param outlives_login: ``offline_access`` was granted (OIDC Core §11), so logout keeps it.
     :returns: how many families were evicted.
     """
-    remember_grant(state.store, user_id, client_id, grant_id,
-                   lives=grant_lifetime(state.settings, offline=True), now=state.now(), sid=sid,
-                   revoke_at_logout=not outlives_login,
-                   keep=int(state.settings.session_ttl) if sid else None, offline=True,
-                   started=state.clock())
+    remember_family(state, user_id, client_id, grant_id, sid=sid,
+                    revoke_at_logout=not outlives_login)
+    state.store.delete(APP_GRANT, note_key(user_id, client_id, grant_id))
     return evict_oldest(state, user_id, client_id, keep=grant_id)
 
 
@@ -107,19 +132,16 @@ def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str | None
     the user holds :data:`MAX_GRANTS_PER_CLIENT` or more besides ``keep``; returns how many were
     revoked.
 
-    The listing sends the writes held before it (the new family's note among them, so two
+    The read sends the writes held before it (the new family's note among them, so two
     families started at once see each other), and the revocations are held in turn: inside the
     token response's batch they go to storage with its last writes, not each on its own."""
-    # By the exact start: many families can start within one second (a busy agent), and
-    # whole seconds would let a family started a moment ago sort as the oldest.
-    held = sorted(((float(record["started"] if "started" in record else record["issued_at"]),
-                    key, record["grant_id"])
-                   for kind, key, record in state.store.grant_records(apps_group(user_id))
-                   if kind == APP_GRANT and record["client_id"] == client_id
-                   and record.get("offline", True) and record["grant_id"] != keep),
-                  key=lambda item: item[0])
-    excess = held[:max(0, len(held) - MAX_GRANTS_PER_CLIENT + 1)]
-    for _, key, grant_id in excess:
+    beyond = state.store.all_but_newest(apps_group(user_id), APP_GRANT,
+                                        family_prefix(user_id, client_id),
+                                        MAX_GRANTS_PER_CLIENT - 1)
+    excess = [(key, record["grant_id"]) for key, record in beyond if record["grant_id"] != keep]
+    if keep is not None and len(excess) == len(beyond):
+        excess = excess[:-1]  # ``keep`` is among the newest: the newest of these stays with it
+    for key, grant_id in excess:
         evict_grant(state, grant_id)
         state.store.delete(APP_GRANT, key)
     return len(excess)

@@ -155,6 +155,17 @@ class Store(Protocol):
         or a user's login sessions (:mod:`uauth.core.sessions`). Kinds never contain ``:``.
         """
 
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        """The live records of ``kind`` under ``grant_id`` whose keys begin with ``prefix``, but
+        for the ``newest`` last in key order; first in key order first, as ``(key, record)``.
+
+        A cap on records whose keys sort by age (the grant cap's refresh-token families) reads
+        only what it must remove: SQLite's primary key serves it, where the grant's listing
+        decodes every record; other backends filter that listing. Like a listing, it sends the
+        writes held before it (:meth:`batch`). ``prefix`` is not empty.
+        """
+
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         """Every live record of one kind, in no particular order (admin listings only)."""
 

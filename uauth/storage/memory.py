@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from . import keyorder
 from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
@@ -200,6 +201,10 @@ class MemoryStore:
             found = list(self._by_grant.get(grant_id, ()))
             live = [(kind, key, self._live(kind, key)) for kind, key in found]
             return [(kind, key, _copy(e.record)) for kind, key, e in live if e is not None]
+
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        return keyorder.all_but_newest(self.grant_records(grant_id), kind, prefix, newest)
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         with self._lock:

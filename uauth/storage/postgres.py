@@ -172,6 +172,12 @@ REVOKE = _Statement("revoke", "DELETE FROM uauth_records WHERE grant_id = $1")
 GRANT_RECORDS = _Statement(
     "grant_records", "SELECT kind, key, value FROM uauth_records WHERE grant_id = $1 "
     "AND (expires_at IS NULL OR expires_at > $2)")
+# The grant cap's read: its keys compared byte by byte (as the other backends order them), not
+# by the database's collation.
+ALL_BUT_NEWEST = _Statement(
+    "all_but_newest", "SELECT key, value FROM uauth_records WHERE grant_id = $1 AND kind = $2 "
+    "AND starts_with(key, $3) AND (expires_at IS NULL OR expires_at > $4) "
+    'ORDER BY key COLLATE "C" DESC OFFSET $5')
 SCAN = _Statement(
     "scan", "SELECT key, value FROM uauth_records WHERE kind = $1 "
     "AND (expires_at IS NULL OR expires_at > $2) ORDER BY key")
@@ -587,6 +593,14 @@ class PostgresStore:
             result = self._run(GRANT_RECORDS, [grant_id.encode(), _number(self._clock())])
         return [(cast(Kind, _decode(result.get_value(i, 0))), str(_decode(result.get_value(i, 1))),
                  listed.decode(_stored(result.get_value(i, 2)))) for i in range(result.ntuples)]
+
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        result = self._run(ALL_BUT_NEWEST, [grant_id.encode(), kind.encode(), prefix.encode(),
+                                            _number(self._clock()), str(newest).encode()])
+        return [(str(_decode(result.get_value(i, 0))),
+                 listed.decode(_stored(result.get_value(i, 1))))
+                for i in reversed(range(result.ntuples))]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         result = self._run(SCAN, [kind.encode(), _number(self._clock())])

@@ -28,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import keyorder
 from .base import Clock
 from .base import Consumed
 from .base import Entry
@@ -121,7 +122,8 @@ redis.call('DEL', KEYS[1])
 return n
 """
 
-# KEYS: grant index. ARGV: grant id, now. Returns {key, value, key, value, ...} of the live
+# KEYS: grant index. ARGV: grant id, now, and optionally a head: only the names that begin with
+# it are read (``all_but_newest``). Returns {key, value, key, value, ...} of the live
 # records still saved under that grant, and drops from the index the members that are not: a
 # record deleted one by one (an evicted family's note), expired, or saved again under another
 # grant. Without this a long-lived group index (a person's apps) would grow with every record
@@ -130,13 +132,16 @@ return n
 _GRANT_RECORDS = """
 local out = {}
 local stale = {}
+local head = ARGV[3] or ''
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local r = redis.call('HMGET', k, 'v', 'e', 'g')
-  if r[1] and r[3] == ARGV[1] and (r[2] == '' or tonumber(r[2]) > tonumber(ARGV[2])) then
-    out[#out + 1] = k
-    out[#out + 1] = r[1]
-  else
-    stale[#stale + 1] = k
+  if string.sub(k, 1, #head) == head then
+    local r = redis.call('HMGET', k, 'v', 'e', 'g')
+    if r[1] and r[3] == ARGV[1] and (r[2] == '' or tonumber(r[2]) > tonumber(ARGV[2])) then
+      out[#out + 1] = k
+      out[#out + 1] = r[1]
+    else
+      stale[#stale + 1] = k
+    end
   end
 end
 for i = 1, #stale, 500 do
@@ -193,6 +198,14 @@ class RedisRecordStore(ABC):
     def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """``commands`` at once, one round trip's wait; their raw replies, in order. A command on
         a record is sent after every command before it on that record."""
+
+    @abstractmethod
+    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
+        """The protocol's listing: each backend reads a grant's index its own way."""
+
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        return keyorder.all_but_newest(self.grant_records(grant_id), kind, prefix, newest)
 
     def batch(self) -> AbstractContextManager[None]:
         """Hold this thread's saves and deletes back and send them in one pipeline with the
@@ -513,6 +526,19 @@ class RedisStore(RedisRecordStore):
         """List the grant with the next command that answers, in its pipeline."""
         self._held.expect(listing(grant_id), self._listing(grant_id, repr(self._clock())))
 
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        """The listing's script, given the names' head: only the records that begin with it
+        come back, and only those beyond ``newest`` are decoded."""
+        now, head = repr(self._clock()), self._key(kind, prefix)
+        flat = self._answer(
+            ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now, head),
+            lambda: self._grant_records(keys=[self._grant_key(grant_id)],
+                                        args=[grant_id, now, head], client=self._client))
+        found = sorted(zip(flat[::2], flat[1::2], strict=True))  # by name: names are unique
+        return [(self._split(name)[1], listed.decode(value))
+                for name, value in found[:max(0, len(found) - newest)]]
+
     def _listing(self, grant_id: str, now: str) -> tuple[Any, ...]:
         return ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now)
 
@@ -527,6 +553,7 @@ class RedisStore(RedisRecordStore):
             kind, key = self._split(name)
             found.append((kind, key, listed.decode(value)))
         return found
+
 
     def ping(self) -> None:
         self._flush()

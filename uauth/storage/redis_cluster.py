@@ -526,7 +526,9 @@ class RedisClusterStore(RedisRecordStore):
                 stale.append(name)  # deleted or expired, and no save of it is in flight
         if moved or (stale and len(stale) * 4 >= len(members)):
             scores = dict(members)
-            self._after_held([self._forget(grant_id, [(name, scores[name]) for name in stale])])
+            forget = self._forget(grant_id, [(name, scores[name]) for name in stale])
+            if not self._held.hold(forget):  # in a batch, it goes with the batch's next wait
+                self._after_held([forget])
         return found
 
     def ping(self) -> None:

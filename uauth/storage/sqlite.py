@@ -27,6 +27,7 @@ from typing import Protocol
 
 import sqlite_utils
 
+from . import keyorder
 from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
@@ -345,6 +346,15 @@ class SQLiteStore:
                 (grant_id, self._clock()),
             ).fetchall()
         return [(kind, key, listed.decode(value)) for kind, key, value in rows]
+
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        rows = self._run(
+            "SELECT key, value FROM records WHERE kind = ? AND key >= ? AND key < ? "  # noqa: S608
+            f"AND grant_id = ? AND {_LIVE} ORDER BY key DESC LIMIT -1 OFFSET ?",
+            (kind, prefix, keyorder.after(prefix), grant_id, self._clock(), newest),
+        ).fetchall()
+        return [(key, listed.decode(value)) for key, value in reversed(rows)]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         rows = self._run(

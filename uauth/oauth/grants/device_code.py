@@ -40,6 +40,7 @@ from uauth.core.device import find_device_grant
 from uauth.core.device import note_poll
 from uauth.core.device import redeem
 from uauth.core.device import start
+from uauth.core.grantlimits import remember_family
 from uauth.core.mfa import acr_for
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -164,8 +165,12 @@ class DeviceCodeGrant(IssuesTokens, AuthlibDeviceCodeGrant):  # type: ignore[mis
             grant_id=grant_id)
         offline = wants_refresh_token(client, credential.scope)
         # The device's tokens do not depend on the browser session that approved them.
-        remember_grant(state.store, request.user.id, client.client_id, grant_id,
-                       lives=grant_lifetime(state.settings, offline=offline), now=state.now())
+        if offline:  # a family's note, counted by the grant cap when a code's family starts
+            remember_family(state, request.user.id, client.client_id, grant_id)
+        else:
+            remember_grant(state.store, request.user.id, client.client_id, grant_id,
+                           lives=grant_lifetime(state.settings, offline=False), now=state.now(),
+                           offline=False)
         body: dict[str, Any] = self.generate_token(user=request.user, scope=credential.scope,
                                                    include_refresh_token=True)
         self.save_token(body)

@@ -1,0 +1,25 @@
+"""Records whose keys sort by age, capped: :meth:`~uauth.storage.base.Store.all_but_newest`
+for a backend that has no index in key order to read it from, by filtering a grant's listing."""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+from .base import Kind
+from .base import Record
+
+
+def all_but_newest(listing: list[tuple[Kind, str, Record]], kind: Kind, prefix: str,
+                   newest: int) -> list[tuple[str, Record]]:
+    """What ``all_but_newest`` answers, from the grant's listing."""
+    found = sorted(((key, record) for of, key, record in listing
+                    if of == kind and key.startswith(prefix)), key=itemgetter(0))
+    return found[:max(0, len(found) - newest)]
+
+
+def after(prefix: str) -> str:
+    """The least string above every string that begins with ``prefix``, in code-point order
+    (which is the byte order of UTF-8): a key range's end."""
+    if not prefix:
+        raise ValueError("a key prefix is not empty")
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
