@@ -90,7 +90,8 @@ RECORDS: tuple[RecordKind, ...] = (
                "uauth.core.sessions"),
     RecordKind(CONSENT, "<user id>:<client id>", "UAUTH_CONSENT_TTL", "uauth.core.consents",
                "apps-of:<user id>"),
-    RecordKind(APP_GRANT, "<user id>:<client id>:<grant id>", "as long as the grant's tokens "
+    RecordKind(APP_GRANT, "<user id>:<client id>:<grant id>; a refresh-token family's "
+               "<user id>/<client id digest>/<start>/<grant id>", "as long as the grant's tokens "
                "(and its session, for logout)", "uauth.core.consents", "apps-of:<user id>"),
     RecordKind(CLIENT, "client id", "forever (until `uauth client remove`)",
                "uauth.core.clients"),
