@@ -145,9 +145,9 @@ def test_a_flow_waits_once_for_what_it_can_send_together(
     """What Store.batch and Store.prefetch are for: at /authorize the session travels with its
     user, their second factors and their consent to the client, and the code with its grant's
     note; at /token spending the code with its user, and the opaque access token with the new
-    family's refresh token, its note, the code's note deleted and the cap's listing; at /userinfo the deny list with the
-    token's user, the token's own claims kept since it was minted (the test client serves
-    requests on this thread, so on its connection)."""
+    family's refresh token, its note, the code's note deleted and the cap's read; at /userinfo
+    the deny list with the token's user, the token's own claims kept since it was minted (the
+    test client serves requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, redis_store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")

@@ -174,8 +174,8 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         store: SQLiteStore, tmp_path: Path) -> None:
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
     /token the access token, the new family's refresh token and its note (the code's deleted)
-    with the cap's read of the families beyond it; at the cap, the oldest family's eviction in the same commit (the test client serves
-    requests on this thread, so on its connection)."""
+    with the cap's read of the families beyond it; at the cap, the oldest family's eviction in
+    the same commit (the test client serves requests on this thread, so on its connection)."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")

@@ -554,7 +554,6 @@ class RedisStore(RedisRecordStore):
             found.append((kind, key, listed.decode(value)))
         return found
 
-
     def ping(self) -> None:
         self._flush()
         self._call(self._client.ping)
