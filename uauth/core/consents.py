@@ -90,7 +90,7 @@ def note_key(user_id: str, client_id: str, grant_id: str) -> str:
 def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *, lives: int,
                    now: int, sid: str | None = None, revoke_at_logout: bool = False,
                    keep: int | None = None, offline: bool = True,
-                   started: float | None = None, key: str | None = None) -> None:
+                   key: str | None = None) -> None:
     """Note that ``grant_id`` was issued to this client for this user and may have live tokens
     for ``lives`` seconds (the note expires with them).
 
@@ -99,14 +99,13 @@ def remember_grant(store: Store, user_id: str, client_id: str, grant_id: str, *,
     (``revoke_at_logout``: every grant but ``offline_access`` ones) with one write per
     authorization, not two. ``keep`` (at least ``lives``) is how long the note must stay for
     that: as long as the session may last. ``offline``: the grant has refresh tokens
-    (:mod:`uauth.core.grantlimits` caps those per client); ``started``: the exact clock time
-    its family started, which orders families started within the same second; ``key``: a key
-    of the caller's instead of :func:`note_key` (a family's sorts by its start).
+    (:mod:`uauth.core.grantlimits` caps those per client); ``key``: a key of the caller's
+    instead of :func:`note_key` (a family's holds when it started, and sorts by it).
     """
     store.save(APP_GRANT, key or note_key(user_id, client_id, grant_id),
                {"client_id": client_id, "grant_id": grant_id, "issued_at": now, "sid": sid,
                 "revoke_at_logout": revoke_at_logout, "tokens_until": now + lives,
-                "offline": offline, "started": now if started is None else started},
+                "offline": offline},
                ttl=max(lives, keep or 0), grant_id=apps_group(user_id))
 
 

@@ -108,7 +108,6 @@ def remember_family(state: State, user_id: str, client_id: str, grant_id: str, *
                    lives=grant_lifetime(state.settings, offline=True), now=state.now(), sid=sid,
                    revoke_at_logout=revoke_at_logout,
                    keep=int(state.settings.session_ttl) if sid else None, offline=True,
-                   started=started,
                    key=f"{family_prefix(user_id, client_id)}{started:017.6f}/{grant_id}")
 
 

@@ -122,8 +122,8 @@ redis.call('DEL', KEYS[1])
 return n
 """
 
-# KEYS: grant index. ARGV: grant id, now, and optionally a head: only the names that begin with
-# it are read (``all_but_newest``). Returns {key, value, key, value, ...} of the live
+# KEYS: grant index. ARGV: grant id, now, a head: only the names that begin with it are read
+# (``all_but_newest``; empty for the whole grant). Returns {key, value, key, value, ...} of the live
 # records still saved under that grant, and drops from the index the members that are not: a
 # record deleted one by one (an evicted family's note), expired, or saved again under another
 # grant. Without this a long-lived group index (a person's apps) would grow with every record
@@ -132,7 +132,7 @@ return n
 _GRANT_RECORDS = """
 local out = {}
 local stale = {}
-local head = ARGV[3] or ''
+local head = ARGV[3]
 for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if string.sub(k, 1, #head) == head then
     local r = redis.call('HMGET', k, 'v', 'e', 'g')
@@ -530,24 +530,24 @@ class RedisStore(RedisRecordStore):
                        ) -> list[tuple[str, Record]]:
         """The listing's script, given the names' head: only the records that begin with it
         come back, and only those beyond ``newest`` are decoded."""
-        now, head = repr(self._clock()), self._key(kind, prefix)
-        flat = self._answer(
-            ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now, head),
-            lambda: self._grant_records(keys=[self._grant_key(grant_id)],
-                                        args=[grant_id, now, head], client=self._client))
+        flat = self._listed(grant_id, self._key(kind, prefix))
         found = sorted(zip(flat[::2], flat[1::2], strict=True))  # by name: names are unique
         return [(self._split(name)[1], listed.decode(value))
                 for name, value in found[:max(0, len(found) - newest)]]
 
-    def _listing(self, grant_id: str, now: str) -> tuple[Any, ...]:
-        return ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now)
+    def _listing(self, grant_id: str, now: str, head: str = "") -> tuple[Any, ...]:
+        return ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now, head)
+
+    def _listed(self, grant_id: str, head: str = "") -> Any:
+        """The listing's flat reply (names that begin with ``head`` only), read now."""
+        now = repr(self._clock())
+        return self._answer(self._listing(grant_id, now, head), lambda: self._grant_records(
+            keys=[self._grant_key(grant_id)], args=[grant_id, now, head], client=self._client))
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         ready, flat = self._held.answer(listing(grant_id))
         if not ready:
-            now = repr(self._clock())
-            flat = self._answer(self._listing(grant_id, now), lambda: self._grant_records(
-                keys=[self._grant_key(grant_id)], args=[grant_id, now], client=self._client))
+            flat = self._listed(grant_id)
         found = []
         for name, value in zip(flat[::2], flat[1::2], strict=True):
             kind, key = self._split(name)
