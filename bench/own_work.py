@@ -55,8 +55,9 @@ def floor_app() -> tuple[Flask, Target]:
 
 
 def without_eviction(run: Callable[[], None]) -> Callable[[], None]:
-    """``run`` with the grant cap evicting nothing (its listing skipped too); the swap is made
-    outside the app, so nothing is charged to it, and undone after each operation."""
+    """``run`` with the grant cap evicting nothing (its read of the families skipped too); the
+    swap is made outside the app, so nothing is charged to it, and undone after each
+    operation."""
     def skipping() -> None:
         with patch.object(grantlimits, "evict_oldest", lambda *args, **kwargs: 0):
             run()

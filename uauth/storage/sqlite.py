@@ -387,7 +387,7 @@ class SQLiteStore:
 
         A statement that goes with held writes leaves their transaction open, and what the
         block does after it joins that transaction, committed when the block ends: the grant
-        cap's listing goes with the new family's writes, and the eviction it decides commits
+        cap's read goes with the new family's writes, and the eviction it decides commits
         with them (one commit a flow fewer). Other workers' writes wait for the block's end,
         so nothing slow (a signature, a password hash) belongs after a read in a batch."""
         if self._held.holding():
