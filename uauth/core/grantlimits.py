@@ -126,10 +126,10 @@ def family_started(state: State, user_id: str, client_id: str, sid: str | None,
     return evict_oldest(state, user_id, client_id, keep=grant_id)
 
 
-def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str | None = None) -> int:
-    """Make room for one more refresh-token grant of ``client_id``: revoke the oldest while
-    the user holds :data:`MAX_GRANTS_PER_CLIENT` or more besides ``keep``; returns how many were
-    revoked.
+def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str) -> int:
+    """Keep ``keep`` (the family just started) and the user's newest other families of
+    ``client_id`` up to :data:`MAX_GRANTS_PER_CLIENT` in all; revoke the older ones and return
+    how many.
 
     The read sends the writes held before it (the new family's note among them, so two
     families started at once see each other), and the revocations are held in turn: inside the
@@ -138,7 +138,7 @@ def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str | None
                                         family_prefix(user_id, client_id),
                                         MAX_GRANTS_PER_CLIENT - 1)
     excess = [(key, record["grant_id"]) for key, record in beyond if record["grant_id"] != keep]
-    if keep is not None and len(excess) == len(beyond):
+    if len(excess) == len(beyond):
         excess = excess[:-1]  # ``keep`` is among the newest: the newest of these stays with it
     for key, grant_id in excess:
         evict_grant(state, grant_id)
