@@ -225,6 +225,20 @@ def test_all_but_newest_reads_one_prefix_of_one_grant_in_key_order(store: Store,
         keyorder.after("")
 
 
+def test_all_but_newest_orders_keys_bytewise_and_leaves_out_a_record_that_moved(
+        store: Store) -> None:
+    """A key that begins another sorts before it (a backend that names records with something
+    after the key must not sort by the name), and a record saved again under another grant is
+    no longer this grant's, even where its old grant's index still names it."""
+    for key in ("u/c/00051", "u/c/0005", "u/c/0004", "u/c/0006"):
+        store.save("app_grant", key, {"key": key}, ttl=3600, grant_id="apps-of:u")
+    store.save("app_grant", "u/c/0004", {"key": "moved"}, ttl=3600, grant_id="apps-of:v")
+    assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 1) == [
+        ("u/c/0005", {"key": "u/c/0005"}), ("u/c/00051", {"key": "u/c/00051"})]
+    assert store.all_but_newest("apps-of:v", "app_grant", "u/c/", 0) == [
+        ("u/c/0004", {"key": "moved"})]
+
+
 def test_a_listed_record_is_the_callers_own(store: Store) -> None:
     """A listing read again is as stored, whatever a caller did to the records it was given
     (a backend may keep decoded records between listings)."""

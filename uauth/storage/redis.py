@@ -28,7 +28,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import keyorder
 from .base import Clock
 from .base import Consumed
 from .base import Entry
@@ -203,10 +202,6 @@ class RedisRecordStore(ABC):
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         """The protocol's listing: each backend reads a grant's index its own way."""
 
-    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
-                       ) -> list[tuple[str, Record]]:
-        return keyorder.all_but_newest(self.grant_records(grant_id), kind, prefix, newest)
-
     def batch(self) -> AbstractContextManager[None]:
         """Hold this thread's saves and deletes back and send them in one pipeline with the
         next command that answers, or at the end of the block: a token response's writes cost
@@ -260,15 +255,13 @@ class RedisRecordStore(ABC):
     ) -> bool:
         return self._write("add", kind, key, record, ttl, grant_id)
 
-    def _decode_live(self, value: bytes | None, expires: bytes | None, *,
-                     listing: bool = False) -> Record | None:
-        """The record, unless it is gone or expired; a ``listing``'s decoded through
-        :data:`~uauth.storage.listed.listed`."""
+    def _decode_live(self, value: bytes | None, expires: bytes | None) -> Record | None:
+        """The record, unless it is gone or expired."""
         if value is None:
             return None
         if expires and float(expires) <= self._clock():
             return None
-        return listed.decode(value) if listing else dict(json.loads(value))
+        return dict(json.loads(value))
 
     def find(self, kind: Kind, key: str) -> Record | None:
         ready, reply = self._held.answer((kind, key))

@@ -72,6 +72,7 @@ from .base import StorageUnavailable
 from .base import system_clock
 from .held import HeldWrites
 from .held import listing
+from .listed import listed
 from .process import current_pid
 from .redis import _SAVE_RECORD
 from .redis import RedisRecordStore
@@ -508,20 +509,42 @@ class RedisClusterStore(RedisRecordStore):
                 return
 
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        members = self._members(grant_id)
+        found = []
+        for name, value in self._live(grant_id, self._members(grant_id)):
+            kind, key = self._split(name)
+            found.append((kind, key, listed.decode(value)))
+        return found
+
+    def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
+                       ) -> list[tuple[str, Record]]:
+        """Only the index's names that begin with ``prefix`` are read, and only the records
+        beyond ``newest`` decoded: the others are counted, not used."""
+        head = self._key(kind, prefix)[:-1].encode("utf-8")  # the name less its closing brace
+        start = len(head) - len(prefix.encode("utf-8"))  # where the key begins in a name
+        live = self._live(grant_id, [member for member in self._members(grant_id)
+                                     if member[0].startswith(head)])
+        ordered = sorted((name[start:-1], value) for name, value in live)  # by key, bytewise
+        return [(key.decode("utf-8"), listed.decode(value))
+                for key, value in ordered[:max(0, len(ordered) - newest)]]
+
+    def _live(self, grant_id: str, members: list[tuple[bytes, bytes]]
+              ) -> list[tuple[bytes, bytes]]:
+        """The names among ``members`` whose records are live under the grant, with their
+        stored values. Names whose records are gone for good leave the index as they are met,
+        once they are a quarter of those read (or at once, if a record moved to another grant)."""
         rows = self._fields([name.decode("utf-8") for name, _ in members], ["v", "e", "g", "d"])
-        found: list[tuple[Kind, str, Record]] = []
+        live: list[tuple[bytes, bytes]] = []
         stale: list[bytes] = []
         moved = False
-        settled = self._clock() - SETTLED
+        now = self._clock()
+        settled = now - SETTLED
+        owner = grant_id.encode("utf-8")
         for (name, added), (value, expires, grant, deleted) in zip(members, rows, strict=True):
-            record = self._decode_live(value, expires, listing=True)
-            if value is not None and grant != grant_id.encode("utf-8"):
+            if value is not None and grant != owner:
                 stale.append(name)  # saved again under another grant: never this one's again
                 moved = True
-            elif record is not None:
-                kind, key = self._split(name)
-                found.append((kind, key, record))
+            elif value is not None and not (expires and float(expires) <= now):
+                live.append((name, value))
             elif float(added) < (float(deleted) if deleted is not None else settled):
                 stale.append(name)  # deleted or expired, and no save of it is in flight
         if moved or (stale and len(stale) * 4 >= len(members)):
@@ -529,7 +552,7 @@ class RedisClusterStore(RedisRecordStore):
             forget = self._forget(grant_id, [(name, scores[name]) for name in stale])
             if not self._held.hold(forget):  # in a batch, it goes with the batch's next wait
                 self._after_held([forget])
-        return found
+        return live
 
     def ping(self) -> None:
         """Every primary answers (redis-py sends PING to all of them)."""
