@@ -198,10 +198,6 @@ class RedisRecordStore(ABC):
         """``commands`` at once, one round trip's wait; their raw replies, in order. A command on
         a record is sent after every command before it on that record."""
 
-    @abstractmethod
-    def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
-        """The protocol's listing: each backend reads a grant's index its own way."""
-
     def batch(self) -> AbstractContextManager[None]:
         """Hold this thread's saves and deletes back and send them in one pipeline with the
         next command that answers, or at the end of the block: a token response's writes cost

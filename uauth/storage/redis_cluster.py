@@ -519,13 +519,12 @@ class RedisClusterStore(RedisRecordStore):
                        ) -> list[tuple[str, Record]]:
         """Only the index's names that begin with ``prefix`` are read, and only the records
         beyond ``newest`` decoded: the others are counted, not used."""
-        head = self._key(kind, prefix)[:-1].encode("utf-8")  # the name less its closing brace
-        start = len(head) - len(prefix.encode("utf-8"))  # where the key begins in a name
+        head = (self._head(kind) + prefix).encode("utf-8")
         live = self._live(grant_id, [member for member in self._members(grant_id)
                                      if member[0].startswith(head)])
-        ordered = sorted((name[start:-1], value) for name, value in live)  # by key, bytewise
-        return [(key.decode("utf-8"), listed.decode(value))
-                for key, value in ordered[:max(0, len(ordered) - newest)]]
+        live.sort(key=lambda found: found[0][:-1])  # by key: the names less their closing brace
+        return [(self._split(name)[1], listed.decode(value))
+                for name, value in live[:max(0, len(live) - newest)]]
 
     def _live(self, grant_id: str, members: list[tuple[bytes, bytes]]
               ) -> list[tuple[bytes, bytes]]:
