@@ -212,6 +212,7 @@ def test_all_but_newest_reads_one_prefix_of_one_grant_in_key_order(store: Store,
     assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 0) == [
         ("u/c/0001", {"n": 1}), ("u/c/0002", {"n": 2}), ("u/c/0003", {"n": 3})]
     assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 3) == []
+    assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 5) == [], "fewer than newest"
     assert store.all_but_newest("apps-of:u", "app_grant", "u/e/", 0) == []
     for _, record in store.all_but_newest("apps-of:u", "app_grant", "u/c/", 0):
         record["n"] = "changed"

@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from . import keyorder
 from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
@@ -204,7 +203,21 @@ class MemoryStore:
 
     def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
                        ) -> list[tuple[str, Record]]:
-        return keyorder.all_but_newest(self.grant_records(grant_id), kind, prefix, newest)
+        """Filters the grant's names before reading any entry and copies only the records it
+        returns: the grant cap's listing copied each of a person's fifty notes to evict one.
+        Python orders strings by code point, which is UTF-8's byte order."""
+        with self._lock:
+            keys = sorted(key for of, key in self._by_grant.get(grant_id, ())
+                          if of == kind and key.startswith(prefix))
+            now = self._clock()
+            live: list[tuple[str, _Entry]] = []
+            for key in keys:
+                entry = self._entries[kind, key]
+                if entry.expires_at is not None and entry.expires_at <= now:
+                    self._drop(kind, key)
+                else:
+                    live.append((key, entry))
+            return [(key, _copy(entry.record)) for key, entry in live[:max(0, len(live) - newest)]]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         with self._lock:
