@@ -214,6 +214,10 @@ def test_all_but_newest_reads_one_prefix_of_one_grant_in_key_order(store: Store,
     assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 3) == []
     assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 5) == [], "fewer than newest"
     assert store.all_but_newest("apps-of:u", "app_grant", "u/e/", 0) == []
+    for newest in (0, 1, 5):  # the recipe docs/storage.md gives a store of one's own
+        assert keyorder.all_but_newest(store.grant_records("apps-of:u"), "app_grant", "u/c/",
+                                       newest) == store.all_but_newest(
+            "apps-of:u", "app_grant", "u/c/", newest)
     for _, record in store.all_but_newest("apps-of:u", "app_grant", "u/c/", 0):
         record["n"] = "changed"
     with store.batch():

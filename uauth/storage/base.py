@@ -161,9 +161,10 @@ class Store(Protocol):
         for the ``newest`` last in key order; first in key order first, as ``(key, record)``.
 
         A cap on records whose keys sort by age (the grant cap's refresh-token families) reads
-        only what it must remove: SQLite's primary key serves it, where the grant's listing
-        decodes every record; other backends filter that listing. Like a listing, it sends the
-        writes held before it (:meth:`batch`). ``prefix`` is not empty.
+        only what it must remove, where the grant's listing decodes every record: SQLite and
+        PostgreSQL read it from an index in key order; Redis, Redis Cluster and memory filter
+        the grant's names by ``prefix`` and decode or copy only the records they return. Like a
+        listing, it sends the writes held before it (:meth:`batch`). ``prefix`` is not empty.
         """
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:

@@ -1,5 +1,6 @@
 """Records whose keys sort by age, capped: :meth:`~uauth.storage.base.Store.all_but_newest`
-for a backend that has no index in key order to read it from, by filtering a grant's listing."""
+for a store of one's own, by filtering a grant's listing (docs/storage.md); uauth's backends
+each read it their own way, without copying or decoding the records they leave out."""
 
 from __future__ import annotations
 
