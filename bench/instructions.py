@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from flask import Flask
 from uauth.core.grantlimits import MAX_GRANTS_PER_CLIENT
 from uauth.core.opaque import OPAQUE
 
+from .driver import Unsupported
 from .storage import OPS
 from .storage import backend
 
@@ -69,6 +71,9 @@ WARM = MAX_GRANTS_PER_CLIENT + 10
 _COLLECTED = re.compile(r"Collected : (\d+)")
 #: What one count answers (instructions per operation, or more).
 Counted = TypeVar("Counted")
+#: The exit status of a counted child whose app cannot do the operation (the floor has no
+#: introspection or PAR endpoint): the table shows a dash for it, not an error.
+UNSUPPORTED = 3
 
 
 class CountedApp:
@@ -119,30 +124,36 @@ def collected(stderr: str) -> int:
     return int(found[-1])
 
 
-def count(name: str, op: str, ops: int) -> float:
-    """Instructions per ``op`` inside ``name``'s app."""
+def count(name: str, op: str, ops: int) -> float | None:
+    """Instructions per ``op`` inside ``name``'s app; None if the app cannot do ``op``."""
     with tempfile.TemporaryDirectory(prefix="uauth-callgrind-") as tmp, \
             backend(name, Path(tmp)) as url:
         env = {**os.environ, "PYTHONHASHSEED": "0", **({STORAGE_URL: url} if url else {})}
         command = valgrind_command(name, op, ops, Path(tmp) / "callgrind.out")
         done = subprocess.run(command, capture_output=True, text=True, env=env,  # noqa: S603 - valgrind, our own arguments
                               cwd=Path(__file__).resolve().parent.parent, check=False)
+        if done.returncode == UNSUPPORTED:
+            return None
         if done.returncode != 0:
             raise RuntimeError(f"{name} {op} failed under callgrind:\n{done.stderr[-2000:]}")
         return collected(done.stderr) / ops
 
 
-def table(counts: dict[tuple[str, str], float], apps: list[str], ops: list[str],
+def table(counts: Mapping[tuple[str, str], float | None], apps: list[str], ops: list[str],
           what: str = "in the app") -> str:
-    """Millions of instructions per operation, and each uauth app's ratio to the floor."""
+    """Millions of instructions per operation, and each uauth app's ratio to the floor; a dash
+    where an app cannot do the operation."""
     ours = [app for app in apps if app != "floor"]
     head = [f"operation (M instructions {what})", *apps,
             *(f"{app} ÷ floor" for app in ours if "floor" in apps)]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for op in ops:
-        cells = [op, *(f"{counts[(app, op)] / 1e6:.3f}" for app in apps)]
+        cells = [op, *("–" if (n := counts[(app, op)]) is None else f"{n / 1e6:.3f}"
+                       for app in apps)]
         if "floor" in apps:
-            cells += [f"{counts[(app, op)] / counts[('floor', op)]:.3f}×" for app in ours]
+            floor = counts[("floor", op)]
+            cells += ["–" if floor is None or (n := counts[(app, op)]) is None
+                      else f"{n / floor:.3f}×" for app in ours]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -191,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        try:
+            child(args.child[0], args.child[1], int(args.child[2]))
+        except Unsupported:
+            return UNSUPPORTED
         return 0
     apps, ops = chosen(parser, args)
     counts = count_all(count, [(app, op) for op in ops for app in apps], args)

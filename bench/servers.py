@@ -143,7 +143,8 @@ class Uauth:
 
     def provision(self) -> None:
         """``uauth init``, a first-party public client (PKCE, no consent page), a confidential
-        client allowed client_credentials, and a user with a password."""
+        client allowed client_credentials that may introspect any access token (a resource
+        server, as ``bench.provision`` registers it in-process), and a user with a password."""
         self._cli("init")
         for alg in self.algs:
             spa = json.loads(self._cli(
@@ -151,7 +152,8 @@ class Uauth:
                 "--redirect-uri", REDIRECT_URI, "--id-token-signed-response-alg", alg, "--json"))
             self.spa_clients[alg] = spa["client_id"]
         service = json.loads(self._cli("client", "add", "--name", "bench-service",
-                                       "--grant-type", "client_credentials", "--json"))
+                                       "--grant-type", "client_credentials",
+                                       "--introspect-any-token", "--json"))
         self.service_client = (service["client_id"], service["client_secret"])
         self._cli("user", "add", USERNAME, "--password-stdin", "--email", "bench@example.com",
                   "--email-verified", "--name", "Bench User", stdin=PASSWORD + "\n")

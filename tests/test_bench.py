@@ -292,6 +292,25 @@ def test_uauth_in_memory_is_served_by_uauth_serve_with_its_own_clients(tmp_path:
 
 
 @pytest.mark.slow
+def test_a_served_deployments_resource_server_introspects_the_flows_token(
+        tmp_path: Path) -> None:
+    """``uauth client add --introspect-any-token``: the served deployment's service client may
+    introspect the flow's access token, as the one ``bench.provision`` registers in-process,
+    so ``bench.served_instructions`` can count ``--op introspect`` on SQLite."""
+    from bench.servers import Uauth
+
+    deployment = Uauth(tmp_path, "sqlite", access_token_format="opaque")
+    deployment.provision()
+    server = deployment.serve(1, 1, (("introspect", "RS256"),))
+    try:
+        agent, run = prepare(server.targets["RS256"], "introspect")  # real HTTP, gunicorn
+        run()
+        assert agent.requests > 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
 def test_the_stack_floor_is_served_as_the_bench_serves_it(tmp_path: Path) -> None:
     from bench.servers import serve_floor
 
@@ -736,6 +755,19 @@ def test_instruction_counts_are_read_and_tabled_per_app() -> None:
         instructions.main(["--apps", "floor,mongo"])
 
 
+def test_an_operation_an_app_cannot_do_is_counted_as_a_dash() -> None:
+    """The floor has no introspection or PAR endpoint: its counted child says so with its exit
+    status, and the table shows a dash for it and for the ratios against it, so the default
+    (every operation) counts the rest instead of failing."""
+    assert instructions.main(["--child", "floor", "introspect", "1"]) == instructions.UNSUPPORTED
+    assert instructions.main(["--child", "floor", "par", "1"]) == instructions.UNSUPPORTED
+    counts = {("floor", "introspect"): None, ("sqlite", "introspect"): 1_500_000.0,
+              ("floor", "cc"): 1_000_000.0, ("sqlite", "cc"): None}
+    lines = instructions.table(counts, ["floor", "sqlite"], ["introspect", "cc"]).splitlines()
+    assert lines[2] == "| introspect | – | 1.500 | – |"
+    assert lines[3] == "| cc | 1.000 | – | – |"
+
+
 def test_an_instruction_count_on_redis_uses_the_server_its_parent_started(
         monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
     """``--apps redis`` (or ``redis-cluster``): the parent starts the server outside valgrind and
@@ -802,6 +834,7 @@ def test_instruction_counts_repeat_whatever_the_load() -> None:
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         four, eight = pool.map(lambda n: instructions.count("floor", "cc", n), [4, 8])
+    assert four is not None and eight is not None, "the floor grants client credentials"
     assert 200_000 < four < 20_000_000, four
     assert eight == pytest.approx(four, rel=0.005)
 
@@ -856,6 +889,14 @@ def test_served_counts_are_summed_over_the_processes_callgrind_wrote(tmp_path: P
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_a_served_count_leaves_out_an_operation_the_app_cannot_do() -> None:
+    """The floor served under callgrind has no introspection endpoint: no count, not an
+    error (its server is stopped all the same)."""
+    assert served_instructions.count("floor", "introspect", 1) is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_a_served_count_covers_each_counted_request_and_repeats() -> None:
     """The bare endpoint served under callgrind (gunicorn and Flask, after the same warm-up):
     one request an operation, and the same count per request whether three or six are
@@ -863,8 +904,9 @@ def test_a_served_count_covers_each_counted_request_and_repeats() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        (three, per3), (six, per6) = pool.map(
-            lambda n: served_instructions.count("floor", "bare", n), [3, 6])
+        counted = list(pool.map(lambda n: served_instructions.count("floor", "bare", n), [3, 6]))
+    assert None not in counted, "the bare endpoint answers every request"
+    (three, per3), (six, per6) = [c for c in counted if c is not None]
     assert per3 == per6 == 1
     assert 100_000 < three < 10_000_000, three
     assert six == pytest.approx(three, rel=0.01)
