@@ -206,6 +206,7 @@ def test_all_but_newest_reads_one_prefix_of_one_grant_in_key_order(store: Store,
     store.save("app_grant", "u/d/0000", {"n": -1}, ttl=3600, grant_id="apps-of:u")
     store.save("app_grant", "u:c:0000", {"n": -2}, ttl=3600, grant_id="apps-of:u")
     store.save("consent", "u/c/0000", {"n": -3}, ttl=3600, grant_id="apps-of:u")
+    store.save("consent", "u/c/0002", {"n": -4}, ttl=3600, grant_id="apps-of:u")  # a family's key
     clock.advance(11)
     assert store.all_but_newest("apps-of:u", "app_grant", "u/c/", 1) == [
         ("u/c/0001", {"n": 1}), ("u/c/0002", {"n": 2})]

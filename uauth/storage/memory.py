@@ -105,11 +105,14 @@ class MemoryStore:
             if not keys:
                 del self._by_grant[grant_id]
 
-    def _live(self, kind: Kind, key: str) -> _Entry | None:
+    def _live(self, kind: Kind, key: str, now: float | None = None) -> _Entry | None:
+        """The entry unless it is gone or expired by ``now`` (a listing reads the clock once
+        for all its entries; None: read it)."""
         entry = self._entries.get((kind, key))
         if entry is None:
             return None
-        if entry.expires_at is not None and entry.expires_at <= self._clock():
+        if entry.expires_at is not None and entry.expires_at <= (
+                self._clock() if now is None else now):
             self._drop(kind, key)
             return None
         return entry
@@ -198,7 +201,8 @@ class MemoryStore:
     def grant_records(self, grant_id: str) -> list[tuple[Kind, str, Record]]:
         with self._lock:
             found = list(self._by_grant.get(grant_id, ()))
-            live = [(kind, key, self._live(kind, key)) for kind, key in found]
+            now = self._clock()
+            live = [(kind, key, self._live(kind, key, now)) for kind, key in found]
             return [(kind, key, _copy(e.record)) for kind, key, e in live if e is not None]
 
     def all_but_newest(self, grant_id: str, kind: Kind, prefix: str, newest: int
@@ -210,13 +214,8 @@ class MemoryStore:
             keys = sorted(key for of, key in self._by_grant.get(grant_id, ())
                           if of == kind and key.startswith(prefix))
             now = self._clock()
-            live: list[tuple[str, _Entry]] = []
-            for key in keys:
-                entry = self._entries[kind, key]
-                if entry.expires_at is not None and entry.expires_at <= now:
-                    self._drop(kind, key)
-                else:
-                    live.append((key, entry))
+            live = [(key, entry) for key in keys
+                    if (entry := self._live(kind, key, now)) is not None]
             return [(key, _copy(entry.record)) for key, entry in live[:max(0, len(live) - newest)]]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
