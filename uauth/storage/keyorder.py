@@ -5,9 +5,18 @@ each read it their own way, without copying or decoding the records they leave o
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import TypeVar
 
 from .base import Kind
 from .base import Record
+
+T = TypeVar("T")
+
+
+def oldest(ordered: list[T], newest: int) -> list[T]:
+    """``ordered`` (oldest first) less its ``newest`` last items; empty when it holds no more
+    than those. Every backend's ``all_but_newest`` cuts its sorted records with it."""
+    return ordered[:max(0, len(ordered) - newest)]
 
 
 def all_but_newest(listing: list[tuple[Kind, str, Record]], kind: Kind, prefix: str,
@@ -15,7 +24,7 @@ def all_but_newest(listing: list[tuple[Kind, str, Record]], kind: Kind, prefix: 
     """What ``all_but_newest`` answers, from the grant's listing."""
     found = sorted(((key, record) for of, key, record in listing
                     if of == kind and key.startswith(prefix)), key=itemgetter(0))
-    return found[:max(0, len(found) - newest)]
+    return oldest(found, newest)
 
 
 def after(prefix: str) -> str:

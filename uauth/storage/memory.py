@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from . import keyorder
 from .base import PURGE_EVERY
 from .base import Clock
 from .base import Consumed
@@ -216,7 +217,7 @@ class MemoryStore:
             now = self._clock()
             live = [(key, entry) for key in keys
                     if (entry := self._live(kind, key, now)) is not None]
-            return [(key, _copy(entry.record)) for key, entry in live[:max(0, len(live) - newest)]]
+            return [(key, _copy(entry.record)) for key, entry in keyorder.oldest(live, newest)]
 
     def scan(self, kind: Kind) -> Iterator[tuple[str, Record]]:
         with self._lock:

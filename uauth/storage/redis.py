@@ -28,6 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import keyorder
 from .base import Clock
 from .base import Consumed
 from .base import Entry
@@ -522,7 +523,7 @@ class RedisStore(RedisRecordStore):
         flat = self._listed(grant_id, self._key(kind, prefix))
         found = sorted(zip(flat[::2], flat[1::2], strict=True))  # by name: names are unique
         return [(self._split(name)[1], listed.decode(value))
-                for name, value in found[:max(0, len(found) - newest)]]
+                for name, value in keyorder.oldest(found, newest)]
 
     def _listing(self, grant_id: str, now: str, head: str = "") -> tuple[Any, ...]:
         return ("EVAL", _GRANT_RECORDS, 1, self._grant_key(grant_id), grant_id, now, head)

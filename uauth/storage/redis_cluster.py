@@ -64,6 +64,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from . import keyorder
 from .base import Clock
 from .base import Kind
 from .base import Record
@@ -524,7 +525,7 @@ class RedisClusterStore(RedisRecordStore):
                                      if member[0].startswith(head)])
         live.sort(key=lambda found: found[0][:-1])  # by key: the names less their closing brace
         return [(self._split(name)[1], listed.decode(value))
-                for name, value in live[:max(0, len(live) - newest)]]
+                for name, value in keyorder.oldest(live, newest)]
 
     def _live(self, grant_id: str, members: list[tuple[bytes, bytes]]
               ) -> list[tuple[bytes, bytes]]:
