@@ -649,6 +649,42 @@ def test_a_record_read_ahead_is_what_find_would_have_answered(store: Store) -> N
     assert store.find("user", "w") == {"v": 2} and store.find("user", "z") is None
 
 
+def test_a_record_read_ahead_with_a_spend_is_what_find_would_have_answered(
+        store: Store, clock: FakeClock) -> None:
+    """A spend (Store.consume) may carry the reads expected ahead, as SQLite's carries them in
+    its statement: find answers as it would have without them, expired and missing records
+    included, and a write after the spend is seen; a spend that finds nothing loses none."""
+    store.save("user", "u", {"v": 1}, ttl=None)
+    store.save("user", "old", {"v": 1}, ttl=5)
+    store.save("code", "c", {"n": 1}, ttl=60)
+    store.save("code", "e", {"n": 2}, ttl=60)
+    clock.advance(5)
+    with store.batch():
+        store.prefetch("user", "u")
+        assert store.consume("code", "unknown") is None
+        assert store.find("user", "u") == {"v": 1}, "a spend that found nothing"
+        store.save("user", "k", {"v": 6}, ttl=None)  # held: before the spend, which sees it
+        for key in ("u", "old", "missing", "k", "w"):
+            store.prefetch("user", key)
+        spent = store.consume("code", "c", mark=Mark("user", "m", {"v": 7}, ttl=60))
+        assert spent is not None and spent.first and spent.record == {"n": 1}
+        store.save("user", "w", {"v": 8}, ttl=None)  # after the spend: it must not answer
+        assert store.find("user", "u") == {"v": 1}
+        assert store.find("user", "old") is None, "expired before the spend"
+        assert store.find("user", "missing") is None
+        assert store.find("user", "k") == {"v": 6}, "a held write before the spend"
+        assert store.find("user", "w") == {"v": 8}, "a save after the spend"
+        store.prefetch("user", "m")
+        again = store.consume("code", "c")
+        assert again is not None and not again.first
+        assert store.find("user", "m") == {"v": 7}, "the first spend's mark"
+        store.prefetch("user", "u")
+        assert store.consume("code", "e") is not None
+        store.delete("user", "u")
+        assert store.find("user", "u") is None, "a delete after the spend"
+    assert store.find("user", "k") == {"v": 6} and store.find("user", "w") == {"v": 8}
+
+
 def test_a_grant_listed_ahead_is_what_grant_records_would_have_answered(store: Store) -> None:
     """Store.prefetch_grant may list a grant with the next round trip; grant_records must
     answer as it would have without it: a held write before the listing is in it, and any

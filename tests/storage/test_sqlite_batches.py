@@ -52,14 +52,17 @@ def other(store: SQLiteStore) -> Iterator[SQLiteStore]:
     other.close()
 
 
-def transactions(store: SQLiteStore) -> list[list[str]]:
+def transactions(store: SQLiteStore, texts: list[str] | None = None) -> list[list[str]]:
     """The statements of this thread's connection from now on, grouped as SQLite commits them
-    (a statement outside ``BEGIN … COMMIT`` is a transaction of its own)."""
+    (a statement outside ``BEGIN … COMMIT`` is a transaction of its own); their whole text
+    goes to ``texts`` too, when given."""
     grouped: list[list[str]] = []
     open_: list[str] | None = None
 
     def seen(sql: str) -> None:
         nonlocal open_
+        if texts is not None:
+            texts.append(sql)
         word = sql.split(None, 1)[0].upper()
         if word == "BEGIN":
             open_ = []
@@ -175,7 +178,8 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
     /token the access token, the new family's refresh token and its note (the code's deleted)
     with the cap's read of the families beyond it; at the cap, the oldest family's eviction in
-    the same commit (the test client serves requests on this thread, so on its connection)."""
+    the same commit (the test client serves requests on this thread, so on its connection).
+    The code's user is read in its spend's statement."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -201,6 +205,14 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         f"at the cap, the same commit: the oldest family's deny marker, its records, the audit "
         f"event kept and its note after the read that chose it ({seen})")
     assert seen.count(["UPDATE"]) == 1, f"the code spent on its own, before ({seen})"
+    texts: list[str] = []
+    transactions(store, texts)
+    json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
+    spend = [sql for sql in texts if sql.startswith("UPDATE")]
+    assert len(spend) == 1 and "kind = 'user'" in spend[0], (
+        f"the code's user read in the spend's statement ({texts})")
+    assert not [sql for sql in texts if sql.startswith("SELECT value") and "'user'" in sql], (
+        f"and not read again ({texts})")
 
 
 @pytest.mark.parametrize("access_token_format", ["opaque", "jwt"])
@@ -208,9 +220,10 @@ def test_a_refresh_commits_the_rotation_and_the_new_tokens_with_its_consume(
         store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         access_token_format: str) -> None:
     """A rotation: the presented token consumed and its marker saved (the marker first, only
-    while the token is unspent), the family's deny-list entry read with the token's user, and
-    the response's writes (the successor, an opaque access token), all one commit (two before);
-    the tokens are signed after it, never while other workers' writes wait."""
+    while the token is unspent), the family's deny-list entry and the token's user read in the
+    spend's statement, and the response's writes (the successor, an opaque access token), all
+    one commit (two before); the tokens are signed after it, never while other workers' writes
+    wait."""
     from uauth.core import tokens
 
     d = Driver.of(make_app(tmp_path, store, system_clock))
@@ -229,15 +242,19 @@ def test_a_refresh_commits_the_rotation_and_the_new_tokens_with_its_consume(
         return sign(*args, **kwargs)
 
     monkeypatch.setattr(tokens, "_sign", watched)
-    seen = transactions(store)
+    texts: list[str] = []
+    seen = transactions(store, texts)
     rotated = json_of(d.http.post("/token", data={
         "grant_type": "refresh_token", "refresh_token": refresh},
         headers=basic_auth(client.client_id, secret)))
     assert rotated["refresh_token"] != refresh and "id_token" in rotated
     writes = ["INSERT", "INSERT"] if access_token_format == "opaque" else ["INSERT"]
-    assert seen == [["SELECT"], ["INSERT", "UPDATE", "SELECT", *writes, "COMMIT"]], (
-        f"the token; the consume with its marker, its grant's deny-list entry with its user "
-        f"read ahead, and the response's tokens ({seen})")
+    assert seen == [["SELECT"], ["INSERT", "UPDATE", *writes, "COMMIT"]], (
+        f"the token; the consume with its marker, and the response's tokens ({seen})")
+    spend = [sql for sql in texts if sql.startswith("UPDATE")]
+    assert len(spend) == 1 and all(part in spend[0] for part in ("kind = 'revoked'",
+                                                                  "kind = 'user'")), (
+        f"its grant's deny-list entry and its user read in the spend's statement ({texts})")
     assert signed_in_transaction == [False] * (1 if access_token_format == "opaque" else 2)
 
 

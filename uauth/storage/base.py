@@ -189,8 +189,9 @@ class Store(Protocol):
         with round trips may read it with the next operation that goes to the server and
         answer that ``find`` from the reply, one round trip fewer for a read that depends on
         nothing the operation in between answers. ``find`` still sees every write this
-        thread made to the record since. SQLite reads it in the next ``find``'s statement (one
-        statement and read lock fewer). Outside a batch, and in memory, nothing happens."""
+        thread made to the record since. SQLite reads it in the statement of the next ``find``
+        or :meth:`consume` (one statement and read lock fewer). Outside a batch, and in
+        memory, nothing happens."""
 
     def prefetch_grant(self, grant_id: str) -> None:
         """:meth:`prefetch` for :meth:`grant_records` of ``grant_id`` (a person's second

@@ -4,8 +4,8 @@ it was told to expect there (:meth:`Store.prefetch`), per thread.
 Redis, Redis Cluster, PostgreSQL and SQLite share this bookkeeping and differ only in how they
 send what is held: a pipeline of commands (on a cluster, one to each primary at once), a
 pipeline of prepared statements, one transaction. SQLite has no round trips to save; it reads
-the records expected ahead in the statement of the next ``find``, one statement and read lock
-instead of one each.
+the records expected ahead in the statement of the next ``find`` or spend, one statement and
+read lock instead of one each.
 """
 
 from __future__ import annotations

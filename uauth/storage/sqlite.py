@@ -58,6 +58,11 @@ _SAVE_IF_UNSPENT = (
     "SELECT ?, ?, ?, ?, ?, 0 WHERE EXISTS (SELECT 1 FROM records WHERE kind = ? AND key = ? "
     "AND consumed = 0 AND (expires_at IS NULL OR expires_at > ?))" + _UPSERT)
 
+# A record read in a spend's RETURNING clause, by its name and the time (a subquery: RETURNING
+# may read other rows than the one it changes).
+_READ_AHEAD = (", (SELECT ahead.value FROM records AS ahead WHERE ahead.kind = ? AND ahead.key = ? "
+               "AND (ahead.expires_at IS NULL OR ahead.expires_at > ?))")
+
 _Statement = tuple[str, tuple[object, ...]]
 
 
@@ -297,15 +302,21 @@ class SQLiteStore:
         marks: list[_Statement] = [] if mark is None else [(_SAVE_IF_UNSPENT, (
             mark.kind, mark.key, json.dumps(mark.record), mark.grant_id, self._expiry(mark.ttl),
             kind, key, now))]
+        # The records expected ahead (the spender's user, its grant's deny list) are read in
+        # the spend's statement, one statement fewer than with the next find. A grant's listing
+        # cannot be one column; none is expected here anyway: the spend's write forgot them.
+        ahead = [name for name, _ in self._held.take_reads() if name[0] != LISTING]
         row = self._execute([*self._held.take(), *marks, (
             f"UPDATE records SET consumed = consumed + 1 WHERE kind = ? AND key = ? AND {_LIVE} "  # noqa: S608
-            "RETURNING value, consumed",
-            (kind, key, now),
+            "RETURNING value, consumed" + _READ_AHEAD * len(ahead),
+            (kind, key, now, *(part for name in ahead for part in (*name, now))),
         )]).fetchone()
         if mark is not None:
             self._after_write()
         if row is None:
             return None
+        for name, text in zip(ahead, row[2:], strict=True):
+            self._held.answered(name, text)
         return Consumed(dict(json.loads(row[0])), first=row[1] == 1)
 
     def incr(self, kind: Kind, key: str, ttl: int) -> int:
@@ -400,8 +411,8 @@ class SQLiteStore:
             self._end_batch()
 
     def prefetch(self, kind: Kind, key: str) -> None:
-        """Read the record with the next ``find`` or ``find_many``, in its statement: one
-        statement, and one read lock, instead of two."""
+        """Read the record with the next ``find``, ``find_many`` or ``consume``, in its
+        statement: one statement, and one read lock, instead of two."""
         self._held.expect((kind, key), ("", ()))
 
     def prefetch_grant(self, grant_id: str) -> None:
