@@ -58,10 +58,10 @@ _SAVE_IF_UNSPENT = (
     "SELECT ?, ?, ?, ?, ?, 0 WHERE EXISTS (SELECT 1 FROM records WHERE kind = ? AND key = ? "
     "AND consumed = 0 AND (expires_at IS NULL OR expires_at > ?))" + _UPSERT)
 
-# A record read in a spend's RETURNING clause, by its name and the time (a subquery: RETURNING
-# may read other rows than the one it changes).
-_READ_AHEAD = (", (SELECT ahead.value FROM records AS ahead WHERE ahead.kind = ? AND ahead.key = ? "
-               "AND (ahead.expires_at IS NULL OR ahead.expires_at > ?))")
+# A live record by its name and the time; in a spend's RETURNING clause, a subquery (RETURNING
+# may read other rows than the one it changes), as a read expected ahead.
+_FIND = f"SELECT value FROM records WHERE kind = ? AND key = ? AND {_LIVE}"  # noqa: S608
+_READ_AHEAD = f", ({_FIND})"
 
 _Statement = tuple[str, tuple[object, ...]]
 
@@ -250,10 +250,7 @@ class SQLiteStore:
             if ahead:
                 text = self._read([(kind, key)], ahead).get((kind, key))
             else:
-                row = self._run(
-                    f"SELECT value FROM records WHERE kind = ? AND key = ? AND {_LIVE}",  # noqa: S608
-                    (kind, key, self._clock()),
-                ).fetchone()
+                row = self._run(_FIND, (kind, key, self._clock())).fetchone()
                 text = None if row is None else row[0]
         return None if text is None else dict(json.loads(text))
 
