@@ -56,7 +56,7 @@ _SAVE = ("INSERT INTO records (kind, key, value, grant_id, expires_at, consumed)
 _SAVE_IF_UNSPENT = (
     "INSERT INTO records (kind, key, value, grant_id, expires_at, consumed) "  # noqa: S608
     "SELECT ?, ?, ?, ?, ?, 0 WHERE EXISTS (SELECT 1 FROM records WHERE kind = ? AND key = ? "
-    "AND consumed = 0 AND (expires_at IS NULL OR expires_at > ?))" + _UPSERT)
+    f"AND consumed = 0 AND {_LIVE})" + _UPSERT)
 
 # A live record by its name and the time; in a spend's RETURNING clause, a subquery (RETURNING
 # may read other rows than the one it changes), as a read expected ahead.
