@@ -22,6 +22,7 @@ from bench import procstat
 from bench import read_ahead
 from bench import served_instructions
 from bench import storage
+from bench import wal_pages
 from bench.driver import Failure
 from bench.driver import Target
 from bench.driver import pkce_pair
@@ -911,3 +912,29 @@ def test_a_served_count_covers_each_counted_request_and_repeats() -> None:
     assert per3 == per6 == 1
     assert 100_000 < three < 10_000_000, three
     assert six == pytest.approx(three, rel=0.01)
+
+
+def test_wal_pages_charges_each_page_a_flow_writes_to_its_table_or_index(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A flow commits three times on SQLite (the authorization's code, the code's spend, the
+    tokens with the cap's eviction); each frame of the log is a page of the records' table or of
+    one of its indexes."""
+    by_owner, commits = wal_pages.count("flow", 5, "opaque")
+    assert commits == 15
+    assert {"records", "sqlite_autoindex_records_1", "idx_records_grant_id",
+            "idx_records_expires_at"} <= set(by_owner)
+    assert wal_pages.main(["--op", "userinfo", "--count", "5"]) == 0
+    assert "0.0 pages written a userinfo (0.0 pwrite64 calls), 0.00 commits" in (
+        capsys.readouterr().out)
+
+
+def test_wal_frames_are_read_with_their_page_and_commit_mark() -> None:
+    page_size = 512
+    header = b"\x37\x7f\x06\x82" + (3007000).to_bytes(4, "big") + page_size.to_bytes(4, "big")
+    log = header.ljust(wal_pages.WAL_HEADER, b"\0")
+    for page, size_after_commit in ((7, 0), (2, 0), (1, 9)):
+        frame = page.to_bytes(4, "big") + size_after_commit.to_bytes(4, "big")
+        log += frame.ljust(wal_pages.FRAME_HEADER, b"\0") + b"\0" * page_size
+    assert wal_pages.frames(log) == [(7, False), (2, False), (1, True)]
+    assert wal_pages.frames(log[:-1]) == [(7, False), (2, False)]  # a frame cut short
+    assert wal_pages.frames(b"") == []
