@@ -13,7 +13,7 @@ measures it. ``--store memory`` keeps uauth's records in memory too, as the floo
 never evicts (:func:`uauth.core.grantlimits.evict_oldest` skipped while it runs; a measurement,
 not a setting uauth offers): at the bench's steady state every flow starts the bench user's
 51st refresh-token family of one client and evicts the oldest, and the difference is what
-that costs (performance.md, the thirty-ninth part).
+that costs (performance-log.md, the thirty-ninth part).
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ Python function that made it). py-spy skips a thread Linux reports as sleeping, 
 reports as running or runnable (``R`` in ``/proc/<tid>/stat``), so the shares are of the time
 the worker ran or waited for a core: where the bench's clients preempt it on a small machine, the
 code that runs as it wakes for a request gets more than its share of the CPU (opening the cookie
-session: 8.6% of a served flow's samples, 1.2% of an in-process flow's CPU; performance.md, the
-twenty-third part).
+session: 8.6% of a served flow's samples, 1.2% of an in-process flow's CPU; performance-log.md,
+the twenty-third part).
 
 Needs ``py-spy`` (installed with the test extra; it reads the worker's memory, so the bench runs
 as a user allowed to ptrace it).

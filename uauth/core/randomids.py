@@ -2,7 +2,7 @@
 
 Every request gets a random id (``X-Request-ID``). ``secrets.token_hex(8)`` asks the kernel for
 8 bytes each time; served, that call cost about 3% of a userinfo request's CPU (``python -m
-bench.spy``, performance.md's thirteenth part). The bytes here come from the same source
+bench.spy``, performance-log.md's thirteenth part). The bytes here come from the same source
 (``os.urandom``), 4 KiB at a time, and no two ids share any: a forked child drops the pool it
 inherited, since its parent could hand out the same bytes, and threads take their slices under
 a lock. Only for ids that must not repeat or be guessed, never for secrets: a secret's bytes

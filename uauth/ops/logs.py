@@ -101,7 +101,7 @@ class DirectLines:
     A line through ``logging`` (a LogRecord, the logger's and handler's calls, a lock, a flush
     through a text stream) cost 12 µs in a loop (``python -m bench.access_line``) and about
     52 µs of a served userinfo request (``python -m bench.spy``: the caches are cold by then);
-    written here, 6 and about 35 (performance.md, the twelfth part; 3.4 µs in a loop since the
+    written here, 6 and about 35 (performance-log.md, the twelfth part; 3.4 µs in a loop since the
     twenty-fourth). Every request writes an access line (``uauth.request``) and every token
     request an audit event (``uauth.audit``), so both loggers get one. It is the same JSON
     object from the same formatter (:meth:`line`), and only while the handler
@@ -143,7 +143,7 @@ class DirectLines:
         encoder escapes the rest). The six fields every line starts with are written around
         their values, and json's encoder gets ``fields`` alone: an access line counted 60,000
         instructions with the whole document built and encoded, 40,000 so (callgrind; 5.2 and
-        3.4 µs in a loop: performance.md, the twenty-fourth part). A field named as one of the
+        3.4 µs in a loop: performance-log.md, the twenty-fourth part). A field named as one of the
         six replaces it in place, as ``update`` does: such a line is still made the
         formatter's way."""
         if not fields or not _FIRST_FIELDS.isdisjoint(fields):
