@@ -21,30 +21,31 @@ import sqlite3
 import struct
 import tempfile
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 from uauth.core.opaque import JWT
 from uauth.core.settings import ACCESS_TOKEN_FORMATS
 
 from .driver import prepare
+from .instructions import WARM
 from .profile import InProcess
 from .profile import build
+from .storage import OPS
 
 #: The log's own header, then each frame's (page number, size after commit, salts, checksums).
 WAL_HEADER = 32
 FRAME_HEADER = 24
-#: Operations run before counting: past the grant cap's 50 families of the bench client.
-WARM = 60
 
 
-def frames(wal: bytes, start: int = WAL_HEADER) -> list[tuple[int, bool]]:
-    """Each frame from byte ``start`` of a log: its page number, and whether it ends a commit
-    (its "size after commit" field is set only on a transaction's last frame)."""
+def frames(wal: bytes) -> list[tuple[int, bool]]:
+    """Each frame of a log: its page number, and whether it ends a commit (its "size after
+    commit" field is set only on a transaction's last frame)."""
     if len(wal) < WAL_HEADER:
         return []
     page_size = struct.unpack(">I", wal[8:12])[0]
     found = []
-    offset = max(start, WAL_HEADER)
+    offset = WAL_HEADER
     while offset + FRAME_HEADER + page_size <= len(wal):
         page, size_after_commit = struct.unpack(">II", wal[offset:offset + 8])
         found.append((page, size_after_commit != 0))
@@ -54,7 +55,7 @@ def frames(wal: bytes, start: int = WAL_HEADER) -> list[tuple[int, bool]]:
 
 def owners(database: Path) -> dict[int, str]:
     """The table or index each page of ``database`` belongs to."""
-    with sqlite3.connect(database) as conn:
+    with closing(sqlite3.connect(database)) as conn:
         try:
             return dict(conn.execute("SELECT pageno, name FROM dbstat"))
         except sqlite3.OperationalError as exc:  # a SQLite built without the dbstat table
@@ -80,7 +81,7 @@ def count(op: str, operations: int, access_token_format: str) -> tuple[Counter[s
             reader.execute("SELECT count(*) FROM records").fetchone()  # the file as it is now
             for _ in range(operations):
                 run()
-            written = frames(log.read_bytes(), WAL_HEADER)
+            written = frames(log.read_bytes())
         finally:
             reader.close()
         pages = owners(database)
@@ -93,7 +94,7 @@ def table(op: str, operations: int, by_owner: Counter[str], commits: int) -> str
     lines = [f"{op} on SQLite: {total / operations:.1f} pages written a {op} "
              f"({2 * total / operations:.1f} pwrite64 calls), {commits / operations:.2f} "
              f"commits, over {operations} operations",
-             "", "| table or index | pages a operation |", "| --- | --- |"]
+             "", "| table or index | pages an operation |", "| --- | --- |"]
     lines += [f"| {owner} | {n / operations:.2f} |" for owner, n in by_owner.most_common()]
     return "\n".join(lines)
 
@@ -101,8 +102,7 @@ def table(op: str, operations: int, by_owner: Counter[str], commits: int) -> str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.wal_pages", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--op", choices=["flow", "refresh", "cc", "userinfo", "introspect", "par",
-                                     "sso"], default="flow")
+    ap.add_argument("--op", choices=[*OPS, "login"], default="flow")
     ap.add_argument("--count", type=int, default=200, help="operations counted")
     ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
                     help="the bench clients' access tokens (make bench's targets use opaque)")
