@@ -27,11 +27,11 @@ from pathlib import Path
 from uauth.core.opaque import JWT
 from uauth.core.settings import ACCESS_TOKEN_FORMATS
 
+from .driver import OPERATIONS
 from .driver import prepare
 from .instructions import WARM
 from .profile import InProcess
 from .profile import build
-from .storage import OPS
 
 #: The log's own header, then each frame's (page number, size after commit, salts, checksums).
 WAL_HEADER = 32
@@ -102,7 +102,7 @@ def table(op: str, operations: int, by_owner: Counter[str], commits: int) -> str
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.wal_pages", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--op", choices=[*OPS, "login"], default="flow")
+    ap.add_argument("--op", choices=[op for op in OPERATIONS if op != "bare"], default="flow")
     ap.add_argument("--count", type=int, default=200, help="operations counted")
     ap.add_argument("--access-token-format", choices=ACCESS_TOKEN_FORMATS, default=JWT,
                     help="the bench clients' access tokens (make bench's targets use opaque)")
