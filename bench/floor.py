@@ -7,6 +7,12 @@ tokens, client_credentials, and userinfo with Bearer tokens. Tokens are opaque (
 characters), as the bench gives uauth's clients and as the reference issues its own; everything
 lives in this process's memory, as the reference keeps it.
 
+With ``UAUTH_BENCH_FLOOR_DB`` (a SQLite file; :func:`create_app`'s ``database``) the codes and
+tokens live there instead, in WAL mode and with ``synchronous=NORMAL`` as uauth keeps its own,
+each write committed as Authlib's documented SQLAlchemy provider commits it: what the same stack
+costs once its records outlive the process, the cost the reference's in-memory records do not
+pay and uauth's durable stores do.
+
 It has none of what uauth adds: no storage, no login form or session record (a browser is signed
 in by a cookie on its first visit, as the reference's bench interaction does it), no input
 checks, throttling, audit or access log lines, metrics, security headers, grant limits or
@@ -20,10 +26,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sqlite3
 import time
+from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2 import ResourceProtector
@@ -151,26 +162,87 @@ class Token:
         return self.user
 
 
-CODES: dict[str, Code] = {}
-ACCESS: dict[str, Token] = {}
-REFRESH: dict[str, Token] = {}
+R = TypeVar("R", Code, Token)
+
+
+class Table(Protocol[R]):
+    """One kind of record by its key: a dict in memory, or :class:`Durable`."""
+
+    def get(self, key: str, /) -> R | None: ...
+
+    def __setitem__(self, key: str, record: R, /) -> None: ...
+
+    def pop(self, key: str, default: None, /) -> R | None: ...
+
+
+class Durable(Generic[R]):
+    """One kind of record in a table of its own in SQLite, a record's fields as JSON; each
+    statement commits by itself (autocommit), as each of Authlib's documented hooks commits."""
+
+    def __init__(self, db: sqlite3.Connection, name: str, kind: type[R]) -> None:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {name} (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        self.db = db
+        self.kind: type[R] = kind
+        self.select = f"SELECT body FROM {name} WHERE key = ?"  # noqa: S608 - our own name
+        self.insert = f"INSERT INTO {name} (key, body) VALUES (?, ?)"  # noqa: S608
+        self.delete = f"DELETE FROM {name} WHERE key = ? RETURNING body"  # noqa: S608
+
+    def get(self, key: str, /) -> R | None:
+        row = self.db.execute(self.select, (key,)).fetchone()
+        return self.kind(**json.loads(row[0])) if row else None
+
+    def __setitem__(self, key: str, record: R, /) -> None:
+        self.db.execute(self.insert, (key, json.dumps(asdict(record))))
+
+    def pop(self, key: str, default: None, /) -> R | None:
+        row = self.db.execute(self.delete, (key,)).fetchone()
+        return self.kind(**json.loads(row[0])) if row else default
+
+
+@dataclass
+class Records:
+    """Where one floor app keeps its codes and tokens."""
+
+    codes: Table[Code]
+    access: Table[Token]
+    refresh: Table[Token]
+
+    @classmethod
+    def in_memory(cls) -> Records:
+        codes: dict[str, Code] = {}
+        access: dict[str, Token] = {}
+        refresh: dict[str, Token] = {}
+        return cls(codes, access, refresh)
+
+    @classmethod
+    def in_sqlite(cls, path: str) -> Records:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        return cls(Durable(db, "codes", Code), Durable(db, "access", Token),
+                   Durable(db, "refresh", Token))
+
+
+def records_of(grant: Any) -> Records:
+    records: Records = grant.server.records
+    return records
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
 
     def save_authorization_code(self, code: str, req: Any) -> None:
-        CODES[code] = Code(code, req.client.client_id, req.payload.redirect_uri,
+        records_of(self).codes[code] = Code(code, req.client.client_id, req.payload.redirect_uri,
                            req.payload.scope, req.payload.data.get("nonce"),
                            req.payload.data.get("code_challenge"),
                            req.payload.data.get("code_challenge_method"))
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
-        found = CODES.get(code)
+        found = records_of(self).codes.get(code)
         return found if found is not None and found.client_id == client.client_id else None
 
     def delete_authorization_code(self, authorization_code: Code) -> None:
-        CODES.pop(authorization_code.code, None)
+        records_of(self).codes.pop(authorization_code.code, None)
 
     def authenticate_user(self, authorization_code: Code) -> dict[str, str]:
         return USER
@@ -202,14 +274,14 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        token = REFRESH.get(refresh_token)
+        token = records_of(self).refresh.get(refresh_token)
         return token if token is not None and not token.is_expired() else None
 
     def authenticate_user(self, refresh_token: Token) -> dict[str, str] | None:
         return refresh_token.user
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        REFRESH.pop(refresh_token.raw, None)
+        records_of(self).refresh.pop(refresh_token.raw, None)
 
 
 def user_info(user: dict[str, str], scope: str) -> UserInfo:
@@ -221,33 +293,28 @@ def user_info(user: dict[str, str], scope: str) -> UserInfo:
     return info
 
 
-def save_token(token: dict[str, Any], req: Any) -> None:
-    user = req.user if isinstance(req.user, dict) else None
-    expires = time.time() + int(token.get("expires_in", 3600))
-    scope = token.get("scope", "")
-    ACCESS[token["access_token"]] = Token(token["access_token"], req.client.client_id, scope,
-                                          user, expires)
-    if "refresh_token" in token:
-        REFRESH[token["refresh_token"]] = Token(token["refresh_token"], req.client.client_id,
-                                                scope, user, time.time() + 30 * 86400)
+def token_saver(records: Records) -> Any:
+    def save_token(token: dict[str, Any], req: Any) -> None:
+        user = req.user if isinstance(req.user, dict) else None
+        expires = time.time() + int(token.get("expires_in", 3600))
+        scope = token.get("scope", "")
+        records.access[token["access_token"]] = Token(token["access_token"],
+                                                      req.client.client_id, scope, user, expires)
+        if "refresh_token" in token:
+            records.refresh[token["refresh_token"]] = Token(
+                token["refresh_token"], req.client.client_id, scope, user,
+                time.time() + 30 * 86400)
+    return save_token
 
 
 class Bearer(BearerTokenValidator):  # type: ignore[misc]
+    def __init__(self, records: Records) -> None:
+        super().__init__()
+        self.records = records
+
     def authenticate_token(self, token_string: str) -> Token | None:
-        return ACCESS.get(token_string)
+        return self.records.access.get(token_string)
 
-
-app = Flask(__name__)
-app.secret_key = secrets.token_bytes(32)
-app.config.update(OAUTH2_ACCESS_TOKEN_GENERATOR=new_token,
-                  OAUTH2_REFRESH_TOKEN_GENERATOR=new_token)
-server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=save_token)
-server.register_grant(CodeGrant, [CodeChallenge(required=True), IDToken()])
-server.register_grant(RefreshGrant, [IDToken()])  # a new ID token on refresh, as uauth and
-# the reference sign one (OpenID Connect Core §12.2)
-server.register_grant(grants.ClientCredentialsGrant)
-require_oauth = ResourceProtector()
-require_oauth.register_token_validator(Bearer())
 
 DISCOVERY = json.dumps({
     "issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorize",
@@ -258,32 +325,49 @@ DISCOVERY = json.dumps({
 })
 
 
-@app.get("/.well-known/openid-configuration")
-def discovery() -> Response:
-    return Response(DISCOVERY, mimetype="application/json")
+def create_app(database: str | None = None) -> Flask:
+    """The floor's app, its records in ``database`` (a SQLite file) or else in memory."""
+    records = Records.in_sqlite(database) if database else Records.in_memory()
+    app = Flask(__name__)
+    app.secret_key = secrets.token_bytes(32)
+    app.config.update(OAUTH2_ACCESS_TOKEN_GENERATOR=new_token,
+                      OAUTH2_REFRESH_TOKEN_GENERATOR=new_token)
+    server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=token_saver(records))
+    server.records = records
+    server.register_grant(CodeGrant, [CodeChallenge(required=True), IDToken()])
+    server.register_grant(RefreshGrant, [IDToken()])  # a new ID token on refresh, as uauth
+    # and the reference sign one (OpenID Connect Core §12.2)
+    server.register_grant(grants.ClientCredentialsGrant)
+    require_oauth = ResourceProtector()
+    require_oauth.register_token_validator(Bearer(records))
+
+    @app.get("/.well-known/openid-configuration")
+    def discovery() -> Response:
+        return Response(DISCOVERY, mimetype="application/json")
+
+    @app.get("/authorize")
+    def authorize() -> Any:
+        if session.get("user") != USER["sub"]:  # signed in on the first visit, by the cookie
+            session["user"] = USER["sub"]
+        grant = server.get_consent_grant(end_user=USER)  # Authlib's documented two steps
+        return server.create_authorization_response(grant=grant, grant_user=USER)
+
+    @app.post("/token")
+    def token() -> Any:
+        return server.create_token_response()
+
+    @app.route("/userinfo", methods=["GET", "POST"])
+    @require_oauth("openid")  # type: ignore[untyped-decorator]  # Authlib is untyped
+    def userinfo() -> Response:
+        found = current_token.get_user()
+        body = user_info(found, current_token.get_scope()) if found else {}
+        return Response(json.dumps(dict(body)), mimetype="application/json")
+
+    @app.get("/")
+    def health() -> str:
+        return "ok"
+
+    return app
 
 
-@app.get("/authorize")
-def authorize() -> Any:
-    if session.get("user") != USER["sub"]:  # signed in on the first visit, by the cookie after
-        session["user"] = USER["sub"]
-    grant = server.get_consent_grant(end_user=USER)  # Authlib's documented two steps
-    return server.create_authorization_response(grant=grant, grant_user=USER)
-
-
-@app.post("/token")
-def token() -> Any:
-    return server.create_token_response()
-
-
-@app.route("/userinfo", methods=["GET", "POST"])
-@require_oauth("openid")  # type: ignore[untyped-decorator]  # Authlib is untyped
-def userinfo() -> Response:
-    found = current_token.get_user()
-    body = user_info(found, current_token.get_scope()) if found else {}
-    return Response(json.dumps(dict(body)), mimetype="application/json")
-
-
-@app.get("/")
-def health() -> str:
-    return "ok"
+app = create_app(os.environ.get("UAUTH_BENCH_FLOOR_DB"))

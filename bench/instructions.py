@@ -52,9 +52,10 @@ from .storage import backend
 
 #: The apps counted by default: the stack's floor, and uauth on a store needing no server.
 SERVERLESS = ("floor", "memory", "sqlite")
-#: The apps that can be counted: those, and uauth on Redis and on a Redis Cluster, each started
-#: for the count outside valgrind (only the app's side of each round trip is counted).
-APPS = (*SERVERLESS, "redis", "redis-cluster")
+#: The apps that can be counted: those, the floor with its records in SQLite, and uauth on Redis
+#: and on a Redis Cluster, each started for the count outside valgrind (only the app's side of
+#: each round trip is counted).
+APPS = (*SERVERLESS, "floor-sqlite", "redis", "redis-cluster")
 #: Where a counted child finds the Redis or Redis Cluster its parent started.
 STORAGE_URL = "BENCH_STORAGE_URL"
 #: Operations per count by default: enough that start-up and warm-up are never counted, and
@@ -92,6 +93,8 @@ def _app(name: str, workdir: Path) -> tuple[Flask, Any]:
 
     if name == "floor":
         return floor_app()
+    if name == "floor-sqlite":
+        return floor_app(workdir / "floor.db")
     return build(name, workdir, os.environ.get(STORAGE_URL), access_token_format=OPAQUE)
 
 

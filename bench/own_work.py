@@ -7,7 +7,9 @@ access tokens, as ``make bench`` measures issue 22's targets) and through the st
 disturbances. It prints the least app CPU per operation of each and the difference: what uauth
 adds to the stack (storage, login sessions, input checks, audit, headers, the grant cap).
 gunicorn and the log lines are left out; serving costs both apps alike, and ``make bench``
-measures it. ``--store memory`` keeps uauth's records in memory too, as the floor keeps its own.
+measures it. ``--store memory`` keeps uauth's records in memory too, as the floor keeps its own;
+``--floor-store sqlite`` keeps the floor's in a SQLite file instead, so that uauth on SQLite is
+set against the same stack paying for durability too.
 
 ``--without-eviction`` also times a second uauth app, on a store of its own, whose grant cap
 never evicts (:func:`uauth.core.grantlimits.evict_oldest` skipped while it runs; a measurement,
@@ -44,14 +46,16 @@ from .storage import backend
 OPS = tuple(op for op in STORAGE_OPS if op not in ("introspect", "par"))
 
 
-def floor_app() -> tuple[Flask, Target]:
-    """The stack's floor and the target the agent drives on it."""
+def floor_app(database: Path | None = None) -> tuple[Flask, Target]:
+    """The stack's floor (its records in ``database``, a SQLite file, or else in memory) and
+    the target the agent drives on it."""
     from . import floor
 
+    app = floor.create_app(str(database)) if database else floor.app
     target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
                     redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
                     access_token_format=OPAQUE)
-    return floor.app, target.discover(InProcess(floor.app))
+    return app, target.discover(InProcess(app))
 
 
 def without_eviction(run: Callable[[], None]) -> Callable[[], None]:
@@ -74,10 +78,10 @@ def measure(runs: dict[str, tuple[Flask, Callable[[], None]]], timings: int, cou
     return costs
 
 
-def table(costs: dict[str, dict[str, list[float]]], store: str, *, evictions: bool = False
-          ) -> str:
+def table(costs: dict[str, dict[str, list[float]]], store: str, *, evictions: bool = False,
+          floor_store: str = "memory") -> str:
     lines = [f"| operation, in-process (least app CPU ms) | uauth ({store}) | Authlib alone "
-             "(memory) | uauth's own work | uauth ÷ floor |"
+             f"({floor_store}) | uauth's own work | uauth ÷ floor |"
              + (" uauth, no eviction | the grant cap's eviction |" if evictions else ""),
              "| --- | --- | --- | --- | --- |" + (" --- | --- |" if evictions else "")]
     for op, each in costs.items():
@@ -119,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                         ", ".join(OPS))
     parser.add_argument("--timings", type=int, default=7, help="timings of each app")
     parser.add_argument("--count", type=int, default=300, help="operations per timing")
+    parser.add_argument("--floor-store", choices=["memory", "sqlite"], default="memory",
+                        help="where the floor keeps its codes and tokens (sqlite: a file of "
+                             "its own, as durable as uauth's)")
     parser.add_argument("--without-eviction", action="store_true",
                         help="also time uauth, on a store of its own, with the grant cap's "
                              "eviction skipped: what it costs at the bench's steady state")
@@ -132,7 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         apps = {"uauth": uauth_app(stack, args.store)}
         if args.without_eviction:
             apps["uncapped"] = uauth_app(stack, args.store)
-        floor, floor_target = floor_app()
+        database = None
+        if args.floor_store == "sqlite":
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="uauth-floor-"))
+            database = Path(folder) / "floor.db"
+        floor, floor_target = floor_app(database)
         for op in ops:
             runs = {name: (app, in_process(app, target, op)) for name, (app, target)
                     in [*apps.items(), ("floor", (floor, floor_target))]}
@@ -143,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(100):  # warm: caches filled, connections open, the cap reached
                     run()
             costs[op] = measure(runs, args.timings, args.count)
-    print(table(costs, args.store, evictions=args.without_eviction))
+    print(table(costs, args.store, evictions=args.without_eviction,
+                floor_store=args.floor_store))
     return 0
 
 

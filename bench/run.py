@@ -67,7 +67,8 @@ class Settings:
     rounds: int = 1
     clients_per_worker: int = 2
     reference: bool = True
-    #: Also serve the stack's floor (bench/floor.py: Authlib's Flask provider, nothing else).
+    #: Also serve the stack's floor (bench/floor.py: Authlib's Flask provider, nothing else),
+    #: its records in memory and, when uauth is measured on SQLite, in SQLite too.
     floor: bool = True
     #: Also serve uauth with its records in memory (bench/memory_app.py): what durable
     #: storage costs, beside the stores.
@@ -172,6 +173,8 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
     floor_ops = tuple(op for op in s.ops if op in FLOOR_OPS)
     if s.floor and floor_ops:
         keep(serve_floor(workdir, floor_ops))
+        if "sqlite" in s.stores:  # what durability costs the stack itself
+            keep(serve_floor(workdir, floor_ops, "sqlite"))
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     if s.in_memory:

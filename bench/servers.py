@@ -227,23 +227,28 @@ def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
 FLOOR_OPS = ("flow", "refresh", "cc", "userinfo")
 
 
-def serve_floor(workdir: Path, ops: tuple[str, ...]) -> Server:
+def serve_floor(workdir: Path, ops: tuple[str, ...], store: str = "memory") -> Server:
     """Authlib's Flask provider and nothing else (``bench/floor.py``), one sync worker under
     ``uauth serve``'s gunicorn settings, as bare is; one process, since it keeps its tokens in
-    memory, as the reference does."""
+    memory, as the reference does, or (``store="sqlite"``) in a SQLite file of its own in
+    ``workdir``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = workdir / f"floor-{port}.log"
+    log = workdir / f"floor-{store}-{port}.log"
     env = {**os.environ, "UAUTH_BENCH_FLOOR_ISSUER": url,
            "UAUTH_BENCH_FLOOR_REDIRECT": REDIRECT_URI}
+    if store == "sqlite":
+        env["UAUTH_BENCH_FLOOR_DB"] = str(workdir / f"floor-{port}.db")
+    elif store != "memory":
+        raise ValueError(f"the floor keeps its records in memory or in SQLite, not {store}")
     with open(log, "w") as out:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-             "--name", "uauth-bench-floor", "bench.floor:app"],
+             "--name", f"uauth-bench-floor-{store}", "bench.floor:app"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     wait_until_up(url + "/", process, log)
-    return Server("floor", "memory", 1, tuple((op, "RS256") for op in ops),
+    return Server("floor", store, 1, tuple((op, "RS256") for op in ops),
                   {"RS256": floor_target(url)}, process)
 
 

@@ -4,6 +4,7 @@ the report work. Nothing here is timed; ``make bench`` does the measuring."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -253,16 +254,19 @@ def test_uauth_in_memory_is_a_measure_beside_the_targets_never_a_verdict() -> No
     assert _providers(run, "refresh") == ["reference", "uauth-memory", "uauth"]
 
 
-def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_token() -> None:
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_token(
+        tmp_path: Path, durable: bool) -> None:
     import jwt
 
     from bench import floor
 
+    app = floor.create_app(str(tmp_path / "floor.db")) if durable else floor.app
     target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
                     redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
-                    access_token_format="opaque").discover(InProcess(floor.app))
+                    access_token_format="opaque").discover(InProcess(app))
     for operation in ("flow", "refresh", "cc", "userinfo"):
-        agent, run = prepare(target, operation, lambda _: InProcess(floor.app))
+        agent, run = prepare(target, operation, lambda _: InProcess(app))
         run()  # the agent raises Failure on any answer the bench would not accept
     assert agent.refresh_token is not None
     tokens = agent.token({"grant_type": "refresh_token", "refresh_token": agent.refresh_token})
@@ -270,6 +274,83 @@ def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_toke
     claims = jwt.decode(tokens["id_token"], jwt.PyJWK(public).key, algorithms=["RS256"],
                         audience=floor.PUBLIC_CLIENT, issuer=floor.ISSUER)
     assert claims["sub"] == floor.USER["sub"] and claims["email"] == floor.USER["email"]
+    assert (tmp_path / "floor.db").exists() is durable
+
+
+def test_the_stack_floor_on_sqlite_keeps_its_records_in_the_file(tmp_path: Path) -> None:
+    """``UAUTH_BENCH_FLOOR_DB``: the floor's codes and tokens are rows of the file, committed
+    as each is written, so another app on the file (another process, after a restart) honours
+    them; a spent code and a rotated refresh token are gone from it."""
+    import sqlite3
+
+    from bench import floor
+
+    database = tmp_path / "floor.db"
+    app = floor.create_app(str(database))
+    target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
+                    redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
+                    access_token_format="opaque").discover(InProcess(app))
+    agent, run = prepare(target, "flow", lambda _: InProcess(app))
+    run()
+    first = agent.refresh_token
+    assert first is not None
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+                  for table in ("codes", "access", "refresh")}
+        assert counts["codes"] == 0, "every code spent"
+        assert counts["access"] == counts["refresh"] > 0, "a pair a flow"
+        body = db.execute("SELECT body FROM refresh WHERE key = ?", (first,)).fetchone()[0]
+        assert json.loads(body)["client_id"] == floor.PUBLIC_CLIENT
+    again = floor.create_app(str(database))  # a second worker, or the next start
+    refreshed = _floor_token(again, {"grant_type": "refresh_token", "refresh_token": first,
+                                     "client_id": floor.PUBLIC_CLIENT})
+    assert refreshed["refresh_token"] != first and "id_token" in refreshed
+    replay = _floor_token(app, {"grant_type": "refresh_token", "refresh_token": first,
+                                "client_id": floor.PUBLIC_CLIENT})
+    assert replay["error"] == "invalid_grant", "rotated on the other app, so spent here too"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        keys = {key for key, in db.execute("SELECT key FROM refresh")}
+        assert refreshed["refresh_token"] in keys and first not in keys
+        assert len(keys) == counts["refresh"], "one spent, one issued"
+
+
+def _floor_token(app: Any, form: dict[str, str]) -> dict[str, Any]:
+    answer = app.test_client().post("/token", data=form)
+    body: dict[str, Any] = answer.get_json()
+    return body
+
+
+def test_the_stack_floor_on_sqlite_is_shown_on_uauths_sqlite_lines_only() -> None:
+    """When the bench served the floor on SQLite too, uauth's SQLite target lines show what the
+    same stack costs durably; the other stores' lines show the floor in memory alone."""
+    run = Run(Settings(stores=("sqlite", "redis"), workers=(1,), access_token_format="opaque"))
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.30, 1000)),
+                Row("reference", "memory", 1, "refresh", result=_result(1.0, 300)),
+                Row("floor", "memory", 1, "refresh", result=_result(0.9, 300)),
+                Row("floor", "sqlite", 1, "refresh", result=_result(1.05, 300)),
+                Row("floor", "memory", 1, "userinfo", result=_result(0.38, 900)),
+                Row("floor", "sqlite", 1, "userinfo", result=_result(0.41, 900)),
+                Row("uauth", "sqlite", 1, "refresh", result=_result(1.4, 200)),
+                Row("uauth", "redis", 1, "refresh", result=_result(1.5, 200)),
+                Row("uauth", "sqlite", 1, "userinfo", result=_result(0.50, 900)),
+                Row("uauth", "redis", 1, "userinfo", result=_result(0.55, 900))]
+    lines = targets_table(run, [], None, []).splitlines()
+
+    def line(start: str) -> str:
+        return next(line for line in lines if line.lstrip("| ").startswith(start))
+
+    assert ("1.40 vs 1.00 ms = 1.40×; Authlib alone 0.90 ms = 0.90×, on sqlite 1.05 ms = "
+            "1.05×") in line("rotating refresh (sqlite)")
+    redis = line("rotating refresh (redis)")
+    assert "Authlib alone 0.90 ms = 0.90×" in redis and "on sqlite" not in redis
+    assert "0.50 vs 0.30 + 0.15 ms; Authlib alone 0.38 ms, on sqlite 0.41 ms" in line(
+        "userinfo (sqlite)")
+    redis = line("userinfo (redis)")
+    assert "Authlib alone 0.38 ms" in redis and "on sqlite" not in redis
+    stores = [cells.split("|")[3].strip() for cells in results_table(run).splitlines()
+              if "refresh_token grant" in cells and "| floor " in cells]
+    assert stores == ["memory", "sqlite"]
 
 
 @pytest.mark.slow
@@ -312,18 +393,28 @@ def test_a_served_deployments_resource_server_introspects_the_flows_token(
 
 
 @pytest.mark.slow
-def test_the_stack_floor_is_served_as_the_bench_serves_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_the_stack_floor_is_served_as_the_bench_serves_it(tmp_path: Path, store: str) -> None:
     from bench.servers import serve_floor
 
-    server = serve_floor(tmp_path, ("flow", "cc"))
+    server = serve_floor(tmp_path, ("flow", "cc"), store)
     try:
-        assert server.provider == "floor" and server.ops == (("flow", "RS256"), ("cc", "RS256"))
+        assert server.provider == "floor" and server.store == store
+        assert server.ops == (("flow", "RS256"), ("cc", "RS256"))
         for operation in ("flow", "cc"):
             agent, run = prepare(server.targets["RS256"], operation)  # real HTTP, gunicorn
             run()
             assert agent.requests > 0
     finally:
         server.stop()
+    assert len(list(tmp_path.glob("floor-*.db"))) == (store == "sqlite"), "its own file"
+
+
+def test_the_stack_floor_keeps_its_records_in_memory_or_sqlite_only(tmp_path: Path) -> None:
+    from bench.servers import serve_floor
+
+    with pytest.raises(ValueError, match="not redis"):
+        serve_floor(tmp_path, ("flow",), "redis")
 
 
 def test_targets_with_opaque_access_tokens_count_one_signature_and_judge_held_memory() -> None:
@@ -667,6 +758,11 @@ def test_own_work_bench_times_uauth_and_the_floor_through_the_same_agent(
     names = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()
              if line.startswith("| ")]
     assert names[2:] == ["flow", "refresh", "cc", "userinfo", "sso"]
+    # --floor-store sqlite: the floor's records in a file, named in the header
+    assert own_work.main(["--store", "memory", "--ops", "refresh", "--timings", "1",
+                          "--count", "2", "--floor-store", "sqlite"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "| uauth (memory) | Authlib alone (sqlite) |" in head
 
 
 def test_own_work_bench_times_uauth_without_the_grant_caps_eviction_too(
@@ -806,6 +902,15 @@ def test_an_instruction_count_covers_the_app_alone(monkeypatch: pytest.MonkeyPat
     calls.clear()
     instructions.child("floor", "cc", 2)
     assert len(calls) == 2
+    # the floor with its records in SQLite: its grants' tokens are written to the file
+    from bench import floor
+
+    written: list[str] = []
+    monkeypatch.setattr(floor.Durable, "__setitem__",
+                        lambda table, key, record: written.append(key))
+    calls.clear()
+    instructions.child("floor-sqlite", "cc", 2)
+    assert len(calls) == 2 and len(written) > instructions.WARM + 2, "a token a grant"
 
 
 def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
