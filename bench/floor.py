@@ -28,6 +28,10 @@ import os
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -177,7 +181,8 @@ class Table(Protocol[R]):
 
 class Durable(Generic[R]):
     """One kind of record in a table of its own in SQLite, a record's fields as JSON; each
-    statement commits by itself (autocommit), as each of Authlib's documented hooks commits."""
+    statement commits by itself (autocommit) unless :meth:`Records.saving` holds it, as each of
+    Authlib's documented hooks commits."""
 
     def __init__(self, db: sqlite3.Connection, name: str, kind: type[R]) -> None:
         db.execute(f"CREATE TABLE IF NOT EXISTS {name} (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
@@ -201,11 +206,17 @@ class Durable(Generic[R]):
 
 @dataclass
 class Records:
-    """Where one floor app keeps its codes and tokens."""
+    """Where one floor app keeps its codes and tokens (``db``: the SQLite file's connection)."""
 
     codes: Table[Code]
     access: Table[Token]
     refresh: Table[Token]
+    db: sqlite3.Connection | None = None
+
+    def saving(self) -> AbstractContextManager[None]:
+        """One commit for the writes inside, as Authlib's documented token model commits a
+        token's access and refresh token (one row) at once; in memory, nothing to do."""
+        return nullcontext() if self.db is None else transaction(self.db)
 
     @classmethod
     def in_memory(cls) -> Records:
@@ -220,7 +231,18 @@ class Records:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         return cls(Durable(db, "codes", Code), Durable(db, "access", Token),
-                   Durable(db, "refresh", Token))
+                   Durable(db, "refresh", Token), db)
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def records_of(grant: Any) -> Records:
@@ -298,12 +320,13 @@ def token_saver(records: Records) -> Any:
         user = req.user if isinstance(req.user, dict) else None
         expires = time.time() + int(token.get("expires_in", 3600))
         scope = token.get("scope", "")
-        records.access[token["access_token"]] = Token(token["access_token"],
-                                                      req.client.client_id, scope, user, expires)
-        if "refresh_token" in token:
-            records.refresh[token["refresh_token"]] = Token(
-                token["refresh_token"], req.client.client_id, scope, user,
-                time.time() + 30 * 86400)
+        with records.saving():
+            records.access[token["access_token"]] = Token(
+                token["access_token"], req.client.client_id, scope, user, expires)
+            if "refresh_token" in token:
+                records.refresh[token["refresh_token"]] = Token(
+                    token["refresh_token"], req.client.client_id, scope, user,
+                    time.time() + 30 * 86400)
     return save_token
 
 
@@ -334,6 +357,7 @@ def create_app(database: str | None = None) -> Flask:
                       OAUTH2_REFRESH_TOKEN_GENERATOR=new_token)
     server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=token_saver(records))
     server.records = records
+    app.extensions["floor_records"] = records
     server.register_grant(CodeGrant, [CodeChallenge(required=True), IDToken()])
     server.register_grant(RefreshGrant, [IDToken()])  # a new ID token on refresh, as uauth
     # and the reference sign one (OpenID Connect Core §12.2)

@@ -315,6 +315,30 @@ def test_the_stack_floor_on_sqlite_keeps_its_records_in_the_file(tmp_path: Path)
         assert len(keys) == counts["refresh"], "one spent, one issued"
 
 
+def test_the_stack_floor_on_sqlite_commits_a_grants_tokens_at_once(tmp_path: Path) -> None:
+    """As Authlib's documented model keeps a token's pair in one row: a refresh reads its
+    token, commits the new pair in one transaction and then deletes the old token; each other
+    statement commits by itself."""
+    from bench import floor
+
+    app = floor.create_app(str(tmp_path / "floor.db"))
+    target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
+                    redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
+                    access_token_format="opaque").discover(InProcess(app))
+    agent, run = prepare(target, "flow", lambda _: InProcess(app))
+    run()
+    assert agent.refresh_token is not None
+    statements: list[str] = []
+    db = app.extensions["floor_records"].db
+    db.set_trace_callback(lambda sql: statements.append(sql.split()[0]))
+    refreshed = _floor_token(app, {"grant_type": "refresh_token",
+                                   "refresh_token": agent.refresh_token,
+                                   "client_id": floor.PUBLIC_CLIENT})
+    db.set_trace_callback(None)
+    assert "access_token" in refreshed
+    assert statements == ["SELECT", "BEGIN", "INSERT", "INSERT", "COMMIT", "DELETE"]
+
+
 def _floor_token(app: Any, form: dict[str, str]) -> dict[str, Any]:
     answer = app.test_client().post("/token", data=form)
     body: dict[str, Any] = answer.get_json()
