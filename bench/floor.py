@@ -9,16 +9,19 @@ lives in this process's memory, as the reference keeps it.
 
 With ``UAUTH_BENCH_FLOOR_DB`` (a SQLite file; :func:`create_app`'s ``database``) the codes and
 tokens live there instead, in WAL mode and with ``synchronous=NORMAL`` as uauth keeps its own,
-each write committed as Authlib's documented SQLAlchemy provider commits it: what the same stack
-costs once its records outlive the process, the cost the reference's in-memory records do not
-pay and uauth's durable stores do.
+each write committed as Authlib's documented hooks commit it and a grant's two tokens at once, as
+its documented token model (one row for both) does: what the same stack costs once its records
+outlive the process, the cost the reference's in-memory records do not pay and uauth's durable
+stores do.
 
-It has none of what uauth adds: no storage, no login form or session record (a browser is signed
-in by a cookie on its first visit, as the reference's bench interaction does it), no input
-checks, throttling, audit or access log lines, metrics, security headers, grant limits or
-revocation lists. ``make bench`` serves it with ``uauth serve``'s gunicorn settings beside uauth
-and the reference, and reports what it costs against the reference: a floor that uauth's own
-code can approach but not pass. Never serve it for anything else.
+It has none of what uauth adds: no store beyond its codes and tokens, no login form or session
+record (a browser is signed in by a cookie on its first visit, as the reference's bench
+interaction does it), no input checks, throttling, audit or access log lines, metrics, security
+headers, grant limits or revocation lists. ``make bench`` serves it with ``uauth serve``'s
+gunicorn settings beside uauth and the reference, and reports what it costs against the
+reference: in memory, a floor that uauth's own code can approach but not pass; on SQLite, what a
+durable provider pays before uauth's own work (uauth's fewer commits can do better in places:
+its client_credentials grant counts fewer instructions). Never serve it for anything else.
 """
 
 from __future__ import annotations
@@ -356,8 +359,8 @@ def create_app(database: str | None = None) -> Flask:
     app.config.update(OAUTH2_ACCESS_TOKEN_GENERATOR=new_token,
                       OAUTH2_REFRESH_TOKEN_GENERATOR=new_token)
     server = AuthorizationServer(app, query_client=CLIENTS.get, save_token=token_saver(records))
-    server.records = records
-    app.extensions["floor_records"] = records
+    server.records = records  # what the grants reach (records_of), a lookup a call
+    app.extensions["floor_records"] = records  # what tools and tests reach from the app
     server.register_grant(CodeGrant, [CodeChallenge(required=True), IDToken()])
     server.register_grant(RefreshGrant, [IDToken()])  # a new ID token on refresh, as uauth
     # and the reference sign one (OpenID Connect Core §12.2)

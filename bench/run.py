@@ -171,10 +171,9 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
             if alg != "RS256" and "flow" in s.ops:
                 keep(serve_reference(workdir, ("flow",), alg=alg))
     floor_ops = tuple(op for op in s.ops if op in FLOOR_OPS)
-    if s.floor and floor_ops:
-        keep(serve_floor(workdir, floor_ops))
-        if "sqlite" in s.stores:  # what durability costs the stack itself
-            keep(serve_floor(workdir, floor_ops, "sqlite"))
+    if floor_ops:
+        for store in floor_stores(s):
+            keep(serve_floor(workdir, floor_ops, store))
     ops = tuple((op, "RS256") for op in s.ops)
     ops += tuple(("flow", alg) for alg in s.algs if alg != "RS256" and "flow" in s.ops)
     if s.in_memory:
@@ -188,6 +187,14 @@ def _start_all(run: Run, workdir: Path, stack: ExitStack) -> list[Server]:
             keep(uauth.serve(workers, s.threads, ops))
     run.log(f"{len(servers)} servers up")
     return servers
+
+
+def floor_stores(settings: Settings) -> tuple[str, ...]:
+    """Where the served floors keep their records: in memory, as the reference does, and in
+    SQLite too when uauth is measured on SQLite (what durability costs the stack itself)."""
+    if not settings.floor:
+        return ()
+    return ("memory", "sqlite") if "sqlite" in settings.stores else ("memory",)
 
 
 @contextmanager

@@ -279,8 +279,8 @@ def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_toke
 
 def test_the_stack_floor_on_sqlite_keeps_its_records_in_the_file(tmp_path: Path) -> None:
     """``UAUTH_BENCH_FLOOR_DB``: the floor's codes and tokens are rows of the file, committed
-    as each is written, so another app on the file (another process, after a restart) honours
-    them; a spent code and a rotated refresh token are gone from it."""
+    as Authlib's hooks write them, so another app on the file (another process, after a
+    restart) honours them; a spent code and a rotated refresh token are gone from it."""
     import sqlite3
 
     from bench import floor
@@ -435,10 +435,15 @@ def test_the_stack_floor_is_served_as_the_bench_serves_it(tmp_path: Path, store:
 
 
 def test_the_stack_floor_keeps_its_records_in_memory_or_sqlite_only(tmp_path: Path) -> None:
+    from bench.run import floor_stores
     from bench.servers import serve_floor
 
     with pytest.raises(ValueError, match="not redis"):
         serve_floor(tmp_path, ("flow",), "redis")
+    # make bench serves the durable floor beside uauth on SQLite, and only there
+    assert floor_stores(Settings(stores=("sqlite", "redis"))) == ("memory", "sqlite")
+    assert floor_stores(Settings(stores=("redis", "postgres"))) == ("memory",)
+    assert floor_stores(Settings(stores=("sqlite",), floor=False)) == ()
 
 
 def test_targets_with_opaque_access_tokens_count_one_signature_and_judge_held_memory() -> None:
