@@ -206,6 +206,34 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
     assert verdict("≤ 80 MB RSS") == "met"
 
 
+def test_a_figure_a_hair_past_its_line_is_printed_to_three_decimals() -> None:
+    """Rounded to two decimals, a ratio just over its line reads as the line itself beside a
+    missed verdict (run BS: Redis over 1.1× SQLite printed as 1.10×); near a line the figure
+    gets a third decimal, elsewhere it keeps two."""
+    run = Run(Settings(stores=("sqlite", "redis"), workers=(1,)))
+    run.rows = [Row("bare", "-", 1, "bare", result=_result(0.28, 1000)),
+                Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                Row("uauth", "sqlite", 1, "flow", result=_result(2.97, 200)),
+                Row("uauth", "redis", 1, "flow", result=_result(3.27, 200)),
+                Row("reference", "memory", 1, "refresh", result=_result(1.0, 300)),
+                Row("uauth", "sqlite", 1, "refresh", result=_result(1.004, 300)),
+                Row("uauth", "sqlite", 1, "userinfo", result=_result(0.434, 900)),
+                Row("uauth", "redis", 1, "userinfo", result=_result(0.52, 900))]
+    lines = targets_table(run, [], None, []).splitlines()
+
+    def line(start: str) -> list[str]:
+        found = next(line for line in lines if line.lstrip("| ").startswith(start))
+        return [cell.strip() for cell in found.split("|")[2:4]]
+
+    assert line("Redis CPU per flow ≤ 1.1× SQLite") == ["1.101×", "MISSED"]
+    assert line("rotating refresh (sqlite)")[0].startswith("1.00 vs 1.00 ms = 1.004×")
+    assert line("rotating refresh (sqlite)")[1] == "MISSED"
+    assert line("SSO code+PKCE flow, RS256 ID token (sqlite)")[0].startswith(
+        "2.97 vs 2.00 ms = 1.49×")
+    assert line("userinfo (sqlite)") == ["0.434 vs 0.28 + 0.15 ms", "MISSED"]
+    assert line("userinfo (redis)") == ["0.52 vs 0.28 + 0.15 ms", "MISSED"]
+
+
 def _opaque_run(*rows: Row) -> Run:
     """A one-worker SQLite run with opaque access tokens: the bare endpoint at 0.30 ms, then
     ``rows``."""
