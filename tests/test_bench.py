@@ -192,8 +192,7 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
     lines = targets_table(run, [], guard, signs).splitlines()
 
     def verdict(start: str) -> str:
-        return next(line for line in lines if line.lstrip("| ").startswith(start)
-                    ).rstrip(" |").rsplit("|", 1)[1].strip()
+        return _target(lines, start)[1]
 
     assert verdict("SSO code+PKCE flow, RS256 ID token (sqlite)") == "met"
     assert "floor 1.70 ms = 0.85× (3 bare requests + 2 RS256)" in next(
@@ -204,6 +203,12 @@ def test_targets_table_gives_a_verdict_per_target() -> None:
     assert verdict("require_token") == "met"
     assert verdict("Redis CPU per flow ≤ 1.1× SQLite") == "MISSED"
     assert verdict("≤ 80 MB RSS") == "met"
+
+
+def _target(lines: list[str], start: str) -> list[str]:
+    """The measured figure and the verdict of the targets table's line for ``start``."""
+    found = next(line for line in lines if line.lstrip("| ").startswith(start))
+    return [cell.strip() for cell in found.split("|")[2:4]]
 
 
 def test_a_figure_a_hair_past_its_line_is_printed_to_three_decimals() -> None:
@@ -222,8 +227,7 @@ def test_a_figure_a_hair_past_its_line_is_printed_to_three_decimals() -> None:
     lines = targets_table(run, [], None, []).splitlines()
 
     def line(start: str) -> list[str]:
-        found = next(line for line in lines if line.lstrip("| ").startswith(start))
-        return [cell.strip() for cell in found.split("|")[2:4]]
+        return _target(lines, start)
 
     assert line("Redis CPU per flow ≤ 1.1× SQLite") == ["1.101×", "MISSED"]
     assert line("rotating refresh (sqlite)")[0].startswith("1.00 vs 1.00 ms = 1.004×")
@@ -390,7 +394,7 @@ def test_the_stack_floor_on_sqlite_is_shown_on_uauths_sqlite_lines_only() -> Non
     lines = targets_table(run, [], None, []).splitlines()
 
     def line(start: str) -> str:
-        return next(line for line in lines if line.lstrip("| ").startswith(start))
+        return _target(lines, start)[0]
 
     assert ("1.40 vs 1.00 ms = 1.40×; Authlib alone 0.90 ms = 0.90×, on sqlite 1.05 ms = "
             "1.05×") in line("rotating refresh (sqlite)")
