@@ -189,40 +189,72 @@ def test_a_familys_note_replaces_its_codes_and_an_offline_family_outlives_logout
     assert again.status_code == 200, "offline access outlives the login"
 
 
+class DeviceAndCodes:
+    """One person and one client that starts refresh-token families both ways: by the device
+    flow and by the code flow, each family a second after the last."""
+
+    def __init__(self, tmp_path: Path, store: Store, clock: FakeClock) -> None:
+        from tests.app_driver import REDIRECT
+        from tests.test_device import DEVICE
+
+        self.clock = clock
+        self.d = Driver.of(make_app(tmp_path, store, clock))
+        self.d.user()
+        client, self.secret = self.d.client(
+            grant_types=[DEVICE, "refresh_token", "authorization_code"], redirect_uris=[REDIRECT])
+        self.client_id = client.client_id
+        self.d.login()
+
+    def device_family(self) -> str:
+        from tests.test_device import decide
+        from tests.test_device import poll
+        from tests.test_device import start
+
+        self.clock.advance(1)
+        started = json_of(start(self.d, self.client_id, self.secret))
+        decide(self.d, started["user_code"])
+        self.clock.advance(5)
+        answer = json_of(poll(self.d, self.client_id, started["device_code"], self.secret))
+        return str(answer["refresh_token"])
+
+    def code_family(self) -> str:
+        self.clock.advance(1)
+        code = self.d.code(self.client_id, scope="openid offline_access")
+        return str(json_of(self.d.token(self.client_id, self.secret, code=code))["refresh_token"])
+
+    def refresh(self, token: str) -> str | None:
+        """The rotated token, or None when the family was revoked."""
+        answer = self.d.http.post("/token", data={"grant_type": "refresh_token",
+                                                  "refresh_token": token},
+                                  auth=(self.client_id, self.secret))
+        return str(json_of(answer)["refresh_token"]) if answer.status_code == 200 else None
+
+
 def test_a_device_flows_family_counts_against_the_cap(tmp_path: Path, store: Store,
                                                       clock: FakeClock) -> None:
     """A family begun by the device flow is noted as a code's is, so the cap counts it and
     evicts it in its turn (the oldest here)."""
-    from tests.app_driver import REDIRECT
-    from tests.test_device import DEVICE
-    from tests.test_device import decide
-    from tests.test_device import poll
-    from tests.test_device import start
-
-    d = Driver.of(make_app(tmp_path, store, clock))
-    d.user()
-    client, secret = d.client(grant_types=[DEVICE, "refresh_token", "authorization_code"],
-                              redirect_uris=[REDIRECT])
-    device = client.client_id
-    d.login()
-    started = json_of(start(d, device, secret))
-    decide(d, started["user_code"])
-    clock.advance(5)
-    first = json_of(poll(d, device, started["device_code"], secret))
-
-    def refresh(token: str) -> str | None:
-        answer = d.http.post("/token", data={"grant_type": "refresh_token",
-                                             "refresh_token": token}, auth=(device, secret))
-        return str(json_of(answer)["refresh_token"]) if answer.status_code == 200 else None
-
-    def family() -> str:
-        clock.advance(1)
-        code = d.code(device, scope="openid offline_access")
-        return str(json_of(d.token(device, secret, code=code))["refresh_token"])
-
-    codes = [family() for _ in range(MAX_GRANTS_PER_CLIENT - 1)]
-    kept = refresh(first["refresh_token"])
+    person = DeviceAndCodes(tmp_path, store, clock)
+    first = person.device_family()
+    codes = [person.code_family() for _ in range(MAX_GRANTS_PER_CLIENT - 1)]
+    kept = person.refresh(first)
     assert kept is not None, "fifty families: none evicted yet"
-    family()
-    assert refresh(kept) is None, "the device's family was the oldest"
-    assert refresh(codes[0]) is not None
+    person.code_family()
+    assert person.refresh(kept) is None, "the device's family was the oldest"
+    assert person.refresh(codes[0]) is not None
+
+
+def test_a_device_flows_family_evicts_the_oldest_past_the_cap(tmp_path: Path, store: Store,
+                                                              clock: FakeClock) -> None:
+    """The cap bounds every way a family starts: the device flow's fifty-first family evicts
+    the person's oldest, as a code's does, and keeps itself and the forty-nine newest."""
+    person = DeviceAndCodes(tmp_path, store, clock)
+    codes = [person.code_family() for _ in range(MAX_GRANTS_PER_CLIENT)]
+    audited = {key for key, _ in store.scan(AUDIT_EVENT)}
+    device = person.device_family()
+    evictions = [record["reason"] for key, record in store.scan(AUDIT_EVENT)
+                 if key not in audited and record["event"] == "family.revoked"]
+    assert evictions == ["grant cap"]
+    assert person.refresh(codes[0]) is None, "the oldest family was evicted and revoked"
+    assert person.refresh(codes[1]) is not None
+    assert person.refresh(device) is not None
