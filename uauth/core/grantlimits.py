@@ -11,9 +11,9 @@ requests, and logout, which revokes a session's grants one by one, grew as slow 
   another authorization), but until its first refresh token is issued its note lives only as
   long as its code and does not count as a family: codes never redeemed leave nothing behind
   and cannot evict anyone's live refresh tokens.
-- When the first refresh token is issued (:func:`family_started`) the note is kept for the
-  family's life, and a user keeps at most :data:`MAX_GRANTS_PER_CLIENT` families per client:
-  one more evicts (and revokes) the oldest.
+- When a family starts (:func:`start_family`: a code's first refresh token, a device grant's
+  tokens) its note is kept for the family's life, and a user keeps at most
+  :data:`MAX_GRANTS_PER_CLIENT` families per client: one more evicts (and revokes) the oldest.
 - A family's note is keyed by the client and the exact time the family started
   (:func:`family_prefix`), so the eviction reads the oldest beyond the cap in key order
   (``Store.all_but_newest``) instead of listing and sorting every note of the person.
@@ -111,19 +111,31 @@ def remember_family(state: State, user_id: str, client_id: str, grant_id: str, *
                    key=f"{family_prefix(user_id, client_id)}{started:017.6f}/{grant_id}")
 
 
+def start_family(state: State, user_id: str, client_id: str, grant_id: str, *,
+                 sid: str | None = None, revoke_at_logout: bool = False) -> int:
+    """Note a grant's new refresh-token family and evict the user's oldest families of this
+    client beyond the cap: every way a family starts (a code's first refresh token, a device
+    grant) comes through here, so the cap bounds them all.
+
+    :returns: how many families were evicted.
+    """
+    remember_family(state, user_id, client_id, grant_id, sid=sid,
+                    revoke_at_logout=revoke_at_logout)
+    return evict_oldest(state, user_id, client_id, keep=grant_id)
+
+
 def family_started(state: State, user_id: str, client_id: str, sid: str | None,
                    grant_id: str, *, outlives_login: bool) -> int:
     """A code's grant issued its first refresh token: its note is kept for the family's life
-    (under a family's key: the code's note goes), and the user's oldest families of this
-    client beyond the cap are evicted.
+    (under a family's key: the code's note goes), and the family is capped
+    (:func:`start_family`).
 
     :param outlives_login: ``offline_access`` was granted (OIDC Core §11), so logout keeps it.
     :returns: how many families were evicted.
     """
-    remember_family(state, user_id, client_id, grant_id, sid=sid,
-                    revoke_at_logout=not outlives_login)
     state.store.delete(APP_GRANT, note_key(user_id, client_id, grant_id))
-    return evict_oldest(state, user_id, client_id, keep=grant_id)
+    return start_family(state, user_id, client_id, grant_id, sid=sid,
+                        revoke_at_logout=not outlives_login)
 
 
 def evict_oldest(state: State, user_id: str, client_id: str, *, keep: str) -> int:

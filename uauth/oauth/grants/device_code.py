@@ -40,8 +40,7 @@ from uauth.core.device import find_device_grant
 from uauth.core.device import note_poll
 from uauth.core.device import redeem
 from uauth.core.device import start
-from uauth.core.grantlimits import evict_oldest
-from uauth.core.grantlimits import remember_family
+from uauth.core.grantlimits import start_family
 from uauth.core.mfa import acr_for
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -166,9 +165,8 @@ class DeviceCodeGrant(IssuesTokens, AuthlibDeviceCodeGrant):  # type: ignore[mis
             grant_id=grant_id)
         offline = wants_refresh_token(client, credential.scope)
         # The device's tokens do not depend on the browser session that approved them.
-        if offline:  # a family's note; past the grant cap the person's oldest family goes
-            remember_family(state, request.user.id, client.client_id, grant_id)
-            evict_oldest(state, request.user.id, client.client_id, keep=grant_id)
+        if offline:  # a family, capped as a code's is
+            start_family(state, request.user.id, client.client_id, grant_id)
         else:
             remember_grant(state.store, request.user.id, client.client_id, grant_id,
                            lives=grant_lifetime(state.settings, offline=False), now=state.now(),
