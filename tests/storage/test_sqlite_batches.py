@@ -176,10 +176,10 @@ def test_a_busy_database_fails_the_batch_as_an_outage_and_loses_nothing_after(
 def test_the_authorization_and_token_endpoints_commit_their_writes_together(
         store: SQLiteStore, tmp_path: Path) -> None:
     """What Store.batch is for on SQLite: the code and its grant's note in one commit, and at
-    /token the access token, the new family's refresh token and its note (the code's deleted)
-    with the cap's read of the families beyond it; at the cap, the oldest family's eviction in
-    the same commit (the test client serves requests on this thread, so on its connection).
-    The code's user is read in its spend's statement."""
+    /token the access token, the new family's refresh token and its note (the code's deleted
+    first) with the cap's read of the families beyond it; at the cap, the oldest family's
+    eviction in the same commit (the test client serves requests on this thread, so on its
+    connection). The code's user is read in its spend's statement."""
     d = Driver.of(make_app(tmp_path, store, system_clock))
     d.user()
     client, secret = d.client(always_issue_refresh_token=True, access_token_format="opaque")
@@ -191,9 +191,9 @@ def test_the_authorization_and_token_endpoints_commit_their_writes_together(
     del seen[:]
     tokens = json_of(d.token(client.client_id, secret, code=code))
     assert "refresh_token" in tokens and "." not in tokens["access_token"]
-    listing = ["INSERT", "INSERT", "INSERT", "DELETE", "SELECT", "COMMIT"]
+    listing = ["INSERT", "INSERT", "DELETE", "INSERT", "SELECT", "COMMIT"]
     assert listing in seen, (
-        f"access and refresh token, the family's note, the code's note deleted and the cap's "
+        f"access and refresh token, the code's note deleted, the family's note and the cap's "
         f"read: one commit ({seen})")
     for _ in range(MAX_GRANTS_PER_CLIENT - 1):
         json_of(d.token(client.client_id, secret, code=d.code(client.client_id)))
