@@ -100,27 +100,20 @@ def family_prefix(user_id: str, client_id: str) -> str:
     return f"{user_id}/{digest}/"
 
 
-def remember_family(state: State, user_id: str, client_id: str, grant_id: str, *,
-                    sid: str | None = None, revoke_at_logout: bool = False) -> None:
-    """Note a grant that carries refresh tokens, under a key that sorts by its start."""
+def start_family(state: State, user_id: str, client_id: str, grant_id: str, *,
+                 sid: str | None = None, revoke_at_logout: bool = False) -> int:
+    """Note a grant's new refresh-token family, under a key that sorts by its start, and evict
+    the user's oldest families of this client beyond the cap: every way a family starts (a
+    code's first refresh token, a device grant) comes through here, so the cap bounds them all.
+
+    :returns: how many families were evicted.
+    """
     started = state.clock()
     remember_grant(state.store, user_id, client_id, grant_id,
                    lives=grant_lifetime(state.settings, offline=True), now=state.now(), sid=sid,
                    revoke_at_logout=revoke_at_logout,
                    keep=int(state.settings.session_ttl) if sid else None, offline=True,
                    key=f"{family_prefix(user_id, client_id)}{started:017.6f}/{grant_id}")
-
-
-def start_family(state: State, user_id: str, client_id: str, grant_id: str, *,
-                 sid: str | None = None, revoke_at_logout: bool = False) -> int:
-    """Note a grant's new refresh-token family and evict the user's oldest families of this
-    client beyond the cap: every way a family starts (a code's first refresh token, a device
-    grant) comes through here, so the cap bounds them all.
-
-    :returns: how many families were evicted.
-    """
-    remember_family(state, user_id, client_id, grant_id, sid=sid,
-                    revoke_at_logout=revoke_at_logout)
     return evict_oldest(state, user_id, client_id, keep=grant_id)
 
 
