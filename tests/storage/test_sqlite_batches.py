@@ -642,3 +642,24 @@ def test_a_registration_commits_the_client_once_with_its_audit_event(
     assert registered.status_code == 201, registered.text
     assert seen == [["INSERT"], ["INSERT", "INSERT", "COMMIT"]], (
         f"the address's count; the client and its audit event ({seen})")
+
+
+def test_a_device_grants_family_is_capped_in_its_token_responses_commit(
+        tmp_path: Path, clock: FakeClock) -> None:
+    """A device grant's new family past the cap: its note, the oldest family's eviction and the
+    new tokens go to the file in one commit, as a code's do, so a failed write cannot revoke
+    the oldest family and leave the device without its tokens."""
+    from tests.test_grant_growth import DeviceAndCodes
+
+    store = SQLiteStore(tmp_path / "device.sqlite3", clock=clock)
+    person = DeviceAndCodes(tmp_path, store, clock)
+    for _ in range(MAX_GRANTS_PER_CLIENT):
+        person.code_family()
+    seen = transactions(store)
+    person.device_family()
+    writes = [group for group in seen if "INSERT" in group or "DELETE" in group]
+    response = [group for group in writes if "SELECT" in group and "DELETE" in group]
+    assert len(response) == 1 and response[0][-1] == "COMMIT", (
+        f"the family's note, the cap's read, the eviction and the tokens: one commit ({seen})")
+    assert response[0].count("INSERT") >= 3, f"the note, the refresh token, the access token ({seen})"
+    store.close()

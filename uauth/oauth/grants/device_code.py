@@ -40,7 +40,6 @@ from uauth.core.device import find_device_grant
 from uauth.core.device import note_poll
 from uauth.core.device import redeem
 from uauth.core.device import start
-from uauth.core.grantlimits import start_family
 from uauth.core.mfa import acr_for
 from uauth.core.models import Client
 from uauth.core.models import User
@@ -163,11 +162,9 @@ class DeviceCodeGrant(IssuesTokens, AuthlibDeviceCodeGrant):  # type: ignore[mis
             auth=Authentication(auth_time=int(credential.auth_time or state.now()),
                                 amr=tuple(credential.amr), acr=acr_for(credential.amr)),
             grant_id=grant_id)
-        offline = wants_refresh_token(client, credential.scope)
-        # The device's tokens do not depend on the browser session that approved them.
-        if offline:  # a family, capped as a code's is
-            start_family(state, request.user.id, client.client_id, grant_id)
-        else:
+        # A grant with refresh tokens starts its family with them, inside the response's batch
+        # (issue_refresh_token); one without is noted here.
+        if not wants_refresh_token(client, credential.scope):
             remember_grant(state.store, request.user.id, client.client_id, grant_id,
                            lives=grant_lifetime(state.settings, offline=False), now=state.now(),
                            offline=False)

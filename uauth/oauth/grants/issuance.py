@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import UnauthorizedClientError
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 
 from uauth.core.audit import TOKEN_ISSUED
 from uauth.core.audit import TOKEN_REFRESHED
@@ -18,6 +19,7 @@ from uauth.core.claims import claims_by_name
 from uauth.core.claims import groups_claim
 from uauth.core.claims import subject
 from uauth.core.grantlimits import family_started
+from uauth.core.grantlimits import start_family
 from uauth.core.models import Client
 from uauth.core.models import RefreshToken
 from uauth.core.models import User
@@ -206,9 +208,13 @@ def issue_refresh_token(state: State, request: UAuthRequest, ctx: IssueContext, 
         resources=list(ctx.resources),
     )
     store_refresh_token(state.store, raw, record, ttl=ttl, successor=ctx.successor is not None)
-    if rotated is None and request.payload.grant_type == "authorization_code":  # a new family
+    grant_type = request.payload.grant_type
+    if rotated is None and grant_type == "authorization_code":  # a new family
         family_started(state, user.id, request.client.client_id, auth.sid, str(ctx.grant_id),
                        outlives_login="offline_access" in scope.split())
+    elif rotated is None and grant_type == DEVICE_CODE_GRANT_TYPE:
+        # The device's tokens do not depend on the browser session that approved them.
+        start_family(state, user.id, request.client.client_id, str(ctx.grant_id))
     return raw
 
 
