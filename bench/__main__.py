@@ -23,6 +23,7 @@ from .factors import factors_table
 from .passwords import password_costs
 from .require_token import require_token_costs
 from .run import ALGS
+from .run import ASKED_OPS
 from .run import STORES
 from .run import UAUTH_OPS
 from .run import Settings
@@ -47,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="storage backends (PostgreSQL: a database of its own on "
                          "127.0.0.1:5432, or $UAUTH_TEST_POSTGRES)")
     ap.add_argument("--workers", type=_csv(int), default=(1, 2), help="gunicorn worker counts")
-    ap.add_argument("--ops", type=_csv(str, UAUTH_OPS), default=UAUTH_OPS)
+    ap.add_argument("--ops", type=_csv(str, (*UAUTH_OPS, *ASKED_OPS)), default=UAUTH_OPS,
+                    help="operations measured (default: %(default)s; also: "
+                         + ", ".join(ASKED_OPS) + ", a plain sign-in without offline_access)")
     ap.add_argument("--algs", type=_csv(str, ALGS), default=ALGS,
                     help="ID-token algorithms of the SSO flow")
     ap.add_argument("--threads", type=int, default=1,

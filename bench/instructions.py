@@ -13,7 +13,9 @@ nothing else calls), so neither the agent, the test client, start-up nor warm-up
 ``--apps redis,redis-cluster`` counts uauth on a Redis or a Redis Cluster that the parent
 starts outside valgrind: the client's side of each round trip is counted, the servers' is not.
 The warm-up takes the flow past the grant cap, so that each counted flow evicts a family, as at
-the bench's steady state. Hash randomisation is off (``PYTHONHASHSEED=0``) so that dictionaries
+the bench's steady state; ``--without-eviction`` counts uauth's apps with the cap evicting
+nothing (as ``python -m bench.own_work --without-eviction`` times them), so that the difference
+is what the eviction costs. Hash randomisation is off (``PYTHONHASHSEED=0``) so that dictionaries
 probe alike from run to run.
 
 What it does not count: the kernel's work (system calls: SQLite's locks and writes, sockets),
@@ -98,14 +100,18 @@ def _app(name: str, workdir: Path) -> tuple[Flask, Any]:
     return build(name, workdir, os.environ.get(STORAGE_URL), access_token_format=OPAQUE)
 
 
-def child(name: str, op: str, count: int) -> None:
-    """Run ``op`` ``count`` times through ``name``'s app, counted (under callgrind)."""
+def child(name: str, op: str, count: int, *, evicting: bool = True) -> None:
+    """Run ``op`` ``count`` times through ``name``'s app, counted (under callgrind);
+    ``evicting=False``: with the grant cap evicting nothing, warm-up included."""
     from .driver import prepare
+    from .own_work import without_eviction
     from .profile import InProcess
 
     with tempfile.TemporaryDirectory(prefix="uauth-instructions-") as tmp:
         app, target = _app(name, Path(tmp))
         _, run = prepare(target, op, lambda _: InProcess(app))
+        if not evicting:
+            run = without_eviction(run)
         for _ in range(WARM):
             run()
         app.wsgi_app = CountedApp(app.wsgi_app)  # type: ignore[method-assign]
@@ -113,10 +119,12 @@ def child(name: str, op: str, count: int) -> None:
             run()
 
 
-def valgrind_command(name: str, op: str, count: int, out: Path) -> list[str]:
+def valgrind_command(name: str, op: str, count: int, out: Path, *, evicting: bool = True
+                     ) -> list[str]:
     return ["valgrind", "--tool=callgrind", "--collect-atstart=no",
             f"--toggle-collect={TOGGLE}", f"--callgrind-out-file={out}",
-            sys.executable, "-m", "bench.instructions", "--child", name, op, str(count)]
+            sys.executable, "-m", "bench.instructions", "--child", name, op, str(count),
+            *(() if evicting else ("--without-eviction",))]
 
 
 def collected(stderr: str) -> int:
@@ -127,12 +135,13 @@ def collected(stderr: str) -> int:
     return int(found[-1])
 
 
-def count(name: str, op: str, ops: int) -> float | None:
+def count(name: str, op: str, ops: int, *, evicting: bool = True) -> float | None:
     """Instructions per ``op`` inside ``name``'s app; None if the app cannot do ``op``."""
     with tempfile.TemporaryDirectory(prefix="uauth-callgrind-") as tmp, \
             backend(name, Path(tmp)) as url:
         env = {**os.environ, "PYTHONHASHSEED": "0", **({STORAGE_URL: url} if url else {})}
-        command = valgrind_command(name, op, ops, Path(tmp) / "callgrind.out")
+        command = valgrind_command(name, op, ops, Path(tmp) / "callgrind.out",
+                                   evicting=evicting)
         done = subprocess.run(command, capture_output=True, text=True, env=env,  # noqa: S603 - valgrind, our own arguments
                               cwd=Path(__file__).resolve().parent.parent, check=False)
         if done.returncode == UNSUPPORTED:
@@ -201,18 +210,24 @@ def count_all(counter: Callable[[str, str, int], Counted], jobs: list[tuple[str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = options("python -m bench.instructions", __doc__)
+    parser.add_argument("--without-eviction", action="store_true",
+                        help="count uauth's apps with the grant cap evicting nothing (the "
+                             "floor has no cap)")
     parser.add_argument("--child", nargs=3, metavar=("APP", "OP", "COUNT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    evicting = not args.without_eviction
     if args.child:
         try:
-            child(args.child[0], args.child[1], int(args.child[2]))
+            child(args.child[0], args.child[1], int(args.child[2]), evicting=evicting)
         except Unsupported:
             return UNSUPPORTED
         return 0
     apps, ops = chosen(parser, args)
-    counts = count_all(count, [(app, op) for op in ops for app in apps], args)
-    print(table(counts, apps, ops))
+    counts = count_all(lambda name, op, ops: count(name, op, ops, evicting=evicting),
+                       [(app, op) for op in ops for app in apps], args)
+    print(table(counts, apps, ops, "in the app" if evicting
+                else "in the app, the grant cap evicting nothing"))
     return 0
 
 

@@ -17,12 +17,13 @@ MB = 1024 * 1024
 LABELS = {
     "bare": "bare Flask GET / (baseline)",
     "flow": "SSO code+PKCE flow",
+    "sso": "plain sign-in (SSO flow without offline_access)",
     "login": "code+PKCE flow, new session (password login)",
     "refresh": "rotating refresh_token grant",
     "cc": "client_credentials (JWT access token)",
     "userinfo": "userinfo (GET, Bearer JWT)",
 }
-ORDER = ["bare", "flow", "refresh", "cc", "userinfo", "login"]
+ORDER = ["bare", "flow", "sso", "refresh", "cc", "userinfo", "login"]
 PROVIDERS = {"bare": 0, "reference": 1, "floor": 2, "uauth-memory": 3, "uauth": 4}
 
 
@@ -34,7 +35,7 @@ OPAQUE_LABELS = {"cc": "client_credentials (uauth: opaque access token)",
 
 def label(row: Row, token_format: str = JWT) -> str:
     text = (OPAQUE_LABELS if token_format == OPAQUE else LABELS).get(row.op, LABELS[row.op])
-    return f"{text} {row.alg}" if row.op in ("flow", "login") else text
+    return f"{text} {row.alg}" if row.op in ("flow", "sso", "login") else text
 
 
 def _ratio(value: float, base: float | None) -> str:

@@ -42,6 +42,10 @@ STORES = ("sqlite", "redis", "postgres", "redis-cluster")
 
 #: Operations measured on uauth, in table order (see bench.driver.OPERATIONS).
 UAUTH_OPS = ("flow", "refresh", "cc", "userinfo", "login")
+#: Operations measured only when ``--ops`` names them: ``sso``, a plain sign-in (the flow without
+#: ``offline_access``: uauth issues no refresh token, so it starts no family and keeps no cap;
+#: the stack's floor and the reference issue one all the same).
+ASKED_OPS = ("sso",)
 
 #: ID-token algorithms the flow is measured with: uauth registers one client per algorithm
 #: (``--id-token-signed-response-alg``; access tokens stay RS256), the reference provider runs

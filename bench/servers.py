@@ -224,7 +224,7 @@ def serve_bare(workdir: Path, workers: int, threads: int) -> Server:
 
 
 #: The operations the stack's floor (bench/floor.py) answers.
-FLOOR_OPS = ("flow", "refresh", "cc", "userinfo")
+FLOOR_OPS = ("flow", "refresh", "cc", "userinfo", "sso")
 
 
 def serve_floor(workdir: Path, ops: tuple[str, ...], store: str = "memory") -> Server:

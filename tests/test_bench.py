@@ -40,6 +40,7 @@ from bench.run import Row
 from bench.run import Run
 from bench.run import Settings
 from bench.run import median_result
+from bench.servers import FLOOR_OPS
 from bench.servers import USERNAME
 from bench.signing import signing_costs
 from tests.conftest import unique_prefix
@@ -262,6 +263,25 @@ def test_the_stack_floor_is_shown_beside_the_reference_and_the_userinfo_target()
     assert _providers(run, "SSO code") == ["reference", "floor", "uauth"]
 
 
+def test_a_plain_sign_in_is_tabled_after_the_flow_beside_the_reference_with_no_target() -> None:
+    """``--ops sso``: its lines follow the flow's, each with its ratio to the reference's own
+    sign-in, and no target line judges it."""
+    run = _opaque_run(Row("reference", "memory", 1, "flow", result=_result(2.0, 300)),
+                      Row("reference", "memory", 1, "sso", result=_result(2.2, 300)),
+                      Row("floor", "memory", 1, "sso", result=_result(1.8, 300)),
+                      Row("uauth", "sqlite", 1, "refresh", result=_result(1.5, 200)),
+                      Row("uauth", "sqlite", 1, "sso", result=_result(3.3, 200)),
+                      Row("uauth", "sqlite", 1, "flow", result=_result(3.0, 200)))
+    lines = results_table(run).splitlines()
+    ops = [line.split("|")[1].strip() for line in lines[2:]]
+    sign_in = "plain sign-in (SSO flow without offline_access) RS256"
+    assert ops == ["bare Flask GET / (baseline)", *["SSO code+PKCE flow RS256"] * 2,
+                   *[sign_in] * 3, "rotating refresh_token grant"]
+    assert _providers(run, "plain sign-in") == ["reference", "floor", "uauth"]
+    assert "1.50×" in next(line for line in lines if sign_in in line and "uauth" in line)
+    assert not any("sign-in" in line for line in targets_table(run, [], None, []).splitlines())
+
+
 def test_uauth_in_memory_is_a_measure_beside_the_targets_never_a_verdict() -> None:
     """``--uauth-in-memory``: its figures against the reference and the bare endpoint, on a
     line of their own; the per-store target lines and the RSS line ignore it."""
@@ -293,7 +313,7 @@ def test_the_stack_floor_answers_every_bench_operation_with_a_verifiable_id_toke
     target = Target(issuer=floor.ISSUER, spa_client=floor.PUBLIC_CLIENT,
                     redirect_uri=floor.REDIRECT_URI, service_client=floor.SERVICE_CLIENT,
                     access_token_format="opaque").discover(InProcess(app))
-    for operation in ("flow", "refresh", "cc", "userinfo"):
+    for operation in FLOOR_OPS:  # the plain sign-in too
         agent, run = prepare(target, operation, lambda _: InProcess(app))
         run()  # the agent raises Failure on any answer the bench would not accept
     assert agent.refresh_token is not None
@@ -986,6 +1006,31 @@ def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
     monkeypatch.setattr(grantlimits, "evict_oldest", evict)
     instructions.child("memory", "flow", 2)
     assert evicted[-2:] == [1, 1], evicted
+
+
+def test_a_count_without_eviction_reaches_its_child_whose_flows_evict_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--without-eviction`` is passed to the counted child, whose flows, warm-up included,
+    start more families than the cap keeps and evict none."""
+    from uauth.core import grantlimits
+
+    evicted: list[int] = []
+    real = grantlimits.evict_oldest
+
+    def evict(*args: Any, **kwargs: Any) -> int:
+        evicted.append(real(*args, **kwargs))
+        return evicted[-1]
+
+    monkeypatch.setattr(grantlimits, "evict_oldest", evict)
+    command = instructions.valgrind_command("memory", "flow", 2, Path("out"), evicting=False)
+    assert command[-5:] == ["--child", "memory", "flow", "2", "--without-eviction"]
+    assert instructions.main(command[command.index("--child"):]) == 0
+    # The agent's own first flows (``prepare``) come before the warm-up and the count.
+    assert len(evicted) < instructions.WARM and not any(evicted), evicted
+    assert grantlimits.evict_oldest is evict, "the cap is put back after each flow"
+    lines = instructions.table({("memory", "cc"): 1e6}, ["memory"], ["cc"],
+                               "in the app, the grant cap evicting nothing").splitlines()
+    assert lines[0].startswith("| operation (M instructions in the app, the grant cap evicting")
 
 
 @pytest.mark.slow
