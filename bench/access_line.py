@@ -9,6 +9,12 @@ up), its stream a temporary file, and writes the same lines both ways, timed alt
 ``uauth``), then to its :class:`uauth.ops.logs.DirectLines`. A loop keeps the code in the
 CPU's caches, so a served request pays several times these figures (``python -m bench.spy``
 shows what it pays there).
+
+``--op flow`` (or any operation of ``python -m bench.profile``) measures them where they are
+paid: it drives the operation through uauth's app in-process, logging set up the same way, and
+times batches of it alternately with uauth's loggers at INFO (every line written) and at
+WARNING (none), in one process, so that both see the same caches and the same store. The
+difference is what the operation's lines cost it, the fields each line is built from included.
 """
 
 from __future__ import annotations
@@ -19,9 +25,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 from typing import Any
 
 from uauth.core import audit
+from uauth.core.opaque import OPAQUE
 from uauth.ops.logs import configure_logging
 from uauth.web import requestlog
 
@@ -46,8 +57,10 @@ LINES: list[tuple[str, Callable[[], None], Callable[[Any], None]]] = [
 ]
 
 
-def measure(lines: int, timings: int) -> dict[str, list[float]]:
-    """CPU µs per line, ``timings`` times each way, alternated; logging is left as it was."""
+@contextmanager
+def logging_as_served() -> Iterator[IO[str]]:
+    """uauth's logging as ``uauth serve`` sets it up, to a temporary file (yielded); put back
+    as it was afterwards."""
     saved = {name: (logger.handlers[:], logger.level, logger.propagate)
              for name, logger in ((n, logging.getLogger(n)) for n in ("uauth", "uauth.audit"))}
     stderr, writers = sys.stderr, (requestlog._writer, audit._writer)
@@ -55,19 +68,10 @@ def measure(lines: int, timings: int) -> dict[str, list[float]]:
         sys.stderr = stream
         try:
             configure_logging("json", "INFO")
-            installed = (requestlog._writer, audit._writer)
-            if None in installed:
+            sys.stderr = stderr
+            if None in (requestlog._writer, audit._writer):
                 raise RuntimeError("configure_logging set no direct writer")
-            costs: dict[str, list[float]] = {}
-            for _ in range(timings):
-                for (label, write, install), direct in zip(LINES, installed, strict=True):
-                    for way, writer in (("through logging", None), ("written directly", direct)):
-                        install(writer)
-                        started = time.process_time()
-                        for _ in range(lines):
-                            write()
-                        elapsed = (time.process_time() - started) / lines * 1e6
-                        costs.setdefault(f"{label} {way}", []).append(elapsed)
+            yield stream
         finally:
             sys.stderr = stderr
             requestlog.write_access_lines(writers[0])
@@ -75,7 +79,60 @@ def measure(lines: int, timings: int) -> dict[str, list[float]]:
             for name, (handlers, level, propagate) in saved.items():
                 logger = logging.getLogger(name)
                 logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+
+
+def measure(lines: int, timings: int) -> dict[str, list[float]]:
+    """CPU µs per line, ``timings`` times each way, alternated; logging is left as it was."""
+    with logging_as_served():
+        installed = (requestlog._writer, audit._writer)
+        costs: dict[str, list[float]] = {}
+        for _ in range(timings):
+            for (label, write, install), direct in zip(LINES, installed, strict=True):
+                for way, writer in (("through logging", None), ("written directly", direct)):
+                    install(writer)
+                    started = time.process_time()
+                    for _ in range(lines):
+                        write()
+                    elapsed = (time.process_time() - started) / lines * 1e6
+                    costs.setdefault(f"{label} {way}", []).append(elapsed)
     return costs
+
+
+def in_operation(op: str, store: str, count: int, timings: int) -> tuple[dict[str, list[float]],
+                                                                        float]:
+    """App CPU ms per ``op``, ``timings`` batches of ``count`` with uauth's lines written and as
+    many without, alternated in one process; and the lines written per operation."""
+    from .driver import prepare
+    from .profile import InProcess
+    from .profile import Meter
+    from .profile import build
+
+    uauth = logging.getLogger("uauth")
+    with logging_as_served() as stream, tempfile.TemporaryDirectory(prefix="uauth-lines-") as tmp:
+        app, target = build(store, Path(tmp), None, access_token_format=OPAQUE)
+        meter = Meter(app)
+        app.wsgi_app = meter  # type: ignore[method-assign]
+        _, run = prepare(target, op, lambda _: InProcess(app))
+        for _ in range(20):
+            run()
+        costs: dict[str, list[float]] = {"lines written": [], "no lines": []}
+        written = 0
+        for _ in range(timings):
+            for way, level in (("lines written", logging.INFO), ("no lines", logging.WARNING)):
+                uauth.setLevel(level)
+                stream.seek(0, 2)
+                before, meter.cpu = stream.tell(), 0.0
+                for _ in range(count):
+                    run()
+                costs[way].append(meter.cpu / count * 1e3)
+                if level == logging.INFO:
+                    stream.seek(before)
+                    written += sum(1 for _ in stream)
+    return costs, written / (timings * count)
+
+
+def _median(each: list[float]) -> float:
+    return sorted(each)[len(each) // 2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +140,23 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=20000, help="lines per timing")
     parser.add_argument("--timings", type=int, default=7, help="timings of each way")
+    parser.add_argument("--op", choices=["flow", "refresh", "cc", "userinfo", "introspect",
+                                         "par", "sso"],
+                        help="time the lines where an operation writes them instead")
+    parser.add_argument("--store", choices=["memory", "sqlite"], default="memory",
+                        help="with --op: where uauth keeps its records")
+    parser.add_argument("--count", type=int, default=200,
+                        help="with --op: operations per timing")
     args = parser.parse_args(argv)
+    if args.op:
+        by_way, lines = in_operation(args.op, args.store, args.count, args.timings)
+        written, quiet = (_median(by_way[way]) for way in ("lines written", "no lines"))
+        print(f"| {args.op} on {args.store}, in-process | median app CPU ms, lines written | "
+              "median app CPU ms, no lines | what the lines cost | lines an operation |")
+        print("| --- | --- | --- | --- | --- |")
+        print(f"| {args.op} | {written:.3f} | {quiet:.3f} | {written - quiet:+.3f} ms "
+              f"({(written - quiet) / quiet:+.1%}) | {lines:.1f} |")
+        return 0
     costs = measure(args.lines, args.timings)
     print("| one line, in-process | least CPU µs | median CPU µs |")
     print("| --- | --- | --- |")

@@ -718,6 +718,35 @@ def test_access_line_bench_times_both_ways_and_leaves_logging_as_it_was(
     assert rows[5].startswith("| audit event written directly |")
 
 
+def test_access_line_bench_times_an_operations_lines_where_it_writes_them(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--op``: the operation's batches with uauth's lines written and without, alternated;
+    a sign-in writes four (an access line a request, its token request's ``token.issued``),
+    none while uauth's loggers are at WARNING, and logging is put back afterwards."""
+    logger = logging.getLogger("uauth")
+    before = (logger.handlers[:], logger.level, logger.propagate, requestlog._writer,
+              audit._writer)
+    levels: list[int] = []
+    line = DirectLines.line
+
+    def noted(self: DirectLines, *args: Any) -> str:
+        levels.append(logger.level)
+        return line(self, *args)
+
+    monkeypatch.setattr(DirectLines, "line", noted)
+    costs, lines = access_line.in_operation("sso", "memory", 3, 2)
+    assert lines == 4.0
+    assert levels.count(logging.INFO) >= 2 * 3 * 4 and logging.WARNING not in levels
+    assert list(costs) == ["lines written", "no lines"]
+    assert all(len(each) == 2 and min(each) > 0 for each in costs.values())
+    assert (logger.handlers, logger.level, logger.propagate, requestlog._writer,
+            audit._writer) == before
+    assert access_line.main(["--op", "cc", "--count", "2", "--timings", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("| cc on memory, in-process |") and len(rows) == 3
+    assert rows[2].startswith("| cc |") and rows[2].endswith("| 2.0 |"), "access line, audit"
+
+
 @pytest.mark.parametrize("name", ["redis", "redis-cluster"])
 def test_read_ahead_bench_compares_the_two_ways_and_leaves_the_store_reading_ahead(
         name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
