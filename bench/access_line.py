@@ -10,7 +10,7 @@ up), its stream a temporary file, and writes the same lines both ways, timed alt
 CPU's caches, so a served request pays several times these figures (``python -m bench.spy``
 shows what it pays there).
 
-``--op flow`` (or any operation of ``python -m bench.profile``) measures them where they are
+``--op flow`` (or any operation of ``python -m bench.storage``) measures them where they are
 paid: it drives the operation through uauth's app in-process, logging set up the same way, and
 times batches of it alternately with uauth's loggers at INFO (every line written) and at
 WARNING (none), in one process, so that both see the same caches and the same store. The
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +36,8 @@ from uauth.core import audit
 from uauth.core.opaque import OPAQUE
 from uauth.ops.logs import configure_logging
 from uauth.web import requestlog
+
+from .storage import OPS
 
 #: The fields of a served userinfo request's line.
 HTTP = {"method": "GET", "path": "/userinfo", "endpoint": "uauth.userinfo.userinfo",
@@ -131,17 +134,12 @@ def in_operation(op: str, store: str, count: int, timings: int) -> tuple[dict[st
     return costs, written / (timings * count)
 
 
-def _median(each: list[float]) -> float:
-    return sorted(each)[len(each) // 2]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.access_line",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=20000, help="lines per timing")
     parser.add_argument("--timings", type=int, default=7, help="timings of each way")
-    parser.add_argument("--op", choices=["flow", "refresh", "cc", "userinfo", "introspect",
-                                         "par", "sso"],
+    parser.add_argument("--op", choices=OPS,
                         help="time the lines where an operation writes them instead")
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory",
                         help="with --op: where uauth keeps its records")
@@ -150,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.op:
         by_way, lines = in_operation(args.op, args.store, args.count, args.timings)
-        written, quiet = (_median(by_way[way]) for way in ("lines written", "no lines"))
+        written, quiet = (statistics.median(by_way[way]) for way in ("lines written", "no lines"))
         print(f"| {args.op} on {args.store}, in-process | median app CPU ms, lines written | "
               "median app CPU ms, no lines | what the lines cost | lines an operation |")
         print("| --- | --- | --- | --- | --- |")

@@ -39,6 +39,7 @@ import tempfile
 from collections.abc import Callable
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 from typing import TypeVar
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             return UNSUPPORTED
         return 0
     apps, ops = chosen(parser, args)
-    counts = count_all(lambda name, op, ops: count(name, op, ops, evicting=evicting),
+    counts = count_all(partial(count, evicting=evicting),
                        [(app, op) for op in ops for app in apps], args)
     print(table(counts, apps, ops, "in the app" if evicting
                 else "in the app, the grant cap evicting nothing"))

@@ -1019,12 +1019,8 @@ def test_an_instruction_count_covers_the_app_alone(monkeypatch: pytest.MonkeyPat
     assert len(calls) == 2 and len(written) > instructions.WARM + 2, "a token a grant"
 
 
-def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The warm-up starts more families than the grant cap keeps, so a counted flow pays for
-    the eviction every flow pays at the bench's steady state."""
-    from uauth.core import grantlimits
-
+def _evictions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many families each call of the grant cap evicts from now on, in order."""
     evicted: list[int] = []
     real = grantlimits.evict_oldest
 
@@ -1033,6 +1029,14 @@ def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
         return evicted[-1]
 
     monkeypatch.setattr(grantlimits, "evict_oldest", evict)
+    return evicted
+
+
+def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The warm-up starts more families than the grant cap keeps, so a counted flow pays for
+    the eviction every flow pays at the bench's steady state."""
+    evicted = _evictions(monkeypatch)
     instructions.child("memory", "flow", 2)
     assert evicted[-2:] == [1, 1], evicted
 
@@ -1041,22 +1045,14 @@ def test_a_count_without_eviction_reaches_its_child_whose_flows_evict_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``--without-eviction`` is passed to the counted child, whose flows, warm-up included,
     start more families than the cap keeps and evict none."""
-    from uauth.core import grantlimits
-
-    evicted: list[int] = []
-    real = grantlimits.evict_oldest
-
-    def evict(*args: Any, **kwargs: Any) -> int:
-        evicted.append(real(*args, **kwargs))
-        return evicted[-1]
-
-    monkeypatch.setattr(grantlimits, "evict_oldest", evict)
+    evicted = _evictions(monkeypatch)
+    counting = grantlimits.evict_oldest
     command = instructions.valgrind_command("memory", "flow", 2, Path("out"), evicting=False)
     assert command[-5:] == ["--child", "memory", "flow", "2", "--without-eviction"]
     assert instructions.main(command[command.index("--child"):]) == 0
     # The agent's own first flows (``prepare``) come before the warm-up and the count.
     assert len(evicted) < instructions.WARM and not any(evicted), evicted
-    assert grantlimits.evict_oldest is evict, "the cap is put back after each flow"
+    assert grantlimits.evict_oldest is counting, "the cap is put back after each flow"
     lines = instructions.table({("memory", "cc"): 1e6}, ["memory"], ["cc"],
                                "in the app, the grant cap evicting nothing").splitlines()
     assert lines[0].startswith("| operation (M instructions in the app, the grant cap evicting")
