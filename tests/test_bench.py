@@ -1042,9 +1042,10 @@ def test_each_counted_flow_evicts_a_family_as_at_the_steady_state(
 
 
 def test_a_count_without_eviction_reaches_its_child_whose_flows_evict_nothing(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--without-eviction`` is passed to the counted child, whose flows, warm-up included,
-    start more families than the cap keeps and evict none."""
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--without-eviction`` is passed to each count and on to the counted child, whose flows,
+    warm-up included, start more families than the cap keeps and evict none; the table says
+    so."""
     evicted = _evictions(monkeypatch)
     counting = grantlimits.evict_oldest
     command = instructions.valgrind_command("memory", "flow", 2, Path("out"), evicting=False)
@@ -1053,9 +1054,18 @@ def test_a_count_without_eviction_reaches_its_child_whose_flows_evict_nothing(
     # The agent's own first flows (``prepare``) come before the warm-up and the count.
     assert len(evicted) < instructions.WARM and not any(evicted), evicted
     assert grantlimits.evict_oldest is counting, "the cap is put back after each flow"
-    lines = instructions.table({("memory", "cc"): 1e6}, ["memory"], ["cc"],
-                               "in the app, the grant cap evicting nothing").splitlines()
-    assert lines[0].startswith("| operation (M instructions in the app, the grant cap evicting")
+    asked: list[bool] = []
+
+    def count(name: str, op: str, ops: int, *, evicting: bool = True) -> float:
+        asked.append(evicting)
+        return 1e6
+
+    monkeypatch.setattr(instructions, "count", count)
+    capsys.readouterr()
+    assert instructions.main(["--apps", "memory", "--ops", "cc", "--without-eviction"]) == 0
+    assert asked == [False]
+    assert capsys.readouterr().out.startswith(
+        "| operation (M instructions in the app, the grant cap evicting nothing) |")
 
 
 @pytest.mark.slow
