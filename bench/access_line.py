@@ -108,14 +108,12 @@ def in_operation(op: str, store: str, count: int, timings: int) -> tuple[dict[st
     many without, alternated in one process; and the lines written per operation."""
     from .driver import prepare
     from .profile import InProcess
-    from .profile import Meter
     from .profile import build
+    from .profile import metered
 
     uauth = logging.getLogger("uauth")
     with logging_as_served() as stream, tempfile.TemporaryDirectory(prefix="uauth-lines-") as tmp:
         app, target = build(store, Path(tmp), None, access_token_format=OPAQUE)
-        meter = Meter(app)
-        app.wsgi_app = meter  # type: ignore[method-assign]
         _, run = prepare(target, op, lambda _: InProcess(app))
         for _ in range(WARM):  # a flow past the grant cap, as at the bench's steady state
             run()
@@ -125,10 +123,8 @@ def in_operation(op: str, store: str, count: int, timings: int) -> tuple[dict[st
             for way, level in (("lines written", logging.INFO), ("no lines", logging.WARNING)):
                 uauth.setLevel(level)
                 stream.seek(0, 2)
-                before, meter.cpu = stream.tell(), 0.0
-                for _ in range(count):
-                    run()
-                costs[way].append(meter.cpu / count * 1e3)
+                before = stream.tell()
+                costs[way].append(metered(app, run, count))
                 if level == logging.INFO:
                     stream.seek(before)
                     written += sum(1 for _ in stream)
